@@ -1,0 +1,42 @@
+# re2tal: thin wrapper over CMake. `make test` and `make demo` do all the set-up themselves.
+BUILD      ?= build
+BUILD_SAN  ?= build-sanitize
+CUDA       ?= AUTO
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all deps configure build test demo bench sanitize fixtures clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DRE2TAL_CUDA=$(CUDA) $(CMAKE_ARGS)
+
+configure: deps $(BUILD)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	$(BUILD)/app/re2tal demo
+
+bench: build
+	bench/run.sh $(BUILD)
+
+sanitize: deps
+	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DRE2TAL_SANITIZE=ON -DRE2TAL_CUDA=OFF $(CMAKE_ARGS)
+	cmake --build $(BUILD_SAN) -j $(JOBS)
+	cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+fixtures:
+	/usr/bin/python3 tests/make_fixtures.py
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN)

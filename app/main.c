@@ -1,0 +1,89 @@
+/* app/main.c: the re2tal binary: global options, then dispatch to a registered subcommand. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/commands.h"
+#include "nn/nn.h"
+
+#define MAX_COMMANDS 64
+static const tal_command *g_commands[MAX_COMMANDS];
+static int g_n_commands;
+
+void tal_command_register(const tal_command *cmd) {
+    TAL_ASSERT(g_n_commands < MAX_COMMANDS);
+    int i = g_n_commands++;
+    while (i > 0 && g_commands[i - 1]->order > cmd->order) { /* keep --help order */
+        g_commands[i] = g_commands[i - 1];
+        i--;
+    }
+    g_commands[i] = cmd;
+}
+
+int tal_is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--help"); }
+
+static void print_usage(FILE *out) {
+    fprintf(out,
+            "re2tal %s: temporal action localization trained end to end, with reversible video\n"
+            "backbones (Re2TAL, CVPR 2023).\n\n"
+            "usage: re2tal [--threads N] COMMAND [ARGS...]\n\n"
+            "commands:\n",
+            RE2TAL_VERSION);
+    for (int i = 0; i < g_n_commands; i++)
+        fprintf(out, "  %-12s %s\n", g_commands[i]->name, g_commands[i]->summary);
+    fprintf(out,
+            "\noptions:\n"
+            "  --threads N  threads for OpenMP and OpenBLAS (default: RE2TAL_THREADS, else all "
+            "cores)\n"
+            "  -h, --help   this text; `re2tal COMMAND --help` explains one command\n");
+}
+
+static int cmd_version(int argc, char **argv) {
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "usage: re2tal version\n");
+        return 2;
+    }
+#ifdef TAL_HAVE_CUDA
+    const char *cuda = "yes";
+#else
+    const char *cuda = "no";
+#endif
+    printf("re2tal %s (CUDA: %s, threads: %d)\n", RE2TAL_VERSION, cuda, tal_threads_get());
+    return 0;
+}
+TAL_COMMAND("version", 900, "print the version and build options", cmd_version)
+
+int main(int argc, char **argv) {
+    int i = 1, threads = 0;
+    while (i < argc && argv[i][0] == '-') {
+        if (tal_is_help(argv[i])) {
+            print_usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[i + 1], &end, 10);
+            if (*end || n < 1 || n > 4096) {
+                fprintf(stderr, "re2tal: --threads wants a whole number from 1 to 4096, got '%s'\n",
+                        argv[i + 1]);
+                return 2;
+            }
+            threads = (int)n;
+            i += 2;
+        } else if (!strcmp(argv[i], "--version")) {
+            return cmd_version(1, argv);
+        } else {
+            fprintf(stderr, "re2tal: unknown option '%s' (see re2tal --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    tal_threads_set(threads);
+    if (i >= argc) {
+        print_usage(stderr);
+        return 2;
+    }
+    for (int c = 0; c < g_n_commands; c++)
+        if (!strcmp(g_commands[c]->name, argv[i])) return g_commands[c]->run(argc - i, argv + i);
+    fprintf(stderr, "re2tal: unknown command '%s' (see re2tal --help)\n", argv[i]);
+    return 2;
+}

@@ -1,0 +1,386 @@
+/* nn/nn.h: re2tal's numeric core: errors, tensor views, arenas and the memory planner, the ops
+ * (forward and backward, CPU now; a CUDA twin slots in beside each behind the same function),
+ * parameters, AdamW, checkpoints (safetensors) and thread control.
+ * Conventions: outputs first, then inputs, then what forward saved; shapes come from the
+ * tensors. "accumulates" means +=, "writes" means =. An empty tensor (data == NULL) means
+ * "not wanted" for an optional output and "absent" for an optional input. */
+#ifndef TAL_NN_H
+#define TAL_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---------------------------------------------------------------- errors ---------------- */
+typedef enum {
+    TAL_OK = 0,
+    TAL_EIO,      /* file missing, unreadable, unwritable */
+    TAL_EFORMAT,  /* the bytes are not what they claim to be */
+    TAL_EINVAL,   /* a value the caller gave is out of range */
+    TAL_ENOMEM,   /* an allocation failed */
+    TAL_EDEVICE,  /* no GPU, or the GPU failed */
+} tal_status;
+
+typedef struct tal_err {
+    tal_status code;
+    char msg[512];
+} tal_err;
+
+/* Formats msg, stores and returns code: `return tal_err_set(...)` reads naturally.
+ * `err` may be NULL (the message is dropped). */
+tal_status tal_err_set(tal_err *err, tal_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prepends "prefix: " to an error already set (adds context on the way up). */
+tal_status tal_err_prefix(tal_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *tal_status_name(tal_status s);
+
+/* Bugs, never bad input: always on, prints file, line and the condition, then aborts. */
+void tal_assert_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+#define TAL_ASSERT(cond)                                                                      \
+    do {                                                                                      \
+        if (!(cond)) tal_assert_fail(__FILE__, __LINE__, #cond, NULL);                        \
+    } while (0)
+#define TAL_ASSERT_MSG(cond, ...)                                                             \
+    do {                                                                                      \
+        if (!(cond)) tal_assert_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                 \
+    } while (0)
+
+/* ---------------------------------------------------------------- tensors --------------- */
+typedef enum { TAL_DEV_CPU = 0, TAL_DEV_CUDA = 1 } tal_device;
+
+#define TAL_MAX_DIMS 6
+
+/* A view: float32, contiguous, row-major. Never owns memory; passed by value. */
+typedef struct tal_tensor {
+    float *data;
+    int64_t shape[TAL_MAX_DIMS];
+    int ndim;
+    tal_device device;
+} tal_tensor;
+
+/* Builds a view. Dimensions are given as a list ending in -1 is error-prone, so use the
+ * fixed-arity helpers: tal_t1(p, a), tal_t2(p, a, b), ... tal_t6. */
+tal_tensor tal_tensor_of(float *data, int ndim, const int64_t *shape);
+tal_tensor tal_t1(float *data, int64_t d0);
+tal_tensor tal_t2(float *data, int64_t d0, int64_t d1);
+tal_tensor tal_t3(float *data, int64_t d0, int64_t d1, int64_t d2);
+tal_tensor tal_t4(float *data, int64_t d0, int64_t d1, int64_t d2, int64_t d3);
+tal_tensor tal_t5(float *data, int64_t d0, int64_t d1, int64_t d2, int64_t d3, int64_t d4);
+tal_tensor tal_t6(float *data, int64_t d0, int64_t d1, int64_t d2, int64_t d3, int64_t d4,
+                  int64_t d5);
+static inline tal_tensor tal_tensor_none(void) {
+    tal_tensor t = {0};
+    return t;
+}
+static inline int tal_tensor_present(tal_tensor t) { return t.data != NULL; }
+
+int64_t tal_tensor_numel(tal_tensor t);
+size_t tal_tensor_bytes(tal_tensor t);
+/* Product of all dims but the last (the "rows" of a [..., C] tensor) and the last dim. */
+int64_t tal_tensor_rows(tal_tensor t);
+int64_t tal_tensor_cols(tal_tensor t);
+/* Same data, new shape; asserts the element count is unchanged. */
+tal_tensor tal_tensor_reshape(tal_tensor t, int ndim, const int64_t *shape);
+/* Sub-view of rows [start, start + count) along dim 0 (contiguous, so no copy). */
+tal_tensor tal_tensor_slice0(tal_tensor t, int64_t start, int64_t count);
+int tal_tensor_same_shape(tal_tensor a, tal_tensor b);
+/* "[2, 3, 4]" into buf; returns buf. */
+const char *tal_tensor_shape_str(tal_tensor t, char *buf, size_t size);
+
+#define TAL_ASSERT_SAME_SHAPE(a, b)                                                           \
+    do {                                                                                      \
+        if (!tal_tensor_same_shape((a), (b))) {                                               \
+            char sa_[96], sb_[96];                                                            \
+            tal_assert_fail(__FILE__, __LINE__, #a " same shape as " #b, "%s vs %s",          \
+                            tal_tensor_shape_str((a), sa_, 96),                               \
+                            tal_tensor_shape_str((b), sb_, 96));                              \
+        }                                                                                     \
+    } while (0)
+#define TAL_ASSERT_SAME_DEVICE(a, b) TAL_ASSERT((a).device == (b).device)
+
+/* ---------------------------------------------------------------- arenas and planning --- */
+/* An arena hands out 64-byte-aligned blocks from one allocation, bump style, and frees them all
+ * at once (reset) or back to a mark (stack discipline). A *counting* arena (created with
+ * tal_arena_create_planner) has no memory: it only adds up what the same sequence of
+ * allocations would need, which is how the memory planner sizes a model before anything is
+ * allocated. Running past the end of a real arena is a bug (TAL_ASSERT). */
+typedef struct tal_arena tal_arena;
+
+tal_status tal_arena_create(tal_arena **out, tal_device dev, size_t bytes, tal_err *err);
+tal_arena *tal_arena_create_planner(void);
+void tal_arena_destroy(tal_arena *a); /* NULL is fine */
+int tal_arena_is_planner(const tal_arena *a);
+/* Returns zero-filled floats (planner: NULL). */
+float *tal_arena_floats(tal_arena *a, int64_t n);
+void *tal_arena_bytes(tal_arena *a, size_t n);
+/* A zero-filled tensor of the given shape from the arena (planner: data NULL, shape set). */
+tal_tensor tal_arena_tensor(tal_arena *a, int ndim, const int64_t *shape);
+tal_tensor tal_arena_like(tal_arena *a, tal_tensor t);
+size_t tal_arena_mark(const tal_arena *a);
+void tal_arena_release(tal_arena *a, size_t mark); /* back to a mark; later blocks are gone */
+void tal_arena_reset(tal_arena *a);
+size_t tal_arena_used(const tal_arena *a);
+size_t tal_arena_capacity(const tal_arena *a);
+size_t tal_arena_high_water(const tal_arena *a); /* most ever in use since create */
+tal_device tal_arena_device(const tal_arena *a);
+/* Bytes an allocation of n bytes takes in an arena (alignment included): planners use it. */
+size_t tal_arena_round(size_t n);
+
+/* ---------------------------------------------------------------- threads --------------- */
+/* Sets OpenMP's and OpenBLAS's thread counts alike. n <= 0: RE2TAL_THREADS if set, else the
+ * number of cores. Returns the count in force. */
+int tal_threads_set(int n);
+int tal_threads_get(void);
+
+/* ---------------------------------------------------------------- random numbers -------- */
+/* Counter-based: the same (seed, step, stream) key always gives the same numbers, so a
+ * recomputed forward (reversible backward) draws the same dropout / drop-path masks. */
+typedef struct tal_rng_key {
+    uint64_t seed, step, stream;
+} tal_rng_key;
+/* Uniform in [0, 1) for counter i of the key. */
+float tal_rng_uniform(tal_rng_key key, uint64_t i);
+/* Standard normal for counter i (Box-Muller on two uniforms). */
+float tal_rng_normal(tal_rng_key key, uint64_t i);
+uint64_t tal_rng_u64(tal_rng_key key, uint64_t i);
+
+/* ---------------------------------------------------------------- matrix products ------- */
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose if trans_*. Rows of C are
+ * split over the threads, each calling a 1-thread sgemm (faster here than OpenBLAS's own
+ * threading on these shapes). lda/ldb/ldc are row strides. */
+void tal_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+              int64_t ldc);
+/* Batched: c[b] = alpha * op(a[b]) op(b[b]) + beta * c[b] for tensors [Bt, rows, cols]
+ * (or 2-D, treated as Bt = 1). Batches are spread over threads. */
+void tal_bmm(tal_tensor c, tal_tensor a, tal_tensor b, int trans_a, int trans_b, float alpha,
+             float beta);
+
+/* ---------------------------------------------------------------- ops: dense ------------ */
+/* Linear on the last dim: x [..., Cin], w [Cout, Cin], b [Cout] or none -> y [..., Cout]. */
+void tal_linear_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b);
+/* Writes dx (skipped if none); accumulates dw, db (each skipped if none). */
+void tal_linear_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
+                         tal_tensor x, tal_tensor w);
+
+/* LayerNorm over the last dim: x [N, C] (any leading dims) -> y; saves mean, rstd [N]
+ * (may be none at inference). gamma/beta [C] may be none (no affine). */
+void tal_layernorm_forward(tal_tensor y, tal_tensor mean, tal_tensor rstd, tal_tensor x,
+                           tal_tensor gamma, tal_tensor beta, float eps);
+/* Writes dx; accumulates dgamma, dbeta (skipped if none, e.g. frozen norms). */
+void tal_layernorm_backward(tal_tensor dx, tal_tensor dgamma, tal_tensor dbeta, tal_tensor dy,
+                            tal_tensor x, tal_tensor gamma, tal_tensor mean, tal_tensor rstd);
+/* LayerNorm over channels of x [B, C, T] (each (b, t) column normalised over C); mean, rstd
+ * [B, T]. */
+void tal_layernorm_ct_forward(tal_tensor y, tal_tensor mean, tal_tensor rstd, tal_tensor x,
+                              tal_tensor gamma, tal_tensor beta, float eps);
+void tal_layernorm_ct_backward(tal_tensor dx, tal_tensor dgamma, tal_tensor dbeta,
+                               tal_tensor dy, tal_tensor x, tal_tensor gamma, tal_tensor mean,
+                               tal_tensor rstd);
+
+/* GELU, exact erf form (PyTorch's default). y may alias x in forward; backward needs x. */
+void tal_gelu_forward(tal_tensor y, tal_tensor x);
+void tal_gelu_backward(tal_tensor dx, tal_tensor dy, tal_tensor x);
+void tal_relu_forward(tal_tensor y, tal_tensor x);
+/* Uses y (the output) to decide the mask; dx may alias dy. */
+void tal_relu_backward(tal_tensor dx, tal_tensor dy, tal_tensor y);
+
+/* Softmax over the last dim. y may alias x. Backward: dx = y * (dy - sum(dy * y)). */
+void tal_softmax_forward(tal_tensor y, tal_tensor x);
+void tal_softmax_backward(tal_tensor dx, tal_tensor dy, tal_tensor y);
+
+/* Scaled dot-product attention. q, k, v [B, H, N, d] (k, v may have Nk != N) -> out
+ * [B, H, N, d]; probs [B, H, N, Nk] saved for backward.
+ * logits = scale * q k^T + bias[h] (bias [H, N, Nk] or none) + mask[b % M] (mask [M, N, Nk] or
+ * none; -inf entries allowed: a row of all -inf gives zeros, not NaN). */
+void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
+                           tal_tensor v, tal_tensor bias, tal_tensor mask, float scale);
+/* Writes dq, dk, dv; accumulates dbias (skipped if none). scratch: an arena for one [N, Nk]
+ * buffer per thread. */
+void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_tensor dbias,
+                            tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor v,
+                            tal_tensor probs, float scale, tal_arena *scratch);
+
+/* ---------------------------------------------------------------- ops: elementwise ------ */
+void tal_add(tal_tensor y, tal_tensor a, tal_tensor b);          /* y = a + b (may alias) */
+void tal_sub(tal_tensor y, tal_tensor a, tal_tensor b);          /* y = a - b */
+void tal_scale(tal_tensor y, tal_tensor x, float s);             /* y = s * x */
+void tal_axpy(tal_tensor y, float a, tal_tensor x);              /* y += a * x */
+void tal_copy(tal_tensor dst, tal_tensor src);                   /* same numel */
+void tal_fill(tal_tensor t, float value);
+void tal_mul(tal_tensor y, tal_tensor a, tal_tensor b);          /* y = a * b elementwise */
+
+/* Dropout with probability p: y = x * keep / (1 - p), keep drawn from key per element.
+ * Backward redraws the same mask from the key (nothing stored). */
+void tal_dropout_forward(tal_tensor y, tal_tensor x, float p, tal_rng_key key);
+void tal_dropout_backward(tal_tensor dx, tal_tensor dy, float p, tal_rng_key key);
+/* Drop-path (stochastic depth) per sample on dim 0: sample b kept with prob 1 - p and scaled
+ * by 1 / (1 - p). Backward is the same function applied to dy (linear, same mask). */
+void tal_drop_path_forward(tal_tensor y, tal_tensor x, float p, tal_rng_key key);
+void tal_drop_path_backward(tal_tensor dx, tal_tensor dy, float p, tal_rng_key key);
+
+/* ---------------------------------------------------------------- ops: conv, pool ------- */
+/* conv3d with stride = kernel, no padding (patch embedding): x [B, Ci, T, H, W] with T, H, W
+ * multiples of the kernel, w [Co, Ci, kt, kh, kw], b [Co] or none -> y [B, Co, T/kt, H/kh,
+ * W/kw]. */
+void tal_patch_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b);
+/* Writes dx (skipped if none); accumulates dw, db. */
+void tal_patch_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
+                               tal_tensor x, tal_tensor w);
+
+typedef struct tal_conv3d_geom {
+    int stride[3];   /* t, h, w */
+    int padding[3];  /* zero padding, both sides */
+} tal_conv3d_geom;
+/* General conv3d via im2col + GEMM: x [B, Ci, T, H, W], w [Co, Ci, kt, kh, kw]. col: scratch
+ * arena for one sample's im2col buffer. */
+void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
+                        tal_conv3d_geom g, tal_arena *scratch);
+void tal_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
+                         tal_tensor x, tal_tensor w, tal_conv3d_geom g, tal_arena *scratch);
+/* Output size of one axis. */
+int64_t tal_conv_out_len(int64_t in, int k, int stride, int padding);
+
+/* conv1d: x [B, Ci, T], w [Co, Ci/groups, k], b [Co] or none -> y [B, Co, T_out];
+ * T_out = (T + 2 pad - k) / stride + 1. mask [B, T_out] (1 valid / 0 padded) or none:
+ * when given, y is multiplied by it (and backward masks dy the same way). */
+typedef struct tal_conv1d_geom {
+    int stride, padding, groups;
+} tal_conv1d_geom;
+void tal_conv1d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
+                        tal_tensor mask, tal_conv1d_geom g);
+void tal_conv1d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
+                         tal_tensor x, tal_tensor w, tal_tensor mask, tal_conv1d_geom g);
+
+/* Max-pool 1D over T: x [B, C, T] -> y [B, C, T_out] with kernel, stride, padding (padded
+ * positions are -inf, as PyTorch). argmax [B, C, T_out] stores the source index as float
+ * (exact for T < 2^24) for backward. */
+void tal_maxpool1d_forward(tal_tensor y, tal_tensor argmax, tal_tensor x, int kernel,
+                           int stride, int padding);
+void tal_maxpool1d_backward(tal_tensor dx, tal_tensor dy, tal_tensor argmax);
+
+/* Mean over the spatial dims: x [B, C, T, H, W] -> y [B, C, T]. */
+void tal_mean_hw_forward(tal_tensor y, tal_tensor x);
+void tal_mean_hw_backward(tal_tensor dx, tal_tensor dy);
+
+/* 1-D linear interpolation on the last dim, PyTorch interpolate(mode='linear',
+ * align_corners=False): x [B, C, Tin] -> y [B, C, Tout]. Backward writes dx. */
+void tal_interp1d_forward(tal_tensor y, tal_tensor x);
+void tal_interp1d_backward(tal_tensor dx, tal_tensor dy);
+
+/* ---------------------------------------------------------------- safetensors ----------- */
+/* A set of named tensors read from / written to a safetensors file. Reading converts F32, F16,
+ * BF16 (and F64, I64, I32 for index buffers) to float32. */
+typedef struct tal_named_tensor {
+    char *name;       /* owned by the set */
+    tal_tensor t;     /* data owned by the set */
+    char dtype[8];    /* dtype as stored in the file ("F32", "BF16", ...) */
+} tal_named_tensor;
+
+typedef struct tal_tensor_set {
+    tal_named_tensor *items;
+    int count, capacity;
+    char *metadata_json; /* the "__metadata__" object as JSON text, or NULL; owned */
+} tal_tensor_set;
+
+/* Reads the whole file. Errors name the file and, where it applies, the tensor. */
+tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *err);
+/* Writes atomically (temp file in the same folder + rename). metadata_json: a JSON object of
+ * string values, or NULL. Tensors are borrowed. */
+tal_status tal_safetensors_write(const char *path, const tal_named_tensor *items, int count,
+                                 const char *metadata_json, tal_err *err);
+/* Finds by exact name; NULL if absent. Borrowed. */
+const tal_named_tensor *tal_tensor_set_find(const tal_tensor_set *set, const char *name);
+/* Adds a copy of t under name. */
+tal_status tal_tensor_set_add(tal_tensor_set *set, const char *name, tal_tensor t, tal_err *err);
+void tal_tensor_set_free(tal_tensor_set *set); /* leaves an empty set; zeroed set is fine */
+
+/* Half-precision conversions used on load (round-to-nearest-even on store). */
+float tal_f16_to_f32(uint16_t h);
+float tal_bf16_to_f32(uint16_t h);
+uint16_t tal_f32_to_f16(float f);
+uint16_t tal_f32_to_bf16(float f);
+
+/* ---------------------------------------------------------------- parameters ------------ */
+/* A named parameter store: each parameter has its value and gradient (views into the store's
+ * arenas), a group (own lr scale and weight decay) and a trainable flag. Names follow the
+ * reference checkpoints: "layers.0.blocks.1.attn.qkv.weight". */
+typedef struct tal_param {
+    char name[128];
+    tal_tensor value;
+    tal_tensor grad;
+    int group;        /* index into tal_params.groups */
+    int trainable;    /* frozen parameters get no gradient updates */
+} tal_param;
+
+typedef struct tal_param_group {
+    char name[32];
+    float lr_scale;      /* multiplies the schedule's lr */
+    float weight_decay;
+} tal_param_group;
+
+typedef struct tal_params tal_params; /* opaque: owns names, values, grads */
+
+tal_params *tal_params_create(void);
+void tal_params_destroy(tal_params *p);
+int tal_params_add_group(tal_params *p, const char *name, float lr_scale, float weight_decay);
+/* Declares a parameter (before tal_params_allocate). Returns its index. */
+int tal_params_declare(tal_params *p, const char *name, int ndim, const int64_t *shape, int group,
+                       int trainable);
+/* Allocates values and grads (zeroed) in one arena each. */
+tal_status tal_params_allocate(tal_params *p, tal_device dev, tal_err *err);
+int tal_params_count(const tal_params *p);
+tal_param *tal_params_at(tal_params *p, int i);
+tal_param *tal_params_find(tal_params *p, const char *name); /* NULL if absent */
+int tal_params_group_count(const tal_params *p);
+tal_param_group *tal_params_group_at(tal_params *p, int g);
+int64_t tal_params_numel(const tal_params *p, int trainable_only);
+void tal_params_zero_grad(tal_params *p);
+/* Global L2 norm of all trainable gradients (double accumulation); scales them down to max_norm
+ * if above it (max_norm <= 0: no clipping). Returns the norm before clipping. */
+double tal_params_clip_grad_norm(tal_params *p, double max_norm);
+
+/* Loads values by name from a safetensors file. rename: optional function mapping a file name
+ * to a parameter name (NULL to drop it); NULL means identity. Missing parameters are an error
+ * unless allow_missing; names in the file that no parameter takes are counted in *n_unused and
+ * listed in err->msg when nonzero (not an error); a shape mismatch is an error naming the
+ * tensor and both shapes. */
+typedef const char *(*tal_name_map_fn)(const char *file_name, char *buf, size_t size, void *ctx);
+tal_status tal_params_load(tal_params *p, const char *path, tal_name_map_fn rename, void *ctx,
+                           int allow_missing, int *n_unused, tal_err *err);
+/* Writes all values (atomic). */
+tal_status tal_params_save(const tal_params *p, const char *path, const char *metadata_json,
+                           tal_err *err);
+
+/* ---------------------------------------------------------------- optimiser ------------- */
+/* AdamW with PyTorch's semantics: p -= lr * wd * p (decoupled), then Adam with bias
+ * correction. State (m, v) owned. */
+typedef struct tal_adamw_config {
+    float lr, beta1, beta2, eps;
+} tal_adamw_config;
+typedef struct tal_adamw tal_adamw;
+tal_status tal_adamw_create(tal_adamw **out, tal_params *p, tal_adamw_config cfg, tal_err *err);
+void tal_adamw_destroy(tal_adamw *opt);
+/* One step with base learning rate lr (group lr_scale applied per parameter). */
+void tal_adamw_step(tal_adamw *opt, float lr);
+int64_t tal_adamw_steps(const tal_adamw *opt);
+/* State to and from tensor sets (names "<param>.exp_avg", "<param>.exp_avg_sq", "step"). */
+tal_status tal_adamw_state_save(const tal_adamw *opt, const char *path, tal_err *err);
+tal_status tal_adamw_state_load(tal_adamw *opt, const char *path, tal_err *err);
+
+/* Linear warm-up from 0 over warmup_steps, then cosine from base_lr to min_lr at total_steps
+ * (held at min_lr after). */
+float tal_lr_warmup_cosine(int64_t step, int64_t warmup_steps, int64_t total_steps,
+                           float base_lr, float min_lr);
+
+/* Exponential moving average of the parameter values: ema = decay * ema + (1 - decay) * p. */
+typedef struct tal_ema tal_ema;
+tal_status tal_ema_create(tal_ema **out, const tal_params *p, float decay, tal_err *err);
+void tal_ema_destroy(tal_ema *e);
+void tal_ema_update(tal_ema *e, const tal_params *p);
+/* Swaps EMA weights and live weights (call twice to swap back). */
+void tal_ema_swap(tal_ema *e, tal_params *p);
+tal_tensor tal_ema_value(const tal_ema *e, int param_index);
+
+#endif /* TAL_NN_H */

@@ -1,0 +1,117 @@
+/* tests/testlib.c: fixture loading, tolerant comparison and finite differences for tests. */
+#include "testlib.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fixture_load(fixture *fx, const char *name) {
+    memset(fx, 0, sizeof *fx);
+    snprintf(fx->path, sizeof fx->path, "%s/%s.safetensors", FIXTURES, name);
+    tal_err err = {0};
+    tal_status rc = tal_safetensors_read(&fx->set, fx->path, &err);
+    cr_assert_eq(rc, TAL_OK, "fixture %s: %s (regenerate with tests/make_fixtures.py)", fx->path,
+                 err.msg);
+}
+
+int fixture_has(const fixture *fx, const char *tensor_name) {
+    return tal_tensor_set_find(&fx->set, tensor_name) != NULL;
+}
+
+tal_tensor fixture_get(const fixture *fx, const char *tensor_name) {
+    const tal_named_tensor *t = tal_tensor_set_find(&fx->set, tensor_name);
+    cr_assert_not_null(t, "fixture %s has no tensor '%s'", fx->path, tensor_name);
+    return t->t;
+}
+
+float fixture_scalar(const fixture *fx, const char *tensor_name) {
+    tal_tensor t = fixture_get(fx, tensor_name);
+    cr_assert_eq(tal_tensor_numel(t), 1, "fixture %s: '%s' is not a scalar", fx->path, tensor_name);
+    return t.data[0];
+}
+
+void fixture_free(fixture *fx) { tal_tensor_set_free(&fx->set); }
+
+void expect_close_impl(const char *what, tal_tensor got, tal_tensor want, double atol, double rtol,
+                       const char *file, int line) {
+    char sg[96], sw[96];
+    cr_assert(tal_tensor_numel(got) == tal_tensor_numel(want),
+              "%s:%d: %s: shape %s vs expected %s", file, line, what,
+              tal_tensor_shape_str(got, sg, 96), tal_tensor_shape_str(want, sw, 96));
+    int64_t n = tal_tensor_numel(got), worst = -1, n_bad = 0;
+    double worst_excess = 0, max_err = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double g = got.data[i], w = want.data[i], e = fabs(g - w);
+        double excess = e - (atol + rtol * fabs(w));
+        if (isnan(g) != isnan(w)) excess = INFINITY;
+        if (e > max_err) max_err = e;
+        if (excess > 0) {
+            n_bad++;
+            if (worst < 0 || excess > worst_excess) worst = i, worst_excess = excess;
+        }
+    }
+    if (worst >= 0)
+        cr_assert_fail("%s:%d: %s: %lld of %lld elements out of tolerance (atol %g, rtol %g); "
+                       "worst at flat index %lld: got %.9g, expected %.9g; max abs error %.3g",
+                       file, line, what, (long long)n_bad, (long long)n, atol, rtol,
+                       (long long)worst, got.data[worst], want.data[worst], max_err);
+}
+
+#define MAX_TEST_ALLOCS 4096
+static void *g_allocs[MAX_TEST_ALLOCS];
+static int g_n_allocs;
+
+tal_tensor test_tensor(int ndim, const int64_t *shape) {
+    tal_tensor t = tal_tensor_of(NULL, ndim, shape);
+    size_t n = (size_t)tal_tensor_numel(t);
+    t.data = calloc(n ? n : 1, sizeof(float));
+    cr_assert_not_null(t.data);
+    cr_assert(g_n_allocs < MAX_TEST_ALLOCS, "too many test tensors");
+    g_allocs[g_n_allocs++] = t.data;
+    return t;
+}
+
+tal_tensor test_tensor_like(tal_tensor t) { return test_tensor(t.ndim, t.shape); }
+
+tal_tensor test_clone(tal_tensor t) {
+    tal_tensor c = test_tensor_like(t);
+    memcpy(c.data, t.data, tal_tensor_bytes(t));
+    return c;
+}
+
+void test_fill_uniform(tal_tensor t, uint64_t seed) {
+    tal_rng_key key = {seed, 0, 0};
+    for (int64_t i = 0; i < tal_tensor_numel(t); i++)
+        t.data[i] = 2.0f * tal_rng_uniform(key, (uint64_t)i) - 1.0f;
+}
+
+void test_free_all(void) {
+    for (int i = 0; i < g_n_allocs; i++) free(g_allocs[i]);
+    g_n_allocs = 0;
+}
+
+void test_numeric_grad(tal_tensor grad, tal_tensor x, test_scalar_fn f, void *ctx, double h) {
+    for (int64_t i = 0; i < tal_tensor_numel(x); i++) {
+        float keep = x.data[i];
+        x.data[i] = (float)(keep + h);
+        double up = f(ctx);
+        x.data[i] = (float)(keep - h);
+        double down = f(ctx);
+        x.data[i] = keep;
+        /* divide by the step actually taken in float, not the nominal h */
+        double step = (double)(float)(keep + h) - (double)(float)(keep - h);
+        grad.data[i] = (float)((up - down) / step);
+    }
+}
+
+double test_dot(tal_tensor y, tal_tensor w) {
+    double s = 0;
+    for (int64_t i = 0; i < tal_tensor_numel(y); i++) s += (double)y.data[i] * w.data[i];
+    return s;
+}
+
+const char *test_tmp_path(const char *name) {
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "%s/%s", TEST_TMP, name);
+    return buf;
+}
