@@ -1,0 +1,225 @@
+/* app/config.c: typed config keys from JSON files and --set (see config.h). */
+#include "app/config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const tal_cfg_key *find_key(const tal_cfg_key *keys, int n, const char *key) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(keys[i].key, key)) return &keys[i];
+    return NULL;
+}
+
+static const char *type_name(tal_cfg_type t) {
+    switch (t) {
+    case TAL_CFG_INT: return "integer";
+    case TAL_CFG_FLOAT: return "number";
+    case TAL_CFG_BOOL: return "true/false";
+    case TAL_CFG_STRING: return "string";
+    case TAL_CFG_INTS: return "list of integers";
+    case TAL_CFG_FLOATS: return "list of numbers";
+    }
+    return "?";
+}
+
+static int is_int(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
+           fabs(v->valuedouble) < 2147483647.0;
+}
+
+/* Stores one JSON value into the field described by k; `where` names the source for errors. */
+static tal_status store(void *cfg, const tal_cfg_key *k, const cJSON *v, const char *where,
+                        tal_err *err) {
+    char *field = (char *)cfg + k->offset;
+    switch (k->type) {
+    case TAL_CFG_INT:
+        if (!is_int(v)) break;
+        *(int *)field = (int)v->valuedouble;
+        return TAL_OK;
+    case TAL_CFG_FLOAT:
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) break;
+        *(double *)field = v->valuedouble;
+        return TAL_OK;
+    case TAL_CFG_BOOL:
+        if (!cJSON_IsBool(v)) break;
+        *(int *)field = cJSON_IsTrue(v);
+        return TAL_OK;
+    case TAL_CFG_STRING:
+        if (!cJSON_IsString(v)) break;
+        if (strlen(v->valuestring) >= TAL_CFG_STR)
+            return tal_err_set(err, TAL_EINVAL, "%s: %s: string longer than %d characters", where,
+                               k->key, TAL_CFG_STR - 1);
+        strcpy(field, v->valuestring);
+        return TAL_OK;
+    case TAL_CFG_INTS:
+    case TAL_CFG_FLOATS: {
+        if (!cJSON_IsArray(v)) break;
+        int n = cJSON_GetArraySize(v);
+        if (n > TAL_CFG_LIST)
+            return tal_err_set(err, TAL_EINVAL, "%s: %s: %d items (at most %d)", where, k->key, n,
+                               TAL_CFG_LIST);
+        for (int i = 0; i < n; i++) {
+            const cJSON *it = cJSON_GetArrayItem(v, i);
+            if (k->type == TAL_CFG_INTS ? !is_int(it) : !cJSON_IsNumber(it))
+                return tal_err_set(err, TAL_EINVAL, "%s: %s[%d]: expected %s", where, k->key, i,
+                                   k->type == TAL_CFG_INTS ? "an integer" : "a number");
+        }
+        for (int i = 0; i < n; i++) {
+            double x = cJSON_GetArrayItem(v, i)->valuedouble;
+            if (k->type == TAL_CFG_INTS)
+                ((int *)field)[i] = (int)x;
+            else
+                ((double *)field)[i] = x;
+        }
+        *(int *)((char *)cfg + k->offset_count) = n;
+        return TAL_OK;
+    }
+    }
+    return tal_err_set(err, TAL_EINVAL, "%s: %s: expected %s", where, k->key, type_name(k->type));
+}
+
+/* Walks nested objects, joining names with dots; leaves must be known keys. */
+static tal_status apply_object(void *cfg, const tal_cfg_key *keys, int n, const cJSON *obj,
+                               const char *prefix, const char *where, tal_err *err) {
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", it->string);
+        const tal_cfg_key *k = find_key(keys, n, path);
+        if (k) {
+            tal_status rc = store(cfg, k, it, where, err);
+            if (rc) return rc;
+        } else if (cJSON_IsObject(it)) {
+            tal_status rc = apply_object(cfg, keys, n, it, path, where, err);
+            if (rc) return rc;
+        } else {
+            return tal_err_set(err, TAL_EINVAL,
+                               "%s: unknown key '%s' (see `re2tal train --help-config` for the "
+                               "keys)", where, path);
+        }
+    }
+    return TAL_OK;
+}
+
+/* 1-based line and column of byte offset `at` in text. */
+static void line_col(const char *text, size_t at, int *line, int *col) {
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < at && text[i]; i++) {
+        if (text[i] == '\n') {
+            ++*line;
+            *col = 1;
+        } else {
+            ++*col;
+        }
+    }
+}
+
+tal_status tal_cfg_load_file(void *cfg, const tal_cfg_key *keys, int n_keys, const char *path,
+                             tal_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    rewind(f);
+    char *text = malloc((size_t)size + 1);
+    if (!text) {
+        fclose(f);
+        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    }
+    size_t got = fread(text, 1, (size_t)size, f);
+    fclose(f);
+    text[got] = 0;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
+    tal_status rc;
+    if (!root) {
+        int line, col;
+        line_col(text, end ? (size_t)(end - text) : 0, &line, &col);
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: line %d, column %d: not valid JSON", path, line,
+                         col);
+    } else if (!cJSON_IsObject(root)) {
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: the top level must be a JSON object", path);
+    } else {
+        rc = apply_object(cfg, keys, n_keys, root, "", path, err);
+    }
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}
+
+tal_status tal_cfg_set(void *cfg, const tal_cfg_key *keys, int n_keys, const char *assignment,
+                       tal_err *err) {
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment)
+        return tal_err_set(err, TAL_EINVAL, "--set %s: expected key=value", assignment);
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - assignment), assignment);
+    const tal_cfg_key *k = find_key(keys, n_keys, key);
+    if (!k)
+        return tal_err_set(err, TAL_EINVAL,
+                           "--set: unknown key '%s' (see `re2tal train --help-config`)", key);
+    cJSON *v = cJSON_Parse(eq + 1);
+    if (!v || (k->type == TAL_CFG_STRING && !cJSON_IsString(v))) { /* a bare string */
+        cJSON_Delete(v);
+        v = cJSON_CreateString(eq + 1);
+    }
+    tal_status rc = store(cfg, k, v, "--set", err);
+    cJSON_Delete(v);
+    return rc;
+}
+
+static cJSON *value_json(const void *cfg, const tal_cfg_key *k) {
+    const char *field = (const char *)cfg + k->offset;
+    switch (k->type) {
+    case TAL_CFG_INT: return cJSON_CreateNumber(*(const int *)field);
+    case TAL_CFG_FLOAT: return cJSON_CreateNumber(*(const double *)field);
+    case TAL_CFG_BOOL: return cJSON_CreateBool(*(const int *)field);
+    case TAL_CFG_STRING: return cJSON_CreateString(field);
+    case TAL_CFG_INTS:
+    case TAL_CFG_FLOATS: {
+        int n = *(const int *)((const char *)cfg + k->offset_count);
+        cJSON *a = cJSON_CreateArray();
+        for (int i = 0; i < n; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(k->type == TAL_CFG_INTS
+                                                           ? ((const int *)field)[i]
+                                                           : ((const double *)field)[i]));
+        return a;
+    }
+    }
+    return cJSON_CreateNull();
+}
+
+char *tal_cfg_to_json(const void *cfg, const tal_cfg_key *keys, int n_keys) {
+    cJSON *root = cJSON_CreateObject();
+    for (int i = 0; i < n_keys; i++) {
+        cJSON *node = root;
+        char path[256];
+        snprintf(path, sizeof path, "%s", keys[i].key);
+        char *part = path, *dot;
+        while ((dot = strchr(part, '.'))) {
+            *dot = 0;
+            cJSON *child = cJSON_GetObjectItemCaseSensitive(node, part);
+            if (!child) child = cJSON_AddObjectToObject(node, part);
+            node = child;
+            part = dot + 1;
+        }
+        cJSON_AddItemToObject(node, part, value_json(cfg, &keys[i]));
+    }
+    char *s = cJSON_Print(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+void tal_cfg_print_help(FILE *out, const void *cfg, const tal_cfg_key *keys, int n_keys) {
+    for (int i = 0; i < n_keys; i++) {
+        cJSON *v = value_json(cfg, &keys[i]);
+        char *s = cJSON_PrintUnformatted(v);
+        fprintf(out, "  %-34s %-16s default %-14s %s\n", keys[i].key, type_name(keys[i].type), s,
+                keys[i].doc);
+        free(s);
+        cJSON_Delete(v);
+    }
+}
