@@ -1,0 +1,273 @@
+/* tests/test_data_synth.c: the synthetic dataset: motion-only class pairs, plans that fit their
+ * videos, the action object drawn exactly inside its annotated frames, same seed -> same bytes,
+ * the annotation file agreeing with the plans, and bad options rejected by name. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "data/data.h"
+#include "testlib.h"
+
+static tal_synth_opts small_opts(uint64_t seed) {
+    tal_synth_opts o;
+    tal_synth_opts_default(&o);
+    o.n_videos = 3;
+    o.n_classes = 6;
+    o.seed = seed;
+    o.size = 64;
+    o.min_len_s = 4;
+    o.max_len_s = 6;
+    o.min_action_s = 0.5;
+    o.max_action_s = 1.5;
+    o.val_fraction = 0.34; /* every 3rd video is validation */
+    return o;
+}
+
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = 0;
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+Test(data_synth, classes_come_in_motion_only_pairs) {
+    for (int K = 2; K <= TAL_SYNTH_MAX_CLASSES; K++) {
+        int paired = 0;
+        for (int k = 0; k < K; k++) {
+            tal_synth_class a, b;
+            tal_synth_class_info(&a, k, K);
+            if (a.partner < 0) {
+                cr_assert_eq(a.motion, TAL_MOTION_STILL);
+                continue;
+            }
+            paired++;
+            tal_synth_class_info(&b, a.partner, K);
+            cr_assert_eq(b.partner, k, "pairing must be mutual (K=%d, k=%d)", K, k);
+            cr_assert_eq(a.shape, b.shape, "a pair shares its shape");
+            cr_assert(!memcmp(a.rgb, b.rgb, 3), "a pair shares its colour");
+            cr_assert_neq(a.motion, b.motion, "a pair differs in motion");
+            cr_assert_str_neq(a.name, b.name);
+        }
+        cr_assert(2 * paired >= K, "K=%d: only %d paired classes", K, paired);
+        /* Different pairs look different: (shape, colour) is unique per pair. */
+        for (int p = 0; p < K / 2; p++) {
+            for (int q = p + 1; q < K / 2; q++) {
+                tal_synth_class a, b;
+                tal_synth_class_info(&a, 2 * p, K);
+                tal_synth_class_info(&b, 2 * q, K);
+                cr_assert(a.shape != b.shape || memcmp(a.rgb, b.rgb, 3),
+                          "K=%d: pairs %d and %d look alike", K, p, q);
+            }
+        }
+    }
+}
+
+Test(data_synth, plans_fit_and_follow_the_options) {
+    tal_synth_opts o;
+    tal_synth_opts_default(&o);
+    int n_inst = 0, labels[TAL_SYNTH_MAX_CLASSES] = {0}, n_val = 0;
+    for (int v = 0; v < 300; v++) {
+        tal_synth_plan p;
+        tal_synth_plan_video(&p, &o, v);
+        cr_assert_geq(p.n_frames, (int)(o.min_len_s * o.fps) - 1);
+        cr_assert_leq(p.n_frames, (int)(o.max_len_s * o.fps) + 1);
+        cr_assert_leq(p.n_instances, o.max_instances);
+        n_val += p.subset == TAL_SUBSET_VALIDATION;
+        for (int i = 0; i < p.n_instances; i++) {
+            const tal_synth_instance *in = &p.inst[i];
+            int len = in->end_frame - in->start_frame;
+            cr_assert_geq(len, (int)(o.min_action_s * o.fps) - 1);
+            cr_assert_leq(len, (int)(o.max_action_s * o.fps) + 1);
+            cr_assert_geq(in->start_frame, i ? p.inst[i - 1].end_frame : 0, "overlap");
+            cr_assert_leq(in->end_frame, p.n_frames);
+            cr_assert(in->label >= 0 && in->label < o.n_classes);
+            labels[in->label]++;
+            n_inst++;
+        }
+    }
+    cr_assert_eq(n_val, 60, "every 5th video is validation, got %d of 300", n_val);
+    cr_assert_gt(n_inst, 300, "about 3 instances per video expected, got %d", n_inst);
+    for (int k = 0; k < o.n_classes; k++) cr_assert_gt(labels[k], 20, "class %d rare", k);
+}
+
+/* The action layer is drawn in the annotated frames and nowhere else; blinking objects are on
+ * at their first frame; moving objects stay inside the frame. */
+Test(data_synth, objects_drawn_exactly_inside_segments) {
+    tal_synth_opts o;
+    tal_synth_opts_default(&o);
+    o.n_classes = 13;
+    uint8_t *rgb = malloc((size_t)3 * o.size * o.size);
+    uint8_t *tex = malloc(TAL_SYNTH_TEXTURE * TAL_SYNTH_TEXTURE);
+    int checked = 0;
+    for (int v = 0; v < 12; v++) {
+        tal_synth_plan p;
+        tal_synth_plan_video(&p, &o, v);
+        tal_synth_texture(tex, &p);
+        for (int f = 0; f < p.n_frames; f++) {
+            int n = tal_synth_render(rgb, tex, &o, &p, f, TAL_SYNTH_ACTIONS);
+            int in_seg = -1;
+            for (int i = 0; i < p.n_instances; i++)
+                if (f >= p.inst[i].start_frame && f < p.inst[i].end_frame) in_seg = i;
+            if (in_seg < 0) {
+                cr_assert_eq(n, 0, "video %d frame %d: object outside any segment", v, f);
+                continue;
+            }
+            tal_synth_class cls;
+            tal_synth_class_info(&cls, p.inst[in_seg].label, o.n_classes);
+            int blink = cls.motion == TAL_MOTION_BLINK_FAST || cls.motion == TAL_MOTION_BLINK_SLOW;
+            if (!blink || f == p.inst[in_seg].start_frame) {
+                /* Whole object visible: area at least that of the smallest drawn shape. */
+                cr_assert_gt(n, 20, "video %d frame %d (%s): only %d pixels", v, f, cls.name, n);
+                checked++;
+            }
+        }
+    }
+    cr_assert_gt(checked, 1000);
+    free(rgb);
+    free(tex);
+}
+
+/* Motion pairs really differ over time: the object's centroid moves the opposite way. */
+Test(data_synth, left_and_right_move_opposite_ways) {
+    tal_synth_opts o;
+    tal_synth_opts_default(&o);
+    uint8_t *rgb = malloc((size_t)3 * o.size * o.size);
+    for (int label = 0; label < 2; label++) { /* class 0 moves left, class 1 right */
+        tal_synth_plan p;
+        memset(&p, 0, sizeof p);
+        p.n_frames = 50;
+        p.n_instances = 1;
+        p.inst[0] = (tal_synth_instance){0, 50, label, 48, 48, 0, 10};
+        double cx[2];
+        for (int k = 0; k < 2; k++) {
+            int f = k ? 49 : 0;
+            tal_synth_render(rgb, NULL, &o, &p, f, TAL_SYNTH_ACTIONS);
+            double sx = 0, n = 0;
+            for (int i = 0; i < o.size * o.size; i++)
+                if (rgb[3 * i] | rgb[3 * i + 1] | rgb[3 * i + 2]) sx += i % o.size, n++;
+            cr_assert_gt(n, 0);
+            cx[k] = sx / n;
+        }
+        double dx = cx[1] - cx[0];
+        cr_assert(label == 0 ? dx < -30 : dx > 30, "class %d moved %.1f px", label, dx);
+    }
+    free(rgb);
+}
+
+Test(data_synth, same_seed_same_bytes_and_annotations_match_plans) {
+    tal_synth_opts o = small_opts(7);
+    char dir_a[512], dir_b[512], dir_c[512];
+    snprintf(dir_a, sizeof dir_a, "%s", test_tmp_path("synth_a"));
+    snprintf(dir_b, sizeof dir_b, "%s", test_tmp_path("synth_b"));
+    snprintf(dir_c, sizeof dir_c, "%s", test_tmp_path("synth_c"));
+    tal_err err = {0};
+    cr_assert_eq(tal_synth_generate(&o, dir_a, NULL, NULL, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_synth_generate(&o, dir_b, NULL, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_synth_opts o2 = small_opts(8);
+    cr_assert_eq(tal_synth_generate(&o2, dir_c, NULL, NULL, &err), TAL_OK, "%s", err.msg);
+    const char *files[] = {"annotations.json", "classes.txt", "videos/synth_00000.mp4",
+                           "videos/synth_00001.mp4", "videos/synth_00002.mp4"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char pa[600], pb[600], pc[600];
+        snprintf(pa, sizeof pa, "%s/%s", dir_a, files[i]);
+        snprintf(pb, sizeof pb, "%s/%s", dir_b, files[i]);
+        snprintf(pc, sizeof pc, "%s/%s", dir_c, files[i]);
+        size_t na, nb, nc;
+        char *a = read_all(pa, &na), *b = read_all(pb, &nb), *c = read_all(pc, &nc);
+        cr_assert_gt(na, 0);
+        cr_assert(na == nb && !memcmp(a, b, na), "%s differs between two runs", files[i]);
+        if (i != 1) cr_assert(na != nc || memcmp(a, c, na), "%s same for seeds 7, 8", files[i]);
+        free(a), free(b), free(c);
+    }
+    /* The annotation file says what the plans say. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/annotations.json", dir_a);
+    size_t n;
+    char *text = read_all(path, &n);
+    cJSON *root = cJSON_Parse(text);
+    cr_assert(root);
+    cJSON *db = cJSON_GetObjectItemCaseSensitive(root, "database");
+    cr_assert_eq(cJSON_GetArraySize(db), o.n_videos);
+    for (int v = 0; v < o.n_videos; v++) {
+        tal_synth_plan p;
+        tal_synth_plan_video(&p, &o, v);
+        cJSON *e = cJSON_GetObjectItemCaseSensitive(db, p.id);
+        cr_assert(e, "%s missing", p.id);
+        cr_assert_str_eq(cJSON_GetObjectItem(e, "subset")->valuestring,
+                         v == 2 ? "validation" : "training");
+        expect_close(tal_t1((float[]){(float)cJSON_GetObjectItem(e, "duration")->valuedouble}, 1),
+                     tal_t1((float[]){(float)(p.n_frames / o.fps)}, 1), 1e-6, 0);
+        cJSON *annos = cJSON_GetObjectItem(e, "annotations");
+        cr_assert_eq(cJSON_GetArraySize(annos), p.n_instances);
+        for (int i = 0; i < p.n_instances; i++) {
+            cJSON *a = cJSON_GetArrayItem(annos, i), *seg = cJSON_GetObjectItem(a, "segment");
+            double s = cJSON_GetArrayItem(seg, 0)->valuedouble;
+            double e1 = cJSON_GetArrayItem(seg, 1)->valuedouble;
+            cr_assert_float_eq(s, p.inst[i].start_frame / o.fps, 1e-6);
+            cr_assert_float_eq(e1, p.inst[i].end_frame / o.fps, 1e-6);
+            tal_synth_class cls;
+            tal_synth_class_info(&cls, p.inst[i].label, o.n_classes);
+            cr_assert_str_eq(cJSON_GetObjectItem(a, "label")->valuestring, cls.name);
+        }
+    }
+    cJSON_Delete(root);
+    free(text);
+}
+
+static void expect_bad(tal_synth_opts o, const char *word) {
+    tal_err err = {0};
+    cr_assert_eq(tal_synth_check_opts(&o, &err), TAL_EINVAL, "expected a complaint about %s", word);
+    cr_assert(strstr(err.msg, word), "message must name %s: %s", word, err.msg);
+    cr_assert_eq(tal_synth_generate(&o, test_tmp_path("synth_bad"), NULL, NULL, &err), TAL_EINVAL);
+}
+
+Test(data_synth, bad_options_are_named) {
+    tal_synth_opts d;
+    tal_synth_opts_default(&d);
+    tal_err err = {0};
+    cr_assert_eq(tal_synth_check_opts(&d, &err), TAL_OK, "%s", err.msg);
+    tal_synth_opts o = d;
+    o.n_classes = 1;
+    expect_bad(o, "classes");
+    o = d, o.n_classes = TAL_SYNTH_MAX_CLASSES + 1;
+    expect_bad(o, "classes");
+    o = d, o.n_videos = 0;
+    expect_bad(o, "videos");
+    o = d, o.size = 95;
+    expect_bad(o, "size");
+    o = d, o.fps = 0;
+    expect_bad(o, "fps");
+    o = d, o.min_len_s = 30, o.max_len_s = 20;
+    expect_bad(o, "min-len");
+    o = d, o.min_action_s = 0.01;
+    expect_bad(o, "action");
+    o = d, o.max_instances = 7;
+    expect_bad(o, "instances");
+    o = d, o.val_fraction = 0.9;
+    expect_bad(o, "validation");
+    o = d, o.codec = "no_such_encoder";
+    o.n_videos = 1;
+    cr_assert_eq(tal_synth_generate(&o, test_tmp_path("synth_bad"), NULL, NULL, &err), TAL_EINVAL);
+    cr_assert(strstr(err.msg, "no_such_encoder"), "%s", err.msg);
+}
+
+Test(data_synth, unwritable_output_is_an_io_error) {
+    tal_synth_opts o = small_opts(1);
+    tal_err err = {0};
+    /* A regular file where the folder should go. */
+    const char *file = test_tmp_path("synth_is_a_file");
+    FILE *f = fopen(file, "w");
+    fputs("x", f);
+    fclose(f);
+    cr_assert_eq(tal_synth_generate(&o, file, NULL, NULL, &err), TAL_EIO);
+    cr_assert(strstr(err.msg, "synth_is_a_file"), "%s", err.msg);
+}
