@@ -1,0 +1,578 @@
+/* data/dataset.c: the in-memory dataset: building it (shared by the JSON and text readers),
+ * counted warnings, subset / block-list filtering, class maps, and video path resolution. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "data/anno_build.h"
+#include "data/data.h"
+
+/* ---------------------------------------------------------------- string table ---------- */
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+int str_table_get(const str_table *t, const char *key) {
+    if (!t->cap) return -1;
+    for (uint64_t i = hash_str(key) & (uint64_t)(t->cap - 1);; i = (i + 1) & (uint64_t)(t->cap - 1)) {
+        if (!t->keys[i]) return -1;
+        if (!strcmp(t->keys[i], key)) return t->values[i];
+    }
+}
+
+static int table_insert(char **keys, int *values, int cap, char *key, int value) {
+    for (uint64_t i = hash_str(key) & (uint64_t)(cap - 1);; i = (i + 1) & (uint64_t)(cap - 1)) {
+        if (!keys[i] || !strcmp(keys[i], key)) {
+            int fresh = !keys[i];
+            if (!fresh) free(keys[i]);
+            keys[i] = key;
+            values[i] = value;
+            return fresh;
+        }
+    }
+}
+
+int str_table_put(str_table *t, const char *key, int value) {
+    if (2 * (t->count + 1) > t->cap) { /* keep the load under 1/2 */
+        int cap = t->cap ? 2 * t->cap : 64;
+        char **keys = calloc((size_t)cap, sizeof *keys);
+        int *values = calloc((size_t)cap, sizeof *values);
+        if (!keys || !values) {
+            free(keys);
+            free(values);
+            return 0;
+        }
+        for (int i = 0; i < t->cap; i++)
+            if (t->keys[i]) table_insert(keys, values, cap, t->keys[i], t->values[i]);
+        free(t->keys);
+        free(t->values);
+        t->keys = keys;
+        t->values = values;
+        t->cap = cap;
+    }
+    char *copy = strdup(key);
+    if (!copy) return 0;
+    t->count += table_insert(t->keys, t->values, t->cap, copy, value);
+    return 1;
+}
+
+void str_table_free(str_table *t) {
+    for (int i = 0; i < t->cap; i++) free(t->keys[i]);
+    free(t->keys);
+    free(t->values);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---------------------------------------------------------------- builder --------------- */
+tal_status builder_init(anno_builder *b, const char *source, tal_anno_format fmt, tal_err *err) {
+    memset(b, 0, sizeof *b);
+    b->ds = calloc(1, sizeof *b->ds);
+    if (!b->ds || !(b->ds->source = strdup(source))) {
+        free(b->ds);
+        b->ds = NULL;
+        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", source);
+    }
+    b->ds->format = fmt;
+    return TAL_OK;
+}
+
+void builder_abort(anno_builder *b) {
+    tal_dataset_destroy(b->ds);
+    for (int i = 0; i < b->n_pool; i++) free(b->pool[i]);
+    free(b->pool);
+    str_table_free(&b->ids);
+    str_table_free(&b->labels);
+    memset(b, 0, sizeof *b);
+}
+
+int builder_label(anno_builder *b, const char *label) {
+    int k = str_table_get(&b->labels, label);
+    if (k >= 0) return k;
+    if (b->fixed_classes) return -1;
+    if (b->n_pool == b->cap_pool) {
+        int cap = b->cap_pool ? 2 * b->cap_pool : 32;
+        char **p = realloc(b->pool, (size_t)cap * sizeof *p);
+        if (!p) return -2;
+        b->pool = p;
+        b->cap_pool = cap;
+    }
+    if (!(b->pool[b->n_pool] = strdup(label))) return -2;
+    if (!str_table_put(&b->labels, label, b->n_pool)) {
+        free(b->pool[b->n_pool]);
+        return -2;
+    }
+    return b->n_pool++;
+}
+
+int builder_add_video(anno_builder *b, const char *id) {
+    tal_dataset *ds = b->ds;
+    if (ds->n_videos == b->cap_videos) {
+        int cap = b->cap_videos ? 2 * b->cap_videos : 64;
+        tal_video_anno *v = realloc(ds->videos, (size_t)cap * sizeof *v);
+        if (!v) return -1;
+        ds->videos = v;
+        b->cap_videos = cap;
+    }
+    tal_video_anno *v = &ds->videos[ds->n_videos];
+    memset(v, 0, sizeof *v);
+    v->duration_s = -1;
+    if (!(v->id = strdup(id))) return -1;
+    if (!str_table_put(&b->ids, id, ds->n_videos)) {
+        free(v->id);
+        return -1;
+    }
+    return ds->n_videos++;
+}
+
+int builder_add_segment(anno_builder *b, int vi, double start_s, double end_s, int label,
+                        int ambiguous) {
+    tal_video_anno *v = &b->ds->videos[vi];
+    tal_segment **arr = ambiguous ? &v->ambiguous : &v->segments;
+    int *n = ambiguous ? &v->n_ambiguous : &v->n_segments;
+    if (*n == 0 || (*n >= 4 && (*n & (*n - 1)) == 0)) { /* capacity 4, 8, 16, ... */
+        tal_segment *p = realloc(*arr, (size_t)(*n ? 2 * *n : 4) * sizeof *p);
+        if (!p) return 0;
+        *arr = p;
+    }
+    (*arr)[(*n)++] = (tal_segment){start_s, end_s, ambiguous ? -1 : label};
+    return 1;
+}
+
+static int cmp_str_ptr(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+tal_status builder_finish(anno_builder *b, tal_dataset **out, tal_err *err) {
+    tal_dataset *ds = b->ds;
+    int *remap = calloc((size_t)(b->n_pool + 1), sizeof *remap);
+    if (!remap) {
+        builder_abort(b);
+        return tal_err_set(err, TAL_ENOMEM, "out of memory");
+    }
+    /* Classes: the file's own list as given, else the sorted label set. */
+    char **names = b->pool;
+    if (!b->fixed_classes) qsort(names, (size_t)b->n_pool, sizeof *names, cmp_str_ptr);
+    for (int k = 0; k < b->n_pool; k++) remap[str_table_get(&b->labels, names[k])] = k;
+    ds->class_names = names;
+    ds->n_classes = b->n_pool;
+    b->pool = NULL;
+    b->n_pool = 0;
+
+    tal_anno_warnings *w = &ds->warn;
+    memset(w, 0, sizeof *w);
+    for (int i = 0; i < ds->n_videos; i++) {
+        tal_video_anno *v = &ds->videos[i];
+        w->n_no_duration += v->duration_s < 0;
+        w->n_no_segments += v->n_segments == 0;
+        for (int s = 0; s < v->n_segments; s++) {
+            tal_segment *g = &v->segments[s];
+            g->label = remap[g->label];
+            w->n_zero_length += g->end_s == g->start_s;
+            w->n_past_duration += v->duration_s >= 0 && g->end_s > v->duration_s;
+            for (int r = 0; r < s; r++) { /* OpenTAD's tolerance for duplicate GT: 1e-3 s */
+                const tal_segment *h = &v->segments[r];
+                if (h->label == g->label && fabs(h->start_s - g->start_s) < 1e-3 &&
+                    fabs(h->end_s - g->end_s) < 1e-3) {
+                    w->n_duplicate++;
+                    break;
+                }
+            }
+        }
+    }
+    free(remap);
+    str_table_free(&b->ids);
+    str_table_free(&b->labels);
+    free(b->pool);
+    *out = ds;
+    memset(b, 0, sizeof *b);
+    (void)err;
+    return TAL_OK;
+}
+
+/* ---------------------------------------------------------------- dataset --------------- */
+void tal_dataset_destroy(tal_dataset *ds) {
+    if (!ds) return;
+    for (int i = 0; i < ds->n_videos; i++) {
+        free(ds->videos[i].id);
+        free(ds->videos[i].segments);
+        free(ds->videos[i].ambiguous);
+    }
+    free(ds->videos);
+    for (int k = 0; k < ds->n_classes; k++) free(ds->class_names[k]);
+    free(ds->class_names);
+    free(ds->source);
+    free(ds);
+}
+
+int tal_dataset_find(const tal_dataset *ds, const char *id) {
+    const char *bare = strncmp(id, "v_", 2) ? id : id + 2;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < ds->n_videos; i++) {
+            const char *vid = ds->videos[i].id;
+            if (pass == 0 && !strcmp(vid, id)) return i;
+            if (pass == 1 && !strcmp(strncmp(vid, "v_", 2) ? vid : vid + 2, bare)) return i;
+        }
+    }
+    return -1;
+}
+
+int64_t tal_dataset_n_segments(const tal_dataset *ds) {
+    int64_t n = 0;
+    for (int i = 0; i < ds->n_videos; i++) n += ds->videos[i].n_segments;
+    return n;
+}
+
+void tal_dataset_drop(tal_dataset *ds, const uint8_t *drop) {
+    int j = 0;
+    for (int i = 0; i < ds->n_videos; i++) {
+        if (drop[i]) {
+            free(ds->videos[i].id);
+            free(ds->videos[i].segments);
+            free(ds->videos[i].ambiguous);
+        } else {
+            ds->videos[j++] = ds->videos[i];
+        }
+    }
+    ds->n_videos = j;
+}
+
+int tal_dataset_filter_subset(tal_dataset *ds, tal_subset subset) {
+    if (ds->n_videos == 0) return 0;
+    uint8_t *drop = calloc((size_t)ds->n_videos, 1);
+    TAL_ASSERT(drop);
+    int n = 0;
+    for (int i = 0; i < ds->n_videos; i++) n += drop[i] = ds->videos[i].subset != subset;
+    tal_dataset_drop(ds, drop);
+    free(drop);
+    return n;
+}
+
+static char *read_text_file(const char *path, size_t *len, tal_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *p = realloc(buf, 2 * cap + 1);
+        if (!p) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = p;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) {
+        tal_err_set(err, TAL_ENOMEM, "%s: out of memory reading the file", path);
+        return NULL;
+    }
+    if (bad) {
+        free(buf);
+        tal_err_set(err, TAL_EIO, "%s: read error", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
+/* Calls fn(token, line_no, ctx) for each line's text with blanks trimmed and '#' comments cut.
+ * Stops at the first non-OK status. */
+typedef tal_status (*line_fn)(char *line, int line_no, void *ctx, tal_err *err);
+static tal_status for_each_line(char *text, line_fn fn, void *ctx, tal_err *err) {
+    int line_no = 0;
+    for (char *line = text; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        line_no++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        while (isspace((unsigned char)*line)) line++;
+        size_t n = strlen(line);
+        while (n && isspace((unsigned char)line[n - 1])) line[--n] = 0;
+        if (n) {
+            tal_status s = fn(line, line_no, ctx, err);
+            if (s != TAL_OK) return s;
+        }
+        line = next;
+    }
+    return TAL_OK;
+}
+
+/* A list of strings: JSON array, or one per line. */
+typedef struct string_list {
+    char **items;
+    int n, cap;
+    const char *path;
+} string_list;
+
+static tal_status list_add(string_list *l, const char *s, tal_err *err) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 32;
+        char **p = realloc(l->items, (size_t)cap * sizeof *p);
+        if (!p) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", l->path);
+        l->items = p;
+        l->cap = cap;
+    }
+    if (!(l->items[l->n] = strdup(s))) return tal_err_set(err, TAL_ENOMEM, "out of memory");
+    l->n++;
+    return TAL_OK;
+}
+
+static void list_free(string_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = l->cap = 0;
+}
+
+static tal_status list_line(char *line, int line_no, void *ctx, tal_err *err) {
+    (void)line_no;
+    return list_add(ctx, line, err);
+}
+
+static tal_status read_string_list(string_list *l, const char *path, tal_err *err) {
+    memset(l, 0, sizeof *l);
+    l->path = path;
+    char *text = read_text_file(path, NULL, err);
+    if (!text) return err ? err->code : TAL_EIO;
+    tal_status s = TAL_OK;
+    const char *p = text;
+    while (isspace((unsigned char)*p)) p++;
+    if (*p == '[') {
+        cJSON *root = cJSON_Parse(text);
+        if (!root || !cJSON_IsArray(root)) {
+            s = tal_err_set(err, TAL_EFORMAT, "%s: not a JSON array of strings", path);
+        } else {
+            int i = 0;
+            for (cJSON *it = root->child; it && s == TAL_OK; it = it->next, i++) {
+                if (!cJSON_IsString(it))
+                    s = tal_err_set(err, TAL_EFORMAT, "%s: [%d]: expected a string", path, i);
+                else
+                    s = list_add(l, it->valuestring, err);
+            }
+        }
+        cJSON_Delete(root);
+    } else {
+        s = for_each_line(text, list_line, l, err);
+    }
+    free(text);
+    if (s != TAL_OK) list_free(l);
+    return s;
+}
+
+tal_status tal_dataset_block(tal_dataset *ds, const char *path, int *n_dropped, tal_err *err) {
+    string_list l;
+    tal_status s = read_string_list(&l, path, err);
+    if (s != TAL_OK) return s;
+    uint8_t *drop = calloc((size_t)ds->n_videos + 1, 1);
+    if (!drop) {
+        list_free(&l);
+        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    }
+    str_table blocked = {0};
+    for (int i = 0; i < l.n; i++) {
+        const char *id = l.items[i];
+        if (!str_table_put(&blocked, id, 1) ||
+            !str_table_put(&blocked, strncmp(id, "v_", 2) ? id : id + 2, 1)) {
+            s = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+            break;
+        }
+    }
+    int n = 0;
+    for (int i = 0; s == TAL_OK && i < ds->n_videos; i++) {
+        const char *id = ds->videos[i].id;
+        n += drop[i] = str_table_get(&blocked, id) >= 0 ||
+                       str_table_get(&blocked, strncmp(id, "v_", 2) ? id : id + 2) >= 0;
+    }
+    if (s == TAL_OK) tal_dataset_drop(ds, drop);
+    if (n_dropped) *n_dropped = s == TAL_OK ? n : 0;
+    str_table_free(&blocked);
+    free(drop);
+    list_free(&l);
+    return s;
+}
+
+/* ---------------------------------------------------------------- class maps ------------ */
+typedef struct class_line_ctx {
+    string_list names;
+    const char *path;
+    int numbered; /* -1 unknown, 0 plain names, 1 "<id> <name>" */
+    long *ids;
+    int cap_ids;
+} class_line_ctx;
+
+static tal_status class_line(char *line, int line_no, void *vctx, tal_err *err) {
+    class_line_ctx *c = vctx;
+    char *end;
+    long id = strtol(line, &end, 10);
+    int numbered = end != line && isspace((unsigned char)*end);
+    if (c->numbered < 0) c->numbered = numbered;
+    const char *name = line;
+    if (c->numbered) {
+        if (!numbered)
+            return tal_err_set(err, TAL_EFORMAT, "%s:%d: expected '<id> <name>', got '%.60s'",
+                               c->path, line_no, line);
+        while (isspace((unsigned char)*end)) end++;
+        name = end;
+        if (c->names.n == c->cap_ids) {
+            int cap = c->cap_ids ? 2 * c->cap_ids : 32;
+            long *p = realloc(c->ids, (size_t)cap * sizeof *p);
+            if (!p) return tal_err_set(err, TAL_ENOMEM, "out of memory");
+            c->ids = p;
+            c->cap_ids = cap;
+        }
+        c->ids[c->names.n] = id;
+    }
+    return list_add(&c->names, name, err);
+}
+
+tal_status tal_class_map_load(tal_class_map *out, const char *path, tal_err *err) {
+    memset(out, 0, sizeof *out);
+    size_t len;
+    char *text = read_text_file(path, &len, err);
+    if (!text) return err ? err->code : TAL_EIO;
+    class_line_ctx c = {{0}, path, -1, NULL, 0};
+    c.names.path = path;
+    tal_status s;
+    const char *p = text;
+    while (isspace((unsigned char)*p)) p++;
+    if (*p == '[') {
+        free(text);
+        s = read_string_list(&c.names, path, err);
+        c.numbered = 0;
+    } else {
+        s = for_each_line(text, class_line, &c, err);
+        free(text);
+    }
+    if (s == TAL_OK && c.names.n == 0) s = tal_err_set(err, TAL_EFORMAT, "%s: no classes", path);
+    if (s == TAL_OK && c.numbered == 1) { /* order by id (insertion sort: lists are short) */
+        for (int i = 1; i < c.names.n; i++) {
+            for (int j = i; j > 0 && c.ids[j - 1] > c.ids[j]; j--) {
+                long t = c.ids[j];
+                c.ids[j] = c.ids[j - 1], c.ids[j - 1] = t;
+                char *n = c.names.items[j];
+                c.names.items[j] = c.names.items[j - 1], c.names.items[j - 1] = n;
+            }
+        }
+    }
+    str_table seen = {0};
+    for (int i = 0; s == TAL_OK && i < c.names.n; i++) {
+        int prev = str_table_get(&seen, c.names.items[i]);
+        if (prev >= 0)
+            s = tal_err_set(err, TAL_EFORMAT, "%s: class '%s' is listed twice (entries %d and %d)",
+                            path, c.names.items[i], prev + 1, i + 1);
+        else if (!str_table_put(&seen, c.names.items[i], i))
+            s = tal_err_set(err, TAL_ENOMEM, "out of memory");
+    }
+    str_table_free(&seen);
+    free(c.ids);
+    if (s != TAL_OK) {
+        list_free(&c.names);
+        return s;
+    }
+    out->names = c.names.items;
+    out->n = c.names.n;
+    return TAL_OK;
+}
+
+void tal_class_map_free(tal_class_map *map) {
+    for (int i = 0; i < map->n; i++) free(map->names[i]);
+    free(map->names);
+    memset(map, 0, sizeof *map);
+}
+
+int tal_class_map_find(const tal_class_map *map, const char *name) {
+    for (int i = 0; i < map->n; i++)
+        if (!strcmp(map->names[i], name)) return i;
+    return -1;
+}
+
+tal_status tal_dataset_set_classes(tal_dataset *ds, const tal_class_map *map, int *n_unknown,
+                                   tal_err *err) {
+    int *remap = malloc((size_t)(ds->n_classes + 1) * sizeof *remap);
+    char **names = calloc((size_t)map->n + 1, sizeof *names);
+    int ok = remap && names;
+    for (int k = 0; ok && k < map->n; k++) ok = (names[k] = strdup(map->names[k])) != NULL;
+    if (!ok) {
+        for (int k = 0; names && k < map->n; k++) free(names[k]);
+        free(names);
+        free(remap);
+        return tal_err_set(err, TAL_ENOMEM, "out of memory");
+    }
+    char unknown[400] = "";
+    size_t used = 0;
+    for (int k = 0; k < ds->n_classes; k++) {
+        remap[k] = tal_class_map_find(map, ds->class_names[k]);
+        if (remap[k] < 0 && used < sizeof unknown - 1)
+            used += (size_t)snprintf(unknown + used, sizeof unknown - used, "%s'%s'",
+                                     used ? ", " : "", ds->class_names[k]);
+    }
+    int n = 0;
+    for (int i = 0; i < ds->n_videos; i++) {
+        tal_video_anno *v = &ds->videos[i];
+        int j = 0;
+        for (int s = 0; s < v->n_segments; s++) {
+            tal_segment g = v->segments[s];
+            g.label = remap[g.label];
+            if (g.label < 0)
+                n++;
+            else
+                v->segments[j++] = g;
+        }
+        v->n_segments = j;
+    }
+    for (int k = 0; k < ds->n_classes; k++) free(ds->class_names[k]);
+    free(ds->class_names);
+    ds->class_names = names;
+    ds->n_classes = map->n;
+    free(remap);
+    if (n_unknown) *n_unknown = n;
+    if (n && err) {
+        err->code = TAL_OK;
+        snprintf(err->msg, sizeof err->msg, "%s: %d segments with labels not in the class map "
+                 "dropped: %s", ds->source, n, unknown);
+    }
+    return TAL_OK;
+}
+
+/* ---------------------------------------------------------------- video paths ----------- */
+tal_status tal_video_path(char *buf, size_t size, const char *dir, const char *id,
+                          const char *const *exts, tal_err *err) {
+    static const char *const k_exts[] = {"mp4", "mkv", "webm", "avi", "mpeg", "mpg", "mov",
+                                         "m4v", NULL};
+    if (!exts) exts = k_exts;
+    char alt[512];
+    if (!strncmp(id, "v_", 2))
+        snprintf(alt, sizeof alt, "%s", id + 2);
+    else
+        snprintf(alt, sizeof alt, "v_%s", id);
+    const char *names[2] = {id, alt};
+    for (int n = 0; n < 2; n++) {
+        for (int e = 0; exts[e]; e++) {
+            int len = snprintf(buf, size, "%s/%s.%s", dir, names[n], exts[e]);
+            if (len < 0 || (size_t)len >= size)
+                return tal_err_set(err, TAL_EINVAL, "%s/%s: path too long", dir, id);
+            struct stat sb;
+            if (stat(buf, &sb) == 0 && S_ISREG(sb.st_mode)) return TAL_OK;
+        }
+    }
+    if (size) buf[0] = 0;
+    return tal_err_set(err, TAL_EIO, "%s: no video file for '%s' (tried %s.mp4, .mkv, ... and %s.*)",
+                       dir, id, id, alt);
+}
