@@ -120,6 +120,61 @@ tal_status tal_dataset_set_classes(tal_dataset *ds, const tal_class_map *map, in
 tal_status tal_video_path(char *buf, size_t size, const char *dir, const char *id,
                           const char *const *exts, tal_err *err);
 
+/* ================================================================ dataset checks ======== */
+/* What a video file really is, as a probe (app/ passes one built on decode/) reports it. */
+typedef tal_status (*tal_probe_fn)(const char *path, double *duration_s, int64_t *n_frames,
+                                   double *fps, void *ctx, tal_err *err);
+
+typedef enum {
+    TAL_CHECK_MISSING_VIDEO = 0, /* no file for the id in the video folder */
+    TAL_CHECK_UNDECODABLE,       /* the probe failed */
+    TAL_CHECK_DURATION_MISMATCH, /* |annotated - real| > tolerance */
+    TAL_CHECK_NO_DURATION,       /* neither the annotation nor the probe gives one */
+    TAL_CHECK_OUTSIDE,           /* segment not within [0, duration]: clipped in place */
+    TAL_CHECK_ZERO_LENGTH,       /* end == start (after clipping) */
+    TAL_CHECK_DUPLICATE,         /* same label and bounds within 1e-3 s as an earlier one */
+    TAL_CHECK_UNKNOWN_LABEL,     /* label not in the class map */
+    TAL_CHECK_EMPTY_CLASS,       /* a class without any instance */
+    TAL_CHECK_KINDS
+} tal_check_kind;
+/* "missing_video", "undecodable", ... (JSON keys and table rows). */
+const char *tal_check_kind_name(tal_check_kind k);
+
+typedef struct tal_check_issue {
+    tal_check_kind kind;
+    int video;              /* index in the dataset, or -1 (empty class) */
+    int segment;            /* index in the video, or -1 */
+    char msg[200];          /* "v_abc: annotated 120.0 s, file 118.2 s" */
+} tal_check_issue;
+
+typedef struct tal_check_opts {
+    const char *video_dir;  /* NULL: no file checks */
+    const char *const *exts;/* NULL: tal_video_path's default list */
+    const tal_class_map *classes; /* NULL: the dataset's own classes (no unknown labels) */
+    tal_probe_fn probe;     /* NULL: files are only looked for, not opened */
+    void *probe_ctx;        /* must be safe to call from several threads */
+    double duration_tol_s;  /* mismatch when above max(tol, 2 % of the duration); 0: 1 s */
+} tal_check_opts;
+
+typedef struct tal_check_report {
+    int n_videos, n_segments, n_classes;
+    int counts[TAL_CHECK_KINDS];
+    tal_check_issue *issues;  /* owned, in video order, then empty classes */
+    int n_issues;
+    int *class_instances;     /* owned [n_classes]: instances per class after the checks */
+    char **class_names;       /* owned [n_classes] */
+    double *real_duration_s;  /* owned [n_videos]: probed duration, < 0 if not probed */
+} tal_check_report;
+
+/* Checks every video of ds (segments outside [0, duration] are clipped in place; the real
+ * duration wins over the annotated one when probed). Bad data is reported, not an error; errors
+ * are only out of memory. */
+tal_status tal_dataset_check(tal_check_report *out, tal_dataset *ds, const tal_check_opts *o,
+                             tal_err *err);
+/* The report as JSON text (caller frees with free()), naming video ids from ds. */
+char *tal_check_report_json(const tal_check_report *r, const tal_dataset *ds);
+void tal_check_report_free(tal_check_report *r); /* leaves it zeroed */
+
 /* ================================================================ time ================== */
 /* Seconds <-> feature index, used by training and inference alike (spec §8.3).
  * Sliding-window mode (resize_len == 0, THUMOS):
