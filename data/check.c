@@ -122,8 +122,10 @@ tal_status tal_dataset_check(tal_check_report *out, tal_dataset *ds, const tal_c
             tal_segment *g = &v->segments[s];
             if (d > 0 && (g->start_s < 0 || g->end_s > d)) {
                 ok = add_issue(r, &cap, TAL_CHECK_OUTSIDE, i, s,
-                               "%s: segment %d [%.3f, %.3f] s outside [0, %.3f] s: clipped", id,
-                               s, g->start_s, g->end_s, d);
+                               "%s: segment %d [%.3f, %.3f] s outside [0, %.3f] s by %.3g s: "
+                               "clipped",
+                               id, s, g->start_s, g->end_s, d,
+                               fmax(-g->start_s, g->end_s - d));
                 g->start_s = fmin(fmax(g->start_s, 0.0), d);
                 g->end_s = fmin(fmax(g->end_s, 0.0), d);
             }
