@@ -100,7 +100,7 @@ static tal_status load_thumos_txt(tal_dataset **out, const char *dir, const char
     }
     closedir(d);
     /* Directory order varies between file systems: read in name order. */
-    qsort(names, (size_t)n, sizeof *names, cmp_str_ptr);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str_ptr);
     anno_builder b;
     if (s != TAL_OK)
         ;
@@ -125,7 +125,7 @@ static tal_status load_thumos_txt(tal_dataset **out, const char *dir, const char
     if (s == TAL_OK) {
         /* Videos in id order; the id table is rebuilt by nobody after this, so sort last. */
         s = builder_finish(&b, out, err);
-        if (s == TAL_OK)
+        if (s == TAL_OK && (*out)->n_videos > 1)
             qsort((*out)->videos, (size_t)(*out)->n_videos, sizeof *(*out)->videos, cmp_video_id);
     } else if (built) {
         builder_abort(&b);

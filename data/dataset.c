@@ -22,7 +22,8 @@ static uint64_t hash_str(const char *s) {
 
 int str_table_get(const str_table *t, const char *key) {
     if (!t->cap) return -1;
-    for (uint64_t i = hash_str(key) & (uint64_t)(t->cap - 1);; i = (i + 1) & (uint64_t)(t->cap - 1)) {
+    uint64_t mask = (uint64_t)(t->cap - 1);
+    for (uint64_t i = hash_str(key) & mask;; i = (i + 1) & mask) {
         if (!t->keys[i]) return -1;
         if (!strcmp(t->keys[i], key)) return t->values[i];
     }
@@ -159,7 +160,8 @@ tal_status builder_finish(anno_builder *b, tal_dataset **out, tal_err *err) {
     }
     /* Classes: the file's own list as given, else the sorted label set. */
     char **names = b->pool;
-    if (!b->fixed_classes) qsort(names, (size_t)b->n_pool, sizeof *names, cmp_str_ptr);
+    if (!b->fixed_classes && b->n_pool > 1)
+        qsort(names, (size_t)b->n_pool, sizeof *names, cmp_str_ptr);
     for (int k = 0; k < b->n_pool; k++) remap[str_table_get(&b->labels, names[k])] = k;
     ds->class_names = names;
     ds->n_classes = b->n_pool;
@@ -573,6 +575,7 @@ tal_status tal_video_path(char *buf, size_t size, const char *dir, const char *i
         }
     }
     if (size) buf[0] = 0;
-    return tal_err_set(err, TAL_EIO, "%s: no video file for '%s' (tried %s.mp4, .mkv, ... and %s.*)",
-                       dir, id, id, alt);
+    return tal_err_set(err, TAL_EIO,
+                       "%s: no video file for '%s' (tried %s.mp4, .mkv, ... and %s.*)", dir, id,
+                       id, alt);
 }

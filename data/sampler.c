@@ -147,7 +147,8 @@ tal_status tal_sample_trunc(tal_clip *out, const tal_video_meta *v, const tal_tr
     int64_t n = n_sampled(v->n_frames, o->frame_stride), L = o->trunc_len;
     uint64_t draw = 0;
     if (n <= o->trunc_len) { /* short video: random crop length, then truncate as usual */
-        L = uniform_int(key, draw++, llround(o->crop_ratio_min * n), llround(o->crop_ratio_max * n));
+        L = uniform_int(key, draw++, llround(o->crop_ratio_min * n),
+                        llround(o->crop_ratio_max * n));
         if (L > n) L = n;
         if (L < 1) L = 1;
     }
