@@ -1,6 +1,7 @@
 /* tests/test_data_synth.c: the synthetic dataset: motion-only class pairs, plans that fit their
  * videos, the action object drawn exactly inside its annotated frames, same seed -> same bytes,
  * the annotation file agreeing with the plans, and bad options rejected by name. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,4 +346,78 @@ Test(data_synth, encoded_video_decodes_to_the_rendered_frames) {
     avformat_close_input(&fc);
     free(rgb);
     free(tex);
+}
+
+/* A pair is motion-only: every frame of one class's instance is a frame of its partner's
+ * instance played backwards (left from x = a to b is right from b to a reversed), so no single
+ * frame tells the two apart and a model must use time. Blinking pairs share their on-frames. */
+Test(data_synth, pairs_are_time_reversals_frame_by_frame) {
+    tal_synth_opts o;
+    tal_synth_opts_default(&o);
+    o.n_classes = 12; /* pairs 0..5: left/right, up/down, grow/shrink, rotate, blink, diagonal */
+    int S = o.size, len = 40;
+    size_t bytes = (size_t)3 * S * S;
+    uint8_t *a = malloc(bytes), *b = malloc(bytes);
+    float travel = 0.42f * S, d = 0.7f * travel;
+    for (int pair = 0; pair < 6; pair++) {
+        if (pair == 3 || pair == 4) continue; /* rotation and blinking are checked below */
+        tal_synth_plan pa, pb;
+        memset(&pa, 0, sizeof pa);
+        memset(&pb, 0, sizeof pb);
+        pa.n_frames = pb.n_frames = len;
+        pa.n_instances = pb.n_instances = 1;
+        float x = 48, y = 48;
+        pa.inst[0] = (tal_synth_instance){0, len, 2 * pair, x, y, 0.3f, 10};
+        float xb = x, yb = y;
+        if (pair == 0) xb = x - travel;          /* left ends where right starts */
+        if (pair == 1) yb = y - travel;          /* up ends where down starts */
+        if (pair == 5) xb = x + d, yb = y - d;   /* diag up ends where diag down starts */
+        pb.inst[0] = (tal_synth_instance){0, len, 2 * pair + 1, xb, yb, 0.3f, 10};
+        for (int t = 0; t < len; t++) {
+            tal_synth_render(a, NULL, &o, &pa, t, TAL_SYNTH_ACTIONS);
+            tal_synth_render(b, NULL, &o, &pb, len - 1 - t, TAL_SYNTH_ACTIONS);
+            int diff = 0;
+            for (size_t i = 0; i < bytes; i++) diff += a[i] != b[i];
+            /* Float rounding may move a boundary pixel or two. */
+            cr_assert_leq(diff, 12, "pair %d frame %d: %d bytes differ", pair, t, diff);
+        }
+    }
+    /* Rotation: cw from angle a0 reversed is ccw from a0 + omega (len - 1). */
+    {
+        float omega = (float)(2 * M_PI / (2.0 * o.fps));
+        tal_synth_plan pa, pb;
+        memset(&pa, 0, sizeof pa);
+        memset(&pb, 0, sizeof pb);
+        pa.n_frames = pb.n_frames = len;
+        pa.n_instances = pb.n_instances = 1;
+        pa.inst[0] = (tal_synth_instance){0, len, 6, 48, 48, 0.3f, 10};
+        pb.inst[0] = (tal_synth_instance){0, len, 7, 48, 48, 0.3f + omega * (len - 1), 10};
+        for (int t = 0; t < len; t++) {
+            tal_synth_render(a, NULL, &o, &pa, t, TAL_SYNTH_ACTIONS);
+            tal_synth_render(b, NULL, &o, &pb, len - 1 - t, TAL_SYNTH_ACTIONS);
+            int diff = 0;
+            for (size_t i = 0; i < bytes; i++) diff += a[i] != b[i];
+            cr_assert_leq(diff, 12, "rotation frame %d: %d bytes differ", t, diff);
+        }
+    }
+    /* Blinking: the on-frames of fast and slow look the same; only their rhythm differs. */
+    {
+        tal_synth_plan pa, pb;
+        memset(&pa, 0, sizeof pa);
+        memset(&pb, 0, sizeof pb);
+        pa.n_frames = pb.n_frames = len;
+        pa.n_instances = pb.n_instances = 1;
+        pa.inst[0] = (tal_synth_instance){0, len, 8, 48, 48, 0.3f, 10};
+        pb.inst[0] = (tal_synth_instance){0, len, 9, 48, 48, 0.3f, 10};
+        int on_a = 0, on_b = 0;
+        for (int t = 0; t < len; t++) {
+            int na = tal_synth_render(a, NULL, &o, &pa, t, TAL_SYNTH_ACTIONS);
+            int nb = tal_synth_render(b, NULL, &o, &pb, t, TAL_SYNTH_ACTIONS);
+            on_a += na > 0, on_b += nb > 0;
+            if (na && nb) cr_assert(!memcmp(a, b, bytes), "on-frames differ at %d", t);
+        }
+        cr_assert(on_a > 0 && on_b > 0 && on_a < len && on_b < len);
+    }
+    free(a);
+    free(b);
 }
