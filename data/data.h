@@ -101,12 +101,20 @@ typedef struct tal_class_map {
     int n;
 } tal_class_map;
 /* Reads a class list: one name per line, or "<id> <name>" lines (THUMOS detclasslist.txt: ids
- * sorted and renumbered 0..n-1 in file order), or a JSON array of strings. Blank lines and '#'
- * comments are skipped; duplicate names are an error. */
+ * sorted and renumbered 0..n-1 in file order), or a JSON array of strings; a ".csv" file has a
+ * header line, which is skipped. Blank lines and '#' comments are skipped; duplicate names are
+ * an error. */
 tal_status tal_class_map_load(tal_class_map *out, const char *path, tal_err *err);
 void tal_class_map_free(tal_class_map *map); /* leaves it empty; zeroed is fine */
 /* Index of name, or -1. */
 int tal_class_map_find(const tal_class_map *map, const char *name);
+
+/* Merges a BSN-style video table (CSV with a header naming at least "video"; optional columns
+ * "numFrame", "seconds", "fps", "subset") into the dataset: matching videos (ids with or
+ * without "v_") get those fields. *n_matched (may be NULL) counts rows that matched a video.
+ * TAL_EFORMAT names the file and line of a bad row. */
+tal_status tal_dataset_apply_video_table(tal_dataset *ds, const char *path, int *n_matched,
+                                         tal_err *err);
 
 /* Relabels the dataset with `map`'s order. Segments whose label is not in the map are dropped
  * and counted in *n_unknown (may be NULL); their names go in err->msg when any (not an

@@ -459,7 +459,13 @@ tal_status tal_class_map_load(tal_class_map *out, const char *path, tal_err *err
         s = read_string_list(&c.names, path, err);
         c.numbered = 0;
     } else {
-        s = for_each_line(text, class_line, &c, err);
+        char *body = text;
+        size_t lp = strlen(path);
+        if (lp > 4 && !strcmp(path + lp - 4, ".csv")) { /* skip the header line */
+            char *nl = strchr(text, '\n');
+            body = nl ? nl + 1 : text + len;
+        }
+        s = for_each_line(body, class_line, &c, err);
         free(text);
     }
     if (s == TAL_OK && c.names.n == 0) s = tal_err_set(err, TAL_EFORMAT, "%s: no classes", path);
@@ -578,4 +584,91 @@ tal_status tal_video_path(char *buf, size_t size, const char *dir, const char *i
     return tal_err_set(err, TAL_EIO,
                        "%s: no video file for '%s' (tried %s.mp4, .mkv, ... and %s.*)", dir, id,
                        id, alt);
+}
+
+/* ---------------------------------------------------------------- video tables ---------- */
+/* Splits a CSV line in place on commas (no quoting: BSN's files have none). */
+static int split_csv(char *line, char **cols, int max) {
+    int n = 0;
+    for (char *p = line; n < max;) {
+        cols[n++] = p;
+        char *c = strchr(p, ',');
+        if (!c) break;
+        *c = 0;
+        p = c + 1;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(cols[i]);
+        while (l && isspace((unsigned char)cols[i][l - 1])) cols[i][--l] = 0;
+    }
+    return n;
+}
+
+tal_status tal_dataset_apply_video_table(tal_dataset *ds, const char *path, int *n_matched,
+                                         tal_err *err) {
+    size_t len;
+    char *text = read_text_file(path, &len, err);
+    if (!text) return err ? err->code : TAL_EIO;
+    enum { VIDEO, FRAMES, SECONDS, FPS, SUBSET, N_KEYS, MAX_COLS = 32 };
+    static const char *const k_keys[N_KEYS] = {"video", "numFrame", "seconds", "fps", "subset"};
+    int col_of[N_KEYS] = {-1, -1, -1, -1, -1}, n_cols = 0, matched = 0, line_no = 0;
+    str_table ids = {0};
+    tal_status s = TAL_OK;
+    for (int i = 0; i < ds->n_videos && s == TAL_OK; i++) {
+        const char *id = ds->videos[i].id;
+        if (!str_table_put(&ids, strncmp(id, "v_", 2) ? id : id + 2, i))
+            s = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    }
+    for (char *line = text; s == TAL_OK && line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        line_no++;
+        char *cols[MAX_COLS];
+        int n = split_csv(line, cols, MAX_COLS);
+        if (line_no == 1) {
+            n_cols = n;
+            for (int c = 0; c < n; c++)
+                for (int k = 0; k < N_KEYS; k++)
+                    if (!strcmp(cols[c], k_keys[k])) col_of[k] = c;
+            if (col_of[VIDEO] < 0)
+                s = tal_err_set(err, TAL_EFORMAT, "%s:1: header has no \"video\" column", path);
+        } else if (n == 1 && !cols[0][0]) {
+            /* blank line */
+        } else if (n != n_cols) {
+            s = tal_err_set(err, TAL_EFORMAT, "%s:%d: %d columns, the header has %d", path,
+                            line_no, n, n_cols);
+        } else {
+            const char *id = cols[col_of[VIDEO]];
+            int v = str_table_get(&ids, strncmp(id, "v_", 2) ? id : id + 2);
+            if (v >= 0) {
+                tal_video_anno *va = &ds->videos[v];
+                double val[N_KEYS] = {0};
+                for (int k = FRAMES; k <= FPS && s == TAL_OK; k++) {
+                    if (col_of[k] < 0) continue;
+                    char *end;
+                    val[k] = strtod(cols[col_of[k]], &end);
+                    if (end == cols[col_of[k]] || *end || !isfinite(val[k]) || val[k] <= 0)
+                        s = tal_err_set(err, TAL_EFORMAT, "%s:%d: %s: %s '%s' is not a positive "
+                                        "number", path, line_no, id, k_keys[k], cols[col_of[k]]);
+                }
+                if (s == TAL_OK && col_of[SUBSET] >= 0) {
+                    tal_err e = {0};
+                    if (tal_subset_parse(&va->subset, cols[col_of[SUBSET]], &e) != TAL_OK)
+                        s = tal_err_set(err, TAL_EFORMAT, "%s:%d: %s: %s", path, line_no, id,
+                                        e.msg);
+                }
+                if (s == TAL_OK) {
+                    if (col_of[FRAMES] >= 0) va->n_frames = (int64_t)llround(val[FRAMES]);
+                    if (col_of[SECONDS] >= 0 && va->duration_s < 0) va->duration_s = val[SECONDS];
+                    if (col_of[FPS] >= 0) va->fps = val[FPS];
+                    matched++;
+                }
+            }
+        }
+        line = next;
+    }
+    str_table_free(&ids);
+    free(text);
+    if (n_matched) *n_matched = s == TAL_OK ? matched : 0;
+    return s;
 }

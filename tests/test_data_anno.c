@@ -479,3 +479,52 @@ Test(data_anno, thumos_text_errors_name_file_and_line) {
                  TAL_EIO);
     cr_assert(strstr(err.msg, "x.json"), "%s", err.msg);
 }
+
+Test(data_anno, bsn_csv_tables) {
+    tal_dataset *ds = load_ok(SHARED_DATA "/anet13_bsn_anno_action.json", NULL);
+    int matched = -1;
+    tal_err err = {0};
+    cr_assert_eq(tal_dataset_apply_video_table(ds, SHARED_DATA "/anet13_bsn_video_info_new.csv",
+                                               &matched, &err),
+                 TAL_OK, "%s", err.msg);
+    cr_assert_eq(matched, 9649 + 4728 + 4851);
+    cr_assert_eq(count_subset(ds, TAL_SUBSET_TRAINING), 9649);
+    cr_assert_eq(count_subset(ds, TAL_SUBSET_VALIDATION), 4728);
+    cr_assert_eq(count_subset(ds, TAL_SUBSET_TESTING), 4851);
+    int v = tal_dataset_find(ds, "v_---9CpRcKoU");
+    cr_assert_geq(v, 0);
+    cr_assert_eq(ds->videos[v].n_frames, 418);
+    cr_assert_float_eq(ds->videos[v].fps, 30.0, 0);
+
+    tal_class_map map;
+    cr_assert_eq(tal_class_map_load(&map, SHARED_DATA "/anet13_bsn_action_name.csv", &err), TAL_OK,
+                 "%s", err.msg);
+    cr_assert_eq(map.n, 200, "the header line is no class");
+    cr_assert_eq(tal_class_map_find(&map, "action"), -1);
+    int n_unknown = -1;
+    cr_assert_eq(tal_dataset_set_classes(ds, &map, &n_unknown, &err), TAL_OK);
+    cr_assert_eq(n_unknown, 0);
+    tal_class_map_free(&map);
+
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path(""));
+    write_file(dir, "table_nohead.csv", "id,subset\nv_a,training\n");
+    cr_assert_eq(tal_dataset_apply_video_table(ds, test_tmp_path("table_nohead.csv"), NULL, &err),
+                 TAL_EFORMAT);
+    cr_assert(strstr(err.msg, "table_nohead.csv:1"), "%s", err.msg);
+    write_file(dir, "table_cols.csv", "video,subset\nv_---9CpRcKoU,training,extra\n");
+    cr_assert_eq(tal_dataset_apply_video_table(ds, test_tmp_path("table_cols.csv"), NULL, &err),
+                 TAL_EFORMAT);
+    cr_assert(strstr(err.msg, "table_cols.csv:2"), "%s", err.msg);
+    write_file(dir, "table_num.csv", "video,numFrame\nv_---9CpRcKoU,lots\n");
+    cr_assert_eq(tal_dataset_apply_video_table(ds, test_tmp_path("table_num.csv"), NULL, &err),
+                 TAL_EFORMAT);
+    cr_assert(strstr(err.msg, "numFrame") && strstr(err.msg, "lots"), "%s", err.msg);
+    write_file(dir, "table_sub.csv", "video,subset\nv_---9CpRcKoU,holdout\n");
+    cr_assert_eq(tal_dataset_apply_video_table(ds, test_tmp_path("table_sub.csv"), NULL, &err),
+                 TAL_EFORMAT);
+    cr_assert(strstr(err.msg, "holdout"), "%s", err.msg);
+    cr_assert_eq(tal_dataset_apply_video_table(ds, test_tmp_path("no_table.csv"), NULL, &err),
+                 TAL_EIO);
+    tal_dataset_destroy(ds);
+}
