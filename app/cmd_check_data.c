@@ -167,9 +167,11 @@ static int cmd_check_data(int argc, char **argv) {
     }
     printf("%s: %d videos, %lld segments, %d classes\n", p.annotations, ds->n_videos,
            (long long)tal_dataset_n_segments(ds), ds->n_classes);
-    if (subset_name)
-        printf("subset %s: kept %d videos (dropped %d)\n", tal_subset_name(subset),
-               ds->n_videos - tal_dataset_filter_subset(ds, subset), ds->n_videos);
+    if (subset_name) {
+        int dropped = tal_dataset_filter_subset(ds, subset);
+        printf("subset %s: kept %d videos (dropped %d)\n", tal_subset_name(subset), ds->n_videos,
+               dropped);
+    }
     if (p.block[0]) {
         int n = 0;
         if (tal_dataset_block(ds, p.block, &n, &err) != TAL_OK) {

@@ -129,7 +129,7 @@ static int cmd_synth(int argc, char **argv) {
     }
     tal_err err = {0};
     if (tal_synth_check_opts(&o, &err) != TAL_OK) {
-        fprintf(stderr, "re2tal synth: %s\n", err.msg);
+        fprintf(stderr, "re2tal %s\n", err.msg);
         return 2;
     }
     tal_progress prog;
