@@ -227,6 +227,10 @@ typedef struct tal_video_meta {
     int n_segments;
 } tal_video_meta;
 
+/* The sampler's view of an annotated video (segments borrowed from it): n_frames as annotated,
+ * else round(fps * duration) when both are known, else 0 (probe the file, then fill it in). */
+tal_video_meta tal_video_meta_of(const tal_video_anno *v);
+
 /* THUMOS-style training (spec §9.1, OpenTAD ThumosPaddingDataset + random truncation). */
 typedef struct tal_trunc_opts {
     int trunc_len;          /* sampled frames per window (1024) */

@@ -39,6 +39,13 @@ void tal_window_opts_default(tal_window_opts *o) {
     o->snippet_stride = 4;
 }
 
+tal_video_meta tal_video_meta_of(const tal_video_anno *v) {
+    tal_video_meta m = {v->n_frames, v->duration_s, v->segments, v->n_segments};
+    if (m.n_frames <= 0 && v->fps > 0 && v->duration_s > 0)
+        m.n_frames = (int64_t)llround(v->fps * v->duration_s);
+    return m;
+}
+
 static tal_status check_video(const tal_video_meta *v, tal_err *err) {
     if (v->n_frames < 1 || !(v->duration_s > 0) || !isfinite(v->duration_s))
         return tal_err_set(err, TAL_EINVAL,

@@ -251,3 +251,20 @@ Test(data_sampler, batch_masks_and_lengths) {
         for (int t = 0; t < 520; t++)
             cr_assert_eq(mask[b * 520 + t], t < clips[b].n_valid_feat ? 1.0f : 0.0f);
 }
+
+Test(data_sampler, meta_from_annotations) {
+    const char *json = "{\"database\": {\"a\": {\"duration\": 10, \"fps\": 30, "
+                       "\"annotations\": [{\"segment\": [1, 2], \"label\": \"x\"}]},"
+                       "\"b\": {\"duration\": 10, \"frames\": 299, \"annotations\": []},"
+                       "\"c\": {\"duration\": 10, \"annotations\": []}}}";
+    tal_dataset *ds = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_dataset_parse(&ds, "m.json", json, strlen(json), &err), TAL_OK, "%s", err.msg);
+    tal_video_meta m = tal_video_meta_of(&ds->videos[0]);
+    cr_assert_eq(m.n_frames, 300);
+    cr_assert_eq(m.n_segments, 1);
+    cr_assert_eq(m.segments, ds->videos[0].segments);
+    cr_assert_eq(tal_video_meta_of(&ds->videos[1]).n_frames, 299);
+    cr_assert_eq(tal_video_meta_of(&ds->videos[2]).n_frames, 0);
+    tal_dataset_destroy(ds);
+}
