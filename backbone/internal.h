@@ -1,0 +1,145 @@
+/* backbone/internal.h: private to backbone/: Swin window geometry and the residual functions
+ * (Swin attention/MLP branches, ResNet bottleneck) behind the generic engine. */
+#ifndef TAL_BACKBONE_INTERNAL_H
+#define TAL_BACKBONE_INTERNAL_H
+
+#include "backbone.h"
+
+static inline int bb_planning(tal_tensor t) { return t.data == NULL; }
+
+/* Window geometry of one Swin stage for one input size (spec-videoswin.md §4). */
+typedef struct swin_geom {
+    int B, D, H, W, C, heads;
+    int full_win[3];        /* configured window (sizes the bias table) */
+    int win[3], shift[3];   /* clamped to the input; shift used by odd blocks */
+    int Dp, Hp, Wp;         /* padded to window multiples */
+    int nW, n;              /* windows per sample, tokens per window */
+    int any_shift;
+    int32_t *map[2];        /* [nW * n]: source token of each window slot or -1 (padding);
+                             * [0] unshifted, [1] shifted; NULL while planning */
+    tal_tensor mask;        /* [nW, n, n] of 0 / -100 for shifted blocks (none if no shift) */
+    int32_t *rel_index;     /* [n * n] rows of the bias table */
+} swin_geom;
+
+/* Fills g for x [B, D, H, W, C]; index maps and mask come from consts (planner: counted only). */
+void swin_geom_init(swin_geom *g, int B, int D, int H, int W, int C, int heads,
+                    const int window[3], tal_arena *consts);
+
+/* Parameter indices in the model's tal_params (-1: absent). */
+typedef struct swin_attn_fn {
+    const swin_geom *g;
+    tal_params *params;
+    int shifted;
+    int norm_w, norm_b, table, qkv_w, qkv_b, proj_w, proj_b;
+    int frozen_norm;
+    float drop_p;
+    uint64_t seed, stream;
+} swin_attn_fn;
+
+typedef struct swin_mlp_fn {
+    tal_params *params;
+    int hidden;
+    int norm_w, norm_b, fc1_w, fc1_b, fc2_w, fc2_b;
+    int frozen_norm;
+    float drop_p;
+    uint64_t seed, stream;
+} swin_mlp_fn;
+
+tal_resfn swin_attn_resfn(swin_attn_fn *f);
+tal_resfn swin_mlp_resfn(swin_mlp_fn *f);
+
+/* Bottleneck branch of a 3D ResNet on [B, C, T, H, W] (channel-first): conv1 (kt x1x1) - BN -
+ * ReLU - conv2 (1x3x3) - BN - ReLU - conv3 (1x1x1) - BN - ReLU (the post-add ReLU moved inside,
+ * spec §2.4). BN frozen: y = x * scale + shift per channel from running stats. */
+typedef struct resnet_bneck_fn {
+    tal_params *params;
+    int cin, planes, kt;
+    int conv[3];                 /* weights */
+    int bn[3][4];                /* weight, bias, running_mean, running_var */
+    float drop_p;
+    uint64_t seed, stream;
+    int final_relu;              /* 1 inside a rewired chain */
+} resnet_bneck_fn;
+tal_resfn resnet_bneck_resfn(resnet_bneck_fn *f);
+
+/* Frozen BN as a per-channel affine on channel-first x [B, C, ...]: y = x * s[c] + t[c] where
+ * s = w / sqrt(var + eps), t = b - mean * s. y may alias x. */
+void bn_frozen_forward(tal_tensor y, tal_tensor x, const float *w, const float *b,
+                       const float *mean, const float *var);
+/* dx = dy * s[c] (may alias). */
+void bn_frozen_backward(tal_tensor dx, tal_tensor dy, const float *w, const float *var);
+
+static inline tal_tensor bb_value(tal_params *p, int i) {
+    return i < 0 ? tal_tensor_none() : tal_params_at(p, i)->value;
+}
+/* The gradient of a trainable parameter, none for a frozen or absent one. */
+static inline tal_tensor bb_grad(tal_params *p, int i) {
+    if (i < 0) return tal_tensor_none();
+    tal_param *q = tal_params_at(p, i);
+    return q->trainable ? q->grad : tal_tensor_none();
+}
+
+
+/* ---------------------------------------------------------------- the model ------------- */
+typedef struct swin_stage {
+    int C, heads, depth;
+    int D, H, W;              /* token grid of the prepared clip */
+    swin_geom geom;
+    swin_attn_fn *attn;       /* [depth] (owned) */
+    swin_mlp_fn *mlp;         /* [depth] (owned) */
+    tal_resfn *fns;           /* [2 * depth]: F_0, G_0, F_1, ... (owned) */
+    int ds_norm_w, ds_norm_b, ds_red_w; /* PatchMerging after this stage, -1 for the last */
+    /* what the last training forward kept (views into keep) */
+    tal_tensor x, y;          /* stage input and output [B, D, H, W, C] */
+    tal_revstage *rs;
+    tal_tensor m4, m4n, mmean, mrstd; /* PatchMerging: gathered 4C, normalised, LN stats */
+} swin_stage;
+
+typedef struct resnet_model resnet_model; /* resnet3d.c */
+
+struct tal_backbone {
+    tal_backbone_config cfg;
+    tal_params *params;
+    int group, group_nd;
+    int first_param, n_params;  /* this model's parameters: indices [first, first + n) */
+    int B, T, H, W;           /* prepared clip (per chunk) */
+    int prepared, pending_backward;
+    tal_arena *consts, *keep, *scratch;
+    uint64_t step;
+    tal_tensor chunk, chunk_feats; /* chunk_frames > 0: one chunk's clip and features */
+    /* Swin */
+    int pe_w, pe_b, pe_nw, pe_nb, fin_w, fin_b;
+    swin_stage st[TAL_BACKBONE_MAX_STAGES];
+    tal_tensor pe_in;         /* conv input (the video, or its padded copy) */
+    tal_tensor pe_ln_in, pe_mean, pe_rstd, fin_mean, fin_rstd;
+    /* ResNet3D */
+    resnet_model *rn;
+};
+
+/* Swin parts (swin3d.c). */
+tal_status swin_declare(tal_backbone *bb, tal_err *err);
+void swin_free(tal_backbone *bb);
+void swin_init_params(tal_backbone *bb, uint64_t seed);
+void swin_setup_shapes(tal_backbone *bb); /* stage grids and geometry from bb->consts */
+/* video [B, 3, T, H, W] -> feats [B, C, D]; training when bb->keep is given (train = 1). */
+void swin_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int train);
+void swin_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err);
+
+/* ResNet parts (resnet3d.c). */
+tal_status resnet_declare(tal_backbone *bb, tal_err *err);
+void resnet_free(tal_backbone *bb);
+void resnet_init_params(tal_backbone *bb, uint64_t seed);
+void resnet_setup_shapes(tal_backbone *bb);
+void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int train);
+void resnet_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err);
+
+/* Shared helpers (model.c). */
+int bb_declare(tal_backbone *bb, const char *name, int ndim, const int64_t *shape, int no_decay,
+               int is_norm);
+/* Trunc-normal(0, std) clipped at 2 std, deterministic per (seed, param index). */
+void bb_init_trunc_normal(tal_tensor t, float std, uint64_t seed, uint64_t stream);
+/* [B, C, S] <-> [B, S, C] (to_last = 1: channel-first to channel-last). */
+void bb_transpose_cs(tal_tensor dst, tal_tensor src, int64_t B, int64_t C, int64_t S,
+                     int to_last);
+
+#endif

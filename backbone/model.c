@@ -1,0 +1,567 @@
+/* backbone/model.c: the model object shared by both families: configs (presets, JSON, checks),
+ * parameter declaration, memory planning (the real allocation sequence run on counting arenas),
+ * arenas, forward/backward dispatch, frame chunking and the output adapter. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "internal.h"
+
+/* ---------------------------------------------------------------- configs --------------- */
+static void set4(int *dst, int a, int b, int c, int d) {
+    dst[0] = a, dst[1] = b, dst[2] = c, dst[3] = d;
+}
+
+tal_status tal_backbone_config_preset(tal_backbone_config *cfg, const char *name, tal_err *err) {
+    tal_backbone_config c = {0};
+    c.arch = TAL_ARCH_SWIN;
+    c.n_stages = 4;
+    c.window[0] = 8, c.window[1] = 7, c.window[2] = 7;
+    c.patch[0] = 2, c.patch[1] = 4, c.patch[2] = 4;
+    c.mlp_ratio = 4.0f;
+    c.drop_path_rate = 0.2f; /* the rewired configs' rate (spec §2.3) */
+    c.freeze_norms = 1;
+    c.seed = 0x5eed;
+    for (int s = 0; s < 4; s++) c.mode[s] = TAL_STAGE_REVERSIBLE;
+    if (!strcmp(name, "swin_t")) {
+        c.embed_dim = 96;
+        set4(c.depths, 2, 2, 6, 2);
+        set4(c.heads, 3, 6, 12, 24);
+    } else if (!strcmp(name, "swin_s")) {
+        c.embed_dim = 96;
+        set4(c.depths, 2, 2, 18, 2);
+        set4(c.heads, 3, 6, 12, 24);
+    } else if (!strcmp(name, "swin_b")) {
+        c.embed_dim = 128;
+        set4(c.depths, 2, 2, 18, 2);
+        set4(c.heads, 4, 8, 16, 32);
+    } else if (!strcmp(name, "swin_small_test")) {
+        c.embed_dim = 32;
+        set4(c.depths, 2, 2, 2, 2);
+        set4(c.heads, 1, 2, 4, 8);
+        c.window[0] = c.window[1] = c.window[2] = 4;
+        c.drop_path_rate = 0.1f;
+    } else if (!strcmp(name, "resnet3d_small")) {
+        c.arch = TAL_ARCH_RESNET3D;
+        c.n_stages = 3;
+        c.embed_dim = 8;
+        set4(c.depths, 2, 3, 2, 0);
+        c.temporal_from = 1;
+        c.drop_path_rate = 0.1f;
+    } else {
+        return tal_err_set(err, TAL_EINVAL,
+                           "backbone preset '%s': unknown (expected swin_t, swin_s, swin_b, "
+                           "swin_small_test, resnet3d_small)",
+                           name);
+    }
+    *cfg = c;
+    return TAL_OK;
+}
+
+tal_status tal_backbone_config_check(const tal_backbone_config *c, tal_err *err) {
+    if (c->n_stages < 1 || c->n_stages > TAL_BACKBONE_MAX_STAGES)
+        return tal_err_set(err, TAL_EINVAL, "backbone: depths: %d stages (expected 1 to %d)",
+                           c->n_stages, TAL_BACKBONE_MAX_STAGES);
+    if (c->embed_dim < 1)
+        return tal_err_set(err, TAL_EINVAL, "backbone: embed_dim %d must be positive",
+                           c->embed_dim);
+    for (int s = 0; s < c->n_stages; s++) {
+        if (c->depths[s] < 1 || c->depths[s] > 256)
+            return tal_err_set(err, TAL_EINVAL, "backbone: depths[%d] = %d (expected 1 to 256)",
+                               s, c->depths[s]);
+        if ((int)c->mode[s] < 0 || (int)c->mode[s] > 2)
+            return tal_err_set(err, TAL_EINVAL, "backbone: mode[%d] = %d is not a mode", s,
+                               (int)c->mode[s]);
+        if (c->arch == TAL_ARCH_SWIN) {
+            int C = c->embed_dim << s;
+            if (c->heads[s] < 1 || C % c->heads[s])
+                return tal_err_set(err, TAL_EINVAL,
+                                   "backbone: heads[%d] = %d does not divide the stage's %d "
+                                   "channels",
+                                   s, c->heads[s], C);
+        }
+    }
+    if (c->arch == TAL_ARCH_SWIN) {
+        for (int a = 0; a < 3; a++) {
+            if (c->window[a] < 1 || c->window[a] > 64)
+                return tal_err_set(err, TAL_EINVAL, "backbone: window[%d] = %d (expected 1-64)",
+                                   a, c->window[a]);
+            if (c->patch[a] < 1 || c->patch[a] > 32)
+                return tal_err_set(err, TAL_EINVAL, "backbone: patch[%d] = %d (expected 1-32)",
+                                   a, c->patch[a]);
+        }
+        if (!(c->mlp_ratio > 0 && c->mlp_ratio <= 16))
+            return tal_err_set(err, TAL_EINVAL, "backbone: mlp_ratio %g (expected (0, 16])",
+                               c->mlp_ratio);
+    } else if (c->arch != TAL_ARCH_RESNET3D) {
+        return tal_err_set(err, TAL_EINVAL, "backbone: arch %d unknown", (int)c->arch);
+    }
+    if (!(c->drop_path_rate >= 0 && c->drop_path_rate < 1))
+        return tal_err_set(err, TAL_EINVAL, "backbone: drop_path_rate %g (expected [0, 1))",
+                           c->drop_path_rate);
+    if (c->chunk_frames < 0)
+        return tal_err_set(err, TAL_EINVAL, "backbone: chunk_frames %d is negative",
+                           c->chunk_frames);
+    return TAL_OK;
+}
+
+static tal_status json_ints(int *dst, int max, int *count, const cJSON *item, const char *key,
+                            tal_err *err) {
+    if (!cJSON_IsArray(item))
+        return tal_err_set(err, TAL_EINVAL, "backbone config: \"%s\": expected a list of ints",
+                           key);
+    int n = cJSON_GetArraySize(item);
+    if (n < 1 || n > max)
+        return tal_err_set(err, TAL_EINVAL, "backbone config: \"%s\": %d values (expected 1-%d)",
+                           key, n, max);
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetArrayItem(item, i);
+        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
+            return tal_err_set(err, TAL_EINVAL, "backbone config: \"%s\"[%d]: not an integer",
+                               key, i);
+        dst[i] = (int)v->valuedouble;
+    }
+    if (count) *count = n;
+    return TAL_OK;
+}
+
+static tal_status json_number(double *out, const cJSON *item, const char *key, tal_err *err) {
+    if (cJSON_IsBool(item)) {
+        *out = cJSON_IsTrue(item);
+        return TAL_OK;
+    }
+    if (!cJSON_IsNumber(item))
+        return tal_err_set(err, TAL_EINVAL, "backbone config: \"%s\": expected a number", key);
+    *out = item->valuedouble;
+    return TAL_OK;
+}
+
+tal_status tal_backbone_config_from_json(tal_backbone_config *cfg, const char *json_text,
+                                         tal_err *err) {
+    cJSON *root = cJSON_Parse(json_text);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return tal_err_set(err, TAL_EFORMAT, "backbone config: not a JSON object");
+    }
+    tal_status rc = TAL_OK;
+    tal_backbone_config c;
+    const cJSON *preset = cJSON_GetObjectItemCaseSensitive(root, "preset");
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(root, "arch");
+    const char *base = "swin_t";
+    if (arch && !cJSON_IsString(arch)) {
+        rc = tal_err_set(err, TAL_EINVAL, "backbone config: \"arch\": expected a string");
+        goto done;
+    }
+    if (arch && !strcmp(arch->valuestring, "resnet3d")) base = "resnet3d_small";
+    else if (arch && strcmp(arch->valuestring, "swin")) {
+        rc = tal_err_set(err, TAL_EINVAL,
+                         "backbone config: \"arch\": '%s' unknown (expected swin or resnet3d)",
+                         arch->valuestring);
+        goto done;
+    }
+    if (preset) {
+        if (!cJSON_IsString(preset)) {
+            rc = tal_err_set(err, TAL_EINVAL, "backbone config: \"preset\": expected a string");
+            goto done;
+        }
+        base = preset->valuestring;
+    }
+    if ((rc = tal_backbone_config_preset(&c, base, err))) goto done;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, root) {
+        const char *k = it->string;
+        double v = 0;
+        if (!strcmp(k, "arch") || !strcmp(k, "preset")) continue;
+        if (!strcmp(k, "depths")) {
+            int n = 0;
+            if ((rc = json_ints(c.depths, TAL_BACKBONE_MAX_STAGES, &n, it, k, err))) goto done;
+            c.n_stages = n;
+        } else if (!strcmp(k, "heads")) {
+            if ((rc = json_ints(c.heads, TAL_BACKBONE_MAX_STAGES, NULL, it, k, err))) goto done;
+        } else if (!strcmp(k, "window") || !strcmp(k, "patch")) {
+            int n = 0, *dst = !strcmp(k, "window") ? c.window : c.patch;
+            if ((rc = json_ints(dst, 3, &n, it, k, err))) goto done;
+            if (n != 3) {
+                rc = tal_err_set(err, TAL_EINVAL, "backbone config: \"%s\": expected [t, h, w]",
+                                 k);
+                goto done;
+            }
+        } else if (!strcmp(k, "mode")) {
+            if (cJSON_IsString(it)) {
+                int m = tal_stage_mode_parse(it->valuestring);
+                if (m < 0) goto bad_mode;
+                for (int s = 0; s < TAL_BACKBONE_MAX_STAGES; s++) c.mode[s] = (tal_stage_mode)m;
+            } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) <= TAL_BACKBONE_MAX_STAGES) {
+                for (int s = 0; s < cJSON_GetArraySize(it); s++) {
+                    const cJSON *e = cJSON_GetArrayItem(it, s);
+                    int m = cJSON_IsString(e) ? tal_stage_mode_parse(e->valuestring) : -1;
+                    if (m < 0) goto bad_mode;
+                    c.mode[s] = (tal_stage_mode)m;
+                }
+            } else {
+                goto bad_mode;
+            }
+        } else if (!strcmp(k, "embed_dim") || !strcmp(k, "mlp_ratio") ||
+                   !strcmp(k, "drop_path_rate") || !strcmp(k, "freeze_norms") ||
+                   !strcmp(k, "chunk_frames") || !strcmp(k, "seed") ||
+                   !strcmp(k, "temporal_from")) {
+            if ((rc = json_number(&v, it, k, err))) goto done;
+            if (!strcmp(k, "embed_dim")) c.embed_dim = (int)v;
+            else if (!strcmp(k, "mlp_ratio")) c.mlp_ratio = (float)v;
+            else if (!strcmp(k, "drop_path_rate")) c.drop_path_rate = (float)v;
+            else if (!strcmp(k, "freeze_norms")) c.freeze_norms = v != 0;
+            else if (!strcmp(k, "chunk_frames")) c.chunk_frames = (int)v;
+            else if (!strcmp(k, "seed")) c.seed = (uint64_t)v;
+            else c.temporal_from = (int)v;
+        } else {
+            rc = tal_err_set(err, TAL_EINVAL, "backbone config: \"%s\": unknown key", k);
+            goto done;
+        }
+    }
+    if ((rc = tal_backbone_config_check(&c, err))) goto done;
+    *cfg = c;
+    goto done;
+bad_mode:
+    rc = tal_err_set(err, TAL_EINVAL,
+                     "backbone config: \"mode\": expected \"vanilla\", \"reversible\" or "
+                     "\"rewired_stored\", or a list of them per stage");
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+int tal_backbone_out_channels(const tal_backbone_config *c) {
+    int C = c->embed_dim << (c->n_stages - 1);
+    return c->arch == TAL_ARCH_RESNET3D ? 4 * C : C;
+}
+
+int tal_backbone_out_frames(const tal_backbone_config *c, int frames) {
+    if (c->arch == TAL_ARCH_RESNET3D) return frames;
+    if (c->chunk_frames > 0) {
+        int per = (c->chunk_frames + c->patch[0] - 1) / c->patch[0];
+        int chunks = (frames + c->chunk_frames - 1) / c->chunk_frames;
+        int tail = frames - (chunks - 1) * c->chunk_frames;
+        return (chunks - 1) * per + (tail + c->patch[0] - 1) / c->patch[0];
+    }
+    return (frames + c->patch[0] - 1) / c->patch[0];
+}
+
+/* ---------------------------------------------------------------- shared helpers -------- */
+int bb_declare(tal_backbone *bb, const char *name, int ndim, const int64_t *shape, int no_decay,
+               int is_norm) {
+    int trainable = !(is_norm && bb->cfg.freeze_norms);
+    return tal_params_declare(bb->params, name, ndim, shape, no_decay ? bb->group_nd : bb->group,
+                              trainable);
+}
+
+void bb_init_trunc_normal(tal_tensor t, float std, uint64_t seed, uint64_t stream) {
+    tal_rng_key key = {seed, 1, stream};
+    int64_t n = tal_tensor_numel(t);
+    uint64_t ctr = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float z;
+        do z = tal_rng_normal(key, ctr++);
+        while (fabsf(z) > 2.0f);
+        t.data[i] = z * std;
+    }
+}
+
+void bb_transpose_cs(tal_tensor dst, tal_tensor src, int64_t B, int64_t C, int64_t S,
+                     int to_last) {
+    const int64_t TILE = 32; /* cache blocking: both sides stay within a few lines */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t s0 = 0; s0 < S; s0 += TILE) {
+            int64_t s1 = s0 + TILE < S ? s0 + TILE : S;
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t s = s0; s < s1; s++) {
+                    if (to_last)
+                        dst.data[(b * S + s) * C + c] = src.data[(b * C + c) * S + s];
+                    else
+                        dst.data[(b * C + c) * S + s] = src.data[(b * S + s) * C + c];
+                }
+        }
+}
+
+/* ---------------------------------------------------------------- lifecycle ------------- */
+tal_status tal_backbone_create(tal_backbone **out, const tal_backbone_config *cfg, tal_params *p,
+                               int group, int group_no_decay, tal_err *err) {
+    *out = NULL;
+    tal_status rc = tal_backbone_config_check(cfg, err);
+    if (rc) return rc;
+    tal_backbone *bb = calloc(1, sizeof *bb);
+    if (!bb) return tal_err_set(err, TAL_ENOMEM, "backbone: out of memory");
+    bb->cfg = *cfg;
+    bb->params = p;
+    bb->group = group;
+    bb->group_nd = group_no_decay;
+    bb->first_param = tal_params_count(p);
+    rc = cfg->arch == TAL_ARCH_SWIN ? swin_declare(bb, err) : resnet_declare(bb, err);
+    bb->n_params = tal_params_count(p) - bb->first_param;
+    if (rc) {
+        tal_backbone_destroy(bb);
+        return rc;
+    }
+    *out = bb;
+    return TAL_OK;
+}
+
+void tal_backbone_destroy(tal_backbone *bb) {
+    if (!bb) return;
+    swin_free(bb);
+    resnet_free(bb);
+    tal_arena_destroy(bb->consts);
+    tal_arena_destroy(bb->keep);
+    tal_arena_destroy(bb->scratch);
+    free(bb);
+}
+
+const tal_backbone_config *tal_backbone_config_of(const tal_backbone *bb) { return &bb->cfg; }
+
+void tal_backbone_init(tal_backbone *bb, uint64_t seed) {
+    if (bb->cfg.arch == TAL_ARCH_SWIN)
+        swin_init_params(bb, seed);
+    else
+        resnet_init_params(bb, seed);
+}
+
+void tal_backbone_set_step(tal_backbone *bb, uint64_t step) { bb->step = step; }
+
+/* ---------------------------------------------------------------- planning -------------- */
+static int out_len_chunk(const tal_backbone *bb);
+
+static void setup_shapes(tal_backbone *bb) {
+    if (bb->cfg.arch == TAL_ARCH_SWIN)
+        swin_setup_shapes(bb);
+    else
+        resnet_setup_shapes(bb);
+    bb->chunk = bb->chunk_feats = tal_tensor_none();
+    if (bb->cfg.chunk_frames > 0) { /* one chunk's clip and features, for long inputs */
+        bb->chunk = tal_arena_tensor(bb->consts, 5, (int64_t[]){bb->B, 3, bb->T, bb->H, bb->W});
+        bb->chunk_feats = tal_arena_tensor(
+            bb->consts, 3,
+            (int64_t[]){bb->B, tal_backbone_out_channels(&bb->cfg), out_len_chunk(bb)});
+    }
+}
+
+static void run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int train) {
+    if (bb->cfg.arch == TAL_ARCH_SWIN)
+        swin_run_forward(bb, feats, video, train);
+    else
+        resnet_run_forward(bb, feats, video, train);
+}
+
+static void run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
+    if (bb->cfg.arch == TAL_ARCH_SWIN)
+        swin_run_backward(bb, dfeats, recon_err);
+    else
+        resnet_run_backward(bb, dfeats, recon_err);
+}
+
+static int out_len_chunk(const tal_backbone *bb) {
+    tal_backbone_config c = bb->cfg;
+    c.chunk_frames = 0;
+    return tal_backbone_out_frames(&c, bb->T);
+}
+
+/* Runs inference, then a training forward + backward, on counting arenas: their high-water
+ * marks are the sizes the real arenas need. */
+static void plan_pass(tal_backbone *bb, size_t *consts, size_t *keep, size_t *scratch,
+                      size_t *infer) {
+    tal_arena *c = tal_arena_create_planner(), *k = tal_arena_create_planner();
+    tal_arena *s = tal_arena_create_planner();
+    bb->consts = c, bb->keep = k, bb->scratch = s;
+    setup_shapes(bb);
+    int64_t Cout = tal_backbone_out_channels(&bb->cfg), Tout = out_len_chunk(bb);
+    tal_tensor video = tal_t5(NULL, bb->B, 3, bb->T, bb->H, bb->W);
+    tal_tensor feats = tal_t3(NULL, bb->B, Cout, Tout);
+    run_forward(bb, feats, video, 0);
+    *infer = tal_arena_high_water(s);
+    run_forward(bb, feats, video, 1);
+    run_backward(bb, feats, NULL);
+    *consts = tal_arena_high_water(c);
+    *keep = tal_arena_high_water(k);
+    *scratch = tal_arena_high_water(s);
+    tal_arena_destroy(c);
+    tal_arena_destroy(k);
+    tal_arena_destroy(s);
+    bb->consts = bb->keep = bb->scratch = NULL;
+}
+
+static tal_status check_shape(const tal_backbone_config *c, int batch, int frames, int height,
+                              int width, tal_err *err) {
+    if (batch < 1 || frames < 1 || height < 1 || width < 1 || batch > 4096 || frames > 100000 ||
+        height > 8192 || width > 8192)
+        return tal_err_set(err, TAL_EINVAL,
+                           "backbone: clip shape [%d, 3, %d, %d, %d] out of range", batch, frames,
+                           height, width);
+    if (c->arch == TAL_ARCH_RESNET3D && (height < 8 || width < 8))
+        return tal_err_set(err, TAL_EINVAL, "backbone: resnet3d needs frames at least 8x8, got "
+                                            "%dx%d", height, width);
+    return TAL_OK;
+}
+
+tal_status tal_backbone_plan_memory(tal_backbone_plan *out, const tal_backbone_config *cfg,
+                                    int batch, int frames, int height, int width, tal_err *err) {
+    memset(out, 0, sizeof *out);
+    tal_status rc = check_shape(cfg, batch, frames, height, width, err);
+    if (rc) return rc;
+    tal_params *p = tal_params_create();
+    int g = tal_params_add_group(p, "backbone", 1.0f, 0.05f);
+    int gnd = tal_params_add_group(p, "backbone_no_decay", 1.0f, 0.0f);
+    tal_backbone *bb = NULL;
+    rc = tal_backbone_create(&bb, cfg, p, g, gnd, err);
+    if (rc) {
+        tal_params_destroy(p);
+        return rc;
+    }
+    bb->B = batch, bb->H = height, bb->W = width;
+    bb->T = cfg->chunk_frames > 0 && cfg->chunk_frames < frames ? cfg->chunk_frames : frames;
+    plan_pass(bb, &out->consts_bytes, &out->keep_bytes, &out->scratch_bytes, &out->infer_bytes);
+    size_t total = 0, trainable = 0;
+    for (int i = 0; i < tal_params_count(p); i++) {
+        tal_param *q = tal_params_at(p, i);
+        size_t b = tal_arena_round(tal_tensor_bytes(q->value));
+        total += b;
+        if (q->trainable) trainable += b;
+    }
+    out->params_bytes = total;
+    out->grads_bytes = total;  /* tal_params allocates a gradient for every parameter */
+    out->optim_bytes = 2 * trainable;
+    tal_backbone_destroy(bb);
+    tal_params_destroy(p);
+    return TAL_OK;
+}
+
+tal_status tal_backbone_prepare(tal_backbone *bb, int batch, int frames, int height, int width,
+                                tal_err *err) {
+    tal_status rc = check_shape(&bb->cfg, batch, frames, height, width, err);
+    if (rc) return rc;
+    tal_arena_destroy(bb->consts);
+    tal_arena_destroy(bb->keep);
+    tal_arena_destroy(bb->scratch);
+    bb->consts = bb->keep = bb->scratch = NULL;
+    bb->prepared = 0;
+    if (bb->cfg.chunk_frames > 0 && bb->cfg.chunk_frames < frames) frames = bb->cfg.chunk_frames;
+    bb->B = batch, bb->T = frames, bb->H = height, bb->W = width;
+    size_t c, k, s, inf;
+    plan_pass(bb, &c, &k, &s, &inf);
+    if ((rc = tal_arena_create(&bb->consts, TAL_DEV_CPU, c, err)) ||
+        (rc = tal_arena_create(&bb->keep, TAL_DEV_CPU, k, err)) ||
+        (rc = tal_arena_create(&bb->scratch, TAL_DEV_CPU, s, err)))
+        return tal_err_prefix(err, "backbone: clip [%d, 3, %d, %d, %d]", batch, frames, height,
+                              width);
+    setup_shapes(bb);
+    bb->prepared = 1;
+    return TAL_OK;
+}
+
+void tal_backbone_high_water(const tal_backbone *bb, size_t *keep_bytes, size_t *scratch_bytes) {
+    *keep_bytes = bb->keep ? tal_arena_high_water(bb->keep) : 0;
+    *scratch_bytes = bb->scratch ? tal_arena_high_water(bb->scratch) : 0;
+}
+
+/* ---------------------------------------------------------------- running --------------- */
+/* Copies frames [t0, t0 + n) of video [B, 3, T, H, W] into chunk [B, 3, Tc, H, W], zeroing the
+ * frames past n (a short last chunk). */
+static void copy_chunk(tal_tensor chunk, tal_tensor video, int64_t t0, int64_t n) {
+    int64_t BC = video.shape[0] * 3, T = video.shape[2], Tc = chunk.shape[2];
+    int64_t frame = video.shape[3] * video.shape[4];
+    for (int64_t bc = 0; bc < BC; bc++) {
+        memcpy(chunk.data + bc * Tc * frame, video.data + (bc * T + t0) * frame,
+               sizeof(float) * (size_t)(n * frame));
+        memset(chunk.data + (bc * Tc + n) * frame, 0, sizeof(float) * (size_t)((Tc - n) * frame));
+    }
+}
+
+/* Runs fn over the chunks of video: chunk feats [B, C, Tc'] go to feats[:, :, o : o + k]. */
+typedef void (*chunk_fn)(tal_backbone *bb, tal_tensor cf, tal_tensor chunk, int64_t o,
+                         int64_t k, tal_tensor all);
+
+static void for_chunks(tal_backbone *bb, tal_tensor all, tal_tensor video, chunk_fn fn) {
+    int64_t T = video.shape[2], Tc = bb->T, C = all.shape[1];
+    int64_t per = out_len_chunk(bb);
+    TAL_ASSERT(video.shape[0] == bb->B && all.shape[0] == bb->B);
+    tal_tensor chunk = bb->chunk, cf = bb->chunk_feats;
+    TAL_ASSERT_MSG(chunk.data && cf.shape[1] == C, "chunking needs chunk_frames in the config");
+    int64_t o = 0;
+    for (int64_t t0 = 0; t0 < T; t0 += Tc) {
+        int64_t n = T - t0 < Tc ? T - t0 : Tc;
+        int64_t k = n == Tc ? per : (n + bb->cfg.patch[0] - 1) / bb->cfg.patch[0];
+        if (bb->cfg.arch == TAL_ARCH_RESNET3D) k = n;
+        copy_chunk(chunk, video, t0, n);
+        fn(bb, cf, chunk, o, k, all);
+        o += k;
+    }
+    TAL_ASSERT(o == all.shape[2]);
+}
+
+static void chunk_infer(tal_backbone *bb, tal_tensor cf, tal_tensor chunk, int64_t o, int64_t k,
+                        tal_tensor all) {
+    run_forward(bb, cf, chunk, 0);
+    int64_t BC = all.shape[0] * all.shape[1], T = all.shape[2], per = cf.shape[2];
+    for (int64_t r = 0; r < BC; r++)
+        memcpy(all.data + r * T + o, cf.data + r * per, sizeof(float) * (size_t)k);
+}
+
+static void chunk_train(tal_backbone *bb, tal_tensor cf, tal_tensor chunk, int64_t o, int64_t k,
+                        tal_tensor all) {
+    run_forward(bb, cf, chunk, 1);
+    /* cf now takes this chunk's slice of dfeats (zero for the padded tail's outputs). */
+    int64_t BC = all.shape[0] * all.shape[1], T = all.shape[2], per = cf.shape[2];
+    memset(cf.data, 0, tal_tensor_bytes(cf));
+    for (int64_t r = 0; r < BC; r++)
+        memcpy(cf.data + r * per, all.data + r * T + o, sizeof(float) * (size_t)k);
+    run_backward(bb, cf, NULL);
+    tal_arena_reset(bb->keep);
+}
+
+void tal_backbone_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video) {
+    TAL_ASSERT_MSG(bb->prepared, "tal_backbone_prepare first");
+    TAL_ASSERT(video.ndim == 5 && feats.ndim == 3);
+    if (video.shape[2] == bb->T) {
+        run_forward(bb, feats, video, 0);
+        return;
+    }
+    TAL_ASSERT_MSG(bb->cfg.chunk_frames > 0, "clip of %lld frames, prepared for %d",
+                   (long long)video.shape[2], bb->T);
+    for_chunks(bb, feats, video, chunk_infer);
+}
+
+void tal_backbone_forward_train(tal_backbone *bb, tal_tensor feats, tal_tensor video) {
+    TAL_ASSERT_MSG(bb->prepared, "tal_backbone_prepare first");
+    TAL_ASSERT_MSG(video.shape[2] == bb->T, "training clip of %lld frames, prepared for %d",
+                   (long long)video.shape[2], bb->T);
+    tal_arena_reset(bb->keep);
+    run_forward(bb, feats, video, 1);
+    bb->pending_backward = 1;
+}
+
+void tal_backbone_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
+    TAL_ASSERT_MSG(bb->pending_backward, "backward without a training forward");
+    run_backward(bb, dfeats, recon_err);
+    bb->pending_backward = 0;
+    tal_arena_reset(bb->keep);
+}
+
+void tal_backbone_backward_chunked(tal_backbone *bb, tal_tensor dfeats, tal_tensor video) {
+    TAL_ASSERT_MSG(bb->prepared, "tal_backbone_prepare first");
+    tal_arena_reset(bb->keep);
+    for_chunks(bb, dfeats, video, chunk_train);
+}
+
+void tal_backbone_resize_forward(tal_tensor out, tal_tensor feats) {
+    if (out.shape[2] == feats.shape[2])
+        tal_copy(out, feats);
+    else
+        tal_interp1d_forward(out, feats);
+}
+
+void tal_backbone_resize_backward(tal_tensor dfeats, tal_tensor dout) {
+    if (dout.shape[2] == dfeats.shape[2])
+        tal_copy(dfeats, dout);
+    else
+        tal_interp1d_backward(dfeats, dout);
+}

@@ -1,0 +1,426 @@
+/* backbone/swin_block.c: the two residual functions of a Video Swin block (spec-videoswin.md §4):
+ * F = LN1 -> pad -> shift -> window partition -> W-MSA with relative position bias (+ shift
+ * mask) -> merge -> unshift -> crop -> drop-path, and G = LN2 -> fc1 -> GELU -> fc2 ->
+ * drop-path, on channel-last x [B, D, H, W, C]. Pad + roll + partition is one gather pass
+ * through a precomputed index map (and its inverse one scatter pass). */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define LN_EPS 1e-5f
+#define MASK_NEG -100.0f /* the reference's mask value (not -inf) */
+
+/* ---------------------------------------------------------------- geometry -------------- */
+static int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+static int region(int c, int P, int win, int shift) {
+    if (shift == 0) return 0;
+    if (c < P - win) return 0;
+    if (c < P - shift) return 1;
+    return 2;
+}
+
+void swin_geom_init(swin_geom *g, int B, int D, int H, int W, int C, int heads,
+                    const int window[3], tal_arena *consts) {
+    memset(g, 0, sizeof *g);
+    g->B = B, g->D = D, g->H = H, g->W = W, g->C = C, g->heads = heads;
+    int size[3] = {D, H, W};
+    for (int a = 0; a < 3; a++) {
+        g->full_win[a] = window[a];
+        /* §4.1: an axis no longer than the window takes the whole axis and no shift. */
+        if (size[a] <= window[a]) {
+            g->win[a] = size[a];
+            g->shift[a] = 0;
+        } else {
+            g->win[a] = window[a];
+            g->shift[a] = window[a] / 2;
+        }
+        if (g->shift[a]) g->any_shift = 1;
+    }
+    g->Dp = round_up(D, g->win[0]);
+    g->Hp = round_up(H, g->win[1]);
+    g->Wp = round_up(W, g->win[2]);
+    int nd = g->Dp / g->win[0], nh = g->Hp / g->win[1], nw = g->Wp / g->win[2];
+    g->nW = nd * nh * nw;
+    g->n = g->win[0] * g->win[1] * g->win[2];
+    int64_t slots = (int64_t)g->nW * g->n;
+    for (int s = 0; s < 2; s++)
+        g->map[s] = (s == 1 && !g->any_shift)
+                        ? NULL
+                        : tal_arena_bytes(consts, sizeof(int32_t) * (size_t)slots);
+    g->rel_index = tal_arena_bytes(consts, sizeof(int32_t) * (size_t)g->n * (size_t)g->n);
+    g->mask = g->any_shift ? tal_arena_tensor(consts, 3, (int64_t[]){g->nW, g->n, g->n})
+                           : tal_tensor_none();
+    if (!g->rel_index) { /* planner: sizes only */
+        g->mask.data = NULL;
+        return;
+    }
+    int wd = g->win[0], wh = g->win[1], ww = g->win[2];
+    for (int s = 0; s < 2; s++) {
+        if (!g->map[s]) continue;
+        int sd = s ? g->shift[0] : 0, sh = s ? g->shift[1] : 0, sw = s ? g->shift[2] : 0;
+        int64_t p = 0;
+        for (int bd = 0; bd < nd; bd++)
+            for (int bh = 0; bh < nh; bh++)
+                for (int bw = 0; bw < nw; bw++)
+                    for (int id = 0; id < wd; id++)
+                        for (int ih = 0; ih < wh; ih++)
+                            for (int iw = 0; iw < ww; iw++, p++) {
+                                /* roll by -shift: slot (d, h, w) reads (d + sd) mod Dp. */
+                                int d = (bd * wd + id + sd) % g->Dp;
+                                int h = (bh * wh + ih + sh) % g->Hp;
+                                int w = (bw * ww + iw + sw) % g->Wp;
+                                g->map[s][p] = (d < D && h < H && w < W)
+                                                   ? (int32_t)(((int64_t)d * H + h) * W + w)
+                                                   : -1;
+                            }
+    }
+    /* Relative position index: the top-left n x n block of the full window's matrix
+     * (tokens unravelled on the full window, as the reference slices index[:n, :n]). */
+    int fd = window[0], fh = window[1], fw = window[2];
+    for (int i = 0; i < g->n; i++) {
+        int di = i / (fh * fw), hi = (i / fw) % fh, wi = i % fw;
+        for (int j = 0; j < g->n; j++) {
+            int dj = j / (fh * fw), hj = (j / fw) % fh, wj = j % fw;
+            g->rel_index[(int64_t)i * g->n + j] = (di - dj + fd - 1) * (2 * fh - 1) * (2 * fw - 1) +
+                                                  (hi - hj + fh - 1) * (2 * fw - 1) +
+                                                  (wi - wj + fw - 1);
+        }
+    }
+    if (!g->any_shift) return;
+    /* §4.3: region ids on the padded grid, compared within each (unrolled) window. */
+    int n = g->n;
+    int ids[n];
+    int64_t w_idx = 0;
+    for (int bd = 0; bd < nd; bd++)
+        for (int bh = 0; bh < nh; bh++)
+            for (int bw = 0; bw < nw; bw++, w_idx++) {
+                int t = 0;
+                for (int id = 0; id < wd; id++)
+                    for (int ih = 0; ih < wh; ih++)
+                        for (int iw = 0; iw < ww; iw++, t++)
+                            ids[t] = 9 * region(bd * wd + id, g->Dp, wd, g->shift[0]) +
+                                     3 * region(bh * wh + ih, g->Hp, wh, g->shift[1]) +
+                                     region(bw * ww + iw, g->Wp, ww, g->shift[2]);
+                float *m = g->mask.data + w_idx * n * n;
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < n; j++) m[i * n + j] = ids[i] == ids[j] ? 0.0f : MASK_NEG;
+            }
+}
+
+/* ---------------------------------------------------------------- layout passes ---------- */
+/* xw [B * nW * n, C] <- x [B * D*H*W, C] through map (padding slots zero). */
+static void window_gather(tal_tensor xw, tal_tensor x, const swin_geom *g, const int32_t *map) {
+    int64_t slots = (int64_t)g->nW * g->n, tokens = (int64_t)g->D * g->H * g->W;
+    int64_t C = g->C, total = (int64_t)g->B * slots;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < total; r++) {
+        int64_t b = r / slots, src = map[r % slots];
+        float *dst = xw.data + r * C;
+        if (src < 0)
+            memset(dst, 0, sizeof(float) * (size_t)C);
+        else
+            memcpy(dst, x.data + (b * tokens + src) * C, sizeof(float) * (size_t)C);
+    }
+}
+
+/* x [B * D*H*W, C] <- xw (inverse of window_gather: every token has exactly one slot, padding
+ * slots are dropped, which is the crop). */
+static void window_scatter(tal_tensor x, tal_tensor xw, const swin_geom *g, const int32_t *map) {
+    int64_t slots = (int64_t)g->nW * g->n, tokens = (int64_t)g->D * g->H * g->W;
+    int64_t C = g->C, total = (int64_t)g->B * slots;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < total; r++) {
+        int64_t b = r / slots, src = map[r % slots];
+        if (src >= 0)
+            memcpy(x.data + (b * tokens + src) * C, xw.data + r * C, sizeof(float) * (size_t)C);
+    }
+}
+
+/* qkv [Bw, n, 3, heads, hd] <-> q, k, v [Bw, heads, n, hd]. */
+static void split_qkv(tal_tensor q, tal_tensor k, tal_tensor v, tal_tensor qkv, int64_t Bw,
+                      int64_t n, int64_t heads, int64_t hd) {
+    float *dst[3] = {q.data, k.data, v.data};
+    int64_t C = heads * hd;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < Bw; b++)
+        for (int64_t t = 0; t < n; t++) {
+            const float *row = qkv.data + (b * n + t) * 3 * C;
+            for (int part = 0; part < 3; part++)
+                for (int64_t h = 0; h < heads; h++)
+                    memcpy(dst[part] + ((b * heads + h) * n + t) * hd, row + part * C + h * hd,
+                           sizeof(float) * (size_t)hd);
+        }
+}
+
+static void merge_qkv(tal_tensor qkv, tal_tensor q, tal_tensor k, tal_tensor v, int64_t Bw,
+                      int64_t n, int64_t heads, int64_t hd) {
+    const float *src[3] = {q.data, k.data, v.data};
+    int64_t C = heads * hd;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < Bw; b++)
+        for (int64_t t = 0; t < n; t++) {
+            float *row = qkv.data + (b * n + t) * 3 * C;
+            for (int part = 0; part < 3; part++)
+                for (int64_t h = 0; h < heads; h++)
+                    memcpy(row + part * C + h * hd, src[part] + ((b * heads + h) * n + t) * hd,
+                           sizeof(float) * (size_t)hd);
+        }
+}
+
+/* [Bw, heads, n, hd] <-> [Bw, n, heads * hd] (to_tokens = 1: the first direction). */
+static void heads_tokens(tal_tensor tok, tal_tensor hv, int64_t Bw, int64_t n, int64_t heads,
+                         int64_t hd, int to_tokens) {
+    int64_t C = heads * hd;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < Bw; b++)
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t h = 0; h < heads; h++) {
+                float *a = tok.data + (b * n + t) * C + h * hd;
+                float *s = hv.data + ((b * heads + h) * n + t) * hd;
+                if (to_tokens)
+                    memcpy(a, s, sizeof(float) * (size_t)hd);
+                else
+                    memcpy(s, a, sizeof(float) * (size_t)hd);
+            }
+}
+
+/* ---------------------------------------------------------------- F: attention ---------- */
+typedef struct attn_saved {
+    tal_tensor mean, rstd;   /* LN1 [N] */
+    tal_tensor uw;           /* normalised windowed tokens [Bw * n, C] (qkv input) */
+    tal_tensor q, k, v;      /* [Bw, heads, n, hd] */
+    tal_tensor probs;        /* [Bw, heads, n, n] */
+    tal_tensor ow;           /* attention output as tokens [Bw * n, C] (proj input) */
+} attn_saved;
+
+static tal_rng_key drop_key(uint64_t seed, uint64_t step, uint64_t stream) {
+    tal_rng_key k = {seed, step, stream};
+    return k;
+}
+
+/* Alloc the saved state in a (keep, or scratch at inference). */
+static void attn_alloc_saved(attn_saved *s, tal_arena *a, const swin_geom *g, int64_t N) {
+    int64_t Bw = (int64_t)g->B * g->nW, n = g->n, hd = g->C / g->heads;
+    s->mean = tal_arena_tensor(a, 1, (int64_t[]){N});
+    s->rstd = tal_arena_tensor(a, 1, (int64_t[]){N});
+    s->uw = tal_arena_tensor(a, 2, (int64_t[]){Bw * n, g->C});
+    s->q = tal_arena_tensor(a, 4, (int64_t[]){Bw, g->heads, n, hd});
+    s->k = tal_arena_like(a, s->q);
+    s->v = tal_arena_like(a, s->q);
+    s->probs = tal_arena_tensor(a, 4, (int64_t[]){Bw, g->heads, n, n});
+    s->ow = tal_arena_tensor(a, 2, (int64_t[]){Bw * n, g->C});
+}
+
+/* bias [heads, n, n] from table [rows, heads]. */
+static void expand_bias(tal_tensor bias, tal_tensor table, const swin_geom *g) {
+    int64_t n = g->n, heads = g->heads, nn = n * n;
+#pragma omp parallel for schedule(static)
+    for (int64_t ij = 0; ij < nn; ij++) {
+        const float *row = table.data + (int64_t)g->rel_index[ij] * heads;
+        for (int64_t h = 0; h < heads; h++) bias.data[h * nn + ij] = row[h];
+    }
+}
+
+static void reduce_bias_grad(tal_tensor dtable, tal_tensor dbias, const swin_geom *g) {
+    int64_t n = g->n, heads = g->heads, nn = n * n;
+    /* Serial: several (i, j) share a table row, so a parallel scatter would race. */
+    for (int64_t ij = 0; ij < nn; ij++) {
+        float *row = dtable.data + (int64_t)g->rel_index[ij] * heads;
+        for (int64_t h = 0; h < heads; h++) row[h] += dbias.data[h * nn + ij];
+    }
+}
+
+static void *attn_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *keep,
+                          tal_arena *scratch, uint64_t step) {
+    swin_attn_fn *f = self;
+    const swin_geom *g = f->g;
+    tal_params *p = f->params;
+    int plan = bb_planning(x);
+    int64_t N = tal_tensor_numel(x) / g->C, Bw = (int64_t)g->B * g->nW, n = g->n;
+    int64_t hd = g->C / g->heads;
+    TAL_ASSERT(N == (int64_t)g->B * g->D * g->H * g->W);
+    attn_saved local, *s = keep ? tal_arena_bytes(keep, sizeof *s) : NULL;
+    size_t outer = tal_arena_mark(scratch);
+    attn_alloc_saved(&local, keep ? keep : scratch, g, N);
+    size_t mark = tal_arena_mark(scratch);
+    const int32_t *map = g->map[f->shifted];
+    tal_tensor bias = tal_arena_tensor(scratch, 3, (int64_t[]){g->heads, n, n});
+    size_t tmp = tal_arena_mark(scratch); /* each temporary below dies before the next */
+    tal_tensor u = tal_arena_tensor(scratch, 2, (int64_t[]){N, g->C});
+    if (!plan) {
+        tal_layernorm_forward(u, local.mean, local.rstd, tal_t2(x.data, N, g->C),
+                              bb_value(p, f->norm_w), bb_value(p, f->norm_b), LN_EPS);
+        window_gather(local.uw, u, g, map);
+        expand_bias(bias, bb_value(p, f->table), g);
+    }
+    tal_arena_release(scratch, tmp);
+    tal_tensor qkv = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, 3 * (int64_t)g->C});
+    if (!plan) {
+        tal_linear_forward(qkv, local.uw, bb_value(p, f->qkv_w), bb_value(p, f->qkv_b));
+        split_qkv(local.q, local.k, local.v, qkv, Bw, n, g->heads, hd);
+    }
+    tal_arena_release(scratch, tmp);
+    tal_tensor o = tal_arena_like(scratch, local.q);
+    if (!plan) {
+        tal_tensor mask = f->shifted ? g->mask : tal_tensor_none();
+        tal_attention_forward(o, local.probs, local.q, local.k, local.v, bias, mask,
+                              1.0f / sqrtf((float)hd));
+        heads_tokens(local.ow, o, Bw, n, g->heads, hd, 1);
+    }
+    tal_arena_release(scratch, tmp);
+    tal_tensor yw = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, g->C});
+    if (!plan) {
+        tal_linear_forward(yw, local.ow, bb_value(p, f->proj_w), bb_value(p, f->proj_b));
+        window_scatter(tal_t2(out.data, N, g->C), yw, g, map);
+        if (f->drop_p > 0)
+            tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
+    }
+    if (keep) { /* (s is NULL while planning, but the saved tensors still count) */
+        if (s) *s = local;
+        tal_arena_release(scratch, mark);
+    } else {
+        tal_arena_release(scratch, outer);
+    }
+    return s;
+}
+
+static void attn_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor x, void *saved,
+                          tal_arena *scratch, uint64_t step) {
+    swin_attn_fn *f = self;
+    const swin_geom *g = f->g;
+    tal_params *p = f->params;
+    int plan = bb_planning(dout);
+    int64_t N = tal_tensor_numel(dout) / g->C, Bw = (int64_t)g->B * g->nW, n = g->n;
+    int64_t hd = g->C / g->heads;
+    attn_saved none = {0}, *s = plan ? &none : saved;
+    const int32_t *map = g->map[f->shifted];
+    size_t mark = tal_arena_mark(scratch);
+    tal_tensor dp = tal_arena_tensor(scratch, 2, (int64_t[]){N, g->C});
+    tal_tensor dyw = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, g->C});
+    if (!plan) {
+        tal_tensor d2 = tal_t2(dout.data, N, g->C);
+        if (f->drop_p > 0)
+            tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape),
+                                   dout, f->drop_p, drop_key(f->seed, step, f->stream));
+        else
+            tal_copy(dp, d2);
+        window_gather(dyw, dp, g, map);
+    }
+    tal_tensor dow = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, g->C});
+    tal_tensor dov = tal_arena_tensor(scratch, 4, (int64_t[]){Bw, g->heads, n, hd});
+    if (!plan) {
+        tal_linear_backward(dow, bb_grad(p, f->proj_w), bb_grad(p, f->proj_b), dyw, s->ow,
+                            bb_value(p, f->proj_w));
+        heads_tokens(dow, dov, Bw, n, g->heads, hd, 0);
+    }
+    tal_tensor dq = tal_arena_like(scratch, dov), dk = tal_arena_like(scratch, dov);
+    tal_tensor dv = tal_arena_like(scratch, dov);
+    tal_tensor dbias = tal_arena_tensor(scratch, 3, (int64_t[]){g->heads, n, n});
+    size_t att_mark = tal_arena_mark(scratch);
+    if (plan) {
+        /* the attention backward's own scratch: one [n, n] buffer per thread */
+        for (int t = 0; t < tal_threads_get(); t++)
+            tal_arena_floats(scratch, n * n);
+    } else {
+        tal_attention_backward(dq, dk, dv, bb_grad(p, f->table).data ? dbias : tal_tensor_none(),
+                               dov, s->q, s->k, s->v, s->probs, 1.0f / sqrtf((float)hd),
+                               scratch);
+    }
+    tal_arena_release(scratch, att_mark);
+    tal_tensor dqkv = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, 3 * (int64_t)g->C});
+    if (!plan) {
+        if (bb_grad(p, f->table).data) reduce_bias_grad(bb_grad(p, f->table), dbias, g);
+        merge_qkv(dqkv, dq, dk, dv, Bw, n, g->heads, hd);
+        /* dyw is dead: it takes duw */
+        tal_linear_backward(dyw, bb_grad(p, f->qkv_w), bb_grad(p, f->qkv_b), dqkv, s->uw,
+                            bb_value(p, f->qkv_w));
+        window_scatter(dp, dyw, g, map);
+        /* dow is dead: the LN input gradient goes there (N <= Bw * n rows) */
+        tal_tensor dxt = tal_t2(dow.data, N, g->C);
+        tal_layernorm_backward(dxt, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), dp,
+                               tal_t2(x.data, N, g->C), bb_value(p, f->norm_w), s->mean,
+                               s->rstd);
+        tal_axpy(tal_t2(dx.data, N, g->C), 1.0f, dxt);
+    }
+    tal_arena_release(scratch, mark);
+}
+
+tal_resfn swin_attn_resfn(swin_attn_fn *f) {
+    tal_resfn r = {attn_forward, attn_backward, f};
+    return r;
+}
+
+/* ---------------------------------------------------------------- G: MLP ----------------- */
+typedef struct mlp_saved {
+    tal_tensor mean, rstd; /* LN2 [N] */
+    tal_tensor u;          /* LN2 output [N, C] (fc1 input) */
+    tal_tensor h;          /* fc1 output [N, hidden] (GELU input) */
+    tal_tensor a;          /* GELU output [N, hidden] (fc2 input) */
+} mlp_saved;
+
+static void *mlp_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *keep,
+                         tal_arena *scratch, uint64_t step) {
+    swin_mlp_fn *f = self;
+    tal_params *p = f->params;
+    int64_t C = tal_tensor_cols(x), N = tal_tensor_numel(x) / C;
+    mlp_saved local, *s = keep ? tal_arena_bytes(keep, sizeof *s) : NULL;
+    size_t outer = tal_arena_mark(scratch);
+    tal_arena *a = keep ? keep : scratch;
+    local.mean = tal_arena_tensor(a, 1, (int64_t[]){N});
+    local.rstd = tal_arena_tensor(a, 1, (int64_t[]){N});
+    local.u = tal_arena_tensor(a, 2, (int64_t[]){N, C});
+    local.h = tal_arena_tensor(a, 2, (int64_t[]){N, f->hidden});
+    /* Inference: GELU in place over h, so no second [N, hidden] buffer. */
+    local.a = keep ? tal_arena_like(a, local.h) : local.h;
+    if (!bb_planning(x)) {
+        tal_layernorm_forward(local.u, local.mean, local.rstd, tal_t2(x.data, N, C),
+                              bb_value(p, f->norm_w), bb_value(p, f->norm_b), LN_EPS);
+        tal_linear_forward(local.h, local.u, bb_value(p, f->fc1_w), bb_value(p, f->fc1_b));
+        tal_gelu_forward(local.a, local.h);
+        tal_linear_forward(tal_t2(out.data, N, C), local.a, bb_value(p, f->fc2_w),
+                           bb_value(p, f->fc2_b));
+        if (f->drop_p > 0)
+            tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
+    }
+    if (s) *s = local;
+    if (!keep) tal_arena_release(scratch, outer);
+    return s;
+}
+
+static void mlp_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor x, void *saved,
+                         tal_arena *scratch, uint64_t step) {
+    swin_mlp_fn *f = self;
+    tal_params *p = f->params;
+    int plan = bb_planning(dout);
+    int64_t C = tal_tensor_cols(dout), N = tal_tensor_numel(dout) / C;
+    mlp_saved *s = saved;
+    size_t mark = tal_arena_mark(scratch);
+    tal_tensor dp = tal_arena_tensor(scratch, 2, (int64_t[]){N, C});
+    tal_tensor da = tal_arena_tensor(scratch, 2, (int64_t[]){N, f->hidden});
+    tal_tensor dh = tal_arena_tensor(scratch, 2, (int64_t[]){N, f->hidden});
+    if (!plan) {
+        if (f->drop_p > 0)
+            tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,
+                                   f->drop_p, drop_key(f->seed, step, f->stream));
+        else
+            tal_copy(dp, dout);
+        tal_linear_backward(da, bb_grad(p, f->fc2_w), bb_grad(p, f->fc2_b), dp, s->a,
+                            bb_value(p, f->fc2_w));
+        tal_gelu_backward(dh, da, s->h);
+        /* dp is dead after fc2: it takes du, and da the LN input gradient */
+        tal_linear_backward(dp, bb_grad(p, f->fc1_w), bb_grad(p, f->fc1_b), dh, s->u,
+                            bb_value(p, f->fc1_w));
+        tal_tensor dxt = tal_t2(da.data, N, C);
+        tal_layernorm_backward(dxt, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), dp,
+                               tal_t2(x.data, N, C), bb_value(p, f->norm_w), s->mean, s->rstd);
+        tal_axpy(tal_t2(dx.data, N, C), 1.0f, dxt);
+    }
+    tal_arena_release(scratch, mark);
+}
+
+tal_resfn swin_mlp_resfn(swin_mlp_fn *f) {
+    tal_resfn r = {mlp_forward, mlp_backward, f};
+    return r;
+}
