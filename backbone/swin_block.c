@@ -245,7 +245,7 @@ static void *attn_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *k
     size_t outer = tal_arena_mark(scratch);
     attn_alloc_saved(&local, keep ? keep : scratch, g, N);
     size_t mark = tal_arena_mark(scratch);
-    const int32_t *map = g->map[f->shifted];
+    const int32_t *map = g->map[f->shifted && g->any_shift];
     tal_tensor bias = tal_arena_tensor(scratch, 3, (int64_t[]){g->heads, n, n});
     size_t tmp = tal_arena_mark(scratch); /* each temporary below dies before the next */
     tal_tensor u = tal_arena_tensor(scratch, 2, (int64_t[]){N, g->C});
@@ -264,7 +264,7 @@ static void *attn_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *k
     tal_arena_release(scratch, tmp);
     tal_tensor o = tal_arena_like(scratch, local.q);
     if (!plan) {
-        tal_tensor mask = f->shifted ? g->mask : tal_tensor_none();
+        tal_tensor mask = f->shifted && g->any_shift ? g->mask : tal_tensor_none();
         tal_attention_forward(o, local.probs, local.q, local.k, local.v, bias, mask,
                               1.0f / sqrtf((float)hd));
         heads_tokens(local.ow, o, Bw, n, g->heads, hd, 1);
@@ -295,7 +295,7 @@ static void attn_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor
     int64_t N = tal_tensor_numel(dout) / g->C, Bw = (int64_t)g->B * g->nW, n = g->n;
     int64_t hd = g->C / g->heads;
     attn_saved none = {0}, *s = plan ? &none : saved;
-    const int32_t *map = g->map[f->shifted];
+    const int32_t *map = g->map[f->shifted && g->any_shift];
     size_t mark = tal_arena_mark(scratch);
     tal_tensor dp = tal_arena_tensor(scratch, 2, (int64_t[]){N, g->C});
     tal_tensor dyw = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, g->C});
