@@ -27,6 +27,12 @@ typedef struct tal_resfn {
     void (*backward)(void *self, tal_tensor dx, tal_tensor dout, tal_tensor x, void *saved,
                      tal_arena *scratch, uint64_t step);
     void *self;
+    /* Optional (NULL: forward with keep, then backward): writes out = M(x) and accumulates
+     * dx += J^T dout in one pass that keeps nothing beyond its own working set (the Swin
+     * attention branch goes window group by window group). The reversible backward uses it.
+     * Planning: dout is a NULL-data view of the right shape. */
+    void (*recompute_backward)(void *self, tal_tensor out, tal_tensor dx, tal_tensor dout,
+                               tal_tensor x, tal_arena *scratch, uint64_t step);
 } tal_resfn;
 
 typedef enum {

@@ -182,7 +182,7 @@ static void bneck_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tenso
 }
 
 tal_resfn resnet_bneck_resfn(resnet_bneck_fn *f) {
-    tal_resfn r = {bneck_forward, bneck_backward, f};
+    tal_resfn r = {bneck_forward, bneck_backward, f, NULL};
     return r;
 }
 

@@ -168,9 +168,15 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
         tal_tensor m = tal_arena_like(scratch, dy);
         for (int k = n; k >= 1; k--) {
             size_t blk = tal_arena_mark(scratch);
-            void *sv = fns[k - 1].forward(fns[k - 1].self, m, a, scratch, scratch, step);
-            if (!plan) tal_sub(b, b, m);
-            fns[k - 1].backward(fns[k - 1].self, ga, gb, a, sv, scratch, step);
+            const tal_resfn *fn = &fns[k - 1];
+            if (fn->recompute_backward) {
+                fn->recompute_backward(fn->self, m, ga, gb, a, scratch, step);
+                if (!plan) tal_sub(b, b, m);
+            } else {
+                void *sv = fn->forward(fn->self, m, a, scratch, scratch, step);
+                if (!plan) tal_sub(b, b, m);
+                fn->backward(fn->self, ga, gb, a, sv, scratch, step);
+            }
             tal_arena_release(scratch, blk);
             tal_tensor t = a;
             a = b;

@@ -232,6 +232,144 @@ static void reduce_bias_grad(tal_tensor dtable, tal_tensor dbias, const swin_geo
     }
 }
 
+/* ---------------------------------------------------------------- F in window groups ---- */
+/* Windows are independent after LN1 (a per-token op), so inference and the reversible
+ * recompute run F over groups of windows of one sample: the working set is one group's
+ * q, k, v, probabilities and gradients instead of the whole clip's. */
+static int64_t group_size(const swin_geom *g) {
+    int64_t best = 1;
+    for (int64_t d = 1; d <= 16 && d <= g->nW; d++)
+        if (g->nW % d == 0) best = d;
+    return best;
+}
+
+/* xg [G * n, C] <- rows of x for windows [w0, w0 + G) of sample b (padding rows zero). */
+static void group_gather(tal_tensor xg, tal_tensor x, const swin_geom *g, const int32_t *map,
+                         int64_t b, int64_t w0, int64_t G) {
+    int64_t tokens = (int64_t)g->D * g->H * g->W, C = g->C, rows = G * g->n;
+    const int32_t *mp = map + w0 * g->n;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float *dst = xg.data + r * C;
+        if (mp[r] < 0)
+            memset(dst, 0, sizeof(float) * (size_t)C);
+        else
+            memcpy(dst, x.data + (b * tokens + mp[r]) * C, sizeof(float) * (size_t)C);
+    }
+}
+
+/* x rows (+)= xg rows of the group (accumulate: dx; write: out). Padding rows dropped. */
+static void group_scatter(tal_tensor x, tal_tensor xg, const swin_geom *g, const int32_t *map,
+                          int64_t b, int64_t w0, int64_t G, int accumulate) {
+    int64_t tokens = (int64_t)g->D * g->H * g->W, C = g->C, rows = G * g->n;
+    const int32_t *mp = map + w0 * g->n;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        if (mp[r] < 0) continue;
+        float *dst = x.data + (b * tokens + mp[r]) * C;
+        const float *src = xg.data + r * C;
+        if (accumulate)
+            for (int64_t c = 0; c < C; c++) dst[c] += src[c];
+        else
+            memcpy(dst, src, sizeof(float) * (size_t)C);
+    }
+}
+
+static void zero_pad_rows(tal_tensor t, const int32_t *map, int64_t w0, int64_t rows,
+                          int64_t n) {
+    int64_t C = tal_tensor_cols(t);
+    const int32_t *mp = map + w0 * n;
+    for (int64_t r = 0; r < rows; r++)
+        if (mp[r] < 0) memset(t.data + r * C, 0, sizeof(float) * (size_t)C);
+}
+
+/* out = F(x); with dout given also dx += J^T dout (parameter gradients accumulate). */
+static void attn_grouped(swin_attn_fn *f, tal_tensor out, tal_tensor dx, tal_tensor dout,
+                         tal_tensor x, tal_arena *scratch, uint64_t step) {
+    const swin_geom *g = f->g;
+    tal_params *p = f->params;
+    int plan = bb_planning(x), bwd = tal_tensor_present(dout) || (plan && dout.ndim > 0);
+    int sh = f->shifted && g->any_shift;
+    const int32_t *map = g->map[sh];
+    int64_t N = tal_tensor_numel(x) / g->C, n = g->n, C = g->C, heads = g->heads;
+    int64_t hd = C / heads, G = group_size(g), rows = G * n;
+    float scale = 1.0f / sqrtf((float)hd);
+    tal_tensor mask_all = sh ? g->mask : tal_tensor_none();
+    size_t mark = tal_arena_mark(scratch);
+    tal_tensor bias = tal_arena_tensor(scratch, 3, (int64_t[]){heads, n, n});
+    tal_tensor dbias = bwd ? tal_arena_like(scratch, bias) : tal_tensor_none();
+    tal_tensor dp = bwd ? tal_arena_tensor(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
+    tal_tensor xg = tal_arena_tensor(scratch, 2, (int64_t[]){rows, C});
+    tal_tensor ug = tal_arena_like(scratch, xg), ow = tal_arena_like(scratch, xg);
+    tal_tensor mean = tal_arena_tensor(scratch, 1, (int64_t[]){rows}), rstd = tal_arena_like(scratch, mean);
+    tal_tensor q = tal_arena_tensor(scratch, 4, (int64_t[]){G, heads, n, hd});
+    tal_tensor k = tal_arena_like(scratch, q), v = tal_arena_like(scratch, q);
+    tal_tensor probs = tal_arena_tensor(scratch, 4, (int64_t[]){G, heads, n, n});
+    tal_tensor qkv = tal_arena_tensor(scratch, 2, (int64_t[]){rows, 3 * C}); /* also dqkv */
+    tal_tensor o = tal_arena_like(scratch, q);                                /* also dov */
+    tal_tensor yw = tal_arena_like(scratch, xg);                              /* also dyw */
+    tal_tensor dq = bwd ? tal_arena_like(scratch, q) : tal_tensor_none();
+    tal_tensor dk = bwd ? tal_arena_like(scratch, q) : tal_tensor_none();
+    tal_tensor dv = bwd ? tal_arena_like(scratch, q) : tal_tensor_none();
+    tal_tensor dow = bwd ? tal_arena_like(scratch, xg) : tal_tensor_none();
+    if (plan) {
+        if (bwd) /* the attention backward's own scratch: one [n, n] buffer per thread */
+            for (int t = 0; t < tal_threads_get(); t++) tal_arena_floats(scratch, n * n);
+        tal_arena_release(scratch, mark);
+        return;
+    }
+    tal_tensor gw = bb_grad(p, f->table);
+    expand_bias(bias, bb_value(p, f->table), g);
+    if (bwd) {
+        if (f->drop_p > 0)
+            tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,
+                                   f->drop_p, drop_key(f->seed, step, f->stream));
+        else
+            tal_copy(dp, dout);
+    }
+    for (int64_t b = 0; b < g->B; b++)
+        for (int64_t w0 = 0; w0 < g->nW; w0 += G) {
+            tal_tensor mask = tal_tensor_none();
+            if (sh) mask = tal_t3(mask_all.data + w0 * n * n, G, n, n);
+            group_gather(xg, tal_t2(x.data, N, C), g, map, b, w0, G);
+            tal_layernorm_forward(ug, mean, rstd, xg, bb_value(p, f->norm_w),
+                                  bb_value(p, f->norm_b), LN_EPS);
+            zero_pad_rows(ug, map, w0, rows, n); /* the reference pads after the norm */
+            tal_linear_forward(qkv, ug, bb_value(p, f->qkv_w), bb_value(p, f->qkv_b));
+            split_qkv(q, k, v, qkv, G, n, heads, hd);
+            tal_attention_forward(o, probs, q, k, v, bias, mask, scale);
+            heads_tokens(ow, o, G, n, heads, hd, 1);
+            tal_linear_forward(yw, ow, bb_value(p, f->proj_w), bb_value(p, f->proj_b));
+            group_scatter(tal_t2(out.data, N, C), yw, g, map, b, w0, G, 0);
+            if (!bwd) continue;
+            tal_tensor dyw = yw, dov = o, dqkv = qkv;
+            group_gather(dyw, dp, g, map, b, w0, G);
+            tal_linear_backward(dow, bb_grad(p, f->proj_w), bb_grad(p, f->proj_b), dyw, ow,
+                                bb_value(p, f->proj_w));
+            heads_tokens(dow, dov, G, n, heads, hd, 0);
+            tal_attention_backward(dq, dk, dv, gw.data ? dbias : tal_tensor_none(), dov, q, k,
+                                   v, probs, scale, scratch);
+            merge_qkv(dqkv, dq, dk, dv, G, n, heads, hd);
+            tal_tensor dug = dow; /* dow is dead: it takes the qkv input gradient */
+            tal_linear_backward(dug, bb_grad(p, f->qkv_w), bb_grad(p, f->qkv_b), dqkv, ug,
+                                bb_value(p, f->qkv_w));
+            zero_pad_rows(dug, map, w0, rows, n);
+            tal_tensor dxg = ow; /* ow is dead after the proj backward */
+            tal_layernorm_backward(dxg, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), dug, xg,
+                                   bb_value(p, f->norm_w), mean, rstd);
+            group_scatter(tal_t2(dx.data, N, C), dxg, g, map, b, w0, G, 1);
+        }
+    if (f->drop_p > 0)
+        tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
+    if (bwd && gw.data) reduce_bias_grad(gw, dbias, g);
+    tal_arena_release(scratch, mark);
+}
+
+static void attn_recompute_backward(void *self, tal_tensor out, tal_tensor dx, tal_tensor dout,
+                                    tal_tensor x, tal_arena *scratch, uint64_t step) {
+    attn_grouped(self, out, dx, dout, x, scratch, step);
+}
+
 static void *attn_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *keep,
                           tal_arena *scratch, uint64_t step) {
     swin_attn_fn *f = self;
@@ -241,7 +379,11 @@ static void *attn_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *k
     int64_t N = tal_tensor_numel(x) / g->C, Bw = (int64_t)g->B * g->nW, n = g->n;
     int64_t hd = g->C / g->heads;
     TAL_ASSERT(N == (int64_t)g->B * g->D * g->H * g->W);
-    attn_saved local, *s = keep ? tal_arena_bytes(keep, sizeof *s) : NULL;
+    if (!keep) { /* inference: window groups, nothing kept */
+        attn_grouped(f, out, tal_tensor_none(), tal_tensor_none(), x, scratch, step);
+        return NULL;
+    }
+    attn_saved local, *s = tal_arena_bytes(keep, sizeof *s);
     size_t outer = tal_arena_mark(scratch);
     attn_alloc_saved(&local, keep ? keep : scratch, g, N);
     size_t mark = tal_arena_mark(scratch);
@@ -348,7 +490,7 @@ static void attn_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor
 }
 
 tal_resfn swin_attn_resfn(swin_attn_fn *f) {
-    tal_resfn r = {attn_forward, attn_backward, f};
+    tal_resfn r = {attn_forward, attn_backward, f, attn_recompute_backward};
     return r;
 }
 
@@ -360,12 +502,78 @@ typedef struct mlp_saved {
     tal_tensor a;          /* GELU output [N, hidden] (fc2 input) */
 } mlp_saved;
 
+/* G is per token: inference and the reversible recompute run it over row chunks, so the
+ * [rows, hidden] buffers are those of one chunk. */
+#define MLP_CHUNK_ROWS 1024
+
+static void mlp_chunked(swin_mlp_fn *f, tal_tensor out, tal_tensor dx, tal_tensor dout,
+                        tal_tensor x, tal_arena *scratch, uint64_t step) {
+    tal_params *p = f->params;
+    int plan = bb_planning(x), bwd = tal_tensor_present(dout) || (plan && dout.ndim > 0);
+    int64_t C = tal_tensor_cols(x), N = tal_tensor_numel(x) / C, H = f->hidden;
+    int64_t R = N < MLP_CHUNK_ROWS ? N : MLP_CHUNK_ROWS;
+    size_t mark = tal_arena_mark(scratch);
+    tal_tensor dp = bwd ? tal_arena_tensor(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
+    tal_tensor u = tal_arena_tensor(scratch, 2, (int64_t[]){R, C});
+    tal_tensor mean = tal_arena_tensor(scratch, 1, (int64_t[]){R}), rstd = tal_arena_like(scratch, mean);
+    tal_tensor h = tal_arena_tensor(scratch, 2, (int64_t[]){R, H});
+    tal_tensor a = tal_arena_like(scratch, h);
+    tal_tensor dh = bwd ? tal_arena_like(scratch, h) : tal_tensor_none();
+    tal_tensor du = bwd ? tal_arena_like(scratch, u) : tal_tensor_none();
+    if (plan) {
+        tal_arena_release(scratch, mark);
+        return;
+    }
+    if (bwd) {
+        if (f->drop_p > 0)
+            tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,
+                                   f->drop_p, drop_key(f->seed, step, f->stream));
+        else
+            tal_copy(dp, dout);
+    }
+    for (int64_t r0 = 0; r0 < N; r0 += R) {
+        int64_t r = N - r0 < R ? N - r0 : R;
+        tal_tensor xs = tal_t2(x.data + r0 * C, r, C), us = tal_t2(u.data, r, C);
+        tal_tensor hs = tal_t2(h.data, r, H), as = tal_t2(a.data, r, H);
+        tal_tensor ms = tal_t1(mean.data, r), rs = tal_t1(rstd.data, r);
+        tal_layernorm_forward(us, ms, rs, xs, bb_value(p, f->norm_w), bb_value(p, f->norm_b),
+                              LN_EPS);
+        tal_linear_forward(hs, us, bb_value(p, f->fc1_w), bb_value(p, f->fc1_b));
+        tal_gelu_forward(as, hs);
+        tal_linear_forward(tal_t2(out.data + r0 * C, r, C), as, bb_value(p, f->fc2_w),
+                           bb_value(p, f->fc2_b));
+        if (!bwd) continue;
+        tal_tensor das = tal_t2(dh.data, r, H), dus = tal_t2(du.data, r, C);
+        tal_linear_backward(das, bb_grad(p, f->fc2_w), bb_grad(p, f->fc2_b),
+                            tal_t2(dp.data + r0 * C, r, C), as, bb_value(p, f->fc2_w));
+        tal_gelu_backward(as, das, hs); /* a is dead: it takes dh */
+        tal_linear_backward(dus, bb_grad(p, f->fc1_w), bb_grad(p, f->fc1_b), as, us,
+                            bb_value(p, f->fc1_w));
+        tal_tensor dxs = tal_t2(hs.data, r, C); /* h is dead: it takes the LN input grad */
+        tal_layernorm_backward(dxs, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), dus, xs,
+                               bb_value(p, f->norm_w), ms, rs);
+        tal_axpy(tal_t2(dx.data + r0 * C, r, C), 1.0f, dxs);
+    }
+    if (f->drop_p > 0)
+        tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
+    tal_arena_release(scratch, mark);
+}
+
+static void mlp_recompute_backward(void *self, tal_tensor out, tal_tensor dx, tal_tensor dout,
+                                   tal_tensor x, tal_arena *scratch, uint64_t step) {
+    mlp_chunked(self, out, dx, dout, x, scratch, step);
+}
+
 static void *mlp_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *keep,
                          tal_arena *scratch, uint64_t step) {
     swin_mlp_fn *f = self;
     tal_params *p = f->params;
     int64_t C = tal_tensor_cols(x), N = tal_tensor_numel(x) / C;
-    mlp_saved local, *s = keep ? tal_arena_bytes(keep, sizeof *s) : NULL;
+    if (!keep) { /* inference: row chunks, nothing kept */
+        mlp_chunked(f, out, tal_tensor_none(), tal_tensor_none(), x, scratch, step);
+        return NULL;
+    }
+    mlp_saved local, *s = tal_arena_bytes(keep, sizeof *s);
     size_t outer = tal_arena_mark(scratch);
     tal_arena *a = keep ? keep : scratch;
     local.mean = tal_arena_tensor(a, 1, (int64_t[]){N});
@@ -421,6 +629,6 @@ static void mlp_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor 
 }
 
 tal_resfn swin_mlp_resfn(swin_mlp_fn *f) {
-    tal_resfn r = {mlp_forward, mlp_backward, f};
+    tal_resfn r = {mlp_forward, mlp_backward, f, mlp_recompute_backward};
     return r;
 }
