@@ -26,7 +26,13 @@ def param_values(name, shape):
     n = math.prod(shape)
     j = torch.arange(n, dtype=torch.float64)
     s = torch.sin(0.61 * j + 0.17 * (fnv1a(name) % 997) + 0.5)
-    if name.endswith("relative_position_bias_table"):
+    if name.endswith("running_var"):
+        v = 0.5 + 0.25 * (s + 1)
+    elif name.endswith("running_mean"):
+        v = 0.1 * s
+    elif name.endswith("bn.weight"):
+        v = 1.0 + 0.1 * s
+    elif name.endswith("relative_position_bias_table"):
         v = 0.5 * s
     elif name.endswith(".bias"):
         v = 0.05 * s
@@ -216,6 +222,75 @@ class Swin:
         return x.mean(dim=(2, 3)).permute(0, 2, 1)  # [B, C, D]
 
 
+class ResNet3d:
+    """Small SlowOnly-style 3D ResNet (backbone/resnet3d.c): stem conv (1,7,7)/(1,2,2) + BN +
+    ReLU; per stage a first block relu(F(x) + BN(proj(x))) and then residual branches with the
+    ReLU inside (re2tal-paper.md §2.4); frozen BN (eval statistics)."""
+
+    def __init__(self, embed, depths, temporal_from):
+        self.embed, self.depths, self.temporal_from = embed, depths, temporal_from
+        shapes = {"conv1.conv.weight": (embed, 3, 1, 7, 7)}
+        self.bn_names = ["conv1"]
+        cin = embed
+        for s, depth in enumerate(depths):
+            planes = embed << s
+            kt = 3 if s >= temporal_from else 1
+            for b in range(depth):
+                pre = f"layer{s + 1}.{b}"
+                ci = cin if b == 0 else 4 * planes
+                shapes[pre + ".conv1.conv.weight"] = (planes, ci, kt, 1, 1)
+                shapes[pre + ".conv2.conv.weight"] = (planes, planes, 1, 3, 3)
+                shapes[pre + ".conv3.conv.weight"] = (4 * planes, planes, 1, 1, 1)
+                self.bn_names += [pre + ".conv1", pre + ".conv2", pre + ".conv3"]
+            shapes[f"layer{s + 1}.0.downsample.conv.weight"] = (4 * planes, cin, 1, 1, 1)
+            self.bn_names.append(f"layer{s + 1}.0.downsample")
+            cin = 4 * planes
+        ch = {k[:-len(".conv.weight")]: v[0] for k, v in shapes.items()}
+        for n in self.bn_names:
+            for part in ("weight", "bias", "running_mean", "running_var"):
+                shapes[f"{n}.bn.{part}"] = (ch[n],)
+        self.shapes = shapes
+        self.p = {k: param_values(k, v).requires_grad_(k.endswith("conv.weight"))
+                  for k, v in shapes.items()}
+
+    def bn(self, x, pre):
+        w, b = self.p[pre + ".bn.weight"], self.p[pre + ".bn.bias"]
+        m, v = self.p[pre + ".bn.running_mean"], self.p[pre + ".bn.running_var"]
+        return F.batch_norm(x, m, v, w, b, training=False, eps=1e-5)
+
+    def unit(self, x, pre, stride=1, pad_t=0, pad_s=0):
+        w = self.p[pre + ".conv.weight"]
+        return self.bn(F.conv3d(x, w, stride=(1, stride, stride), padding=(pad_t, pad_s, pad_s)),
+                       pre)
+
+    def branch(self, x, s, b, stride, final_relu):
+        pre = f"layer{s + 1}.{b}"
+        kt = 3 if s >= self.temporal_from else 1
+        h = F.relu(self.unit(x, pre + ".conv1", pad_t=(kt - 1) // 2))
+        h = F.relu(self.unit(h, pre + ".conv2", stride=stride, pad_s=1))
+        h = self.unit(h, pre + ".conv3")
+        return F.relu(h) if final_relu else h
+
+    def forward(self, video, rewired):
+        x = F.relu(self.unit(video, "conv1", stride=2, pad_s=3))
+        for s, depth in enumerate(self.depths):
+            stride = 1 if s == 0 else 2
+            x = F.relu(self.branch(x, s, 0, stride, False) +
+                       self.unit(x, f"layer{s + 1}.0.downsample", stride=stride))
+            fns = [lambda z, b=b: self.branch(z, s, b, 1, True) for b in range(1, depth)]
+            if not fns:
+                continue
+            if not rewired:
+                for f in fns:
+                    x = x + f(x)
+            else:
+                prev2, prev = x, x
+                for f in fns:
+                    prev2, prev = prev, prev2 + f(prev)
+                x = (prev2 + prev) / 2
+        return x.mean(dim=(3, 4))  # [B, C, T]
+
+
 def video_values(shape, seed):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1
@@ -234,7 +309,8 @@ def make(name, model, video_shape, seed, **meta):
         (feats * out["wts"]).sum().backward()
         out[f"{mode}.feats"] = feats.detach()
         for k, t in model.p.items():
-            out[f"{mode}.grad.{k}"] = t.grad
+            if t.requires_grad:
+                out[f"{mode}.grad.{k}"] = t.grad
     save(name, out, seed=seed, video=list(video_shape), **meta)
 
 
@@ -250,3 +326,7 @@ def generate():
     m2 = Swin(embed=8, depths=[2, 2], heads=[1, 2], window=[2, 3, 3], patch=[2, 4, 4])
     make("backbone_swin_model", m2, (1, 3, 7, 20, 20), seed=12, embed=8, depths=[2, 2],
          heads=[1, 2], window=[2, 3, 3], patch=[2, 4, 4])
+    # ResNet3D: 2 stages, the second with temporal kernel 3 and spatial stride 2.
+    r = ResNet3d(embed=4, depths=[2, 3], temporal_from=1)
+    make("backbone_resnet_model", r, (1, 3, 4, 16, 16), seed=13, embed=4, depths=[2, 3],
+         temporal_from=1)
