@@ -301,7 +301,8 @@ static void attn_grouped(swin_attn_fn *f, tal_tensor out, tal_tensor dx, tal_ten
     tal_tensor dp = bwd ? tal_arena_tensor(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
     tal_tensor xg = tal_arena_tensor(scratch, 2, (int64_t[]){rows, C});
     tal_tensor ug = tal_arena_like(scratch, xg), ow = tal_arena_like(scratch, xg);
-    tal_tensor mean = tal_arena_tensor(scratch, 1, (int64_t[]){rows}), rstd = tal_arena_like(scratch, mean);
+    tal_tensor mean = tal_arena_tensor(scratch, 1, (int64_t[]){rows});
+    tal_tensor rstd = tal_arena_like(scratch, mean);
     tal_tensor q = tal_arena_tensor(scratch, 4, (int64_t[]){G, heads, n, hd});
     tal_tensor k = tal_arena_like(scratch, q), v = tal_arena_like(scratch, q);
     tal_tensor probs = tal_arena_tensor(scratch, 4, (int64_t[]){G, heads, n, n});
@@ -515,7 +516,8 @@ static void mlp_chunked(swin_mlp_fn *f, tal_tensor out, tal_tensor dx, tal_tenso
     size_t mark = tal_arena_mark(scratch);
     tal_tensor dp = bwd ? tal_arena_tensor(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
     tal_tensor u = tal_arena_tensor(scratch, 2, (int64_t[]){R, C});
-    tal_tensor mean = tal_arena_tensor(scratch, 1, (int64_t[]){R}), rstd = tal_arena_like(scratch, mean);
+    tal_tensor mean = tal_arena_tensor(scratch, 1, (int64_t[]){R});
+    tal_tensor rstd = tal_arena_like(scratch, mean);
     tal_tensor h = tal_arena_tensor(scratch, 2, (int64_t[]){R, H});
     tal_tensor a = tal_arena_like(scratch, h);
     tal_tensor dh = bwd ? tal_arena_like(scratch, h) : tal_tensor_none();
