@@ -166,7 +166,7 @@ class Swin:
         bias = self.p[p + "attn.relative_position_bias_table"][idx].reshape(n, n, heads)
         a = a + bias.permute(2, 0, 1)[None]
         if any(shift):
-            m = shift_mask(Dp, Hp, Wp, win, shift)
+            m = shift_mask(Dp, Hp, Wp, win, shift).to(a.dtype)
             nW = m.shape[0]
             a = a.view(Bw // nW, nW, heads, n, n) + m[None, :, None]
             a = a.view(Bw, heads, n, n)
