@@ -17,7 +17,9 @@ typedef struct swin_geom {
     int any_shift;
     int32_t *map[2];        /* [nW * n]: source token of each window slot or -1 (padding);
                              * [0] unshifted, [1] shifted; NULL while planning */
-    tal_tensor mask;        /* [nW, n, n] of 0 / -100 for shifted blocks (none if no shift) */
+    tal_tensor mask;        /* [8, n, n] of 0 / -100 for shifted blocks, one per window class
+                             * (last along D? H? W?); none if no shift */
+    uint8_t *win_cls;       /* [nW]: the class of each window */
     int32_t *rel_index;     /* [n * n] rows of the bias table */
 } swin_geom;
 

@@ -50,8 +50,9 @@ void swin_geom_init(swin_geom *g, int B, int D, int H, int W, int C, int heads,
                         ? NULL
                         : tal_arena_bytes(consts, sizeof(int32_t) * (size_t)slots);
     g->rel_index = tal_arena_bytes(consts, sizeof(int32_t) * (size_t)g->n * (size_t)g->n);
-    g->mask = g->any_shift ? tal_arena_tensor(consts, 3, (int64_t[]){g->nW, g->n, g->n})
+    g->mask = g->any_shift ? tal_arena_tensor(consts, 3, (int64_t[]){8, g->n, g->n})
                            : tal_tensor_none();
+    g->win_cls = g->any_shift ? tal_arena_bytes(consts, (size_t)g->nW) : NULL;
     if (!g->rel_index) { /* planner: sizes only */
         g->mask.data = NULL;
         return;
@@ -89,55 +90,32 @@ void swin_geom_init(swin_geom *g, int B, int D, int H, int W, int C, int heads,
         }
     }
     if (!g->any_shift) return;
-    /* §4.3: region ids on the padded grid, compared within each (unrolled) window. */
+    /* §4.3: region ids on the padded grid, compared within each (unrolled) window. A window's
+     * mask depends only on whether it is the last along each axis, so 8 classes are stored
+     * and each window points at its class. */
     int n = g->n;
     int ids[n];
-    int64_t w_idx = 0;
     for (int bd = 0; bd < nd; bd++)
         for (int bh = 0; bh < nh; bh++)
-            for (int bw = 0; bw < nw; bw++, w_idx++) {
-                int t = 0;
-                for (int id = 0; id < wd; id++)
-                    for (int ih = 0; ih < wh; ih++)
-                        for (int iw = 0; iw < ww; iw++, t++)
-                            ids[t] = 9 * region(bd * wd + id, g->Dp, wd, g->shift[0]) +
-                                     3 * region(bh * wh + ih, g->Hp, wh, g->shift[1]) +
-                                     region(bw * ww + iw, g->Wp, ww, g->shift[2]);
-                float *m = g->mask.data + w_idx * n * n;
-                for (int i = 0; i < n; i++)
-                    for (int j = 0; j < n; j++) m[i * n + j] = ids[i] == ids[j] ? 0.0f : MASK_NEG;
-            }
+            for (int bw = 0; bw < nw; bw++)
+                g->win_cls[(bd * nh + bh) * nw + bw] =
+                    (uint8_t)(4 * (bd == nd - 1) + 2 * (bh == nh - 1) + (bw == nw - 1));
+    for (int cls = 0; cls < 8; cls++) {
+        int bd = cls & 4 ? nd - 1 : 0, bh = cls & 2 ? nh - 1 : 0, bw = cls & 1 ? nw - 1 : 0;
+        int t = 0;
+        for (int id = 0; id < wd; id++)
+            for (int ih = 0; ih < wh; ih++)
+                for (int iw = 0; iw < ww; iw++, t++)
+                    ids[t] = 9 * region(bd * wd + id, g->Dp, wd, g->shift[0]) +
+                             3 * region(bh * wh + ih, g->Hp, wh, g->shift[1]) +
+                             region(bw * ww + iw, g->Wp, ww, g->shift[2]);
+        float *m = g->mask.data + (int64_t)cls * n * n;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) m[i * n + j] = ids[i] == ids[j] ? 0.0f : MASK_NEG;
+    }
 }
 
 /* ---------------------------------------------------------------- layout passes ---------- */
-/* xw [B * nW * n, C] <- x [B * D*H*W, C] through map (padding slots zero). */
-static void window_gather(tal_tensor xw, tal_tensor x, const swin_geom *g, const int32_t *map) {
-    int64_t slots = (int64_t)g->nW * g->n, tokens = (int64_t)g->D * g->H * g->W;
-    int64_t C = g->C, total = (int64_t)g->B * slots;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < total; r++) {
-        int64_t b = r / slots, src = map[r % slots];
-        float *dst = xw.data + r * C;
-        if (src < 0)
-            memset(dst, 0, sizeof(float) * (size_t)C);
-        else
-            memcpy(dst, x.data + (b * tokens + src) * C, sizeof(float) * (size_t)C);
-    }
-}
-
-/* x [B * D*H*W, C] <- xw (inverse of window_gather: every token has exactly one slot, padding
- * slots are dropped, which is the crop). */
-static void window_scatter(tal_tensor x, tal_tensor xw, const swin_geom *g, const int32_t *map) {
-    int64_t slots = (int64_t)g->nW * g->n, tokens = (int64_t)g->D * g->H * g->W;
-    int64_t C = g->C, total = (int64_t)g->B * slots;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < total; r++) {
-        int64_t b = r / slots, src = map[r % slots];
-        if (src >= 0)
-            memcpy(x.data + (b * tokens + src) * C, xw.data + r * C, sizeof(float) * (size_t)C);
-    }
-}
-
 /* qkv [Bw, n, 3, heads, hd] <-> q, k, v [Bw, heads, n, hd]. */
 static void split_qkv(tal_tensor q, tal_tensor k, tal_tensor v, tal_tensor qkv, int64_t Bw,
                       int64_t n, int64_t heads, int64_t hd) {
@@ -186,64 +164,8 @@ static void heads_tokens(tal_tensor tok, tal_tensor hv, int64_t Bw, int64_t n, i
             }
 }
 
-/* ---------------------------------------------------------------- F: attention ---------- */
-typedef struct attn_saved {
-    tal_tensor mean, rstd;   /* LN1 [N] */
-    tal_tensor uw;           /* normalised windowed tokens [Bw * n, C] (qkv input) */
-    tal_tensor q, k, v;      /* [Bw, heads, n, hd] */
-    tal_tensor probs;        /* [Bw, heads, n, n] */
-    tal_tensor ow;           /* attention output as tokens [Bw * n, C] (proj input) */
-} attn_saved;
-
-static tal_rng_key drop_key(uint64_t seed, uint64_t step, uint64_t stream) {
-    tal_rng_key k = {seed, step, stream};
-    return k;
-}
-
-/* Alloc the saved state in a (keep, or scratch at inference). */
-static void attn_alloc_saved(attn_saved *s, tal_arena *a, const swin_geom *g, int64_t N) {
-    int64_t Bw = (int64_t)g->B * g->nW, n = g->n, hd = g->C / g->heads;
-    s->mean = tal_arena_tensor(a, 1, (int64_t[]){N});
-    s->rstd = tal_arena_tensor(a, 1, (int64_t[]){N});
-    s->uw = tal_arena_tensor(a, 2, (int64_t[]){Bw * n, g->C});
-    s->q = tal_arena_tensor(a, 4, (int64_t[]){Bw, g->heads, n, hd});
-    s->k = tal_arena_like(a, s->q);
-    s->v = tal_arena_like(a, s->q);
-    s->probs = tal_arena_tensor(a, 4, (int64_t[]){Bw, g->heads, n, n});
-    s->ow = tal_arena_tensor(a, 2, (int64_t[]){Bw * n, g->C});
-}
-
-/* bias [heads, n, n] from table [rows, heads]. */
-static void expand_bias(tal_tensor bias, tal_tensor table, const swin_geom *g) {
-    int64_t n = g->n, heads = g->heads, nn = n * n;
-#pragma omp parallel for schedule(static)
-    for (int64_t ij = 0; ij < nn; ij++) {
-        const float *row = table.data + (int64_t)g->rel_index[ij] * heads;
-        for (int64_t h = 0; h < heads; h++) bias.data[h * nn + ij] = row[h];
-    }
-}
-
-static void reduce_bias_grad(tal_tensor dtable, tal_tensor dbias, const swin_geom *g) {
-    int64_t n = g->n, heads = g->heads, nn = n * n;
-    /* Serial: several (i, j) share a table row, so a parallel scatter would race. */
-    for (int64_t ij = 0; ij < nn; ij++) {
-        float *row = dtable.data + (int64_t)g->rel_index[ij] * heads;
-        for (int64_t h = 0; h < heads; h++) row[h] += dbias.data[h * nn + ij];
-    }
-}
-
-/* ---------------------------------------------------------------- F in window groups ---- */
-/* Windows are independent after LN1 (a per-token op), so inference and the reversible
- * recompute run F over groups of windows of one sample: the working set is one group's
- * q, k, v, probabilities and gradients instead of the whole clip's. */
-static int64_t group_size(const swin_geom *g) {
-    int64_t best = 1;
-    for (int64_t d = 1; d <= 16 && d <= g->nW; d++)
-        if (g->nW % d == 0) best = d;
-    return best;
-}
-
-/* xg [G * n, C] <- rows of x for windows [w0, w0 + G) of sample b (padding rows zero). */
+/* xg [G * n, C] <- rows of x for windows [w0, w0 + G) of sample b (padding rows zero): pad,
+ * cyclic shift and window partition in one gather through the index map. */
 static void group_gather(tal_tensor xg, tal_tensor x, const swin_geom *g, const int32_t *map,
                          int64_t b, int64_t w0, int64_t G) {
     int64_t tokens = (int64_t)g->D * g->H * g->W, C = g->C, rows = G * g->n;
@@ -258,7 +180,8 @@ static void group_gather(tal_tensor xg, tal_tensor x, const swin_geom *g, const 
     }
 }
 
-/* x rows (+)= xg rows of the group (accumulate: dx; write: out). Padding rows dropped. */
+/* The inverse (window reverse, unshift, crop): x rows (+)= xg rows (accumulate: gradients;
+ * write: outputs). Every token sits in exactly one slot, so rows never collide. */
 static void group_scatter(tal_tensor x, tal_tensor xg, const swin_geom *g, const int32_t *map,
                           int64_t b, int64_t w0, int64_t G, int accumulate) {
     int64_t tokens = (int64_t)g->D * g->H * g->W, C = g->C, rows = G * g->n;
@@ -283,43 +206,115 @@ static void zero_pad_rows(tal_tensor t, const int32_t *map, int64_t w0, int64_t 
         if (mp[r] < 0) memset(t.data + r * C, 0, sizeof(float) * (size_t)C);
 }
 
-/* out = F(x); with dout given also dx += J^T dout (parameter gradients accumulate). */
-static void attn_grouped(swin_attn_fn *f, tal_tensor out, tal_tensor dx, tal_tensor dout,
-                         tal_tensor x, tal_arena *scratch, uint64_t step) {
+/* ---------------------------------------------------------------- F: attention ---------- */
+/* Windows are independent after LN1 (a per-token op), so F always runs over groups of
+ * windows of one sample: inference and the reversible recompute hold one group's q, k, v,
+ * probabilities and gradients; the stored modes keep them for every window (views below). */
+typedef struct attn_bufs {
+    tal_tensor mean, rstd;   /* LN1 of the gathered rows [rows] */
+    tal_tensor ug;           /* normalised windowed tokens [rows, C] (qkv input) */
+    tal_tensor q, k, v;      /* [Gw, heads, n, hd] */
+    tal_tensor probs;        /* [Gw, heads, n, n] */
+    tal_tensor ow;           /* attention output as tokens [rows, C] (proj input) */
+} attn_bufs;
+
+static tal_rng_key drop_key(uint64_t seed, uint64_t step, uint64_t stream) {
+    tal_rng_key k = {seed, step, stream};
+    return k;
+}
+
+/* Buffers for Gw windows from arena a. */
+static void attn_bufs_alloc(attn_bufs *s, tal_arena *a, const swin_geom *g, int64_t Gw) {
+    int64_t n = g->n, hd = g->C / g->heads, rows = Gw * n;
+    s->mean = tal_arena_tensor(a, 1, (int64_t[]){rows});
+    s->rstd = tal_arena_tensor(a, 1, (int64_t[]){rows});
+    s->ug = tal_arena_tensor(a, 2, (int64_t[]){rows, g->C});
+    s->q = tal_arena_tensor(a, 4, (int64_t[]){Gw, g->heads, n, hd});
+    s->k = tal_arena_like(a, s->q);
+    s->v = tal_arena_like(a, s->q);
+    s->probs = tal_arena_tensor(a, 4, (int64_t[]){Gw, g->heads, n, n});
+    s->ow = tal_arena_tensor(a, 2, (int64_t[]){rows, g->C});
+}
+
+/* Windows [w, w + G) (global window index w = b * nW + w0) of full buffers. */
+static attn_bufs attn_bufs_slice(const attn_bufs *s, int64_t w, int64_t G, int64_t n) {
+    attn_bufs r = *s;
+    r.mean = tal_tensor_slice0(s->mean, w * n, G * n);
+    r.rstd = tal_tensor_slice0(s->rstd, w * n, G * n);
+    r.ug = tal_tensor_slice0(s->ug, w * n, G * n);
+    r.q = tal_tensor_slice0(s->q, w, G);
+    r.k = tal_tensor_slice0(s->k, w, G);
+    r.v = tal_tensor_slice0(s->v, w, G);
+    r.probs = tal_tensor_slice0(s->probs, w, G);
+    r.ow = tal_tensor_slice0(s->ow, w * n, G * n);
+    return r;
+}
+
+/* bias [heads, n, n] from table [rows, heads]. */
+static void expand_bias(tal_tensor bias, tal_tensor table, const swin_geom *g) {
+    int64_t n = g->n, heads = g->heads, nn = n * n;
+#pragma omp parallel for schedule(static)
+    for (int64_t ij = 0; ij < nn; ij++) {
+        const float *row = table.data + (int64_t)g->rel_index[ij] * heads;
+        for (int64_t h = 0; h < heads; h++) bias.data[h * nn + ij] = row[h];
+    }
+}
+
+static void reduce_bias_grad(tal_tensor dtable, tal_tensor dbias, const swin_geom *g) {
+    int64_t n = g->n, heads = g->heads, nn = n * n;
+    /* Serial: several (i, j) share a table row, so a parallel scatter would race. */
+    for (int64_t ij = 0; ij < nn; ij++) {
+        float *row = dtable.data + (int64_t)g->rel_index[ij] * heads;
+        for (int64_t h = 0; h < heads; h++) row[h] += dbias.data[h * nn + ij];
+    }
+}
+
+static int64_t group_size(const swin_geom *g) {
+    int64_t best = 1;
+    for (int64_t d = 1; d <= 16 && d <= g->nW; d++)
+        if (g->nW % d == 0) best = d;
+    return best;
+}
+
+enum { RUN_FWD = 1, RUN_BWD = 2 };
+
+/* RUN_FWD: out = F(x) (into saved's buffers if given, else group temporaries).
+ * RUN_BWD: dx += J^T dout from saved (or from this pass's forward when both are set). */
+static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tensor out,
+                     tal_tensor dx, tal_tensor dout, tal_tensor x, tal_arena *scratch,
+                     uint64_t step) {
     const swin_geom *g = f->g;
     tal_params *p = f->params;
-    int plan = bb_planning(x), bwd = tal_tensor_present(dout) || (plan && dout.ndim > 0);
+    int plan = bb_planning(x), fwd = what & RUN_FWD, bwd = what & RUN_BWD;
     int sh = f->shifted && g->any_shift;
     const int32_t *map = g->map[sh];
     int64_t N = tal_tensor_numel(x) / g->C, n = g->n, C = g->C, heads = g->heads;
     int64_t hd = C / heads, G = group_size(g), rows = G * n;
     float scale = 1.0f / sqrtf((float)hd);
-    tal_tensor mask_all = sh ? g->mask : tal_tensor_none();
+    TAL_ASSERT(N == (int64_t)g->B * g->D * g->H * g->W);
     size_t mark = tal_arena_mark(scratch);
     tal_tensor bias = tal_arena_tensor(scratch, 3, (int64_t[]){heads, n, n});
+    tal_tensor mask = sh ? tal_arena_tensor(scratch, 3, (int64_t[]){G, n, n}) : tal_tensor_none();
     tal_tensor dbias = bwd ? tal_arena_like(scratch, bias) : tal_tensor_none();
     tal_tensor dp = bwd ? tal_arena_tensor(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
+    attn_bufs tmp = {0};
+    if (!saved) attn_bufs_alloc(&tmp, scratch, g, G);
     tal_tensor xg = tal_arena_tensor(scratch, 2, (int64_t[]){rows, C});
-    tal_tensor ug = tal_arena_like(scratch, xg), ow = tal_arena_like(scratch, xg);
-    tal_tensor mean = tal_arena_tensor(scratch, 1, (int64_t[]){rows});
-    tal_tensor rstd = tal_arena_like(scratch, mean);
-    tal_tensor q = tal_arena_tensor(scratch, 4, (int64_t[]){G, heads, n, hd});
-    tal_tensor k = tal_arena_like(scratch, q), v = tal_arena_like(scratch, q);
-    tal_tensor probs = tal_arena_tensor(scratch, 4, (int64_t[]){G, heads, n, n});
     tal_tensor qkv = tal_arena_tensor(scratch, 2, (int64_t[]){rows, 3 * C}); /* also dqkv */
-    tal_tensor o = tal_arena_like(scratch, q);                                /* also dov */
-    tal_tensor yw = tal_arena_like(scratch, xg);                              /* also dyw */
-    tal_tensor dq = bwd ? tal_arena_like(scratch, q) : tal_tensor_none();
-    tal_tensor dk = bwd ? tal_arena_like(scratch, q) : tal_tensor_none();
-    tal_tensor dv = bwd ? tal_arena_like(scratch, q) : tal_tensor_none();
-    tal_tensor dow = bwd ? tal_arena_like(scratch, xg) : tal_tensor_none();
+    tal_tensor o = tal_arena_tensor(scratch, 4, (int64_t[]){G, heads, n, hd}); /* also dov */
+    tal_tensor yw = tal_arena_like(scratch, xg);                                /* also dyw */
+    tal_tensor dq = bwd ? tal_arena_like(scratch, o) : tal_tensor_none();
+    tal_tensor dk = bwd ? tal_arena_like(scratch, o) : tal_tensor_none();
+    tal_tensor dv = bwd ? tal_arena_like(scratch, o) : tal_tensor_none();
+    tal_tensor dow = bwd ? tal_arena_like(scratch, xg) : tal_tensor_none(); /* also dug */
+    tal_tensor dxg = bwd ? tal_arena_like(scratch, xg) : tal_tensor_none();
     if (plan) {
         if (bwd) /* the attention backward's own scratch: one [n, n] buffer per thread */
             for (int t = 0; t < tal_threads_get(); t++) tal_arena_floats(scratch, n * n);
         tal_arena_release(scratch, mark);
         return;
     }
-    tal_tensor gw = bb_grad(p, f->table);
+    tal_tensor gtab = bb_grad(p, f->table);
     expand_bias(bias, bb_value(p, f->table), g);
     if (bwd) {
         if (f->drop_p > 0)
@@ -328,166 +323,72 @@ static void attn_grouped(swin_attn_fn *f, tal_tensor out, tal_tensor dx, tal_ten
         else
             tal_copy(dp, dout);
     }
+    tal_tensor x2 = tal_t2(x.data, N, C);
     for (int64_t b = 0; b < g->B; b++)
         for (int64_t w0 = 0; w0 < g->nW; w0 += G) {
-            tal_tensor mask = tal_tensor_none();
-            if (sh) mask = tal_t3(mask_all.data + w0 * n * n, G, n, n);
-            group_gather(xg, tal_t2(x.data, N, C), g, map, b, w0, G);
-            tal_layernorm_forward(ug, mean, rstd, xg, bb_value(p, f->norm_w),
-                                  bb_value(p, f->norm_b), LN_EPS);
-            zero_pad_rows(ug, map, w0, rows, n); /* the reference pads after the norm */
-            tal_linear_forward(qkv, ug, bb_value(p, f->qkv_w), bb_value(p, f->qkv_b));
-            split_qkv(q, k, v, qkv, G, n, heads, hd);
-            tal_attention_forward(o, probs, q, k, v, bias, mask, scale);
-            heads_tokens(ow, o, G, n, heads, hd, 1);
-            tal_linear_forward(yw, ow, bb_value(p, f->proj_w), bb_value(p, f->proj_b));
-            group_scatter(tal_t2(out.data, N, C), yw, g, map, b, w0, G, 0);
+            attn_bufs s = saved ? attn_bufs_slice(saved, b * g->nW + w0, G, n) : tmp;
+            if (sh)
+                for (int64_t w = 0; w < G; w++)
+                    memcpy(mask.data + w * n * n, g->mask.data + g->win_cls[w0 + w] * n * n,
+                           sizeof(float) * (size_t)(n * n));
+            group_gather(xg, x2, g, map, b, w0, G);
+            if (fwd) {
+                tal_layernorm_forward(s.ug, s.mean, s.rstd, xg, bb_value(p, f->norm_w),
+                                      bb_value(p, f->norm_b), LN_EPS);
+                zero_pad_rows(s.ug, map, w0, rows, n); /* the reference pads after the norm */
+                tal_linear_forward(qkv, s.ug, bb_value(p, f->qkv_w), bb_value(p, f->qkv_b));
+                split_qkv(s.q, s.k, s.v, qkv, G, n, heads, hd);
+                tal_attention_forward(o, s.probs, s.q, s.k, s.v, bias, mask, scale);
+                heads_tokens(s.ow, o, G, n, heads, hd, 1);
+                tal_linear_forward(yw, s.ow, bb_value(p, f->proj_w), bb_value(p, f->proj_b));
+                group_scatter(tal_t2(out.data, N, C), yw, g, map, b, w0, G, 0);
+            }
             if (!bwd) continue;
-            tal_tensor dyw = yw, dov = o, dqkv = qkv;
+            tal_tensor dyw = yw, dov = o, dqkv = qkv, dug = dow;
             group_gather(dyw, dp, g, map, b, w0, G);
-            tal_linear_backward(dow, bb_grad(p, f->proj_w), bb_grad(p, f->proj_b), dyw, ow,
+            tal_linear_backward(dow, bb_grad(p, f->proj_w), bb_grad(p, f->proj_b), dyw, s.ow,
                                 bb_value(p, f->proj_w));
             heads_tokens(dow, dov, G, n, heads, hd, 0);
-            tal_attention_backward(dq, dk, dv, gw.data ? dbias : tal_tensor_none(), dov, q, k,
-                                   v, probs, scale, scratch);
+            tal_attention_backward(dq, dk, dv, gtab.data ? dbias : tal_tensor_none(), dov, s.q,
+                                   s.k, s.v, s.probs, scale, scratch);
             merge_qkv(dqkv, dq, dk, dv, G, n, heads, hd);
-            tal_tensor dug = dow; /* dow is dead: it takes the qkv input gradient */
-            tal_linear_backward(dug, bb_grad(p, f->qkv_w), bb_grad(p, f->qkv_b), dqkv, ug,
+            tal_linear_backward(dug, bb_grad(p, f->qkv_w), bb_grad(p, f->qkv_b), dqkv, s.ug,
                                 bb_value(p, f->qkv_w));
-            zero_pad_rows(dug, map, w0, rows, n);
-            tal_tensor dxg = ow; /* ow is dead after the proj backward */
+            zero_pad_rows(dug, map, w0, rows, n); /* padding is not an LN output */
             tal_layernorm_backward(dxg, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), dug, xg,
-                                   bb_value(p, f->norm_w), mean, rstd);
+                                   bb_value(p, f->norm_w), s.mean, s.rstd);
             group_scatter(tal_t2(dx.data, N, C), dxg, g, map, b, w0, G, 1);
         }
-    if (f->drop_p > 0)
+    if (fwd && f->drop_p > 0)
         tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
-    if (bwd && gw.data) reduce_bias_grad(gw, dbias, g);
+    if (bwd && gtab.data) reduce_bias_grad(gtab, dbias, g);
     tal_arena_release(scratch, mark);
-}
-
-static void attn_recompute_backward(void *self, tal_tensor out, tal_tensor dx, tal_tensor dout,
-                                    tal_tensor x, tal_arena *scratch, uint64_t step) {
-    attn_grouped(self, out, dx, dout, x, scratch, step);
 }
 
 static void *attn_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *keep,
                           tal_arena *scratch, uint64_t step) {
     swin_attn_fn *f = self;
-    const swin_geom *g = f->g;
-    tal_params *p = f->params;
-    int plan = bb_planning(x);
-    int64_t N = tal_tensor_numel(x) / g->C, Bw = (int64_t)g->B * g->nW, n = g->n;
-    int64_t hd = g->C / g->heads;
-    TAL_ASSERT(N == (int64_t)g->B * g->D * g->H * g->W);
     if (!keep) { /* inference: window groups, nothing kept */
-        attn_grouped(f, out, tal_tensor_none(), tal_tensor_none(), x, scratch, step);
+        attn_run(f, RUN_FWD, NULL, out, tal_tensor_none(), tal_tensor_none(), x, scratch, step);
         return NULL;
     }
-    attn_saved local, *s = tal_arena_bytes(keep, sizeof *s);
-    size_t outer = tal_arena_mark(scratch);
-    attn_alloc_saved(&local, keep ? keep : scratch, g, N);
-    size_t mark = tal_arena_mark(scratch);
-    const int32_t *map = g->map[f->shifted && g->any_shift];
-    tal_tensor bias = tal_arena_tensor(scratch, 3, (int64_t[]){g->heads, n, n});
-    size_t tmp = tal_arena_mark(scratch); /* each temporary below dies before the next */
-    tal_tensor u = tal_arena_tensor(scratch, 2, (int64_t[]){N, g->C});
-    if (!plan) {
-        tal_layernorm_forward(u, local.mean, local.rstd, tal_t2(x.data, N, g->C),
-                              bb_value(p, f->norm_w), bb_value(p, f->norm_b), LN_EPS);
-        window_gather(local.uw, u, g, map);
-        expand_bias(bias, bb_value(p, f->table), g);
-    }
-    tal_arena_release(scratch, tmp);
-    tal_tensor qkv = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, 3 * (int64_t)g->C});
-    if (!plan) {
-        tal_linear_forward(qkv, local.uw, bb_value(p, f->qkv_w), bb_value(p, f->qkv_b));
-        split_qkv(local.q, local.k, local.v, qkv, Bw, n, g->heads, hd);
-    }
-    tal_arena_release(scratch, tmp);
-    tal_tensor o = tal_arena_like(scratch, local.q);
-    if (!plan) {
-        tal_tensor mask = f->shifted && g->any_shift ? g->mask : tal_tensor_none();
-        tal_attention_forward(o, local.probs, local.q, local.k, local.v, bias, mask,
-                              1.0f / sqrtf((float)hd));
-        heads_tokens(local.ow, o, Bw, n, g->heads, hd, 1);
-    }
-    tal_arena_release(scratch, tmp);
-    tal_tensor yw = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, g->C});
-    if (!plan) {
-        tal_linear_forward(yw, local.ow, bb_value(p, f->proj_w), bb_value(p, f->proj_b));
-        window_scatter(tal_t2(out.data, N, g->C), yw, g, map);
-        if (f->drop_p > 0)
-            tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
-    }
-    if (keep) { /* (s is NULL while planning, but the saved tensors still count) */
-        if (s) *s = local;
-        tal_arena_release(scratch, mark);
-    } else {
-        tal_arena_release(scratch, outer);
-    }
+    attn_bufs local, *s = tal_arena_bytes(keep, sizeof *s);
+    attn_bufs_alloc(&local, keep, f->g, (int64_t)f->g->B * f->g->nW);
+    if (s) *s = local; /* NULL while planning; the buffers still count */
+    attn_run(f, RUN_FWD, &local, out, tal_tensor_none(), tal_tensor_none(), x, scratch, step);
     return s;
 }
 
 static void attn_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor x, void *saved,
                           tal_arena *scratch, uint64_t step) {
     swin_attn_fn *f = self;
-    const swin_geom *g = f->g;
-    tal_params *p = f->params;
-    int plan = bb_planning(dout);
-    int64_t N = tal_tensor_numel(dout) / g->C, Bw = (int64_t)g->B * g->nW, n = g->n;
-    int64_t hd = g->C / g->heads;
-    attn_saved none = {0}, *s = plan ? &none : saved;
-    const int32_t *map = g->map[f->shifted && g->any_shift];
-    size_t mark = tal_arena_mark(scratch);
-    tal_tensor dp = tal_arena_tensor(scratch, 2, (int64_t[]){N, g->C});
-    tal_tensor dyw = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, g->C});
-    if (!plan) {
-        tal_tensor d2 = tal_t2(dout.data, N, g->C);
-        if (f->drop_p > 0)
-            tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape),
-                                   dout, f->drop_p, drop_key(f->seed, step, f->stream));
-        else
-            tal_copy(dp, d2);
-        window_gather(dyw, dp, g, map);
-    }
-    tal_tensor dow = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, g->C});
-    tal_tensor dov = tal_arena_tensor(scratch, 4, (int64_t[]){Bw, g->heads, n, hd});
-    if (!plan) {
-        tal_linear_backward(dow, bb_grad(p, f->proj_w), bb_grad(p, f->proj_b), dyw, s->ow,
-                            bb_value(p, f->proj_w));
-        heads_tokens(dow, dov, Bw, n, g->heads, hd, 0);
-    }
-    tal_tensor dq = tal_arena_like(scratch, dov), dk = tal_arena_like(scratch, dov);
-    tal_tensor dv = tal_arena_like(scratch, dov);
-    tal_tensor dbias = tal_arena_tensor(scratch, 3, (int64_t[]){g->heads, n, n});
-    size_t att_mark = tal_arena_mark(scratch);
-    if (plan) {
-        /* the attention backward's own scratch: one [n, n] buffer per thread */
-        for (int t = 0; t < tal_threads_get(); t++)
-            tal_arena_floats(scratch, n * n);
-    } else {
-        tal_attention_backward(dq, dk, dv, bb_grad(p, f->table).data ? dbias : tal_tensor_none(),
-                               dov, s->q, s->k, s->v, s->probs, 1.0f / sqrtf((float)hd),
-                               scratch);
-    }
-    tal_arena_release(scratch, att_mark);
-    tal_tensor dqkv = tal_arena_tensor(scratch, 2, (int64_t[]){Bw * n, 3 * (int64_t)g->C});
-    if (!plan) {
-        if (bb_grad(p, f->table).data) reduce_bias_grad(bb_grad(p, f->table), dbias, g);
-        merge_qkv(dqkv, dq, dk, dv, Bw, n, g->heads, hd);
-        /* dyw is dead: it takes duw */
-        tal_linear_backward(dyw, bb_grad(p, f->qkv_w), bb_grad(p, f->qkv_b), dqkv, s->uw,
-                            bb_value(p, f->qkv_w));
-        window_scatter(dp, dyw, g, map);
-        /* dow is dead: the LN input gradient goes there (N <= Bw * n rows) */
-        tal_tensor dxt = tal_t2(dow.data, N, g->C);
-        tal_layernorm_backward(dxt, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), dp,
-                               tal_t2(x.data, N, g->C), bb_value(p, f->norm_w), s->mean,
-                               s->rstd);
-        tal_axpy(tal_t2(dx.data, N, g->C), 1.0f, dxt);
-    }
-    tal_arena_release(scratch, mark);
+    attn_bufs none = {0};
+    attn_run(f, RUN_BWD, saved ? saved : &none, tal_tensor_none(), dx, dout, x, scratch, step);
+}
+
+static void attn_recompute_backward(void *self, tal_tensor out, tal_tensor dx, tal_tensor dout,
+                                    tal_tensor x, tal_arena *scratch, uint64_t step) {
+    attn_run(self, RUN_FWD | RUN_BWD, NULL, out, dx, dout, x, scratch, step);
 }
 
 tal_resfn swin_attn_resfn(swin_attn_fn *f) {
