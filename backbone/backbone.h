@@ -139,7 +139,8 @@ void tal_backbone_high_water(const tal_backbone *bb, size_t *keep_bytes, size_t 
 /* Inference: video [B, 3, T, H, W] (T = prepared frames, or any multiple of the chunk when
  * chunking; a short last chunk is zero-padded) -> feats [B, C_out, T_out]. */
 void tal_backbone_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video);
-/* Training forward of one prepared clip (no chunking): keeps what backward needs. */
+/* Training forward of one prepared clip (no chunking): keeps what backward needs in the keep
+ * arena. video is borrowed until tal_backbone_backward (the stem's weight gradient reads it). */
 void tal_backbone_forward_train(tal_backbone *bb, tal_tensor feats, tal_tensor video);
 /* Backward of the last forward_train: dfeats [B, C_out, T_out]; parameter gradients accumulate.
  * Reports the worst stage-input reconstruction error of reversible stages in *recon_err (if
