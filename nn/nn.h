@@ -249,9 +249,12 @@ typedef struct tal_conv1d_geom {
     int stride, padding, groups;
 } tal_conv1d_geom;
 void tal_conv1d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
-                        tal_tensor mask, tal_conv1d_geom g);
+                        tal_tensor mask, tal_conv1d_geom g, tal_arena *scratch);
+/* Writes dx (skipped if none); accumulates dw, db (each skipped if none). scratch: one sample's
+ * im2col buffer and masked dy (planners count it). */
 void tal_conv1d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
-                         tal_tensor x, tal_tensor w, tal_tensor mask, tal_conv1d_geom g);
+                         tal_tensor x, tal_tensor w, tal_tensor mask, tal_conv1d_geom g,
+                         tal_arena *scratch);
 
 /* Max-pool 1D over T: x [B, C, T] -> y [B, C, T_out] with kernel, stride, padding (padded
  * positions are -inf, as PyTorch). argmax [B, C, T_out] stores the source index as float
