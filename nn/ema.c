@@ -1,0 +1,72 @@
+/* nn/ema.c: exponential moving average of parameter values (ema = d * ema + (1 - d) * p), kept
+ * in its own arena, swappable with the live weights for evaluation. */
+#include "nn.h"
+
+#include <stdlib.h>
+
+struct tal_ema {
+    tal_arena *arena;
+    tal_tensor *values;
+    int count;
+    float decay;
+};
+
+tal_status tal_ema_create(tal_ema **out, const tal_params *p_const, float decay, tal_err *err) {
+    tal_params *p = (tal_params *)p_const; /* read only: the accessors are not const */
+    *out = NULL;
+    tal_ema *e = calloc(1, sizeof *e);
+    int n = tal_params_count(p);
+    if (!e) return tal_err_set(err, TAL_ENOMEM, "EMA: out of memory");
+    e->values = calloc((size_t)n + 1, sizeof *e->values);
+    e->count = n;
+    e->decay = decay;
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++) bytes += tal_arena_round(tal_tensor_bytes(tal_params_at(p, i)->value));
+    tal_device dev = n ? tal_params_at(p, 0)->value.device : TAL_DEV_CPU;
+    if (!e->values || tal_arena_create(&e->arena, dev, bytes, err) != TAL_OK) {
+        tal_ema_destroy(e);
+        return tal_err_set(err, TAL_ENOMEM, "EMA: cannot allocate %zu bytes", bytes);
+    }
+    for (int i = 0; i < n; i++) {
+        e->values[i] = tal_arena_like(e->arena, tal_params_at(p, i)->value);
+        tal_copy(e->values[i], tal_params_at(p, i)->value);
+    }
+    *out = e;
+    return TAL_OK;
+}
+
+void tal_ema_destroy(tal_ema *e) {
+    if (!e) return;
+    tal_arena_destroy(e->arena);
+    free(e->values);
+    free(e);
+}
+
+void tal_ema_update(tal_ema *e, const tal_params *p_const) {
+    tal_params *p = (tal_params *)p_const;
+    TAL_ASSERT(tal_params_count(p) == e->count);
+    for (int i = 0; i < e->count; i++) {
+        float *a = e->values[i].data;
+        const float *w = tal_params_at(p, i)->value.data;
+        int64_t n = tal_tensor_numel(e->values[i]);
+        for (int64_t j = 0; j < n; j++) a[j] = e->decay * a[j] + (1.0f - e->decay) * w[j];
+    }
+}
+
+void tal_ema_swap(tal_ema *e, tal_params *p) {
+    TAL_ASSERT(tal_params_count(p) == e->count);
+    for (int i = 0; i < e->count; i++) {
+        float *a = e->values[i].data, *w = tal_params_at(p, i)->value.data;
+        int64_t n = tal_tensor_numel(e->values[i]);
+        for (int64_t j = 0; j < n; j++) {
+            float t = a[j];
+            a[j] = w[j];
+            w[j] = t;
+        }
+    }
+}
+
+tal_tensor tal_ema_value(const tal_ema *e, int param_index) {
+    TAL_ASSERT(param_index >= 0 && param_index < e->count);
+    return e->values[param_index];
+}
