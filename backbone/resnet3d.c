@@ -112,15 +112,13 @@ static void *bneck_forward_impl(resnet_bneck_fn *f, int stride, tal_tensor out, 
             tal_drop_path_forward(out, out, f->drop_p, k);
         }
         if (tal_tensor_present(local.r3)) tal_copy(local.r3, out);
-    } else {
-        /* the im2col buffers of the three convs */
-        size_t m = tal_arena_mark(scratch);
-        tal_arena_floats(scratch, (int64_t)f->cin * f->kt * T * H * W);
-        tal_arena_release(scratch, m);
-        tal_arena_floats(scratch, (int64_t)f->planes * 9 * T * Ho * Wo);
-        tal_arena_release(scratch, m);
-        tal_arena_floats(scratch, (int64_t)f->planes * T * Ho * Wo);
-        tal_arena_release(scratch, m);
+    } else { /* the convs count their own im2col buffers */
+        tal_conv3d_forward(local.h1, x, bb_value(p, f->conv[0]), tal_tensor_none(),
+                           geom_of(f->kt, 1, 1), scratch);
+        tal_conv3d_forward(local.h2, local.h1, bb_value(p, f->conv[1]), tal_tensor_none(),
+                           geom_of(1, stride, 3), scratch);
+        tal_conv3d_forward(out, local.h2, bb_value(p, f->conv[2]), tal_tensor_none(),
+                           geom_of(1, 1, 1), scratch);
     }
     (void)mark;
     if (s) *s = local;
@@ -136,16 +134,21 @@ static void bneck_backward_impl(resnet_bneck_fn *f, int stride, tal_tensor dx, t
     int64_t B = x.shape[0], T = x.shape[2], H = x.shape[3], W = x.shape[4];
     int64_t Ho = out_len(H, stride), Wo = out_len(W, stride);
     bneck_saved *s = saved;
+    /* planning: shape-only stand-ins for the saved tensors */
+    bneck_saved s0 = {tal_t5(NULL, B, f->planes, T, H, W), tal_t5(NULL, B, f->planes, T, Ho, Wo),
+                      tal_tensor_none()};
     size_t mark = tal_arena_mark(scratch);
     tal_tensor d3 = tal_arena_like(scratch, dout);
     tal_tensor d2 = tal_arena_tensor(scratch, 5, (int64_t[]){B, f->planes, T, Ho, Wo});
     tal_tensor d1 = tal_arena_tensor(scratch, 5, (int64_t[]){B, f->planes, T, H, W});
     tal_tensor dxt = tal_arena_like(scratch, x);
-    if (plan) {
-        size_t m = tal_arena_mark(scratch);
-        tal_arena_floats(scratch, (int64_t)f->planes * 9 * T * Ho * Wo);
-        tal_arena_release(scratch, m);
-        tal_arena_floats(scratch, (int64_t)f->cin * f->kt * T * H * W);
+    if (plan) { /* the convs count their own im2col buffers */
+        tal_conv3d_backward(d2, tal_tensor_none(), tal_tensor_none(), d3, s0.h2,
+                            bb_value(p, f->conv[2]), geom_of(1, 1, 1), scratch);
+        tal_conv3d_backward(d1, tal_tensor_none(), tal_tensor_none(), d2, s0.h1,
+                            bb_value(p, f->conv[1]), geom_of(1, stride, 3), scratch);
+        tal_conv3d_backward(dxt, tal_tensor_none(), tal_tensor_none(), d1, x,
+                            bb_value(p, f->conv[0]), geom_of(f->kt, 1, 1), scratch);
         tal_arena_release(scratch, mark);
         return;
     }
@@ -316,13 +319,9 @@ void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
     rn->video = video;
     tal_conv3d_geom stem_g = {{1, 2, 2}, {0, 3, 3}};
     rn->stem_out = tal_arena_tensor(kk, 5, (int64_t[]){B, c->embed_dim, rn->T, rn->H, rn->W});
-    if (plan) {
-        size_t m = tal_arena_mark(sc);
-        tal_arena_floats(sc, (int64_t)3 * 49 * rn->T * rn->H * rn->W);
-        tal_arena_release(sc, m);
-    } else {
-        tal_conv3d_forward(rn->stem_out, video, bb_value(p, rn->stem_w), tal_tensor_none(),
-                           stem_g, sc);
+    tal_conv3d_forward(rn->stem_out, video, bb_value(p, rn->stem_w), tal_tensor_none(), stem_g,
+                       sc); /* planning: counts its im2col buffer only */
+    if (!plan) {
         bn_fwd(p, rn->stem_bn, rn->stem_out, rn->stem_out);
         tal_relu_forward(rn->stem_out, rn->stem_out);
     }
@@ -336,11 +335,9 @@ void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
                                              train ? bb->keep : NULL, sc, bb->step);
         size_t m = tal_arena_mark(sc);
         tal_tensor pc = tal_arena_tensor(sc, 5, shp);
-        if (plan) {
-            tal_arena_floats(sc, (int64_t)st->cin * st->T * st->H * st->W);
-        } else {
-            tal_conv3d_forward(pc, x, bb_value(p, st->proj_w), tal_tensor_none(),
-                               geom_of(1, st->stride, 1), sc);
+        tal_conv3d_forward(pc, x, bb_value(p, st->proj_w), tal_tensor_none(),
+                           geom_of(1, st->stride, 1), sc);
+        if (!plan) {
             bn_fwd(p, st->proj_bn, pc, pc);
             tal_add(st->z0, st->z0, pc);
             tal_relu_forward(st->z0, st->z0);
@@ -384,29 +381,25 @@ void resnet_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err)
         tal_tensor dxin = tal_arena_like(sc, st->x);
         size_t m = tal_arena_mark(sc);
         tal_tensor dpc = tal_arena_like(sc, st->z0), dtmp = tal_arena_like(sc, st->x);
-        if (plan) {
-            tal_arena_floats(sc, (int64_t)st->cin * st->T * st->H * st->W);
-        } else {
+        if (!plan) {
             tal_relu_backward(dsum, dz, st->z0);
             bn_bwd(p, st->proj_bn, dpc, dsum);
-            tal_conv3d_backward(dtmp, bb_grad(p, st->proj_w), tal_tensor_none(), dpc, st->x,
-                                bb_value(p, st->proj_w), geom_of(1, st->stride, 1), sc);
-            tal_copy(dxin, dtmp);
         }
+        tal_conv3d_backward(dtmp, bb_grad(p, st->proj_w), tal_tensor_none(), dpc, st->x,
+                            bb_value(p, st->proj_w), geom_of(1, st->stride, 1), sc);
+        if (!plan) tal_copy(dxin, dtmp);
         tal_arena_release(sc, m);
         bneck_backward_impl(&st->first, st->stride, dxin, dsum, st->x, st->first_saved, sc,
                             bb->step);
         dy = dxin;
     }
-    /* stem */
+    /* stem: no input gradient, only the weight's */
+    tal_conv3d_geom stem_g = {{1, 2, 2}, {0, 3, 3}};
     if (!plan) {
-        tal_conv3d_geom stem_g = {{1, 2, 2}, {0, 3, 3}};
         tal_relu_backward(dy, dy, rn->stem_out);
         bn_bwd(p, rn->stem_bn, dy, dy);
-        tal_conv3d_backward(tal_tensor_none(), bb_grad(p, rn->stem_w), tal_tensor_none(), dy,
-                            rn->video, bb_value(p, rn->stem_w), stem_g, sc);
-    } else {
-        tal_arena_floats(sc, (int64_t)3 * 49 * rn->T * rn->H * rn->W);
     }
+    tal_conv3d_backward(tal_tensor_none(), bb_grad(p, rn->stem_w), tal_tensor_none(), dy,
+                        rn->video, bb_value(p, rn->stem_w), stem_g, sc);
     tal_arena_release(sc, mark0);
 }

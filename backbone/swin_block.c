@@ -308,13 +308,17 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
     tal_tensor dv = bwd ? tal_arena_like(scratch, o) : tal_tensor_none();
     tal_tensor dow = bwd ? tal_arena_like(scratch, xg) : tal_tensor_none(); /* also dug */
     tal_tensor dxg = bwd ? tal_arena_like(scratch, xg) : tal_tensor_none();
+    int table_grad = tal_params_at(p, f->table)->trainable;
     if (plan) {
-        if (bwd) /* the attention backward's own scratch: one [n, n] buffer per thread */
-            for (int t = 0; t < tal_threads_get(); t++) tal_arena_floats(scratch, n * n);
+        if (bwd) { /* the attention backward's own scratch, as it counts it */
+            tal_tensor qv = tal_t4(NULL, G, heads, n, hd), pv = tal_t4(NULL, G, heads, n, n);
+            tal_attention_backward(dq, dk, dv, table_grad ? dbias : tal_tensor_none(), qv, qv, qv,
+                                   qv, pv, scale, scratch);
+        }
         tal_arena_release(scratch, mark);
         return;
     }
-    tal_tensor gtab = bb_grad(p, f->table);
+    tal_tensor gtab = table_grad ? bb_grad(p, f->table) : tal_tensor_none();
     expand_bias(bias, bb_value(p, f->table), g);
     if (bwd) {
         if (f->drop_p > 0)

@@ -1,0 +1,342 @@
+/* tests/test_backbone_io.c: configs (presets, JSON, errors), checkpoint names (ordinary,
+ * rewired, Video-Swin release), loading and `rewire`, frame chunking and the output adapter. */
+#include <math.h>
+#include <string.h>
+
+#include "backbone/backbone.h"
+#include "testlib.h"
+
+/* A parameter store with the one group (index 0) the models here declare into. */
+static tal_params *params_new(void) {
+    tal_params *p = tal_params_create();
+    cr_assert_eq(tal_params_add_group(p, "backbone", 1.0f, 0.0f), 0);
+    return p;
+}
+
+static tal_backbone_config preset(const char *name) {
+    tal_backbone_config c;
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_config_preset(&c, name, &err), TAL_OK, "%s", err.msg);
+    return c;
+}
+
+Test(backbone_config, swin_t_as_published) {
+    tal_backbone_config c = preset("swin_t");
+    cr_assert_eq(c.embed_dim, 96);
+    cr_assert(c.depths[0] == 2 && c.depths[1] == 2 && c.depths[2] == 6 && c.depths[3] == 2);
+    cr_assert(c.heads[0] == 3 && c.heads[3] == 24);
+    cr_assert(c.window[0] == 8 && c.window[1] == 7 && c.window[2] == 7);
+    cr_assert_eq(tal_backbone_out_channels(&c), 768);
+    cr_assert_eq(tal_backbone_out_frames(&c, 32), 16);
+    /* parameter count of spec-videoswin.md §10.1: 27.85 M backbone parameters */
+    tal_params *p = params_new();
+    tal_backbone *bb = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_create(&bb, &c, p, 0, 0, &err), TAL_OK, "%s", err.msg);
+    int64_t n = tal_params_numel(p, 0);
+    cr_assert(n > 27840000 && n < 27860000, "Swin-T has %lld parameters", (long long)n);
+    cr_assert_not_null(tal_params_find(p, "layers.2.blocks.5.attn.relative_position_bias_table"));
+    cr_assert_eq(tal_params_find(p, "layers.0.blocks.0.norm1.weight")->trainable, 0);
+    cr_assert_eq(tal_params_find(p, "layers.0.blocks.0.attn.qkv.weight")->trainable, 1);
+    tal_backbone_destroy(bb);
+    tal_params_destroy(p);
+}
+
+Test(backbone_config, unknown_preset_is_named) {
+    tal_backbone_config c;
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_config_preset(&c, "swin_xl", &err), TAL_EINVAL);
+    cr_assert(strstr(err.msg, "swin_xl"), "%s", err.msg);
+}
+
+Test(backbone_config, json_sets_fields_and_modes) {
+    tal_backbone_config c;
+    tal_err err = {0};
+    const char *js = "{\"arch\": \"swin\", \"preset\": \"swin_small_test\", \"embed_dim\": 16,"
+                     " \"depths\": [2, 4], \"heads\": [1, 2], \"window\": [2, 7, 7],"
+                     " \"mode\": [\"vanilla\", \"reversible\"], \"drop_path_rate\": 0.3,"
+                     " \"freeze_norms\": false, \"chunk_frames\": 32}";
+    cr_assert_eq(tal_backbone_config_from_json(&c, js, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(c.n_stages, 2);
+    cr_assert_eq(c.depths[1], 4);
+    cr_assert_eq(c.window[1], 7);
+    cr_assert_eq(c.mode[0], TAL_STAGE_VANILLA);
+    cr_assert_eq(c.mode[1], TAL_STAGE_REVERSIBLE);
+    cr_assert_eq(c.freeze_norms, 0);
+    cr_assert_eq(c.chunk_frames, 32);
+    cr_assert_float_eq(c.drop_path_rate, 0.3f, 1e-7);
+    cr_assert_eq(tal_backbone_config_from_json(&c, "{\"arch\": \"resnet3d\"}", &err), TAL_OK);
+    cr_assert_eq(c.arch, TAL_ARCH_RESNET3D);
+}
+
+static void expect_json_error(const char *js, const char *needle) {
+    tal_backbone_config c;
+    tal_err err = {0};
+    cr_assert_neq(tal_backbone_config_from_json(&c, js, &err), TAL_OK, "accepted %s", js);
+    cr_assert(strstr(err.msg, needle), "message for %s must name '%s': %s", js, needle,
+              err.msg);
+}
+
+Test(backbone_config, json_errors_name_the_key) {
+    expect_json_error("[1, 2]", "not a JSON object");
+    expect_json_error("{\"depth\": [2]}", "depth");
+    expect_json_error("{\"mode\": \"sideways\"}", "mode");
+    expect_json_error("{\"mode\": [\"vanilla\", 3]}", "mode");
+    expect_json_error("{\"arch\": \"vit\"}", "vit");
+    expect_json_error("{\"heads\": [5, 6, 12, 24]}", "heads[0]");
+    expect_json_error("{\"window\": [8, 7]}", "window");
+    expect_json_error("{\"depths\": [2, 2.5]}", "depths");
+    expect_json_error("{\"depths\": [2, 2, 2, 2, 2]}", "depths");
+    expect_json_error("{\"drop_path_rate\": 1.5}", "drop_path_rate");
+    expect_json_error("{\"embed_dim\": \"big\"}", "embed_dim");
+    expect_json_error("{\"chunk_frames\": -4}", "chunk_frames");
+}
+
+Test(backbone_config, bad_clip_shape_is_rejected) {
+    tal_backbone_config c = preset("swin_small_test");
+    tal_backbone_plan plan;
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_plan_memory(&plan, &c, 1, 0, 64, 64, &err), TAL_EINVAL);
+    cr_assert(strstr(err.msg, "out of range"), "%s", err.msg);
+    tal_backbone_config r = preset("resnet3d_small");
+    cr_assert_eq(tal_backbone_plan_memory(&plan, &r, 1, 4, 4, 4, &err), TAL_EINVAL);
+}
+
+/* ---------------------------------------------------------------- names ----------------- */
+static void expect_canon(const char *file, const char *want) {
+    char buf[256];
+    const char *got = tal_backbone_canonical_name(file, buf, sizeof buf, NULL);
+    if (!want) {
+        cr_assert_null(got, "%s should be dropped, got %s", file, got);
+        return;
+    }
+    cr_assert_not_null(got, "%s dropped", file);
+    cr_assert_str_eq(got, want, "%s", file);
+}
+
+Test(backbone_names, checkpoint_spellings_map_to_canonical) {
+    expect_canon("backbone.layers.1.blocks.0.attn.qkv.weight", "layers.1.blocks.0.attn.qkv.weight");
+    expect_canon("backbone.layers.1.blocks.0.inv_block.Fm.attn.qkv.weight",
+                 "layers.1.blocks.0.attn.qkv.weight");
+    expect_canon("layers.0.blocks.1.inv_block.Gm.mlp.fc2.bias", "layers.0.blocks.1.mlp.fc2.bias");
+    expect_canon("backbone.norm.weight", "norm3.weight");
+    expect_canon("backbone.norm3.bias", "norm3.bias");
+    expect_canon("backbone.layers.0.blocks.0.attn.relative_position_index", NULL);
+    expect_canon("backbone.layer2.blocks.0.Fm.conv1.conv.weight", "layer2.0.conv1.conv.weight");
+    expect_canon("backbone.layer2.blocks.3.inv_block.Fm.conv2.bn.bias", "layer2.3.conv2.bn.bias");
+    expect_canon("backbone.layer2.blocks.0.downsample.conv.weight",
+                 "layer2.0.downsample.conv.weight");
+    expect_canon("backbone.layer1.0.conv1.bn.num_batches_tracked", NULL);
+    expect_canon("cls_head.fc_cls.weight", "cls_head.fc_cls.weight");
+}
+
+Test(backbone_names, rewired_names_round_trip) {
+    const char *names[] = {"layers.0.blocks.1.norm1.weight", "layers.2.blocks.3.attn.proj.bias",
+                           "layers.3.blocks.0.mlp.fc1.weight", "layers.1.downsample.norm.bias",
+                           "patch_embed.proj.weight", "layer3.0.conv2.conv.weight",
+                           "layer3.2.conv3.bn.running_var", "layer1.0.downsample.bn.weight"};
+    char rew[256], back[256];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        tal_backbone_rewired_name(names[i], rew, sizeof rew);
+        cr_assert_not_null(tal_backbone_canonical_name(rew, back, sizeof back, NULL));
+        cr_assert_str_eq(back, names[i], "%s -> %s -> %s", names[i], rew, back);
+    }
+    tal_backbone_rewired_name("layers.0.blocks.1.norm2.bias", rew, sizeof rew);
+    cr_assert_str_eq(rew, "layers.0.blocks.1.inv_block.Gm.norm2.bias");
+    tal_backbone_rewired_name("layers.0.blocks.1.attn.qkv.bias", rew, sizeof rew);
+    cr_assert_str_eq(rew, "layers.0.blocks.1.inv_block.Fm.attn.qkv.bias");
+}
+
+/* ---------------------------------------------------------------- loading --------------- */
+typedef struct small_model {
+    tal_params *p;
+    tal_backbone *bb;
+} small_model;
+
+static small_model make_small(const char *preset_name) {
+    small_model m;
+    tal_backbone_config c = preset(preset_name);
+    if (c.arch == TAL_ARCH_SWIN) c.embed_dim = 8, c.n_stages = 2;
+    tal_err err = {0};
+    m.p = params_new();
+    cr_assert_eq(tal_backbone_create(&m.bb, &c, m.p, 0, 0, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_params_allocate(m.p, TAL_DEV_CPU, &err), TAL_OK, "%s", err.msg);
+    tal_backbone_init(m.bb, 3);
+    return m;
+}
+
+static void free_small(small_model *m) {
+    tal_backbone_destroy(m->bb);
+    tal_params_destroy(m->p);
+}
+
+/* Writes the model's parameters under rewired names with "backbone.", plus a head tensor and
+ * an index buffer, leaving out `skip` and reshaping `bad` (if given). */
+static void write_checkpoint(small_model *m, const char *path, const char *skip,
+                             const char *bad) {
+    int n = tal_params_count(m->p);
+    tal_named_tensor *items = calloc((size_t)n + 2, sizeof *items);
+    char names[n + 2][200];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        tal_param *q = tal_params_at(m->p, i);
+        if (skip && !strcmp(q->name, skip)) continue;
+        char rew[180];
+        tal_backbone_rewired_name(q->name, rew, sizeof rew);
+        snprintf(names[k], sizeof names[k], "backbone.%s", rew);
+        items[k].name = names[k];
+        items[k].t = q->value;
+        if (bad && !strcmp(q->name, bad))
+            items[k].t = tal_t1(q->value.data, tal_tensor_numel(q->value));
+        snprintf(items[k].dtype, sizeof items[k].dtype, "F32");
+        k++;
+    }
+    static float head[4] = {1, 2, 3, 4};
+    snprintf(names[k], 200, "cls_head.fc_cls.bias");
+    items[k] = (tal_named_tensor){names[k], tal_t1(head, 4), "F32"};
+    k++;
+    tal_err err = {0};
+    cr_assert_eq(tal_safetensors_write(path, items, k, NULL, &err), TAL_OK, "%s", err.msg);
+    free(items);
+}
+
+Test(backbone_load, rewired_checkpoint_loads_into_canonical_names) {
+    small_model a = make_small("swin_small_test"), b = make_small("swin_small_test");
+    tal_backbone_init(b.bb, 99); /* different values */
+    const char *path = test_tmp_path("bb_rewired.safetensors");
+    write_checkpoint(&a, path, NULL, NULL);
+    int unused = -1;
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_load(b.bb, b.p, path, &unused, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(unused, 1, "the head tensor is unused");
+    for (int i = 0; i < tal_params_count(a.p); i++)
+        expect_close_impl(tal_params_at(a.p, i)->name, tal_params_at(b.p, i)->value,
+                          tal_params_at(a.p, i)->value, 0, 0, __FILE__, __LINE__);
+    free_small(&a);
+    free_small(&b);
+}
+
+Test(backbone_load, missing_tensor_is_named) {
+    small_model a = make_small("swin_small_test");
+    const char *path = test_tmp_path("bb_missing.safetensors");
+    write_checkpoint(&a, path, "layers.1.blocks.1.mlp.fc1.bias", NULL);
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_load(a.bb, a.p, path, NULL, &err), TAL_EFORMAT);
+    cr_assert(strstr(err.msg, "layers.1.blocks.1.mlp.fc1.bias") && strstr(err.msg, path), "%s",
+              err.msg);
+    free_small(&a);
+}
+
+Test(backbone_load, shape_mismatch_is_named) {
+    small_model a = make_small("resnet3d_small");
+    const char *path = test_tmp_path("bb_shape.safetensors");
+    write_checkpoint(&a, path, NULL, "layer2.1.conv2.conv.weight");
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_load(a.bb, a.p, path, NULL, &err), TAL_EFORMAT);
+    cr_assert(strstr(err.msg, "layer2.blocks.1.inv_block.Fm.conv2.conv.weight"), "%s", err.msg);
+    free_small(&a);
+}
+
+Test(backbone_load, missing_file_is_an_io_error) {
+    small_model a = make_small("swin_small_test");
+    tal_err err = {0};
+    cr_assert_neq(tal_backbone_load(a.bb, a.p, "/nonexistent/ckpt.safetensors", NULL, &err),
+                  TAL_OK);
+    cr_assert(strstr(err.msg, "/nonexistent/ckpt.safetensors"), "%s", err.msg);
+    free_small(&a);
+}
+
+Test(backbone_load, rewire_file_renames_and_keeps_values) {
+    small_model a = make_small("swin_small_test");
+    /* an ordinary checkpoint: canonical names with the prefix */
+    int n = tal_params_count(a.p);
+    tal_named_tensor *items = calloc((size_t)n, sizeof *items);
+    char names[n][200];
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], 200, "backbone.%s", tal_params_at(a.p, i)->name);
+        items[i] = (tal_named_tensor){names[i], tal_params_at(a.p, i)->value, "F32"};
+    }
+    const char *in = test_tmp_path("bb_plain.safetensors");
+    const char *out = test_tmp_path("bb_plain_rewired.safetensors");
+    tal_err err = {0};
+    cr_assert_eq(tal_safetensors_write(in, items, n, NULL, &err), TAL_OK, "%s", err.msg);
+    free(items);
+    int renamed = 0;
+    cr_assert_eq(tal_backbone_rewire_file(in, out, &renamed, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(renamed, 2 * 13 * 2, "13 tensors per block, 4 blocks: %d", renamed);
+    tal_tensor_set set = {0};
+    cr_assert_eq(tal_safetensors_read(&set, out, &err), TAL_OK, "%s", err.msg);
+    const tal_named_tensor *t =
+        tal_tensor_set_find(&set, "backbone.layers.1.blocks.1.inv_block.Gm.mlp.fc2.weight");
+    cr_assert_not_null(t);
+    expect_close(t->t, tal_params_find(a.p, "layers.1.blocks.1.mlp.fc2.weight")->value, 0, 0);
+    cr_assert_null(tal_tensor_set_find(&set, "backbone.layers.1.blocks.1.mlp.fc2.weight"));
+    tal_tensor_set_free(&set);
+    cr_assert_neq(tal_backbone_rewire_file("/nonexistent.safetensors", out, NULL, &err), TAL_OK);
+    free_small(&a);
+}
+
+/* ---------------------------------------------------------------- chunks, adapter ------- */
+Test(backbone_chunks, chunked_features_are_per_chunk_features) {
+    small_model m = make_small("swin_small_test");
+    tal_backbone_config c = *tal_backbone_config_of(m.bb);
+    tal_err err = {0};
+    /* m: clips of 4 frames; chunked: 10 frames in chunks of 4 (the last one padded) */
+    tal_backbone_config cc = c;
+    cc.chunk_frames = 4;
+    tal_params *p2 = params_new();
+    tal_backbone *chunked = NULL;
+    cr_assert_eq(tal_backbone_create(&chunked, &cc, p2, 0, 0, &err), TAL_OK);
+    cr_assert_eq(tal_params_allocate(p2, TAL_DEV_CPU, &err), TAL_OK);
+    for (int i = 0; i < tal_params_count(p2); i++)
+        tal_copy(tal_params_at(p2, i)->value, tal_params_at(m.p, i)->value);
+    cr_assert_eq(tal_backbone_prepare(chunked, 1, 10, 32, 32, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_backbone_prepare(m.bb, 1, 4, 32, 32, &err), TAL_OK, "%s", err.msg);
+    int C = tal_backbone_out_channels(&c);
+    cr_assert_eq(tal_backbone_out_frames(&cc, 10), 5);
+    tal_tensor video = test_tensor(5, (int64_t[]){1, 3, 10, 32, 32});
+    test_fill_uniform(video, 8);
+    tal_tensor all = test_tensor(3, (int64_t[]){1, C, 5});
+    tal_backbone_forward(chunked, all, video);
+    /* chunk 2 (frames 4..7) on its own: features 2, 3 of the whole */
+    tal_tensor part = test_tensor(5, (int64_t[]){1, 3, 4, 32, 32});
+    for (int ch = 0; ch < 3; ch++)
+        for (int t = 4; t < 8; t++)
+            memcpy(part.data + (ch * 4 + t - 4) * 1024, video.data + (ch * 10 + t) * 1024,
+                   sizeof(float) * 1024);
+    tal_tensor f = test_tensor(3, (int64_t[]){1, C, 2});
+    tal_backbone_forward(m.bb, f, part);
+    for (int k = 0; k < C; k++)
+        for (int t = 0; t < 2; t++)
+            cr_assert_float_eq(all.data[k * 5 + 2 + t], f.data[k * 2 + t], 1e-6,
+                               "channel %d feature %d", k, 2 + t);
+    /* chunked training accumulates the per-chunk gradients */
+    tal_tensor d = test_tensor_like(all);
+    test_fill_uniform(d, 9);
+    tal_backbone_backward_chunked(chunked, d, video);
+    double norm = 0;
+    for (int i = 0; i < tal_params_count(p2); i++) {
+        tal_tensor g = tal_params_at(p2, i)->grad;
+        for (int64_t j = 0; j < tal_tensor_numel(g); j++) norm += (double)g.data[j] * g.data[j];
+    }
+    cr_assert(norm > 0 && isfinite(norm), "gradient norm %g", norm);
+    tal_backbone_destroy(chunked);
+    tal_params_destroy(p2);
+    free_small(&m);
+    test_free_all();
+}
+
+Test(backbone_chunks, resize_is_linear_interpolation) {
+    tal_tensor x = test_tensor(3, (int64_t[]){1, 1, 2}), y = test_tensor(3, (int64_t[]){1, 1, 4});
+    x.data[0] = 0, x.data[1] = 4;
+    tal_backbone_resize_forward(y, x);
+    /* align_corners=False: positions -0.25, 0.25, 0.75, 1.25 clamped */
+    cr_assert_float_eq(y.data[0], 0.0f, 1e-6);
+    cr_assert_float_eq(y.data[1], 1.0f, 1e-6);
+    cr_assert_float_eq(y.data[2], 3.0f, 1e-6);
+    cr_assert_float_eq(y.data[3], 4.0f, 1e-6);
+    tal_tensor same = test_tensor_like(x);
+    tal_backbone_resize_forward(same, x);
+    expect_close(same, x, 0, 0);
+    test_free_all();
+}
