@@ -1,0 +1,201 @@
+/* decode/convert.c: one decoded frame -> normalised float frame: the source rectangle is cut by
+ * pointer offsets on the planes (no copy) and scaled by libswscale straight to the output size in
+ * RGB24, then one pass applies rotation, flip and (x - mean) / std. */
+#include "decode/internal.h"
+
+#include <libavutil/pixdesc.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The reference pipeline's ImageNet statistics on the 0..255 scale (spec-actionformer.md §9). */
+static const float IMAGENET_MEAN[3] = {123.675f, 116.28f, 103.53f};
+static const float IMAGENET_STD[3] = {58.395f, 57.12f, 57.375f};
+
+static void set_defaults(tal_frame_transform *tf) {
+    memset(tf, 0, sizeof *tf);
+    memcpy(tf->mean, IMAGENET_MEAN, sizeof tf->mean);
+    memcpy(tf->std, IMAGENET_STD, sizeof tf->std);
+}
+
+void tal_transform_resize_center(tal_frame_transform *tf, const tal_video_info *info,
+                                 int short_side, int crop) {
+    set_defaults(tf);
+    double w = info->width, h = info->height, s = short_side / (w < h ? w : h);
+    int rw = (int)lround(w * s), rh = (int)lround(h * s);
+    if (crop <= 0) {
+        tf->out_w = rw;
+        tf->out_h = rh;
+        return;
+    }
+    /* the crop of the resized frame, expressed in source pixels */
+    tf->out_w = tf->out_h = crop;
+    double cw = crop / s, ch = crop / s;
+    if (cw > w) cw = w;
+    if (ch > h) ch = h;
+    tf->src_x = (w - cw) / 2;
+    tf->src_y = (h - ch) / 2;
+    tf->src_w = cw;
+    tf->src_h = ch;
+}
+
+void tal_transform_random_resized_crop(tal_frame_transform *tf, const tal_video_info *info,
+                                       int out_size, double scale_min, double scale_max,
+                                       double ratio_min, double ratio_max, double flip_p,
+                                       tal_rng_key key) {
+    set_defaults(tf);
+    tf->out_w = tf->out_h = out_size;
+    double W = info->width, H = info->height, area = W * H;
+    double lr0 = log(ratio_min), lr1 = log(ratio_max);
+    uint64_t c = 0;
+    for (int attempt = 0; attempt < 10; attempt++) { /* torchvision: 10 tries, then centre */
+        double target = area * (scale_min + (scale_max - scale_min) * tal_rng_uniform(key, c++));
+        double ratio = exp(lr0 + (lr1 - lr0) * tal_rng_uniform(key, c++));
+        double cw = round(sqrt(target * ratio)), ch = round(sqrt(target / ratio));
+        if (cw > 0 && ch > 0 && cw <= W && ch <= H) {
+            tf->src_x = floor((W - cw + 1) * tal_rng_uniform(key, c++));
+            tf->src_y = floor((H - ch + 1) * tal_rng_uniform(key, c++));
+            tf->src_w = cw;
+            tf->src_h = ch;
+            goto flip;
+        }
+        c += 2;
+    }
+    { /* fallback: the largest centre crop within the ratio range */
+        double r = W / H, cw = W, ch = H;
+        if (r < ratio_min) ch = round(W / ratio_min);
+        else if (r > ratio_max) cw = round(H * ratio_max);
+        tf->src_x = (W - cw) / 2;
+        tf->src_y = (H - ch) / 2;
+        tf->src_w = cw;
+        tf->src_h = ch;
+    }
+flip:
+    tf->flip = tal_rng_uniform(key, 1000) < flip_p;
+}
+
+void tal_convert_free(tal_convert *c) {
+    sws_freeContext(c->sws);
+    sws_freeContext(c->sws2);
+    free(c->rgb);
+    free(c->full);
+    memset(c, 0, sizeof *c);
+}
+
+static int grow(uint8_t **buf, size_t *size, size_t need) {
+    if (*size >= need) return 1;
+    uint8_t *b = realloc(*buf, need);
+    if (!b) return 0;
+    *buf = b;
+    *size = need;
+    return 1;
+}
+
+/* Displayed rectangle -> rectangle of the coded frame, for the display rotation. */
+static void coded_rect(const tal_video_info *in, double x, double y, double w, double h, double *cx,
+                       double *cy, double *cw, double *ch) {
+    double Wc = in->coded_width, Hc = in->coded_height;
+    switch (in->rotation) {
+    case 90: *cx = y; *cy = Hc - (x + w); *cw = h; *ch = w; break;
+    case 180: *cx = Wc - (x + w); *cy = Hc - (y + h); *cw = w; *ch = h; break;
+    case 270: *cx = Wc - (y + h); *cy = x; *cw = h; *ch = w; break;
+    default: *cx = x; *cy = y; *cw = w; *ch = h;
+    }
+}
+
+tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_info *info,
+                             const tal_frame_transform *tf, tal_tensor out, int k, int n,
+                             tal_err *err) {
+    int rot = info->rotation, swap = rot == 90 || rot == 270;
+    int bw = swap ? tf->out_h : tf->out_w, bh = swap ? tf->out_w : tf->out_h; /* coded-oriented */
+    double x = 0, y = 0, w = info->width, h = info->height;
+    if (tf->src_w > 0 && tf->src_h > 0) x = tf->src_x, y = tf->src_y, w = tf->src_w, h = tf->src_h;
+    double cx, cy, cw, ch;
+    coded_rect(info, x, y, w, h, &cx, &cy, &cw, &ch);
+    const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(f->format);
+    if (!desc) return tal_err_set(err, TAL_EFORMAT, "unknown pixel format %d", f->format);
+    int flags = tf->area ? SWS_AREA : SWS_BILINEAR;
+    if (!grow(&c->rgb, &c->rgb_size, (size_t)bw * bh * 3))
+        return tal_err_set(err, TAL_ENOMEM, "out of memory for a %dx%d frame", bw, bh);
+    int planar = (desc->flags & AV_PIX_FMT_FLAG_PLANAR) && !(desc->flags & AV_PIX_FMT_FLAG_PAL) &&
+                 !(desc->flags & AV_PIX_FMT_FLAG_HWACCEL) && !(desc->flags & AV_PIX_FMT_FLAG_BITSTREAM);
+    uint8_t *dst[4] = {c->rgb, NULL, NULL, NULL};
+    int dst_stride[4] = {bw * 3, 0, 0, 0};
+    if (planar) {
+        /* align the cut to the chroma grid so every plane starts on a whole sample */
+        int ax = 1 << desc->log2_chroma_w, ay = 1 << desc->log2_chroma_h;
+        int x0 = (int)floor(cx) / ax * ax, y0 = (int)floor(cy) / ay * ay;
+        int x1 = (int)ceil(cx + cw), y1 = (int)ceil(cy + ch);
+        if (x1 > f->width) x1 = f->width;
+        if (y1 > f->height) y1 = f->height;
+        if (x0 < 0) x0 = 0;
+        if (y0 < 0) y0 = 0;
+        if (x1 <= x0) x1 = x0 + 1;
+        if (y1 <= y0) y1 = y0 + 1;
+        const uint8_t *src[4] = {0};
+        int stride[4] = {0};
+        for (int p = 0; p < 4 && f->data[p]; p++) {
+            int chroma = (p == 1 || p == 2) && desc->nb_components >= 3;
+            int sx = chroma ? desc->log2_chroma_w : 0, sy = chroma ? desc->log2_chroma_h : 0;
+            int step = desc->comp[p < desc->nb_components ? p : 0].step;
+            src[p] = f->data[p] + (size_t)(y0 >> sy) * f->linesize[p] + (size_t)(x0 >> sx) * step;
+            stride[p] = f->linesize[p];
+        }
+        c->sws = sws_getCachedContext(c->sws, x1 - x0, y1 - y0, f->format, bw, bh, AV_PIX_FMT_RGB24,
+                                      flags, NULL, NULL, NULL);
+        if (!c->sws) return tal_err_set(err, TAL_EFORMAT, "no conversion from %s", desc->name);
+        sws_scale(c->sws, src, stride, 0, y1 - y0, dst, dst_stride);
+    } else {
+        /* packed or paletted: whole frame to RGB24 first, then cut and scale that */
+        if (!grow(&c->full, &c->full_size, (size_t)f->width * f->height * 3))
+            return tal_err_set(err, TAL_ENOMEM, "out of memory for a %dx%d frame", f->width,
+                               f->height);
+        c->sws2 = sws_getCachedContext(c->sws2, f->width, f->height, f->format, f->width, f->height,
+                                       AV_PIX_FMT_RGB24, SWS_POINT, NULL, NULL, NULL);
+        if (!c->sws2) return tal_err_set(err, TAL_EFORMAT, "no conversion from %s", desc->name);
+        uint8_t *full[4] = {c->full, NULL, NULL, NULL};
+        int full_stride[4] = {f->width * 3, 0, 0, 0};
+        sws_scale(c->sws2, (const uint8_t *const *)f->data, f->linesize, 0, f->height, full,
+                  full_stride);
+        int x0 = (int)floor(cx), y0 = (int)floor(cy);
+        int x1 = (int)ceil(cx + cw), y1 = (int)ceil(cy + ch);
+        if (x0 < 0) x0 = 0;
+        if (y0 < 0) y0 = 0;
+        if (x1 > f->width) x1 = f->width;
+        if (y1 > f->height) y1 = f->height;
+        if (x1 <= x0) x1 = x0 + 1;
+        if (y1 <= y0) y1 = y0 + 1;
+        const uint8_t *src[4] = {c->full + ((size_t)y0 * f->width + x0) * 3, NULL, NULL, NULL};
+        int stride[4] = {f->width * 3, 0, 0, 0};
+        c->sws = sws_getCachedContext(c->sws, x1 - x0, y1 - y0, AV_PIX_FMT_RGB24, bw, bh,
+                                      AV_PIX_FMT_RGB24, flags, NULL, NULL, NULL);
+        if (!c->sws) return tal_err_set(err, TAL_EFORMAT, "no RGB scaler");
+        sws_scale(c->sws, src, stride, 0, y1 - y0, dst, dst_stride);
+    }
+    /* one pass: displayed (x', y') <- buffer pixel through rotation and flip, then normalise */
+    const int W = tf->out_w, H = tf->out_h;
+    float scale[3], shift[3];
+    for (int ch_i = 0; ch_i < 3; ch_i++) {
+        scale[ch_i] = tf->std[ch_i] > 0 ? 1.0f / tf->std[ch_i] : 1.0f;
+        shift[ch_i] = -tf->mean[ch_i] * scale[ch_i];
+    }
+    for (int yy = 0; yy < H; yy++)
+        for (int xx = 0; xx < W; xx++) {
+            int xd = tf->flip ? W - 1 - xx : xx, bx, by;
+            switch (rot) {
+            case 90: bx = yy; by = bh - 1 - xd; break;
+            case 180: bx = bw - 1 - xd; by = bh - 1 - yy; break;
+            case 270: bx = bw - 1 - yy; by = xd; break;
+            default: bx = xd; by = yy;
+            }
+            const uint8_t *px = c->rgb + ((size_t)by * bw + bx) * 3;
+            for (int ch_i = 0; ch_i < 3; ch_i++) {
+                float v = px[ch_i] * scale[ch_i] + shift[ch_i];
+                size_t idx = tf->channels_last
+                                 ? (((size_t)k * H + yy) * W + xx) * 3 + ch_i
+                                 : (((size_t)ch_i * n + k) * H + yy) * W + xx;
+                out.data[idx] = v;
+            }
+        }
+    return TAL_OK;
+}

@@ -1,0 +1,332 @@
+/* decode/decoder.c: opening a video, reading frames by presentation time (forward without
+ * seeking when the next time is ahead, seeking to the keyframe before t otherwise), skipping
+ * corrupt packets, and decoding every frame for the benchmark path. */
+#include "decode/decode.h"
+#include "decode/internal.h"
+
+#include <errno.h>
+#include <libavutil/display.h>
+#include <libavutil/pixdesc.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TIME_EPS_S 1e-6      /* k / fps and pts * time_base differ by rounding only */
+#define FAR_AHEAD_S 4.0      /* further than this ahead, a seek beats decoding forward */
+
+const char *tal_av_error(int code, char *buf, size_t size) {
+    av_strerror(code, buf, size);
+    return buf;
+}
+
+static double pts_seconds(const tal_decoder *dec, int64_t ts) {
+    return (double)(ts - dec->start_pts) * dec->info.time_base;
+}
+
+static int rotation_of(const AVStream *st) {
+    const uint8_t *m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, NULL);
+    if (!m) return 0;
+    double ccw = av_display_rotation_get((const int32_t *)m);
+    if (isnan(ccw)) return 0;
+    int cw = (int)lround(-ccw) % 360; /* degrees to turn clockwise for display, as ffmpeg */
+    if (cw < 0) cw += 360;
+    return (cw + 45) / 90 % 4 * 90;
+}
+
+static void fill_info(tal_decoder *dec) {
+    AVStream *st = dec->st;
+    tal_video_info *in = &dec->info;
+    in->coded_width = dec->cc->width;
+    in->coded_height = dec->cc->height;
+    in->rotation = rotation_of(st);
+    int swap = in->rotation == 90 || in->rotation == 270;
+    in->width = swap ? in->coded_height : in->coded_width;
+    in->height = swap ? in->coded_width : in->coded_height;
+    in->time_base = av_q2d(st->time_base);
+    dec->start_pts = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
+    in->start_s = dec->start_pts * in->time_base;
+    in->avg_fps = st->avg_frame_rate.den ? av_q2d(st->avg_frame_rate) : 0;
+    in->real_fps = st->r_frame_rate.den ? av_q2d(st->r_frame_rate) : 0;
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
+        in->duration_s = st->duration * in->time_base;
+    else if (dec->fmt->duration != AV_NOPTS_VALUE && dec->fmt->duration > 0)
+        in->duration_s = (double)dec->fmt->duration / AV_TIME_BASE;
+    double fps = in->avg_fps > 0 ? in->avg_fps : in->real_fps;
+    if (st->nb_frames > 0) {
+        in->n_frames = st->nb_frames;
+        in->n_frames_exact = 1;
+    } else {
+        in->n_frames = fps > 0 ? (int64_t)llround(in->duration_s * fps) : 0;
+    }
+    in->variable_fps = in->avg_fps > 0 && in->real_fps > 0 &&
+                       fabs(in->avg_fps - in->real_fps) > 0.01 * in->real_fps;
+    snprintf(in->codec, sizeof in->codec, "%s", dec->cc->codec->name);
+    const char *pf = av_get_pix_fmt_name(dec->cc->pix_fmt);
+    snprintf(in->pix_fmt, sizeof in->pix_fmt, "%s", pf ? pf : "unknown");
+}
+
+tal_status tal_decoder_open(tal_decoder **out, const char *path, const tal_decode_opts *opts,
+                            tal_err *err) {
+    *out = NULL;
+    tal_decode_opts defaults = {0};
+    if (!opts) opts = &defaults;
+    if (!getenv("RE2TAL_AV_LOG")) av_log_set_level(AV_LOG_QUIET); /* we report, libav doesn't */
+    tal_decoder *dec = calloc(1, sizeof *dec);
+    char e[AV_ERROR_MAX_STRING_SIZE];
+    tal_status rc = TAL_OK;
+    if (!dec || !(dec->path = strdup(path))) {
+        free(dec);
+        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    }
+    dec->stats.first_error_s = -1;
+    int ret = avformat_open_input(&dec->fmt, path, NULL, NULL);
+    if (ret < 0) {
+        rc = tal_err_set(err, ret == AVERROR(ENOENT) || ret == AVERROR(EACCES) ? TAL_EIO : TAL_EFORMAT,
+                         "%s: cannot open as a video: %s", path, tal_av_error(ret, e, sizeof e));
+        goto fail;
+    }
+    if ((ret = avformat_find_stream_info(dec->fmt, NULL)) < 0) {
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: cannot read stream info: %s", path,
+                         tal_av_error(ret, e, sizeof e));
+        goto fail;
+    }
+    const AVCodec *codec = NULL;
+    dec->stream = av_find_best_stream(dec->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (dec->stream == AVERROR_STREAM_NOT_FOUND) {
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: no video stream (audio-only or not a video)", path);
+        goto fail;
+    }
+    if (dec->stream < 0 || !codec) {
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: no decoder for the video stream (unknown codec)",
+                         path);
+        goto fail;
+    }
+    dec->st = dec->fmt->streams[dec->stream];
+    for (unsigned i = 0; i < dec->fmt->nb_streams; i++) /* demux only what we decode */
+        if ((int)i != dec->stream) dec->fmt->streams[i]->discard = AVDISCARD_ALL;
+    dec->cc = avcodec_alloc_context3(codec);
+    if (!dec->cc || avcodec_parameters_to_context(dec->cc, dec->st->codecpar) < 0) {
+        rc = tal_err_set(err, TAL_ENOMEM, "%s: cannot set up the decoder", path);
+        goto fail;
+    }
+    dec->cc->thread_count = opts->threads > 0 ? opts->threads : 0;
+    dec->cc->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    int64_t max_px = opts->max_pixels > 0 ? opts->max_pixels : 8192LL * 8192;
+    if (dec->cc->width <= 0 || dec->cc->height <= 0 ||
+        (int64_t)dec->cc->width * dec->cc->height > max_px) {
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: frame size %dx%d is not usable (limit %lld pixels)",
+                         path, dec->cc->width, dec->cc->height, (long long)max_px);
+        goto fail;
+    }
+    if ((ret = avcodec_open2(dec->cc, codec, NULL)) < 0) {
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: cannot open the %s decoder: %s", path, codec->name,
+                         tal_av_error(ret, e, sizeof e));
+        goto fail;
+    }
+    dec->pkt = av_packet_alloc();
+    dec->cur = av_frame_alloc();
+    dec->next = av_frame_alloc();
+    if (!dec->pkt || !dec->cur || !dec->next) {
+        rc = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    fill_info(dec);
+    if (opts->count_frames) {
+        int64_t n;
+        if ((rc = tal_decoder_count_frames(dec, &n, err)) != TAL_OK) goto fail;
+    }
+    *out = dec;
+    return TAL_OK;
+fail:
+    tal_decoder_close(dec);
+    return rc;
+}
+
+void tal_decoder_close(tal_decoder *dec) {
+    if (!dec) return;
+    av_frame_free(&dec->cur);
+    av_frame_free(&dec->next);
+    av_packet_free(&dec->pkt);
+    avcodec_free_context(&dec->cc);
+    avformat_close_input(&dec->fmt);
+    tal_convert_free(&dec->conv);
+    free(dec->path);
+    free(dec);
+}
+
+const tal_video_info *tal_decoder_info(const tal_decoder *dec) { return &dec->info; }
+const tal_decode_stats *tal_decoder_stats(const tal_decoder *dec) { return &dec->stats; }
+const char *tal_decoder_path(const tal_decoder *dec) { return dec->path; }
+
+static void note_error(tal_decoder *dec, double t_s) {
+    dec->stats.corrupt_packets++;
+    if (dec->stats.first_error_s < 0) dec->stats.first_error_s = t_s;
+}
+
+/* Next decoded frame into dst: 1 got one, 0 end of stream. Corrupt packets and frames are
+ * skipped and counted; only the end of the stream stops it. */
+static int decode_next(tal_decoder *dec, AVFrame *dst, double *pts_s) {
+    for (;;) {
+        int ret = avcodec_receive_frame(dec->cc, dst);
+        if (ret == 0) {
+            int64_t ts = dst->best_effort_timestamp != AV_NOPTS_VALUE ? dst->best_effort_timestamp
+                                                                      : dst->pts;
+            double t = ts != AV_NOPTS_VALUE ? pts_seconds(dec, ts)
+                                            : dec->last_pts_s + (dec->info.avg_fps > 0
+                                                                     ? 1.0 / dec->info.avg_fps
+                                                                     : 0.04);
+            if ((dst->flags & AV_FRAME_FLAG_CORRUPT) || dst->decode_error_flags) {
+                note_error(dec, t);
+                av_frame_unref(dst);
+                continue;
+            }
+            dec->last_pts_s = t;
+            *pts_s = t;
+            dec->stats.frames_decoded++;
+            return 1;
+        }
+        if (ret == AVERROR_EOF) return 0;
+        if (ret != AVERROR(EAGAIN)) { /* a broken frame: count it, keep going */
+            note_error(dec, dec->last_pts_s);
+            if (dec->demux_eof) return 0;
+            continue;
+        }
+        if (dec->demux_eof) return 0; /* drained */
+        ret = av_read_frame(dec->fmt, dec->pkt);
+        if (ret < 0) {
+            if (ret != AVERROR_EOF && ++dec->read_errors < 64 && !avio_feof(dec->fmt->pb)) {
+                note_error(dec, dec->last_pts_s);
+                continue;
+            }
+            dec->demux_eof = 1; /* the decoder holds frames back until flushed */
+            avcodec_send_packet(dec->cc, NULL);
+            continue;
+        }
+        if (dec->pkt->stream_index == dec->stream) {
+            ret = avcodec_send_packet(dec->cc, dec->pkt);
+            if (ret < 0 && ret != AVERROR(EAGAIN)) {
+                double t = dec->pkt->pts != AV_NOPTS_VALUE ? pts_seconds(dec, dec->pkt->pts)
+                                                           : dec->last_pts_s;
+                note_error(dec, t);
+            }
+        }
+        av_packet_unref(dec->pkt);
+    }
+}
+
+/* Back to a position at or before t (t < 0: the start), with no frames held. */
+static void seek_to(tal_decoder *dec, double t_s) {
+    int64_t ts = dec->start_pts;
+    if (t_s > 0) ts += (int64_t)floor(t_s / dec->info.time_base);
+    if (av_seek_frame(dec->fmt, dec->stream, ts, AVSEEK_FLAG_BACKWARD) < 0)
+        av_seek_frame(dec->fmt, dec->stream, dec->start_pts, AVSEEK_FLAG_BACKWARD | AVSEEK_FLAG_ANY);
+    avcodec_flush_buffers(dec->cc);
+    dec->demux_eof = 0;
+    dec->read_errors = 0;
+    dec->have_cur = dec->have_next = 0;
+    dec->stats.seeks++;
+}
+
+/* Positions cur on the last frame with pts <= t (or the first frame). 0 if the stream has no
+ * frame at all. */
+static int advance_to(tal_decoder *dec, double t) {
+    int need_seek = !dec->have_cur || t + TIME_EPS_S < dec->cur_pts ||
+                    (dec->have_next && t > dec->next_pts + FAR_AHEAD_S);
+    if (need_seek && dec->have_cur && !dec->at_start_after_seek) {
+        /* going back, or far ahead: seek; try earlier keyframes if the seek lands after t */
+        double back = 0;
+        for (int attempt = 0; attempt < 4; attempt++) {
+            seek_to(dec, attempt == 3 ? -1 : t - back);
+            if (!decode_next(dec, dec->cur, &dec->cur_pts)) return 0;
+            dec->have_cur = 1;
+            if (dec->cur_pts <= t + TIME_EPS_S || attempt == 3) break;
+            back = back ? back * 4 : 1.0;
+        }
+        dec->have_next = decode_next(dec, dec->next, &dec->next_pts);
+    } else if (!dec->have_cur) {
+        if (!decode_next(dec, dec->cur, &dec->cur_pts)) return 0;
+        dec->have_cur = 1;
+        dec->have_next = decode_next(dec, dec->next, &dec->next_pts);
+    }
+    dec->at_start_after_seek = 0;
+    while (dec->have_next && dec->next_pts <= t + TIME_EPS_S) {
+        AVFrame *tmp = dec->cur;
+        dec->cur = dec->next;
+        dec->next = tmp;
+        dec->cur_pts = dec->next_pts;
+        av_frame_unref(dec->next);
+        dec->have_next = decode_next(dec, dec->next, &dec->next_pts);
+    }
+    return 1;
+}
+
+tal_status tal_decoder_count_frames(tal_decoder *dec, int64_t *n, tal_err *err) {
+    seek_to(dec, -1);
+    AVFrame *f = dec->next;
+    double t;
+    int64_t count = 0;
+    while (decode_next(dec, f, &t)) {
+        count++;
+        av_frame_unref(f);
+    }
+    seek_to(dec, -1);
+    dec->at_start_after_seek = 1;
+    if (count == 0)
+        return tal_err_set(err, TAL_EFORMAT, "%s: the video stream has no decodable frame",
+                           dec->path);
+    dec->info.n_frames = count;
+    dec->info.n_frames_exact = 1;
+    *n = count;
+    return TAL_OK;
+}
+
+tal_status tal_decoder_read_times(tal_decoder *dec, const double *times_s, int n,
+                                  const tal_frame_transform *tf, tal_tensor out, tal_err *err) {
+    TAL_ASSERT_MSG(tal_tensor_numel(out) == (int64_t)n * 3 * tf->out_h * tf->out_w,
+                   "read_times: output has %lld elements for %d frames of %dx%d",
+                   (long long)tal_tensor_numel(out), n, tf->out_w, tf->out_h);
+    double fps = dec->info.real_fps > 0 ? dec->info.real_fps : dec->info.avg_fps;
+    for (int k = 0; k < n; k++) {
+        if (!advance_to(dec, times_s[k]))
+            return tal_err_set(err, TAL_EFORMAT, "%s: t=%.2fs: no decodable frame in the stream",
+                               dec->path, times_s[k]);
+        /* the frame for t was lost to a decode error: the previous one stands in (repaired) */
+        if (dec->stats.corrupt_packets > 0 && fps > 0 && dec->cur_pts < times_s[k] - 1.5 / fps &&
+            dec->have_next)
+            dec->stats.repaired++;
+        tal_status rc = tal_convert_frame(&dec->conv, dec->cur, &dec->info, tf, out, k, n, err);
+        if (rc != TAL_OK) return tal_err_prefix(err, "%s: t=%.2fs", dec->path, times_s[k]);
+        dec->stats.frames_written++;
+    }
+    return TAL_OK;
+}
+
+tal_status tal_decoder_for_each(tal_decoder *dec, const tal_frame_transform *tf, tal_tensor frame,
+                                tal_frame_fn fn, void *ctx, tal_err *err) {
+    seek_to(dec, -1);
+    double t;
+    int64_t i = 0;
+    tal_status rc = TAL_OK;
+    while (decode_next(dec, dec->next, &t)) {
+        rc = tal_convert_frame(&dec->conv, dec->next, &dec->info, tf, frame, 0, 1, err);
+        av_frame_unref(dec->next);
+        if (rc != TAL_OK) break;
+        dec->stats.frames_written++;
+        if (fn(i++, t, frame, ctx)) break;
+    }
+    seek_to(dec, -1);
+    dec->at_start_after_seek = 1;
+    if (rc == TAL_OK && i == 0)
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: the video stream has no decodable frame", dec->path);
+    return rc;
+}
+
+void tal_times_at_fps(double *times_s, int n, double t0, double fps) {
+    for (int k = 0; k < n; k++) times_s[k] = t0 + k / fps;
+}
+
+int64_t tal_frames_at_fps(double duration_s, double fps) {
+    if (!(duration_s > 0) || !(fps > 0)) return 0;
+    int64_t n = (int64_t)floor(duration_s * fps + 1e-9);
+    return n < 1 ? 1 : n;
+}
