@@ -28,7 +28,8 @@ done
 echo "# one Swin-T stage-1 block, input 1x8x56x56x96 (16 frames at 224), fwd+bwd"
 "${bench[@]}" --mode vanilla --blocks 1 --frames 16 --size 224 --steps 3 || exit 1
 if [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  /usr/bin/python3 - "$threads" <<'PY'
+  block_py="$(mktemp)"
+  cat > "$block_py" <<'PY'
 import sys, time, torch, torch.nn as nn, torch.nn.functional as F
 torch.set_num_threads(int(sys.argv[1]))
 C, heads, win, shift = 96, 3, (8, 7, 7), (0, 3, 3)   # odd block: spatial shift, D = 8 clamps t
@@ -63,9 +64,15 @@ for i in range(4):
     t0 = time.perf_counter()
     blk(x).sum().backward()
     times.append(time.perf_counter() - t0)
-print('{"pytorch_block_fwd_bwd_ms": %.1f, "pytorch_best_ms": %.1f, "threads": %s, "torch": "%s"}'
-      % (1000 * sum(times[1:]) / 3, 1000 * min(times[1:]), sys.argv[1], torch.__version__))
+print('{"pytorch_block_fwd_bwd_ms": %.1f, "pytorch_best_ms": %.1f, "threads": %s, "torch": "%s", '
+      '"allocator": "%s"}' % (1000 * sum(times[1:]) / 3, 1000 * min(times[1:]), sys.argv[1],
+                              torch.__version__, sys.argv[2]))
 PY
+  /usr/bin/python3 "$block_py" "$threads" default
+  # PyTorch at its best: glibc malloc told to keep freed memory (no page faults per step)
+  MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=100000000000 \
+    MALLOC_TOP_PAD_=1073741824 /usr/bin/python3 "$block_py" "$threads" keep-freed-memory
+  rm -f "$block_py"
 else
   echo "(no /usr/bin/python3 with torch: PyTorch baseline skipped)"
 fi
