@@ -10,6 +10,7 @@
 
 #include "app/commands.h"
 #include "data/data.h"
+#include "decode/decode.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -28,7 +29,32 @@ static void usage(FILE *out) {
             "  --tolerance S     duration mismatch above max(S, 2%%) (default 1)\n"
             "  --json OUT        write the full report as JSON\n"
             "  --max-lines N     issues printed per kind (default 10; all go to --json)\n"
+            "  --deep            count every frame of every video (decodes them all)\n"
             "  --strict          exit 1 if any problem is found\n");
+}
+
+/* The probe check-data hands to tal_dataset_check: opens the file with decode/ and decodes its
+ * first frame (a container can look fine while its data is not); with `deep`, counts every
+ * frame. Safe from several threads: each call has its own decoder. */
+static tal_status decode_probe(const char *path, double *duration_s, int64_t *n_frames,
+                               double *fps, void *ctx, tal_err *err) {
+    const int *deep = ctx;
+    tal_decode_opts opts = {.threads = 1, .count_frames = *deep, .max_pixels = 0};
+    tal_decoder *dec = NULL;
+    tal_status s = tal_decoder_open(&dec, path, &opts, err);
+    if (s != TAL_OK) return s;
+    float pixels[3 * 8 * 8];
+    tal_frame_transform tf = {.out_w = 8, .out_h = 8, .mean = {0, 0, 0}, .std = {1, 1, 1}};
+    double t0 = 0;
+    s = tal_decoder_read_times(dec, &t0, 1, &tf, tal_t4(pixels, 3, 1, 8, 8), err);
+    if (s == TAL_OK) {
+        const tal_video_info *info = tal_decoder_info(dec);
+        *duration_s = info->duration_s;
+        *n_frames = info->n_frames;
+        *fps = info->avg_fps;
+    }
+    tal_decoder_close(dec);
+    return s;
 }
 
 typedef struct paths {
@@ -91,7 +117,7 @@ static int cmd_check_data(int argc, char **argv) {
     memset(&p, 0, sizeof p);
     const char *input = NULL, *json_out = NULL, *subset_name = NULL, *split = NULL;
     double tol = 1.0;
-    int max_lines = 10, strict = 0;
+    int max_lines = 10, strict = 0, deep = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (tal_is_help(a)) {
@@ -99,6 +125,8 @@ static int cmd_check_data(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--strict")) {
             strict = 1;
+        } else if (!strcmp(a, "--deep")) {
+            deep = 1;
         } else if (a[0] != '-') {
             if (input) {
                 fprintf(stderr, "re2tal check-data: one input only ('%s' and '%s')\n", input, a);
@@ -186,7 +214,8 @@ static int cmd_check_data(int argc, char **argv) {
     }
     tal_check_opts o = {.video_dir = p.videos[0] ? p.videos : NULL,
                         .classes = p.classes[0] ? &map : NULL,
-                        .probe = NULL, /* decode/ probe: joins when decode/ lands */
+                        .probe = decode_probe,
+                        .probe_ctx = &deep,
                         .duration_tol_s = tol};
     if (tal_dataset_check(&r, ds, &o, &err) != TAL_OK) {
         fprintf(stderr, "re2tal check-data: %s\n", err.msg);

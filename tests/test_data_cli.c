@@ -43,15 +43,18 @@ Test(data_cli, synth_then_check_data) {
     cr_assert_eq(stat(path, &sb), 0, "missing %s", path);
     cr_assert_gt(sb.st_size, 1000);
 
-    /* A clean dataset: no problems, --strict exits 0. */
+    /* A clean dataset: no problems, --strict exits 0 (every frame decoded with --deep). */
     char report[700];
     snprintf(report, sizeof report, "%s/report.json", dir);
     cr_assert_eq(run("%s check-data '%s/annotations.json' --videos '%s/videos' --classes "
-                     "'%s/classes.txt' --json '%s' --strict > /dev/null",
+                     "'%s/classes.txt' --json '%s' --strict --deep > /dev/null",
                      RE2TAL_BIN, dir, dir, dir, report),
                  0);
-    /* Remove one video: reported, and --strict exits 1. */
+    /* Remove one video and cut another short: both reported, and --strict exits 1. */
     remove(path);
+    char cut[700];
+    snprintf(cut, sizeof cut, "%s/videos/synth_00001.mp4", dir);
+    cr_assert_eq(truncate(cut, 2000), 0);
     cr_assert_eq(run("%s check-data '%s/annotations.json' --videos '%s/videos' --json '%s' "
                      "--strict > /dev/null",
                      RE2TAL_BIN, dir, dir, report),
@@ -66,6 +69,9 @@ Test(data_cli, synth_then_check_data) {
     cr_assert(root, "report is JSON");
     cJSON *counts = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "summary"), "counts");
     cr_assert_eq(cJSON_GetObjectItem(counts, "missing_video")->valueint, 1);
+    cr_assert_eq(cJSON_GetObjectItem(counts, "undecodable")->valueint, 1);
+    cr_assert_eq(cJSON_GetObjectItem(counts, "duration_mismatch")->valueint, 0,
+                 "synth durations match the files");
     cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "summary"), "videos")->valueint, 8);
     cJSON_Delete(root);
 }
