@@ -96,6 +96,29 @@ void tal_times_at_fps(double *times_s, int n, double t0, double fps);
 /* Number of samples at `fps` in a video of duration_s (at least 1 for a non-empty video). */
 int64_t tal_frames_at_fps(double duration_s, double fps);
 
+/* ------------------------------------------------- sequential reading (inference, data) --- */
+/* How sequential reading samples the stream: by presentation time at `fps` (the frames at
+ * start_s + k / fps, each the last frame with PTS <= its time, while the time is before the end
+ * of the last frame), or, with fps == 0, every n-th decoded frame from the first (every_n = 1:
+ * all of them; corrupt frames skipped first). */
+typedef struct tal_sampling {
+    double fps;
+    int every_n;
+    double start_s;           /* fps mode: seconds from the first frame */
+} tal_sampling;
+
+/* (Re)starts sequential reading of the whole video. TAL_EINVAL for a sampling with neither
+ * fps > 0 nor every_n > 0. */
+tal_status tal_decoder_seq_begin(tal_decoder *dec, const tal_sampling *s, tal_err *err);
+/* Fills out [3, T, H, W] (or [T, H, W, 3] with channels_last) with the next T sampled frames,
+ * T = numel(out) / (3 H W). *n_read < T only at the end of the video (0: nothing left); the
+ * unused tail is zeroed. times_s (caller-owned [T], may be NULL) gets each frame's time: the
+ * requested time (fps mode) or the frame's PTS (every_n), seconds from the first frame. Memory
+ * stays at two decoded frames whatever the video's length. TAL_EINVAL without seq_begin;
+ * TAL_EFORMAT if the stream yields no frame at all. */
+tal_status tal_decoder_read(tal_decoder *dec, const tal_frame_transform *tf, tal_tensor out,
+                            int *n_read, double *times_s, tal_err *err);
+
 /* Decodes every frame in order (no selection), converting with tf into a one-frame buffer
  * (caller-owned [3, 1, H, W] or [1, H, W, 3]); for each frame calls fn(frame_index, pts_s, out,
  * ctx); a nonzero return stops early. The path `re2tal bench decode` measures. */

@@ -131,6 +131,7 @@ tal_status tal_decoder_open(tal_decoder **out, const char *path, const tal_decod
         goto fail;
     }
     fill_info(dec);
+    dec->at_start = 1;
     if (opts->count_frames) {
         int64_t n;
         if ((rc = tal_decoder_count_frames(dec, &n, err)) != TAL_OK) goto fail;
@@ -224,15 +225,27 @@ static void seek_to(tal_decoder *dec, double t_s) {
     dec->demux_eof = 0;
     dec->read_errors = 0;
     dec->have_cur = dec->have_next = 0;
+    dec->at_start = t_s < 0;
     dec->stats.seeks++;
+}
+
+/* Whether reaching t by seeking beats decoding forward from the current position: the index's
+ * keyframe before t lies past the frames already decoded (without an index: t is far ahead). */
+static int seek_pays(tal_decoder *dec, double t) {
+    double pos = dec->have_next ? dec->next_pts : dec->have_cur ? dec->cur_pts : 0;
+    if (t <= pos) return 0;
+    int64_t ts = dec->start_pts + (int64_t)floor(t / dec->info.time_base);
+    int i = av_index_search_timestamp(dec->st, ts, AVSEEK_FLAG_BACKWARD);
+    const AVIndexEntry *e = i >= 0 ? avformat_index_get_entry(dec->st, i) : NULL;
+    if (e) return pts_seconds(dec, e->timestamp) > pos + TIME_EPS_S;
+    return t > pos + FAR_AHEAD_S;
 }
 
 /* Positions cur on the last frame with pts <= t (or the first frame). 0 if the stream has no
  * frame at all. */
 static int advance_to(tal_decoder *dec, double t) {
-    int need_seek = !dec->have_cur || t + TIME_EPS_S < dec->cur_pts ||
-                    (dec->have_next && t > dec->next_pts + FAR_AHEAD_S);
-    if (need_seek && dec->have_cur && !dec->at_start_after_seek) {
+    int behind = dec->have_cur && t + TIME_EPS_S < dec->cur_pts;
+    if (behind || (!dec->have_cur && !dec->at_start) || seek_pays(dec, t)) {
         /* going back, or far ahead: seek; try earlier keyframes if the seek lands after t */
         double back = 0;
         for (int attempt = 0; attempt < 4; attempt++) {
@@ -248,7 +261,7 @@ static int advance_to(tal_decoder *dec, double t) {
         dec->have_cur = 1;
         dec->have_next = decode_next(dec, dec->next, &dec->next_pts);
     }
-    dec->at_start_after_seek = 0;
+    dec->at_start = 0;
     while (dec->have_next && dec->next_pts <= t + TIME_EPS_S) {
         AVFrame *tmp = dec->cur;
         dec->cur = dec->next;
@@ -270,7 +283,7 @@ tal_status tal_decoder_count_frames(tal_decoder *dec, int64_t *n, tal_err *err) 
         av_frame_unref(f);
     }
     seek_to(dec, -1);
-    dec->at_start_after_seek = 1;
+    dec->seq_active = 0;
     if (count == 0)
         return tal_err_set(err, TAL_EFORMAT, "%s: the video stream has no decodable frame",
                            dec->path);
@@ -286,6 +299,7 @@ tal_status tal_decoder_read_times(tal_decoder *dec, const double *times_s, int n
                    "read_times: output has %lld elements for %d frames of %dx%d",
                    (long long)tal_tensor_numel(out), n, tf->out_w, tf->out_h);
     double fps = dec->info.real_fps > 0 ? dec->info.real_fps : dec->info.avg_fps;
+    dec->seq_active = 0;
     for (int k = 0; k < n; k++) {
         if (!advance_to(dec, times_s[k]))
             return tal_err_set(err, TAL_EFORMAT, "%s: t=%.2fs: no decodable frame in the stream",
@@ -315,9 +329,106 @@ tal_status tal_decoder_for_each(tal_decoder *dec, const tal_frame_transform *tf,
         if (fn(i++, t, frame, ctx)) break;
     }
     seek_to(dec, -1);
-    dec->at_start_after_seek = 1;
+    dec->seq_active = 0;
     if (rc == TAL_OK && i == 0)
         rc = tal_err_set(err, TAL_EFORMAT, "%s: the video stream has no decodable frame", dec->path);
+    return rc;
+}
+
+tal_status tal_decoder_seq_begin(tal_decoder *dec, const tal_sampling *s, tal_err *err) {
+    if (!(s->fps > 0) && s->every_n <= 0)
+        return tal_err_set(err, TAL_EINVAL, "%s: sampling needs fps > 0 or every_n > 0 "
+                           "(got fps %g, every_n %d)", dec->path, s->fps, s->every_n);
+    dec->seq = *s;
+    dec->seq_active = 1;
+    dec->seq_done = 0;
+    dec->seq_k = 0;
+    if (!(s->fps > 0) && !dec->at_start) seek_to(dec, -1); /* fps mode seeks by itself */
+    return TAL_OK;
+}
+
+/* Seconds the frame in cur lasts: its packet's duration, else one period of the frame rate. */
+static double cur_duration(const tal_decoder *dec) {
+    if (dec->cur->pkt_duration > 0) return dec->cur->pkt_duration * dec->info.time_base;
+    double fps = dec->info.avg_fps > 0 ? dec->info.avg_fps : dec->info.real_fps;
+    return fps > 0 ? 1.0 / fps : 0;
+}
+
+/* Zeroes frames k..n-1 of out. */
+static void zero_tail(tal_tensor out, int k, int n, const tal_frame_transform *tf) {
+    size_t hw = (size_t)tf->out_h * tf->out_w;
+    if (k >= n) return;
+    if (tf->channels_last) {
+        memset(out.data + (size_t)k * hw * 3, 0, (size_t)(n - k) * hw * 3 * sizeof(float));
+        return;
+    }
+    for (int c = 0; c < 3; c++)
+        memset(out.data + ((size_t)c * n + k) * hw, 0, (size_t)(n - k) * hw * sizeof(float));
+}
+
+tal_status tal_decoder_read(tal_decoder *dec, const tal_frame_transform *tf, tal_tensor out,
+                            int *n_read, double *times_s, tal_err *err) {
+    int64_t per = 3LL * tf->out_h * tf->out_w;
+    TAL_ASSERT_MSG(per > 0 && tal_tensor_numel(out) % per == 0,
+                   "read: output has %lld elements, not whole %dx%d frames",
+                   (long long)tal_tensor_numel(out), tf->out_w, tf->out_h);
+    int n = (int)(tal_tensor_numel(out) / per), k = 0;
+    *n_read = 0;
+    if (!dec->seq_active)
+        return tal_err_set(err, TAL_EINVAL, "%s: tal_decoder_read before tal_decoder_seq_begin",
+                           dec->path);
+    tal_status rc = TAL_OK;
+    while (k < n && !dec->seq_done) {
+        double t;
+        if (dec->seq.fps > 0) {
+            t = dec->seq.start_s + (double)dec->seq_k / dec->seq.fps;
+            if (!advance_to(dec, t)) {
+                dec->seq_done = 1;
+                if (dec->seq_k == 0)
+                    rc = tal_err_set(err, TAL_EFORMAT, "%s: no decodable frame in the stream",
+                                     dec->path);
+                break;
+            }
+            /* past the end of the last frame: the video is over */
+            if (!dec->have_next && t >= dec->cur_pts + cur_duration(dec) - TIME_EPS_S) {
+                dec->seq_done = 1;
+                break;
+            }
+        } else {
+            /* every n-th frame: decode into cur, keep the frames whose index is a multiple */
+            dec->have_next = 0;
+            dec->at_start = 0;
+            av_frame_unref(dec->cur);
+            dec->have_cur = 0;
+            int got;
+            for (;;) {
+                got = decode_next(dec, dec->cur, &t);
+                if (!got || dec->seq_k % dec->seq.every_n == 0) break;
+                dec->seq_k++;
+                av_frame_unref(dec->cur);
+            }
+            if (!got) {
+                dec->seq_done = 1;
+                if (dec->seq_k == 0)
+                    rc = tal_err_set(err, TAL_EFORMAT, "%s: no decodable frame in the stream",
+                                     dec->path);
+                break;
+            }
+            dec->have_cur = 1;
+            dec->cur_pts = t;
+        }
+        rc = tal_convert_frame(&dec->conv, dec->cur, &dec->info, tf, out, k, n, err);
+        if (rc != TAL_OK) {
+            tal_err_prefix(err, "%s: t=%.2fs", dec->path, t);
+            break;
+        }
+        if (times_s) times_s[k] = t;
+        dec->stats.frames_written++;
+        dec->seq_k++;
+        k++;
+    }
+    zero_tail(out, k, n, tf);
+    *n_read = k;
     return rc;
 }
 

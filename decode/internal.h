@@ -26,7 +26,11 @@ struct tal_decoder {
     int have_cur, have_next;
     double cur_pts, next_pts, last_pts_s;
     int64_t start_pts;
-    int demux_eof, read_errors, at_start_after_seek;
+    int demux_eof, read_errors;
+    int at_start;                /* demuxer at the stream's start, decoder empty, no frame held */
+    tal_sampling seq;            /* sequential reading: sampling, next sample, finished */
+    int seq_active, seq_done;
+    int64_t seq_k;
     tal_convert conv;
     tal_video_info info;
     tal_decode_stats stats;
