@@ -81,8 +81,10 @@ tal_status tal_decoder_open(tal_decoder **out, const char *path, const tal_decod
     dec->stats.first_error_s = -1;
     int ret = avformat_open_input(&dec->fmt, path, NULL, NULL);
     if (ret < 0) {
-        rc = tal_err_set(err, ret == AVERROR(ENOENT) || ret == AVERROR(EACCES) ? TAL_EIO : TAL_EFORMAT,
-                         "%s: cannot open as a video: %s", path, tal_av_error(ret, e, sizeof e));
+        int io = ret == AVERROR(ENOENT) || ret == AVERROR(EACCES) || ret == AVERROR(EISDIR) ||
+                 ret == AVERROR(ENOTDIR) || ret == AVERROR(EPERM) || ret == AVERROR(EIO);
+        rc = tal_err_set(err, io ? TAL_EIO : TAL_EFORMAT, "%s: cannot open as a video: %s", path,
+                         tal_av_error(ret, e, sizeof e));
         goto fail;
     }
     if ((ret = avformat_find_stream_info(dec->fmt, NULL)) < 0) {
