@@ -1,0 +1,251 @@
+/* conv3d and conv1d on the geometries the models use, against PyTorch float32 (fixture file
+ * nn_cases_conv3d / nn_cases_conv1d from tests/fixtures_nn_conv.py): patch 2x4x4 with bias on a
+ * non-square input, ResNet3D 3x3x3 / 1x3x3 / 3x1x1 / 1x1x1 kernels with stride 1 or 2 per axis, the
+ * 1x7x7 stride-2 stem; conv1d dense + mask, groups 2 + stride 2, depthwise + mask, depthwise with
+ * channel multiplier, k = 1. Each: forward, backward (loss sum(wy * y)), finite differences, and
+ * the scratch arena handed back as it was. */
+#include "testlib.h"
+
+#include <math.h>
+#include <string.h>
+
+static void cleanup(void) { test_free_all(); }
+TestSuite(nn_conv_cases, .fini = cleanup);
+
+/* Both sides are float32 sums of up to 147 O(1) products (stem: 3 x 7 x 7), so an output near 0
+ * carries ~1e-6 absolute rounding: atol 2e-5 + rtol 1e-5 forward. Gradients sum up to a few
+ * hundred such products: atol 1e-4 + rtol 1e-4. */
+#define FWD_ATOL 2e-5
+#define FWD_RTOL 1e-5
+#define BWD_ATOL 1e-4
+#define BWD_RTOL 1e-4
+
+typedef struct conv_case {
+    int dims;                /* 3 or 1 */
+    int patch;               /* conv3d with stride = kernel through the patch path */
+    tal_tensor x, w, b, mask, y, wy;
+    tal_conv3d_geom g3;
+    tal_conv1d_geom g1;
+    tal_arena *scratch;
+} conv_case;
+
+static tal_tensor get(const fixture *fx, const char *pre, const char *what) {
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", pre, what);
+    return fixture_get(fx, name);
+}
+
+static int has(const fixture *fx, const char *pre, const char *what) {
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", pre, what);
+    return fixture_has(fx, name);
+}
+
+static tal_arena *new_arena(size_t bytes) {
+    tal_arena *a = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_arena_create(&a, TAL_DEV_CPU, bytes, &err), TAL_OK, "%s", err.msg);
+    return a;
+}
+
+static conv_case load_case(const fixture *fx, const char *pre, int dims, int patch) {
+    conv_case c = {0};
+    c.dims = dims;
+    c.patch = patch;
+    c.x = test_clone(get(fx, pre, "x"));
+    c.w = test_clone(get(fx, pre, "w"));
+    c.b = has(fx, pre, "b") ? test_clone(get(fx, pre, "b")) : tal_tensor_none();
+    c.mask = has(fx, pre, "mask") ? get(fx, pre, "mask") : tal_tensor_none();
+    c.wy = get(fx, pre, "wy");
+    c.y = test_tensor_like(c.wy);
+    if (dims == 3 && !patch) {
+        tal_tensor g = get(fx, pre, "geom");
+        for (int i = 0; i < 3; i++) {
+            c.g3.stride[i] = (int)g.data[i];
+            c.g3.padding[i] = (int)g.data[3 + i];
+        }
+    }
+    if (dims == 1) {
+        tal_tensor g = get(fx, pre, "geom");
+        c.g1 = (tal_conv1d_geom){(int)g.data[0], (int)g.data[1], (int)g.data[2]};
+    }
+    c.scratch = new_arena(4 << 20);
+    return c;
+}
+
+static void forward(conv_case *c) {
+    size_t used = tal_arena_used(c->scratch);
+    if (c->patch)
+        tal_patch_conv3d_forward(c->y, c->x, c->w, c->b);
+    else if (c->dims == 3)
+        tal_conv3d_forward(c->y, c->x, c->w, c->b, c->g3, c->scratch);
+    else
+        tal_conv1d_forward(c->y, c->x, c->w, c->b, c->mask, c->g1, c->scratch);
+    cr_assert_eq(tal_arena_used(c->scratch), used, "forward must release its scratch");
+}
+
+static void backward(conv_case *c, tal_tensor dx, tal_tensor dw, tal_tensor db) {
+    size_t used = tal_arena_used(c->scratch);
+    if (c->patch)
+        tal_patch_conv3d_backward(dx, dw, db, c->wy, c->x, c->w);
+    else if (c->dims == 3)
+        tal_conv3d_backward(dx, dw, db, c->wy, c->x, c->w, c->g3, c->scratch);
+    else
+        tal_conv1d_backward(dx, dw, db, c->wy, c->x, c->w, c->mask, c->g1, c->scratch);
+    cr_assert_eq(tal_arena_used(c->scratch), used, "backward must release its scratch");
+}
+
+static double loss(void *ctx) {
+    conv_case *c = ctx;
+    forward(c);
+    return test_dot(c->y, c->wy);
+}
+
+/* fd: also check dx and dw by central differences (the conv is linear in each, so the only
+ * error is float rounding of y, ~1e-6 * sum|wy y| / h). */
+static void check(const char *file, const char *pre, int dims, int patch, int fd) {
+    fixture fx;
+    fixture_load(&fx, file);
+    conv_case c = load_case(&fx, pre, dims, patch);
+    forward(&c);
+    expect_close(c.y, get(&fx, pre, "y"), FWD_ATOL, FWD_RTOL);
+
+    /* dx is written (garbage before must vanish), dw and db accumulate onto what is there */
+    tal_tensor dx = test_tensor_like(c.x), dw = test_tensor_like(c.w);
+    tal_fill(dx, 123.0f);
+    tal_fill(dw, 0.5f);
+    tal_tensor db = tal_tensor_none();
+    if (c.b.data) {
+        db = test_tensor_like(c.b);
+        tal_fill(db, -0.25f);
+    }
+    backward(&c, dx, dw, db);
+    expect_close(dx, get(&fx, pre, "dx"), BWD_ATOL, BWD_RTOL);
+    tal_tensor want_dw = test_clone(get(&fx, pre, "dw"));
+    for (int64_t i = 0; i < tal_tensor_numel(want_dw); i++) want_dw.data[i] += 0.5f;
+    expect_close(dw, want_dw, BWD_ATOL, BWD_RTOL);
+    if (c.b.data) {
+        tal_tensor want_db = test_clone(get(&fx, pre, "db"));
+        for (int64_t i = 0; i < tal_tensor_numel(want_db); i++) want_db.data[i] -= 0.25f;
+        expect_close(db, want_db, BWD_ATOL, BWD_RTOL);
+    }
+
+    /* each gradient alone (the others skipped) gives the same numbers */
+    tal_tensor dx1 = test_tensor_like(c.x), dw1 = test_tensor_like(c.w);
+    backward(&c, dx1, tal_tensor_none(), tal_tensor_none());
+    expect_close(dx1, dx, 0, 0);
+    backward(&c, tal_tensor_none(), dw1, tal_tensor_none());
+    expect_close(dw1, get(&fx, pre, "dw"), BWD_ATOL, BWD_RTOL);
+
+    if (fd) {
+        tal_tensor num = test_tensor_like(c.x);
+        test_numeric_grad(num, c.x, loss, &c, 1e-2);
+        expect_close(dx, num, 2e-3, 1e-3);
+        num = test_tensor_like(c.w);
+        test_numeric_grad(num, c.w, loss, &c, 1e-2);
+        expect_close(dw1, num, 2e-3, 1e-3);
+    }
+    tal_arena_destroy(c.scratch);
+    fixture_free(&fx);
+}
+
+Test(nn_conv_cases, patch_2x4x4_with_bias) { check("nn_cases_conv3d", "patch", 3, 1, 1); }
+Test(nn_conv_cases, conv3d_3x3x3_stride_122_pad_1) { check("nn_cases_conv3d", "k333", 3, 0, 0); }
+Test(nn_conv_cases, conv3d_1x3x3_stride_121_pad_011) { check("nn_cases_conv3d", "k133", 3, 0, 1); }
+Test(nn_conv_cases, conv3d_3x1x1_stride_2_pad_100) { check("nn_cases_conv3d", "k311", 3, 0, 1); }
+Test(nn_conv_cases, conv3d_1x1x1_stride_122) { check("nn_cases_conv3d", "k111", 3, 0, 1); }
+Test(nn_conv_cases, conv3d_stem_1x7x7_stride_2_pad_3) { check("nn_cases_conv3d", "stem", 3, 0, 0); }
+Test(nn_conv_cases, conv1d_dense_with_mask) { check("nn_cases_conv1d", "dense", 1, 0, 1); }
+Test(nn_conv_cases, conv1d_groups_2_stride_2) { check("nn_cases_conv1d", "stride2", 1, 0, 1); }
+Test(nn_conv_cases, conv1d_depthwise_with_mask) { check("nn_cases_conv1d", "depthwise", 1, 0, 1); }
+Test(nn_conv_cases, conv1d_depthwise_multiplier_2) { check("nn_cases_conv1d", "dw_mult", 1, 0, 1); }
+Test(nn_conv_cases, conv1d_kernel_1_with_mask) { check("nn_cases_conv1d", "k1", 1, 0, 1); }
+
+/* The patch path and the general im2col path agree when stride = kernel and padding = 0. */
+Test(nn_conv_cases, patch_equals_general_conv3d) {
+    fixture fx;
+    fixture_load(&fx, "nn_cases_conv3d");
+    conv_case c = load_case(&fx, "patch", 3, 1);
+    c.patch = 0;
+    c.g3 = (tal_conv3d_geom){{2, 4, 4}, {0, 0, 0}};
+    forward(&c);
+    expect_close(c.y, get(&fx, "patch", "y"), FWD_ATOL, FWD_RTOL);
+    tal_tensor dx = test_tensor_like(c.x), dw = test_tensor_like(c.w), db = test_tensor_like(c.b);
+    backward(&c, dx, dw, db);
+    expect_close(dx, get(&fx, "patch", "dx"), BWD_ATOL, BWD_RTOL);
+    expect_close(dw, get(&fx, "patch", "dw"), BWD_ATOL, BWD_RTOL);
+    expect_close(db, get(&fx, "patch", "db"), BWD_ATOL, BWD_RTOL);
+    tal_arena_destroy(c.scratch);
+    fixture_free(&fx);
+}
+
+/* A planner counts what forward and backward take; an arena of exactly that size suffices. */
+Test(nn_conv_cases, planner_sizes_the_scratch_exactly) {
+    fixture fx;
+    fixture_load(&fx, "nn_cases_conv3d");
+    conv_case c = load_case(&fx, "stem", 3, 0);
+    tal_arena *plan = tal_arena_create_planner();
+    tal_tensor ny = tal_tensor_of(NULL, c.y.ndim, c.y.shape);
+    tal_conv3d_forward(ny, c.x, c.w, c.b, c.g3, plan);
+    tal_conv3d_backward(c.x, c.w, tal_tensor_none(), c.wy, c.x, c.w, c.g3, plan);
+    size_t need = tal_arena_high_water(plan);
+    cr_assert_gt(need, 0);
+    cr_assert_eq(tal_arena_used(plan), 0);
+    tal_arena_destroy(plan);
+    tal_arena_destroy(c.scratch);
+    c.scratch = new_arena(need);
+    forward(&c);
+    expect_close(c.y, get(&fx, "stem", "y"), FWD_ATOL, FWD_RTOL);
+    tal_tensor dx = test_tensor_like(c.x);
+    backward(&c, dx, tal_tensor_none(), tal_tensor_none());
+    expect_close(dx, get(&fx, "stem", "dx"), BWD_ATOL, BWD_RTOL);
+    tal_arena_destroy(c.scratch);
+    fixture_free(&fx);
+
+    fixture_load(&fx, "nn_cases_conv1d");
+    c = load_case(&fx, "dense", 1, 0);
+    plan = tal_arena_create_planner();
+    ny = tal_tensor_of(NULL, c.y.ndim, c.y.shape);
+    tal_conv1d_forward(ny, c.x, c.w, c.b, c.mask, c.g1, plan);
+    tal_conv1d_backward(c.x, c.w, c.b, c.wy, c.x, c.w, c.mask, c.g1, plan);
+    need = tal_arena_high_water(plan);
+    tal_arena_destroy(plan);
+    tal_arena_destroy(c.scratch);
+    c.scratch = new_arena(need);
+    forward(&c);
+    expect_close(c.y, get(&fx, "dense", "y"), FWD_ATOL, FWD_RTOL);
+    dx = test_tensor_like(c.x);
+    tal_tensor dw = test_tensor_like(c.w), db = test_tensor_like(c.b);
+    backward(&c, dx, dw, db);
+    expect_close(dx, get(&fx, "dense", "dx"), BWD_ATOL, BWD_RTOL);
+    tal_arena_destroy(c.scratch);
+    fixture_free(&fx);
+}
+
+/* Output lengths as PyTorch: floor((in + 2p - k) / s) + 1, and 0 when the kernel does not fit. */
+Test(nn_conv_cases, out_len) {
+    cr_assert_eq(tal_conv_out_len(7, 3, 2, 1), 4);
+    cr_assert_eq(tal_conv_out_len(8, 3, 2, 1), 4);
+    cr_assert_eq(tal_conv_out_len(9, 7, 2, 3), 5);
+    cr_assert_eq(tal_conv_out_len(5, 1, 1, 0), 5);
+    cr_assert_eq(tal_conv_out_len(2, 5, 1, 0), 0);
+}
+
+/* 1 and 2 threads give identical results (threads own disjoint outputs, no racy sums). */
+Test(nn_conv_cases, threads_agree) {
+    fixture fx;
+    fixture_load(&fx, "nn_cases_conv3d");
+    tal_tensor out[2][3];
+    for (int r = 0; r < 2; r++) {
+        tal_threads_set(r + 1);
+        conv_case c = load_case(&fx, "patch", 3, 1);
+        forward(&c);
+        tal_tensor dx = test_tensor_like(c.x), dw = test_tensor_like(c.w);
+        backward(&c, dx, dw, tal_tensor_none());
+        out[r][0] = c.y, out[r][1] = dx, out[r][2] = dw;
+        tal_arena_destroy(c.scratch);
+    }
+    tal_threads_set(1);
+    for (int i = 0; i < 3; i++) expect_close(out[1][i], out[0][i], 1e-6, 1e-6);
+    fixture_free(&fx);
+}
