@@ -1,0 +1,89 @@
+/* heads/mhca.c: the attention core of ActionFormer's masked multi-head conv-attention, on
+ * channel-first [B, C, T] tensors so no transposes are needed: per (batch, head) the logits are
+ * Q^T K with Q = q[b, h*hd:(h+1)*hd, :] ([hd, T] rows), the output V P^T. Global attention as
+ * OpenTAD's MaskedMHCA, local as ActionFormer's LocalMaskedMHCA (dense banded form). */
+#include "internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+static void gemm1(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+void mask_columns(tal_tensor x, tal_tensor m) {
+    int64_t B = x.shape[0], C = x.shape[1], T = x.shape[2];
+    TAL_ASSERT(tal_tensor_numel(m) == B * T);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t c = 0; c < C; c++) {
+            float *r = x.data + (b * C + c) * T;
+            const float *mr = m.data + b * T;
+            for (int64_t t = 0; t < T; t++) r[t] *= mr[t];
+        }
+}
+
+void mhca_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
+                            tal_tensor vm, tal_tensor qmask, tal_tensor kvmask, int n_head,
+                            int window) {
+    int64_t B = q.shape[0], C = q.shape[1], T = q.shape[2], hd = C / n_head;
+    TAL_ASSERT(C % n_head == 0 && tal_tensor_numel(probs) == B * n_head * T * T);
+    float scale = 1.0f / sqrtf((float)hd);
+    int64_t half = window > 0 ? window / 2 : -1;
+#pragma omp parallel for schedule(static)
+    for (int64_t bh = 0; bh < B * n_head; bh++) {
+        int64_t b = bh / n_head, h = bh % n_head;
+        const float *Q = q.data + (b * C + h * hd) * T, *K = k.data + (b * C + h * hd) * T;
+        const float *V = vm.data + (b * C + h * hd) * T;
+        const float *km = kvmask.data + b * T, *qm = qmask.data + b * T;
+        float *P = probs.data + bh * T * T;
+        gemm1(1, 0, T, T, hd, scale, Q, T, K, T, 0.0f, P, T);
+        for (int64_t i = 0; i < T; i++) {
+            float *row = P + i * T, mx = -INFINITY;
+            for (int64_t j = 0; j < T; j++) {
+                if (half >= 0 && (j < i - half || j > i + half)) row[j] = -INFINITY;
+                else if (km[j] <= 0.0f) row[j] = half >= 0 ? row[j] - 1e4f : -INFINITY;
+                if (row[j] > mx) mx = row[j];
+            }
+            if (mx == -INFINITY || (half >= 0 && qm[i] <= 0.0f)) {
+                memset(row, 0, (size_t)T * sizeof(float));
+                continue;
+            }
+            double s = 0;
+            for (int64_t j = 0; j < T; j++) {
+                row[j] = expf(row[j] - mx);
+                s += row[j];
+            }
+            float inv = (float)(1.0 / s);
+            for (int64_t j = 0; j < T; j++) row[j] *= inv;
+        }
+        gemm1(0, 1, hd, T, T, 1.0f, V, T, P, T, 0.0f, out.data + (b * C + h * hd) * T, T);
+    }
+}
+
+void mhca_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tensor dlogits,
+                             tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor vm,
+                             tal_tensor probs, int n_head) {
+    int64_t B = q.shape[0], C = q.shape[1], T = q.shape[2], hd = C / n_head;
+    TAL_ASSERT(tal_tensor_numel(dlogits) == B * n_head * T * T);
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for schedule(static)
+    for (int64_t bh = 0; bh < B * n_head; bh++) {
+        int64_t b = bh / n_head, h = bh % n_head, off = (b * C + h * hd) * T;
+        const float *P = probs.data + bh * T * T, *dO = dout.data + off;
+        float *dS = dlogits.data + bh * T * T;
+        gemm1(0, 0, hd, T, T, 1.0f, dO, T, P, T, 0.0f, dvm.data + off, T); /* dV = dO P */
+        gemm1(1, 0, T, T, hd, 1.0f, dO, T, vm.data + off, T, 0.0f, dS, T); /* dP = dO^T V */
+        for (int64_t i = 0; i < T; i++) { /* dS = P (dP - sum_j dP P) */
+            const float *pr = P + i * T;
+            float *dr = dS + i * T;
+            double s = 0;
+            for (int64_t j = 0; j < T; j++) s += (double)dr[j] * pr[j];
+            for (int64_t j = 0; j < T; j++) dr[j] = pr[j] * (dr[j] - (float)s);
+        }
+        gemm1(0, 1, hd, T, T, scale, k.data + off, T, dS, T, 0.0f, dq.data + off, T);
+        gemm1(0, 0, hd, T, T, scale, q.data + off, T, dS, T, 0.0f, dk.data + off, T);
+    }
+}

@@ -1,0 +1,232 @@
+/* heads/post.c: from head outputs to detections: decoding with threshold and top-k over all
+ * levels, Gaussian Soft-NMS (per class or class-agnostic), score voting, seconds, and the
+ * video-level classifier fusion (spec-actionformer.md §8). */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+tal_status tal_dets_push(tal_dets *d, tal_detection x, tal_err *err) {
+    if (d->n == d->capacity) {
+        int cap = d->capacity ? 2 * d->capacity : 64;
+        tal_detection *p = realloc(d->items, (size_t)cap * sizeof *p);
+        if (!p) return tal_err_set(err, TAL_ENOMEM, "detections: out of memory (%d items)", cap);
+        d->items = p;
+        d->capacity = cap;
+    }
+    d->items[d->n++] = x;
+    return TAL_OK;
+}
+
+void tal_dets_free(tal_dets *d) {
+    free(d->items);
+    memset(d, 0, sizeof *d);
+}
+
+typedef struct cand {
+    float score;
+    int idx; /* original order: ties keep it */
+} cand;
+
+static int by_score_desc(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err) {
+    const tal_head_config *c = &h->cfg;
+    TAL_ASSERT(h->fwd_done && b >= 0 && b < h->B);
+    int K = c->n_classes, all = K == 1 || c->pre_nms_topk <= 0;
+    double valid_len = 0;
+    for (int64_t t = 0; t < h->T; t++) valid_len += h->mask[0].data[b * h->T + t] > 0;
+    /* candidates (point, class) over all levels, level 0 first */
+    int64_t n_all = (int64_t)tal_head_n_points(h) * K;
+    cand *cs = malloc((size_t)(n_all > 0 ? n_all : 1) * sizeof *cs);
+    if (!cs) return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
+    int n = 0;
+    int64_t pt = 0;
+    for (int l = 0; l < h->n_levels; l++) {
+        int64_t Tl = h->mask[l].shape[1];
+        const float *x = h->cls_out[l].data + b * K * Tl;
+        for (int64_t i = 0; i < Tl; i++, pt++) {
+            if (h->mask[l].data[b * Tl + i] <= 0) continue;
+            for (int k = 0; k < K; k++) {
+                float s = sigmoidf(x[k * Tl + i]);
+                if (!all && !(s > c->pre_nms_thresh)) continue;
+                cs[n].score = s;
+                cs[n].idx = (int)(pt * K + k);
+                n++;
+            }
+        }
+    }
+    qsort(cs, (size_t)n, sizeof *cs, by_score_desc);
+    if (!all && n > c->pre_nms_topk) n = c->pre_nms_topk;
+    tal_status rc = TAL_OK;
+    for (int j = 0; j < n && rc == TAL_OK; j++) {
+        int64_t p_idx = cs[j].idx / K, rem = p_idx;
+        int k = cs[j].idx % K, l = 0;
+        while (rem >= h->mask[l].shape[1]) rem -= h->mask[l].shape[1], l++;
+        int64_t Tl = h->mask[l].shape[1];
+        double s = (double)(1 << l), p = (double)rem * s;
+        const float *r = h->reg_out[l].data + b * 2 * Tl;
+        double st = p - r[rem] * s, en = p + r[Tl + rem] * s;
+        st = st < 0 ? 0 : st > valid_len ? valid_len : st;
+        en = en < 0 ? 0 : en > valid_len ? valid_len : en;
+        tal_detection d = {st, en, cs[j].score, k};
+        rc = tal_dets_push(out, d, err);
+    }
+    free(cs);
+    return rc;
+}
+
+tal_nms_opts tal_head_nms_opts(const tal_head_config *c) {
+    tal_nms_opts o = {c->nms_sigma, c->nms_min_score, c->nms_multiclass, c->voting_thresh,
+                      c->max_seg_num};
+    return o;
+}
+
+/* IoU with lengths + 1e-6, as ActionFormer's soft-NMS kernel: a zero-length segment overlaps
+ * nothing. */
+static double iou_nms(const tal_detection *a, const tal_detection *b) {
+    double inter = fmin(a->end, b->end) - fmax(a->start, b->start);
+    if (inter < 0) inter = 0;
+    double la = a->end - a->start + 1e-6, lb = b->end - b->start + 1e-6;
+    return inter / (la + lb - inter);
+}
+
+/* Gaussian Soft-NMS over items[0..n) (in place); returns how many were kept, in emission
+ * order at the front. */
+static int soft_nms_group(tal_detection *it, int n, float sigma, float min_score) {
+    int kept = 0;
+    while (kept < n) {
+        int best = kept;
+        for (int j = kept + 1; j < n; j++)
+            if (it[j].score > it[best].score) best = j;
+        /* move best to position kept, keeping the order of the others (ties: earlier first) */
+        tal_detection b = it[best];
+        memmove(it + kept + 1, it + kept, (size_t)(best - kept) * sizeof *it);
+        it[kept++] = b;
+        int w = kept;
+        for (int j = kept; j < n; j++) {
+            double o = iou_nms(&b, &it[j]);
+            it[j].score *= (float)exp(-o * o / sigma);
+            if (it[j].score >= min_score) it[w++] = it[j];
+        }
+        n = w;
+    }
+    return kept;
+}
+
+/* qsort is not stable: sort (score, original index) pairs instead. */
+static tal_status stable_sort(tal_detection *it, int n, int by_label, tal_err *err) {
+    cand *cs = malloc((size_t)(n > 0 ? n : 1) * sizeof *cs);
+    tal_detection *tmp = malloc((size_t)(n > 0 ? n : 1) * sizeof *tmp);
+    if (!cs || !tmp) {
+        free(cs);
+        free(tmp);
+        return tal_err_set(err, TAL_ENOMEM, "soft-nms: out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        cs[i].score = by_label ? -(float)it[i].label : it[i].score;
+        cs[i].idx = i;
+    }
+    qsort(cs, (size_t)n, sizeof *cs, by_score_desc);
+    for (int i = 0; i < n; i++) tmp[i] = it[cs[i].idx];
+    memcpy(it, tmp, (size_t)n * sizeof *it);
+    free(cs);
+    free(tmp);
+    return TAL_OK;
+}
+
+tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
+    if (!(o->sigma > 0)) return tal_err_set(err, TAL_EINVAL, "soft-nms: sigma %g <= 0", o->sigma);
+    int n = d->n;
+    if (n == 0) return TAL_OK;
+    int vote = !o->multiclass && o->voting_thresh > 0;
+    tal_detection *pre = NULL;
+    if (vote) {
+        pre = malloc((size_t)n * sizeof *pre);
+        if (!pre) return tal_err_set(err, TAL_ENOMEM, "soft-nms: out of memory");
+        memcpy(pre, d->items, (size_t)n * sizeof *pre);
+    }
+    int total = 0;
+    tal_status rc = TAL_OK;
+    if (o->multiclass) {
+        /* group by label (stable), run each group, pack the kept ones together */
+        rc = stable_sort(d->items, n, 1, err);
+        for (int s = 0; s < n && rc == TAL_OK;) {
+            int e = s;
+            while (e < n && d->items[e].label == d->items[s].label) e++;
+            int k = soft_nms_group(d->items + s, e - s, o->sigma, o->min_score);
+            memmove(d->items + total, d->items + s, (size_t)k * sizeof *d->items);
+            total += k;
+            s = e;
+        }
+    } else {
+        total = soft_nms_group(d->items, n, o->sigma, o->min_score);
+    }
+    if (vote && rc == TAL_OK)
+        for (int i = 0; i < total; i++) {
+            double ws = 0, st = 0, en = 0;
+            for (int j = 0; j < n; j++) {
+                if (iou_nms(&d->items[i], &pre[j]) < o->voting_thresh) continue;
+                ws += pre[j].score;
+                st += pre[j].score * pre[j].start;
+                en += pre[j].score * pre[j].end;
+            }
+            if (ws > 0) {
+                d->items[i].start = st / ws;
+                d->items[i].end = en / ws;
+            }
+        }
+    free(pre);
+    d->n = total;
+    if (rc == TAL_OK) rc = stable_sort(d->items, total, 0, err);
+    if (o->max_seg_num > 0 && d->n > o->max_seg_num) d->n = o->max_seg_num;
+    return rc;
+}
+
+void tal_dets_to_seconds(tal_dets *d, int from, const tal_time_map *map, int round) {
+    for (int i = from; i < d->n; i++) {
+        tal_detection *x = &d->items[i];
+        x->start = tal_time_feat_to_s(map, x->start);
+        x->end = tal_time_feat_to_s(map, x->end);
+        if (round) {
+            x->start = floor(x->start * 100 + 0.5) / 100;
+            x->end = floor(x->end * 100 + 0.5) / 100;
+            x->score = (float)(floor(x->score * 1e4 + 0.5) / 1e4);
+        }
+    }
+}
+
+tal_status tal_dets_fuse_classifier(tal_dets *out, const tal_dets *agnostic,
+                                    const float *class_scores, int n_classes, int top_k,
+                                    tal_err *err) {
+    if (n_classes < 1 || top_k < 1)
+        return tal_err_set(err, TAL_EINVAL, "classifier fusion: %d classes, top %d", n_classes, top_k);
+    if (top_k > n_classes) top_k = n_classes;
+    int best[16];
+    if (top_k > 16) top_k = 16;
+    for (int j = 0; j < top_k; j++) { /* top_k largest, ties to the lower class index */
+        int arg = -1;
+        for (int k = 0; k < n_classes; k++) {
+            int used = 0;
+            for (int u = 0; u < j; u++) used |= best[u] == k;
+            if (!used && (arg < 0 || class_scores[k] > class_scores[arg])) arg = k;
+        }
+        best[j] = arg;
+    }
+    for (int i = 0; i < agnostic->n; i++)
+        for (int j = 0; j < top_k; j++) {
+            tal_detection x = agnostic->items[i];
+            x.label = best[j];
+            x.score = x.score * class_scores[best[j]];
+            tal_status rc = tal_dets_push(out, x, err);
+            if (rc != TAL_OK) return rc;
+        }
+    return TAL_OK;
+}
