@@ -6,14 +6,16 @@
 #include <string.h>
 
 static void source_of(int64_t i, int64_t tin, int64_t tout, int64_t *i0, int64_t *i1, float *l) {
-    /* PyTorch computes the scale in float (area_pixel_compute_scale) */
+    /* Matched weight for weight against PyTorch 1.13 (one-hot inputs, sizes 1..2304): the scale
+     * is a float, the source index scale * (i + 0.5) - 0.5 stays in double, and only the weight
+     * src - i0 is rounded to float; the other weight is 1 - that, in float. */
     float scale = (float)tin / (float)tout;
-    float src = ((float)i + 0.5f) * scale - 0.5f;
+    double src = (double)scale * ((double)i + 0.5) - 0.5;
     if (src < 0) src = 0;
     *i0 = (int64_t)src;
     if (*i0 > tin - 1) *i0 = tin - 1;
     *i1 = *i0 + (*i0 < tin - 1 ? 1 : 0);
-    *l = src - (float)*i0;
+    *l = (float)(src - (double)*i0);
 }
 
 void tal_interp1d_forward(tal_tensor y, tal_tensor x) {

@@ -22,10 +22,11 @@ void tal_maxpool1d_forward(tal_tensor y, tal_tensor argmax, tal_tensor x, int ke
             for (int64_t j = 0; j < kernel; j++) {
                 int64_t s = t * stride + j - padding;
                 if (s < 0 || s >= T) continue;
+                /* as PyTorch's kernel: strictly greater wins (ties keep the first index), a
+                 * NaN always wins (so the output is NaN and the last NaN is the argmax) */
                 if (at < 0 || xr[s] > best || isnan(xr[s])) {
                     best = xr[s];
                     at = s;
-                    if (isnan(best)) break; /* PyTorch propagates NaN */
                 }
             }
             y.data[r * To + t] = best;
