@@ -18,15 +18,14 @@ static void usage(FILE *out) {
 static int cmd_probe(int argc, char **argv) {
     int count = 0, n_failed = 0, n_files = 0;
     tal_decode_opts opts = {0};
+    for (int i = 1; i < argc; i++) /* options apply to every file, wherever they stand */
+        if (!strcmp(argv[i], "--count")) count = 1;
     for (int i = 1; i < argc; i++) {
         if (tal_is_help(argv[i])) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(argv[i], "--count")) {
-            count = 1;
-            continue;
-        }
+        if (!strcmp(argv[i], "--count")) continue;
         if (!strcmp(argv[i], "--threads-decode") && i + 1 < argc) {
             opts.threads = atoi(argv[++i]);
             continue;

@@ -25,7 +25,8 @@ typedef struct tal_video_info {
     double real_fps;          /* the base frame rate (r_frame_rate; 0 if unknown) */
     int64_t n_frames;         /* frames in the stream: exact if n_frames_exact, else estimated */
     int n_frames_exact;       /* 1 when counted, or when the container's count is trusted */
-    int variable_fps;         /* 1 if avg and real frame rates disagree (VFR) */
+    int variable_fps;         /* 1 if avg and real frame rates disagree; after counting: 1 if
+                                 the frame intervals differ (VFR) */
     char codec[32];           /* decoder name, e.g. "h264" */
     char pix_fmt[32];
 } tal_video_info;
@@ -75,13 +76,18 @@ typedef struct tal_decode_stats {
 tal_status tal_decoder_open(tal_decoder **out, const char *path, const tal_decode_opts *opts,
                             tal_err *err);
 void tal_decoder_close(tal_decoder *dec); /* NULL is fine */
+/* Writes frame k of frames [3, T, H, W] (or [T, H, W, 3] with tf->channels_last), undoing tf's
+ * normalisation, as an 8-bit RGB PNG at path. TAL_EIO if the file cannot be written. */
+tal_status tal_frame_write_png(const char *path, tal_tensor frames, int k,
+                               const tal_frame_transform *tf, tal_err *err);
 /* Borrowed: valid until tal_decoder_close(). */
 const tal_video_info *tal_decoder_info(const tal_decoder *dec);
 const tal_decode_stats *tal_decoder_stats(const tal_decoder *dec);
 const char *tal_decoder_path(const tal_decoder *dec);
 
 /* Counts the frames exactly (decodes the whole stream once; the position is reset), stores the
- * count in the info (n_frames_exact = 1) and returns it in *n. */
+ * count in the info (n_frames_exact = 1, variable_fps from the measured intervals) and returns it
+ * in *n. */
 tal_status tal_decoder_count_frames(tal_decoder *dec, int64_t *n, tal_err *err);
 
 /* Fills out [3, n, H, W] (or [n, H, W, 3] with channels_last; H, W = tf->out_h, out_w) with the
@@ -121,7 +127,8 @@ tal_status tal_decoder_read(tal_decoder *dec, const tal_frame_transform *tf, tal
 
 /* Decodes every frame in order (no selection), converting with tf into a one-frame buffer
  * (caller-owned [3, 1, H, W] or [1, H, W, 3]); for each frame calls fn(frame_index, pts_s, out,
- * ctx); a nonzero return stops early. The path `re2tal bench decode` measures. */
+ * ctx); a nonzero return stops early. tf NULL: decode only (fn gets an empty tensor), the
+ * benchmark's baseline. The path `re2tal bench decode` measures. */
 typedef int (*tal_frame_fn)(int64_t index, double pts_s, tal_tensor frame, void *ctx);
 tal_status tal_decoder_for_each(tal_decoder *dec, const tal_frame_transform *tf, tal_tensor frame,
                                 tal_frame_fn fn, void *ctx, tal_err *err);

@@ -278,12 +278,18 @@ static int advance_to(tal_decoder *dec, double t) {
 tal_status tal_decoder_count_frames(tal_decoder *dec, int64_t *n, tal_err *err) {
     seek_to(dec, -1);
     AVFrame *f = dec->next;
-    double t;
+    double t, prev = 0, dt_min = 1e30, dt_max = 0;
     int64_t count = 0;
     while (decode_next(dec, f, &t)) {
-        count++;
+        if (count++) { /* frame intervals: a variable rate shows as intervals that differ */
+            dt_min = fmin(dt_min, t - prev);
+            dt_max = fmax(dt_max, t - prev);
+        }
+        prev = t;
         av_frame_unref(f);
     }
+    if (count > 2)
+        dec->info.variable_fps = dt_max - dt_min > 0.1 * dt_min + 2 * dec->info.time_base;
     seek_to(dec, -1);
     dec->seq_active = 0;
     if (count == 0)
@@ -324,7 +330,7 @@ tal_status tal_decoder_for_each(tal_decoder *dec, const tal_frame_transform *tf,
     int64_t i = 0;
     tal_status rc = TAL_OK;
     while (decode_next(dec, dec->next, &t)) {
-        rc = tal_convert_frame(&dec->conv, dec->next, &dec->info, tf, frame, 0, 1, err);
+        if (tf) rc = tal_convert_frame(&dec->conv, dec->next, &dec->info, tf, frame, 0, 1, err);
         av_frame_unref(dec->next);
         if (rc != TAL_OK) break;
         dec->stats.frames_written++;

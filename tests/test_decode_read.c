@@ -117,6 +117,12 @@ Test(decode_read, frame_count_agrees_with_ffprobe) {
     cr_assert_eq(tal_decoder_open(&dec, p, &o, &err), TAL_OK, "%s", err.msg);
     cr_expect_eq(tal_decoder_info(dec)->n_frames, want);
     cr_expect(tal_decoder_info(dec)->n_frames_exact);
+    cr_expect(tal_decoder_info(dec)->variable_fps, "a 1 s gap among 25 fps frames is VFR");
+    tal_decoder_close(dec);
+    p = make_video("count_cfr.mp4", GRAY_SRC "\" " LOSSLESS " -bf 3");
+    cr_assert_eq(tal_decoder_open(&dec, p, &o, &err), TAL_OK, "%s", err.msg);
+    cr_expect_eq(tal_decoder_info(dec)->n_frames, 100);
+    cr_expect_not(tal_decoder_info(dec)->variable_fps, "constant 25 fps with B-frames");
     tal_decoder_close(dec);
 }
 
