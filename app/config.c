@@ -150,6 +150,13 @@ tal_status tal_cfg_load_file(void *cfg, const tal_cfg_key *keys, int n_keys, con
     return rc;
 }
 
+tal_status tal_cfg_apply_object(void *cfg, const tal_cfg_key *keys, int n_keys, const void *object,
+                                const char *where, tal_err *err) {
+    const cJSON *obj = object;
+    if (!cJSON_IsObject(obj)) return tal_err_set(err, TAL_EFORMAT, "%s: expected a JSON object", where);
+    return apply_object(cfg, keys, n_keys, obj, "", where, err);
+}
+
 tal_status tal_cfg_set(void *cfg, const tal_cfg_key *keys, int n_keys, const char *assignment,
                        tal_err *err) {
     const char *eq = strchr(assignment, '=');

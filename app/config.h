@@ -34,6 +34,10 @@ typedef struct tal_cfg_key {
  * and the key. */
 tal_status tal_cfg_load_file(void *cfg, const tal_cfg_key *keys, int n_keys, const char *path,
                              tal_err *err);
+/* Applies a parsed cJSON object (passed as void * so this header needs no cJSON) on top of the
+ * struct; `where` names the source in errors. */
+tal_status tal_cfg_apply_object(void *cfg, const tal_cfg_key *keys, int n_keys, const void *object,
+                                const char *where, tal_err *err);
 /* Applies "key=value"; value is JSON (numbers, true/false, [lists], "strings") or a bare string. */
 tal_status tal_cfg_set(void *cfg, const tal_cfg_key *keys, int n_keys, const char *assignment,
                        tal_err *err);

@@ -1,0 +1,121 @@
+/* app/cmd_infer.c: `re2tal infer --model DIR VIDEO... [--out results.json] [--srt DIR]`: raw
+ * videos in, ActivityNet-format results out; corrupt videos are skipped and reported. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/commands.h"
+#include "app/model_dir.h"
+#include "app/trainer.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: re2tal infer --model RUN_DIR VIDEO... [--out results.json] [--srt DIR] [--quiet]\n\n"
+            "Finds action segments in raw videos with a trained model (a run folder of re2tal\n"
+            "train: best/ weights, else last/), any length: test windows are decoded one after\n"
+            "another, so memory stays bounded. Writes ActivityNet results JSON (default\n"
+            "results.json) and, with --srt, one subtitle file per video showing the top segments\n"
+            "in any player. Unreadable videos are reported and skipped (exit 1 if any).\n");
+}
+
+/* A dataset entry for a raw video: its id is the file name without folder and extension. */
+static tal_status describe(tal_video_anno *v, const char *path, tal_err *err) {
+    tal_decoder *dec = NULL;
+    tal_status st = tal_decoder_open(&dec, path, NULL, err);
+    if (st) return st;
+    const tal_video_info *in = tal_decoder_info(dec);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    v->id = strdup(base);
+    char *dot = strrchr(v->id, '.');
+    if (dot && dot != v->id) *dot = 0;
+    v->subset = TAL_SUBSET_TESTING;
+    v->duration_s = in->duration_s;
+    v->fps = in->real_fps > 0 ? in->real_fps : in->avg_fps;
+    v->n_frames = in->n_frames;
+    if (!in->n_frames_exact) {
+        int64_t n;
+        st = tal_decoder_count_frames(dec, &n, err);
+        v->n_frames = n;
+    }
+    tal_decoder_close(dec);
+    return st;
+}
+
+static int cmd_infer(int argc, char **argv) {
+    const char *model = NULL, *out = "results.json", *srt = NULL;
+    int quiet = 0, n_paths = 0;
+    const char **paths = calloc((size_t)argc + 1, sizeof *paths);
+    for (int i = 1; i < argc; i++) {
+        if (tal_is_help(argv[i])) {
+            usage(stdout);
+            free(paths);
+            return 0;
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+            model = argv[++i];
+        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--srt") && i + 1 < argc) {
+            srt = argv[++i];
+        } else if (!strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "re2tal infer: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            free(paths);
+            return 2;
+        } else {
+            paths[n_paths++] = argv[i];
+        }
+    }
+    if (!model || !n_paths) {
+        usage(stderr);
+        free(paths);
+        return 2;
+    }
+    tal_err err = {0};
+    tal_loaded_model lm;
+    if (tal_model_open_dir(&lm, model, &err) != TAL_OK) {
+        fprintf(stderr, "re2tal infer: %s\n", err.msg);
+        tal_model_close_dir(&lm);
+        free(paths);
+        return 1;
+    }
+    tal_run_data d = {0};
+    d.ds = calloc(1, sizeof *d.ds);
+    d.ds->videos = calloc((size_t)n_paths, sizeof *d.ds->videos);
+    d.ds->class_names = calloc((size_t)lm.n_classes, sizeof(char *));
+    for (int c = 0; c < lm.n_classes; c++) d.ds->class_names[c] = strdup(lm.class_names[c]);
+    d.ds->n_classes = lm.n_classes;
+    d.paths = calloc((size_t)n_paths, sizeof *d.paths);
+    d.val = calloc((size_t)n_paths, sizeof *d.val);
+    int n_bad = 0;
+    for (int i = 0; i < n_paths; i++) {
+        tal_video_anno *v = &d.ds->videos[d.ds->n_videos];
+        tal_err e = {0};
+        if (describe(v, paths[i], &e) != TAL_OK) {
+            fprintf(stderr, "warning: skipped video: %s\n", e.msg);
+            free(v->id);
+            memset(v, 0, sizeof *v);
+            n_bad++;
+            continue;
+        }
+        d.paths[d.ds->n_videos] = strdup(paths[i]);
+        d.val[d.n_val++] = d.ds->n_videos++;
+    }
+    int skipped = 0, code = 0;
+    if (tal_infer_videos(&lm.m, &lm.rc, &d, d.val, d.n_val, out, srt, quiet, &skipped, &err) != TAL_OK) {
+        fprintf(stderr, "re2tal infer: %s\n", err.msg);
+        code = 1;
+    } else {
+        n_bad += skipped;
+        if (!quiet)
+            fprintf(stderr, "%d video(s) done, %d skipped: results in %s%s%s\n", d.n_val - skipped,
+                    n_bad, out, srt ? ", subtitles in " : "", srt ? srt : "");
+        if (n_bad) code = 1;
+    }
+    tal_run_data_free(&d);
+    tal_model_close_dir(&lm);
+    free(paths);
+    return code;
+}
+TAL_COMMAND("infer", 60, "find action segments in raw videos with a trained model", cmd_infer)

@@ -1,0 +1,19 @@
+/* app/model_dir.h: opening a trained model from a run folder (config.json, classes.txt,
+ * best/ or last/) for inference and feature extraction. */
+#ifndef TAL_APP_MODEL_DIR_H
+#define TAL_APP_MODEL_DIR_H
+
+#include "app/pipeline.h"
+
+typedef struct tal_loaded_model {
+    tal_run_config rc;
+    tal_model m;
+    char **class_names;
+    int n_classes;
+} tal_loaded_model;
+
+/* dir: a run folder (uses best/, else last/) or a checkpoint folder inside one. */
+tal_status tal_model_open_dir(tal_loaded_model *lm, const char *dir, tal_err *err);
+void tal_model_close_dir(tal_loaded_model *lm);
+
+#endif

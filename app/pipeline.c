@@ -1,0 +1,223 @@
+/* app/pipeline.c: the model (backbone -> spatial mean -> resize to the head's length -> head),
+ * clip sampling and loading, one training step, and inference (see pipeline.h). */
+#include "app/pipeline.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is_resize(const tal_run_config *rc) { return !strcmp(rc->sampler, "resize"); }
+
+tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classes, int init,
+                            tal_err *err) {
+    memset(m, 0, sizeof *m);
+    tal_status st;
+    if ((st = tal_backbone_config_from_json(&m->bcfg, rc->backbone_json, err)))
+        return tal_err_prefix(err, "backbone");
+    m->bcfg.seed = (uint64_t)rc->seed * 7919 + 1;
+    if (strcmp(rc->sampler, "resize") && strcmp(rc->sampler, "truncate"))
+        return tal_err_set(err, TAL_EINVAL, "data.sampler: '%s' (expected resize or truncate)",
+                           rc->sampler);
+    m->clip_frames = is_resize(rc) ? rc->frames : rc->trunc_len;
+    m->crop = rc->crop;
+    m->feat_len = tal_backbone_out_frames(&m->bcfg, m->clip_frames);
+    m->feat_ch = tal_backbone_out_channels(&m->bcfg);
+    m->head_len = is_resize(rc) ? rc->resize_len
+                                : rc->trunc_len * rc->frame_stride / rc->snippet_stride;
+    if (n_classes > 1)
+        tal_head_config_thumos(&m->hcfg);
+    else
+        tal_head_config_anet(&m->hcfg);
+    m->hcfg.in_channels = m->feat_ch;
+    m->hcfg.n_classes = n_classes;
+    m->hcfg.max_seq_len = m->head_len;
+    m->hcfg.seed = (uint64_t)rc->seed * 104729 + 3;
+    if ((st = tal_head_config_from_json(&m->hcfg, "head", rc->head_json, err))) return st;
+    m->hcfg.in_channels = m->feat_ch; /* follows the backbone whatever the section says */
+    m->hcfg.n_classes = n_classes;
+    m->hcfg.max_seq_len = m->head_len;
+    if ((st = tal_head_config_check(&m->hcfg, err))) return tal_err_prefix(err, "head");
+    m->params = tal_params_create();
+    float wd = (float)rc->weight_decay;
+    int g_bb = tal_params_add_group(m->params, "backbone", (float)rc->lr_backbone, wd);
+    int g_bb0 = tal_params_add_group(m->params, "backbone_no_decay", (float)rc->lr_backbone, 0);
+    int g_h = tal_params_add_group(m->params, "head", (float)rc->lr_head, wd);
+    int g_h0 = tal_params_add_group(m->params, "head_no_decay", (float)rc->lr_head, 0);
+    if ((st = tal_backbone_create(&m->bb, &m->bcfg, m->params, g_bb, g_bb0, err))) goto fail;
+    if ((st = tal_head_create(&m->head, &m->hcfg, m->params, "head.", g_h, g_h0, 1, err))) goto fail;
+    if ((st = tal_params_allocate(m->params, TAL_DEV_CPU, err))) goto fail;
+    if (init) tal_backbone_init(m->bb, m->bcfg.seed);
+    if ((st = tal_head_init(m->head, init, err))) goto fail;
+    if ((st = tal_backbone_prepare(m->bb, 1, m->clip_frames, m->crop, m->crop, err))) goto fail;
+    size_t bytes = tal_arena_round((size_t)m->feat_ch * m->feat_len * 4) * 2 +
+                   tal_arena_round((size_t)m->feat_ch * m->head_len * 4) * 2 +
+                   tal_arena_round((size_t)m->head_len * 4) + 4096;
+    if ((st = tal_arena_create(&m->work, TAL_DEV_CPU, bytes, err))) goto fail;
+    m->feats = tal_arena_tensor(m->work, 3, (int64_t[]){1, m->feat_ch, m->feat_len});
+    m->dfeats = tal_arena_like(m->work, m->feats);
+    m->feats_head = tal_arena_tensor(m->work, 3, (int64_t[]){1, m->feat_ch, m->head_len});
+    m->dfeats_head = tal_arena_like(m->work, m->feats_head);
+    m->mask = tal_arena_tensor(m->work, 2, (int64_t[]){1, m->head_len});
+    return TAL_OK;
+fail:
+    tal_model_destroy(m);
+    return st;
+}
+
+void tal_model_destroy(tal_model *m) {
+    tal_head_destroy(m->head);
+    tal_backbone_destroy(m->bb);
+    tal_params_destroy(m->params);
+    tal_arena_destroy(m->work);
+    memset(m, 0, sizeof *m);
+}
+
+tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_video_anno *v,
+                        int training, int window, tal_rng_key key, tal_err *err) {
+    tal_video_meta meta = tal_video_meta_of(v);
+    if (meta.n_frames <= 0)
+        return tal_err_set(err, TAL_EFORMAT, "video %s: frame count unknown (the annotation "
+                           "needs fps or n_frames)", v->id);
+    if (is_resize(rc)) {
+        tal_resize_opts o;
+        tal_resize_opts_default(&o);
+        o.n_frames = rc->frames;
+        o.resize_len = rc->resize_len;
+        return tal_sample_resize(clip, &meta, &o, err);
+    }
+    if (training) {
+        tal_trunc_opts o;
+        tal_trunc_opts_default(&o);
+        o.trunc_len = rc->trunc_len;
+        o.frame_stride = rc->frame_stride;
+        o.snippet_stride = rc->snippet_stride;
+        o.trunc_thresh = rc->trunc_thresh;
+        return tal_sample_trunc(clip, &meta, &o, key, err);
+    }
+    tal_window_opts o;
+    tal_window_opts_default(&o);
+    o.window_len = rc->trunc_len;
+    o.window_stride = (int)lround(rc->trunc_len * (1.0 - rc->window_overlap));
+    if (o.window_stride < 1) o.window_stride = 1;
+    o.frame_stride = rc->frame_stride;
+    o.snippet_stride = rc->snippet_stride;
+    return tal_sample_window(clip, &meta, &o, window, err);
+}
+
+tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char *path,
+                         const tal_clip *clip, int training, tal_rng_key key, tal_err *err) {
+    tal_decoder *dec = NULL;
+    tal_decode_opts dopts = {.threads = rc->decode_threads};
+    tal_status st = tal_decoder_open(&dec, path, &dopts, err);
+    if (st) return st;
+    const tal_video_info *in = tal_decoder_info(dec);
+    double fps = in->real_fps > 0 ? in->real_fps : in->avg_fps;
+    if (!(fps > 0) && in->duration_s > 0 && in->n_frames > 0) fps = in->n_frames / in->duration_s;
+    if (!(fps > 0)) {
+        tal_decoder_close(dec);
+        return tal_err_set(err, TAL_EFORMAT, "%s: no frame rate", path);
+    }
+    tal_frame_transform tf;
+    if (training && rc->rrc_scale_min > 0)
+        tal_transform_random_resized_crop(&tf, in, rc->crop, rc->rrc_scale_min, rc->rrc_scale_max,
+                                          3.0 / 4, 4.0 / 3, rc->flip, key);
+    else
+        tal_transform_resize_center(&tf, in, rc->short_side, rc->crop);
+    if (training && rc->rrc_scale_min <= 0) {
+        tal_rng_key fk = key;
+        fk.stream ^= 0xf11b;
+        tf.flip = tal_rng_uniform(fk, 0) < rc->flip;
+    }
+    double *times = malloc(sizeof(double) * (size_t)clip->n_frames);
+    if (!times) {
+        tal_decoder_close(dec);
+        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    }
+    /* frame index -> time by the stream's frame rate: the decoder then picks by PTS */
+    for (int k = 0; k < clip->n_frames; k++) times[k] = (clip->frame_idx[k] + 0.5) / fps;
+    tal_tensor out = tal_tensor_reshape(video, 4, (int64_t[]){3, clip->n_frames, tf.out_h, tf.out_w});
+    st = tal_decoder_read_times(dec, times, clip->n_frames, &tf, out, err);
+    free(times);
+    tal_decoder_close(dec);
+    return st;
+}
+
+/* backbone -> [1, C, T'] -> resized to the head's length; mask from the clip. */
+static void features_forward(tal_model *m, tal_tensor video, const tal_clip *clip, int training) {
+    tal_tensor v5 = tal_tensor_reshape(video, 5, (int64_t[]){1, 3, m->clip_frames, m->crop, m->crop});
+    if (training)
+        tal_backbone_forward_train(m->bb, m->feats, v5);
+    else
+        tal_backbone_forward(m->bb, m->feats, v5);
+    tal_backbone_resize_forward(m->feats_head, m->feats);
+    for (int t = 0; t < m->head_len; t++) m->mask.data[t] = t < clip->n_valid_feat ? 1.0f : 0.0f;
+}
+
+tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
+                                uint64_t step, float grad_scale, tal_step_stats *st, tal_err *err) {
+    tal_backbone_set_step(m->bb, step);
+    features_forward(m, video, clip, 1);
+    tal_head_set_train(m->head, 1, step);
+    tal_head_forward(m->head, m->feats_head, m->mask);
+    float *segs = malloc(sizeof(float) * 2 * (size_t)(clip->n_segments + 1));
+    int *labels = malloc(sizeof(int) * (size_t)(clip->n_segments + 1));
+    if (!segs || !labels) {
+        free(segs);
+        free(labels);
+        return tal_err_set(err, TAL_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < clip->n_segments; i++) {
+        segs[2 * i] = (float)clip->segments[i].start_s;
+        segs[2 * i + 1] = (float)clip->segments[i].end_s;
+        labels[i] = clip->segments[i].label;
+    }
+    tal_head_gt gt = {segs, labels, clip->n_segments};
+    tal_status rc = tal_head_loss(m->head, &gt, 1, &st->losses, err);
+    free(segs);
+    free(labels);
+    if (rc) return rc;
+    tal_head_backward(m->head, m->dfeats_head);
+    if (grad_scale != 1.0f) tal_scale(m->dfeats_head, m->dfeats_head, grad_scale);
+    tal_backbone_resize_backward(m->dfeats, m->dfeats_head);
+    tal_backbone_backward(m->bb, m->dfeats, &st->recon_err);
+    return TAL_OK;
+}
+
+tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
+                                tal_dets *out, tal_err *err) {
+    features_forward(m, video, clip, 0);
+    tal_head_set_train(m->head, 0, 0);
+    tal_head_forward(m->head, m->feats_head, m->mask);
+    int from = out->n;
+    tal_status rc = tal_head_decode(m->head, 0, out, err);
+    if (rc) return rc;
+    tal_dets_to_seconds(out, from, &clip->time, 1);
+    return TAL_OK;
+}
+
+tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const char *path,
+                                 const tal_video_anno *v, tal_tensor video_buf, tal_dets *out,
+                                 tal_err *err) {
+    int n_windows = 1;
+    if (!is_resize(rc)) {
+        tal_window_opts o;
+        tal_window_opts_default(&o);
+        o.window_len = rc->trunc_len;
+        o.window_stride = (int)lround(rc->trunc_len * (1.0 - rc->window_overlap));
+        if (o.window_stride < 1) o.window_stride = 1;
+        o.frame_stride = rc->frame_stride;
+        o.snippet_stride = rc->snippet_stride;
+        n_windows = tal_window_count(tal_video_meta_of(v).n_frames, &o);
+    }
+    tal_rng_key key = {0, 0, 0};
+    for (int w = 0; w < n_windows; w++) {
+        tal_clip clip = {0};
+        tal_status st = tal_clip_for(&clip, rc, v, 0, w, key, err);
+        if (!st) st = tal_clip_load(video_buf, rc, path, &clip, 0, key, err);
+        if (!st) st = tal_model_infer_clip(m, video_buf, &clip, out, err);
+        tal_clip_free(&clip);
+        if (st) return st;
+    }
+    tal_nms_opts nms = tal_head_nms_opts(&m->hcfg);
+    return tal_soft_nms(out, &nms, err);
+}

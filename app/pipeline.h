@@ -1,0 +1,56 @@
+/* app/pipeline.h: the end-to-end model (reversible backbone + ActionFormer head sharing one
+ * parameter store), clip loading from video files, one training step, and inference on a clip. */
+#ifndef TAL_APP_PIPELINE_H
+#define TAL_APP_PIPELINE_H
+
+#include "app/run_config.h"
+#include "backbone/backbone.h"
+#include "data/data.h"
+#include "decode/decode.h"
+#include "heads/heads.h"
+
+typedef struct tal_model {
+    tal_params *params;
+    tal_backbone *bb;
+    tal_head *head;
+    tal_backbone_config bcfg;
+    tal_head_config hcfg;
+    int clip_frames, crop;       /* backbone input [1, 3, clip_frames, crop, crop] */
+    int feat_len, head_len;      /* backbone output length, head length */
+    int feat_ch;
+    tal_arena *work;
+    tal_tensor feats, feats_head, dfeats_head, dfeats, mask;
+} tal_model;
+
+/* Builds the model for n_classes from the config; init: random initialisation (else the caller
+ * loads weights). */
+tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classes, int init,
+                            tal_err *err);
+void tal_model_destroy(tal_model *m);
+
+/* The clip sampled for video v of the dataset (training: random window / augmentation from key;
+ * else the test sampling, window w). */
+tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_video_anno *v,
+                        int training, int window, tal_rng_key key, tal_err *err);
+/* Decodes the clip's frames from the video file into video [1, 3, clip_frames, crop, crop]. */
+tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char *path,
+                         const tal_clip *clip, int training, tal_rng_key key, tal_err *err);
+
+typedef struct tal_step_stats {
+    tal_head_losses losses;
+    double recon_err;
+} tal_step_stats;
+
+/* Forward + backward of one clip; gradients accumulate (scaled by grad_scale). */
+tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
+                                uint64_t step, float grad_scale, tal_step_stats *st, tal_err *err);
+/* Inference of one clip: detections appended to out in seconds of the video. */
+tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
+                                tal_dets *out, tal_err *err);
+
+/* Whole-video inference: every test window, pooled, Soft-NMS'd; out in seconds. */
+tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const char *path,
+                                 const tal_video_anno *v, tal_tensor video_buf, tal_dets *out,
+                                 tal_err *err);
+
+#endif

@@ -1,0 +1,47 @@
+/* app/run_config.h: everything a training / inference run is configured with: the data, the
+ * optimiser, the schedule and the run, as typed keys (configs/README.md documents each), plus the
+ * "backbone" and "head" sections, kept as JSON and handed to backbone/ and heads/ parsers. */
+#ifndef TAL_APP_RUN_CONFIG_H
+#define TAL_APP_RUN_CONFIG_H
+
+#include "app/config.h"
+
+typedef struct tal_run_config {
+    /* data */
+    char annotations[TAL_CFG_STR];  /* ActivityNet-style JSON */
+    char videos[TAL_CFG_STR];       /* folder of <id>.<ext> */
+    char classes[TAL_CFG_STR];      /* optional class list (else the sorted label set) */
+    char train_subset[32], val_subset[32];
+    char sampler[16];               /* "resize" (ActivityNet) or "truncate" (THUMOS) */
+    int frames;                     /* resize: frames spread over the video */
+    int resize_len;                 /* resize: head length (feature positions) */
+    int trunc_len, frame_stride, snippet_stride; /* truncate / sliding windows */
+    double trunc_thresh, window_overlap;
+    int short_side, crop;           /* test-time resize + centre crop; train crop size = crop */
+    double rrc_scale_min, rrc_scale_max, flip; /* train augmentation (rrc_scale_min <= 0: none) */
+    int decode_threads, prefetch;   /* FFmpeg threads; clips decoded ahead (0: no thread) */
+    /* optimisation */
+    int epochs, batch_size, accum_steps;
+    double lr_head, lr_backbone, weight_decay, warmup_epochs, min_lr, clip_norm, ema_decay;
+    /* run */
+    int seed, eval_every, eval_start, checkpoint_every, max_steps_per_epoch;
+    char out_dir[TAL_CFG_STR];
+    double tiou[TAL_CFG_LIST];
+    int n_tiou;
+    /* model sections as JSON object text (owned by the struct's user; see run_config_free) */
+    char backbone_json[4096], head_json[4096];
+} tal_run_config;
+
+void tal_run_config_default(tal_run_config *c);
+const tal_cfg_key *tal_run_config_keys(int *n);
+/* Loads a JSON config file on top of the defaults: "backbone" and "head" objects are kept as
+ * JSON; everything else must be a known key. */
+tal_status tal_run_config_load(tal_run_config *c, const char *path, tal_err *err);
+/* --set key=value: "backbone.X" / "head.X" edit those sections, anything else a typed key. */
+tal_status tal_run_config_set(tal_run_config *c, const char *assignment, tal_err *err);
+/* The whole config as JSON (caller frees). */
+char *tal_run_config_to_json(const tal_run_config *c);
+/* Parses a config written by tal_run_config_to_json (the one saved in a run folder). */
+tal_status tal_run_config_parse(tal_run_config *c, const char *json, const char *where, tal_err *err);
+
+#endif
