@@ -60,8 +60,11 @@ void tal_adamw_step(tal_adamw *o, float lr) {
         tal_param *prm = tal_params_at(o->params, i);
         if (!prm->trainable) continue;
         const tal_param_group *g = tal_params_group_at(o->params, prm->group);
-        const float glr = lr * g->lr_scale, decay = 1.0f - glr * g->weight_decay;
-        /* torch: step_size = lr / bc1; denom = sqrt(v) / sqrt(bc2) + eps */
+        /* torch takes lr, decay and the bias corrections as Python (double) scalars and rounds
+         * each to float once: p *= 1 - lr wd; step_size = lr / bc1; denom = sqrt(v) / sqrt(bc2)
+         * + eps; p += -step_size * (m / denom) (addcdiv: the quotient first). */
+        const float glr = lr * g->lr_scale;
+        const float decay = (float)(1.0 - (double)glr * (double)g->weight_decay);
         const float step_size = (float)(glr / bc1), sqrt_bc2 = (float)sqrt(bc2);
         float *w = prm->value.data, *gr = prm->grad.data, *m = o->m[i].data, *v = o->v[i].data;
         int64_t n = tal_tensor_numel(prm->value);
@@ -70,7 +73,7 @@ void tal_adamw_step(tal_adamw *o, float lr) {
             w[j] *= decay;
             m[j] = b1 * m[j] + (1.0f - b1) * gr[j];
             v[j] = b2 * v[j] + (1.0f - b2) * gr[j] * gr[j];
-            w[j] -= step_size * m[j] / (sqrtf(v[j]) / sqrt_bc2 + eps);
+            w[j] -= step_size * (m[j] / (sqrtf(v[j]) / sqrt_bc2 + eps));
         }
     }
 }
@@ -113,25 +116,35 @@ tal_status tal_adamw_state_load(tal_adamw *o, const char *path, tal_err *err) {
         return tal_err_set(err, TAL_EFORMAT, "%s: no step count in the metadata: not an optimizer "
                            "state file", path);
     }
-    int64_t steps = strtoll(step + 8, NULL, 10);
-    for (int i = 0; i < tal_params_count(o->params) && rc == TAL_OK; i++) {
-        tal_param *prm = tal_params_at(o->params, i);
-        if (!prm->trainable) continue;
-        for (int which = 0; which < 2 && rc == TAL_OK; which++) {
-            char name[160];
-            snprintf(name, sizeof name, "%s.%s", prm->name, which ? "exp_avg_sq" : "exp_avg");
-            const tal_named_tensor *t = tal_tensor_set_find(&set, name);
-            tal_tensor dst = which ? o->v[i] : o->m[i];
-            if (!t)
-                rc = tal_err_set(err, TAL_EFORMAT, "%s: tensor '%s' is missing", path, name);
-            else if (!tal_tensor_same_shape(t->t, dst))
-                rc = tal_err_set(err, TAL_EFORMAT, "%s: tensor '%s' has the wrong shape", path,
-                                 name);
-            else
-                tal_copy(dst, t->t);
-        }
+    char *end = NULL;
+    long long steps = strtoll(step + 8, &end, 10);
+    if (end == step + 8 || *end != '"' || steps < 0) {
+        tal_tensor_set_free(&set);
+        return tal_err_set(err, TAL_EFORMAT, "%s: step count in the metadata is not a count",
+                           path);
     }
-    if (rc == TAL_OK) o->steps = steps;
+    /* pass 0 checks every tensor, pass 1 copies: a bad file leaves the state as it was */
+    for (int pass = 0; pass < 2 && rc == TAL_OK; pass++)
+        for (int i = 0; i < tal_params_count(o->params) && rc == TAL_OK; i++) {
+            tal_param *prm = tal_params_at(o->params, i);
+            if (!prm->trainable) continue;
+            for (int which = 0; which < 2 && rc == TAL_OK; which++) {
+                char name[160];
+                snprintf(name, sizeof name, "%s.%s", prm->name, which ? "exp_avg_sq" : "exp_avg");
+                const tal_named_tensor *t = tal_tensor_set_find(&set, name);
+                tal_tensor dst = which ? o->v[i] : o->m[i];
+                char a[96], b[96];
+                if (!t)
+                    rc = tal_err_set(err, TAL_EFORMAT, "%s: tensor '%s' is missing", path, name);
+                else if (!tal_tensor_same_shape(t->t, dst))
+                    rc = tal_err_set(err, TAL_EFORMAT, "%s: tensor '%s': shape %s, expected %s",
+                                     path, name, tal_tensor_shape_str(t->t, a, 96),
+                                     tal_tensor_shape_str(dst, b, 96));
+                else if (pass == 1)
+                    tal_copy(dst, t->t);
+            }
+        }
+    if (rc == TAL_OK) o->steps = (int64_t)steps;
     tal_tensor_set_free(&set);
     return rc;
 }

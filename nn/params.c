@@ -64,7 +64,8 @@ int tal_params_declare(tal_params *p, const char *name, int ndim, const int64_t 
 tal_status tal_params_allocate(tal_params *p, tal_device dev, tal_err *err) {
     TAL_ASSERT(!p->values);
     size_t bytes = 0;
-    for (int i = 0; i < p->count; i++) bytes += tal_arena_round(tal_tensor_bytes(p->items[i].value));
+    for (int i = 0; i < p->count; i++)
+        bytes += tal_arena_round(tal_tensor_bytes(p->items[i].value));
     tal_status rc = tal_arena_create(&p->values, dev, bytes, err);
     if (rc == TAL_OK) rc = tal_arena_create(&p->grads, dev, bytes, err);
     if (rc != TAL_OK) {
@@ -127,12 +128,19 @@ double tal_params_clip_grad_norm(tal_params *p, double max_norm) {
     return norm;
 }
 
+/* Two passes: every tensor of the file is matched and checked first, and values are copied only
+ * when the whole file fits, so a failed load leaves the parameters as they were. */
 tal_status tal_params_load(tal_params *p, const char *path, tal_name_map_fn rename, void *ctx,
                            int allow_missing, int *n_unused, tal_err *err) {
     tal_tensor_set set;
     tal_status rc = tal_safetensors_read(&set, path, err);
     if (rc != TAL_OK) return rc;
-    char *taken = calloc((size_t)p->count + 1, 1);
+    int *source = malloc(((size_t)p->count + 1) * sizeof *source); /* file index per param */
+    if (!source) {
+        tal_tensor_set_free(&set);
+        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    }
+    for (int i = 0; i < p->count; i++) source[i] = -1;
     char unused_list[256] = "";
     int unused = 0;
     for (int i = 0; i < set.count && rc == TAL_OK; i++) {
@@ -148,31 +156,36 @@ tal_status tal_params_load(tal_params *p, const char *path, tal_name_map_fn rena
             }
             continue;
         }
-        if (tal_tensor_numel(prm->value) != tal_tensor_numel(set.items[i].t) ||
-            !tal_tensor_same_shape(prm->value, set.items[i].t)) {
+        int k = (int)(prm - p->items);
+        if (source[k] >= 0) {
+            rc = tal_err_set(err, TAL_EFORMAT, "%s: tensors '%s' and '%s' both map to parameter "
+                             "'%s'", path, set.items[source[k]].name, set.items[i].name,
+                             prm->name);
+        } else if (!tal_tensor_same_shape(prm->value, set.items[i].t)) {
             char a[96], b[96];
-            rc = tal_err_set(err, TAL_EFORMAT, "%s: tensor '%s': shape %s, but parameter '%s' is %s",
-                             path, set.items[i].name, tal_tensor_shape_str(set.items[i].t, a, 96),
+            rc = tal_err_set(err, TAL_EFORMAT,
+                             "%s: tensor '%s': shape %s, but parameter '%s' is %s", path,
+                             set.items[i].name, tal_tensor_shape_str(set.items[i].t, a, 96),
                              prm->name, tal_tensor_shape_str(prm->value, b, 96));
-            break;
         }
-        tal_copy(prm->value, set.items[i].t);
-        taken[prm - p->items] = 1;
+        source[k] = i;
     }
     if (rc == TAL_OK && !allow_missing)
         for (int i = 0; i < p->count; i++)
-            if (!taken[i]) {
+            if (source[i] < 0) {
                 rc = tal_err_set(err, TAL_EFORMAT, "%s: parameter '%s' is missing from the file",
                                  path, p->items[i].name);
                 break;
             }
     if (rc == TAL_OK) {
+        for (int i = 0; i < p->count; i++)
+            if (source[i] >= 0) tal_copy(p->items[i].value, set.items[source[i]].t);
         if (n_unused) *n_unused = unused;
         if (unused)
             tal_err_set(err, TAL_OK, "%s: %d tensor(s) not used: %s%s", path, unused, unused_list,
                         unused > 4 ? ", ..." : "");
     }
-    free(taken);
+    free(source);
     tal_tensor_set_free(&set);
     return rc;
 }

@@ -172,14 +172,20 @@ static tal_status read_entry(tal_tensor_set *set, const char *path, const cJSON 
     double numel = 1;
     for (int i = 0; i < ndim; i++) {
         const cJSON *d = cJSON_GetArrayItem(shape, i);
-        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble != floor(d->valuedouble))
+        /* bounded before the cast (a float-to-int overflow is undefined behaviour) */
+        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 9007199254740992.0 ||
+            d->valuedouble != floor(d->valuedouble))
             return tal_err_set(err, TAL_EFORMAT, "%s: tensor '%s': shape[%d] is not a size",
                                path, name, i);
         dims[i] = (int64_t)d->valuedouble;
         numel *= d->valuedouble;
     }
-    double b0 = cJSON_GetArrayItem(offs, 0)->valuedouble;
-    double b1 = cJSON_GetArrayItem(offs, 1)->valuedouble;
+    const cJSON *o0 = cJSON_GetArrayItem(offs, 0), *o1 = cJSON_GetArrayItem(offs, 1);
+    if (!cJSON_IsNumber(o0) || !cJSON_IsNumber(o1) || o0->valuedouble != floor(o0->valuedouble) ||
+        o1->valuedouble != floor(o1->valuedouble))
+        return tal_err_set(err, TAL_EFORMAT, "%s: tensor '%s': data_offsets are not two integers",
+                           path, name);
+    double b0 = o0->valuedouble, b1 = o1->valuedouble;
     if (!(b0 >= 0 && b1 >= b0 && b1 <= (double)data_bytes))
         return tal_err_set(err, TAL_EFORMAT,
                            "%s: tensor '%s': data_offsets [%.0f, %.0f] outside the %zu data bytes "
@@ -222,8 +228,8 @@ tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
     if (hlen > MAX_HEADER_BYTES || hlen > (uint64_t)size - 8) {
         rc = tal_err_set(err, TAL_EFORMAT,
-                         "%s: header length %llu does not fit the %ld-byte file (truncated or not a "
-                         "safetensors file)", path, (unsigned long long)hlen, size);
+                         "%s: header length %llu does not fit the %ld-byte file (truncated or "
+                         "not a safetensors file)", path, (unsigned long long)hlen, size);
         goto done;
     }
     header = malloc(hlen + 1);
@@ -250,6 +256,11 @@ tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *
         if (!strcmp(e->string, "__metadata__")) {
             out->metadata_json = cJSON_PrintUnformatted(e);
             continue;
+        }
+        if (tal_tensor_set_find(out, e->string)) {
+            rc = tal_err_set(err, TAL_EFORMAT, "%s: tensor '%s' appears twice in the header",
+                             path, e->string);
+            goto done;
         }
         if (!cJSON_IsObject(e)) {
             rc = tal_err_set(err, TAL_EFORMAT, "%s: tensor '%s': header entry is not an object",
@@ -286,6 +297,13 @@ tal_status tal_safetensors_write(const char *path, const tal_named_tensor *items
     }
     size_t offset = 0;
     for (int i = 0; i < count; i++) {
+        if (!strcmp(items[i].name, "__metadata__")) {
+            rc = tal_err_set(err, TAL_EINVAL, "%s: '__metadata__' is reserved, not a tensor name",
+                             path);
+            goto done;
+        }
+        TAL_ASSERT_MSG(items[i].t.data || tal_tensor_numel(items[i].t) == 0,
+                       "tensor '%s' has no data", items[i].name);
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "dtype", "F32");
         cJSON *shape = cJSON_AddArrayToObject(e, "shape");
@@ -304,6 +322,10 @@ tal_status tal_safetensors_write(const char *path, const tal_named_tensor *items
         cJSON_AddItemToObject(root, items[i].name, e);
     }
     header = cJSON_PrintUnformatted(root);
+    if (!header) {
+        rc = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
     size_t hlen = strlen(header), padded = (hlen + 7) / 8 * 8; /* keep the data 8-aligned */
     size_t tmp_len = strlen(path) + 32;
     tmp = malloc(tmp_len);
