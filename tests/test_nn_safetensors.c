@@ -121,8 +121,14 @@ Test(nn_safetensors, write_errors_name_the_file) {
     cr_assert(strstr(err.msg, "meta.safetensors"), "%s", err.msg);
 }
 
-Test(nn_safetensors, missing_file) {
+Test(nn_safetensors, missing_file_or_directory) {
     expect_read_error(tmp("does_not_exist.safetensors"), TAL_EIO, NULL, NULL);
+    tal_tensor_set set;
+    tal_err err = {0};
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path(""));
+    cr_assert_neq(tal_safetensors_read(&set, dir, &err), TAL_OK);
+    cr_assert(strstr(err.msg, dir), "message must name the path: %s", err.msg);
 }
 
 Test(nn_safetensors, truncated_files) {
@@ -190,6 +196,14 @@ Test(nn_safetensors, bad_headers_name_the_tensor) {
               "{\"deep\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,4],\"data_offsets\":[0,16]}}",
               d, 16);
     expect_read_error(g_path, TAL_EFORMAT, "deep", "dims");
+    write_raw(tmp("offset_type.safetensors"),
+              "{\"strs\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[\"0\",\"16\"]}}",
+              d, 16);
+    expect_read_error(g_path, TAL_EFORMAT, "strs", "data_offsets");
+    write_raw(tmp("twice.safetensors"),
+              "{\"same\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+              "\"same\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", d, 16);
+    expect_read_error(g_path, TAL_EFORMAT, "same", "twice");
     /* the second tensor is bad: the first one read before it must be freed, not leaked */
     write_raw(tmp("second_bad.safetensors"),
               "{\"ok\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
@@ -313,13 +327,24 @@ Test(nn_safetensors, params_load_errors) {
     float w[6] = {1, 2, 3, 4, 5, 6}, b[3] = {7, 8, 9}, extra[2] = {0, 0};
     tal_err err = {0};
     int unused = -1;
-    /* mis-shaped: [3, 2] where [2, 3] is declared (same count, other shape) */
-    tal_named_tensor bad[2] = {{"blocks.0.w", tal_t2(w, 3, 2), "F32"},
-                               {"blocks.0.b", tal_t1(b, 2), "F32"}};
+    /* mis-shaped: [3, 2] where [2, 3] is declared (same count, other shape); the good tensor
+     * stored first must not be copied either: a failed load changes nothing */
+    tal_named_tensor bad[2] = {{"blocks.0.b", tal_t1(b, 2), "F32"},
+                               {"blocks.0.w", tal_t2(w, 3, 2), "F32"}};
     cr_assert_eq(tal_safetensors_write(tmp("misshaped.safetensors"), bad, 2, NULL, NULL), TAL_OK);
     cr_assert_eq(tal_params_load(p, g_path, NULL, NULL, 0, &unused, &err), TAL_EFORMAT);
     cr_assert(strstr(err.msg, "misshaped.safetensors") && strstr(err.msg, "blocks.0.w") &&
               strstr(err.msg, "[3, 2]") && strstr(err.msg, "[2, 3]"), "%s", err.msg);
+    cr_assert_eq(tal_params_find(p, "blocks.0.b")->value.data[0], 0.0f, "a failed load wrote");
+    /* two file tensors that the map sends to one parameter */
+    tal_named_tensor both[3] = {{"module.blocks.0.b", tal_t1(b, 2), "F32"},
+                                {"blocks.0.b", tal_t1(b + 1, 2), "F32"},
+                                {"blocks.0.w", tal_t2(w, 2, 3), "F32"}};
+    cr_assert_eq(tal_safetensors_write(tmp("collide.safetensors"), both, 3, NULL, NULL), TAL_OK);
+    cr_assert_eq(tal_params_load(p, g_path, strip_module, NULL, 0, &unused, &err), TAL_EFORMAT);
+    cr_assert(strstr(err.msg, "collide.safetensors") && strstr(err.msg, "module.blocks.0.b") &&
+              strstr(err.msg, "blocks.0.b"), "%s", err.msg);
+    cr_assert_eq(tal_params_find(p, "blocks.0.w")->value.data[0], 0.0f, "a failed load wrote");
     /* missing parameter: an error unless allowed */
     tal_named_tensor only_w = {"blocks.0.w", tal_t2(w, 2, 3), "F32"};
     cr_assert_eq(tal_safetensors_write(tmp("missing.safetensors"), &only_w, 1, NULL, NULL), TAL_OK);
