@@ -53,7 +53,13 @@ static void check_attention(const char *name, float scale) {
     expect_close(dq, fixture_get(&fx, "dq"), 1e-5, 1e-4);
     expect_close(dk, fixture_get(&fx, "dk"), 1e-5, 1e-4);
     expect_close(dv, fixture_get(&fx, "dv"), 1e-5, 1e-4);
-    if (a.bias.data) expect_close(dbias, fixture_get(&fx, "dbias"), 1e-5, 1e-4);
+    if (a.bias.data) {
+        expect_close(dbias, fixture_get(&fx, "dbias"), 1e-5, 1e-4);
+        tal_attention_backward(dq, dk, dv, dbias, a.dy, a.q, a.k, a.v, a.probs, a.scale, scratch);
+        for (int64_t i = 0; i < tal_tensor_numel(dbias); i++) dbias.data[i] *= 0.5f;
+        expect_close(dbias, fixture_get(&fx, "dbias"), 1e-5, 1e-4); /* accumulated twice */
+        expect_close(dq, fixture_get(&fx, "dq"), 1e-5, 1e-4);      /* written, not accumulated */
+    }
     fd_check(dq, a.q, att_loss, &a);
     fd_check(dk, a.k, att_loss, &a);
     fd_check(dv, a.v, att_loss, &a);

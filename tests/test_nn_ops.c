@@ -160,6 +160,35 @@ static void check_layernorm(const char *name, int ct, float eps) {
 Test(nn_ops, layernorm_last_dim) { check_layernorm("nn_layernorm", 0, 1e-5f); }
 Test(nn_ops, layernorm_over_channels) { check_layernorm("nn_layernorm_ct", 1, 1e-6f); }
 
+Test(nn_ops, layernorm_backward_accumulates_and_skips_frozen_affine) {
+    for (int ct = 0; ct < 2; ct++) {
+        fixture fx;
+        fixture_load(&fx, ct ? "nn_layernorm_ct" : "nn_layernorm");
+        tal_tensor x = fixture_get(&fx, "x"), g = fixture_get(&fx, "gamma");
+        tal_tensor mean = fixture_get(&fx, "mean"), rstd = fixture_get(&fx, "rstd");
+        tal_tensor dy = fixture_get(&fx, "dy"), dx = test_tensor_like(x);
+        tal_tensor dg = test_tensor_like(g), db = test_tensor_like(g);
+        tal_fill(dg, 2.0f);
+        tal_fill(db, -1.0f);
+        if (ct)
+            tal_layernorm_ct_backward(dx, dg, db, dy, x, g, mean, rstd);
+        else
+            tal_layernorm_backward(dx, dg, db, dy, x, g, mean, rstd);
+        tal_tensor want_g = test_clone(fixture_get(&fx, "dgamma"));
+        tal_tensor want_b = test_clone(fixture_get(&fx, "dbeta"));
+        for (int64_t i = 0; i < tal_tensor_numel(g); i++) want_g.data[i] += 2, want_b.data[i] -= 1;
+        expect_close(dg, want_g, BWD_ATOL, BWD_RTOL);
+        expect_close(db, want_b, BWD_ATOL, BWD_RTOL);
+        tal_fill(dx, 5.0f); /* frozen norm: no dgamma, dbeta; dx still written */
+        if (ct)
+            tal_layernorm_ct_backward(dx, tal_tensor_none(), tal_tensor_none(), dy, x, g, mean, rstd);
+        else
+            tal_layernorm_backward(dx, tal_tensor_none(), tal_tensor_none(), dy, x, g, mean, rstd);
+        expect_close(dx, fixture_get(&fx, "dx"), BWD_ATOL, BWD_RTOL);
+        fixture_free(&fx);
+    }
+}
+
 Test(nn_ops, layernorm_without_affine_or_saved_stats) {
     fixture fx;
     fixture_load(&fx, "nn_layernorm");
@@ -219,6 +248,31 @@ Test(nn_ops, softmax_is_stable_for_large_logits) {
     cr_assert_float_eq(y[1], 1 / s, 1e-6, "got %g", y[1]);
     cr_assert_eq(y[2], 0.0f);
     cr_assert(isfinite(y[0]) && isfinite(y[3]));
+}
+
+Test(nn_ops, softmax_minus_inf_entries_and_rows) {
+    float x[8] = {0.5f, -INFINITY, 0.5f, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    float y[8], dy[8] = {1, 2, 3, 4, 5, 6, 7, 8}, dx[8];
+    tal_softmax_forward(tal_t2(y, 2, 4), tal_t2(x, 2, 4));
+    cr_assert(y[0] == 0.5f && y[1] == 0.0f && y[2] == 0.5f && y[3] == 0.0f, "%g %g %g %g", y[0],
+              y[1], y[2], y[3]);
+    for (int j = 4; j < 8; j++) cr_assert_eq(y[j], 0.0f, "an all -inf row gives zeros, not NaN");
+    tal_softmax_backward(tal_t2(dx, 2, 4), tal_t2(dy, 2, 4), tal_t2(y, 2, 4));
+    /* dx = y (dy - sum(dy y)) = 0.5 * (1 - 2), 0, 0.5 * (3 - 2), 0; second row 0 */
+    const float want[8] = {-0.5f, 0, 0.5f, 0, 0, 0, 0, 0};
+    for (int j = 0; j < 8; j++) cr_assert_float_eq(dx[j], want[j], 1e-7, "dx[%d] = %g", j, dx[j]);
+}
+
+Test(nn_ops, gelu_far_tails) {
+    float x[4] = {-12.0f, -6.0f, 6.0f, 12.0f}, y[4], dy[4] = {1, 1, 1, 1}, dx[4];
+    tal_gelu_forward(tal_t1(y, 4), tal_t1(x, 4));
+    tal_gelu_backward(tal_t1(dx, 4), tal_t1(dy, 4), tal_t1(x, 4));
+    /* x Phi(x): Phi(-6) ~ 1e-9, so y(-6) ~ -6e-9; y(6) = 6 to float precision */
+    cr_assert(y[0] == 0.0f || fabsf(y[0]) < 1e-30f, "y(-12) = %g", y[0]);
+    cr_assert(fabsf(y[1]) < 1e-7f && y[2] == 6.0f && y[3] == 12.0f, "%g %g %g", y[1], y[2], y[3]);
+    cr_assert(fabsf(dx[0]) < 1e-20f && fabsf(dx[1]) < 1e-6f && fabsf(dx[2] - 1) < 1e-6f &&
+              dx[3] == 1.0f, "%g %g %g %g", dx[0], dx[1], dx[2], dx[3]);
+    for (int j = 0; j < 4; j++) cr_assert(isfinite(y[j]) && isfinite(dx[j]));
 }
 
 /* ------------------------------------------------------------------ elementwise */
@@ -313,7 +367,10 @@ Test(nn_ops, one_and_two_threads_agree) {
     test_fill_uniform(w, 2);
     test_fill_uniform(b, 3);
     test_fill_uniform(dy, 4);
-    tal_tensor y[2], dx[2], dw[2], db[2], ln[2], sm[2], mean[2], rstd[2];
+    tal_tensor y[2], dx[2], dw[2], db[2], ln[2], sm[2], mean[2], rstd[2], bm[2];
+    tal_tensor ba = test_tensor(3, (int64_t[]){5, 40, 96}), bb = test_tensor(3, (int64_t[]){5, 96, 70});
+    test_fill_uniform(ba, 5);
+    test_fill_uniform(bb, 6);
     for (int t = 0; t < 2; t++) {
         cr_assert_eq(tal_threads_set(t + 1), t + 1);
         y[t] = test_tensor_like(dy), dx[t] = test_tensor_like(x), dw[t] = test_tensor_like(w);
@@ -324,6 +381,8 @@ Test(nn_ops, one_and_two_threads_agree) {
         tal_layernorm_forward(ln[t], mean[t], rstd[t], x, tal_tensor_none(), tal_tensor_none(),
                               1e-5f);
         tal_softmax_forward(sm[t], x);
+        bm[t] = test_tensor(3, (int64_t[]){5, 40, 70});
+        tal_bmm(bm[t], ba, bb, 0, 0, 1.0f, 0.0f); /* 5 batches >= 2 threads: spread */
     }
     /* the row split changes nothing per element; dW sums over rows in another blocking */
     expect_close(y[1], y[0], 1e-6, 1e-5);
@@ -332,5 +391,6 @@ Test(nn_ops, one_and_two_threads_agree) {
     expect_close(db[1], db[0], 1e-6, 1e-6);
     expect_close(ln[1], ln[0], 0, 0);
     expect_close(sm[1], sm[0], 0, 0);
+    expect_close(bm[1], bm[0], 1e-6, 1e-5);
     tal_threads_set(1);
 }
