@@ -1,45 +1,68 @@
-/* nn/activations.c: GELU (exact erf form, PyTorch's default) and ReLU, forward and backward. */
+/* nn/activations.c: GELU (exact erf form, PyTorch's default gelu(approximate='none')) and ReLU,
+ * forward and backward, elementwise on any shape. */
 #include "nn.h"
 
 #include <math.h>
 
-#define PAR_MIN 65536 /* below this, threads cost more than they save */
+#define PAR_MIN 65536 /* elements; below this threads cost more than they save */
 
-void tal_gelu_forward(tal_tensor y, tal_tensor x) {
-    TAL_ASSERT(tal_tensor_numel(y) == tal_tensor_numel(x));
-    int64_t n = tal_tensor_numel(x);
+static void gelu_forward_cpu(float *y, const float *x, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
-        float v = x.data[i];
-        y.data[i] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
+        float v = x[i];
+        y[i] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
     }
 }
 
+void tal_gelu_forward(tal_tensor y, tal_tensor x) {
+    TAL_ASSERT(tal_tensor_numel(y) == tal_tensor_numel(x));
+    TAL_ASSERT_SAME_DEVICE(y, x);
+    gelu_forward_cpu(y.data, x.data, tal_tensor_numel(x));
+}
+
 /* d/dx [x Phi(x)] = Phi(x) + x phi(x). */
-void tal_gelu_backward(tal_tensor dx, tal_tensor dy, tal_tensor x) {
-    TAL_ASSERT(tal_tensor_numel(dx) == tal_tensor_numel(x));
-    TAL_ASSERT(tal_tensor_numel(dy) == tal_tensor_numel(x));
-    int64_t n = tal_tensor_numel(x);
+static void gelu_backward_cpu(float *dx, const float *dy, const float *x, int64_t n) {
     const float inv_sqrt_2pi = 0.3989422804014327f;
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
-        float v = x.data[i];
+        float v = x[i];
         float cdf = 0.5f * (1.0f + erff(v * (float)M_SQRT1_2));
         float pdf = inv_sqrt_2pi * expf(-0.5f * v * v);
-        dx.data[i] = dy.data[i] * (cdf + v * pdf);
+        dx[i] = dy[i] * (cdf + v * pdf);
     }
+}
+
+void tal_gelu_backward(tal_tensor dx, tal_tensor dy, tal_tensor x) {
+    TAL_ASSERT(tal_tensor_numel(dx) == tal_tensor_numel(x));
+    TAL_ASSERT(tal_tensor_numel(dy) == tal_tensor_numel(x));
+    TAL_ASSERT_SAME_DEVICE(dx, x);
+    TAL_ASSERT_SAME_DEVICE(dy, x);
+    /* dx may alias dy (each element read before written), never x (x is read after). */
+    TAL_ASSERT(dx.data != x.data || tal_tensor_numel(x) == 0);
+    gelu_backward_cpu(dx.data, dy.data, x.data, tal_tensor_numel(x));
+}
+
+static void relu_forward_cpu(float *y, const float *x, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
 void tal_relu_forward(tal_tensor y, tal_tensor x) {
     TAL_ASSERT(tal_tensor_numel(y) == tal_tensor_numel(x));
-    int64_t n = tal_tensor_numel(x);
+    TAL_ASSERT_SAME_DEVICE(y, x);
+    relu_forward_cpu(y.data, x.data, tal_tensor_numel(x));
+}
+
+/* The gradient at 0 is taken as 0, as PyTorch's threshold_backward does. */
+static void relu_backward_cpu(float *dx, const float *dy, const float *y, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y.data[i] = x.data[i] > 0 ? x.data[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
 }
 
 void tal_relu_backward(tal_tensor dx, tal_tensor dy, tal_tensor y) {
     TAL_ASSERT(tal_tensor_numel(dx) == tal_tensor_numel(y));
-    int64_t n = tal_tensor_numel(y);
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx.data[i] = y.data[i] > 0 ? dy.data[i] : 0.0f;
+    TAL_ASSERT(tal_tensor_numel(dy) == tal_tensor_numel(y));
+    TAL_ASSERT_SAME_DEVICE(dx, y);
+    TAL_ASSERT_SAME_DEVICE(dy, y);
+    relu_backward_cpu(dx.data, dy.data, y.data, tal_tensor_numel(y));
 }

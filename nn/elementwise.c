@@ -1,10 +1,12 @@
-/* nn/elementwise.c: add, sub, scale, axpy, copy, fill, mul on equal-sized tensors (aliasing
- * allowed: each element is read before it is written). */
+/* nn/elementwise.c: add, sub, mul, scale, axpy, copy, fill on tensors of equal element count
+ * (shapes may differ: these are flat). Outputs may alias inputs: each element is read before
+ * it is written. */
 #include "nn.h"
 
+#include <math.h>
 #include <string.h>
 
-#define PAR_MIN 65536
+#define PAR_MIN 65536 /* elements; below this threads cost more than they save */
 
 static int64_t same_numel(tal_tensor a, tal_tensor b) {
     TAL_ASSERT_MSG(tal_tensor_numel(a) == tal_tensor_numel(b), "%lld vs %lld elements",
@@ -13,37 +15,53 @@ static int64_t same_numel(tal_tensor a, tal_tensor b) {
     return tal_tensor_numel(a);
 }
 
-void tal_add(tal_tensor y, tal_tensor a, tal_tensor b) {
-    int64_t n = same_numel(y, a);
-    same_numel(a, b);
+typedef enum { OP_ADD, OP_SUB, OP_MUL } binary_op;
+
+static void binary_cpu(float *y, const float *a, const float *b, int64_t n, binary_op op) {
+    switch (op) {
+    case OP_ADD:
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y.data[i] = a.data[i] + b.data[i];
+        for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+        break;
+    case OP_SUB:
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) y[i] = a[i] - b[i];
+        break;
+    case OP_MUL:
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+        break;
+    }
 }
 
-void tal_sub(tal_tensor y, tal_tensor a, tal_tensor b) {
+static void binary(tal_tensor y, tal_tensor a, tal_tensor b, binary_op op) {
     int64_t n = same_numel(y, a);
     same_numel(a, b);
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y.data[i] = a.data[i] - b.data[i];
+    binary_cpu(y.data, a.data, b.data, n, op);
 }
 
-void tal_mul(tal_tensor y, tal_tensor a, tal_tensor b) {
-    int64_t n = same_numel(y, a);
-    same_numel(a, b);
+void tal_add(tal_tensor y, tal_tensor a, tal_tensor b) { binary(y, a, b, OP_ADD); }
+void tal_sub(tal_tensor y, tal_tensor a, tal_tensor b) { binary(y, a, b, OP_SUB); }
+void tal_mul(tal_tensor y, tal_tensor a, tal_tensor b) { binary(y, a, b, OP_MUL); }
+
+static void scale_cpu(float *y, const float *x, float s, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y.data[i] = a.data[i] * b.data[i];
+    for (int64_t i = 0; i < n; i++) y[i] = s * x[i];
 }
 
 void tal_scale(tal_tensor y, tal_tensor x, float s) {
     int64_t n = same_numel(y, x);
+    scale_cpu(y.data, x.data, s, n);
+}
+
+static void axpy_cpu(float *y, float a, const float *x, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y.data[i] = s * x.data[i];
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
 void tal_axpy(tal_tensor y, float a, tal_tensor x) {
     int64_t n = same_numel(y, x);
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) y.data[i] += a * x.data[i];
+    axpy_cpu(y.data, a, x.data, n);
 }
 
 void tal_copy(tal_tensor dst, tal_tensor src) {
@@ -51,12 +69,16 @@ void tal_copy(tal_tensor dst, tal_tensor src) {
     if (n && dst.data != src.data) memmove(dst.data, src.data, (size_t)n * sizeof(float));
 }
 
-void tal_fill(tal_tensor t, float value) {
-    int64_t n = tal_tensor_numel(t);
-    if (value == 0.0f) {
-        if (n) memset(t.data, 0, (size_t)n * sizeof(float));
+static void fill_cpu(float *t, float value, int64_t n) {
+    if (value == 0.0f && !signbit(value)) { /* +0.0 is all-zero bits; -0.0 is not */
+        memset(t, 0, (size_t)n * sizeof(float));
         return;
     }
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) t.data[i] = value;
+    for (int64_t i = 0; i < n; i++) t[i] = value;
+}
+
+void tal_fill(tal_tensor t, float value) {
+    int64_t n = tal_tensor_numel(t);
+    if (n) fill_cpu(t.data, value, n);
 }

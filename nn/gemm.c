@@ -8,14 +8,24 @@
 #include <omp.h>
 #endif
 
-/* Below this many multiply-adds a split costs more than it gains. */
+/* Below this many multiply-adds a split costs more (thread wake-up, packing B twice) than it
+ * gains; each part keeps at least this many too. */
 #define SPLIT_MIN_MACS (1 << 18)
 
+static int threads_here(void) {
+#ifdef _OPENMP
+    if (!omp_in_parallel()) return omp_get_max_threads();
+#endif
+    return 1;
+}
+
+/* One single-threaded sgemm; K = 0 (an empty sum) still applies beta, which not every BLAS
+ * build does, so it is done here. */
 static void sgemm1(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                    int64_t ldc) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* sgemm with K = 0 still scales C by beta, but some builds skip it */
+    if (K <= 0) {
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
         return;
@@ -28,15 +38,23 @@ static void sgemm1(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, fl
 void tal_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
               int64_t ldc) {
-    int threads = 1;
-#ifdef _OPENMP
-    if (!omp_in_parallel()) threads = omp_get_max_threads();
-#endif
-    if (threads <= 1 || M * N * K < SPLIT_MIN_MACS || M < 2 * threads) {
+    TAL_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    TAL_ASSERT_MSG(M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX,
+                   "gemm %lld x %lld x %lld exceeds BLAS int", (long long)M, (long long)N,
+                   (long long)K);
+    if (M == 0 || N == 0) return;
+    TAL_ASSERT(ldc >= N && lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N));
+    int64_t macs = M * N * K;
+    int threads = threads_here();
+    if (threads > 1 && macs / threads < SPLIT_MIN_MACS) threads = (int)(macs / SPLIT_MIN_MACS);
+    if (threads <= 1) {
         sgemm1(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* Row blocks of C: rows of op(A) are rows of A (no trans) or columns of A (trans). */
+    /* Rows of C when there are enough of them (each thread reads a slab of op(A) and all of B);
+     * else columns (a few rows, many columns: e.g. a tiny batch through a wide layer). Rows of
+     * op(A) are rows of A (no trans) or columns of A (trans), likewise columns of op(B). */
+    int by_rows = M >= 8 * threads || M >= N;
 #pragma omp parallel num_threads(threads)
     {
 #ifdef _OPENMP
@@ -44,15 +62,42 @@ void tal_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 #else
         int t = 0, nt = 1;
 #endif
-        int64_t r0 = M * t / nt, r1 = M * (t + 1) / nt;
-        const float *a = trans_a ? A + r0 : A + r0 * lda;
-        sgemm1(trans_a, trans_b, r1 - r0, N, K, alpha, a, lda, B, ldb, beta, C + r0 * ldc, ldc);
+        if (by_rows) {
+            int64_t r0 = M * t / nt, r1 = M * (t + 1) / nt;
+            const float *a = trans_a ? A + r0 : A + r0 * lda;
+            sgemm1(trans_a, trans_b, r1 - r0, N, K, alpha, a, lda, B, ldb, beta, C + r0 * ldc,
+                   ldc);
+        } else {
+            int64_t c0 = N * t / nt, c1 = N * (t + 1) / nt;
+            const float *b = trans_b ? B + c0 * ldb : B + c0;
+            sgemm1(trans_a, trans_b, M, c1 - c0, K, alpha, A, lda, b, ldb, beta, C + c0, ldc);
+        }
+    }
+}
+
+static void bmm_cpu(tal_tensor c, tal_tensor a, tal_tensor b, int trans_a, int trans_b,
+                    float alpha, float beta, int64_t nb, int64_t M, int64_t N, int64_t K) {
+    int64_t ar = a.shape[a.ndim - 2], ac = a.shape[a.ndim - 1];
+    int64_t br = b.shape[b.ndim - 2], bc = b.shape[b.ndim - 1];
+    int threads = threads_here();
+    if (threads > 1 && nb >= threads && M * N * K * nb >= SPLIT_MIN_MACS) {
+        /* Whole products per thread: no split inside one (small window GEMMs lose to it). */
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t i = 0; i < nb; i++)
+            sgemm1(trans_a, trans_b, M, N, K, alpha, a.data + i * ar * ac, ac,
+                   b.data + i * br * bc, bc, beta, c.data + i * M * N, N);
+    } else {
+        for (int64_t i = 0; i < nb; i++) /* few, large products: split each one's rows */
+            tal_gemm(trans_a, trans_b, M, N, K, alpha, a.data + i * ar * ac, ac,
+                     b.data + i * br * bc, bc, beta, c.data + i * M * N, N);
     }
 }
 
 void tal_bmm(tal_tensor c, tal_tensor a, tal_tensor b, int trans_a, int trans_b, float alpha,
              float beta) {
     TAL_ASSERT(a.ndim == b.ndim && a.ndim == c.ndim && (a.ndim == 2 || a.ndim == 3));
+    TAL_ASSERT_SAME_DEVICE(c, a);
+    TAL_ASSERT_SAME_DEVICE(c, b);
     int three = a.ndim == 3;
     int64_t nb = three ? a.shape[0] : 1;
     TAL_ASSERT(!three || (b.shape[0] == nb && c.shape[0] == nb));
@@ -64,18 +109,5 @@ void tal_bmm(tal_tensor c, tal_tensor a, tal_tensor b, int trans_a, int trans_b,
                    "bmm: [%lld x %lld] x [%lld x %lld] -> [%lld x %lld]", (long long)M,
                    (long long)K, (long long)Kb, (long long)N, (long long)c.shape[c.ndim - 2],
                    (long long)c.shape[c.ndim - 1]);
-    int threads = 1;
-#ifdef _OPENMP
-    if (!omp_in_parallel()) threads = omp_get_max_threads();
-#endif
-    if (nb >= threads && threads > 1) {
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < nb; i++)
-            sgemm1(trans_a, trans_b, M, N, K, alpha, a.data + i * ar * ac, ac, b.data + i * br * bc,
-                   bc, beta, c.data + i * M * N, N);
-    } else {
-        for (int64_t i = 0; i < nb; i++)
-            tal_gemm(trans_a, trans_b, M, N, K, alpha, a.data + i * ar * ac, ac,
-                     b.data + i * br * bc, bc, beta, c.data + i * M * N, N);
-    }
+    bmm_cpu(c, a, b, trans_a, trans_b, alpha, beta, nb, M, N, K);
 }

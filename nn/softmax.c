@@ -1,13 +1,16 @@
-/* nn/softmax.c: softmax over the last dim (max-subtracted; a row of all -inf gives zeros). */
+/* nn/softmax.c: softmax over the last dim, max-subtracted, sums in double; a row of all -inf
+ * gives zeros (no probability mass anywhere) rather than NaN. */
 #include "nn.h"
 
 #include <math.h>
 
-/* Shared with attention.c through this file's public functions only: one row in place. */
+#define PAR_MIN 32768 /* elements */
+
+/* One row; y may equal x (each element is read before it is written). */
 static void softmax_row(float *y, const float *x, int64_t n) {
     float m = -INFINITY;
     for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
-    if (m == -INFINITY) { /* fully masked row: no probability mass anywhere */
+    if (m == -INFINITY) {
         for (int64_t j = 0; j < n; j++) y[j] = 0.0f;
         return;
     }
@@ -17,26 +20,43 @@ static void softmax_row(float *y, const float *x, int64_t n) {
         s += y[j];
     }
     float inv = (float)(1.0 / s);
+#pragma omp simd
     for (int64_t j = 0; j < n; j++) y[j] *= inv;
 }
 
-void tal_softmax_forward(tal_tensor y, tal_tensor x) {
-    TAL_ASSERT(tal_tensor_numel(y) == tal_tensor_numel(x));
+static void softmax_forward_cpu(tal_tensor y, tal_tensor x) {
     int64_t rows = tal_tensor_rows(x), n = tal_tensor_cols(x);
-#pragma omp parallel for schedule(static) if (rows * n > 32768)
+#pragma omp parallel for schedule(static) if (rows * n > PAR_MIN)
     for (int64_t r = 0; r < rows; r++) softmax_row(y.data + r * n, x.data + r * n, n);
 }
 
-void tal_softmax_backward(tal_tensor dx, tal_tensor dy, tal_tensor y) {
-    TAL_ASSERT(tal_tensor_numel(dx) == tal_tensor_numel(y));
-    TAL_ASSERT(tal_tensor_numel(dy) == tal_tensor_numel(y));
+void tal_softmax_forward(tal_tensor y, tal_tensor x) {
+    TAL_ASSERT(x.ndim >= 1);
+    TAL_ASSERT_SAME_SHAPE(y, x);
+    TAL_ASSERT_SAME_DEVICE(y, x);
+    softmax_forward_cpu(y, x);
+}
+
+static void softmax_backward_cpu(tal_tensor dx, tal_tensor dy, tal_tensor y) {
     int64_t rows = tal_tensor_rows(y), n = tal_tensor_cols(y);
-#pragma omp parallel for schedule(static) if (rows * n > 32768)
+#pragma omp parallel for schedule(static) if (rows * n > PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         const float *yr = y.data + r * n, *dyr = dy.data + r * n;
-        float *dxr = dx.data + r * n;
+        float *dxr = dx.data + r * n; /* may equal dyr: the sum is taken first */
         double s = 0;
+#pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < n; j++) s += (double)dyr[j] * yr[j];
-        for (int64_t j = 0; j < n; j++) dxr[j] = yr[j] * (dyr[j] - (float)s);
+        float sf = (float)s;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) dxr[j] = yr[j] * (dyr[j] - sf);
     }
+}
+
+void tal_softmax_backward(tal_tensor dx, tal_tensor dy, tal_tensor y) {
+    TAL_ASSERT(y.ndim >= 1);
+    TAL_ASSERT_SAME_SHAPE(dx, y);
+    TAL_ASSERT_SAME_SHAPE(dy, y);
+    TAL_ASSERT_SAME_DEVICE(dx, y);
+    TAL_ASSERT_SAME_DEVICE(dy, y);
+    softmax_backward_cpu(dx, dy, y);
 }
