@@ -197,7 +197,8 @@ void tal_softmax_backward(tal_tensor dx, tal_tensor dy, tal_tensor y);
 void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
                            tal_tensor v, tal_tensor bias, tal_tensor mask, float scale);
 /* Writes dq, dk, dv; accumulates dbias (skipped if none). scratch: an arena for one [N, Nk]
- * buffer per thread. */
+ * buffer per thread, two when dbias is wanted (a planner arena counts them; dbias may then be
+ * a shape without data). */
 void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_tensor dbias,
                             tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor v,
                             tal_tensor probs, float scale, tal_arena *scratch);
