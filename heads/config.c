@@ -102,8 +102,9 @@ static tal_status num(const cJSON *it, const char *name, double *v, tal_err *err
     return TAL_OK;
 }
 
-tal_status tal_head_config_from_json(tal_head_config *c, const char *name, const char *json,
+tal_status tal_head_config_from_json(tal_head_config *out, const char *name, const char *json,
                                      tal_err *err) {
+    tal_head_config copy = *out, *c = &copy; /* *out changes only on success */
     cJSON *root = cJSON_Parse(json);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -173,5 +174,6 @@ tal_status tal_head_config_from_json(tal_head_config *c, const char *name, const
     if (rc == TAL_OK) rc = tal_head_config_check(c, err);
     if (rc != TAL_OK && err && strncmp(err->msg, name, strlen(name)))
         tal_err_prefix(err, "%s", name);
+    if (rc == TAL_OK) *out = copy;
     return rc;
 }
