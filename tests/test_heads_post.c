@@ -1,0 +1,377 @@
+/* tests/test_heads_post.c: post-processing on hand-made cases: Soft-NMS (same-class overlap,
+ * other classes, class-agnostic, identical scores, zero-length, empty, min score, cap), voting,
+ * classifier fusion, decoding of crafted head outputs, seconds, result writers, .npy features
+ * and their bad-input errors. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heads/heads.h"
+#include "testlib.h"
+
+static tal_dets make(const tal_detection *d, int n) {
+    tal_dets out = {0};
+    tal_err err = {0};
+    for (int i = 0; i < n; i++) cr_assert_eq(tal_dets_push(&out, d[i], &err), TAL_OK);
+    return out;
+}
+
+static tal_nms_opts opts(int multiclass, float vote, int max_seg) {
+    tal_nms_opts o = {0.7f, 0.001f, multiclass, vote, max_seg};
+    return o;
+}
+
+#define NEAR(a, b) cr_assert(fabs((double)(a) - (double)(b)) < 1e-5, "%s = %.7g, expected %.7g", #a, (double)(a), (double)(b))
+
+Test(heads_nms, overlapping_same_class_is_decayed) {
+    tal_detection in[] = {{0, 10, 0.8f, 0}, {0, 10, 0.9f, 0}, {20, 30, 0.5f, 0}};
+    tal_dets d = make(in, 3);
+    tal_nms_opts o = opts(1, 0, 0);
+    tal_err err = {0};
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert_eq(d.n, 3);
+    NEAR(d.items[0].score, 0.9f);
+    NEAR(d.items[1].score, 0.5f); /* disjoint: untouched */
+    double iou = 10.0 / (20 + 2e-6 - 10);
+    NEAR(d.items[2].score, 0.8 * exp(-iou * iou / 0.7));
+    NEAR(d.items[2].start, 0);
+    tal_dets_free(&d);
+}
+
+Test(heads_nms, classes_apart_unless_class_agnostic) {
+    tal_detection in[] = {{0, 10, 0.9f, 0}, {0, 10, 0.8f, 1}};
+    tal_err err = {0};
+    tal_dets d = make(in, 2);
+    tal_nms_opts o = opts(1, 0, 0);
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    NEAR(d.items[1].score, 0.8f);
+    tal_dets_free(&d);
+    d = make(in, 2);
+    o = opts(0, 0, 0);
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert(d.items[1].score < 0.2f);
+    tal_dets_free(&d);
+}
+
+Test(heads_nms, identical_scores_keep_the_earlier_first) {
+    tal_detection in[] = {{5, 15, 0.5f, 0}, {0, 10, 0.5f, 0}};
+    tal_err err = {0};
+    tal_dets d = make(in, 2);
+    tal_nms_opts o = opts(1, 0, 0);
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    NEAR(d.items[0].start, 5);
+    NEAR(d.items[0].score, 0.5f);
+    double iou = 5.0 / (20 + 2e-6 - 5);
+    NEAR(d.items[1].score, 0.5 * exp(-iou * iou / 0.7));
+    tal_dets_free(&d);
+}
+
+Test(heads_nms, zero_length_segments_suppress_nothing) {
+    tal_detection in[] = {{3, 3, 0.9f, 0}, {0, 10, 0.8f, 0}, {3, 3, 0.7f, 0}};
+    tal_err err = {0};
+    tal_dets d = make(in, 3);
+    tal_nms_opts o = opts(1, 0, 0);
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert_eq(d.n, 3);
+    NEAR(d.items[1].score, 0.8f);
+    NEAR(d.items[2].score, 0.7f);
+    tal_dets_free(&d);
+}
+
+Test(heads_nms, empty_min_score_and_cap) {
+    tal_err err = {0};
+    tal_dets d = {0};
+    tal_nms_opts o = opts(1, 0, 0);
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert_eq(d.n, 0);
+    tal_detection in[] = {{0, 10, 0.9f, 0}, {0, 10, 0.002f, 0}, {20, 21, 0.3f, 0}, {40, 41, 0.2f, 0}};
+    d = make(in, 4);
+    o = opts(1, 0, 2);
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert_eq(d.n, 2); /* 0.002 decays below 0.001 and is dropped; then the cap of 2 */
+    NEAR(d.items[1].score, 0.3f);
+    o.sigma = 0;
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_EINVAL);
+    tal_dets_free(&d);
+}
+
+Test(heads_nms, voting_averages_overlapping_pre_nms_segments) {
+    tal_detection in[] = {{0, 10, 0.9f, 0}, {1, 11, 0.6f, 0}, {50, 60, 0.4f, 0}};
+    tal_err err = {0};
+    tal_dets d = make(in, 3);
+    tal_nms_opts o = opts(0, 0.5f, 0);
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert_eq(d.n, 3);
+    NEAR(d.items[0].start, 0.4);
+    NEAR(d.items[0].end, 10.4);
+    NEAR(d.items[0].score, 0.9f);
+    NEAR(d.items[1].start, 50); /* alone: unchanged */
+    NEAR(d.items[2].start, 0.4);
+    tal_dets_free(&d);
+    /* multiclass: voting never runs */
+    d = make(in, 3);
+    o = opts(1, 0.5f, 0);
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    NEAR(d.items[0].start, 0);
+    tal_dets_free(&d);
+}
+
+Test(heads_post, classifier_fusion_top2) {
+    tal_detection in[] = {{1, 2, 0.5f, 0}};
+    tal_dets a = make(in, 1), out = {0};
+    float cls[4] = {0.1f, 0.7f, 0.2f, 0.7f};
+    tal_err err = {0};
+    cr_assert_eq(tal_dets_fuse_classifier(&out, &a, cls, 4, 2, &err), TAL_OK);
+    cr_assert_eq(out.n, 2);
+    cr_assert_eq(out.items[0].label, 1); /* ties to the lower class */
+    cr_assert_eq(out.items[1].label, 3);
+    NEAR(out.items[0].score, 0.35f);
+    cr_assert_eq(tal_dets_fuse_classifier(&out, &a, cls, 0, 2, &err), TAL_EINVAL);
+    tal_dets_free(&a);
+    tal_dets_free(&out);
+}
+
+Test(heads_post, seconds_in_resize_and_window_modes) {
+    tal_detection in[] = {{48, 96, 0.123456f, 0}, {-5, 300, 0.5f, 0}};
+    tal_dets d = make(in, 2);
+    tal_time_map m = {0};
+    m.resize_len = 192;
+    m.duration_s = 100;
+    tal_dets_to_seconds(&d, 0, &m, 1);
+    NEAR(d.items[0].start, 25);
+    NEAR(d.items[0].end, 50);
+    NEAR(d.items[0].score, 0.1235f);
+    NEAR(d.items[1].start, 0);
+    NEAR(d.items[1].end, 100);
+    tal_dets_free(&d);
+    d = make(in, 1);
+    tal_time_map w = {.fps = 30, .snippet_stride = 4, .window_start_frame = 300, .duration_s = 200};
+    tal_dets_to_seconds(&d, 0, &w, 0);
+    NEAR(d.items[0].start, (48 * 4 + 300) / 30.0);
+    tal_dets_free(&d);
+}
+
+/* ---------------------------------------------------------------- decoding -------------- */
+static tal_head *small_head(tal_params **pp, int K) {
+    tal_head_config c;
+    tal_head_config_thumos(&c);
+    c.in_channels = 4;
+    c.channels = 8;
+    c.n_classes = K;
+    c.max_seq_len = 32;
+    c.arch[1] = 1;
+    c.arch[2] = 2;
+    c.n_head = 2;
+    tal_err err = {0};
+    tal_head *h = NULL;
+    *pp = tal_params_create();
+    int g = tal_params_add_group(*pp, "all", 1, 0);
+    cr_assert_eq(tal_head_create(&h, &c, *pp, "head.", g, g, 1, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_params_allocate(*pp, TAL_DEV_CPU, &err), TAL_OK);
+    cr_assert_eq(tal_head_init(h, 1, &err), TAL_OK, "%s", err.msg);
+    cr_assert_not_null(tal_params_find(*pp, "head.rpn_head.cls_head.bias"));
+    return h;
+}
+
+Test(heads_post, decode_crafted_outputs) {
+    tal_params *pp;
+    tal_head *h = small_head(&pp, 3);
+    tal_tensor x = test_tensor(3, (int64_t[]){1, 4, 32}), m = test_tensor(2, (int64_t[]){1, 32});
+    test_fill_uniform(x, 3);
+    for (int t = 0; t < 24; t++) m.data[t] = 1;
+    tal_head_forward(h, x, m);
+    for (int l = 0; l < 3; l++) tal_fill(tal_head_cls(h, l), -20.0f);
+    tal_tensor c1 = tal_head_cls(h, 1), r1 = tal_head_reg(h, 1);
+    c1.data[2 * 16 + 3] = 2.0f;  /* level 1 (stride 2), point 3 (p = 6), class 2 */
+    r1.data[3] = 1.5f;
+    r1.data[16 + 3] = 2.5f;
+    c1.data[0 * 16 + 11] = 1.0f; /* level 1, point 11 (p = 22), class 0: runs past 24 */
+    r1.data[11] = 0.5f;
+    r1.data[16 + 11] = 4.0f;
+    c1.data[1 * 16 + 13] = 5.0f; /* point 13 is padding (p = 26 >= 24): ignored */
+    tal_dets d = {0};
+    tal_err err = {0};
+    cr_assert_eq(tal_head_decode(h, 0, &d, &err), TAL_OK);
+    cr_assert_eq(d.n, 2);
+    NEAR(d.items[0].start, 3);
+    NEAR(d.items[0].end, 11);
+    NEAR(d.items[0].score, 1 / (1 + exp(-2.0)));
+    cr_assert_eq(d.items[0].label, 2);
+    NEAR(d.items[1].start, 21);
+    NEAR(d.items[1].end, 24); /* clipped to the valid length */
+    tal_dets_free(&d);
+    tal_head_destroy(h);
+    tal_params_destroy(pp);
+}
+
+Test(heads_post, decode_empty_video_gives_nothing) {
+    tal_params *pp;
+    tal_head *h = small_head(&pp, 3);
+    tal_tensor x = test_tensor(3, (int64_t[]){1, 4, 32}), m = test_tensor(2, (int64_t[]){1, 32});
+    tal_head_forward(h, x, m); /* all padding */
+    tal_dets d = {0};
+    tal_err err = {0};
+    cr_assert_eq(tal_head_decode(h, 0, &d, &err), TAL_OK);
+    cr_assert_eq(d.n, 0);
+    for (int l = 0; l < 3; l++) {
+        tal_tensor c = tal_head_cls(h, l);
+        for (int64_t i = 0; i < tal_tensor_numel(c); i++) cr_assert(isfinite(c.data[i]));
+    }
+    tal_head_gt gt = {0};
+    tal_head_losses L;
+    cr_assert_eq(tal_head_loss(h, &gt, 1, &L, &err), TAL_OK);
+    cr_assert_eq(L.num_pos, 0);
+    cr_assert_float_eq(L.reg, 0, 0);
+    cr_assert(isfinite(L.cls));
+    float seg[2] = {5, 3};
+    int lab = 0;
+    tal_head_gt bad = {seg, &lab, 1};
+    cr_assert_eq(tal_head_loss(h, &bad, 1, &L, &err), TAL_EINVAL);
+    cr_assert(strstr(err.msg, "segment 0"), "%s", err.msg);
+    seg[1] = 7;
+    lab = 3;
+    cr_assert_eq(tal_head_loss(h, &bad, 1, &L, &err), TAL_EINVAL);
+    cr_assert(strstr(err.msg, "label 3"), "%s", err.msg);
+    tal_head_destroy(h);
+    tal_params_destroy(pp);
+}
+
+/* ---------------------------------------------------------------- writers --------------- */
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = calloc(1, (size_t)n + 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return s;
+}
+
+Test(heads_post, results_json_and_srt) {
+    tal_detection in[] = {{1.5, 4.25, 0.75f, 1}, {10, 70.5, 0.5f, 0}, {3661.2, 3662, 0.9f, 1}};
+    tal_dets d = make(in, 3), empty = {0};
+    char *names[] = {"Diving", "High Jump"};
+    tal_video_dets v[2] = {{"video_a", &d}, {"video_b", &empty}};
+    tal_err err = {0};
+    const char *path = test_tmp_path("heads_results.json");
+    cr_assert_eq(tal_results_write_json(path, v, 2, names, 2, &err), TAL_OK, "%s", err.msg);
+    char *text = slurp(path);
+    cJSON *root = cJSON_Parse(text);
+    cr_assert_not_null(root);
+    cr_assert_str_eq(cJSON_GetObjectItem(root, "version")->valuestring, "VERSION 1.3");
+    cJSON *a = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "results"), "video_a");
+    cr_assert_eq(cJSON_GetArraySize(a), 3);
+    cJSON *first = cJSON_GetArrayItem(a, 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(first, "label")->valuestring, "High Jump");
+    NEAR(cJSON_GetArrayItem(cJSON_GetObjectItem(first, "segment"), 1)->valuedouble, 4.25);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "results"),
+                                                         "video_b")), 0);
+    cr_assert_not_null(cJSON_GetObjectItem(root, "external_data"));
+    cJSON_Delete(root);
+    free(text);
+
+    const char *srt = test_tmp_path("heads_top.srt");
+    cr_assert_eq(tal_results_write_srt(srt, &d, names, 2, 2, &err), TAL_OK, "%s", err.msg);
+    text = slurp(srt);
+    /* top 2 by score (0.9, 0.75), shown in time order */
+    cr_assert(strstr(text, "1\n00:00:01,500 --> 00:00:04,250\nHigh Jump (0.75)"), "%s", text);
+    cr_assert(strstr(text, "2\n01:01:01,200 --> 01:01:02,000\nHigh Jump (0.90)"), "%s", text);
+    cr_assert_null(strstr(text, "Diving"));
+    free(text);
+
+    d.items[0].label = 5;
+    cr_assert_eq(tal_results_write_json(path, v, 2, names, 2, &err), TAL_EINVAL);
+    cr_assert_eq(tal_results_write_srt("/nonexistent/dir/x.srt", &empty, names, 2, 5, &err), TAL_EIO);
+    cr_assert(strstr(err.msg, "/nonexistent/dir/x.srt"), "%s", err.msg);
+    tal_dets_free(&d);
+}
+
+/* ---------------------------------------------------------------- .npy ------------------ */
+static const char *write_npy(const char *name, const char *descr, const char *shape, int fortran,
+                             const void *data, size_t bytes) {
+    const char *path = test_tmp_path(name);
+    char hdr[256];
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }",
+                     descr, fortran ? "True" : "False", shape);
+    int total = 10 + n + 1, pad = (64 - total % 64) % 64;
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    unsigned short hl = (unsigned short)(n + pad + 1);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fwrite(&hl, 2, 1, f);
+    fwrite(hdr, 1, (size_t)n, f);
+    for (int i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+    if (bytes) fwrite(data, 1, bytes, f);
+    fclose(f);
+    return path;
+}
+
+Test(heads_features, layouts_and_dtypes) {
+    float tc[3][2] = {{1, 2}, {3, 4}, {5, 6}}; /* [T = 3, C = 2] */
+    tal_features f;
+    tal_err err = {0};
+    const char *p = write_npy("f_tc.npy", "<f4", "(3, 2)", 0, tc, sizeof tc);
+    cr_assert_eq(tal_features_load(&f, p, 2, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(f.C, 2);
+    cr_assert_eq(f.T, 3);
+    float want[6] = {1, 3, 5, 2, 4, 6}; /* [C, T] */
+    for (int i = 0; i < 6; i++) cr_assert_float_eq(f.data[i], want[i], 0);
+    tal_features_free(&f);
+    /* the same bytes read as a [C=3, T=2] file */
+    cr_assert_eq(tal_features_load(&f, p, 3, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(f.T, 2);
+    cr_assert_float_eq(f.data[2], 3, 0);
+    tal_features_free(&f);
+    /* Fortran order (2, 3) == C-order (3, 2) bytes: shape [C=2, T=3] */
+    p = write_npy("f_fortran.npy", "<f4", "(2, 3)", 1, tc, sizeof tc);
+    cr_assert_eq(tal_features_load(&f, p, 2, &err), TAL_OK, "%s", err.msg);
+    for (int i = 0; i < 6; i++) cr_assert_float_eq(f.data[i], want[i], 0);
+    tal_features_free(&f);
+    uint16_t h[6];
+    for (int i = 0; i < 6; i++) h[i] = tal_f32_to_f16((float)(i + 1) * 0.5f);
+    p = write_npy("f_f16.npy", "<f2", "(2, 3)", 0, h, sizeof h); /* [C=2, T=3] */
+    cr_assert_eq(tal_features_load(&f, p, 2, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(f.T, 3);
+    cr_assert_float_eq(f.data[4], 2.5f, 0);
+    tal_features_free(&f);
+    p = write_npy("f_empty.npy", "<f4", "(0, 2)", 0, NULL, 0);
+    cr_assert_eq(tal_features_load(&f, p, 2, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(f.T, 0);
+    tal_features_free(&f);
+}
+
+static void expect_bad(const char *path, int C, tal_status code, const char *needle) {
+    tal_features f;
+    tal_err err = {0};
+    cr_assert_eq(tal_features_load(&f, path, C, &err), code, "%s: %s", path, err.msg);
+    cr_assert_null(f.data);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    cr_assert(strstr(err.msg, base), "message must name the file: %s", err.msg);
+    cr_assert(strstr(err.msg, needle), "message must say '%s': %s", needle, err.msg);
+}
+
+Test(heads_features, bad_files_name_the_file) {
+    float v[6] = {1, 2, 3, 4, 5, 6};
+    double dv[6] = {0};
+    expect_bad(test_tmp_path("missing.npy"), 2, TAL_EIO, "cannot open");
+    expect_bad(write_npy("f_f8.npy", "<f8", "(3, 2)", 0, dv, sizeof dv), 2, TAL_EFORMAT, "<f8");
+    expect_bad(write_npy("f_3d.npy", "<f4", "(1, 3, 2)", 0, v, sizeof v), 2, TAL_EFORMAT,
+               "3 dimensions");
+    expect_bad(write_npy("f_shape.npy", "<f4", "(3, 2)", 0, v, sizeof v), 5, TAL_EFORMAT,
+               "neither dimension");
+    expect_bad(write_npy("f_trunc.npy", "<f4", "(3, 2)", 0, v, 5 * sizeof(float)), 2,
+               TAL_EFORMAT, "truncated");
+    v[4] = NAN;
+    expect_bad(write_npy("f_nan.npy", "<f4", "(3, 2)", 0, v, sizeof v), 2, TAL_EFORMAT,
+               "position 2, channel 0");
+    const char *p = test_tmp_path("f_magic.npy");
+    FILE *f = fopen(p, "wb");
+    fputs("not numpy at all", f);
+    fclose(f);
+    expect_bad(p, 2, TAL_EFORMAT, "not a .npy");
+}
