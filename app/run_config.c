@@ -47,6 +47,7 @@ static const tal_cfg_key KEYS[] = {
     K("train.eval_start", TAL_CFG_INT, eval_start, "first epoch (1-based) that validates"),
     K("train.checkpoint_every", TAL_CFG_INT, checkpoint_every, "also checkpoint every N steps"),
     K("train.max_steps_per_epoch", TAL_CFG_INT, max_steps_per_epoch, "cut epochs short (tests)"),
+    K("train.stop_after", TAL_CFG_INT, stop_after, "stop with a checkpoint after N updates (0: run all)"),
     KL("eval.tiou", TAL_CFG_FLOATS, tiou, n_tiou, "tIoU thresholds of the mAP"),
 };
 

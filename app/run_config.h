@@ -24,7 +24,7 @@ typedef struct tal_run_config {
     int epochs, batch_size, accum_steps;
     double lr_head, lr_backbone, weight_decay, warmup_epochs, min_lr, clip_norm, ema_decay;
     /* run */
-    int seed, eval_every, eval_start, checkpoint_every, max_steps_per_epoch;
+    int seed, eval_every, eval_start, checkpoint_every, max_steps_per_epoch, stop_after;
     char out_dir[TAL_CFG_STR];
     double tiou[TAL_CFG_LIST];
     int n_tiou;

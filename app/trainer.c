@@ -254,6 +254,7 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
                 d.n_train, d.n_val, rc->epochs, (long long)total_updates, per_update,
                 (long long)tal_params_numel(m.params, 1), m.clip_frames, m.crop, m.crop);
     tal_progress bar;
+    int64_t step0 = ts.step;
     for (int epoch = ts.epoch; epoch < rc->epochs && !g_stop; epoch++) {
         epoch_order(order, &d, rc, epoch);
         int64_t first = epoch == ts.epoch ? ts.index : 0;
@@ -310,6 +311,7 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
                     (st = tal_ckpt_save(rc->out_dir, "last", m.params, opt, ema, &ts, err)))
                     goto done;
             }
+            if (rc->stop_after > 0 && ts.step - step0 >= rc->stop_after && n_in_update == 0) g_stop = 1;
             if (g_stop) break;
         }
         tal_prefetch_stop(pf);

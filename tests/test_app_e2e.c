@@ -1,0 +1,181 @@
+/* The whole pipeline through the re2tal binary on a tiny synthetic set: synth -> train ->
+ * checkpoint -> resume (the resumed run reproduces the uninterrupted run's losses exactly) ->
+ * kill -9 and resume -> infer on raw videos (a corrupt one skipped and reported) -> extract ->
+ * evaluate; plus config errors that name the key. Any broken stage fails a test here. */
+#include "testlib.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char g_dir[1024];
+
+/* Runs a shell command in the test folder; returns the exit status. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+    char cmd[8192], full[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "cd '%s' && %s", g_dir, cmd);
+    int rc = system(full);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+static char *slurp(const char *name) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc(1, (size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
+    fclose(f);
+    return s;
+}
+
+static const char *TINY =
+    "{\n"
+    "  \"data\": {\"sampler\": \"resize\", \"frames\": 16, \"resize_len\": 8, \"short_side\": 32,"
+    " \"crop\": 32, \"rrc_scale_min\": 0, \"flip\": 0.5, \"prefetch\": 2},\n"
+    "  \"backbone\": {\"preset\": \"swin_small_test\", \"embed_dim\": 16, \"depths\": [2, 2],"
+    " \"heads\": [1, 2], \"window\": [4, 4, 4], \"drop_path_rate\": 0.1, \"mode\": \"reversible\"},\n"
+    "  \"head\": {\"channels\": 32, \"n_head\": 2, \"arch\": [2, 1, 2], \"init_loss_norm\": 4,"
+    " \"max_seg_num\": 20},\n"
+    "  \"optim\": {\"epochs\": 3, \"batch_size\": 2, \"lr_head\": 0.001, \"lr_backbone\": 0.0005,"
+    " \"warmup_epochs\": 1, \"ema_decay\": 0.9},\n"
+    "  \"train\": {\"seed\": 3, \"eval_every\": 0, \"checkpoint_every\": 1},\n"
+    "  \"eval\": {\"tiou\": [0.3, 0.5, 0.7]}\n"
+    "}\n";
+
+#define BIN RE2TAL_BIN " --threads 1"
+#define DATA "--set data.annotations=data/annotations.json --set data.videos=data/videos"
+
+/* One synthetic set and config per test process (Criterion forks each test). */
+static void setup(void) {
+    snprintf(g_dir, sizeof g_dir, "%s/e2e_%d", TEST_TMP, (int)getpid());
+    mkdir(g_dir, 0755);
+    cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "
+                        "--max-len 12 --min-action 1 --max-action 4 --max-instances 2 "
+                        "--val-fraction 0.34 --quiet"), 0);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tiny.json", g_dir);
+    FILE *f = fopen(path, "w");
+    fputs(TINY, f);
+    fclose(f);
+}
+
+static void teardown(void) { sh("cd .. && rm -rf '%s'", g_dir); }
+
+TestSuite(app_e2e, .init = setup, .fini = teardown, .timeout = 600);
+
+/* The "loss" values of a log, in order, as text (exact comparison). */
+static char *losses(const char *log_name) {
+    char *log = slurp(log_name);
+    cr_assert_not_null(log, "no %s", log_name);
+    char *out = calloc(1, strlen(log) + 1);
+    for (char *p = log; (p = strstr(p, "\"loss\": ")); p += 8) {
+        size_t n = strcspn(p + 8, ",}");
+        strncat(out, p + 8, n);
+        strcat(out, " ");
+    }
+    free(log);
+    return out;
+}
+
+Test(app_e2e, train_resume_reproduces_the_uninterrupted_run) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=a --quiet"), 0);
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=b --set train.stop_after=2 "
+                        "--quiet"), 130, "a stopped run exits 130 after its checkpoint");
+    cr_assert_eq(sh("test -f b/last/state.json && test -f b/last/model.safetensors && "
+                    "test -f b/last/optim.safetensors && test -f b/last/ema.safetensors"), 0);
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=b --resume --quiet"), 0);
+    char *la = losses("a/log.jsonl"), *lb = losses("b/log.jsonl");
+    cr_assert(strlen(la) > 10, "no losses logged: %s", la);
+    cr_expect_str_eq(lb, la, "resumed run's losses differ:\n  %s\nvs uninterrupted:\n  %s", lb, la);
+    cr_expect(!strstr(la, "nan") && !strstr(la, "inf"), "non-finite loss: %s", la);
+    free(la);
+    free(lb);
+    /* the weights that came out are the same too */
+    cr_expect_eq(sh("cmp -s a/last/model.safetensors b/last/model.safetensors"), 0);
+}
+
+Test(app_e2e, kill_9_then_resume_loses_at_most_one_interval) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd '%s' && exec " BIN " train tiny.json " DATA
+                              " --set train.out_dir=k --set optim.epochs=40 --quiet", g_dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* wait for a few checkpointed updates, then kill without warning */
+    int steps = 0;
+    for (int i = 0; i < 1200 && steps < 5; i++) {
+        char *log = slurp("k/log.jsonl");
+        steps = 0;
+        for (char *p = log; p && (p = strstr(p, "\"step\"")); p++) steps++;
+        free(log);
+        usleep(50000);
+    }
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert_geq(steps, 5, "training made no progress before the kill");
+    /* a complete checkpoint survived, at most one interval (checkpoint_every = 1) behind */
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=k --set optim.epochs=40 "
+                        "--set train.stop_after=2 --resume 2> resume.err"), 130);
+    char *e = slurp("resume.err"), *st = slurp("k/last/state.json");
+    cr_assert_not_null(st);
+    const char *p = strstr(e ? e : "", "step ");
+    long resumed_at = p ? strtol(p + 5, NULL, 10) : -1;
+    cr_expect_geq(resumed_at, steps - 1, "resumed at step %ld after %d logged steps: %s", resumed_at,
+                  steps, e);
+    const char *q = strstr(st, "\"step\":");
+    cr_expect(q && strtol(q + 7, NULL, 10) == resumed_at + 2, "state after resume: %s", st);
+    free(e);
+    free(st);
+}
+
+Test(app_e2e, infer_extract_and_bad_videos) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=r --quiet"), 0);
+    cr_assert_eq(sh("printf 'not a video' > data/videos/broken.mp4"), 0);
+    int rc = sh(BIN " infer --model r data/videos/synth_00000.mp4 data/videos/broken.mp4 "
+                    "data/videos/synth_00002.mp4 --out res.json --srt srt --quiet 2> infer.err");
+    cr_expect_eq(rc, 1, "a skipped video makes the exit status 1");
+    char *err = slurp("infer.err"), *res = slurp("res.json");
+    cr_assert_not_null(res);
+    cr_expect(err && strstr(err, "broken.mp4"), "the corrupt video must be named: %s", err);
+    cr_expect(strstr(res, "\"synth_00000\"") && strstr(res, "\"synth_00002\""), "%s", res);
+    cr_expect(strstr(res, "\"segment\"") && strstr(res, "\"label\""), "%s", res);
+    cr_expect(!strstr(res, "broken"), "%s", res);
+    cr_expect_eq(sh("test -s srt/synth_00000.srt"), 0);
+    free(err);
+    free(res);
+    cr_expect_eq(sh(BIN " extract --model r data/videos/synth_00001.mp4 --out feats --quiet"), 0);
+    cr_expect_eq(sh("test -s feats/synth_00001.npy && grep -q '\"channels\": 32' feats/synth_00001.json"), 0);
+}
+
+Test(app_e2e, config_errors_name_the_key) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set optim.lr_hed=1 2> e1"), 2);
+    char *e1 = slurp("e1");
+    cr_expect(e1 && strstr(e1, "optim.lr_hed"), "%s", e1);
+    cr_assert_eq(sh("printf '{\"optim\": {\"epochs\": \"three\"}}' > bad.json"), 0);
+    cr_assert_eq(sh(BIN " train bad.json 2> e2"), 1);
+    char *e2 = slurp("e2");
+    cr_expect(e2 && strstr(e2, "optim.epochs") && strstr(e2, "bad.json"), "%s", e2);
+    cr_assert_eq(sh("printf '{\"optim\": {\"epochs\": 3,}' > broken.json"), 0);
+    cr_assert_eq(sh(BIN " train broken.json 2> e3"), 1);
+    char *e3 = slurp("e3");
+    cr_expect(e3 && strstr(e3, "line 1"), "%s", e3);
+    free(e1);
+    free(e2);
+    free(e3);
+}
