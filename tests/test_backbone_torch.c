@@ -49,14 +49,15 @@ typedef struct swin_case {
     int embed, n_stages, depths[4], heads[4], window[3], patch[3];
     int B, T, H, W;
     const char *preset;
+    double feats_atol; /* features are O(1) after the final LN */
 } swin_case;
 
 static const swin_case ONE_STAGE = {"backbone_swin_1stage", 8, 1, {2}, {2}, {4, 4, 4},
-                                    {2, 2, 2}, 2, 12, 12, 12, "swin_small_test"};
+                                    {2, 2, 2}, 2, 12, 12, 12, "swin_small_test", 2e-5};
 static const swin_case MODEL = {"backbone_swin_model", 8, 2, {2, 2}, {1, 2}, {2, 3, 3},
-                                {2, 4, 4}, 1, 7, 20, 20, "swin_small_test"};
+                                {2, 4, 4}, 1, 7, 20, 20, "swin_small_test", 5e-5};
 static const swin_case RESNET = {"backbone_resnet_model", 4, 2, {2, 3}, {0}, {0}, {0},
-                                 1, 4, 16, 16, "resnet3d_small"};
+                                 1, 4, 16, 16, "resnet3d_small", 2e-5};
 
 static tal_backbone_config config_of(const swin_case *c, tal_stage_mode mode) {
     tal_backbone_config cfg;
@@ -102,7 +103,9 @@ static void check_against_torch(const swin_case *c, tal_stage_mode mode, const c
     tal_tensor want = fixture_get(&fx, name);
     tal_tensor feats = test_tensor_like(want);
     tal_backbone_forward_train(bb, feats, fixture_get(&fx, "video"));
-    expect_close(feats, want, 2e-5, 1e-5); /* fp32 vs float64, features are O(1) after LN */
+    /* fp32 vs float64. The two-stage model ends in a LayerNorm over 16 channels of few
+     * tokens, which amplifies fp32 rounding (Debug and Release builds differ by 2e-5 there). */
+    expect_close(feats, want, c->feats_atol, 1e-5);
     /* inference gives the same features */
     tal_tensor feats2 = test_tensor_like(want);
     double recon = 0;
