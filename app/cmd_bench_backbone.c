@@ -1,6 +1,7 @@
-/* app/cmd_bench_backbone.c: `re2tal bench backbone` (also `re2tal bench-backbone`): training
- * steps of one Swin stage (patch embedding, N blocks, final norm, spatial mean) in vanilla or
- * reversible mode; prints one JSON line with the step time and the peak memory. */
+/* app/cmd_bench_backbone.c: `re2tal bench backbone` (dispatched by app/cmd_bench.c): training
+ * steps of one Swin stage (patch embedding, N blocks, final norm, spatial mean) or a whole
+ * preset in vanilla or reversible mode; prints one JSON line with the step time and the peak
+ * memory. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,9 +153,3 @@ done:
     tal_params_destroy(p);
     return rc;
 }
-
-static int cmd_bench_backbone_standalone(int argc, char **argv) {
-    return tal_cmd_bench_backbone(argc, argv);
-}
-TAL_COMMAND("bench-backbone", 950, "training-step time and memory of one Swin stage (JSON line)",
-            cmd_bench_backbone_standalone)

@@ -9,8 +9,7 @@ build="$(cd "${1:-build}" && pwd)"
 bin="$build/app/re2tal"
 threads="${RE2TAL_THREADS:-2}"
 size="${BENCH_BACKBONE_SIZE:-112}"   # 112 -> 28x28 tokens per frame pair (fits 24 GiB)
-if "$bin" bench backbone --help >/dev/null 2>&1; then bench=("$bin" --threads "$threads" bench backbone)
-else bench=("$bin" --threads "$threads" bench-backbone); fi
+bench=("$bin" --threads "$threads" bench backbone)
 
 echo "# depth sweep: frames 16, size $size, threads $threads"
 for blocks in 2 6 12 24; do
