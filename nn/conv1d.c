@@ -34,6 +34,7 @@ static dims check(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor mask, tal
 
 /* cols [cig * k, To] of group gi of one sample x_b [Ci, T]. */
 static void im2col(float *cols, const float *xb, dims d, tal_conv1d_geom g, int64_t gi) {
+#pragma omp parallel for collapse(2) schedule(static) if (d.cig * d.k * d.To > 65536)
     for (int64_t c = 0; c < d.cig; c++)
         for (int64_t j = 0; j < d.k; j++) {
             const float *xr = xb + (gi * d.cig + c) * d.T;
@@ -46,6 +47,8 @@ static void im2col(float *cols, const float *xb, dims d, tal_conv1d_geom g, int6
 }
 
 static void col2im_add(float *dxb, const float *cols, dims d, tal_conv1d_geom g, int64_t gi) {
+    /* threads own input channels: the k taps of one channel add into the same row */
+#pragma omp parallel for schedule(static) if (d.cig * d.k * d.To > 65536)
     for (int64_t c = 0; c < d.cig; c++)
         for (int64_t j = 0; j < d.k; j++) {
             float *xr = dxb + (gi * d.cig + c) * d.T;
@@ -86,7 +89,8 @@ static void conv1d_forward_cpu(tal_tensor y, tal_tensor x, tal_tensor w, tal_ten
                 float beta = 0.0f;
                 if (b.data) {
                     for (int64_t c = 0; c < d.cog; c++)
-                        for (int64_t t = 0; t < d.To; t++) yb[c * d.To + t] = b.data[gi * d.cog + c];
+                        for (int64_t t = 0; t < d.To; t++)
+                            yb[c * d.To + t] = b.data[gi * d.cog + c];
                     beta = 1.0f;
                 }
                 tal_gemm(0, 0, d.cog, d.To, d.cig * d.k, 1.0f, w.data + gi * d.cog * d.cig * d.k,
@@ -97,7 +101,8 @@ static void conv1d_forward_cpu(tal_tensor y, tal_tensor x, tal_tensor w, tal_ten
     if (mask.data)
         for (int64_t bi = 0; bi < d.B; bi++)
             for (int64_t c = 0; c < d.Co; c++)
-                for (int64_t t = 0; t < d.To; t++) y.data[(bi * d.Co + c) * d.To + t] *= mask.data[bi * d.To + t];
+                for (int64_t t = 0; t < d.To; t++)
+                    y.data[(bi * d.Co + c) * d.To + t] *= mask.data[bi * d.To + t];
 }
 
 void tal_conv1d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,

@@ -130,7 +130,8 @@ void tal_patch_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_
                         for (int64_t w0 = 0; w0 < d.Wo; w0 += nc) {
                             int64_t n = d.Wo - w0 < nc ? d.Wo - w0 : nc;
                             gather_tile(tile, x.data, d, bi, t, h, w0, n);
-                            const float *go = dy.data + (bi * d.Co + c0) * d.P + (t * d.Ho + h) * d.Wo + w0;
+                            const float *go =
+                                dy.data + (bi * d.Co + c0) * d.P + (t * d.Ho + h) * d.Wo + w0;
                             tal_gemm(0, 1, c1 - c0, d.K, n, 1.0f, go, d.P, tile, n, 1.0f,
                                      dw.data + c0 * d.K, d.K);
                         }
@@ -159,33 +160,49 @@ static gdims general_dims(tal_tensor y, tal_tensor x, tal_tensor w, tal_conv3d_g
     return d;
 }
 
-/* cols [K, P] for sample xb [Ci, T, H, W]; add != 0 scatters cols back (col2im, +=). */
-static void im2col3d(float *cols, float *xb, gdims d, tal_conv3d_geom g, int add) {
-#pragma omp parallel for collapse(2) schedule(static) if (d.K * d.P > 65536 && !add)
-    for (int64_t ci = 0; ci < d.Ci; ci++)
-        for (int64_t dt = 0; dt < d.kt; dt++)
-            for (int64_t dh = 0; dh < d.kh; dh++)
-                for (int64_t dw = 0; dw < d.kw; dw++) {
-                    float *row = cols + (((ci * d.kt + dt) * d.kh + dh) * d.kw + dw) * d.P;
-                    for (int64_t t = 0; t < d.To; t++) {
-                        int64_t st = t * g.stride[0] + dt - g.padding[0];
-                        for (int64_t h = 0; h < d.Ho; h++) {
-                            int64_t sh = h * g.stride[1] + dh - g.padding[1];
-                            float *r = row + (t * d.Ho + h) * d.Wo;
-                            int inside = st >= 0 && st < d.T && sh >= 0 && sh < d.H;
-                            const int64_t base = ((ci * d.T + st) * d.H + sh) * d.W;
-                            for (int64_t wo = 0; wo < d.Wo; wo++) {
-                                int64_t sw = wo * g.stride[2] + dw - g.padding[2];
-                                int ok = inside && sw >= 0 && sw < d.W;
-                                if (add) {
-                                    if (ok) xb[base + sw] += r[wo];
-                                } else {
-                                    r[wo] = ok ? xb[base + sw] : 0.0f;
-                                }
-                            }
-                        }
-                    }
+/* Row (ci, dt, dh, dw) of cols [K, P] for sample xb [Ci, T, H, W]; add != 0 scatters it back
+ * (col2im, +=). */
+static void im2col3d_row(float *cols, float *xb, gdims d, tal_conv3d_geom g, int64_t ci,
+                         int64_t dt, int64_t dh, int64_t dw, int add) {
+    float *row = cols + (((ci * d.kt + dt) * d.kh + dh) * d.kw + dw) * d.P;
+    for (int64_t t = 0; t < d.To; t++) {
+        int64_t st = t * g.stride[0] + dt - g.padding[0];
+        for (int64_t h = 0; h < d.Ho; h++) {
+            int64_t sh = h * g.stride[1] + dh - g.padding[1];
+            float *r = row + (t * d.Ho + h) * d.Wo;
+            int inside = st >= 0 && st < d.T && sh >= 0 && sh < d.H;
+            const int64_t base = ((ci * d.T + st) * d.H + sh) * d.W;
+            for (int64_t wo = 0; wo < d.Wo; wo++) {
+                int64_t sw = wo * g.stride[2] + dw - g.padding[2];
+                int ok = inside && sw >= 0 && sw < d.W;
+                if (add) {
+                    if (ok) xb[base + sw] += r[wo];
+                } else {
+                    r[wo] = ok ? xb[base + sw] : 0.0f;
                 }
+            }
+        }
+    }
+}
+
+/* im2col: every row is written by one thread. col2im: the rows of one input channel add into
+ * the same part of xb, so threads own input channels. */
+static void im2col3d(float *cols, float *xb, gdims d, tal_conv3d_geom g, int add) {
+    if (!add) {
+#pragma omp parallel for collapse(2) schedule(static) if (d.K * d.P > 65536)
+        for (int64_t ci = 0; ci < d.Ci; ci++)
+            for (int64_t dt = 0; dt < d.kt; dt++)
+                for (int64_t dh = 0; dh < d.kh; dh++)
+                    for (int64_t dw = 0; dw < d.kw; dw++)
+                        im2col3d_row(cols, xb, d, g, ci, dt, dh, dw, 0);
+    } else {
+#pragma omp parallel for schedule(static) if (d.K * d.P > 65536)
+        for (int64_t ci = 0; ci < d.Ci; ci++)
+            for (int64_t dt = 0; dt < d.kt; dt++)
+                for (int64_t dh = 0; dh < d.kh; dh++)
+                    for (int64_t dw = 0; dw < d.kw; dw++)
+                        im2col3d_row(cols, xb, d, g, ci, dt, dh, dw, 1);
+    }
 }
 
 void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
@@ -203,7 +220,8 @@ void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
         if (b.data)
             for (int64_t c = 0; c < d.Co; c++)
                 for (int64_t p = 0; p < d.P; p++) yb[c * d.P + p] = b.data[c];
-        tal_gemm(0, 0, d.Co, d.P, d.K, 1.0f, w.data, d.K, cols, d.P, b.data ? 1.0f : 0.0f, yb, d.P);
+        tal_gemm(0, 0, d.Co, d.P, d.K, 1.0f, w.data, d.K, cols, d.P, b.data ? 1.0f : 0.0f, yb,
+                 d.P);
     }
     tal_arena_release(scratch, mark);
 }

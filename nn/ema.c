@@ -21,7 +21,8 @@ tal_status tal_ema_create(tal_ema **out, const tal_params *p_const, float decay,
     e->count = n;
     e->decay = decay;
     size_t bytes = 0;
-    for (int i = 0; i < n; i++) bytes += tal_arena_round(tal_tensor_bytes(tal_params_at(p, i)->value));
+    for (int i = 0; i < n; i++)
+        bytes += tal_arena_round(tal_tensor_bytes(tal_params_at(p, i)->value));
     tal_device dev = n ? tal_params_at(p, 0)->value.device : TAL_DEV_CPU;
     if (!e->values || tal_arena_create(&e->arena, dev, bytes, err) != TAL_OK) {
         tal_ema_destroy(e);
@@ -49,7 +50,9 @@ void tal_ema_update(tal_ema *e, const tal_params *p_const) {
         float *a = e->values[i].data;
         const float *w = tal_params_at(p, i)->value.data;
         int64_t n = tal_tensor_numel(e->values[i]);
-        for (int64_t j = 0; j < n; j++) a[j] = e->decay * a[j] + (1.0f - e->decay) * w[j];
+        const float d = e->decay, rest = 1.0f - e->decay;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (int64_t j = 0; j < n; j++) a[j] = d * a[j] + rest * w[j];
     }
 }
 

@@ -231,14 +231,14 @@ Test(nn_conv_cases, out_len) {
     cr_assert_eq(tal_conv_out_len(2, 5, 1, 0), 0);
 }
 
-/* 1 and 2 threads give identical results (threads own disjoint outputs, no racy sums). */
-Test(nn_conv_cases, threads_agree) {
+/* 1 and 2 threads give the same results (threads own disjoint outputs, no racy sums). */
+static void threads_agree(const char *file, const char *pre, int dims, int patch) {
     fixture fx;
-    fixture_load(&fx, "nn_cases_conv3d");
+    fixture_load(&fx, file);
     tal_tensor out[2][3];
     for (int r = 0; r < 2; r++) {
         tal_threads_set(r + 1);
-        conv_case c = load_case(&fx, "patch", 3, 1);
+        conv_case c = load_case(&fx, pre, dims, patch);
         forward(&c);
         tal_tensor dx = test_tensor_like(c.x), dw = test_tensor_like(c.w);
         backward(&c, dx, dw, tal_tensor_none());
@@ -248,4 +248,43 @@ Test(nn_conv_cases, threads_agree) {
     tal_threads_set(1);
     for (int i = 0; i < 3; i++) expect_close(out[1][i], out[0][i], 1e-6, 1e-6);
     fixture_free(&fx);
+}
+
+Test(nn_conv_cases, threads_agree_patch) { threads_agree("nn_cases_conv3d", "patch", 3, 1); }
+
+/* Sizes past the thresholds above which im2col and col2im run threaded (K * P > 65536). */
+Test(nn_conv_cases, threads_agree_general_conv3d_and_conv1d) {
+    tal_arena *scratch = new_arena(64 << 20);
+    tal_conv3d_geom g = {{1, 2, 2}, {1, 1, 1}};
+    tal_tensor x = test_tensor(5, (int64_t[]){2, 8, 6, 20, 20});
+    tal_tensor w = test_tensor(5, (int64_t[]){16, 8, 3, 3, 3});
+    tal_tensor dy = test_tensor(5, (int64_t[]){2, 16, 6, 10, 10});
+    tal_tensor x1 = test_tensor(3, (int64_t[]){2, 64, 1200});
+    tal_tensor w1 = test_tensor(3, (int64_t[]){64, 64, 3});
+    tal_tensor dy1 = test_tensor(3, (int64_t[]){2, 64, 1200});
+    test_fill_uniform(x, 1);
+    test_fill_uniform(w, 2);
+    test_fill_uniform(dy, 3);
+    test_fill_uniform(x1, 4);
+    test_fill_uniform(w1, 5);
+    test_fill_uniform(dy1, 6);
+    tal_conv1d_geom g1 = {1, 1, 1};
+    tal_tensor out[2][6];
+    for (int r = 0; r < 2; r++) {
+        tal_threads_set(r + 1);
+        out[r][0] = test_tensor_like(dy);
+        out[r][1] = test_tensor_like(x);
+        out[r][2] = test_tensor_like(w);
+        tal_conv3d_forward(out[r][0], x, w, tal_tensor_none(), g, scratch);
+        tal_conv3d_backward(out[r][1], out[r][2], tal_tensor_none(), dy, x, w, g, scratch);
+        out[r][3] = test_tensor_like(dy1);
+        out[r][4] = test_tensor_like(x1);
+        out[r][5] = test_tensor_like(w1);
+        tal_conv1d_forward(out[r][3], x1, w1, tal_tensor_none(), tal_tensor_none(), g1, scratch);
+        tal_conv1d_backward(out[r][4], out[r][5], tal_tensor_none(), dy1, x1, w1,
+                            tal_tensor_none(), g1, scratch);
+    }
+    tal_threads_set(1);
+    for (int i = 0; i < 6; i++) expect_close(out[1][i], out[0][i], 1e-5, 1e-5);
+    tal_arena_destroy(scratch);
 }
