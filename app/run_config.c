@@ -43,6 +43,7 @@ static const tal_cfg_key KEYS[] = {
     K("optim.ema_decay", TAL_CFG_FLOAT, ema_decay, "weight EMA decay (0: no EMA)"),
     K("train.seed", TAL_CFG_INT, seed, "seed of sampling, augmentation, init, drop-path"),
     K("train.out_dir", TAL_CFG_STRING, out_dir, "run folder (checkpoints, logs)"),
+    K("train.pretrained", TAL_CFG_STRING, pretrained, "backbone weights (safetensors; ordinary or rewired names)"),
     K("train.eval_every", TAL_CFG_INT, eval_every, "validate every N epochs (0: never)"),
     K("train.eval_start", TAL_CFG_INT, eval_start, "first epoch (1-based) that validates"),
     K("train.checkpoint_every", TAL_CFG_INT, checkpoint_every, "also checkpoint every N steps"),

@@ -26,6 +26,7 @@ typedef struct tal_run_config {
     /* run */
     int seed, eval_every, eval_start, checkpoint_every, max_steps_per_epoch, stop_after;
     char out_dir[TAL_CFG_STR];
+    char pretrained[TAL_CFG_STR];   /* backbone weights (safetensors) loaded before training */
     double tiou[TAL_CFG_LIST];
     int n_tiou;
     /* model sections as JSON object text (owned by the struct's user; see run_config_free) */

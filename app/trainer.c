@@ -214,8 +214,16 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
         if (!o->quiet)
             fprintf(stderr, "resuming %s: epoch %d, sample %lld, step %lld\n", ckpt, ts.epoch + 1,
                     (long long)ts.index, (long long)ts.step);
-    } else if (rc->ema_decay > 0 && (st = tal_ema_create(&ema, m.params, (float)rc->ema_decay, err))) {
-        goto done;
+    } else {
+        if (rc->pretrained[0]) { /* Kinetics weights: rewired on load when the names are ordinary */
+            int unused = 0;
+            if ((st = tal_backbone_load(m.bb, m.params, rc->pretrained, &unused, err))) goto done;
+            if (!o->quiet)
+                fprintf(stderr, "backbone weights from %s (%d tensors not used)\n", rc->pretrained,
+                        unused);
+        }
+        if (rc->ema_decay > 0 && (st = tal_ema_create(&ema, m.params, (float)rc->ema_decay, err)))
+            goto done;
     }
     char *cfg_text = tal_run_config_to_json(rc);
     snprintf(path, sizeof path, "%s/config.json", rc->out_dir);
