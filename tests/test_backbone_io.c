@@ -90,6 +90,47 @@ Test(backbone_config, json_errors_name_the_key) {
     expect_json_error("{\"drop_path_rate\": 1.5}", "drop_path_rate");
     expect_json_error("{\"embed_dim\": \"big\"}", "embed_dim");
     expect_json_error("{\"chunk_frames\": -4}", "chunk_frames");
+    expect_json_error("{\"window\": [0, 7, 7]}", "window[0]");
+    expect_json_error("{\"patch\": [2, 4, 64]}", "patch[2]");
+    expect_json_error("{\"mlp_ratio\": 0}", "mlp_ratio");
+    expect_json_error("{\"embed_dim\": 0}", "embed_dim");
+    expect_json_error("{\"depths\": [0]}", "depths[0]");
+    expect_json_error("{\"depths\": 3}", "depths");
+    expect_json_error("{\"preset\": 5}", "preset");
+    expect_json_error("{\"preset\": \"swin_xl\"}", "swin_xl");
+    expect_json_error("{\"arch\": 3}", "arch");
+    expect_json_error("{\"embed_dim\": 32, \"depths\": [2, 2],", "not a JSON object");
+}
+
+Test(backbone_config, check_rejects_a_bad_struct) {
+    tal_backbone_config c = preset("swin_t");
+    tal_err err = {0};
+    c.arch = (tal_backbone_arch)7;
+    cr_assert_eq(tal_backbone_config_check(&c, &err), TAL_EINVAL);
+    cr_assert(strstr(err.msg, "arch"), "%s", err.msg);
+    c = preset("swin_t");
+    c.mode[2] = (tal_stage_mode)9;
+    cr_assert_eq(tal_backbone_config_check(&c, &err), TAL_EINVAL);
+    cr_assert(strstr(err.msg, "mode[2]"), "%s", err.msg);
+    c = preset("swin_t");
+    c.n_stages = 5;
+    tal_backbone *bb = NULL;
+    tal_params *p = params_new();
+    cr_assert_eq(tal_backbone_create(&bb, &c, p, 0, 0, &err), TAL_EINVAL);
+    cr_assert_null(bb);
+    tal_params_destroy(p);
+}
+
+Test(backbone_config, prepare_rejects_a_bad_shape) {
+    tal_backbone_config c = preset("swin_small_test");
+    tal_params *p = params_new();
+    tal_backbone *bb = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_create(&bb, &c, p, 0, 0, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_backbone_prepare(bb, 1, 8, -3, 64, &err), TAL_EINVAL);
+    cr_assert(strstr(err.msg, "-3"), "%s", err.msg);
+    tal_backbone_destroy(bb);
+    tal_params_destroy(p);
 }
 
 Test(backbone_config, bad_clip_shape_is_rejected) {
