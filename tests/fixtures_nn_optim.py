@@ -4,7 +4,7 @@ torch.optim.AdamW with two groups (decay / no decay, the second with lr scale 0.
 parameter, torch.nn.utils.clip_grad_norm_ (max norm 1, active on some steps), the warm-up +
 cosine schedule of nn/schedule.c and an EMA of all values.
 Hyper-parameters are float32-exact so that C (which holds them as float) and PyTorch (double)
-start from the same numbers. File: nn_cases_optim."""
+start from the same numbers. Files: nn_cases_optim, nn_cases_half."""
 import math
 
 import numpy as np
@@ -34,6 +34,11 @@ def schedule(step):
 
 
 def generate():
+    optim_fixtures()
+    half_fixtures()
+
+
+def optim_fixtures():
     g = torch.Generator().manual_seed(SEED)
     # name: shape, group (0 decay, 1 no decay), trainable
     spec = {"proj.weight": ((4, 5), 0, True), "proj.bias": ((4,), 1, True),
@@ -77,3 +82,19 @@ def generate():
          base_lr=BASE_LR, min_lr=MIN_LR, max_norm=MAX_NORM, ema_decay=EMA_DECAY,
          betas=(BETA1, BETA2), eps=EPS, weight_decay=WD, group1="no decay, lr scale 0.5", grad_scale=GRAD_SCALE,
          note="grads are set before clipping; values/ema after each step")
+
+
+def half_fixtures():
+    """float32 -> float16 / bfloat16 as torch rounds (nearest even), over magnitudes from below
+    the f16 subnormals to past its overflow, with ties and edges added by hand. File:
+    nn_cases_half."""
+    g = torch.Generator().manual_seed(SEED + 1)
+    mag = torch.pow(10.0, torch.rand(3000, generator=g, dtype=torch.float64) * 14 - 9)
+    sign = torch.where(torch.rand(3000, generator=g) < 0.5, -1.0, 1.0).double()
+    x = (mag * sign).float()
+    edges = [0.0, -0.0, 65504.0, 65519.0, 65520.0, 1e9, 2.0 ** -24, 2.0 ** -25, 3 * 2.0 ** -26,
+             2.0 ** -14, 2.0 ** -14 - 2.0 ** -25, 1 + 2.0 ** -11, 1 + 3 * 2.0 ** -11,
+             1 + 2.0 ** -8, 1 + 3 * 2.0 ** -8, 3.0e38, -3.4e38, 1e-40, 1.0000001]
+    x = torch.cat([x, torch.tensor(edges, dtype=torch.float32)])
+    save("nn_cases_half", {"x": x, "f16": x.half().float(), "bf16": x.bfloat16().float()},
+         seed=SEED + 1, n=len(x), note="f16/bf16 hold the rounded values widened back to f32")

@@ -426,3 +426,45 @@ Test(nn_params_cases, safetensors_empty_and_scalar_tensors_round_trip) {
     tal_tensor_set_free(&set);
     tal_tensor_set_free(&set); /* a freed set is empty and may be freed again */
 }
+
+/* ---------------------------------------------------------------- half precision ------- */
+static uint32_t bits_of(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return b;
+}
+
+/* Rounding as torch's .half() / .bfloat16() (nearest even), bit for bit, over 3000 magnitudes
+ * from 1e-9 to 1e5 and the edges: subnormals, ties, 65504 / 65520 (overflow to inf), -0. */
+Test(nn_params_cases, half_rounding_matches_torch_bit_for_bit) {
+    fixture fx;
+    fixture_load(&fx, "nn_cases_half");
+    tal_tensor x = fixture_get(&fx, "x"), f16 = fixture_get(&fx, "f16");
+    tal_tensor bf16 = fixture_get(&fx, "bf16");
+    for (int64_t i = 0; i < tal_tensor_numel(x); i++) {
+        float h = tal_f16_to_f32(tal_f32_to_f16(x.data[i]));
+        float b = tal_bf16_to_f32(tal_f32_to_bf16(x.data[i]));
+        cr_assert_eq(bits_of(h), bits_of(f16.data[i]), "f16(%.9g) = %.9g, torch %.9g",
+                     x.data[i], h, f16.data[i]);
+        cr_assert_eq(bits_of(b), bits_of(bf16.data[i]), "bf16(%.9g) = %.9g, torch %.9g",
+                     x.data[i], b, bf16.data[i]);
+    }
+    fixture_free(&fx);
+}
+
+/* Every 16-bit pattern survives widening and narrowing unchanged (NaNs stay NaN). */
+Test(nn_params_cases, every_half_pattern_round_trips) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = tal_f16_to_f32((uint16_t)h), b = tal_bf16_to_f32((uint16_t)h);
+        if (isnan(f))
+            cr_assert(isnan(tal_f16_to_f32(tal_f32_to_f16(f))), "f16 NaN 0x%04x", h);
+        else
+            cr_assert_eq(tal_f32_to_f16(f), h, "f16 0x%04x -> %.9g -> 0x%04x", h, f,
+                         tal_f32_to_f16(f));
+        if (isnan(b))
+            cr_assert(isnan(tal_bf16_to_f32(tal_f32_to_bf16(b))), "bf16 NaN 0x%04x", h);
+        else
+            cr_assert_eq(tal_f32_to_bf16(b), h, "bf16 0x%04x -> %.9g -> 0x%04x", h, b,
+                         tal_f32_to_bf16(b));
+    }
+}
