@@ -24,7 +24,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 demo: build
-	$(BUILD)/app/re2tal demo
+	$(BUILD)/app/re2tal demo --config configs/demo.json
 
 bench: build
 	bench/run.sh $(BUILD)
