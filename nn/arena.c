@@ -122,3 +122,33 @@ size_t tal_arena_used(const tal_arena *a) { return a->used; }
 size_t tal_arena_capacity(const tal_arena *a) { return a->capacity; }
 size_t tal_arena_high_water(const tal_arena *a) { return a->high_water; }
 tal_device tal_arena_device(const tal_arena *a) { return a->device; }
+
+int tal_cuda_device_count(void) {
+#ifdef TAL_HAVE_CUDA
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
+    return n;
+#else
+    return 0;
+#endif
+}
+
+tal_status tal_copy_bytes(void *dst, tal_device dst_dev, const void *src, tal_device src_dev,
+                          size_t bytes, tal_err *err) {
+    if (dst_dev == TAL_DEV_CPU && src_dev == TAL_DEV_CPU) {
+        if (bytes) memmove(dst, src, bytes);
+        return TAL_OK;
+    }
+#ifdef TAL_HAVE_CUDA
+    enum cudaMemcpyKind kind = dst_dev == TAL_DEV_CUDA
+                                   ? (src_dev == TAL_DEV_CUDA ? cudaMemcpyDeviceToDevice
+                                                              : cudaMemcpyHostToDevice)
+                                   : cudaMemcpyDeviceToHost;
+    cudaError_t rc = cudaMemcpy(dst, src, bytes, kind);
+    if (rc != cudaSuccess)
+        return tal_err_set(err, TAL_EDEVICE, "cudaMemcpy(%zu bytes): %s", bytes, cudaGetErrorString(rc));
+    return TAL_OK;
+#else
+    return tal_err_set(err, TAL_EDEVICE, "this build has no CUDA (RE2TAL_CUDA=OFF)");
+#endif
+}

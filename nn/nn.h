@@ -124,6 +124,12 @@ size_t tal_arena_used(const tal_arena *a);
 size_t tal_arena_capacity(const tal_arena *a);
 size_t tal_arena_high_water(const tal_arena *a); /* most ever in use since create */
 tal_device tal_arena_device(const tal_arena *a);
+/* CUDA devices usable by this build (0 when built without CUDA or when no GPU is present). */
+int tal_cuda_device_count(void);
+/* Copies between arenas' memory of any devices (host <-> device), bytes long. */
+tal_status tal_copy_bytes(void *dst, tal_device dst_dev, const void *src, tal_device src_dev,
+                          size_t bytes, tal_err *err);
+
 /* Bytes an allocation of n bytes takes in an arena (alignment included): planners use it. */
 size_t tal_arena_round(size_t n);
 
