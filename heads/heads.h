@@ -128,6 +128,10 @@ void tal_head_backward(tal_head *h, tal_tensor d_features);
  * of the loss seeds: used by tests. */
 void tal_head_backward_from(tal_head *h, const tal_tensor *d_cls, const tal_tensor *d_reg,
                             tal_tensor d_features);
+/* The gradient seeds tal_head_loss wrote (d total / d outputs, per level; views into the head's
+ * arena, writable: e.g. scaled for mixed precision before tal_head_backward). */
+tal_tensor tal_head_seed_cls(const tal_head *h, int level); /* [B, K, T_l] */
+tal_tensor tal_head_seed_reg(const tal_head *h, int level); /* [B, 2, T_l] */
 float tal_head_loss_normalizer(const tal_head *h);
 void tal_head_set_loss_normalizer(tal_head *h, float n);
 

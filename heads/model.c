@@ -231,6 +231,8 @@ void tal_head_set_loss_normalizer(tal_head *h, float n) { h->loss_norm = n; }
 
 tal_tensor tal_head_cls(const tal_head *h, int l) { return h->cls_out[l]; }
 tal_tensor tal_head_reg(const tal_head *h, int l) { return h->reg_out[l]; }
+tal_tensor tal_head_seed_cls(const tal_head *h, int l) { return h->d_cls[l]; }
+tal_tensor tal_head_seed_reg(const tal_head *h, int l) { return h->d_reg[l]; }
 tal_tensor tal_head_level_mask(const tal_head *h, int l) { return h->mask[l]; }
 int tal_head_n_points(const tal_head *h) {
     int n = 0;
