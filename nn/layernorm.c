@@ -30,14 +30,16 @@ static void layernorm_forward_cpu(tal_tensor y, tal_tensor mean, tal_tensor rstd
 #pragma omp simd reduction(+ : ss)
         for (int64_t j = 0; j < c; j++) ss += (xr[j] - mu) * (xr[j] - mu);
         double rs = 1.0 / sqrt(ss / c + eps);
-        float muf = (float)mu, rsf = (float)rs;
+        /* x - mu as (x - muf) - mu_lo: the float mean's rounding (up to half an ulp of the
+         * mean, large next to the spread of offset rows) is taken back out. */
+        float muf = (float)mu, mu_lo = (float)(mu - muf), rsf = (float)rs;
         if (g) {
 #pragma omp simd
             for (int64_t j = 0; j < c; j++)
-                yr[j] = (xr[j] - muf) * rsf * g[j] + (bt ? bt[j] : 0.0f);
+                yr[j] = ((xr[j] - muf) - mu_lo) * rsf * g[j] + (bt ? bt[j] : 0.0f);
         } else {
 #pragma omp simd
-            for (int64_t j = 0; j < c; j++) yr[j] = (xr[j] - muf) * rsf;
+            for (int64_t j = 0; j < c; j++) yr[j] = ((xr[j] - muf) - mu_lo) * rsf;
         }
         if (mean.data) mean.data[r] = muf;
         if (rstd.data) rstd.data[r] = rsf;
@@ -177,7 +179,7 @@ static void layernorm_ct_forward_cpu(tal_tensor y, tal_tensor mean, tal_tensor r
             const float *xb = x.data + b * C * T + t0;
             float *yb = y.data + b * C * T + t0;
             double s[T_BLOCK] = {0}, ss[T_BLOCK] = {0};
-            float mu[T_BLOCK], rs[T_BLOCK];
+            float mu[T_BLOCK], mu_lo[T_BLOCK], rs[T_BLOCK];
             for (int64_t c = 0; c < C; c++)
 #pragma omp simd
                 for (int64_t t = 0; t < nt; t++) s[t] += xb[c * T + t];
@@ -190,6 +192,7 @@ static void layernorm_ct_forward_cpu(tal_tensor y, tal_tensor mean, tal_tensor r
                 }
             for (int64_t t = 0; t < nt; t++) {
                 mu[t] = (float)s[t];
+                mu_lo[t] = (float)(s[t] - mu[t]); /* as in the last-dim forward */
                 rs[t] = (float)(1.0 / sqrt(ss[t] / C + eps));
                 if (mean.data) mean.data[b * T + t0 + t] = mu[t];
                 if (rstd.data) rstd.data[b * T + t0 + t] = rs[t];
@@ -198,7 +201,7 @@ static void layernorm_ct_forward_cpu(tal_tensor y, tal_tensor mean, tal_tensor r
                 float gc = gamma.data ? gamma.data[c] : 1.0f, bc = beta.data ? beta.data[c] : 0.0f;
 #pragma omp simd
                 for (int64_t t = 0; t < nt; t++)
-                    yb[c * T + t] = (xb[c * T + t] - mu[t]) * rs[t] * gc + bc;
+                    yb[c * T + t] = ((xb[c * T + t] - mu[t]) - mu_lo[t]) * rs[t] * gc + bc;
             }
         }
 }
