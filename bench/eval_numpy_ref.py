@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""bench/eval_numpy_ref.py: an independent numpy port of the three reference TAL evaluators,
+written from shared/spec/eval-reference.md (no code copied): the official ActivityNet
+ANETdetection (numpy-only: same array operations, same reductions), OpenTAD's variant, and the
+THUMOS-14 MATLAB kit. It is used to compute the expectations committed in
+tests/test_eval_reference.c and as the timing baseline in bench/run_eval.sh.
+
+  eval_numpy_ref.py --gt GT.json --pred PRED(.json|.txt) [--classlist detclasslist.txt]
+                    [--subset S] [--tiou a,b,c] [--protocol activitynet|opentad|thumos14]
+                    [--ties stable|official] [--hex]
+Prints one line per threshold (`tiou mAP`) and `average X`; --hex adds float.hex values.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def load_gt_json(path, subset):
+    with open(path) as f:
+        data = json.load(f)
+    db = data["database"] if "database" in data else data
+    vids, t0, t1, lab = [], [], [], []
+    classes = {}
+    for vid, v in db.items():
+        if v.get("subset") != subset:
+            continue
+        for ann in v["annotations"]:
+            if ann["label"] not in classes:
+                classes[ann["label"]] = len(classes)
+            vids.append(vid)
+            t0.append(float(ann["segment"][0]))
+            t1.append(float(ann["segment"][1]))
+            lab.append(classes[ann["label"]])
+    return dict(video=vids, t0=np.array(t0), t1=np.array(t1), label=np.array(lab, dtype=np.int64),
+                classes=classes, amb={})
+
+
+def load_gt_folder(folder, subset):
+    sub = "val" if subset == "validation" else subset
+    ids = {}
+    names = []
+    with open(os.path.join(folder, "detclasslist.txt")) as f:
+        for line in f:
+            if line.strip():
+                i, n = line.split()
+                ids[int(i)] = n
+                names.append(n)
+    vids, t0, t1, lab = [], [], [], []
+    classes = {n: k for k, n in enumerate(names)}
+    for n in names:
+        with open(os.path.join(folder, "%s_%s.txt" % (n, sub))) as f:
+            for line in f:
+                p = line.split()
+                if p:
+                    vids.append(p[0]); t0.append(float(p[1])); t1.append(float(p[2]))
+                    lab.append(classes[n])
+    amb = {}
+    with open(os.path.join(folder, "Ambiguous_%s.txt" % sub)) as f:
+        for line in f:
+            p = line.split()
+            if p:
+                amb.setdefault(p[0], []).append((float(p[1]), float(p[2])))
+    return dict(video=vids, t0=np.array(t0), t1=np.array(t1), label=np.array(lab, dtype=np.int64),
+                classes=classes, amb=amb, classid=ids)
+
+
+def load_pred(path, classlist):
+    vids, t0, t1, lab, sc = [], [], [], [], []
+    if path.endswith(".json"):
+        with open(path) as f:
+            res = json.load(f)["results"]
+        for vid, dets in res.items():
+            for r in dets:
+                vids.append(vid); lab.append(r["label"]); sc.append(float(r["score"]))
+                t0.append(float(r["segment"][0])); t1.append(float(r["segment"][1]))
+    else:
+        ids = {}
+        with open(classlist) as f:
+            for line in f:
+                if line.strip():
+                    i, n = line.split()
+                    ids[int(i)] = n
+        with open(path) as f:
+            for line in f:
+                p = line.split()
+                if not p:
+                    continue
+                v = p[0]
+                for ext in (".mpeg", ".mp4"):
+                    if v.endswith(ext):
+                        v = v[: -len(ext)]
+                vids.append(v); t0.append(float(p[1])); t1.append(float(p[2]))
+                lab.append(ids[int(p[3])]); sc.append(float(p[4]))
+    return dict(video=vids, t0=np.array(t0), t1=np.array(t1), label=lab, score=np.array(sc))
+
+
+def segment_iou(seg, cand, clip):
+    tt1 = np.maximum(seg[0], cand[:, 0])
+    tt2 = np.minimum(seg[1], cand[:, 1])
+    inter = (tt2 - tt1).clip(0)
+    union = (cand[:, 1] - cand[:, 0]) + (seg[1] - seg[0]) - inter
+    if clip:
+        union = union.clip(1e-8)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter.astype(float) / union
+
+
+def interpolated_prec_rec(prec, rec):
+    mprec = np.hstack([[0], prec, [0]])
+    mrec = np.hstack([[0], rec, [1]])
+    for i in range(len(mprec) - 1)[::-1]:
+        mprec[i] = max(mprec[i], mprec[i + 1])
+    idx = np.where(mrec[1::] != mrec[0:-1])[0] + 1
+    return np.sum((mrec[idx] - mrec[idx - 1]) * mprec[idx])
+
+
+def ap_detection(gt_v, gt_seg, p_v, p_seg, p_score, thr, ties, clip):
+    ap = np.zeros(len(thr))
+    if len(p_score) == 0:
+        return ap
+    npos = float(len(gt_v))
+    lock = np.ones((len(thr), len(gt_v))) * -1
+    if ties == "official":
+        order = p_score.argsort()[::-1]
+    else:
+        order = np.argsort(-p_score, kind="stable")
+    tp = np.zeros((len(thr), len(order)))
+    fp = np.zeros((len(thr), len(order)))
+    by_video = {}
+    for g, v in enumerate(gt_v):
+        by_video.setdefault(v, []).append(g)
+    for idx, i in enumerate(order):
+        gl = by_video.get(p_v[i])
+        if gl is None:
+            fp[:, idx] = 1
+            continue
+        gl = np.array(gl)
+        tiou = segment_iou(p_seg[i], gt_seg[gl], clip)
+        js = tiou.argsort()[::-1]
+        for t, th in enumerate(thr):
+            for j in js:
+                if tiou[j] < th:
+                    fp[t, idx] = 1
+                    break
+                if lock[t, gl[j]] >= 0:
+                    continue
+                tp[t, idx] = 1
+                lock[t, gl[j]] = idx
+                break
+            if fp[t, idx] == 0 and tp[t, idx] == 0:
+                fp[t, idx] = 1
+    tp_cum = np.cumsum(tp, axis=1).astype(float)
+    fp_cum = np.cumsum(fp, axis=1).astype(float)
+    rec = tp_cum / npos
+    prec = tp_cum / (tp_cum + fp_cum)
+    for t in range(len(thr)):
+        ap[t] = interpolated_prec_rec(prec[t, :], rec[t, :])
+    return ap
+
+
+def opentad_dedup(gt):
+    keep = []
+    kept_by = {}
+    for g in range(len(gt["video"])):
+        s, e = gt["t0"][g], gt["t1"][g]
+        if e - s <= 0:
+            continue
+        key = (gt["video"][g], gt["label"][g])
+        dup = False
+        for k in kept_by.get(key, []):
+            if abs(gt["t0"][k] - s) <= 1e-3 and abs(gt["t1"][k] - e) <= 1e-3:
+                dup = True
+                break
+        if dup:
+            continue
+        kept_by.setdefault(key, []).append(g)
+        keep.append(g)
+    out = dict(gt)
+    out["video"] = [gt["video"][g] for g in keep]
+    out["t0"], out["t1"], out["label"] = gt["t0"][keep], gt["t1"][keep], gt["label"][keep]
+    return out
+
+
+def anet_map(gt, pred, thr, protocol, ties):
+    if protocol == "opentad":
+        gt = opentad_dedup(gt)
+    C = len(gt["classes"])
+    plab = []
+    for i, l in enumerate(pred["label"]):
+        if l not in gt["classes"]:
+            if protocol == "opentad":
+                plab.append(-1)
+                continue
+            raise KeyError("label %r (video %s) is not a GT class" % (l, pred["video"][i]))
+        plab.append(gt["classes"][l])
+    plab = np.array(plab, dtype=np.int64)
+    ap = np.zeros((len(thr), C))
+    gseg = np.stack([gt["t0"], gt["t1"]], axis=1) if len(gt["t0"]) else np.zeros((0, 2))
+    pseg = np.stack([pred["t0"], pred["t1"]], axis=1) if len(pred["t0"]) else np.zeros((0, 2))
+    for c in range(C):
+        gi = np.where(gt["label"] == c)[0]
+        pi = np.where(plab == c)[0]
+        ap[:, c] = ap_detection([gt["video"][g] for g in gi], gseg[gi],
+                                [pred["video"][p] for p in pi], pseg[pi], pred["score"][pi],
+                                thr, ties, protocol == "opentad")
+    m = ap.mean(axis=1)
+    return ap, m, m.mean()
+
+
+# ------------------------------------------------------------------ THUMOS-14 MATLAB kit ----
+def th14_overlap(a, b):
+    a0, a1 = min(a), max(a)
+    b0, b1 = min(b), max(b)
+    inter = min(a1, b1) - max(a0, b0)
+    if inter <= 0:
+        return 0.0
+    return inter / (max(a1, b1) - min(a0, b0))
+
+
+def th14_map(gt, pred, thr):
+    names = sorted(gt["classes"], key=lambda n: gt["classes"][n])
+    ap = np.zeros((len(thr), len(names)))
+    for c, name in enumerate(names):
+        gi = [g for g in range(len(gt["video"])) if gt["label"][g] == c]
+        pi = [p for p in range(len(pred["video"])) if pred["label"][p] == name]
+        npos = len(gi)
+        for t, th in enumerate(thr):
+            confs, istp = [], []
+            videos = []
+            for p in pi:
+                if pred["video"][p] not in videos:
+                    videos.append(pred["video"][p])
+            for v in [gt["video"][g] for g in gi]:
+                if v not in videos:
+                    videos.append(v)
+            for v in videos:
+                ps = [p for p in pi if pred["video"][p] == v]
+                ps.sort(key=lambda p: -pred["score"][p])  # stable
+                gs = [g for g in gi if gt["video"][g] == v]
+                free = [True] * len(ps)
+                tp = [False] * len(ps)
+                for g in gs:
+                    best, bj = -1.0, -1
+                    for j, p in enumerate(ps):
+                        if not free[j]:
+                            continue
+                        ov = th14_overlap((pred["t0"][p], pred["t1"][p]), (gt["t0"][g], gt["t1"][g]))
+                        if ov > best:
+                            best, bj = ov, j
+                    if bj >= 0 and best > th:
+                        free[bj] = False
+                        tp[bj] = True
+                for j, p in enumerate(ps):
+                    if not tp[j]:
+                        amb = gt["amb"].get(v, [])
+                        if any(th14_overlap((pred["t0"][p], pred["t1"][p]), a) > 0 for a in amb):
+                            continue
+                    confs.append(pred["score"][p]); istp.append(tp[j])
+            order = sorted(range(len(confs)), key=lambda k: (-confs[k], not istp[k]))
+            tpc = np.cumsum([1.0 if istp[k] else 0.0 for k in order])
+            fpc = np.cumsum([0.0 if istp[k] else 1.0 for k in order])
+            rec = tpc / npos
+            prec = tpc / (tpc + fpc)
+            s = 0.0
+            for r in np.arange(0, 1.1, 0.1):
+                sel = prec[rec >= r]
+                s += sel.max() if len(sel) else 0.0
+            ap[t, c] = s / 11
+    m = ap.mean(axis=1)
+    return ap, m, m.mean()
+
+
+def main():
+    a = argparse.ArgumentParser()
+    a.add_argument("--gt", required=True)
+    a.add_argument("--pred", required=True)
+    a.add_argument("--classlist")
+    a.add_argument("--subset")
+    a.add_argument("--tiou")
+    a.add_argument("--protocol", default="activitynet")
+    a.add_argument("--ties", default="stable")
+    a.add_argument("--hex", action="store_true")
+    a.add_argument("--per-class", action="store_true")
+    o = a.parse_args()
+    thumos = os.path.isdir(o.gt) or "thumos" in os.path.basename(o.gt)
+    subset = o.subset or ("test" if thumos else "validation")
+    if o.tiou:
+        thr = np.array([float(x) for x in o.tiou.split(",")])
+    elif thumos:
+        thr = np.linspace(0.3, 0.7, 5)
+    else:
+        thr = np.linspace(0.5, 0.95, 10)
+    t = time.time()
+    gt = load_gt_folder(o.gt, subset) if os.path.isdir(o.gt) else load_gt_json(o.gt, subset)
+    pred = load_pred(o.pred, o.classlist)
+    t_load = time.time() - t
+    t = time.time()
+    if o.protocol == "thumos14":
+        ap, m, avg = th14_map(gt, pred, thr)
+    else:
+        ap, m, avg = anet_map(gt, pred, thr, o.protocol, o.ties)
+    t_score = time.time() - t
+    for th, v in zip(thr, m):
+        print(repr(float(th)), repr(float(v)), float(v).hex() if o.hex else "")
+    print("average", repr(float(avg)), float(avg).hex() if o.hex else "")
+    if o.per_class:
+        names = sorted(gt["classes"], key=lambda n: gt["classes"][n])
+        for c, n in enumerate(names):
+            print("class", n, " ".join(repr(float(x)) for x in ap[:, c]))
+    print("seconds load %.3f score %.3f" % (t_load, t_score), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
