@@ -1,6 +1,7 @@
 /* nn/conv3d.c: 3-D convolutions on [B, C, T, H, W]. The patch embedding (stride = kernel, no
  * padding) gathers one output row of patches at a time into a small stack tile and multiplies
- * it with the [Co, Ci*kt*kh*kw] weight matrix; the general conv uses im2col + GEMM per sample. */
+ * it with the [Co, Ci*kt*kh*kw] weight matrix; the general conv uses im2col + GEMM per sample
+ * (1x1x1 stride-1 convs multiply the sample itself: no im2col, no scratch). */
 #include "nn.h"
 
 #include <string.h>
@@ -205,23 +206,31 @@ static void im2col3d(float *cols, float *xb, gdims d, tal_conv3d_geom g, int add
     }
 }
 
+/* 1x1x1, stride 1, no padding: the sample [Ci, T*H*W] is already the column matrix. */
+static int pointwise(gdims d, tal_conv3d_geom g) {
+    return d.kt == 1 && d.kh == 1 && d.kw == 1 && g.stride[0] == 1 && g.stride[1] == 1 &&
+           g.stride[2] == 1 && g.padding[0] == 0 && g.padding[1] == 0 && g.padding[2] == 0;
+}
+
 void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
                         tal_conv3d_geom g, tal_arena *scratch) {
     gdims d = general_dims(y, x, w, g);
+    const int direct = pointwise(d, g);
     size_t mark = tal_arena_mark(scratch);
-    float *cols = tal_arena_floats(scratch, d.K * d.P);
+    float *cols = direct ? NULL : tal_arena_floats(scratch, d.K * d.P);
     if (tal_arena_is_planner(scratch)) {
         tal_arena_release(scratch, mark);
         return;
     }
     for (int64_t bi = 0; bi < d.B; bi++) {
-        im2col3d(cols, x.data + bi * d.Ci * d.T * d.H * d.W, d, g, 0);
+        float *xb = x.data + bi * d.Ci * d.T * d.H * d.W;
+        if (!direct) im2col3d(cols, xb, d, g, 0);
         float *yb = y.data + bi * d.Co * d.P;
         if (b.data)
             for (int64_t c = 0; c < d.Co; c++)
                 for (int64_t p = 0; p < d.P; p++) yb[c * d.P + p] = b.data[c];
-        tal_gemm(0, 0, d.Co, d.P, d.K, 1.0f, w.data, d.K, cols, d.P, b.data ? 1.0f : 0.0f, yb,
-                 d.P);
+        tal_gemm(0, 0, d.Co, d.P, d.K, 1.0f, w.data, d.K, direct ? xb : cols, d.P,
+                 b.data ? 1.0f : 0.0f, yb, d.P);
     }
     tal_arena_release(scratch, mark);
 }
@@ -229,8 +238,11 @@ void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
 void tal_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
                          tal_tensor x, tal_tensor w, tal_conv3d_geom g, tal_arena *scratch) {
     gdims d = general_dims(dy, x, w, g);
+    TAL_ASSERT(!dx.data || tal_tensor_same_shape(dx, x));
+    TAL_ASSERT(!dw.data || tal_tensor_same_shape(dw, w));
+    const int direct = pointwise(d, g);
     size_t mark = tal_arena_mark(scratch);
-    float *cols = tal_arena_floats(scratch, d.K * d.P);
+    float *cols = direct ? NULL : tal_arena_floats(scratch, d.K * d.P);
     if (tal_arena_is_planner(scratch)) {
         tal_arena_release(scratch, mark);
         return;
@@ -242,16 +254,20 @@ void tal_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor
                 for (int64_t p = 0; p < d.P; p++) s += dy.data[(bi * d.Co + c) * d.P + p];
             db.data[c] += (float)s;
         }
-    if (dx.data) memset(dx.data, 0, tal_tensor_bytes(dx));
+    if (dx.data && !direct) memset(dx.data, 0, tal_tensor_bytes(dx));
     for (int64_t bi = 0; bi < d.B; bi++) {
         const float *gb = dy.data + bi * d.Co * d.P;
+        float *xb = x.data + bi * d.Ci * d.T * d.H * d.W;
         if (dw.data) {
-            im2col3d(cols, x.data + bi * d.Ci * d.T * d.H * d.W, d, g, 0);
-            tal_gemm(0, 1, d.Co, d.K, d.P, 1.0f, gb, d.P, cols, d.P, 1.0f, dw.data, d.K);
+            if (!direct) im2col3d(cols, xb, d, g, 0);
+            tal_gemm(0, 1, d.Co, d.K, d.P, 1.0f, gb, d.P, direct ? xb : cols, d.P, 1.0f, dw.data,
+                     d.K);
         }
         if (dx.data) {
-            tal_gemm(1, 0, d.K, d.P, d.Co, 1.0f, w.data, d.K, gb, d.P, 0.0f, cols, d.P);
-            im2col3d(cols, dx.data + bi * d.Ci * d.T * d.H * d.W, d, g, 1);
+            float *dxb = dx.data + bi * d.Ci * d.T * d.H * d.W;
+            tal_gemm(1, 0, d.K, d.P, d.Co, 1.0f, w.data, d.K, gb, d.P, 0.0f, direct ? dxb : cols,
+                     d.P);
+            if (!direct) im2col3d(cols, dxb, d, g, 1);
         }
     }
     tal_arena_release(scratch, mark);

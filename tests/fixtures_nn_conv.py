@@ -34,6 +34,7 @@ def conv3d_fixtures():
         "k311": ((2, 3, 6, 4, 5), (5, 3, 3, 1, 1), (2, 1, 1), (1, 0, 0), True),
         "k111": ((2, 6, 3, 6, 6), (4, 6, 1, 1, 1), (1, 2, 2), (0, 0, 0), False),
         "stem": ((1, 3, 3, 9, 9), (4, 3, 1, 7, 7), (1, 2, 2), (0, 3, 3), False),
+        "pointwise": ((2, 5, 3, 4, 6), (7, 5, 1, 1, 1), (1, 1, 1), (0, 0, 0), True),
     }
     for name, (xs, ws, stride, pad, bias) in cases.items():
         x = torch.randn(xs, generator=g, requires_grad=True)

@@ -288,3 +288,18 @@ Test(nn_conv_cases, threads_agree_general_conv3d_and_conv1d) {
     for (int i = 0; i < 6; i++) expect_close(out[1][i], out[0][i], 1e-5, 1e-5);
     tal_arena_destroy(scratch);
 }
+
+/* 1x1x1 stride 1 multiplies the sample directly: right numbers and no scratch at all. */
+Test(nn_conv_cases, conv3d_pointwise_needs_no_scratch) {
+    check("nn_cases_conv3d", "pointwise", 3, 0, 1);
+    fixture fx;
+    fixture_load(&fx, "nn_cases_conv3d");
+    conv_case c = load_case(&fx, "pointwise", 3, 0);
+    tal_arena *plan = tal_arena_create_planner();
+    tal_conv3d_forward(tal_tensor_of(NULL, 5, c.y.shape), c.x, c.w, c.b, c.g3, plan);
+    tal_conv3d_backward(c.x, c.w, c.b, c.wy, c.x, c.w, c.g3, plan);
+    cr_assert_eq(tal_arena_high_water(plan), 0);
+    tal_arena_destroy(plan);
+    tal_arena_destroy(c.scratch);
+    fixture_free(&fx);
+}
