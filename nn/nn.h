@@ -240,8 +240,9 @@ typedef struct tal_conv3d_geom {
     int stride[3];   /* t, h, w */
     int padding[3];  /* zero padding, both sides */
 } tal_conv3d_geom;
-/* General conv3d via im2col + GEMM: x [B, Ci, T, H, W], w [Co, Ci, kt, kh, kw]. col: scratch
- * arena for one sample's im2col buffer. */
+/* General conv3d via im2col + GEMM: x [B, Ci, T, H, W], w [Co, Ci, kt, kh, kw]. scratch:
+ * arena for one sample's im2col buffer (none taken for 1x1x1, stride 1). Backward writes dx,
+ * accumulates dw and db (each skipped if none). */
 void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
                         tal_conv3d_geom g, tal_arena *scratch);
 void tal_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
@@ -355,7 +356,9 @@ double tal_params_clip_grad_norm(tal_params *p, double max_norm);
  * to a parameter name (NULL to drop it); NULL means identity. Missing parameters are an error
  * unless allow_missing; names in the file that no parameter takes are counted in *n_unused and
  * listed in err->msg when nonzero (not an error); a shape mismatch is an error naming the
- * tensor and both shapes. */
+ * tensor and both shapes, and so are two file tensors mapped to one parameter. Values are
+ * converted to float (F16, BF16, ...) and copied only once the whole file checks out: a failed
+ * load leaves every parameter as it was. */
 typedef const char *(*tal_name_map_fn)(const char *file_name, char *buf, size_t size, void *ctx);
 tal_status tal_params_load(tal_params *p, const char *path, tal_name_map_fn rename, void *ctx,
                            int allow_missing, int *n_unused, tal_err *err);
@@ -380,7 +383,10 @@ tal_status tal_adamw_state_save(const tal_adamw *opt, const char *path, tal_err 
 tal_status tal_adamw_state_load(tal_adamw *opt, const char *path, tal_err *err);
 
 /* Linear warm-up from 0 over warmup_steps, then cosine from base_lr to min_lr at total_steps
- * (held at min_lr after). */
+ * (held at min_lr after). For the 0-based step s about to run, W = warmup_steps, T = total:
+ *   s < W:      base * (s + 1) / W   (the ramp through 0 at s = -1; base reached at s = W - 1)
+ *   W <= s < T: min + (base - min) * (1 + cos(pi * (s - W) / (T - W))) / 2
+ *   s >= T:     min. */
 float tal_lr_warmup_cosine(int64_t step, int64_t warmup_steps, int64_t total_steps,
                            float base_lr, float min_lr);
 
