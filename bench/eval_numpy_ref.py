@@ -8,6 +8,7 @@ tests/test_eval_reference.c and as the timing baseline in bench/run_eval.sh.
   eval_numpy_ref.py --gt GT.json --pred PRED(.json|.txt) [--classlist detclasslist.txt]
                     [--subset S] [--tiou a,b,c] [--protocol activitynet|opentad|thumos14]
                     [--ties stable|official] [--hex]
+  eval_numpy_ref.py --write-npsort-cases tests/fixtures/eval_npsort_cases.txt
 Prints one line per threshold (`tiou mAP`) and `average X`; --hex adds float.hex values.
 """
 import argparse
@@ -274,6 +275,36 @@ def th14_map(gt, pred, thr):
     return ap, m, m.mean()
 
 
+def write_npsort_cases(path):
+    """tests/fixtures/eval_npsort_cases.txt: numpy's default argsort of arrays full of ties,
+    NaN and -0.0 (the order ANETdetection's argsort()[::-1] depends on)."""
+    rng = np.random.default_rng(20261126)
+    lines = []
+    sizes = [1, 2, 3, 15, 16, 17, 18, 20, 31, 33, 50, 64, 100, 128, 200, 257, 500, 1000]
+    for k, n in enumerate(sizes * 2):
+        kind = k % 4
+        if kind == 0:
+            v = rng.integers(0, 4, n).astype(float)
+        elif kind == 1:
+            v = rng.integers(0, 3, n) / 10.0
+            v[rng.random(n) < 0.3] = np.nan
+        elif kind == 2:
+            v = np.round(rng.random(n), 2)
+            v[rng.random(n) < 0.1] = np.nan
+        else:
+            v = np.zeros(n)
+            v[rng.random(n) < 0.5] = -0.0
+        lines.append("%d %s ; %s" % (n, " ".join(repr(float(x)) for x in v),
+                                     " ".join(str(i) for i in v.argsort())))
+    n = 600
+    v = np.concatenate([np.arange(n // 2), np.arange(n // 2)[::-1]]).astype(float)
+    lines.append("%d %s ; %s" % (n, " ".join(repr(float(x)) for x in v),
+                                 " ".join(str(i) for i in v.argsort())))
+    with open(path, "w") as f:
+        f.write("# numpy %s float64 argsort() (default kind) of each array: n values ; indices\n"
+                % np.__version__ + "\n".join(lines) + "\n")
+
+
 def main():
     a = argparse.ArgumentParser()
     a.add_argument("--gt", required=True)
@@ -285,6 +316,10 @@ def main():
     a.add_argument("--ties", default="stable")
     a.add_argument("--hex", action="store_true")
     a.add_argument("--per-class", action="store_true")
+    a.add_argument("--write-npsort-cases", metavar="PATH")
+    if "--write-npsort-cases" in sys.argv:
+        write_npsort_cases(sys.argv[sys.argv.index("--write-npsort-cases") + 1])
+        return
     o = a.parse_args()
     thumos = os.path.isdir(o.gt) or "thumos" in os.path.basename(o.gt)
     subset = o.subset or ("test" if thumos else "validation")
