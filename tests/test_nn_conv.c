@@ -168,6 +168,44 @@ Test(nn_conv, conv1d_one_and_two_threads_agree) {
     tal_arena_destroy(scratch);
 }
 
+Test(nn_conv, conv3d_one_and_two_threads_agree) {
+    int64_t B = 2, Ci = 8, Co = 16, T = 4, H = 12, W = 12;
+    tal_tensor x = test_tensor(5, (int64_t[]){B, Ci, T, H, W});
+    tal_tensor w = test_tensor(5, (int64_t[]){Co, Ci, 3, 3, 3}), b = test_tensor(1, &Co);
+    tal_tensor wp = test_tensor(5, (int64_t[]){Co, Ci, 2, 4, 4});
+    tal_tensor dy = test_tensor(5, (int64_t[]){B, Co, T, H, W});
+    tal_tensor dyp = test_tensor(5, (int64_t[]){B, Co, T / 2, H / 4, W / 4});
+    test_fill_uniform(x, 1);
+    test_fill_uniform(w, 2);
+    test_fill_uniform(b, 3);
+    test_fill_uniform(wp, 4);
+    test_fill_uniform(dy, 5);
+    test_fill_uniform(dyp, 6);
+    tal_conv3d_geom g = {{1, 1, 1}, {1, 1, 1}};
+    tal_arena *scratch = test_arena(1 << 24);
+    tal_tensor y[2], dx[2], dw[2], db[2], yp[2], dxp[2], dwp[2];
+    for (int t = 0; t < 2; t++) {
+        tal_threads_set(t + 1);
+        y[t] = test_tensor_like(dy), dx[t] = test_tensor_like(x), dw[t] = test_tensor_like(w);
+        db[t] = test_tensor_like(b), yp[t] = test_tensor_like(dyp), dxp[t] = test_tensor_like(x);
+        dwp[t] = test_tensor_like(wp);
+        tal_conv3d_forward(y[t], x, w, b, g, scratch);
+        tal_conv3d_backward(dx[t], dw[t], db[t], dy, x, w, g, scratch);
+        tal_patch_conv3d_forward(yp[t], x, wp, b);
+        tal_patch_conv3d_backward(dxp[t], dwp[t], tal_tensor_none(), dyp, x, wp);
+    }
+    /* sums over 216 (conv) and 256 (patch) products per output; dW over B * T * H * W */
+    expect_close(y[1], y[0], 1e-5, 1e-5);
+    expect_close(dx[1], dx[0], 1e-5, 1e-5);
+    expect_close(dw[1], dw[0], 1e-4, 1e-5);
+    expect_close(db[1], db[0], 1e-4, 1e-5);
+    expect_close(yp[1], yp[0], 1e-5, 1e-5);
+    expect_close(dxp[1], dxp[0], 1e-5, 1e-5);
+    expect_close(dwp[1], dwp[0], 1e-4, 1e-5);
+    tal_threads_set(1);
+    tal_arena_destroy(scratch);
+}
+
 /* ------------------------------------------------------------------ pooling, interpolation */
 typedef struct simple_ctx {
     tal_tensor y, x, dy, argmax;

@@ -323,6 +323,11 @@ Test(nn_ops, dropout_same_key_same_mask_and_right_keep_fraction) {
     int64_t differ = 0;
     for (int64_t i = 0; i < n; i++) differ += (y1.data[i] == 0) != (y2.data[i] == 0);
     cr_assert(differ > n / 4, "a new key must draw a new mask (%lld differ)", (long long)differ);
+    /* the mask depends on the key and the index only, not on the thread count */
+    tal_threads_set(2);
+    tal_dropout_forward(y2, x, p, key);
+    tal_threads_set(1);
+    expect_close(y2, y1, 0, 0);
     /* p = 0 is the identity */
     test_fill_uniform(x, 3);
     tal_dropout_forward(y1, x, 0.0f, key);
