@@ -1,6 +1,7 @@
 /* decode/convert.c: one decoded frame -> normalised float frame: the source rectangle is cut by
  * pointer offsets on the planes (no copy) and scaled by libswscale straight to the output size in
- * RGB24, then one pass applies rotation, flip and (x - mean) / std. */
+ * planar RGB (packed RGB24 for packed sources), then one pass applies rotation, flip and
+ * (x - mean) / std into the float tensor. */
 #include "decode/internal.h"
 
 #include <libavutil/pixdesc.h>
@@ -121,7 +122,14 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
                  !(desc->flags & AV_PIX_FMT_FLAG_HWACCEL) && !(desc->flags & AV_PIX_FMT_FLAG_BITSTREAM);
     uint8_t *dst[4] = {c->rgb, NULL, NULL, NULL};
     int dst_stride[4] = {bw * 3, 0, 0, 0};
+    const uint8_t *base[3]; /* where R, G, B of buffer pixel (0, 0) are */
+    int px_step = 3;        /* bytes between neighbouring pixels of one channel */
     if (planar) {
+        /* planar RGB out (swscale's G, B, R planes): its fast paths, and CHW-friendly rows */
+        size_t plane = (size_t)bw * bh;
+        for (int p = 0; p < 3; p++) dst[p] = c->rgb + p * plane, dst_stride[p] = bw;
+        base[0] = dst[2], base[1] = dst[0], base[2] = dst[1];
+        px_step = 1;
         /* align the cut to the chroma grid so every plane starts on a whole sample */
         int ax = 1 << desc->log2_chroma_w, ay = 1 << desc->log2_chroma_h;
         int x0 = (int)floor(cx) / ax * ax, y0 = (int)floor(cy) / ay * ay;
@@ -141,11 +149,12 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
             src[p] = f->data[p] + (size_t)(y0 >> sy) * f->linesize[p] + (size_t)(x0 >> sx) * step;
             stride[p] = f->linesize[p];
         }
-        c->sws = sws_getCachedContext(c->sws, x1 - x0, y1 - y0, f->format, bw, bh, AV_PIX_FMT_RGB24,
+        c->sws = sws_getCachedContext(c->sws, x1 - x0, y1 - y0, f->format, bw, bh, AV_PIX_FMT_GBRP,
                                       flags, NULL, NULL, NULL);
         if (!c->sws) return tal_err_set(err, TAL_EFORMAT, "no conversion from %s", desc->name);
         sws_scale(c->sws, src, stride, 0, y1 - y0, dst, dst_stride);
     } else {
+        base[0] = c->rgb, base[1] = c->rgb + 1, base[2] = c->rgb + 2;
         /* packed or paletted: whole frame to RGB24 first, then cut and scale that */
         if (!grow(&c->full, &c->full_size, (size_t)f->width * f->height * 3))
             return tal_err_set(err, TAL_ENOMEM, "out of memory for a %dx%d frame", f->width,
@@ -179,6 +188,22 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
         scale[ch_i] = tf->std[ch_i] > 0 ? 1.0f / tf->std[ch_i] : 1.0f;
         shift[ch_i] = -tf->mean[ch_i] * scale[ch_i];
     }
+    const int row = bw * px_step, step = px_step;
+    if (rot == 0 && !tf->channels_last) { /* the common case: contiguous rows in and out */
+        for (int ch_i = 0; ch_i < 3; ch_i++)
+            for (int yy = 0; yy < H; yy++) {
+                const uint8_t *src = base[ch_i] + (size_t)yy * row;
+                float *o = out.data + (((size_t)ch_i * n + k) * H + yy) * W;
+                const float sc = scale[ch_i], sh = shift[ch_i];
+                if (tf->flip)
+                    for (int xx = 0; xx < W; xx++) o[xx] = src[(W - 1 - xx) * step] * sc + sh;
+                else if (step == 1)
+                    for (int xx = 0; xx < W; xx++) o[xx] = src[xx] * sc + sh;
+                else
+                    for (int xx = 0; xx < W; xx++) o[xx] = src[xx * step] * sc + sh;
+            }
+        return TAL_OK;
+    }
     for (int yy = 0; yy < H; yy++)
         for (int xx = 0; xx < W; xx++) {
             int xd = tf->flip ? W - 1 - xx : xx, bx, by;
@@ -188,9 +213,9 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
             case 270: bx = bw - 1 - yy; by = xd; break;
             default: bx = xd; by = yy;
             }
-            const uint8_t *px = c->rgb + ((size_t)by * bw + bx) * 3;
+            size_t at = (size_t)by * row + (size_t)bx * step;
             for (int ch_i = 0; ch_i < 3; ch_i++) {
-                float v = px[ch_i] * scale[ch_i] + shift[ch_i];
+                float v = base[ch_i][at] * scale[ch_i] + shift[ch_i];
                 size_t idx = tf->channels_last
                                  ? (((size_t)k * H + yy) * W + xx) * 3 + ch_i
                                  : (((size_t)ch_i * n + k) * H + yy) * W + xx;
