@@ -1,0 +1,56 @@
+/* eval/internal.h: private to eval/: string interning and the GT / detection tables. */
+#ifndef TAL_EVAL_INTERNAL_H
+#define TAL_EVAL_INTERNAL_H
+
+#include "eval/eval.h"
+
+/* Strings interned to dense ids 0..n-1 in insertion order (open addressing). */
+typedef struct strtab {
+    char **names; /* owned, [n] */
+    int n, cap;
+    int *slots; /* [n_slots], -1 empty */
+    int n_slots;
+} strtab;
+
+void strtab_free(strtab *t);
+int strtab_find(const strtab *t, const char *s); /* -1 if absent */
+/* Returns the id (new or existing), -1 when out of memory. */
+int strtab_intern(strtab *t, const char *s);
+
+typedef struct gt_inst {
+    int video, cls;
+    double t0, t1;
+} gt_inst;
+
+typedef struct amb_inst {
+    int video;
+    double t0, t1;
+} amb_inst;
+
+struct tal_eval_gt {
+    char path[512];
+    char subset[64];
+    int thumos;
+    strtab videos;  /* videos of the subset, file order */
+    strtab classes; /* labels present, order of first appearance */
+    gt_inst *inst;
+    int n, cap;
+    amb_inst *amb; /* Ambiguous segments (folder input, or label "Ambiguous") */
+    int n_amb, cap_amb;
+};
+
+typedef struct det_inst {
+    int video, label; /* ids in the dets' own tables */
+    double t0, t1, score;
+} det_inst;
+
+struct tal_eval_dets {
+    strtab videos, labels;
+    det_inst *dets;
+    long n, cap;
+};
+
+/* numpy's pairwise summation (float64 add.reduce), for bit-identical means. */
+double np_pairwise_sum(const double *a, long n);
+
+#endif

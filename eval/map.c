@@ -1,0 +1,571 @@
+/* eval/map.c: AP per class and threshold under the three protocols (spec sections 1-3), with
+ * numpy's arithmetic (operation order, pairwise sums) so that the numbers are bit-identical to
+ * the official code whenever no two detections of a class share a score. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/internal.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+static int omp_default_threads(void) { return omp_get_max_threads(); }
+#else
+static int omp_default_threads(void) { return 1; }
+#endif
+
+/* numpy's pairwise_sum for float64 (8-way unrolled blocks of up to 128, then halves). */
+double np_pairwise_sum(const double *a, long n) {
+    if (n < 8) {
+        double res = 0.;
+        for (long i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        long i;
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    long n2 = n / 2;
+    n2 -= n2 % 8;
+    return np_pairwise_sum(a, n2) + np_pairwise_sum(a + n2, n - n2);
+}
+
+void tal_eval_linspace(double *out, double start, double stop, int n) {
+    if (n <= 0) return;
+    if (n == 1) {
+        out[0] = start;
+        return;
+    }
+    double step = (stop - start) / (double)(n - 1);
+    for (int i = 0; i < n; i++) out[i] = start + (double)i * step;
+    out[n - 1] = stop;
+}
+
+/* ---------------------------------------------------------------- shared layout --------- */
+/* One class's data: detections sorted by descending score (ties: insertion order), and its GT
+ * grouped by video (file order inside a video). */
+typedef struct class_job {
+    long *det;  /* indices into d->dets, sorted */
+    long n_det;
+    int *gt;    /* indices into the protocol's GT list, grouped by video */
+    int n_gt;
+    int *gt_video_start; /* per GT video of this class: [start, end) into gt, sorted by video */
+    int *gt_videos;
+    int n_gt_videos;
+} class_job;
+
+typedef struct scoring {
+    const tal_eval_gt *gt;
+    const tal_eval_dets *d;
+    const tal_eval_opts *o;
+    int n_tiou;
+    const double *tiou;
+    const gt_inst *g; /* GT instances used (OpenTAD: de-duplicated) */
+    int n_g;
+    int *det_video; /* per det video id: GT video id or -1 */
+    int *det_class; /* per det label id: GT class id or -1 */
+} scoring;
+
+typedef struct scored_det {
+    double score;
+    long idx;
+} scored_det;
+
+/* Descending score; ties keep insertion order (a stable sort, documented in eval.h). */
+static int cmp_det_desc(const void *a, const void *b) {
+    const scored_det *x = a, *y = b;
+    if (x->score > y->score) return -1;
+    if (x->score < y->score) return 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Range [lo, hi) of GT of class job `cj` in GT video v (binary search), or 0 items. */
+static void gt_range(const class_job *cj, int v, int *lo, int *hi) {
+    int a = 0, b = cj->n_gt_videos;
+    while (a < b) {
+        int m = (a + b) / 2;
+        if (cj->gt_videos[m] < v) a = m + 1;
+        else b = m;
+    }
+    if (a < cj->n_gt_videos && cj->gt_videos[a] == v) {
+        *lo = cj->gt_video_start[a];
+        *hi = cj->gt_video_start[a + 1];
+    } else {
+        *lo = *hi = 0;
+    }
+}
+
+/* VOC "all points" interpolation, as interpolated_prec_rec (spec 1.2 step 7). work: [2(n+2)] */
+static double ap_all_points(const double *prec, const double *rec, long n, double *work) {
+    double *mprec = work, *mrec = work + n + 2;
+    mprec[0] = 0;
+    mrec[0] = 0;
+    for (long i = 0; i < n; i++) {
+        mprec[i + 1] = prec[i];
+        mrec[i + 1] = rec[i];
+    }
+    mprec[n + 1] = 0;
+    mrec[n + 1] = 1;
+    for (long i = n; i >= 0; i--)
+        if (mprec[i + 1] > mprec[i]) mprec[i] = mprec[i + 1];
+    long k = 0;
+    for (long i = 1; i < n + 2; i++)
+        if (mrec[i] != mrec[i - 1]) work[k++] = (mrec[i] - mrec[i - 1]) * mprec[i];
+    /* work[0..k) overwrote mprec only at indices < i, which are no longer read */
+    return np_pairwise_sum(work, k);
+}
+
+/* numpy's float64 ordering: NaN is larger than everything. */
+static int np_less(double a, double b) { return a < b || (b != b && a == a); }
+
+static void np_aheapsort(const double *v, int *tosort, long n) {
+    int *a = tosort - 1; /* 1-based heap indexing */
+    long i, j, l;
+    int tmp;
+    for (l = n >> 1; l > 0; --l) {
+        tmp = a[l];
+        for (i = l, j = l << 1; j <= n;) {
+            if (j < n && np_less(v[a[j]], v[a[j + 1]])) j += 1;
+            if (np_less(v[tmp], v[a[j]])) {
+                a[i] = a[j];
+                i = j;
+                j += j;
+            } else {
+                break;
+            }
+        }
+        a[i] = tmp;
+    }
+    for (; n > 1;) {
+        tmp = a[n];
+        a[n] = a[1];
+        n -= 1;
+        for (i = 1, j = 2; j <= n;) {
+            if (j < n && np_less(v[a[j]], v[a[j + 1]])) j++;
+            if (np_less(v[tmp], v[a[j]])) {
+                a[i] = a[j];
+                i = j;
+                j += j;
+            } else {
+                break;
+            }
+        }
+        a[i] = tmp;
+    }
+}
+
+#define ISWAP(a, b) do { int t_ = (a); (a) = (b); (b) = t_; } while (0)
+
+/* numpy 1.24's default argsort (kind='quicksort' = introsort: median-of-3 quicksort, insertion
+ * sort for partitions of at most 17, heapsort past 2*log2(n) levels), step for step, so that
+ * ties among tIoU values (several NaN, or equal values) are ordered exactly as the official
+ * code orders them on numpy 1.24 without AVX-512 (spec 1.4). Writes tosort[n]. */
+static void np_argsort(const double *v, int *tosort, long num) {
+    for (long i = 0; i < num; i++) tosort[i] = (int)i;
+    if (num < 2) return;
+    int *pl = tosort, *pr = tosort + num - 1;
+    int *stack[128], **sptr = stack, depth[64], *psdepth = depth;
+    int cdepth = 0;
+    for (long x = num; x > 1; x >>= 1) cdepth++; /* npy_get_msb */
+    cdepth *= 2;
+    for (;;) {
+        if (cdepth < 0) {
+            np_aheapsort(v, pl, pr - pl + 1);
+            goto stack_pop;
+        }
+        while ((pr - pl) > 16) {
+            int *pm = pl + ((pr - pl) >> 1), *pi, *pj, *pk;
+            if (np_less(v[*pm], v[*pl])) ISWAP(*pm, *pl);
+            if (np_less(v[*pr], v[*pm])) ISWAP(*pr, *pm);
+            if (np_less(v[*pm], v[*pl])) ISWAP(*pm, *pl);
+            double vp = v[*pm];
+            pi = pl;
+            pj = pr - 1;
+            ISWAP(*pm, *pj);
+            for (;;) {
+                do ++pi; while (np_less(v[*pi], vp));
+                do --pj; while (np_less(vp, v[*pj]));
+                if (pi >= pj) break;
+                ISWAP(*pi, *pj);
+            }
+            pk = pr - 1;
+            ISWAP(*pi, *pk);
+            if (pi - pl < pr - pi) {
+                *sptr++ = pi + 1;
+                *sptr++ = pr;
+                pr = pi - 1;
+            } else {
+                *sptr++ = pl;
+                *sptr++ = pi - 1;
+                pl = pi + 1;
+            }
+            *psdepth++ = --cdepth;
+        }
+        for (int *pi = pl + 1; pi <= pr; ++pi) { /* insertion sort */
+            int vi = *pi;
+            double vp = v[vi];
+            int *pj = pi, *pk = pi - 1;
+            while (pj > pl && np_less(vp, v[*pk])) *pj-- = *pk--;
+            *pj = vi;
+        }
+    stack_pop:
+        if (sptr == stack) break;
+        pr = *(--sptr);
+        pl = *(--sptr);
+        cdepth = *(--psdepth);
+    }
+}
+
+/* ANETdetection / OpenTAD AP of one class at every threshold into ap[n_tiou]. */
+static int score_class_anet(const scoring *s, const class_job *cj, double *ap, long *n_nan) {
+    int T = s->n_tiou;
+    for (int t = 0; t < T; t++) ap[t] = 0;
+    if (cj->n_det == 0) return 0;
+    int clip = s->o->protocol == TAL_EVAL_OPENTAD;
+    long P = cj->n_det;
+    int *lock = malloc(sizeof *lock * (size_t)T * (size_t)(cj->n_gt ? cj->n_gt : 1));
+    unsigned char *tp = calloc((size_t)T * (size_t)P, 1);
+    double *prec = malloc(sizeof *prec * (size_t)P), *rec = malloc(sizeof *rec * (size_t)P);
+    double *work = malloc(sizeof *work * (size_t)(2 * (P + 2)));
+    int max_k = 0;
+    for (int k = 0; k < cj->n_gt_videos; k++) {
+        int c = cj->gt_video_start[k + 1] - cj->gt_video_start[k];
+        if (c > max_k) max_k = c;
+    }
+    double *tv = malloc(sizeof *tv * (size_t)(max_k ? max_k : 1));
+    int *js = malloc(sizeof *js * (size_t)(max_k ? max_k : 1));
+    if (!lock || !tp || !prec || !rec || !work || !js || !tv) {
+        free(lock), free(tp), free(prec), free(rec), free(work), free(js), free(tv);
+        return -1;
+    }
+    for (long i = 0; i < (long)T * cj->n_gt; i++) lock[i] = -1;
+    for (long i = 0; i < P; i++) {
+        const det_inst *p = &s->d->dets[cj->det[i]];
+        int v = s->det_video[p->video], lo = 0, hi = 0;
+        if (v >= 0) gt_range(cj, v, &lo, &hi);
+        if (lo == hi) continue; /* FP at every threshold */
+        int k = hi - lo;
+        for (int j = 0; j < k; j++) {
+            const gt_inst *g = &s->g[cj->gt[lo + j]];
+            double tt1 = p->t0 > g->t0 ? p->t0 : g->t0; /* np.maximum(target, candidates) */
+            double tt2 = p->t1 < g->t1 ? p->t1 : g->t1;
+            double inter = tt2 - tt1;
+            if (inter < 0) inter = 0; /* .clip(0) */
+            double uni = (g->t1 - g->t0) + (p->t1 - p->t0) - inter;
+            if (clip && uni < 1e-8) uni = 1e-8;
+            double tiou = inter / uni;
+            if (isnan(tiou)) (*n_nan)++;
+            tv[j] = tiou;
+        }
+        np_argsort(tv, js, k); /* ascending; walked from the end = argsort()[::-1] */
+        for (int t = 0; t < T; t++) {
+            int *lk = lock + (long)t * cj->n_gt + lo;
+            for (int m = k - 1; m >= 0; m--) {
+                int j = js[m];
+                if (tv[j] < s->tiou[t]) break; /* FP; NaN never compares less */
+                if (lk[j] >= 0) continue;      /* taken: try the next-best GT */
+                tp[(long)t * P + i] = 1;
+                lk[j] = (int)i;
+                break;
+            }
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        double tpc = 0, fpc = 0;
+        for (long i = 0; i < P; i++) {
+            if (tp[(long)t * P + i]) tpc += 1;
+            else fpc += 1;
+            rec[i] = tpc / (double)cj->n_gt;
+            prec[i] = tpc / (tpc + fpc);
+        }
+        ap[t] = ap_all_points(prec, rec, P, work);
+    }
+    free(lock), free(tp), free(prec), free(rec), free(work), free(js), free(tv);
+    return 0;
+}
+
+/* intervalsingleoverlapvalseconds: both intervals normalised to [min, max]; IoU over the hull
+ * when the intersection is > 0, else 0. */
+static double th14_overlap(double a0, double a1, double b0, double b1) {
+    if (a0 > a1) { double x = a0; a0 = a1; a1 = x; }
+    if (b0 > b1) { double x = b0; b0 = b1; b1 = x; }
+    double ua = (a1 > b1 ? a1 : b1) - (a0 < b0 ? a0 : b0);
+    double iw = (a1 < b1 ? a1 : b1) - (a0 > b0 ? a0 : b0);
+    return iw > 0 ? iw / ua : 0;
+}
+
+typedef struct conf_flag {
+    double conf;
+    int tp;
+    long order;
+} conf_flag;
+
+static int cmp_conf(const void *a, const void *b) {
+    const conf_flag *x = a, *y = b;
+    if (x->conf > y->conf) return -1;
+    if (x->conf < y->conf) return 1;
+    return (x->order > y->order) - (x->order < y->order);
+}
+
+/* TH14eventdetpr for one class at every threshold. Detections are already sorted by
+ * descending score (stable), which is the order MATLAB's sort gives inside each video. */
+static int score_class_th14(const scoring *s, const class_job *cj, const long *amb_start,
+                            const int *amb_order, double *ap, long *n_amb_dropped) {
+    int T = s->n_tiou;
+    for (int t = 0; t < T; t++) ap[t] = 0;
+    long P = cj->n_det;
+    if (P == 0) return 0;
+    /* group this class's detections by GT video (keeping score order); others are FPs */
+    conf_flag *cf = malloc(sizeof *cf * (size_t)P);
+    long *byv = malloc(sizeof *byv * (size_t)P);
+    unsigned char *fr = malloc((size_t)P), *amb = malloc((size_t)P);
+    double *prec = malloc(sizeof *prec * (size_t)P), *rec = malloc(sizeof *rec * (size_t)P);
+    if (!cf || !byv || !fr || !amb || !prec || !rec) {
+        free(cf), free(byv), free(fr), free(amb), free(prec), free(rec);
+        return -1;
+    }
+    for (long i = 0; i < P; i++) byv[i] = i;
+    /* stable sort of positions by video: insertion into buckets via a counting pass */
+    const det_inst *D = s->d->dets;
+    for (long i = 0; i < P; i++) {
+        const det_inst *p = &D[cj->det[i]];
+        int v = s->det_video[p->video];
+        amb[i] = 0;
+        if (v >= 0 && amb_start)
+            for (long a = amb_start[v]; a < amb_start[v + 1]; a++) {
+                const amb_inst *q = &s->gt->amb[amb_order[a]];
+                if (th14_overlap(q->t0, q->t1, p->t0, p->t1) > 0) amb[i] = 1;
+            }
+    }
+    /* order positions by (GT video, score order) */
+    long n_v = s->gt->videos.n;
+    long *cnt = calloc((size_t)n_v + 2, sizeof *cnt);
+    if (!cnt) {
+        free(cf), free(byv), free(fr), free(amb), free(prec), free(rec);
+        return -1;
+    }
+    for (long i = 0; i < P; i++) cnt[s->det_video[D[cj->det[i]].video] + 2]++;
+    for (long v = 1; v < n_v + 2; v++) cnt[v] += cnt[v - 1];
+    for (long i = 0; i < P; i++) byv[cnt[s->det_video[D[cj->det[i]].video] + 1]++] = i;
+    /* now byv lists det positions: first video -1 (no GT), then GT videos in id order */
+    for (int t = 0; t < T; t++) {
+        memset(fr, 1, (size_t)P);
+        long a = 0;
+        while (a < P) {
+            int v = s->det_video[D[cj->det[byv[a]]].video];
+            long b = a;
+            while (b < P && s->det_video[D[cj->det[byv[b]]].video] == v) b++;
+            int lo = 0, hi = 0;
+            if (v >= 0) gt_range(cj, v, &lo, &hi);
+            for (int k = lo; k < hi; k++) { /* GT-centric: each GT takes its best free det */
+                const gt_inst *g = &s->g[cj->gt[k]];
+                double vm = -1;
+                long im = -1;
+                for (long m = a; m < b; m++) {
+                    long i = byv[m];
+                    if (!fr[i]) continue;
+                    const det_inst *p = &D[cj->det[i]];
+                    double ov = th14_overlap(g->t0, g->t1, p->t0, p->t1);
+                    if (ov > vm) {
+                        vm = ov;
+                        im = i;
+                    }
+                }
+                if (im >= 0 && vm > s->tiou[t]) fr[im] = 0;
+            }
+            a = b;
+        }
+        long n = 0, n_tp = 0;
+        for (long i = 0; i < P; i++) { /* tpconf then fpconf, each in video order */
+            long pi = byv[i];
+            if (!fr[pi]) cf[n++] = (conf_flag){D[cj->det[pi]].score, 1, n}, n_tp++;
+        }
+        for (long i = 0; i < P; i++) {
+            long pi = byv[i];
+            if (fr[pi] && !amb[pi]) cf[n] = (conf_flag){D[cj->det[pi]].score, 0, n}, n++;
+            else if (fr[pi] && t == 0) (*n_amb_dropped)++;
+        }
+        if (n_tp == 0) {
+            ap[t] = 0;
+            continue;
+        }
+        qsort(cf, (size_t)n, sizeof *cf, cmp_conf);
+        double tpc = 0, fpc = 0;
+        for (long i = 0; i < n; i++) {
+            if (cf[i].tp) tpc += 1;
+            else fpc += 1;
+            rec[i] = tpc / (double)cj->n_gt;
+            prec[i] = tpc / (fpc + tpc);
+        }
+        double sum = 0;
+        for (int r = 0; r <= 10; r++) {
+            double thr = r == 10 ? 1.0 : r * 0.1, p = 0;
+            int any = 0;
+            for (long i = 0; i < n; i++)
+                if (rec[i] >= thr && (!any || prec[i] > p)) p = prec[i], any = 1;
+            sum = sum + p / 11.0;
+        }
+        ap[t] = sum;
+    }
+    free(cnt), free(cf), free(byv), free(fr), free(amb), free(prec), free(rec);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- driver ---------------- */
+typedef struct gt_ref {
+    int cls, video, idx;
+} gt_ref;
+
+static int cmp_gt_ref(const void *a, const void *b) {
+    const gt_ref *x = a, *y = b;
+    if (x->cls != y->cls) return x->cls < y->cls ? -1 : 1;
+    if (x->video != y->video) return x->video < y->video ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
+                                  const tal_eval_dets *d, const tal_eval_opts *o,
+                                  const gt_inst *g, int n_g, const int *det_video,
+                                  const int *det_class, tal_err *err);
+
+tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
+                                  const tal_eval_dets *d, const tal_eval_opts *o,
+                                  const gt_inst *g, int n_g, const int *det_video,
+                                  const int *det_class, tal_err *err) {
+    int C = gt->classes.n, T = o->n_tiou;
+    tal_status st = TAL_OK;
+    class_job *jobs = calloc((size_t)C + 1, sizeof *jobs);
+    long *det_start = calloc((size_t)C + 2, sizeof *det_start);
+    long *det_all = malloc(sizeof *det_all * (size_t)(d->n + 1));
+    scored_det *sd = malloc(sizeof *sd * (size_t)(d->n + 1));
+    gt_ref *refs = malloc(sizeof *refs * (size_t)(n_g + 1));
+    int *gt_all = malloc(sizeof *gt_all * (size_t)(n_g + 1));
+    int *vid_all = malloc(sizeof *vid_all * (size_t)(n_g + 1));
+    int *vstart_all = malloc(sizeof *vstart_all * (size_t)(n_g + C + 1));
+    long *amb_start = NULL;
+    int *amb_order = NULL;
+    r->n_classes = C;
+    r->class_names = calloc((size_t)C + 1, sizeof *r->class_names);
+    r->ap = calloc((size_t)C * (size_t)T + 1, sizeof *r->ap);
+    r->n_gt_class = calloc((size_t)C + 1, sizeof *r->n_gt_class);
+    r->n_det_class = calloc((size_t)C + 1, sizeof *r->n_det_class);
+    if (!jobs || !det_start || !det_all || !sd || !refs || !gt_all || !vid_all || !vstart_all ||
+        !r->class_names || !r->ap || !r->n_gt_class || !r->n_det_class)
+        goto oom;
+    for (int c = 0; c < C; c++)
+        if (!(r->class_names[c] = strdup(gt->classes.names[c]))) goto oom;
+
+    /* detections: bucket by class in insertion order, then sort each bucket by score */
+    for (long i = 0; i < d->n; i++) {
+        int c = det_class[d->dets[i].label];
+        if (c >= 0) det_start[c + 2]++;
+    }
+    for (int c = 1; c < C + 2; c++) det_start[c] += det_start[c - 1];
+    for (long i = 0; i < d->n; i++) {
+        int c = det_class[d->dets[i].label];
+        if (c >= 0) sd[det_start[c + 1]++] = (scored_det){d->dets[i].score, i};
+    }
+    /* GT: sort by (class, video, file order) */
+    for (int i = 0; i < n_g; i++) refs[i] = (gt_ref){g[i].cls, g[i].video, i};
+    qsort(refs, (size_t)n_g, sizeof *refs, cmp_gt_ref);
+    int pos = 0, vpos = 0;
+    for (int c = 0; c < C; c++) {
+        class_job *cj = &jobs[c];
+        cj->det = det_all + det_start[c];
+        cj->n_det = det_start[c + 1] - det_start[c];
+        cj->gt = gt_all + pos;
+        cj->gt_videos = vid_all + vpos;
+        cj->gt_video_start = vstart_all + vpos + c;
+        int k = 0, nv = 0;
+        while (pos + k < n_g && refs[pos + k].cls == c) {
+            if (k == 0 || refs[pos + k].video != refs[pos + k - 1].video) {
+                cj->gt_videos[nv] = refs[pos + k].video;
+                cj->gt_video_start[nv] = k;
+                nv++;
+            }
+            cj->gt[k] = refs[pos + k].idx;
+            k++;
+        }
+        cj->gt_video_start[nv] = k;
+        cj->n_gt = k;
+        cj->n_gt_videos = nv;
+        pos += k;
+        vpos += nv;
+        r->n_gt_class[c] = k;
+        r->n_det_class[c] = cj->n_det;
+    }
+    /* Ambiguous segments grouped by video (thumos14 only) */
+    if (o->protocol == TAL_EVAL_THUMOS14 && gt->n_amb) {
+        int nv = gt->videos.n;
+        amb_start = calloc((size_t)nv + 2, sizeof *amb_start);
+        amb_order = malloc(sizeof *amb_order * (size_t)gt->n_amb);
+        if (!amb_start || !amb_order) goto oom;
+        for (int a = 0; a < gt->n_amb; a++) amb_start[gt->amb[a].video + 2]++;
+        for (int v = 1; v < nv + 2; v++) amb_start[v] += amb_start[v - 1];
+        for (int a = 0; a < gt->n_amb; a++) amb_order[amb_start[gt->amb[a].video + 1]++] = a;
+    }
+    scoring s = {gt, d, o, T, o->tiou, g, n_g, (int *)det_video, (int *)det_class};
+    long n_nan = 0, n_tied = 0, n_amb_dropped = 0;
+    int failed = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : n_nan, n_tied, n_amb_dropped, failed) \
+    num_threads(o->threads > 0 ? o->threads : omp_default_threads())
+    for (int c = 0; c < C; c++) {
+        class_job *cj = &jobs[c];
+        scored_det *b = sd + det_start[c];
+        if (cj->n_det > 1) qsort(b, (size_t)cj->n_det, sizeof *b, cmp_det_desc);
+        for (long i = 0; i < cj->n_det; i++) {
+            cj->det[i] = b[i].idx;
+            if ((i > 0 && b[i].score == b[i - 1].score) ||
+                (i + 1 < cj->n_det && b[i].score == b[i + 1].score))
+                n_tied++;
+        }
+        double *ap = r->ap + (long)c * T;
+        int rc;
+        if (cj->n_gt == 0) { /* OpenTAD de-dup emptied the class: no positives */
+            for (int t = 0; t < T; t++) ap[t] = 0;
+            rc = 0;
+        } else if (o->protocol == TAL_EVAL_THUMOS14) {
+            rc = score_class_th14(&s, cj, amb_start, amb_order, ap, &n_amb_dropped);
+        } else {
+            rc = score_class_anet(&s, cj, ap, &n_nan);
+        }
+        if (rc) failed++;
+    }
+    if (failed) goto oom;
+    r->diag.n_nan_pairs = n_nan;
+    r->diag.n_tied_scores = n_tied;
+    r->diag.n_ambiguous_dropped = n_amb_dropped;
+    /* means: numpy (pairwise) for the Python protocols, sequential for MATLAB's mean */
+    double *col = malloc(sizeof *col * (size_t)(C + 1));
+    if (!col) goto oom;
+    for (int t = 0; t < T; t++) {
+        for (int c = 0; c < C; c++) col[c] = r->ap[(long)c * T + t];
+        double sum = 0;
+        if (o->protocol == TAL_EVAL_THUMOS14)
+            for (int c = 0; c < C; c++) sum += col[c];
+        else
+            sum = np_pairwise_sum(col, C);
+        r->map[t] = sum / (double)C;
+    }
+    free(col);
+    double sum = 0;
+    if (o->protocol == TAL_EVAL_THUMOS14)
+        for (int t = 0; t < T; t++) sum += r->map[t];
+    else
+        sum = np_pairwise_sum(r->map, T);
+    r->average_map = sum / (double)T;
+    goto done;
+oom:
+    st = tal_err_set(err, TAL_ENOMEM, "out of memory while scoring %ld detections", d->n);
+done:
+    free(jobs), free(det_start), free(det_all), free(sd), free(refs), free(gt_all), free(vid_all);
+    free(vstart_all), free(amb_start), free(amb_order);
+    return st;
+}
