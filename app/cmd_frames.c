@@ -13,7 +13,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal frames VIDEO --out DIR [--fps F | --every N] [--size S] [--crop C]\n"
-            "                     [--start SECONDS] [--max N] [--threads-decode N]\n"
+            "                     [--start SECONDS] [--max N] [--decode-threads N]\n"
             "Writes DIR/000000.png, 000001.png, ...: the frames at START + k / F seconds (each the\n"
             "last frame shown at that time), or every N-th decoded frame; short side resized to S\n"
             "(default 224), then a centre crop of C x C if given. Prints 'FILE TIME_S' per frame.\n"
@@ -49,7 +49,7 @@ static int cmd_frames(int argc, char **argv) {
         else if (!strcmp(a, "--crop")) ok = parse_num(a, v, 1, &crop);
         else if (!strcmp(a, "--start")) ok = parse_num(a, v, 0, &start);
         else if (!strcmp(a, "--max")) ok = parse_num(a, v, 1, &max);
-        else if (!strcmp(a, "--threads-decode")) ok = parse_num(a, v, 0, &threads);
+        else if (!strcmp(a, "--decode-threads")) ok = parse_num(a, v, 0, &threads);
         else if (a[0] == '-') {
             fprintf(stderr, "re2tal frames: unknown option '%s'\n", a);
             ok = 0;

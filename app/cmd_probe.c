@@ -9,7 +9,7 @@
 #include "decode/decode.h"
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: re2tal probe [--count] [--threads-decode N] VIDEO...\n"
+    fprintf(out, "usage: re2tal probe [--count] [--decode-threads N] VIDEO...\n"
                  "Prints one JSON line of metadata per video: duration, start, time base, frame\n"
                  "rates, frame count (exact with --count, which decodes the whole stream), size,\n"
                  "rotation, codec, whether the frame rate is variable. Exit 1 if any file failed.\n");
@@ -26,7 +26,7 @@ static int cmd_probe(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(argv[i], "--count")) continue;
-        if (!strcmp(argv[i], "--threads-decode") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--decode-threads") && i + 1 < argc) {
             opts.threads = atoi(argv[++i]);
             continue;
         }
