@@ -248,6 +248,8 @@ Test(nn_conv, mean_over_hw) { check_simple("nn_mean_hw", 1); }
 Test(nn_conv, interp_down_by_two) { check_simple("nn_interp_down", 2); }
 Test(nn_conv, interp_up_non_integer) { check_simple("nn_interp_up", 2); }
 Test(nn_conv, interp_down_non_integer) { check_simple("nn_interp_frac", 2); }
+Test(nn_conv, interp_384_to_192) { check_simple("nn_interp_384_192", 2); }
+Test(nn_conv, interp_100_to_192) { check_simple("nn_interp_100_192", 2); }
 
 Test(nn_conv, maxpool_all_padding_window_is_never_chosen) {
     float x[3] = {-5.0f, -7.0f, -9.0f}, y[2], am[2];
