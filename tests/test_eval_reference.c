@@ -1,0 +1,223 @@
+/* tests/test_eval_reference.c: eval/ against numbers computed independently by
+ * bench/eval_numpy_ref.py (a numpy port of the reference evaluators written from
+ * shared/spec/eval-reference.md; run under Debian's numpy 1.24.2). The expectations are committed
+ * here as exact float64 values (C99 hex literals), so the test needs no Python:
+ *   /usr/bin/python3 bench/eval_numpy_ref.py --gt GT --pred PRED [...] --hex
+ * Bit-exact for the activitynet and opentad protocols (the claim of eval.h: identical to the
+ * official code when no two detections of a class share a score; none of these files has ties). */
+#include <math.h>
+#include <string.h>
+
+#include "eval/eval.h"
+#include "testlib.h"
+
+#define TH_DIR SHARED_DATA "/thumos14_annotations"
+#define TH_CLASSES TH_DIR "/detclasslist.txt"
+
+static tal_eval_result *evaluate(const char *gt_path, const char *subset, const char *pred,
+                                 const char *classlist, tal_eval_protocol p, int n_tiou,
+                                 const double *tiou) {
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    tal_eval_dets *d = NULL;
+    tal_eval_result *r = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, gt_path, subset, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_eval_dets_load(d, pred, classlist, &err), TAL_OK, "%s", err.msg);
+    tal_eval_opts o;
+    memset(&o, 0, sizeof o);
+    o.protocol = p;
+    o.n_tiou = n_tiou;
+    for (int i = 0; i < n_tiou; i++) o.tiou[i] = tiou[i];
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    tal_eval_dets_destroy(d);
+    tal_eval_gt_destroy(gt);
+    return r;
+}
+
+static void expect_exact(const char *what, double got, double want) {
+    cr_expect(got == want, "%s: got %.17g (%a), want %.17g (%a)", what, got, got, want, want);
+}
+
+static void expect_maps(const tal_eval_result *r, const double *want, double want_avg, int exact) {
+    for (int t = 0; t < r->n_tiou; t++) {
+        char what[64];
+        snprintf(what, sizeof what, "mAP@%.17g", r->tiou[t]);
+        if (exact) expect_exact(what, r->map[t], want[t]);
+        else cr_expect(fabs(r->map[t] - want[t]) <= 1e-15 * fabs(want[t]) + 1e-300,
+                       "%s: got %.17g, want %.17g", what, r->map[t], want[t]);
+    }
+    if (exact) expect_exact("average mAP", r->average_map, want_avg);
+    else cr_expect(fabs(r->average_map - want_avg) <= 1e-15 * want_avg, "average: got %.17g, want %.17g",
+                   r->average_map, want_avg);
+}
+
+/* Spec 1.6, to the last digit (Python prints class A at t=0.5 as 0.44999999999999996). */
+Test(eval_reference, worked_example_files) {
+    const double thr[5] = {0.1, 0.5, 0.8, 0.81, 0.9};
+    tal_eval_result *r = evaluate(FIXTURES "/eval_worked_gt.json", NULL,
+                                  FIXTURES "/eval_worked_pred.json", NULL,
+                                  TAL_EVAL_ACTIVITYNET, 5, thr);
+    cr_assert_eq(r->n_classes, 2, "class C (training subset only) must not exist");
+    cr_assert_str_eq(r->class_names[0], "A");
+    cr_assert_str_eq(r->class_names[1], "B");
+    const double want[5] = {0x1.7333333333333p-1, 0x1.7333333333333p-1, 0.625, 0.5625, 0.5625};
+    expect_maps(r, want, 0x1.47ae147ae147bp-1, 1);
+    expect_exact("average == 0.64", r->average_map, 0.64);
+    const double ap_a[5] = {0.44999999999999996, 0.44999999999999996, 0.25, 0.125, 0.125};
+    for (int t = 0; t < 5; t++) {
+        expect_exact("AP(A)", r->ap[0 * 5 + t], ap_a[t]);
+        expect_exact("AP(B)", r->ap[1 * 5 + t], 1.0);
+    }
+    cr_expect_eq(r->n_gt_class[0], 4);
+    cr_expect_eq(r->n_gt_class[1], 1);
+    tal_eval_result_destroy(r);
+}
+
+/* The same example built in memory (the API training uses). */
+Test(eval_reference, worked_example_in_memory) {
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    tal_eval_dets *d = NULL;
+    tal_eval_result *r = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", "validation", &err),
+                 TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
+    struct { const char *v, *l; double t0, t1, s; } dets[6] = {
+        {"v3", "A", 0, 10, 0.95}, {"v1", "A", 0, 10, 0.9}, {"v1", "A", 1, 10, 0.8},
+        {"v1", "A", 22, 30, 0.7}, {"v2", "A", 0, 50, 0.6}, {"v1", "B", 5, 15, 0.5}};
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(tal_eval_dets_add(d, dets[i].v, dets[i].l, dets[i].t0, dets[i].t1, dets[i].s,
+                                       &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_eval_dets_count(d), 6);
+    tal_eval_opts o;
+    memset(&o, 0, sizeof o);
+    o.n_tiou = 5;
+    const double thr[5] = {0.1, 0.5, 0.8, 0.81, 0.9};
+    memcpy(o.tiou, thr, sizeof thr);
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    const double want[5] = {0.725, 0.725, 0.625, 0.5625, 0.5625};
+    expect_maps(r, want, 0.64, 1);
+    /* t = 0.8: tIoU 8/10 of [1,10] vs [0,10]... equals the threshold and counts (inclusive) */
+    expect_exact("AP(A)@0.8", r->ap[0 * 5 + 2], 0.25);
+    tal_eval_result_destroy(r);
+    tal_eval_dets_destroy(d);
+    tal_eval_gt_destroy(gt);
+}
+
+/* Thresholds exactly as np.linspace: element 8 of linspace(0.5, 0.95, 10) is 0.8999999999999999. */
+Test(eval_reference, linspace_like_numpy) {
+    double t[10];
+    tal_eval_linspace(t, 0.5, 0.95, 10);
+    expect_exact("linspace[8]", t[8], 0.8999999999999999);
+    expect_exact("linspace[9]", t[9], 0.95);
+    double u[5];
+    tal_eval_linspace(u, 0.3, 0.7, 5);
+    expect_exact("linspace(0.3,0.7,5)[1]", u[1], 0.39999999999999997);
+    int n = 0;
+    tal_err err = {0};
+    cr_assert_eq(tal_eval_parse_tiou("0.5:0.05:0.95", t, &n, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(n, 10);
+    expect_exact("parsed[8]", t[8], 0.8999999999999999);
+    cr_assert_eq(tal_eval_parse_tiou("0.5,0.75,0.95", t, &n, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(n, 3);
+    expect_exact("literal[1]", t[1], 0.75);
+}
+
+/* The official sample "prediction" (the val GT itself, every score 1.0) against ANet-1.3 val:
+ * 1.0 at every threshold with the official protocol (zero-length GT found only through NaN
+ * tIoU, duplicate GT matched by duplicate detections); OpenTAD de-duplicates the GT so the
+ * duplicate detections become FPs. */
+Test(eval_reference, anet_sample_official) {
+    tal_eval_result *r = evaluate(SHARED_DATA "/anet13_val_gt.json", NULL,
+                                  SHARED_DATA "/anet13_sample_detection_prediction.json", NULL,
+                                  TAL_EVAL_ACTIVITYNET, 0, NULL);
+    cr_assert_eq(r->n_tiou, 10);
+    cr_assert_eq(r->n_classes, 200);
+    expect_exact("tiou[8]", r->tiou[8], 0.8999999999999999);
+    const double want[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    expect_maps(r, want, 1.0, 1);
+    long npos = 0;
+    for (int c = 0; c < r->n_classes; c++) npos += r->n_gt_class[c];
+    cr_expect_eq(npos, 7654, "GT duplicates are kept: npos %ld", npos);
+    tal_eval_result_destroy(r);
+}
+
+Test(eval_reference, anet_sample_opentad) {
+    tal_eval_result *r = evaluate(SHARED_DATA "/anet13_val_gt.json", NULL,
+                                  SHARED_DATA "/anet13_sample_detection_prediction.json", NULL,
+                                  TAL_EVAL_OPENTAD, 0, NULL);
+    double want[10];
+    for (int t = 0; t < 10; t++) want[t] = 0x1.ff67edbf43c28p-1;
+    expect_maps(r, want, 0x1.ff67edbf43c26p-1, 1);
+    long npos = 0;
+    for (int c = 0; c < r->n_classes; c++) npos += r->n_gt_class[c];
+    cr_expect_eq(npos, 7654 - 24, "OpenTAD removes 24 GT: npos %ld", npos);
+    tal_eval_result_destroy(r);
+}
+
+/* Evalkit Run-2 (validation videos) against the THUMOS val GT, default thresholds
+ * linspace(0.3, 0.7, 5). */
+Test(eval_reference, thumos_run2_activitynet_json) {
+    tal_eval_result *r = evaluate(SHARED_DATA "/thumos14_val_gt.json", "validation",
+                                  SHARED_DATA "/thumos14_evalkit_Run-2-det.txt", TH_CLASSES,
+                                  TAL_EVAL_ACTIVITYNET, 0, NULL);
+    cr_assert_eq(r->n_tiou, 5);
+    expect_exact("tiou[1]", r->tiou[1], 0.39999999999999997);
+    const double want[5] = {0x1.28e5ad119471dp-4, 0x1.33b515c13a12ap-5, 0x1.5e63483eb668bp-6,
+                            0x1.575f2bf518905p-7, 0x1.560415134e782p-8};
+    expect_maps(r, want, 0x1.e21dc0a7c5a56p-6, 1);
+    tal_eval_result_destroy(r);
+}
+
+/* The txt-folder route gives the same numbers; only the class order (detclasslist vs first
+ * appearance) changes numpy's summation order, so the means agree to 1 ulp, not bit for bit. */
+Test(eval_reference, thumos_run2_activitynet_folder) {
+    tal_eval_result *r = evaluate(TH_DIR, "validation", SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
+                                  TH_CLASSES, TAL_EVAL_ACTIVITYNET, 0, NULL);
+    const double want[5] = {0x1.28e5ad119471ep-4, 0x1.33b515c13a129p-5, 0x1.5e63483eb668bp-6,
+                            0x1.575f2bf518904p-7, 0x1.560415134e782p-8};
+    expect_maps(r, want, 0x1.e21dc0a7c5a56p-6, 1);
+    tal_eval_result_destroy(r);
+}
+
+Test(eval_reference, thumos_run2_opentad) {
+    tal_eval_result *r = evaluate(SHARED_DATA "/thumos14_val_gt.json", "validation",
+                                  SHARED_DATA "/thumos14_evalkit_Run-2-det.txt", TH_CLASSES,
+                                  TAL_EVAL_OPENTAD, 0, NULL);
+    const double want[5] = {0x1.0d8f4d9b3783cp-4, 0x1.087642c28b21ep-5, 0x1.22dc6968512bep-6,
+                            0x1.0ab02d2e62ffap-7, 0x1.d222132655310p-9};
+    expect_maps(r, want, 0x1.a1ed4c77a6ba8p-6, 1);
+    tal_eval_result_destroy(r);
+}
+
+/* Run-1 (test videos) never overlaps a same-class GT: 0 at tIoU 0.1; at tIoU 0 the official
+ * inclusive rule (0 >= 0) turns every same-class detection in a GT video into a TP. */
+Test(eval_reference, thumos_run1_activitynet) {
+    const double thr[2] = {0.0, 0.1};
+    tal_eval_result *r = evaluate(SHARED_DATA "/thumos14_test_gt.json", NULL,
+                                  SHARED_DATA "/thumos14_evalkit_Run-1-det.txt", TH_CLASSES,
+                                  TAL_EVAL_ACTIVITYNET, 2, thr);
+    const double want[2] = {0x1.88a01b6829957p-13, 0.0};
+    expect_maps(r, want, 0x1.88a01b6829957p-14, 1);
+    tal_eval_result_destroy(r);
+}
+
+/* THUMOS-14 MATLAB-kit protocol, against the numpy port of spec section 3 (not checked against
+ * Octave here: close to 1e-15, since the port's 11-point sum order is our reading of the spec).
+ * With the folder, Ambiguous segments drop detections; the JSON has no Ambiguous. */
+Test(eval_reference, thumos_run2_th14_folder_and_json) {
+    tal_eval_result *r = evaluate(TH_DIR, "validation", SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
+                                  TH_CLASSES, TAL_EVAL_THUMOS14, 0, NULL);
+    const double want[5] = {0x1.30af9198dd425p-3, 0x1.66e748642fc10p-4, 0x1.c931147f3080dp-5,
+                            0x1.e9fccf763f10ep-6, 0x1.28bb682c3a46ep-6};
+    expect_maps(r, want, 0x1.16b5cd8c6cf8dp-4, 0);
+    tal_eval_result_destroy(r);
+    r = evaluate(SHARED_DATA "/thumos14_val_gt.json", "validation",
+                 SHARED_DATA "/thumos14_evalkit_Run-2-det.txt", TH_CLASSES, TAL_EVAL_THUMOS14, 0,
+                 NULL);
+    const double want_json[5] = {0x1.29b8b902a2afcp-3, 0x1.6286e4beef926p-4, 0x1.c49a99cc4241ep-5,
+                                 0x1.e4e0186f22c8ap-6, 0x1.2301ec1827edap-6};
+    expect_maps(r, want_json, 0x1.120c6dc26e8cep-4, 0);
+    tal_eval_result_destroy(r);
+}
