@@ -301,6 +301,14 @@ tal_status tal_decoder_count_frames(tal_decoder *dec, int64_t *n, tal_err *err) 
     return TAL_OK;
 }
 
+/* The frame for t was lost to a decode error when, after corruption, the frame standing in is
+ * more than 1.5 periods older than t (and the video goes on): the previous one repairs it. */
+static void count_repair(tal_decoder *dec, double t, double fps) {
+    if (dec->stats.corrupt_packets > 0 && fps > 0 && dec->cur_pts < t - 1.5 / fps &&
+        dec->have_next)
+        dec->stats.repaired++;
+}
+
 tal_status tal_decoder_read_times(tal_decoder *dec, const double *times_s, int n,
                                   const tal_frame_transform *tf, tal_tensor out, tal_err *err) {
     TAL_ASSERT_MSG(tal_tensor_numel(out) == (int64_t)n * 3 * tf->out_h * tf->out_w,
@@ -312,10 +320,7 @@ tal_status tal_decoder_read_times(tal_decoder *dec, const double *times_s, int n
         if (!advance_to(dec, times_s[k]))
             return tal_err_set(err, TAL_EFORMAT, "%s: t=%.2fs: no decodable frame in the stream",
                                dec->path, times_s[k]);
-        /* the frame for t was lost to a decode error: the previous one stands in (repaired) */
-        if (dec->stats.corrupt_packets > 0 && fps > 0 && dec->cur_pts < times_s[k] - 1.5 / fps &&
-            dec->have_next)
-            dec->stats.repaired++;
+        count_repair(dec, times_s[k], fps);
         tal_status rc = tal_convert_frame(&dec->conv, dec->cur, &dec->info, tf, out, k, n, err);
         if (rc != TAL_OK) return tal_err_prefix(err, "%s: t=%.2fs", dec->path, times_s[k]);
         dec->stats.frames_written++;
@@ -402,6 +407,7 @@ tal_status tal_decoder_read(tal_decoder *dec, const tal_frame_transform *tf, tal
                 dec->seq_done = 1;
                 break;
             }
+            count_repair(dec, t, dec->info.real_fps > 0 ? dec->info.real_fps : dec->info.avg_fps);
         } else {
             /* every n-th frame: decode into cur, keep the frames whose index is a multiple */
             dec->have_next = 0;

@@ -174,6 +174,24 @@ Test(decode_errors, corrupt_packets_are_skipped_and_counted) {
     /* the damage is in the middle third of the bytes: about 1.3 .. 2.7 s */
     cr_expect(st.first_error_s > 1.0 && st.first_error_s < 3.0, "first error at %.2f s",
               st.first_error_s);
+    /* sequential reading (inference) gets through it too, repairing the same way */
+    tal_decoder *dec = NULL;
+    cr_assert_eq(tal_decoder_open(&dec, p, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_frame_transform tf;
+    tal_transform_resize_center(&tf, tal_decoder_info(dec), 32, 32);
+    tal_sampling s = {.fps = 10};
+    cr_assert_eq(tal_decoder_seq_begin(dec, &s, &err), TAL_OK, "%s", err.msg);
+    static float buf[3 * 8 * 32 * 32];
+    int n_read = 8, total = 0;
+    while (n_read == 8) {
+        cr_assert_eq(tal_decoder_read(dec, &tf, tal_t4(buf, 3, 8, 32, 32), &n_read, NULL, &err),
+                     TAL_OK, "%s", err.msg);
+        total += n_read;
+    }
+    cr_expect_eq(total, 40, "4 s at 10 fps");
+    cr_expect_gt(tal_decoder_stats(dec)->corrupt_packets, 0);
+    cr_expect_gt(tal_decoder_stats(dec)->repaired, 0);
+    tal_decoder_close(dec);
 }
 
 static long rss_kb(void) {
