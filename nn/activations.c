@@ -1,6 +1,8 @@
 /* nn/activations.c: GELU (exact erf form, PyTorch's default gelu(approximate='none')) and ReLU,
- * forward and backward, elementwise on any shape. */
+ * forward and backward, elementwise on any shape. erf and exp come from simd_math.h (within
+ * 4.2e-7 of the exact erf, against ~1e-3 for the tanh form), so the loops vectorise. */
 #include "nn.h"
+#include "simd_math.h"
 
 #include <math.h>
 
@@ -10,7 +12,7 @@ static void gelu_forward_cpu(float *y, const float *x, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        y[i] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
+        y[i] = 0.5f * v * (1.0f + tal_erf(v * (float)M_SQRT1_2));
     }
 }
 
@@ -26,8 +28,8 @@ static void gelu_backward_cpu(float *dx, const float *dy, const float *x, int64_
 #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        float cdf = 0.5f * (1.0f + erff(v * (float)M_SQRT1_2));
-        float pdf = inv_sqrt_2pi * expf(-0.5f * v * v);
+        float cdf = 0.5f * (1.0f + tal_erf(v * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * tal_exp_nonpos(-0.5f * v * v);
         dx[i] = dy[i] * (cdf + v * pdf);
     }
 }

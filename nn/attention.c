@@ -3,6 +3,7 @@
  * shifted windows do). Work is split over the (b, h) pairs, each a few 1-thread GEMMs on one
  * window, with the softmax done row by row while the row is in L1. */
 #include "nn.h"
+#include "simd_math.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -27,34 +28,6 @@ static void gemm1(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, 
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-}
-
-/* e^x for x <= 0 (softmax after subtracting the row max), in a form the compiler vectorises
- * (glibc's expf is a scalar call and dominated the window softmax): x = n ln2 + r, |r| <= ln2/2,
- * e^r by Cephes' degree-6 polynomial, 2^n built in the exponent bits. Max relative error
- * 1e-7 (measured against double exp on [-88, 0]); x < -88 (and -inf) gives exactly 0. */
-static inline float exp_nonpos(float x) {
-    union {
-        float f;
-        uint32_t u;
-    } c = {.f = x};
-    c.u = c.u < 0xC2B00000u ? c.u : 0xC2B00000u; /* bits of -88.0f: clamps x < -88 and -inf;
-                                                    an integer min, which vectorises */
-    x = c.f;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x / ln2) */
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;             /* ln2 in two parts */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } s = {.i = ((int32_t)n + 127) << 23}; /* n = -127 (x <= -88) gives +0 */
-    return p * s.f;
 }
 
 /* Adds bias and mask rows (either may be NULL) to logits rows and turns each row into softmax
@@ -82,7 +55,7 @@ static void bias_mask_softmax(float *p, const float *bias, const float *mask, in
         double s = 0;
 #pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < n; j++) {
-            float e = exp_nonpos(row[j] - m);
+            float e = tal_exp_nonpos(row[j] - m);
             row[j] = e;
             s += e;
         }
