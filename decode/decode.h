@@ -92,8 +92,10 @@ tal_status tal_decoder_count_frames(tal_decoder *dec, int64_t *n, tal_err *err);
 
 /* Fills out [3, n, H, W] (or [n, H, W, 3] with channels_last; H, W = tf->out_h, out_w) with the
  * frames at times_s[0..n-1] (seconds from the first frame, non-decreasing for speed; any order
- * works). Reads forward when the next time is ahead (sequential, no seek), seeks to the keyframe
- * before t otherwise. TAL_EFORMAT if the stream yields no frame at all. */
+ * works). Reads forward when the next time is ahead (sequential, no seek); seeks to the keyframe
+ * before t when t is behind, or when that keyframe (from the container's index) lies past the
+ * frames already decoded, e.g. a training clip deep into a freshly opened file. Ends any
+ * sequential reading. TAL_EFORMAT if the stream yields no frame at all. */
 tal_status tal_decoder_read_times(tal_decoder *dec, const double *times_s, int n,
                                   const tal_frame_transform *tf, tal_tensor out, tal_err *err);
 
