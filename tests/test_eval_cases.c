@@ -1,0 +1,290 @@
+/* tests/test_eval_cases.c: the worked example of eval-reference.md 1.6 to the last digit and
+ * hand-made cases for every corner of each protocol (expected values worked out by hand from
+ * the spec's rules). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/eval.h"
+#include "testlib.h"
+
+static const char *write_tmp(const char *name, const char *text) {
+    const char *path = test_tmp_path(name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static tal_eval_gt *gt_from(const char *name, const char *json) {
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, write_tmp(name, json), NULL, &err), TAL_OK, "%s", err.msg);
+    return gt;
+}
+
+typedef struct det {
+    const char *video, *label;
+    double t0, t1, score;
+} det;
+
+static tal_eval_result *score(const tal_eval_gt *gt, const det *dets, int n,
+                              tal_eval_protocol proto, const char *tiou) {
+    tal_err err = {0};
+    tal_eval_dets *d = NULL;
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(tal_eval_dets_add(d, dets[i].video, dets[i].label, dets[i].t0, dets[i].t1,
+                                       dets[i].score, &err), TAL_OK, "%s", err.msg);
+    tal_eval_opts o = {.protocol = proto};
+    if (tiou) cr_assert_eq(tal_eval_parse_tiou(tiou, o.tiou, &o.n_tiou, &err), TAL_OK);
+    tal_eval_result *r = NULL;
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    tal_eval_dets_destroy(d);
+    return r;
+}
+
+#define ONE_A "{\"database\": {\"v1\": {\"subset\": \"validation\", \"annotations\": ["
+
+Test(eval_cases, worked_example_to_the_last_digit) {
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    tal_eval_dets *d = NULL;
+    tal_eval_result *r = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK, "%s", err.msg);
+    tal_eval_opts o = {0};
+    cr_assert_eq(tal_eval_parse_tiou("0.1,0.5,0.8,0.81,0.9", o.tiou, &o.n_tiou, &err), TAL_OK);
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    const double want[5] = {0.725, 0.725, 0.625, 0.5625, 0.5625};
+    cr_assert_eq(r->n_classes, 2); /* C exists only in the training subset */
+    for (int t = 0; t < 5; t++) cr_expect(r->map[t] == want[t], "t=%d: %.17g", t, r->map[t]);
+    cr_expect(r->average_map == 0.64, "%.17g", r->average_map);
+    cr_expect_str_eq(r->class_names[0], "A");
+    cr_expect(r->ap[0] == 0.44999999999999996, "%.17g", r->ap[0]);
+    cr_expect(r->ap[2] == 0.25 && r->ap[3] == 0.125);
+    cr_expect_eq(r->diag.n_outside_gt, 1);
+    /* the JSON carries the same bits */
+    char *json = tal_eval_result_json(r);
+    cJSON *root = cJSON_Parse(json);
+    cr_assert(root);
+    cJSON *a = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "per_class"), "A"), "AP");
+    cr_expect(cJSON_GetArrayItem(a, 0)->valuedouble == 0.44999999999999996);
+    cr_expect(cJSON_GetObjectItem(root, "average_mAP")->valuedouble == 0.64);
+    cJSON_Delete(root);
+    free(json);
+    /* and the file written atomically */
+    const char *out = test_tmp_path("worked.json");
+    cr_assert_eq(tal_eval_write_json(r, out, &err), TAL_OK, "%s", err.msg);
+    FILE *f = fopen(out, "r");
+    cr_assert(f);
+    fclose(f);
+    tal_eval_result_destroy(r);
+    tal_eval_dets_destroy(d);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, nan_tiou_matches_only_in_activitynet) {
+    /* reversed [50, 40]: |length| 10 == GT length -> union 0 -> tIoU NaN -> TP (official) */
+    tal_eval_gt *gt = gt_from("nan.json", ONE_A "{\"segment\": [10, 20], \"label\": \"A\"}]}}}");
+    det d[1] = {{"v1", "A", 50, 40, 0.9}};
+    tal_eval_result *r = score(gt, d, 1, TAL_EVAL_ACTIVITYNET, NULL);
+    for (int t = 0; t < 10; t++) cr_expect(r->ap[t] == 1.0);
+    cr_expect_eq(r->diag.n_nan_pairs, 1);
+    cr_expect_eq(r->diag.n_reversed, 1);
+    tal_eval_result_destroy(r);
+    r = score(gt, d, 1, TAL_EVAL_OPENTAD, NULL); /* clipped union: never NaN */
+    for (int t = 0; t < 10; t++) cr_expect(r->ap[t] == 0.0);
+    tal_eval_result_destroy(r);
+    r = score(gt, d, 1, TAL_EVAL_THUMOS14, NULL); /* normalised to [40, 50]: no overlap */
+    for (int t = 0; t < 10; t++) cr_expect(r->ap[t] == 0.0);
+    tal_eval_result_destroy(r);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, zero_length_detection_meets_zero_length_gt) {
+    tal_eval_gt *gt = gt_from("zero.json", ONE_A "{\"segment\": [5, 5], \"label\": \"A\"},"
+                                            "{\"segment\": [0, 10], \"label\": \"B\"}]}}}");
+    det d[2] = {{"v1", "A", 70, 70, 0.9}, {"v1", "B", 3, 3, 0.8}};
+    tal_eval_result *r = score(gt, d, 2, TAL_EVAL_ACTIVITYNET, "0.5");
+    cr_expect(r->ap[0] == 1.0, "A: zero/zero -> NaN -> TP anywhere in the video");
+    cr_expect(r->ap[1] == 0.0, "B: zero-length det vs normal GT -> tIoU 0");
+    cr_expect_eq(r->diag.n_zero_length, 2);
+    cr_expect_eq(r->diag.n_gt_zero_length, 1);
+    tal_eval_result_destroy(r);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, threshold_inclusive_vs_strict) {
+    tal_eval_gt *gt = gt_from("incl.json", ONE_A "{\"segment\": [0, 10], \"label\": \"A\"}]}}}");
+    det d[1] = {{"v1", "A", 0, 8, 1.0}}; /* tIoU 8/10 == 0.8 exactly */
+    tal_eval_result *r = score(gt, d, 1, TAL_EVAL_ACTIVITYNET, "0.8");
+    cr_expect(r->ap[0] == 1.0, ">= 0.8 matches");
+    tal_eval_result_destroy(r);
+    r = score(gt, d, 1, TAL_EVAL_THUMOS14, "0.8");
+    cr_expect(r->ap[0] == 0.0, "the MATLAB kit needs > 0.8");
+    tal_eval_result_destroy(r);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, taken_gt_walks_to_the_next_best) {
+    tal_eval_gt *gt = gt_from("walk.json", ONE_A "{\"segment\": [0, 10], \"label\": \"A\"},"
+                                            "{\"segment\": [1, 11], \"label\": \"A\"}]}}}");
+    det d[2] = {{"v1", "A", 0, 10, 0.9}, {"v1", "A", 0, 10, 0.8}};
+    tal_eval_result *r = score(gt, d, 2, TAL_EVAL_ACTIVITYNET, "0.5,0.85");
+    cr_expect(r->ap[0] == 1.0, "second det takes GT [1, 11] (tIoU 9/11)");
+    cr_expect(r->ap[1] == 0.5, "9/11 < 0.85: FP; %.17g", r->ap[1]);
+    tal_eval_result_destroy(r);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, gt_duplicates_kept_or_removed) {
+    tal_eval_gt *gt = gt_from("dup.json", ONE_A "{\"segment\": [0, 10], \"label\": \"A\"},"
+                                           "{\"segment\": [0, 10], \"label\": \"A\"},"
+                                           "{\"segment\": [20.0004, 30], \"label\": \"A\"},"
+                                           "{\"segment\": [20, 30.0009], \"label\": \"A\"}]}}}");
+    det d[2] = {{"v1", "A", 0, 10, 0.9}, {"v1", "A", 20, 30, 0.8}};
+    tal_eval_result *r = score(gt, d, 2, TAL_EVAL_ACTIVITYNET, "0.5");
+    cr_expect(r->ap[0] == 0.5, "official: 4 positives, 2 found");
+    cr_expect_eq(r->diag.n_gt_duplicates, 1);
+    cr_expect_eq(r->n_gt_class[0], 4);
+    tal_eval_result_destroy(r);
+    r = score(gt, d, 2, TAL_EVAL_OPENTAD, "0.5");
+    cr_expect(r->ap[0] == 1.0, "OpenTAD: exact and 1e-3 duplicates removed");
+    cr_expect_eq(r->diag.n_gt_removed, 2);
+    cr_expect_eq(r->n_gt_class[0], 2);
+    tal_eval_result_destroy(r);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, unknown_labels_fail_or_are_counted) {
+    tal_eval_gt *gt = gt_from("unk.json", "{\"database\": {\"v1\": {\"subset\": \"validation\", "
+                              "\"annotations\": [{\"segment\": [0, 10], \"label\": \"A\"}]},"
+                              "\"v9\": {\"subset\": \"training\", \"annotations\": "
+                              "[{\"segment\": [0, 10], \"label\": \"C\"}]}}}");
+    tal_err err = {0};
+    tal_eval_dets *d = NULL;
+    tal_eval_result *r = NULL;
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_add(d, "v1", "A", 0, 10, 0.9, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_add(d, "v7", "C", 0, 10, 0.8, &err), TAL_OK);
+    tal_eval_opts o = {0};
+    cr_expect_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_EINVAL);
+    cr_expect_null(r);
+    cr_expect(strstr(err.msg, "\"C\"") && strstr(err.msg, "\"v7\""), "names label and video: %s", err.msg);
+    o.ignore_unknown_labels = 1;
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    cr_expect_eq(r->diag.n_unknown_label, 1);
+    cr_expect(r->ap[0] == 1.0);
+    tal_eval_result_destroy(r);
+    o = (tal_eval_opts){.protocol = TAL_EVAL_OPENTAD};
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "OpenTAD ignores them: %s", err.msg);
+    cr_expect_eq(r->diag.n_unknown_label, 1);
+    tal_eval_result_destroy(r);
+    tal_eval_dets_destroy(d);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, gt_video_without_detections_loses_recall) {
+    tal_eval_gt *gt = gt_from("miss.json", "{\"database\": {"
+                              "\"v1\": {\"subset\": \"validation\", \"annotations\": [{\"segment\": [0, 10], \"label\": \"A\"}]},"
+                              "\"v2\": {\"subset\": \"validation\", \"annotations\": [{\"segment\": [0, 10], \"label\": \"A\"}]},"
+                              "\"v3\": {\"subset\": \"validation\", \"annotations\": []}}}");
+    det d[1] = {{"v1", "A", 0, 10, 0.9}};
+    tal_eval_result *r = score(gt, d, 1, TAL_EVAL_ACTIVITYNET, "0.5");
+    cr_expect(r->ap[0] == 0.5);
+    cr_expect_eq(r->diag.n_gt_videos_no_det, 1, "v3 has no instances: not counted");
+    cr_expect_eq(r->diag.n_gt_videos, 3);
+    tal_eval_result_destroy(r);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, ties_keep_insertion_order) {
+    tal_eval_gt *gt = gt_from("ties.json", ONE_A "{\"segment\": [0, 10], \"label\": \"A\"}]}}}");
+    det fp_first[2] = {{"v1", "A", 50, 60, 0.5}, {"v1", "A", 0, 10, 0.5}};
+    det tp_first[2] = {{"v1", "A", 0, 10, 0.5}, {"v1", "A", 50, 60, 0.5}};
+    tal_eval_result *r = score(gt, fp_first, 2, TAL_EVAL_ACTIVITYNET, "0.5");
+    cr_expect(r->ap[0] == 0.5);
+    cr_expect_eq(r->diag.n_tied_scores, 2);
+    tal_eval_result_destroy(r);
+    r = score(gt, tp_first, 2, TAL_EVAL_ACTIVITYNET, "0.5");
+    cr_expect(r->ap[0] == 1.0);
+    tal_eval_result_destroy(r);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, thumos14_kit_ambiguous_11_point_and_normalised) {
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    tal_eval_dets *d = NULL;
+    tal_eval_result *r = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_th14", NULL, &err), TAL_OK, "%s", err.msg);
+    cr_expect_str_eq(tal_eval_gt_subset(gt), "test");
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_th14_det.txt",
+                                    FIXTURES "/eval_th14/detclasslist.txt", &err), TAL_OK, "%s", err.msg);
+    tal_eval_opts o = {.protocol = TAL_EVAL_THUMOS14, .n_tiou = 1, .tiou = {0.5}};
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    /* Alpha: TP .9, (41-49 dropped: Ambiguous), FP .7, TP .6: prec 1, .5, 2/3; rec .5, .5, 1 */
+    double want = 0;
+    for (int k = 0; k <= 10; k++) want = want + (k <= 5 ? 1.0 : 2.0 / 3.0) / 11;
+    cr_expect(r->ap[0] == want, "Alpha 11-point AP %.17g, want %.17g", r->ap[0], want);
+    double one = 0; /* MATLAB adds p/11 eleven times: not exactly 1 */
+    for (int k = 0; k <= 10; k++) one = one + 1.0 / 11;
+    cr_expect(r->ap[1] == one, "Beta: reversed [11, 2] normalised to [2, 11]: ov 8/11 > 0.5");
+    cr_expect_eq(r->diag.n_ambiguous_dropped, 1);
+    cr_expect_eq(r->diag.n_ambiguous, 1);
+    tal_eval_result_destroy(r);
+    o.protocol = TAL_EVAL_ACTIVITYNET; /* no Ambiguous, all-points, reversed never overlaps */
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    cr_expect(r->ap[0] == 0.75, "%.17g", r->ap[0]);
+    cr_expect(r->ap[1] == 0.0);
+    tal_eval_result_destroy(r);
+    tal_eval_dets_destroy(d);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, thresholds_parse_like_linspace) {
+    tal_err err = {0};
+    double t[TAL_EVAL_MAX_TIOU], l[10];
+    int n = 0;
+    cr_assert_eq(tal_eval_parse_tiou("0.5:0.05:0.95", t, &n, &err), TAL_OK);
+    tal_eval_linspace(l, 0.5, 0.95, 10);
+    cr_assert_eq(n, 10);
+    for (int i = 0; i < 10; i++) cr_expect(t[i] == l[i]);
+    cr_expect(t[8] == 0.8999999999999999 && t[9] == 0.95);
+    cr_assert_eq(tal_eval_parse_tiou("0.5,0.75,0.95", t, &n, &err), TAL_OK);
+    cr_expect(n == 3 && t[0] == 0.5 && t[1] == 0.75 && t[2] == 0.95);
+    const char *bad[] = {"0.5:0:1", "a,b", "1.5", "0.3:0.1", "0.3:0.25:0.7", "", "0,0.5", "nan"};
+    for (int i = 0; i < (int)(sizeof bad / sizeof *bad); i++)
+        cr_expect_eq(tal_eval_parse_tiou(bad[i], t, &n, &err), TAL_EINVAL, "'%s' accepted", bad[i]);
+    tal_eval_protocol p;
+    cr_expect_eq(tal_eval_protocol_parse("thumos14", &p, &err), TAL_OK);
+    cr_expect_eq(p, TAL_EVAL_THUMOS14);
+    cr_expect_eq(tal_eval_protocol_parse("coco", &p, &err), TAL_EINVAL);
+}
+
+Test(eval_cases, threads_do_not_change_numbers) {
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    tal_eval_dets *d = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, SHARED_DATA "/thumos14_val_gt.json", "validation", &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_load(d, SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
+                                    SHARED_DATA "/thumos14_annotations/detclasslist.txt", &err), TAL_OK);
+    tal_eval_result *r1 = NULL, *r4 = NULL;
+    tal_eval_opts o = {.threads = 1};
+    cr_assert_eq(tal_eval_run(&r1, gt, d, &o, &err), TAL_OK);
+    o.threads = 4;
+    cr_assert_eq(tal_eval_run(&r4, gt, d, &o, &err), TAL_OK);
+    cr_expect_eq(memcmp(r1->ap, r4->ap, sizeof(double) * r1->n_classes * r1->n_tiou), 0);
+    cr_expect(r1->average_map == r4->average_map);
+    tal_eval_result_destroy(r1);
+    tal_eval_result_destroy(r4);
+    tal_eval_dets_destroy(d);
+    tal_eval_gt_destroy(gt);
+}
