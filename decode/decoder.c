@@ -252,10 +252,13 @@ static int advance_to(tal_decoder *dec, double t) {
         double back = 0;
         for (int attempt = 0; attempt < 4; attempt++) {
             seek_to(dec, attempt == 3 ? -1 : t - back);
-            if (!decode_next(dec, dec->cur, &dec->cur_pts)) return 0;
+            back = back ? back * 4 : 1.0;
+            if (!decode_next(dec, dec->cur, &dec->cur_pts)) { /* landed at the end (truncated) */
+                if (attempt == 3) return 0;
+                continue;
+            }
             dec->have_cur = 1;
             if (dec->cur_pts <= t + TIME_EPS_S || attempt == 3) break;
-            back = back ? back * 4 : 1.0;
         }
         dec->have_next = decode_next(dec, dec->next, &dec->next_pts);
     } else if (!dec->have_cur) {

@@ -139,6 +139,16 @@ Test(decode_errors, truncated_stream_still_gives_a_clip) {
     tal_err err = {0};
     cr_expect_eq(read_clip(p, &st, &err), TAL_OK, "%s", err.msg);
     cr_expect_gt(st.frames_decoded, 10);
+    /* random access past the cut, then back before it: the last frame there, then the right one */
+    tal_decoder *dec = NULL;
+    cr_assert_eq(tal_decoder_open(&dec, p, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_frame_transform tf;
+    tal_transform_resize_center(&tf, tal_decoder_info(dec), 32, 32);
+    static float buf[3 * 3 * 32 * 32];
+    double t[3] = {3.5, 0.5, 3.9};
+    cr_expect_eq(tal_decoder_read_times(dec, t, 3, &tf, tal_t4(buf, 3, 3, 32, 32), &err), TAL_OK,
+                 "%s", err.msg);
+    tal_decoder_close(dec);
 }
 
 Test(decode_errors, truncated_mp4_without_index_names_the_file) {
