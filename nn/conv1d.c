@@ -109,6 +109,7 @@ void tal_conv1d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
                         tal_tensor mask, tal_conv1d_geom g, tal_arena *scratch) {
     dims d = check(y, x, w, mask, g);
     TAL_ASSERT(!b.data || tal_tensor_numel(b) == d.Co);
+    TAL_ASSERT_MSG(scratch != NULL, "conv1d: a scratch arena is required");
     if (tal_arena_is_planner(scratch)) {
         if (!is_depthwise(d)) {
             size_t mark = tal_arena_mark(scratch);
@@ -185,6 +186,7 @@ void tal_conv1d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor
                          tal_tensor x, tal_tensor w, tal_tensor mask, tal_conv1d_geom g,
                          tal_arena *scratch) {
     dims d = check(dy, x, w, mask, g);
+    TAL_ASSERT_MSG(scratch != NULL, "conv1d: a scratch arena is required");
     TAL_ASSERT(!dx.data || tal_tensor_same_shape(dx, x));
     TAL_ASSERT(!dw.data || tal_tensor_same_shape(dw, w));
     if (tal_arena_is_planner(scratch)) {

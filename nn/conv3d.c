@@ -215,6 +215,7 @@ static int pointwise(gdims d, tal_conv3d_geom g) {
 void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
                         tal_conv3d_geom g, tal_arena *scratch) {
     gdims d = general_dims(y, x, w, g);
+    TAL_ASSERT_MSG(scratch != NULL, "conv3d: a scratch arena is required");
     const int direct = pointwise(d, g);
     size_t mark = tal_arena_mark(scratch);
     float *cols = direct ? NULL : tal_arena_floats(scratch, d.K * d.P);
@@ -238,6 +239,7 @@ void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
 void tal_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
                          tal_tensor x, tal_tensor w, tal_conv3d_geom g, tal_arena *scratch) {
     gdims d = general_dims(dy, x, w, g);
+    TAL_ASSERT_MSG(scratch != NULL, "conv3d: a scratch arena is required");
     TAL_ASSERT(!dx.data || tal_tensor_same_shape(dx, x));
     TAL_ASSERT(!dw.data || tal_tensor_same_shape(dw, w));
     const int direct = pointwise(d, g);

@@ -7,6 +7,7 @@
 #include "testlib.h"
 
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 
 static void cleanup(void) { test_free_all(); }
@@ -302,4 +303,37 @@ Test(nn_conv_cases, conv3d_pointwise_needs_no_scratch) {
     tal_arena_destroy(plan);
     tal_arena_destroy(c.scratch);
     fixture_free(&fx);
+}
+
+/* Caller bugs abort with the file, line and the shapes (TAL_ASSERT), never run on garbage. */
+Test(nn_conv_cases, patch_input_not_a_multiple_of_the_kernel_aborts, .signal = SIGABRT) {
+    float buf[3 * 2 * 6 * 6];
+    float wb[4 * 3 * 2 * 4 * 4], yb[64];
+    tal_patch_conv3d_forward(tal_t5(yb, 1, 4, 1, 1, 1), tal_t5(buf, 1, 3, 2, 6, 6),
+                             tal_t5(wb, 4, 3, 2, 4, 4), tal_tensor_none());
+}
+
+Test(nn_conv_cases, conv3d_output_shape_disagreeing_with_geometry_aborts, .signal = SIGABRT) {
+    tal_arena *a = new_arena(1 << 20);
+    tal_tensor x = test_tensor(5, (int64_t[]){1, 2, 4, 6, 6});
+    tal_tensor w = test_tensor(5, (int64_t[]){3, 2, 3, 3, 3});
+    tal_tensor y = test_tensor(5, (int64_t[]){1, 3, 4, 6, 6}); /* stride 2 gives 4 x 3 x 3 */
+    tal_conv3d_forward(y, x, w, tal_tensor_none(), (tal_conv3d_geom){{1, 2, 2}, {1, 1, 1}}, a);
+}
+
+Test(nn_conv_cases, conv1d_groups_not_dividing_channels_aborts, .signal = SIGABRT) {
+    tal_arena *a = new_arena(1 << 20);
+    tal_tensor x = test_tensor(3, (int64_t[]){1, 6, 10});
+    tal_tensor w = test_tensor(3, (int64_t[]){4, 1, 3});
+    tal_tensor y = test_tensor(3, (int64_t[]){1, 4, 10});
+    tal_conv1d_forward(y, x, w, tal_tensor_none(), tal_tensor_none(), (tal_conv1d_geom){1, 1, 4},
+                       a);
+}
+
+Test(nn_conv_cases, conv_without_scratch_aborts, .signal = SIGABRT) {
+    tal_tensor x = test_tensor(3, (int64_t[]){1, 4, 10});
+    tal_tensor w = test_tensor(3, (int64_t[]){4, 4, 3});
+    tal_tensor y = test_tensor(3, (int64_t[]){1, 4, 10});
+    tal_conv1d_forward(y, x, w, tal_tensor_none(), tal_tensor_none(), (tal_conv1d_geom){1, 1, 1},
+                       NULL);
 }
