@@ -494,7 +494,10 @@ static tal_status dets_from_text(tal_eval_dets *d, const char *path, char *text,
     char **names = NULL;
     int n_ids = 0;
     tal_status st = read_classlist(classlist, &names, &n_ids, err);
-    if (st) return st;
+    if (st) {
+        tal_err_prefix(err, "%s: class list", path);
+        return st;
+    }
     int line_no = 0;
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
