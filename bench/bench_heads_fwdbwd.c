@@ -23,17 +23,20 @@ int main(int argc, char **argv) {
     int gd = tal_params_add_group(pp, "decay", 1, 0.05f), gn = tal_params_add_group(pp, "no", 1, 0);
     tal_head *h = NULL;
     if (tal_head_create(&h, &c, pp, "", gd, gn, B, &err) != TAL_OK ||
-        tal_params_allocate(pp, TAL_DEV_CPU, &err) != TAL_OK || tal_head_init(h, 1, &err) != TAL_OK) {
+        tal_params_allocate(pp, TAL_DEV_CPU, &err) != TAL_OK ||
+        tal_head_init(h, 1, &err) != TAL_OK) {
         fprintf(stderr, "bench_heads: %s\n", err.msg);
         return 1;
     }
     int64_t T = c.max_seq_len;
     float *xd = malloc(sizeof(float) * (size_t)(B * c.in_channels * T));
-    float *md = malloc(sizeof(float) * (size_t)(B * T)), *dxd = malloc(sizeof(float) * (size_t)(B * c.in_channels * T));
+    float *md = malloc(sizeof(float) * (size_t)(B * T));
+    float *dxd = malloc(sizeof(float) * (size_t)(B * c.in_channels * T));
     tal_rng_key k = {1, 0, 0};
     for (int64_t i = 0; i < B * c.in_channels * T; i++) xd[i] = tal_rng_normal(k, (uint64_t)i);
     for (int64_t i = 0; i < B * T; i++) md[i] = 1;
-    tal_tensor x = tal_t3(xd, B, c.in_channels, T), m = tal_t2(md, B, T), dx = tal_t3(dxd, B, c.in_channels, T);
+    tal_tensor x = tal_t3(xd, B, c.in_channels, T), m = tal_t2(md, B, T);
+    tal_tensor dx = tal_t3(dxd, B, c.in_channels, T);
     float seg[4] = {10, 40, 100, 300};
     int lab[2] = {3, 7};
     tal_head_gt gt[64];
@@ -55,7 +58,8 @@ int main(int argc, char **argv) {
         if (t1 - t0 < fwd_best) fwd_best = t1 - t0;
     }
     size_t bwd = 0, act = tal_head_arena_bytes(h, &bwd);
-    printf("{\"re2tal_head_fwd_bwd_ms\": %.1f, \"re2tal_best_ms\": %.1f, \"re2tal_fwd_best_ms\": %.1f, "
+    printf("{\"re2tal_head_fwd_bwd_ms\": %.1f, \"re2tal_best_ms\": %.1f, "
+           "\"re2tal_fwd_best_ms\": %.1f, "
            "\"B\": %d, \"T\": %lld, \"threads\": %d, \"params_M\": %.2f, \"act_MiB\": %.1f, "
            "\"bwd_MiB\": %.1f}\n",
            1000 * sum / steps, 1000 * best, 1000 * fwd_best, B, (long long)T, threads,

@@ -75,8 +75,10 @@ tal_status tal_head_config_check(const tal_head_config *c, tal_err *err) {
     int div = 1 << (tal_head_levels(c) - 1);
     if (c->max_seq_len < div || c->max_seq_len % div)
         BAD("max_seq_len %d not a multiple of %d (2^(levels-1))", c->max_seq_len, div);
-    if (!(c->path_pdrop >= 0 && c->path_pdrop < 1)) BAD("path_pdrop %g not in [0, 1)", c->path_pdrop);
-    if (c->n_head_convs < 0 || c->n_head_convs > 4) BAD("n_head_convs %d not in 0..4", c->n_head_convs);
+    if (!(c->path_pdrop >= 0 && c->path_pdrop < 1))
+        BAD("path_pdrop %g not in [0, 1)", c->path_pdrop);
+    if (c->n_head_convs < 0 || c->n_head_convs > 4)
+        BAD("n_head_convs %d not in 0..4", c->n_head_convs);
     for (int l = 0; l < tal_head_levels(c); l++)
         if (!(c->regression_range[l][0] <= c->regression_range[l][1]))
             BAD("regression_range[%d] = (%g, %g): low above high", l, c->regression_range[l][0],
@@ -87,7 +89,8 @@ tal_status tal_head_config_check(const tal_head_config *c, tal_err *err) {
         BAD("loss_norm_momentum %g not in [0, 1]", c->loss_norm_momentum);
     if (!(c->label_smoothing >= 0 && c->label_smoothing < 1))
         BAD("label_smoothing %g not in [0, 1)", c->label_smoothing);
-    if (!(c->focal_alpha >= 0 && c->focal_alpha <= 1)) BAD("focal_alpha %g not in [0, 1]", c->focal_alpha);
+    if (!(c->focal_alpha >= 0 && c->focal_alpha <= 1))
+        BAD("focal_alpha %g not in [0, 1]", c->focal_alpha);
     if (!(c->focal_gamma >= 0)) BAD("focal_gamma %g < 0", c->focal_gamma);
     if (!(c->nms_sigma > 0)) BAD("nms_sigma %g <= 0", c->nms_sigma);
     if (!isfinite(c->reg_loss_weight)) BAD("reg_loss_weight is not finite");
@@ -147,7 +150,8 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
                 break;
             }
             for (int k = 0; k < 3 && rc == TAL_OK; k++)
-                if ((rc = num(cJSON_GetArrayItem(it, k), name, &v, err)) == TAL_OK) c->arch[k] = (int)v;
+                if ((rc = num(cJSON_GetArrayItem(it, k), name, &v, err)) == TAL_OK)
+                    c->arch[k] = (int)v;
         } else if (!strcmp(it->string, "regression_range")) {
             int n = cJSON_GetArraySize(it);
             if (!cJSON_IsArray(it) || n < 1 || n > TAL_HEAD_MAX_LEVELS) {

@@ -34,7 +34,7 @@ typedef struct tal_head_config {
     float init_loss_norm;     /* 100 THUMOS, 200 ANet */
     float loss_norm_momentum; /* 0.9 */
     float label_smoothing;    /* 0 THUMOS, 0.1 ANet */
-    float reg_loss_weight;    /* 1 THUMOS, 2 ANet */
+    float reg_loss_weight;    /* 1 THUMOS, 2 ANet; <= 0: cls / max(reg, 0.01) (no gradient) */
     float focal_alpha, focal_gamma; /* 0.25, 2 */
     uint64_t seed;            /* parameter init and drop-path masks */
     /* inference */
@@ -106,7 +106,8 @@ typedef struct tal_head_gt {
 } tal_head_gt;
 
 typedef struct tal_head_losses {
-    float cls, reg, total; /* total = cls + reg_loss_weight * reg */
+    float cls, reg, total; /* total = cls + reg_weight * reg */
+    float reg_weight;      /* cfg.reg_loss_weight, or the automatic one when that is <= 0 */
     int num_pos;
     float normalizer;      /* the N used */
 } tal_head_losses;

@@ -164,7 +164,7 @@ tal_status tal_head_loss(tal_head *h, const tal_head_gt *gt, int train, tal_head
                 float pred[2] = {(float)(p - r[i] * s), (float)(p + r[Tl + i] * s)};
                 float tgt[2] = {(float)(p - rt[pt * 2] * s), (float)(p + rt[pt * 2 + 1] * s)};
                 float dp[2];
-                reg += tal_diou_loss(dp, pred, tgt, 1, w > 0 ? w / norm : 1.0f / norm);
+                reg += tal_diou_loss(dp, pred, tgt, 1, 1.0f / norm);
                 dr[i] = (float)(-dp[0] * s);
                 dr[Tl + i] = (float)(dp[1] * s);
             }
@@ -172,8 +172,12 @@ tal_status tal_head_loss(tal_head *h, const tal_head_gt *gt, int train, tal_head
     }
     out->cls = (float)(cls / norm);
     out->reg = (float)(reg / norm);
+    /* w <= 0: automatic balancing, w = cls (no gradient) / max(reg, 0.01) */
+    float weff = w > 0 ? w : out->cls / (out->reg > 0.01f ? out->reg : 0.01f);
+    for (int l = 0; l < h->n_levels; l++) tal_scale(h->d_reg[l], h->d_reg[l], weff);
     out->num_pos = num_pos;
     out->normalizer = norm;
-    out->total = out->cls + (w > 0 ? w : 1.0f) * out->reg;
+    out->reg_weight = weff;
+    out->total = out->cls + weff * out->reg;
     return TAL_OK;
 }

@@ -141,7 +141,8 @@ static void init_uniform(tal_param *p, uint64_t seed, uint64_t stream) {
     float bound = 1.0f / sqrtf((float)fan_in); /* kaiming_uniform(a = sqrt(5)) */
     tal_rng_key key = {seed, 0, stream};
     int64_t n = tal_tensor_numel(p->value);
-    for (int64_t i = 0; i < n; i++) p->value.data[i] = (2.0f * tal_rng_uniform(key, i) - 1.0f) * bound;
+    for (int64_t i = 0; i < n; i++)
+        p->value.data[i] = (2.0f * tal_rng_uniform(key, (uint64_t)i) - 1.0f) * bound;
 }
 
 static void init_params(tal_head *h) {
@@ -217,7 +218,8 @@ void tal_head_destroy(tal_head *h) {
 const tal_head_config *tal_head_cfg(const tal_head *h) { return &h->cfg; }
 
 size_t tal_head_arena_bytes(const tal_head *h, size_t *backward_bytes) {
-    if (backward_bytes) *backward_bytes = tal_arena_capacity(h->bwd) + tal_arena_capacity(h->scratch);
+    if (backward_bytes)
+        *backward_bytes = tal_arena_capacity(h->bwd) + tal_arena_capacity(h->scratch);
     return tal_arena_capacity(h->act);
 }
 

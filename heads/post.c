@@ -207,7 +207,8 @@ tal_status tal_dets_fuse_classifier(tal_dets *out, const tal_dets *agnostic,
                                     const float *class_scores, int n_classes, int top_k,
                                     tal_err *err) {
     if (n_classes < 1 || top_k < 1)
-        return tal_err_set(err, TAL_EINVAL, "classifier fusion: %d classes, top %d", n_classes, top_k);
+        return tal_err_set(err, TAL_EINVAL, "classifier fusion: %d classes, top %d", n_classes,
+                           top_k);
     if (top_k > n_classes) top_k = n_classes;
     int best[16];
     if (top_k > 16) top_k = 16;

@@ -84,7 +84,8 @@ static double map_at(const seq *gts, int n_videos, tal_dets *dets) {
         qsort(p, (size_t)np, sizeof *p, by_score);
         char used[64][MAX_GT];
         memset(used, 0, sizeof used);
-        double *prec = malloc(sizeof(double) * (size_t)(np + 1)), *rec = malloc(sizeof(double) * (size_t)(np + 1));
+        double *prec = malloc(sizeof(double) * (size_t)(np + 1));
+        double *rec = malloc(sizeof(double) * (size_t)(np + 1));
         int tp = 0;
         for (int i = 0; i < np; i++) {
             const seq *s = &gts[p[i].video];

@@ -330,11 +330,9 @@ Test(heads_model, config_from_json_and_errors) {
     tal_head_config c;
     tal_head_config_anet(&c);
     tal_err err = {0};
-    cr_assert_eq(tal_head_config_from_json(&c, "cfg.json",
-                                           "{\"channels\": 128, \"arch\": [2, 2, 3], \"mha_win\": 7,"
-                                           " \"regression_range\": [[0,4],[4,8],[8,16],[16,1e4]]}",
-                                           &err),
-                 TAL_OK, "%s", err.msg);
+    const char *json = "{\"channels\": 128, \"arch\": [2, 2, 3], \"mha_win\": 7,"
+                       " \"regression_range\": [[0,4],[4,8],[8,16],[16,1e4]]}";
+    cr_assert_eq(tal_head_config_from_json(&c, "cfg.json", json, &err), TAL_OK, "%s", err.msg);
     cr_assert_eq(c.channels, 128);
     cr_assert_eq(c.arch[2], 3);
     cr_assert_eq(c.mha_win, 7);

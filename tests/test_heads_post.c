@@ -23,7 +23,9 @@ static tal_nms_opts opts(int multiclass, float vote, int max_seg) {
     return o;
 }
 
-#define NEAR(a, b) cr_assert(fabs((double)(a) - (double)(b)) < 1e-5, "%s = %.7g, expected %.7g", #a, (double)(a), (double)(b))
+#define NEAR(a, b)                                                                            \
+    cr_assert(fabs((double)(a) - (double)(b)) < 1e-5, "%s = %.7g, expected %.7g", #a,         \
+              (double)(a), (double)(b))
 
 Test(heads_nms, overlapping_same_class_is_decayed) {
     tal_detection in[] = {{0, 10, 0.8f, 0}, {0, 10, 0.9f, 0}, {20, 30, 0.5f, 0}};
@@ -86,7 +88,8 @@ Test(heads_nms, empty_min_score_and_cap) {
     tal_nms_opts o = opts(1, 0, 0);
     cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
     cr_assert_eq(d.n, 0);
-    tal_detection in[] = {{0, 10, 0.9f, 0}, {0, 10, 0.002f, 0}, {20, 21, 0.3f, 0}, {40, 41, 0.2f, 0}};
+    tal_detection in[] = {
+        {0, 10, 0.9f, 0}, {0, 10, 0.002f, 0}, {20, 21, 0.3f, 0}, {40, 41, 0.2f, 0}};
     d = make(in, 4);
     o = opts(1, 0, 2);
     cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
@@ -285,7 +288,8 @@ Test(heads_post, results_json_and_srt) {
 
     d.items[0].label = 5;
     cr_assert_eq(tal_results_write_json(path, v, 2, names, 2, &err), TAL_EINVAL);
-    cr_assert_eq(tal_results_write_srt("/nonexistent/dir/x.srt", &empty, names, 2, 5, &err), TAL_EIO);
+    cr_assert_eq(tal_results_write_srt("/nonexistent/dir/x.srt", &empty, names, 2, 5, &err),
+                 TAL_EIO);
     cr_assert(strstr(err.msg, "/nonexistent/dir/x.srt"), "%s", err.msg);
     tal_dets_free(&d);
 }
