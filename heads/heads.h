@@ -79,6 +79,10 @@ tal_status tal_head_create(tal_head **out, const tal_head_config *cfg, tal_param
  * -4.595) from cfg->seed unless `init` is 0 (values loaded later), and allocates the arenas. */
 tal_status tal_head_init(tal_head *h, int init, tal_err *err);
 void tal_head_destroy(tal_head *h); /* NULL is fine */
+/* A tal_name_map_fn for tal_params_load (ctx = the head): maps an OpenTAD checkpoint name
+ * ("module.rpn_head.cls_head.bias", "projection.stem.0.ln1.weight") to this head's parameter
+ * name (its prefix + the OpenTAD name); drops everything else (backbone.*, loss_normalizer). */
+const char *tal_head_checkpoint_name(const char *file_name, char *buf, size_t size, void *ctx);
 const tal_head_config *tal_head_cfg(const tal_head *h);
 /* Bytes of the activation arena (forward saves) and the backward arena, as planned. */
 size_t tal_head_arena_bytes(const tal_head *h, size_t *backward_bytes);
@@ -171,6 +175,12 @@ typedef struct tal_nms_opts {
     float voting_thresh;/* > 0 and class-agnostic: score-weighted voting over pre-NMS segments */
     int max_seg_num;    /* keep the top ones (<= 0: all) */
 } tal_nms_opts;
+/* One window of a video (spec §8.4): decodes item b, converts what it appended to seconds
+ * with the window's time map (rounded to 0.01 s / 1e-4 score when `round`), so that the windows
+ * of one video can be pooled into `out` and Soft-NMS run once on the pool. */
+tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *map, int round,
+                                  tal_dets *out, tal_err *err);
+
 tal_nms_opts tal_head_nms_opts(const tal_head_config *c);
 /* Soft-NMS (+ voting) of one video's pooled detections, in place: d ends sorted by score. Ties
  * in score keep the earlier item first. Zero-length segments have IoU 0 with everything

@@ -217,6 +217,16 @@ void tal_head_destroy(tal_head *h) {
 
 const tal_head_config *tal_head_cfg(const tal_head *h) { return &h->cfg; }
 
+const char *tal_head_checkpoint_name(const char *file_name, char *buf, size_t size, void *ctx) {
+    const tal_head *h = ctx;
+    if (!strncmp(file_name, "module.", 7)) file_name += 7; /* DDP */
+    int ours = !strncmp(file_name, "projection.", 11) || !strncmp(file_name, "neck.", 5) ||
+               (!strncmp(file_name, "rpn_head.", 9) && !strstr(file_name, "loss_normalizer"));
+    if (!ours) return NULL;
+    snprintf(buf, size, "%s%s", h->prefix, file_name);
+    return buf;
+}
+
 size_t tal_head_arena_bytes(const tal_head *h, size_t *backward_bytes) {
     if (backward_bytes)
         *backward_bytes = tal_arena_capacity(h->bwd) + tal_arena_capacity(h->scratch);

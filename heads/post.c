@@ -83,6 +83,14 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
     return rc;
 }
 
+tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *map, int round,
+                                  tal_dets *out, tal_err *err) {
+    int from = out->n;
+    tal_status rc = tal_head_decode(h, b, out, err);
+    if (rc == TAL_OK) tal_dets_to_seconds(out, from, map, round);
+    return rc;
+}
+
 tal_nms_opts tal_head_nms_opts(const tal_head_config *c) {
     tal_nms_opts o = {c->nms_sigma, c->nms_min_score, c->nms_multiclass, c->voting_thresh,
                       c->max_seg_num};

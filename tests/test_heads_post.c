@@ -379,3 +379,99 @@ Test(heads_features, bad_files_name_the_file) {
     fclose(f);
     expect_bad(p, 2, TAL_EFORMAT, "not a .npy");
 }
+
+/* ---------------------------------------------------------------- videos and checkpoints */
+Test(heads_post, windows_of_a_video_pool_into_one_nms) {
+    tal_params *pp;
+    tal_head *h = small_head(&pp, 3);
+    tal_tensor x = test_tensor(3, (int64_t[]){1, 4, 32}), m = test_tensor(2, (int64_t[]){1, 32});
+    tal_fill(m, 1.0f);
+    tal_head_forward(h, x, m);
+    for (int l = 0; l < 3; l++) tal_fill(tal_head_cls(h, l), -20.0f);
+    tal_tensor c0 = tal_head_cls(h, 0), r0 = tal_head_reg(h, 0);
+    c0.data[1 * 32 + 20] = 3.0f; /* level 0, p = 20, class 1, [18, 22] */
+    r0.data[20] = 2.0f;
+    r0.data[32 + 20] = 2.0f;
+    /* window 0 starts at frame 0, window 1 at frame 64 (16 features later): the same action
+     * seen by both windows lands at the same seconds, and Soft-NMS merges the pair */
+    tal_time_map w0 = {.fps = 32, .snippet_stride = 4, .duration_s = 100};
+    tal_time_map w1 = w0;
+    w1.window_start_frame = 64;
+    tal_dets video = {0};
+    tal_err err = {0};
+    cr_assert_eq(tal_head_decode_window(h, 0, &w0, 1, &video, &err), TAL_OK);
+    c0.data[1 * 32 + 20] = -20.0f; /* window 1 sees it at p = 4: [2, 6] */
+    c0.data[1 * 32 + 4] = 2.0f;
+    r0.data[4] = 2.0f;
+    r0.data[32 + 4] = 2.0f;
+    cr_assert_eq(tal_head_decode_window(h, 0, &w1, 1, &video, &err), TAL_OK);
+    cr_assert_eq(video.n, 2);
+    NEAR(video.items[0].start, 18 * 4 / 32.0);
+    NEAR(video.items[1].start, (2 * 4 + 64) / 32.0);
+    NEAR(video.items[1].end, video.items[0].end);
+    tal_nms_opts o = tal_head_nms_opts(tal_head_cfg(h));
+    cr_assert_eq(tal_soft_nms(&video, &o, &err), TAL_OK);
+    cr_assert_eq(video.n, 2);
+    cr_assert(video.items[1].score < 0.3f * video.items[0].score, "the duplicate is decayed");
+    tal_dets_free(&video);
+    tal_head_destroy(h);
+    tal_params_destroy(pp);
+}
+
+Test(heads_post, opentad_checkpoint_names_load) {
+    tal_params *a;
+    tal_head *ha = small_head(&a, 3); /* prefix "head." */
+    /* write a checkpoint with OpenTAD names: DDP prefix, a backbone tensor, the loss buffer */
+    tal_named_tensor items[128];
+    char names[128][160];
+    int n = 0;
+    for (int i = 0; i < tal_params_count(a) && n < 120; i++, n++) {
+        tal_param *p = tal_params_at(a, i);
+        test_fill_uniform(p->value, 40 + (uint64_t)i);
+        snprintf(names[n], sizeof names[n], "module.%s", p->name + 5);
+        items[n] = (tal_named_tensor){names[n], p->value, "F32"};
+    }
+    float extra[2] = {1, 2};
+    items[n++] = (tal_named_tensor){"module.backbone.model.backbone.x", tal_t1(extra, 2), "F32"};
+    items[n++] = (tal_named_tensor){"module.rpn_head.loss_normalizer", tal_t1(extra, 1), "F32"};
+    tal_err err = {0};
+    const char *path = test_tmp_path("heads_opentad.safetensors");
+    cr_assert_eq(tal_safetensors_write(path, items, n, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_params *b;
+    tal_head *hb = small_head(&b, 3);
+    int unused = -1;
+    cr_assert_eq(tal_params_load(b, path, tal_head_checkpoint_name, hb, 0, &unused, &err), TAL_OK,
+                 "%s", err.msg);
+    cr_assert_eq(unused, 2);
+    for (int i = 0; i < tal_params_count(a); i++)
+        expect_close(tal_params_at(b, i)->value, tal_params_at(a, i)->value, 0, 0);
+    tal_head_destroy(ha);
+    tal_head_destroy(hb);
+    tal_params_destroy(a);
+    tal_params_destroy(b);
+}
+
+Test(heads_post, automatic_regression_weight) {
+    tal_params *pp;
+    tal_head *h = small_head(&pp, 3);
+    tal_tensor x = test_tensor(3, (int64_t[]){1, 4, 32}), m = test_tensor(2, (int64_t[]){1, 32});
+    test_fill_uniform(x, 9);
+    tal_fill(m, 1.0f);
+    tal_head_forward(h, x, m);
+    float seg[4] = {3, 9, 14, 30};
+    int lab[2] = {0, 2};
+    tal_head_gt gt = {seg, lab, 2};
+    tal_head_losses fixed, aut;
+    tal_err err = {0};
+    cr_assert_eq(tal_head_loss(h, &gt, 0, &fixed, &err), TAL_OK);
+    cr_assert_float_eq(fixed.reg_weight, 1.0f, 0);
+    cr_assert(fixed.num_pos > 0 && fixed.reg > 0);
+    /* the head's own config object is not const: switch the weight to automatic */
+    ((tal_head_config *)tal_head_cfg(h))->reg_loss_weight = 0;
+    cr_assert_eq(tal_head_loss(h, &gt, 0, &aut, &err), TAL_OK);
+    float want = aut.cls / fmaxf(aut.reg, 0.01f);
+    cr_assert_float_eq(aut.reg_weight, want, 1e-6 * want);
+    cr_assert_float_eq(aut.total, aut.cls + want * aut.reg, 1e-5);
+    tal_head_destroy(h);
+    tal_params_destroy(pp);
+}
