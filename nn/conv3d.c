@@ -90,17 +90,22 @@ void tal_patch_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tens
             }
 }
 
+/* db[c] += sum of dy over batch and positions, in double; threads own channels. */
+static void sum_bias_grad(float *db, const float *dy, int64_t B, int64_t Co, int64_t P) {
+#pragma omp parallel for schedule(static) if (B * Co * P > 65536)
+    for (int64_t c = 0; c < Co; c++) {
+        double s = 0;
+        for (int64_t bi = 0; bi < B; bi++)
+            for (int64_t p = 0; p < P; p++) s += dy[(bi * Co + c) * P + p];
+        db[c] += (float)s;
+    }
+}
+
 void tal_patch_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
                                tal_tensor x, tal_tensor w) {
     pdims d = patch_dims(x, w);
     int64_t nc = tile_cols(d);
-    if (db.data)
-        for (int64_t c = 0; c < d.Co; c++) {
-            double s = 0;
-            for (int64_t bi = 0; bi < d.B; bi++)
-                for (int64_t p = 0; p < d.P; p++) s += dy.data[(bi * d.Co + c) * d.P + p];
-            db.data[c] += (float)s;
-        }
+    if (db.data) sum_bias_grad(db.data, dy.data, d.B, d.Co, d.P);
     if (dx.data) { /* patches do not overlap: each tile of dx is written once */
 #pragma omp parallel for collapse(3) schedule(static)
         for (int64_t bi = 0; bi < d.B; bi++)
@@ -161,26 +166,39 @@ static gdims general_dims(tal_tensor y, tal_tensor x, tal_tensor w, tal_conv3d_g
     return d;
 }
 
-/* Row (ci, dt, dh, dw) of cols [K, P] for sample xb [Ci, T, H, W]; add != 0 scatters it back
- * (col2im, +=). */
+/* The column matrix is built for a chunk of output positions [p0, p0 + n) at a time, so the
+ * scratch stays near CHUNK_FLOATS whatever the clip size (a 7x7 stem over 32 x 112 x 112
+ * outputs would otherwise take 236 MB); chunks keep at least MIN_CHUNK columns for the GEMM. */
+#define CHUNK_FLOATS (1 << 21)
+#define MIN_CHUNK 256
+
+static int64_t chunk_cols(gdims d) {
+    int64_t n = CHUNK_FLOATS / d.K;
+    if (n < MIN_CHUNK) n = MIN_CHUNK;
+    return n < d.P ? n : d.P;
+}
+
+/* Row (ci, dt, dh, dw) of the chunk cols [K, n] (positions p0 .. p0 + n) for sample xb
+ * [Ci, T, H, W]; add != 0 scatters it back (col2im, +=). */
 static void im2col3d_row(float *cols, float *xb, gdims d, tal_conv3d_geom g, int64_t ci,
-                         int64_t dt, int64_t dh, int64_t dw, int add) {
-    float *row = cols + (((ci * d.kt + dt) * d.kh + dh) * d.kw + dw) * d.P;
-    for (int64_t t = 0; t < d.To; t++) {
+                         int64_t dt, int64_t dh, int64_t dw, int64_t p0, int64_t n, int add) {
+    float *row = cols + (((ci * d.kt + dt) * d.kh + dh) * d.kw + dw) * n;
+    for (int64_t r = p0 / d.Wo; r * d.Wo < p0 + n; r++) { /* r = t * Ho + h */
+        int64_t t = r / d.Ho, h = r % d.Ho;
+        int64_t w0 = p0 - r * d.Wo > 0 ? p0 - r * d.Wo : 0;
+        int64_t w1 = p0 + n - r * d.Wo < d.Wo ? p0 + n - r * d.Wo : d.Wo;
         int64_t st = t * g.stride[0] + dt - g.padding[0];
-        for (int64_t h = 0; h < d.Ho; h++) {
-            int64_t sh = h * g.stride[1] + dh - g.padding[1];
-            float *r = row + (t * d.Ho + h) * d.Wo;
-            int inside = st >= 0 && st < d.T && sh >= 0 && sh < d.H;
-            const int64_t base = ((ci * d.T + st) * d.H + sh) * d.W;
-            for (int64_t wo = 0; wo < d.Wo; wo++) {
-                int64_t sw = wo * g.stride[2] + dw - g.padding[2];
-                int ok = inside && sw >= 0 && sw < d.W;
-                if (add) {
-                    if (ok) xb[base + sw] += r[wo];
-                } else {
-                    r[wo] = ok ? xb[base + sw] : 0.0f;
-                }
+        int64_t sh = h * g.stride[1] + dh - g.padding[1];
+        float *rr = row + (r * d.Wo + w0 - p0); /* rr[i] is position r * Wo + w0 + i */
+        int inside = st >= 0 && st < d.T && sh >= 0 && sh < d.H;
+        const int64_t base = ((ci * d.T + st) * d.H + sh) * d.W;
+        for (int64_t wo = w0; wo < w1; wo++) {
+            int64_t sw = wo * g.stride[2] + dw - g.padding[2];
+            int ok = inside && sw >= 0 && sw < d.W;
+            if (add) {
+                if (ok) xb[base + sw] += rr[wo - w0];
+            } else {
+                rr[wo - w0] = ok ? xb[base + sw] : 0.0f;
             }
         }
     }
@@ -188,21 +206,22 @@ static void im2col3d_row(float *cols, float *xb, gdims d, tal_conv3d_geom g, int
 
 /* im2col: every row is written by one thread. col2im: the rows of one input channel add into
  * the same part of xb, so threads own input channels. */
-static void im2col3d(float *cols, float *xb, gdims d, tal_conv3d_geom g, int add) {
+static void im2col3d(float *cols, float *xb, gdims d, tal_conv3d_geom g, int64_t p0, int64_t n,
+                     int add) {
     if (!add) {
-#pragma omp parallel for collapse(2) schedule(static) if (d.K * d.P > 65536)
+#pragma omp parallel for collapse(2) schedule(static) if (d.K * n > 65536)
         for (int64_t ci = 0; ci < d.Ci; ci++)
             for (int64_t dt = 0; dt < d.kt; dt++)
                 for (int64_t dh = 0; dh < d.kh; dh++)
                     for (int64_t dw = 0; dw < d.kw; dw++)
-                        im2col3d_row(cols, xb, d, g, ci, dt, dh, dw, 0);
+                        im2col3d_row(cols, xb, d, g, ci, dt, dh, dw, p0, n, 0);
     } else {
-#pragma omp parallel for schedule(static) if (d.K * d.P > 65536)
+#pragma omp parallel for schedule(static) if (d.K * n > 65536)
         for (int64_t ci = 0; ci < d.Ci; ci++)
             for (int64_t dt = 0; dt < d.kt; dt++)
                 for (int64_t dh = 0; dh < d.kh; dh++)
                     for (int64_t dw = 0; dw < d.kw; dw++)
-                        im2col3d_row(cols, xb, d, g, ci, dt, dh, dw, 1);
+                        im2col3d_row(cols, xb, d, g, ci, dt, dh, dw, p0, n, 1);
     }
 }
 
@@ -217,21 +236,29 @@ void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
     gdims d = general_dims(y, x, w, g);
     TAL_ASSERT_MSG(scratch != NULL, "conv3d: a scratch arena is required");
     const int direct = pointwise(d, g);
+    const int64_t nc = chunk_cols(d);
     size_t mark = tal_arena_mark(scratch);
-    float *cols = direct ? NULL : tal_arena_floats(scratch, d.K * d.P);
+    float *cols = direct ? NULL : tal_arena_floats(scratch, d.K * nc);
     if (tal_arena_is_planner(scratch)) {
         tal_arena_release(scratch, mark);
         return;
     }
     for (int64_t bi = 0; bi < d.B; bi++) {
         float *xb = x.data + bi * d.Ci * d.T * d.H * d.W;
-        if (!direct) im2col3d(cols, xb, d, g, 0);
         float *yb = y.data + bi * d.Co * d.P;
         if (b.data)
             for (int64_t c = 0; c < d.Co; c++)
                 for (int64_t p = 0; p < d.P; p++) yb[c * d.P + p] = b.data[c];
-        tal_gemm(0, 0, d.Co, d.P, d.K, 1.0f, w.data, d.K, direct ? xb : cols, d.P,
-                 b.data ? 1.0f : 0.0f, yb, d.P);
+        const float beta = b.data ? 1.0f : 0.0f;
+        if (direct) {
+            tal_gemm(0, 0, d.Co, d.P, d.K, 1.0f, w.data, d.K, xb, d.P, beta, yb, d.P);
+            continue;
+        }
+        for (int64_t p0 = 0; p0 < d.P; p0 += nc) {
+            int64_t n = d.P - p0 < nc ? d.P - p0 : nc;
+            im2col3d(cols, xb, d, g, p0, n, 0);
+            tal_gemm(0, 0, d.Co, n, d.K, 1.0f, w.data, d.K, cols, n, beta, yb + p0, d.P);
+        }
     }
     tal_arena_release(scratch, mark);
 }
@@ -243,33 +270,35 @@ void tal_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor
     TAL_ASSERT(!dx.data || tal_tensor_same_shape(dx, x));
     TAL_ASSERT(!dw.data || tal_tensor_same_shape(dw, w));
     const int direct = pointwise(d, g);
+    const int64_t nc = chunk_cols(d);
     size_t mark = tal_arena_mark(scratch);
-    float *cols = direct ? NULL : tal_arena_floats(scratch, d.K * d.P);
+    float *cols = direct ? NULL : tal_arena_floats(scratch, d.K * nc);
     if (tal_arena_is_planner(scratch)) {
         tal_arena_release(scratch, mark);
         return;
     }
-    if (db.data)
-        for (int64_t c = 0; c < d.Co; c++) {
-            double s = 0;
-            for (int64_t bi = 0; bi < d.B; bi++)
-                for (int64_t p = 0; p < d.P; p++) s += dy.data[(bi * d.Co + c) * d.P + p];
-            db.data[c] += (float)s;
-        }
+    if (db.data) sum_bias_grad(db.data, dy.data, d.B, d.Co, d.P);
     if (dx.data && !direct) memset(dx.data, 0, tal_tensor_bytes(dx));
     for (int64_t bi = 0; bi < d.B; bi++) {
         const float *gb = dy.data + bi * d.Co * d.P;
         float *xb = x.data + bi * d.Ci * d.T * d.H * d.W;
-        if (dw.data) {
-            if (!direct) im2col3d(cols, xb, d, g, 0);
-            tal_gemm(0, 1, d.Co, d.K, d.P, 1.0f, gb, d.P, direct ? xb : cols, d.P, 1.0f, dw.data,
-                     d.K);
+        float *dxb = dx.data ? dx.data + bi * d.Ci * d.T * d.H * d.W : NULL;
+        if (direct) {
+            if (dw.data)
+                tal_gemm(0, 1, d.Co, d.K, d.P, 1.0f, gb, d.P, xb, d.P, 1.0f, dw.data, d.K);
+            if (dxb) tal_gemm(1, 0, d.K, d.P, d.Co, 1.0f, w.data, d.K, gb, d.P, 0.0f, dxb, d.P);
+            continue;
         }
-        if (dx.data) {
-            float *dxb = dx.data + bi * d.Ci * d.T * d.H * d.W;
-            tal_gemm(1, 0, d.K, d.P, d.Co, 1.0f, w.data, d.K, gb, d.P, 0.0f, direct ? dxb : cols,
-                     d.P);
-            if (!direct) im2col3d(cols, dxb, d, g, 1);
+        for (int64_t p0 = 0; p0 < d.P; p0 += nc) {
+            int64_t n = d.P - p0 < nc ? d.P - p0 : nc;
+            if (dw.data) { /* dW += dy[:, chunk] cols^T */
+                im2col3d(cols, xb, d, g, p0, n, 0);
+                tal_gemm(0, 1, d.Co, d.K, n, 1.0f, gb + p0, d.P, cols, n, 1.0f, dw.data, d.K);
+            }
+            if (dxb) { /* dcols = W^T dy[:, chunk], scattered back */
+                tal_gemm(1, 0, d.K, n, d.Co, 1.0f, w.data, d.K, gb + p0, d.P, 0.0f, cols, n);
+                im2col3d(cols, dxb, d, g, p0, n, 1);
+            }
         }
     }
     tal_arena_release(scratch, mark);

@@ -337,3 +337,66 @@ Test(nn_conv_cases, conv_without_scratch_aborts, .signal = SIGABRT) {
     tal_conv1d_forward(y, x, w, tal_tensor_none(), tal_tensor_none(), (tal_conv1d_geom){1, 1, 1},
                        NULL);
 }
+
+/* Clips big enough that im2col runs in several chunks of output positions (a chunk boundary
+ * falls inside an output row), against a direct 7-loop convolution in double. */
+static void check_chunked(const int64_t *xs, const int64_t *ws, tal_conv3d_geom g) {
+    tal_tensor x = test_tensor(5, xs), w = test_tensor(5, ws), b = test_tensor(1, ws);
+    int64_t ys[5] = {xs[0], ws[0], 0, 0, 0};
+    for (int i = 0; i < 3; i++)
+        ys[2 + i] = tal_conv_out_len(xs[2 + i], (int)ws[2 + i], g.stride[i], g.padding[i]);
+    tal_tensor y = test_tensor(5, ys), dy = test_tensor(5, ys);
+    test_fill_uniform(x, 11);
+    test_fill_uniform(w, 12);
+    test_fill_uniform(b, 13);
+    test_fill_uniform(dy, 14);
+    int64_t K = ws[1] * ws[2] * ws[3] * ws[4], P = ys[2] * ys[3] * ys[4];
+    cr_assert_gt(K * P, 1 << 21, "the case must need more than one chunk");
+    tal_tensor ry = test_tensor_like(y), rdx = test_tensor_like(x), rdw = test_tensor_like(w);
+    for (int64_t bi = 0; bi < xs[0]; bi++)
+        for (int64_t co = 0; co < ws[0]; co++)
+            for (int64_t p = 0; p < P; p++) {
+                int64_t t = p / (ys[3] * ys[4]), h = p / ys[4] % ys[3], wo = p % ys[4];
+                int64_t yi = (bi * ws[0] + co) * P + p;
+                double acc = b.data[co], gy = dy.data[yi];
+                for (int64_t ci = 0; ci < ws[1]; ci++)
+                    for (int64_t kt = 0; kt < ws[2]; kt++)
+                        for (int64_t kh = 0; kh < ws[3]; kh++)
+                            for (int64_t kw = 0; kw < ws[4]; kw++) {
+                                int64_t st = t * g.stride[0] + kt - g.padding[0];
+                                int64_t sh = h * g.stride[1] + kh - g.padding[1];
+                                int64_t sw = wo * g.stride[2] + kw - g.padding[2];
+                                if (st < 0 || st >= xs[2] || sh < 0 || sh >= xs[3] || sw < 0 ||
+                                    sw >= xs[4])
+                                    continue;
+                                int64_t xi = (((bi * xs[1] + ci) * xs[2] + st) * xs[3] + sh) *
+                                                 xs[4] + sw;
+                                int64_t wi = (((co * ws[1] + ci) * ws[2] + kt) * ws[3] + kh) *
+                                                 ws[4] + kw;
+                                acc += (double)w.data[wi] * x.data[xi];
+                                rdx.data[xi] += (float)(gy * w.data[wi]);
+                                rdw.data[wi] += (float)(gy * x.data[xi]);
+                            }
+                ry.data[yi] = (float)acc;
+            }
+    tal_arena *a = new_arena(64 << 20);
+    tal_conv3d_forward(y, x, w, b, g, a);
+    /* sums of up to 216-540 products of values in [-1, 1): float error ~1e-5 */
+    expect_close(y, ry, 1e-4, 1e-5);
+    tal_tensor dx = test_tensor_like(x), dw = test_tensor_like(w);
+    tal_conv3d_backward(dx, dw, tal_tensor_none(), dy, x, w, g, a);
+    expect_close(dx, rdx, 1e-4, 1e-4);
+    expect_close(dw, rdw, 2e-3, 1e-4); /* sums over B * P ~ 20000 products */
+    cr_assert_eq(tal_arena_used(a), 0);
+    tal_arena_destroy(a);
+}
+
+Test(nn_conv_cases, conv3d_in_chunks_3x3x3_pad_1) {
+    check_chunked((int64_t[]){2, 8, 10, 32, 32}, (int64_t[]){16, 8, 3, 3, 3},
+                  (tal_conv3d_geom){{1, 1, 1}, {1, 1, 1}});
+}
+
+Test(nn_conv_cases, conv3d_in_chunks_3x5x3_stride_212) {
+    check_chunked((int64_t[]){1, 12, 9, 60, 40}, (int64_t[]){6, 12, 3, 5, 3},
+                  (tal_conv3d_geom){{2, 1, 2}, {0, 2, 1}});
+}
