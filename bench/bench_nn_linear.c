@@ -5,6 +5,7 @@
  * Usage: bench_nn_linear [threads ...] (default: all cores); BENCH_NN_REPS repeats (best of,
  * default 5). */
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -195,11 +196,60 @@ static void bench_attention(int64_t B, int64_t H, int64_t N, int64_t d, int thre
     tal_arena_destroy(a.scratch);
 }
 
+/* ---- pointwise ops at the MLP hidden size: ours beside glibc erff/expf loops ---- */
+typedef struct pw {
+    tal_tensor x, y, dy, dx, g, b, mean, rstd, xc, yc;
+} pw;
+
+static void run_gelu(void *c) {
+    pw *p = c;
+    tal_gelu_forward(p->y, p->x);
+    tal_gelu_backward(p->dx, p->dy, p->x);
+}
+
+static void run_gelu_libm(void *c) {
+    pw *p = c;
+    int64_t n = tal_tensor_numel(p->x);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float v = p->x.data[i];
+        p->y.data[i] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float v = p->x.data[i];
+        float cdf = 0.5f * (1.0f + erff(v * (float)M_SQRT1_2));
+        p->dx.data[i] = p->dy.data[i] * (cdf + v * 0.3989422804f * expf(-0.5f * v * v));
+    }
+}
+
+static void run_layernorm(void *c) {
+    pw *p = c;
+    tal_layernorm_forward(p->yc, p->mean, p->rstd, p->xc, p->g, p->b, 1e-5f);
+    tal_layernorm_backward(p->yc, p->g, p->b, p->xc, p->xc, p->g, p->mean, p->rstd);
+}
+
+static void bench_pointwise(int64_t rows, int reps) {
+    pw p;
+    p.x = make(2, (int64_t[]){rows, 384}, 200), p.y = make(2, (int64_t[]){rows, 384}, 201);
+    p.dy = make(2, (int64_t[]){rows, 384}, 202), p.dx = make(2, (int64_t[]){rows, 384}, 203);
+    p.xc = make(2, (int64_t[]){rows, 96}, 204), p.yc = make(2, (int64_t[]){rows, 96}, 205);
+    p.g = make(1, (int64_t[]){96}, 206), p.b = make(1, (int64_t[]){96}, 207);
+    p.mean = make(1, &rows, 208), p.rstd = make(1, &rows, 209);
+    double t_gelu = best_time(run_gelu, &p, reps), t_libm = best_time(run_gelu_libm, &p, reps);
+    double t_ln = best_time(run_layernorm, &p, reps);
+    printf("gelu %lld x 384 fwd+bwd            %8.2f ms | glibc erff/expf loops %.2f ms (x%.1f)\n",
+           (long long)rows, t_gelu * 1e3, t_libm * 1e3, t_libm / t_gelu);
+    printf("layernorm %lld x 96 fwd+bwd        %8.2f ms (%.1f GB/s moved)\n", (long long)rows,
+           t_ln * 1e3, 5.0 * 4.0 * (double)rows * 96.0 / t_ln * 1e-9);
+}
+
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* lines appear as measured, also through a pipe */
     const char *reps_env = getenv("BENCH_NN_REPS");
     int reps = reps_env && atoi(reps_env) > 0 ? atoi(reps_env) : 5;
     tal_err err = {0};
-    if (tal_arena_create(&g_arena, TAL_DEV_CPU, (size_t)600 << 20, &err) != TAL_OK) {
+    if (tal_arena_create(&g_arena, TAL_DEV_CPU, (size_t)1024 << 20, &err) != TAL_OK) {
         fprintf(stderr, "bench_nn_linear: %s\n", err.msg);
         return 1;
     }
@@ -214,6 +264,7 @@ int main(int argc, char **argv) {
         bench_linear("mlp 25088 x 96->384->96 fwd+bwd", mlp, 2, threads, reps);
         size_t mark = tal_arena_mark(g_arena);
         bench_attention(64, 3, 392, 32, threads, reps);
+        bench_pointwise(rows, reps);
         tal_arena_release(g_arena, mark);
         if (argc <= 1) break;
     }

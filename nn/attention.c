@@ -32,6 +32,7 @@ static void gemm1(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, 
 
 /* Adds bias and mask rows (either may be NULL) to logits rows and turns each row into softmax
  * probabilities; a row that is all -inf becomes zeros (nothing to attend to), not NaN. */
+VECTOR_CLONES
 static void bias_mask_softmax(float *p, const float *bias, const float *mask, int64_t rows,
                               int64_t n) {
     for (int64_t r = 0; r < rows; r++) {
@@ -62,6 +63,26 @@ static void bias_mask_softmax(float *p, const float *bias, const float *mask, in
         float inv = (float)(1.0 / s);
 #pragma omp simd
         for (int64_t j = 0; j < n; j++) row[j] *= inv;
+    }
+}
+
+/* dS = P * (dP - rowsum(dP * P)) in place of dP, row by row; adds dS to dbias when given. */
+VECTOR_CLONES
+static void softmax_grad_rows(float *ds, const float *p, float *dbias, int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict dr = ds + r * n;
+        const float *restrict pr = p + r * n;
+        double s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < n; j++) s += (double)dr[j] * pr[j];
+        float sf = (float)s;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - sf);
+        if (dbias) {
+            float *restrict db = dbias + r * n;
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) db[j] += dr[j];
+        }
     }
 }
 
@@ -141,21 +162,8 @@ static void attention_backward_cpu(tal_tensor dq, tal_tensor dk, tal_tensor dv, 
             const float *p = probs.data + bh * nn, *go = dout.data + bh * N * d;
             gemm1(1, 0, Nk, d, N, 1.0f, p, Nk, go, d, 0.0f, dv.data + bh * Nk * d, d); /* P^T dO */
             gemm1(0, 1, N, Nk, d, 1.0f, go, d, v.data + bh * Nk * d, d, 0.0f, ds, Nk); /* dO v^T */
-            for (int64_t r = 0; r < N; r++) { /* dS = P * (dP - rowsum(dP * P)) */
-                float *restrict dr = ds + r * Nk;
-                const float *restrict pr = p + r * Nk;
-                double s = 0;
-#pragma omp simd reduction(+ : s)
-                for (int64_t j = 0; j < Nk; j++) s += (double)dr[j] * pr[j];
-                float sf = (float)s;
-#pragma omp simd
-                for (int64_t j = 0; j < Nk; j++) dr[j] = pr[j] * (dr[j] - sf);
-            }
-            if (dbias.data) {
-                float *restrict db = h == shared_h ? edge : dbias.data + h * nn;
-#pragma omp simd
-                for (int64_t j = 0; j < nn; j++) db[j] += ds[j];
-            }
+            softmax_grad_rows(ds, p, !dbias.data ? NULL : h == shared_h ? edge : dbias.data + h * nn,
+                              N, Nk);
             gemm1(0, 0, N, d, Nk, scale, ds, Nk, k.data + bh * Nk * d, d, 0.0f,
                   dq.data + bh * N * d, d);
             gemm1(1, 0, Nk, d, N, scale, ds, Nk, q.data + bh * N * d, d, 0.0f,

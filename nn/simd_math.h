@@ -7,6 +7,15 @@
 
 #include <stdint.h>
 
+/* The build targets baseline x86-64 (4-wide SSE); hot elementwise loops get AVX2 and AVX-512
+ * clones picked at load time by the CPU (GCC/clang function multi-versioning). Elsewhere the
+ * plain version is all there is. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* e^x for x <= 0 (softmax after subtracting the row max, GELU's density): x = n ln2 + r,
  * |r| <= ln2/2, e^r by Cephes' degree-6 polynomial, 2^n built in the exponent bits. Max
  * relative error 1e-7 against double exp on [-88, 0]; x < -88 and -inf give exactly 0. */

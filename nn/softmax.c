@@ -9,6 +9,7 @@
 #define PAR_MIN 32768 /* elements */
 
 /* One row; y may equal x (each element is read before it is written). */
+VECTOR_CLONES
 static void softmax_row(float *y, const float *x, int64_t n) {
     float m = -INFINITY;
     for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
