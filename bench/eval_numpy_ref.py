@@ -266,13 +266,26 @@ def th14_map(gt, pred, thr):
             fpc = np.cumsum([0.0 if istp[k] else 1.0 for k in order])
             rec = tpc / npos
             prec = tpc / (tpc + fpc)
+            if not any(istp):
+                ap[t, c] = 0.0
+                continue
             s = 0.0
-            for r in np.arange(0, 1.1, 0.1):
+            for k in range(11):  # Octave's 0:0.1:1 is base + k*inc; prap adds p/11 each step
+                r = 1.0 if k == 10 else k * 0.1
                 sel = prec[rec >= r]
-                s += sel.max() if len(sel) else 0.0
-            ap[t, c] = s / 11
-    m = ap.mean(axis=1)
-    return ap, m, m.mean()
+                s = s + (sel.max() if len(sel) else 0.0) / 11
+            ap[t, c] = s
+    # MATLAB/Octave mean(ap_all, 1): a sequential sum over classes, then / n
+    m = np.zeros(len(thr))
+    for t in range(len(thr)):
+        acc = 0.0
+        for c in range(len(names)):
+            acc += ap[t, c]
+        m[t] = acc / len(names)
+    acc = 0.0
+    for t in range(len(thr)):
+        acc += m[t]
+    return ap, m, acc / len(thr)
 
 
 def write_npsort_cases(path):

@@ -3,7 +3,8 @@
  * corners at once: reversed and zero-length detections (NaN tIoU pairs, 1-decimal times), GT
  * duplicates, zero-length GT, detections on videos outside the subset, jittered copies of GT
  * (next-best-unmatched walks), videos with up to 60 GT of one class (numpy's introsort order
- * for tied tIoU: dense_b differs from any stable order), and tied scores (file order).
+ * for tied tIoU: dense_b differs from any stable order), and tied scores (file order); and the
+ * THUMOS-14 kit rules (GT-centric, strict, 11-point) on the same files.
  * Expectations are exact float64 (hex); regenerate with
  *   bench/eval_numpy_ref.py --gt tests/fixtures/eval_diff_<case>_gt.json
  *       --pred tests/fixtures/eval_diff_<case>_pred.json --protocol P --ties stable --hex */
@@ -30,6 +31,11 @@ static const diff_case cases[] = {
     {"dense_b", TAL_EVAL_OPENTAD, {0x1.37671a08a0605p-3, 0x1.3396bca1a6867p-3, 0x1.146bc315de3acp-3, 0x1.136d522318ad6p-3, 0x1.0cb803dbbde06p-3, 0x1.078c0e33a9308p-3, 0x1.ec7ccb1a3acb7p-4, 0x1.ca7bddcf83e3ap-4, 0x1.b4b2b723eedeap-4, 0x1.2e010dcbb019dp-4}, 0x1.fd96a42caa573p-4},
     {"ties", TAL_EVAL_ACTIVITYNET, {0x1.1536748f58695p-2, 0x1.0460e7036e0b6p-2, 0x1.0460e7036e0b6p-2, 0x1.d6dcf4b4e2069p-3, 0x1.d2ccb3b0d1c59p-3, 0x1.c04524d17d69ep-3, 0x1.a8d6588f63f2fp-3, 0x1.9ea58c339e842p-3, 0x1.531e202779435p-3, 0x1.31c8d401ae344p-3}, 0x1.bea03787fa03bp-3},
     {"ties", TAL_EVAL_OPENTAD, {0x1.0505528a369b0p-2, 0x1.f339493be2884p-3, 0x1.f339493be2884p-3, 0x1.c105d83bd5ba4p-3, 0x1.bc48370c6d6e7p-3, 0x1.a6e6e0f70c186p-3, 0x1.8bdd305c0267cp-3, 0x1.7f97e3e4e7ab6p-3, 0x1.2dd6b0f7ab02cp-3, 0x1.140d90b86797cp-3}, 0x1.a3678c92d96bdp-3},
+    {"small_a", TAL_EVAL_THUMOS14, {0x1.3ab88f03002bfp-2, 0x1.3ab88f03002bfp-2, 0x1.3347c3e148cf3p-2, 0x1.298d20ddae050p-2, 0x1.298d20ddae050p-2, 0x1.298d20ddae050p-2, 0x1.298d20ddae050p-2, 0x1.07e403b5f9ad3p-2, 0x1.ed0bb7552c10ep-3, 0x1.c69ac7aa6085ep-4}, 0x1.1319657750e83p-2},
+    {"small_b", TAL_EVAL_THUMOS14, {0x1.cafe38f40d9cep-3, 0x1.cafe38f40d9cep-3, 0x1.cafe38f40d9cep-3, 0x1.ad274f334df92p-3, 0x1.ad274f334df92p-3, 0x1.8ecfc876b5487p-3, 0x1.7d71aafcbc57cp-3, 0x1.60ecf9f77d783p-3, 0x1.43194eab95db3p-3, 0x1.25b7923432906p-3}, 0x1.8e87425af2d47p-3},
+    {"dense_a", TAL_EVAL_THUMOS14, {0x1.381115f4abb1bp-2, 0x1.33e00711dae5ep-2, 0x1.1e1918f263899p-2, 0x1.1b32edf73fa96p-2, 0x1.0bfb27b2697aap-2, 0x1.0a2d1c1849d62p-2, 0x1.07cd4c4827504p-2, 0x1.eaa8517aa65acp-3, 0x1.bbaffa76cf0b0p-3, 0x1.9c9bed04d0b66p-3}, 0x1.0a11480c9d8c2p-2},
+    {"dense_b", TAL_EVAL_THUMOS14, {0x1.126e5fce19ee5p-3, 0x1.126e5fce19ee5p-3, 0x1.0a722f1925044p-3, 0x1.044703b0a6c71p-3, 0x1.daf164993eabep-4, 0x1.d7b56c171182cp-4, 0x1.b28e939cd2a9ep-4, 0x1.b28e939cd2a9ep-4, 0x1.ae8c35d848e48p-4, 0x1.3ccb7e6d12461p-4}, 0x1.d76d8e7f87ffdp-4},
+    {"ties", TAL_EVAL_THUMOS14, {0x1.e132dfc56fd80p-3, 0x1.c9a14db6bc672p-3, 0x1.c9a14db6bc672p-3, 0x1.a62cb42a4ca75p-3, 0x1.a62cb42a4ca75p-3, 0x1.93d6aa4abd7dbp-3, 0x1.89aee3d6ccb96p-3, 0x1.89aee3d6ccb96p-3, 0x1.61905326580b8p-3, 0x1.46740ea0f8936p-3}, 0x1.9b33f8ba50f3ap-3},
 };
 
 static void run_case(const diff_case *c) {
@@ -60,17 +66,25 @@ static void run_case(const diff_case *c) {
 
 Test(eval_differential, small_videos) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        if (!strncmp(cases[i].name, "small", 5)) run_case(&cases[i]);
+        if (!strncmp(cases[i].name, "small", 5) && cases[i].protocol != TAL_EVAL_THUMOS14)
+            run_case(&cases[i]);
 }
 
 Test(eval_differential, dense_videos_numpy_tiou_order) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        if (!strncmp(cases[i].name, "dense", 5)) run_case(&cases[i]);
+        if (!strncmp(cases[i].name, "dense", 5) && cases[i].protocol != TAL_EVAL_THUMOS14)
+            run_case(&cases[i]);
 }
 
 Test(eval_differential, tied_scores_file_order) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        if (!strcmp(cases[i].name, "ties")) run_case(&cases[i]);
+        if (!strcmp(cases[i].name, "ties") && cases[i].protocol != TAL_EVAL_THUMOS14)
+            run_case(&cases[i]);
+}
+
+Test(eval_differential, thumos14_kit_rules) {
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        if (cases[i].protocol == TAL_EVAL_THUMOS14) run_case(&cases[i]);
 }
 
 /* Threads over classes do not change a bit. */
