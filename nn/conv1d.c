@@ -1,6 +1,7 @@
 /* nn/conv1d.c: 1-D convolution on [B, C, T] with kernel k, stride, zero padding and groups
  * (depthwise when groups == C), optional length mask on the output. Dense groups go through
- * im2col + GEMM (w [Co, Ci/g, k] is already the [Co, Ci/g * k] matrix); depthwise is direct. */
+ * im2col + GEMM (w [Co, Ci/g, k] is already the [Co, Ci/g * k] matrix; k = 1, stride 1 convs
+ * multiply the input rows themselves); depthwise is direct. */
 #include "nn.h"
 
 #include <string.h>
@@ -61,6 +62,10 @@ static void col2im_add(float *dxb, const float *cols, dims d, tal_conv1d_geom g,
 }
 
 static int is_depthwise(dims d) { return d.cig == 1 && d.cog == 1; }
+/* k = 1, stride 1, no padding: each group's input rows [cig, T] are already its column matrix. */
+static int is_pointwise(dims d, tal_conv1d_geom g) {
+    return d.k == 1 && g.stride == 1 && g.padding == 0 && !is_depthwise(d);
+}
 
 static void conv1d_forward_cpu(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
                                tal_tensor mask, tal_conv1d_geom g, tal_arena *scratch, dims d) {
@@ -80,11 +85,16 @@ static void conv1d_forward_cpu(tal_tensor y, tal_tensor x, tal_tensor w, tal_ten
                 }
             }
     } else {
+        const int direct = is_pointwise(d, g);
         size_t mark = tal_arena_mark(scratch);
-        float *cols = tal_arena_floats(scratch, d.cig * d.k * d.To);
+        float *cols = direct ? NULL : tal_arena_floats(scratch, d.cig * d.k * d.To);
         for (int64_t bi = 0; bi < d.B; bi++)
             for (int64_t gi = 0; gi < g.groups; gi++) {
-                im2col(cols, x.data + bi * d.Ci * d.T, d, g, gi);
+                const float *src = x.data + bi * d.Ci * d.T + gi * d.cig * d.T;
+                if (!direct) {
+                    im2col(cols, x.data + bi * d.Ci * d.T, d, g, gi);
+                    src = cols;
+                }
                 float *yb = y.data + (bi * d.Co + gi * d.cog) * d.To;
                 float beta = 0.0f;
                 if (b.data) {
@@ -94,11 +104,12 @@ static void conv1d_forward_cpu(tal_tensor y, tal_tensor x, tal_tensor w, tal_ten
                     beta = 1.0f;
                 }
                 tal_gemm(0, 0, d.cog, d.To, d.cig * d.k, 1.0f, w.data + gi * d.cog * d.cig * d.k,
-                         d.cig * d.k, cols, d.To, beta, yb, d.To);
+                         d.cig * d.k, src, d.To, beta, yb, d.To);
             }
         tal_arena_release(scratch, mark);
     }
     if (mask.data)
+#pragma omp parallel for collapse(2) schedule(static) if (d.B * d.Co * d.To > 65536)
         for (int64_t bi = 0; bi < d.B; bi++)
             for (int64_t c = 0; c < d.Co; c++)
                 for (int64_t t = 0; t < d.To; t++)
@@ -111,7 +122,7 @@ void tal_conv1d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
     TAL_ASSERT(!b.data || tal_tensor_numel(b) == d.Co);
     TAL_ASSERT_MSG(scratch != NULL, "conv1d: a scratch arena is required");
     if (tal_arena_is_planner(scratch)) {
-        if (!is_depthwise(d)) {
+        if (!is_depthwise(d) && !is_pointwise(d, g)) {
             size_t mark = tal_arena_mark(scratch);
             tal_arena_floats(scratch, d.cig * d.k * d.To);
             tal_arena_release(scratch, mark);
@@ -128,6 +139,7 @@ static void conv1d_backward_cpu(tal_tensor dx, tal_tensor dw, tal_tensor db, tal
     const float *dy = dy_in.data;
     if (mask.data) { /* the forward multiplied by the mask, so its gradient does too */
         float *m = tal_arena_floats(scratch, d.B * d.Co * d.To);
+#pragma omp parallel for collapse(2) schedule(static) if (d.B * d.Co * d.To > 65536)
         for (int64_t bi = 0; bi < d.B; bi++)
             for (int64_t c = 0; c < d.Co; c++)
                 for (int64_t t = 0; t < d.To; t++) {
@@ -137,6 +149,7 @@ static void conv1d_backward_cpu(tal_tensor dx, tal_tensor dw, tal_tensor db, tal
         dy = m;
     }
     if (db.data)
+#pragma omp parallel for schedule(static) if (d.B * d.Co * d.To > 65536)
         for (int64_t c = 0; c < d.Co; c++) {
             double s = 0;
             for (int64_t bi = 0; bi < d.B; bi++)
@@ -161,18 +174,27 @@ static void conv1d_backward_cpu(tal_tensor dx, tal_tensor dw, tal_tensor db, tal
             }
         }
     } else {
-        float *cols = tal_arena_floats(scratch, d.cig * d.k * d.To);
-        if (dx.data) memset(dx.data, 0, tal_tensor_bytes(dx));
+        const int direct = is_pointwise(d, g);
+        float *cols = direct ? NULL : tal_arena_floats(scratch, d.cig * d.k * d.To);
+        if (dx.data && !direct) memset(dx.data, 0, tal_tensor_bytes(dx));
         for (int64_t bi = 0; bi < d.B; bi++)
             for (int64_t gi = 0; gi < g.groups; gi++) {
                 const float *gb = dy + (bi * d.Co + gi * d.cog) * d.To;
                 const float *wg = w.data + gi * d.cog * d.cig * d.k;
+                const int64_t off = bi * d.Ci * d.T + gi * d.cig * d.T; /* group's input rows */
                 if (dw.data) { /* dW_g += dy_g cols^T */
-                    im2col(cols, x.data + bi * d.Ci * d.T, d, g, gi);
-                    tal_gemm(0, 1, d.cog, d.cig * d.k, d.To, 1.0f, gb, d.To, cols, d.To, 1.0f,
+                    const float *src = x.data + off;
+                    if (!direct) {
+                        im2col(cols, x.data + bi * d.Ci * d.T, d, g, gi);
+                        src = cols;
+                    }
+                    tal_gemm(0, 1, d.cog, d.cig * d.k, d.To, 1.0f, gb, d.To, src, d.To, 1.0f,
                              dw.data + gi * d.cog * d.cig * d.k, d.cig * d.k);
                 }
-                if (dx.data) { /* dcols = W_g^T dy_g, scattered back */
+                if (dx.data && direct) /* dx_g = W_g^T dy_g, written in place */
+                    tal_gemm(1, 0, d.cig, d.To, d.cog, 1.0f, wg, d.cig, gb, d.To, 0.0f,
+                             dx.data + off, d.To);
+                if (dx.data && !direct) { /* dcols = W_g^T dy_g, scattered back */
                     tal_gemm(1, 0, d.cig * d.k, d.To, d.cog, 1.0f, wg, d.cig * d.k, gb, d.To, 0.0f,
                              cols, d.To);
                     col2im_add(dx.data + bi * d.Ci * d.T, cols, d, g, gi);
@@ -192,7 +214,7 @@ void tal_conv1d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor
     if (tal_arena_is_planner(scratch)) {
         size_t mark = tal_arena_mark(scratch);
         if (mask.data || mask.ndim) tal_arena_floats(scratch, d.B * d.Co * d.To);
-        if (!is_depthwise(d)) tal_arena_floats(scratch, d.cig * d.k * d.To);
+        if (!is_depthwise(d) && !is_pointwise(d, g)) tal_arena_floats(scratch, d.cig * d.k * d.To);
         tal_arena_release(scratch, mark);
         return;
     }

@@ -63,6 +63,7 @@ def conv1d_fixtures():
         "depthwise": (2, 5, 11, 5, 3, 1, 1, 5, True, True),
         "dw_mult": (1, 3, 9, 6, 5, 2, 2, 3, True, False),
         "k1": (3, 6, 7, 4, 1, 1, 0, 1, True, True),
+        "k1g2": (2, 4, 9, 6, 1, 1, 0, 2, True, False),
     }
     for name, (B, Ci, T, Co, k, s, p, gr, bias, masked) in cases.items():
         x = torch.randn(B, Ci, T, generator=g, requires_grad=True)

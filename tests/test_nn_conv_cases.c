@@ -161,6 +161,7 @@ Test(nn_conv_cases, conv1d_groups_2_stride_2) { check("nn_cases_conv1d", "stride
 Test(nn_conv_cases, conv1d_depthwise_with_mask) { check("nn_cases_conv1d", "depthwise", 1, 0, 1); }
 Test(nn_conv_cases, conv1d_depthwise_multiplier_2) { check("nn_cases_conv1d", "dw_mult", 1, 0, 1); }
 Test(nn_conv_cases, conv1d_kernel_1_with_mask) { check("nn_cases_conv1d", "k1", 1, 0, 1); }
+Test(nn_conv_cases, conv1d_kernel_1_groups_2) { check("nn_cases_conv1d", "k1g2", 1, 0, 1); }
 
 /* The patch path and the general im2col path agree when stride = kernel and padding = 0. */
 Test(nn_conv_cases, patch_equals_general_conv3d) {
