@@ -1,7 +1,7 @@
 /* heads/mhca.c: the attention core of ActionFormer's masked multi-head conv-attention, on
  * channel-first [B, C, T] tensors so no transposes are needed: per (batch, head) the logits are
  * Q^T K with Q = q[b, h*hd:(h+1)*hd, :] ([hd, T] rows), the output V P^T. Global attention as
- * OpenTAD's MaskedMHCA, local as ActionFormer's LocalMaskedMHCA (dense banded form). */
+ * OpenTAD's MaskedMHCA, local as ActionFormer's LocalMaskedMHCA (only the band is stored). */
 #include "internal.h"
 
 #include <cblas.h>
@@ -25,9 +25,9 @@ void mask_columns(tal_tensor x, tal_tensor m) {
         }
 }
 
-void mhca_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
-                            tal_tensor vm, tal_tensor qmask, tal_tensor kvmask, int n_head,
-                            int window) {
+static void dense_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
+                          tal_tensor vm, tal_tensor qmask, tal_tensor kvmask, int n_head,
+                          int window) {
     int64_t B = q.shape[0], C = q.shape[1], T = q.shape[2], hd = C / n_head;
     TAL_ASSERT(C % n_head == 0 && tal_tensor_numel(probs) == B * n_head * T * T);
     float scale = 1.0f / sqrtf((float)hd);
@@ -63,9 +63,9 @@ void mhca_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_
     }
 }
 
-void mhca_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tensor dlogits,
-                             tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor vm,
-                             tal_tensor probs, int n_head) {
+static void dense_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tensor dlogits,
+                           tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor vm,
+                           tal_tensor probs, int n_head) {
     int64_t B = q.shape[0], C = q.shape[1], T = q.shape[2], hd = C / n_head;
     TAL_ASSERT(tal_tensor_numel(dlogits) == B * n_head * T * T);
     float scale = 1.0f / sqrtf((float)hd);
@@ -87,3 +87,111 @@ void mhca_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_t
         gemm1(0, 0, hd, T, T, scale, q.data + off, T, dS, T, 0.0f, dk.data + off, T);
     }
 }
+
+/* Local attention stores only the band: probs [B, H, T, w], entry (i, o) is key j = i - w/2 + o.
+ * O(T w hd) work and memory instead of O(T^2) (ActionFormer's feature configs use T = 2304,
+ * w = 19). Loops run over the band with channel-strided reads: the band is short. */
+static void band_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
+                         tal_tensor vm, tal_tensor qmask, tal_tensor kvmask, int n_head, int w) {
+    int64_t B = q.shape[0], C = q.shape[1], T = q.shape[2], hd = C / n_head, half = w / 2;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for schedule(static)
+    for (int64_t bh = 0; bh < B * n_head; bh++) {
+        int64_t b = bh / n_head, off = (b * C + (bh % n_head) * hd) * T;
+        const float *Q = q.data + off, *K = k.data + off, *V = vm.data + off;
+        const float *km = kvmask.data + b * T, *qm = qmask.data + b * T;
+        float *O = out.data + off;
+        for (int64_t i = 0; i < T; i++) {
+            float *row = probs.data + (bh * T + i) * w, mx = -INFINITY;
+            for (int64_t o = 0; o < w; o++) {
+                int64_t j = i - half + o;
+                if (j < 0 || j >= T) {
+                    row[o] = -INFINITY;
+                    continue;
+                }
+                float sum = 0;
+                for (int64_t d = 0; d < hd; d++) sum += Q[d * T + i] * K[d * T + j];
+                row[o] = scale * sum - (km[j] > 0.0f ? 0.0f : 1e4f);
+                if (row[o] > mx) mx = row[o];
+            }
+            if (mx == -INFINITY || qm[i] <= 0.0f) {
+                memset(row, 0, (size_t)w * sizeof(float));
+            } else {
+                double z = 0;
+                for (int64_t o = 0; o < w; o++) {
+                    row[o] = expf(row[o] - mx);
+                    z += row[o];
+                }
+                for (int64_t o = 0; o < w; o++) row[o] = (float)(row[o] / z);
+            }
+            for (int64_t d = 0; d < hd; d++) {
+                float acc = 0;
+                for (int64_t o = 0; o < w; o++) {
+                    int64_t j = i - half + o;
+                    if (j >= 0 && j < T) acc += row[o] * V[d * T + j];
+                }
+                O[d * T + i] = acc;
+            }
+        }
+    }
+}
+
+static void band_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tensor dlogits,
+                          tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor vm,
+                          tal_tensor probs, int n_head, int w) {
+    int64_t B = q.shape[0], C = q.shape[1], T = q.shape[2], hd = C / n_head, half = w / 2;
+    float scale = 1.0f / sqrtf((float)hd);
+    memset(dk.data, 0, tal_tensor_bytes(dk));
+    memset(dvm.data, 0, tal_tensor_bytes(dvm));
+#pragma omp parallel for schedule(static)
+    for (int64_t bh = 0; bh < B * n_head; bh++) {
+        int64_t off = ((bh / n_head) * C + (bh % n_head) * hd) * T;
+        const float *Q = q.data + off, *K = k.data + off, *V = vm.data + off;
+        const float *dO = dout.data + off;
+        float *dQ = dq.data + off, *dK = dk.data + off, *dV = dvm.data + off;
+        for (int64_t i = 0; i < T; i++) {
+            const float *pr = probs.data + (bh * T + i) * w;
+            float *ds = dlogits.data + (bh * T + i) * w;
+            double dot = 0;
+            for (int64_t o = 0; o < w; o++) {
+                int64_t j = i - half + o;
+                ds[o] = 0;
+                if (j < 0 || j >= T || pr[o] == 0.0f) continue;
+                float acc = 0;
+                for (int64_t d = 0; d < hd; d++) {
+                    acc += dO[d * T + i] * V[d * T + j];
+                    dV[d * T + j] += pr[o] * dO[d * T + i];
+                }
+                ds[o] = acc;
+                dot += (double)acc * pr[o];
+            }
+            for (int64_t o = 0; o < w; o++) ds[o] = pr[o] * (ds[o] - (float)dot);
+            for (int64_t d = 0; d < hd; d++) {
+                float acc = 0;
+                for (int64_t o = 0; o < w; o++) {
+                    int64_t j = i - half + o;
+                    if (j < 0 || j >= T || ds[o] == 0.0f) continue;
+                    acc += ds[o] * K[d * T + j];
+                    dK[d * T + j] += scale * ds[o] * Q[d * T + i];
+                }
+                dQ[d * T + i] = scale * acc;
+            }
+        }
+    }
+}
+
+void mhca_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
+                            tal_tensor vm, tal_tensor qmask, tal_tensor kvmask, int n_head,
+                            int window) {
+    if (window > 0) band_forward(out, probs, q, k, vm, qmask, kvmask, n_head, window);
+    else dense_forward(out, probs, q, k, vm, qmask, kvmask, n_head, window);
+}
+
+void mhca_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tensor dlogits,
+                             tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor vm,
+                             tal_tensor probs, int n_head, int window) {
+    if (window > 0) band_backward(dq, dk, dvm, dlogits, dout, q, k, vm, probs, n_head, window);
+    else dense_backward(dq, dk, dvm, dlogits, dout, q, k, vm, probs, n_head);
+}
+
+int64_t mhca_probs_cols(int64_t T, int window) { return window > 0 ? window : T; }

@@ -356,7 +356,8 @@ static void block_forward(tal_head *h, int bi, tal_tensor x, tal_tensor mo) {
                            tal_tensor_none(), geom(1, 0, 1), h->scratch);
     }
     if (!h->plan) mask_columns(s->lin[2], mo); /* v * kv_mask */
-    s->probs = tal_arena_tensor(a, 4, (int64_t[]){B, c->n_head, To, To});
+    int64_t cols = mhca_probs_cols(To, c->mha_win);
+    s->probs = tal_arena_tensor(a, 4, (int64_t[]){B, c->n_head, To, cols});
     s->att = new3(h, a, B, C, To);
     s->a = new3(h, a, B, C, To);
     if (!h->plan)
@@ -459,10 +460,10 @@ static void block_backward(tal_head *h, int bi, tal_tensor dx, tal_tensor dout, 
     tal_tensor dlin[3], ddw = new3(h, a, B, C, To), dh1 = new3(h, a, B, C, T);
     tal_tensor dh1_part = new3(h, a, B, C, T);
     for (int i = 0; i < 3; i++) dlin[i] = new3(h, a, B, C, To);
-    tal_tensor dlogits = tal_arena_tensor(a, 4, (int64_t[]){B, c->n_head, To, To});
+    tal_tensor dlogits = tal_arena_like(a, s->probs);
     if (run) {
         mhca_attention_backward(dlin[0], dlin[1], dlin[2], dlogits, datt, s->lin[0], s->lin[1],
-                                s->lin[2], s->probs, c->n_head);
+                                s->lin[2], s->probs, c->n_head, c->mha_win);
         mask_columns(dlin[2], mo);
     }
     for (int i = 0; i < 3; i++) {

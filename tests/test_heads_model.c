@@ -146,7 +146,7 @@ static void check_fixture(const char *name, int win, int pe, float smoothing) {
 }
 
 Test(heads_model, global_attention_pe_matches_torch) { check_fixture("heads_global", -1, 1, 0.1f); }
-Test(heads_model, local_attention_matches_torch) { check_fixture("heads_local", 5, 0, 0.0f); }
+Test(heads_model, local_attention_matches_torch) { check_fixture("heads_local", 9, 0, 0.0f); }
 
 /* ---------------------------------------------------------------- finite differences ---- */
 typedef struct fd_ctx {
