@@ -50,6 +50,14 @@ struct tal_eval_dets {
     long n, cap;
 };
 
+/* io.c: appends a detection whose video is already interned (values already checked). */
+tal_status dets_push(tal_eval_dets *d, int video, const char *label, double t0, double t1,
+                     double score, tal_err *err);
+
+/* results_json.c: appends the detections of an ActivityNet results JSON text. */
+tal_status tal_eval_results_json_read(tal_eval_dets *d, const char *path, const char *text,
+                                      size_t size, tal_err *err);
+
 /* numpy's pairwise summation (float64 add.reduce), for bit-identical means. */
 double np_pairwise_sum(const double *a, long n);
 

@@ -407,6 +407,13 @@ tal_status tal_eval_dets_add(tal_eval_dets *d, const char *video, const char *la
         return tal_err_set(err, TAL_EINVAL, "detection (video \"%s\", label \"%s\"): segment "
                            "[%g, %g] score %g: expected finite numbers", video, label, t0_s, t1_s,
                            score);
+    int v = strtab_intern(&d->videos, video);
+    if (v < 0) return tal_err_set(err, TAL_ENOMEM, "out of memory");
+    return dets_push(d, v, label, t0_s, t1_s, score, err);
+}
+
+tal_status dets_push(tal_eval_dets *d, int v, const char *label, double t0_s, double t1_s,
+                     double score, tal_err *err) {
     if (d->n == d->cap) {
         long cap = d->cap ? d->cap * 2 : 4096;
         det_inst *a = realloc(d->dets, sizeof *a * (size_t)cap);
@@ -414,76 +421,10 @@ tal_status tal_eval_dets_add(tal_eval_dets *d, const char *video, const char *la
         d->dets = a;
         d->cap = cap;
     }
-    int v = strtab_intern(&d->videos, video), l = strtab_intern(&d->labels, label);
-    if (v < 0 || l < 0) return tal_err_set(err, TAL_ENOMEM, "out of memory");
+    int l = strtab_intern(&d->labels, label);
+    if (l < 0) return tal_err_set(err, TAL_ENOMEM, "out of memory");
     d->dets[d->n++] = (det_inst){v, l, t0_s, t1_s, score};
     return TAL_OK;
-}
-
-static tal_status dets_from_json(tal_eval_dets *d, const char *path, char *text, size_t size,
-                                 tal_err *err) {
-    cJSON *root = NULL;
-    tal_status st = parse_json(&root, path, text, size, err);
-    if (st) return st;
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "results");
-    char buf[64];
-    if (!cJSON_IsObject(res)) {
-        st = tal_err_set(err, TAL_EFORMAT, "%s: no \"results\" object (expected ActivityNet-style "
-                         "detections: {\"results\": {video: [{label, score, segment}]}})", path);
-        goto done;
-    }
-    strtab seen = {0};
-    for (const cJSON *v = res->child; v; v = v->next) {
-        int n0 = seen.n;
-        if (strtab_intern(&seen, v->string) < 0) {
-            st = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-        } else if (seen.n == n0) {
-            st = tal_err_set(err, TAL_EFORMAT, "%s: results: video id \"%s\" appears twice", path,
-                             v->string);
-        }
-        if (st) {
-            strtab_free(&seen);
-            goto done;
-        }
-    }
-    strtab_free(&seen);
-    for (const cJSON *v = res->child; v; v = v->next) {
-        if (!cJSON_IsArray(v)) {
-            st = tal_err_set(err, TAL_EFORMAT, "%s: results.%s: %s (expected an array)", path,
-                             v->string, describe(v, buf, sizeof buf));
-            goto done;
-        }
-        int i = 0;
-        for (const cJSON *a = v->child; a; a = a->next, i++) {
-            const cJSON *seg = cJSON_GetObjectItemCaseSensitive(a, "segment");
-            const cJSON *lab = cJSON_GetObjectItemCaseSensitive(a, "label");
-            const cJSON *sc = cJSON_GetObjectItemCaseSensitive(a, "score");
-            double t0, t1, score;
-            if (!cJSON_IsString(lab)) {
-                st = tal_err_set(err, TAL_EFORMAT, "%s: results.%s[%d].label: %s (expected a string)",
-                                 path, v->string, i, describe(lab, buf, sizeof buf));
-                goto done;
-            }
-            if (!cJSON_IsNumber(sc) || !isfinite(score = sc->valuedouble)) {
-                st = tal_err_set(err, TAL_EFORMAT, "%s: results.%s[%d].score: %s (expected a finite "
-                                 "number)", path, v->string, i, describe(sc, buf, sizeof buf));
-                goto done;
-            }
-            if (!cJSON_IsArray(seg) || cJSON_GetArraySize(seg) != 2 ||
-                !json_number(seg->child, &t0) || !json_number(seg->child->next, &t1)) {
-                st = tal_err_set(err, TAL_EFORMAT, "%s: results.%s[%d].segment: expected [start, end] "
-                                 "as two finite numbers", path, v->string, i);
-                goto done;
-            }
-            if ((st = tal_eval_dets_add(d, v->string, lab->valuestring, t0, t1, score, err))) {
-                tal_err_prefix(err, "%s", path);
-                goto done;
-            }
-        }
-    }
-done:
-    cJSON_Delete(root);
-    return st;
 }
 
 static tal_status dets_from_text(tal_eval_dets *d, const char *path, char *text,
@@ -546,7 +487,7 @@ tal_status tal_eval_dets_load(tal_eval_dets *d, const char *path, const char *cl
     if (skip == size)
         st = tal_err_set(err, TAL_EFORMAT, "%s: empty file (no detections)", path);
     else if (text[skip] == '{' || text[skip] == '[')
-        st = dets_from_json(d, path, text, size, err);
+        st = tal_eval_results_json_read(d, path, text, size, err);
     else
         st = dets_from_text(d, path, text, classlist, err);
     free(text);
