@@ -4,6 +4,7 @@
  * (32..1536) so it costs little, and the reversible backward recomputes these outputs and
  * subtracts them, where float cancellation (E[x^2] - E[x]^2 on offset inputs) would grow. */
 #include "nn.h"
+#include "simd_math.h"
 
 #include <math.h>
 #ifdef _OPENMP
@@ -15,34 +16,42 @@
 #define FUSE_MAX_C 1024
 #define T_BLOCK 64    /* columns (b, t) of a [B, C, T] tensor handled together */
 
+/* One row: y = (x - mean) * rstd * gamma + beta; returns mean and rstd. y may alias x: the
+ * statistics are taken before anything is written. */
+VECTOR_CLONES
+static void forward_row(float *yr, float *mean_out, float *rstd_out, const float *xr,
+                        const float *g, const float *bt, int64_t c, float eps) {
+    double s = 0, ss = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < c; j++) s += xr[j];
+    double mu = s / c;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < c; j++) ss += (xr[j] - mu) * (xr[j] - mu);
+    double rs = 1.0 / sqrt(ss / c + eps);
+    /* x - mu as (x - muf) - mu_lo: the float mean's rounding (up to half an ulp of the mean,
+     * large next to the spread of offset rows) is taken back out. */
+    float muf = (float)mu, mu_lo = (float)(mu - muf), rsf = (float)rs;
+    if (g) {
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++)
+            yr[j] = ((xr[j] - muf) - mu_lo) * rsf * g[j] + (bt ? bt[j] : 0.0f);
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++) yr[j] = ((xr[j] - muf) - mu_lo) * rsf;
+    }
+    *mean_out = muf;
+    *rstd_out = rsf;
+}
+
 static void layernorm_forward_cpu(tal_tensor y, tal_tensor mean, tal_tensor rstd, tal_tensor x,
                                   tal_tensor gamma, tal_tensor beta, float eps) {
     int64_t n = tal_tensor_rows(x), c = tal_tensor_cols(x);
-    const float *g = gamma.data, *bt = beta.data;
 #pragma omp parallel for schedule(static) if (n * c > PAR_MIN)
     for (int64_t r = 0; r < n; r++) {
-        const float *xr = x.data + r * c; /* y may alias x: stats are taken before writing */
-        float *yr = y.data + r * c;
-        double s = 0, ss = 0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < c; j++) s += xr[j];
-        double mu = s / c;
-#pragma omp simd reduction(+ : ss)
-        for (int64_t j = 0; j < c; j++) ss += (xr[j] - mu) * (xr[j] - mu);
-        double rs = 1.0 / sqrt(ss / c + eps);
-        /* x - mu as (x - muf) - mu_lo: the float mean's rounding (up to half an ulp of the
-         * mean, large next to the spread of offset rows) is taken back out. */
-        float muf = (float)mu, mu_lo = (float)(mu - muf), rsf = (float)rs;
-        if (g) {
-#pragma omp simd
-            for (int64_t j = 0; j < c; j++)
-                yr[j] = ((xr[j] - muf) - mu_lo) * rsf * g[j] + (bt ? bt[j] : 0.0f);
-        } else {
-#pragma omp simd
-            for (int64_t j = 0; j < c; j++) yr[j] = ((xr[j] - muf) - mu_lo) * rsf;
-        }
-        if (mean.data) mean.data[r] = muf;
-        if (rstd.data) rstd.data[r] = rsf;
+        float mu, rs;
+        forward_row(y.data + r * c, &mu, &rs, x.data + r * c, gamma.data, beta.data, c, eps);
+        if (mean.data) mean.data[r] = mu;
+        if (rstd.data) rstd.data[r] = rs;
     }
 }
 
@@ -62,6 +71,7 @@ void tal_layernorm_forward(tal_tensor y, tal_tensor mean, tal_tensor rstd, tal_t
 /* One row's dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma; when pg/pb are
  * given, also adds dy * xhat and dy to them (the dgamma, dbeta partial sums). dx may alias dy:
  * dy is read in full before dx is written. */
+VECTOR_CLONES
 static void backward_row(float *dxr, double *restrict pg, double *restrict pb, const float *dyr,
                          const float *restrict xr,
                          const float *restrict gamma, float mu, float rs, int64_t c) {
