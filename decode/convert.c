@@ -104,6 +104,16 @@ static void coded_rect(const tal_video_info *in, double x, double y, double w, d
     }
 }
 
+/* o[x] = s[x] * sc + sh. Blocks of 8 with restrict: GCC's -O2 vectorises fixed-count loops
+ * only (bytes alias anything, and open-ended loops need an epilogue it will not add). */
+static void normalise_row(float *restrict o, const uint8_t *restrict s, int n, float sc,
+                          float sh) {
+    int x = 0;
+    for (; x + 8 <= n; x += 8)
+        for (int j = 0; j < 8; j++) o[x + j] = s[x + j] * sc + sh;
+    for (; x < n; x++) o[x] = s[x] * sc + sh;
+}
+
 tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_info *info,
                              const tal_frame_transform *tf, tal_tensor out, int k, int n,
                              tal_err *err) {
@@ -198,7 +208,7 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
                 if (tf->flip)
                     for (int xx = 0; xx < W; xx++) o[xx] = src[(W - 1 - xx) * step] * sc + sh;
                 else if (step == 1)
-                    for (int xx = 0; xx < W; xx++) o[xx] = src[xx] * sc + sh;
+                    normalise_row(o, src, W, sc, sh);
                 else
                     for (int xx = 0; xx < W; xx++) o[xx] = src[xx * step] * sc + sh;
             }
