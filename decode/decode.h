@@ -3,8 +3,13 @@
  * requested time t the reader returns the last frame whose PTS is <= t (the first frame for t
  * before it, the last frame for t past the end), which is right for variable frame rates,
  * B-frames, open GOPs and streams that do not start at 0. Times are seconds from the stream's
- * first frame. Corrupt packets are skipped and counted; a requested time whose own frame was
- * lost gets the previous good frame (counted as repaired). */
+ * start time (info.start_s, normally its first frame's PTS), so t = 0 is always the first frame.
+ * Corrupt packets are skipped and counted; a requested time whose own frame was lost gets the
+ * previous good frame (counted as repaired).
+ * Three ways in: open + info (+ count) to check a dataset; read_times for a training clip at
+ * given times into a caller-owned tensor (random access); seq_begin + read for chunks of T
+ * frames over a whole video with bounded memory (inference, feature extraction). One decoder is
+ * used by one thread at a time; the prefetch queue below runs one in a worker thread. */
 #ifndef TAL_DECODE_H
 #define TAL_DECODE_H
 
@@ -37,9 +42,9 @@ typedef struct tal_decode_opts {
     int max_pixels;           /* refuse larger frames (absurd dimensions); 0: 8192 x 8192 */
 } tal_decode_opts;
 
-/* What the caller wants each frame to become: a source rectangle of the displayed frame,
- * scaled to out_w x out_h, optionally mirrored, then (x / 255 - mean) / std per channel... in
- * the 0-255 convention of the reference: (x - mean) / std with x in 0..255. */
+/* What the caller wants each frame to become: a source rectangle of the displayed (rotated)
+ * frame, scaled to out_w x out_h, optionally mirrored, then (x - mean) / std per channel with x
+ * in 0..255, the reference's convention (spec-actionformer.md §9). mean 0, std 1: raw RGB. */
 typedef struct tal_frame_transform {
     int out_w, out_h;         /* the frame's size in the output tensor */
     double src_x, src_y, src_w, src_h; /* source rectangle in displayed pixels; w <= 0: whole */
