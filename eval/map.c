@@ -385,7 +385,7 @@ static int score_class_th14(const scoring *s, const class_job *cj, const long *a
         long n = 0, n_tp = 0;
         for (long i = 0; i < P; i++) { /* tpconf then fpconf, each in video order */
             long pi = byv[i];
-            if (!fr[pi]) cf[n++] = (conf_flag){D[cj->det[pi]].score, 1, n}, n_tp++;
+            if (!fr[pi]) cf[n] = (conf_flag){D[cj->det[pi]].score, 1, n}, n++, n_tp++;
         }
         for (long i = 0; i < P; i++) {
             long pi = byv[i];
