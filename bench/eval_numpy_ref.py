@@ -7,7 +7,7 @@ tests/test_eval_reference.c and as the timing baseline in bench/run_eval.sh.
 
   eval_numpy_ref.py --gt GT.json --pred PRED(.json|.txt) [--classlist detclasslist.txt]
                     [--subset S] [--tiou a,b,c] [--protocol activitynet|opentad|thumos14]
-                    [--ties stable|official] [--hex]
+                    [--ties stable|official] [--hex] [--proposals MAX_AVG]
   eval_numpy_ref.py --write-npsort-cases tests/fixtures/eval_npsort_cases.txt
 Prints one line per threshold (`tiou mAP`) and `average X`; --hex adds float.hex values.
 """
@@ -288,6 +288,66 @@ def th14_map(gt, pred, thr):
     return ap, m, acc / len(thr)
 
 
+def proposals_ar(gt, pred, thr, max_avg=None):
+    """ANETproposal.average_recall_vs_avg_nr_proposals + evaluate() (numpy only): labels are
+    ignored, proposals are ranked per video by score (argsort()[::-1]), the first
+    int(n * ratio) kept; a GT counts as recalled at threshold t when one of the first k
+    proposals has tIoU >= t (NaN never does). Returns recall [T, 100], avg_recall [100],
+    proposals_per_video [100] and the AUC (percent, as the official print)."""
+    videos = list(dict.fromkeys(gt["video"]))
+    n_prop = len(pred["video"])
+    if not max_avg:
+        max_avg = float(n_prop) / len(videos)
+    ratio = max_avg * float(len(videos)) / n_prop
+    gseg = np.stack([gt["t0"], gt["t1"]], axis=1)
+    pseg = np.stack([pred["t0"], pred["t1"]], axis=1)
+    g_by, p_by = {}, {}
+    for i, v in enumerate(gt["video"]):
+        g_by.setdefault(v, []).append(i)
+    for i, v in enumerate(pred["video"]):
+        p_by.setdefault(v, []).append(i)
+    score_lst = []
+    total = 0
+    for v in videos:
+        g = gseg[g_by[v]]
+        if v not in p_by:
+            score_lst.append(np.zeros((g.shape[0], 1)))
+            continue
+        pi = p_by[v]
+        props = pseg[pi]
+        order = pred["score"][pi].argsort()[::-1]
+        props = props[order, :]
+        k = np.minimum(int(props.shape[0] * ratio), props.shape[0])
+        total += k
+        props = props[:k, :]
+        tiou = np.empty((g.shape[0], props.shape[0]))
+        for i in range(props.shape[0]):
+            tt1 = np.maximum(props[i, 0], g[:, 0])
+            tt2 = np.minimum(props[i, 1], g[:, 1])
+            inter = (tt2 - tt1).clip(0)
+            union = (g[:, 1] - g[:, 0]) + (props[i, 1] - props[i, 0]) - inter
+            with np.errstate(invalid="ignore", divide="ignore"):
+                tiou[:, i] = inter.astype(float) / union
+        score_lst.append(tiou)
+    pcn = np.arange(1, 101) / 100.0 * (max_avg * float(len(videos)) / total)
+    matches = np.empty((len(videos), pcn.shape[0]))
+    positives = np.empty(len(videos))
+    recall = np.empty((len(thr), pcn.shape[0]))
+    for r, t in enumerate(thr):
+        for i, sc in enumerate(score_lst):
+            positives[i] = sc.shape[0]
+            with np.errstate(invalid="ignore"):
+                tp = sc >= t
+            kk = np.minimum((sc.shape[1] * pcn).astype(int), sc.shape[1])
+            for j, k in enumerate(kk):
+                matches[i, j] = np.count_nonzero((tp[:, :k]).sum(axis=1))
+        recall[r, :] = matches.sum(axis=0) / positives.sum()
+    avg_recall = recall.mean(axis=0)
+    ppv = pcn * (float(total) / len(videos))
+    auc = np.trapz(avg_recall, ppv)
+    return recall, avg_recall, ppv, 100.0 * float(auc) / ppv[-1]
+
+
 def write_npsort_cases(path):
     """tests/fixtures/eval_npsort_cases.txt: numpy's default argsort of arrays full of ties,
     NaN and -0.0 (the order ANETdetection's argsort()[::-1] depends on)."""
@@ -329,6 +389,8 @@ def main():
     a.add_argument("--ties", default="stable")
     a.add_argument("--hex", action="store_true")
     a.add_argument("--per-class", action="store_true")
+    a.add_argument("--proposals", type=float, metavar="MAX_AVG",
+                   help="AR vs AN (ANETproposal) with max_avg_nr_proposals MAX_AVG (0: all)")
     a.add_argument("--write-npsort-cases", metavar="PATH")
     if "--write-npsort-cases" in sys.argv:
         write_npsort_cases(sys.argv[sys.argv.index("--write-npsort-cases") + 1])
@@ -347,6 +409,12 @@ def main():
     pred = load_pred(o.pred, o.classlist)
     t_load = time.time() - t
     t = time.time()
+    if o.proposals is not None:
+        rec, ar, ppv, auc = proposals_ar(gt, pred, thr, o.proposals or None)
+        for k in range(len(ar)):
+            print("AN", repr(float(ppv[k])), "AR", repr(float(ar[k])), float(ar[k]).hex() if o.hex else "")
+        print("AUC", repr(auc), auc.hex() if o.hex else "")
+        return
     if o.protocol == "thumos14":
         ap, m, avg = th14_map(gt, pred, thr)
     else:
