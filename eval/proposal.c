@@ -14,7 +14,7 @@ typedef struct video_gt {
     int first, n; /* GT instances of the video: indices into order[] */
 } video_gt;
 
-tal_status tal_eval_proposals(tal_eval_ar_result *out, const tal_eval_gt *gt,
+tal_status tal_eval_proposals_ar(tal_eval_ar_result *out, const tal_eval_gt *gt,
                               const tal_eval_dets *d, double max_avg, int n_tiou,
                               const double *tiou, tal_err *err) {
     memset(out, 0, sizeof *out);

@@ -2,7 +2,8 @@
  * (ANETproposal.average_recall_vs_avg_nr_proposals and evaluate): average recall against the
  * average number of proposals per video (AR@AN) and the area under that curve, with numpy's
  * arithmetic. Kept apart from eval.h only because eval.h had another writer when this was
- * added; the declarations belong in eval.h. */
+ * added; the declarations belong in eval.h. (Named _ar: eval/proposals.c, written in parallel,
+ * has a tal_eval_proposals of its own that feeds tal_eval_result.) */
 #ifndef TAL_EVAL_PROPOSAL_H
 #define TAL_EVAL_PROPOSAL_H
 
@@ -32,7 +33,7 @@ typedef struct tal_eval_ar_result {
  * linspace(0.5, 0.95, 10), THUMOS linspace(0.3, 0.7, 5)). Ties in score follow numpy 1.24's
  * argsort (the kit's order). Proposals on videos outside the GT still count in the kit's ratio.
  * Fails on no GT or no proposals (the kit divides by zero). */
-tal_status tal_eval_proposals(tal_eval_ar_result *out, const tal_eval_gt *gt,
+tal_status tal_eval_proposals_ar(tal_eval_ar_result *out, const tal_eval_gt *gt,
                               const tal_eval_dets *d, double max_avg, int n_tiou,
                               const double *tiou, tal_err *err);
 

@@ -23,7 +23,7 @@ static void expect_ar(const char *gt_path, const char *pred, double max_avg, con
     load(&gt, &d, gt_path, pred);
     static tal_eval_ar_result r;
     tal_err err = {0};
-    cr_assert_eq(tal_eval_proposals(&r, gt, d, max_avg, 0, NULL, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_eval_proposals_ar(&r, gt, d, max_avg, 0, NULL, &err), TAL_OK, "%s", err.msg);
     const int an[5] = {1, 5, 10, 50, 100};
     for (int a = 0; a < 5; a++)
         cr_expect(r.ar_at[a] == want[a], "%s: AR at point %d: got %a, numpy %a", pred, an[a],
@@ -71,20 +71,20 @@ Test(eval_proposals, bad_input) {
     static tal_eval_ar_result r;
     tal_err err = {0};
     /* a budget so small that no video keeps a proposal: the kit divides 0 by 0 */
-    cr_expect_eq(tal_eval_proposals(&r, gt, d, 1, 0, NULL, &err), TAL_EINVAL);
+    cr_expect_eq(tal_eval_proposals_ar(&r, gt, d, 1, 0, NULL, &err), TAL_EINVAL);
     cr_expect(strstr(err.msg, "max_avg") != NULL, "%s", err.msg);
-    cr_expect_eq(tal_eval_proposals(&r, gt, d, NAN, 0, NULL, &err), TAL_EINVAL);
+    cr_expect_eq(tal_eval_proposals_ar(&r, gt, d, NAN, 0, NULL, &err), TAL_EINVAL);
     const double bad_t[1] = {NAN};
-    cr_expect_eq(tal_eval_proposals(&r, gt, d, 100, 1, bad_t, &err), TAL_EINVAL);
-    cr_expect_eq(tal_eval_proposals(&r, gt, d, 100, TAL_EVAL_MAX_TIOU + 1, bad_t, &err), TAL_EINVAL);
+    cr_expect_eq(tal_eval_proposals_ar(&r, gt, d, 100, 1, bad_t, &err), TAL_EINVAL);
+    cr_expect_eq(tal_eval_proposals_ar(&r, gt, d, 100, TAL_EVAL_MAX_TIOU + 1, bad_t, &err), TAL_EINVAL);
     tal_eval_dets *empty = NULL;
     cr_assert_eq(tal_eval_dets_create(&empty, &err), TAL_OK);
-    cr_expect_eq(tal_eval_proposals(&r, gt, empty, 100, 0, NULL, &err), TAL_EINVAL);
+    cr_expect_eq(tal_eval_proposals_ar(&r, gt, empty, 100, 0, NULL, &err), TAL_EINVAL);
     cr_expect(strstr(err.msg, "no proposals") != NULL, "%s", err.msg);
     tal_eval_dets_destroy(empty);
     /* custom thresholds */
     const double t2[2] = {0.5, 0.7};
-    cr_expect_eq(tal_eval_proposals(&r, gt, d, 100, 2, t2, &err), TAL_OK, "%s", err.msg);
+    cr_expect_eq(tal_eval_proposals_ar(&r, gt, d, 100, 2, t2, &err), TAL_OK, "%s", err.msg);
     cr_expect_eq(r.n_tiou, 2);
     cr_expect_geq(r.recall[0][99], r.recall[1][99]);
     tal_eval_dets_destroy(d);
