@@ -1,5 +1,7 @@
 /* app/cmd_eval.c: `re2tal eval`: detection mAP of a prediction file against ground truth, with
  * the official ActivityNet, OpenTAD or THUMOS-14 MATLAB rules (eval/eval.h). */
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +9,7 @@
 
 #include "app/commands.h"
 #include "eval/eval.h"
+#include "eval/proposal.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -27,6 +30,8 @@ static void usage(FILE *out) {
             "                      (2014 MATLAB kit: GT-centric, ov > t, Ambiguous, 11-point AP)\n"
             "  --json OUT          write everything (mAP, per-class AP, diagnosis) as JSON\n"
             "  --per-class         print the AP of every class\n"
+            "  --no-proposals      skip the proposal metrics (AR@AN for AN = 1, 5, 10, 50, 100 and\n"
+            "                      the AUC, labels ignored, as the ActivityNet proposal kit)\n"
             "  --ignore-unknown-labels  count detections whose label is not a GT class instead\n"
             "                      of failing (the official code raises KeyError)\n"
             "  --threads N         threads over classes (default: all)\n\n"
@@ -34,9 +39,44 @@ static void usage(FILE *out) {
             "on the numpy build). Exit status: 0 ok, 1 bad input, 2 usage error.\n");
 }
 
+/* The library's JSON plus a "proposals" object. */
+static tal_status write_json_with_ar(const tal_eval_result *r, const tal_eval_ar_result *ar,
+                                     const char *path, tal_err *err) {
+    char *text = tal_eval_result_json(r);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!root) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    cJSON *p = cJSON_AddObjectToObject(root, "proposals");
+    const char *names[5] = {"AR@1", "AR@5", "AR@10", "AR@50", "AR@100"};
+    for (int i = 0; p && i < 5; i++) cJSON_AddNumberToObject(p, names[i], ar->ar_at[i]);
+    if (p) {
+        cJSON_AddNumberToObject(p, "AUC", ar->auc);
+        cJSON_AddItemToObject(p, "average_recall", cJSON_CreateDoubleArray(ar->avg_recall, TAL_EVAL_AR_POINTS));
+        cJSON_AddItemToObject(p, "average_nr_proposals", cJSON_CreateDoubleArray(ar->an, TAL_EVAL_AR_POINTS));
+    }
+    text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        free(text);
+        return tal_err_set(err, TAL_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    int bad = fputs(text, f) < 0 || fputc('\n', f) == EOF;
+    bad |= fclose(f) != 0;
+    free(text);
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return tal_err_set(err, TAL_EIO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return TAL_OK;
+}
+
 static int cmd_eval(int argc, char **argv) {
     const char *gt_path = NULL, *pred = NULL, *subset = NULL, *json = NULL, *classlist = NULL;
-    int per_class = 0;
+    int per_class = 0, proposals = 1;
     tal_eval_opts o = {0};
     tal_err err = {0};
     for (int i = 1; i < argc; i++) {
@@ -57,6 +97,8 @@ static int cmd_eval(int argc, char **argv) {
             classlist = argv[++i];
         } else if (!strcmp(a, "--threads") && has) {
             o.threads = atoi(argv[++i]);
+        } else if (!strcmp(a, "--no-proposals")) {
+            proposals = 0;
         } else if (!strcmp(a, "--per-class")) {
             per_class = 1;
         } else if (!strcmp(a, "--ignore-unknown-labels")) {
@@ -98,7 +140,24 @@ static int cmd_eval(int argc, char **argv) {
         goto done;
     }
     tal_eval_print_table(stdout, r, per_class);
-    if (json && tal_eval_write_json(r, json, &err)) {
+    tal_eval_ar_result ar;
+    int have_ar = 0;
+    if (proposals) {
+        tal_err perr = {0};
+        if (tal_eval_proposals_ar(&ar, gt, d, 100, r->n_tiou, r->tiou, &perr) == TAL_OK) {
+            have_ar = 1;
+            printf("\nproposals (labels ignored, <= 100 per video): AR@1 %.2f  AR@5 %.2f  AR@10 %.2f  "
+                   "AR@50 %.2f  AR@100 %.2f  AUC %.2f\n", 100 * ar.ar_at[0], 100 * ar.ar_at[1],
+                   100 * ar.ar_at[2], 100 * ar.ar_at[3], 100 * ar.ar_at[4], ar.auc);
+        } else {
+            printf("\nproposals: not computed (%s)\n", perr.msg);
+        }
+    }
+    if (json && !have_ar && tal_eval_write_json(r, json, &err)) {
+        fprintf(stderr, "re2tal eval: %s\n", err.msg);
+        goto done;
+    }
+    if (json && have_ar && write_json_with_ar(r, &ar, json, &err)) {
         fprintf(stderr, "re2tal eval: %s\n", err.msg);
         goto done;
     }

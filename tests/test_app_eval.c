@@ -66,6 +66,10 @@ Test(app_eval, anet_sample_table_and_json) {
     cr_expect(strstr(out_text, "100.00") && strstr(out_text, "0.95"), "%s", out_text);
     cr_expect(strstr(out_text, "GT exact duplicates"), "diagnosis shown: %s", out_text);
     cr_expect(json_number(json, "average_mAP") == 1.0);
+    cr_expect(strstr(out_text, "AR@100 99.96"), "proposal metrics: %s", out_text); /* 1 - 3/7654 */
+    cr_assert_eq(run("%s eval --gt %s/anet13_val_gt.json --pred %s/anet13_sample_detection_prediction.json "
+                     "--no-proposals", RE2TAL_BIN, D, D), 0, "%s", out_text);
+    cr_expect(!strstr(out_text, "AR@100"), "%s", out_text);
 }
 
 Test(app_eval, thumos_text_routes_and_protocols) {
