@@ -185,7 +185,8 @@ void tal_layernorm_ct_backward(tal_tensor dx, tal_tensor dgamma, tal_tensor dbet
                                tal_tensor dy, tal_tensor x, tal_tensor gamma, tal_tensor mean,
                                tal_tensor rstd);
 
-/* GELU, exact erf form (PyTorch's default). y may alias x in forward; backward needs x. */
+/* GELU, exact erf form (PyTorch's default; erf evaluated to within 4.2e-7, not the tanh
+ * approximation). y may alias x in forward; backward needs x (dx may alias dy). */
 void tal_gelu_forward(tal_tensor y, tal_tensor x);
 void tal_gelu_backward(tal_tensor dx, tal_tensor dy, tal_tensor x);
 void tal_relu_forward(tal_tensor y, tal_tensor x);
