@@ -2,8 +2,8 @@
  * beside the ceiling measured in the same run: the same matrix products as bare tal_gemm calls
  * on ready-made operands (so the gap is the im2col / gather / col2im overhead).
  * Shapes: Swin-T patch embedding (2x4x4, 3 -> 96, 32x224x224 clip), ResNet3D bottleneck convs
- * (1x3x3 and 3x1x1, 64 ch, 8x56x56; 1x3x3 stride 2, 128 ch), ActionFormer conv1d (k 3, 512 ch,
- * T 2304, batch 2). Usage: bench_nn_conv [threads ...] (default: all cores); BENCH_NN_REPS
+ * (1x3x3 and 3x1x1, 64 ch, 8x56x56; 1x3x3 stride 2, 128 ch), ActionFormer conv1d (k 3 and
+ * k 1, 512 ch, T 2304, batch 2). Usage: bench_nn_conv [threads ...] (default: all cores); BENCH_NN_REPS
  * repeats (best of, default 3). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,26 +153,28 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_nn_conv: %s\n", err.msg);
         return 1;
     }
-    conv cs[5] = {
+    conv cs[6] = {
         {.name = "patch 2x4x4 3->96 32x224x224", .k = PATCH},
         {.name = "conv3d 1x3x3 64->64 8x56x56", .k = GENERAL, .g3 = {{1, 1, 1}, {0, 1, 1}}},
         {.name = "conv3d 3x1x1 64->64 8x56x56", .k = GENERAL, .g3 = {{1, 1, 1}, {1, 0, 0}}},
         {.name = "conv3d 1x3x3 s2 128->128 8x56x56", .k = GENERAL, .g3 = {{1, 2, 2}, {0, 1, 1}}},
         {.name = "conv1d k3 512->512 T2304 B2", .k = CONV1D, .g1 = {1, 1, 1}},
+        {.name = "conv1d k1 512->512 T2304 B2", .k = CONV1D, .g1 = {1, 0, 1}},
     };
     setup(&cs[0], (int64_t[]){1, 3, 32, 224, 224}, (int64_t[]){96, 3, 2, 4, 4}, 5);
     setup(&cs[1], (int64_t[]){1, 64, 8, 56, 56}, (int64_t[]){64, 64, 1, 3, 3}, 5);
     setup(&cs[2], (int64_t[]){1, 64, 8, 56, 56}, (int64_t[]){64, 64, 3, 1, 1}, 5);
     setup(&cs[3], (int64_t[]){1, 128, 8, 56, 56}, (int64_t[]){128, 128, 1, 3, 3}, 5);
     setup(&cs[4], (int64_t[]){2, 512, 2304}, (int64_t[]){512, 512, 3}, 3);
+    setup(&cs[5], (int64_t[]){2, 512, 2304}, (int64_t[]){512, 512, 1}, 3);
     printf("%-34s %2s  forward and backward (dx + dw); gemm = the same products, bare\n", "shape",
            "th");
     int n_threads = argc > 1 ? argc - 1 : 1;
     for (int i = 0; i < n_threads; i++) {
         int t = tal_threads_set(argc > 1 ? atoi(argv[1 + i]) : 0);
-        for (int c = 0; c < 5; c++) report(&cs[c], t, reps);
+        for (int c = 0; c < 6; c++) report(&cs[c], t, reps);
     }
-    for (int c = 0; c < 5; c++) tal_arena_destroy(cs[c].scratch);
+    for (int c = 0; c < 6; c++) tal_arena_destroy(cs[c].scratch);
     tal_arena_destroy(g_arena);
     return 0;
 }
