@@ -1,6 +1,5 @@
 /* app/cmd_eval.c: `re2tal eval`: detection mAP of a prediction file against ground truth, with
  * the official ActivityNet, OpenTAD or THUMOS-14 MATLAB rules (eval/eval.h). */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,24 +38,21 @@ static void usage(FILE *out) {
             "on the numpy build). Exit status: 0 ok, 1 bad input, 2 usage error.\n");
 }
 
-/* The library's JSON plus a "proposals" object. */
+/* Appends "%.17g" numbers (exact round trip; cJSON's printer may drop the last bit). */
+static void put_numbers(FILE *f, const double *x, int n) {
+    for (int i = 0; i < n; i++) fprintf(f, "%s%.17g", i ? ", " : "", x[i]);
+}
+
+/* The library's JSON with a "proposals" object spliced in before its closing brace. */
 static tal_status write_json_with_ar(const tal_eval_result *r, const tal_eval_ar_result *ar,
                                      const char *path, tal_err *err) {
     char *text = tal_eval_result_json(r);
-    cJSON *root = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    if (!root) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-    cJSON *p = cJSON_AddObjectToObject(root, "proposals");
-    const char *names[5] = {"AR@1", "AR@5", "AR@10", "AR@50", "AR@100"};
-    for (int i = 0; p && i < 5; i++) cJSON_AddNumberToObject(p, names[i], ar->ar_at[i]);
-    if (p) {
-        cJSON_AddNumberToObject(p, "AUC", ar->auc);
-        cJSON_AddItemToObject(p, "average_recall", cJSON_CreateDoubleArray(ar->avg_recall, TAL_EVAL_AR_POINTS));
-        cJSON_AddItemToObject(p, "average_nr_proposals", cJSON_CreateDoubleArray(ar->an, TAL_EVAL_AR_POINTS));
+    char *close = text ? strrchr(text, '}') : NULL;
+    if (!close) {
+        free(text);
+        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
     }
-    text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    *close = 0;
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
@@ -64,9 +60,17 @@ static tal_status write_json_with_ar(const tal_eval_result *r, const tal_eval_ar
         free(text);
         return tal_err_set(err, TAL_EIO, "%s: cannot write: %s", tmp, strerror(errno));
     }
-    int bad = fputs(text, f) < 0 || fputc('\n', f) == EOF;
-    bad |= fclose(f) != 0;
+    fputs(text, f);
     free(text);
+    const char *names[5] = {"AR@1", "AR@5", "AR@10", "AR@50", "AR@100"};
+    fprintf(f, ",\n\t\"proposals\": {");
+    for (int i = 0; i < 5; i++) fprintf(f, "\"%s\": %.17g, ", names[i], ar->ar_at[i]);
+    fprintf(f, "\"AUC\": %.17g,\n\t\t\"average_recall\": [", ar->auc);
+    put_numbers(f, ar->avg_recall, TAL_EVAL_AR_POINTS);
+    fprintf(f, "],\n\t\t\"average_nr_proposals\": [");
+    put_numbers(f, ar->an, TAL_EVAL_AR_POINTS);
+    int bad = fprintf(f, "]}\n}\n") < 0;
+    bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) != 0) {
         remove(tmp);
         return tal_err_set(err, TAL_EIO, "%s: cannot write: %s", path, strerror(errno));
