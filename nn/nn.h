@@ -242,8 +242,9 @@ typedef struct tal_conv3d_geom {
     int padding[3];  /* zero padding, both sides */
 } tal_conv3d_geom;
 /* General conv3d via im2col + GEMM: x [B, Ci, T, H, W], w [Co, Ci, kt, kh, kw]. scratch:
- * arena for one sample's im2col buffer (none taken for 1x1x1, stride 1). Backward writes dx,
- * accumulates dw and db (each skipped if none). */
+ * arena for the im2col columns of one chunk of output positions (max(2^21, 256 K) floats at
+ * most, K = Ci kt kh kw; none for 1x1x1, stride 1), released before returning. Backward writes
+ * dx, accumulates dw and db (each skipped if none). */
 void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
                         tal_conv3d_geom g, tal_arena *scratch);
 void tal_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
