@@ -22,7 +22,8 @@ typedef struct tal_decoder tal_decoder; /* opaque: owns the libav contexts */
 typedef struct tal_video_info {
     int width, height;        /* as displayed (rotation applied) */
     int coded_width, coded_height;
-    int rotation;             /* display rotation in degrees: 0, 90, 180, 270 */
+    int rotation;             /* clockwise turn for display: 0, 90, 180, 270 (ffprobe prints
+                                 the counter-clockwise angle: its 90 is our 270) */
     double duration_s;        /* from the first frame to the end of the last one */
     double start_s;           /* the stream's first PTS in seconds (times are relative to it) */
     double time_base;         /* seconds per PTS tick */
