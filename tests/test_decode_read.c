@@ -154,20 +154,23 @@ Test(decode_read, rotation_matches_ffmpeg_autorotate) {
     unsigned char want[64 * 48 * 3];
     cr_assert(f && fread(want, 1, sizeof want, f) == sizeof want);
     fclose(f);
-    double mad = 0, mad_mirror = 0;
+    double mad = 0, mad_mirror = 0, mad_turned = 0;
     for (int y = 0; y < 64; y++)
         for (int x = 0; x < 48; x++)
             for (int c = 0; c < 3; c++) {
                 float got = out.data[(y * 48 + x) * 3 + c];
                 mad += fabs(got - want[(y * 48 + x) * 3 + c]);
                 mad_mirror += fabs(got - want[(y * 48 + 47 - x) * 3 + c]);
+                mad_turned += fabs(got - want[((63 - y) * 48 + 47 - x) * 3 + c]); /* 180 off */
             }
     mad /= 64 * 48 * 3;
     mad_mirror /= 64 * 48 * 3;
+    mad_turned /= 64 * 48 * 3;
     /* same pixels; chroma upsampling differs between the two paths (planar vs packed RGB out:
-     * ~7); the wrong turn (a mirror of the right one) is far off */
+     * ~7); a mirror or the opposite turn is far off */
     cr_expect_lt(mad, 10.0, "mean abs difference %.2f to ffmpeg's autorotated frame", mad);
     cr_expect_gt(mad_mirror, 3 * mad, "mirrored: %.2f vs %.2f", mad_mirror, mad);
+    cr_expect_gt(mad_turned, 3 * mad, "turned the other way: %.2f vs %.2f", mad_turned, mad);
     tal_decoder_close(dec);
 }
 
