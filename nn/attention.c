@@ -53,13 +53,11 @@ static void bias_mask_softmax(float *p, const float *bias, const float *mask, in
             memset(row, 0, (size_t)n * sizeof(float));
             continue;
         }
-        double s = 0;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) row[j] = tal_exp_nonpos(row[j] - m);
+        double s = 0; /* a separate pass: mixed float/double in one loop does not vectorise */
 #pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < n; j++) {
-            float e = tal_exp_nonpos(row[j] - m);
-            row[j] = e;
-            s += e;
-        }
+        for (int64_t j = 0; j < n; j++) s += row[j];
         float inv = (float)(1.0 / s);
 #pragma omp simd
         for (int64_t j = 0; j < n; j++) row[j] *= inv;

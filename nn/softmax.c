@@ -17,13 +17,11 @@ static void softmax_row(float *y, const float *x, int64_t n) {
         for (int64_t j = 0; j < n; j++) y[j] = 0.0f;
         return;
     }
-    double s = 0;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) y[j] = tal_exp_nonpos(x[j] - m);
+    double s = 0; /* a separate pass: mixed float/double in one loop does not vectorise */
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < n; j++) {
-        float e = tal_exp_nonpos(x[j] - m);
-        y[j] = e;
-        s += e;
-    }
+    for (int64_t j = 0; j < n; j++) s += y[j];
     float inv = (float)(1.0 / s);
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) y[j] *= inv;
