@@ -225,7 +225,13 @@ Test(decode_errors, open_read_close_cycles_do_not_leak) {
         cr_assert_eq(read_clip(p, &st, &err), TAL_OK, "%s", err.msg);
         if (i == 99) rss_100 = rss_kb();
     }
-    /* a leaked frame per cycle would be >= 900 x 4.6 KB; allocator noise stays far below */
     long grown = rss_kb() - rss_100;
+#ifdef __SANITIZE_ADDRESS__
+    /* ASan holds freed memory in quarantine, so resident memory grows by design; its leak
+     * checker at exit judges this run instead */
+    (void)grown;
+#else
+    /* a leaked frame per cycle would be >= 900 x 4.6 KB; allocator noise stays far below */
     cr_expect_lt(grown, 2048, "resident memory grew by %ld KB over 900 cycles", grown);
+#endif
 }
