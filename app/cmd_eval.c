@@ -29,6 +29,8 @@ static void usage(FILE *out) {
             "                      (2014 MATLAB kit: GT-centric, ov > t, Ambiguous, 11-point AP)\n"
             "  --json OUT          write everything (mAP, per-class AP, diagnosis) as JSON\n"
             "  --per-class         print the AP of every class\n"
+            "  --plots DIR         precision-recall curves per threshold: DIR/pr_tiou<t>.csv\n"
+            "                      (class,rank,recall,precision) and .svg (DIR is created)\n"
             "  --no-proposals      skip the proposal metrics (AR@AN for AN = 1, 5, 10, 50, 100 and\n"
             "                      the AUC, labels ignored, as the ActivityNet proposal kit)\n"
             "  --ignore-unknown-labels  count detections whose label is not a GT class instead\n"
@@ -80,6 +82,7 @@ static tal_status write_json_with_ar(const tal_eval_result *r, const tal_eval_ar
 
 static int cmd_eval(int argc, char **argv) {
     const char *gt_path = NULL, *pred = NULL, *subset = NULL, *json = NULL, *classlist = NULL;
+    const char *plots = NULL;
     int per_class = 0, proposals = 1;
     tal_eval_opts o = {0};
     tal_err err = {0};
@@ -101,6 +104,9 @@ static int cmd_eval(int argc, char **argv) {
             classlist = argv[++i];
         } else if (!strcmp(a, "--threads") && has) {
             o.threads = atoi(argv[++i]);
+        } else if (!strcmp(a, "--plots") && has) {
+            plots = argv[++i];
+            o.keep_pr = 1;
         } else if (!strcmp(a, "--no-proposals")) {
             proposals = 0;
         } else if (!strcmp(a, "--per-class")) {
@@ -162,6 +168,14 @@ static int cmd_eval(int argc, char **argv) {
         goto done;
     }
     if (json && have_ar && write_json_with_ar(r, &ar, json, &err)) {
+        fprintf(stderr, "re2tal eval: %s\n", err.msg);
+        goto done;
+    }
+    if (plots && mkdir(plots, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "re2tal eval: %s: cannot create: %s\n", plots, strerror(errno));
+        goto done;
+    }
+    if (plots && tal_eval_write_pr(r, plots, &err)) {
         fprintf(stderr, "re2tal eval: %s\n", err.msg);
         goto done;
     }

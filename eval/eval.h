@@ -64,6 +64,8 @@ typedef struct tal_eval_opts {
     double tiou[TAL_EVAL_MAX_TIOU];
     int ignore_unknown_labels; /* count labels absent from the GT instead of failing */
     int threads;               /* 0: OpenMP's default */
+    int keep_pr;               /* keep the precision-recall curves in the result (memory:
+                                  16 bytes x thresholds x detections) */
 } tal_eval_opts;
 
 /* What the input holds that makes evaluators disagree; counted before scoring. */
@@ -99,6 +101,12 @@ typedef struct tal_eval_result {
     long *n_gt_class;   /* owned, [n_classes]: npos as the protocol counts it */
     long *n_det_class;  /* owned, [n_classes] */
     tal_eval_diag diag;
+    /* With opts.keep_pr: curve of class c at threshold t = points i < pr_len[c * n_tiou + t] of
+     * pr_recall / pr_precision [t * pr_stride + pr_offset[c] + i] (ranked detections;
+     * thumos14: the pooled TP/FP list). All NULL otherwise; owned. */
+    long pr_stride;
+    long *pr_offset, *pr_len;
+    double *pr_recall, *pr_precision;
 } tal_eval_result;
 
 /* Scores `d` against `gt`. Fails (TAL_EINVAL, naming the label and video) on a label that is
@@ -124,6 +132,10 @@ tal_status tal_eval_protocol_parse(const char *name, tal_eval_protocol *p, tal_e
 void tal_eval_print_table(FILE *out, const tal_eval_result *r, int per_class);
 /* Everything as one JSON document (written atomically: temp file + rename). */
 tal_status tal_eval_write_json(const tal_eval_result *r, const char *path, tal_err *err);
+/* Writes DIR/pr_tiou<k>.csv (class,rank,recall,precision) and DIR/pr_tiou<k>.svg (one curve
+ * per class, the interpolated envelope used by the AP) for each threshold k; DIR must exist.
+ * Needs a result made with opts.keep_pr (else TAL_EINVAL). */
+tal_status tal_eval_write_pr(const tal_eval_result *r, const char *dir, tal_err *err);
 /* The JSON text itself (caller frees with free()); NULL when out of memory. */
 char *tal_eval_result_json(const tal_eval_result *r);
 

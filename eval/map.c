@@ -59,9 +59,11 @@ typedef struct class_job {
     int *gt_video_start; /* per GT video of this class: [start, end) into gt, sorted by video */
     int *gt_videos;
     int n_gt_videos;
+    long base; /* offset of this class in the PR curve arrays */
 } class_job;
 
 typedef struct scoring {
+    const class_job *jobs;
     const tal_eval_gt *gt;
     const tal_eval_dets *d;
     const tal_eval_opts *o;
@@ -71,7 +73,19 @@ typedef struct scoring {
     int n_g;
     int *det_video; /* per det video id: GT video id or -1 */
     int *det_class; /* per det label id: GT class id or -1 */
+    tal_eval_result *r; /* PR curves go to r->pr_* when r->pr_recall is set */
 } scoring;
+
+/* Keeps the precision/recall curve of class cj at threshold t (n points). */
+static void keep_curve(const scoring *s, const class_job *cj, int t, const double *prec,
+                       const double *rec, long n) {
+    tal_eval_result *r = s->r;
+    if (!r->pr_recall) return;
+    long at = (long)t * r->pr_stride + cj->base;
+    memcpy(r->pr_recall + at, rec, sizeof *rec * (size_t)n);
+    memcpy(r->pr_precision + at, prec, sizeof *prec * (size_t)n);
+    r->pr_len[(long)(cj - s->jobs) * s->n_tiou + t] = n;
+}
 
 typedef struct scored_det {
     double score;
@@ -285,6 +299,7 @@ static int score_class_anet(const scoring *s, const class_job *cj, double *ap, l
             rec[i] = tpc / (double)cj->n_gt;
             prec[i] = tpc / (tpc + fpc);
         }
+        keep_curve(s, cj, t, prec, rec, P);
         ap[t] = ap_all_points(prec, rec, P, work);
     }
     free(lock), free(tp), free(prec), free(rec), free(work), free(js), free(tv);
@@ -404,6 +419,7 @@ static int score_class_th14(const scoring *s, const class_job *cj, const long *a
             rec[i] = tpc / (double)cj->n_gt;
             prec[i] = tpc / (fpc + tpc);
         }
+        keep_curve(s, cj, t, prec, rec, n);
         double sum = 0;
         for (int r = 0; r <= 10; r++) {
             double thr = r == 10 ? 1.0 : r * 0.1, p = 0;
@@ -511,7 +527,17 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
         for (int v = 1; v < nv + 2; v++) amb_start[v] += amb_start[v - 1];
         for (int a = 0; a < gt->n_amb; a++) amb_order[amb_start[gt->amb[a].video + 1]++] = a;
     }
-    scoring s = {gt, d, o, T, o->tiou, g, n_g, (int *)det_video, (int *)det_class};
+    for (int c = 0; c < C; c++) jobs[c].base = det_start[c];
+    if (o->keep_pr) {
+        r->pr_stride = det_start[C] > 0 ? det_start[C] : 1;
+        r->pr_recall = calloc((size_t)(r->pr_stride * T), sizeof *r->pr_recall);
+        r->pr_precision = calloc((size_t)(r->pr_stride * T), sizeof *r->pr_precision);
+        r->pr_len = calloc((size_t)C * (size_t)T + 1, sizeof *r->pr_len);
+        r->pr_offset = calloc((size_t)C + 1, sizeof *r->pr_offset);
+        if (!r->pr_recall || !r->pr_precision || !r->pr_len || !r->pr_offset) goto oom;
+        for (int c = 0; c < C; c++) r->pr_offset[c] = det_start[c];
+    }
+    scoring s = {jobs, gt, d, o, T, o->tiou, g, n_g, (int *)det_video, (int *)det_class, r};
     long n_nan = 0, n_tied = 0, n_amb_dropped = 0;
     int failed = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : n_nan, n_tied, n_amb_dropped, failed) \

@@ -127,3 +127,74 @@ tal_status tal_eval_write_json(const tal_eval_result *r, const char *path, tal_e
     }
     return TAL_OK;
 }
+
+/* ---------------------------------------------------------------- PR curves ------------- */
+static tal_status open_out(FILE **f, const char *path, tal_err *err) {
+    *f = fopen(path, "w");
+    return *f ? TAL_OK : tal_err_set(err, TAL_EIO, "%s: cannot write: %s", path, strerror(errno));
+}
+
+tal_status tal_eval_write_pr(const tal_eval_result *r, const char *dir, tal_err *err) {
+    if (!r->pr_recall)
+        return tal_err_set(err, TAL_EINVAL, "PR curves were not kept (tal_eval_opts.keep_pr)");
+    static const char *colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+    for (int t = 0; t < r->n_tiou; t++) {
+        char path[1200];
+        FILE *f;
+        snprintf(path, sizeof path, "%s/pr_tiou%.2f.csv", dir, r->tiou[t]);
+        tal_status st = open_out(&f, path, err);
+        if (st) return st;
+        fprintf(f, "class,rank,recall,precision\n");
+        for (int c = 0; c < r->n_classes; c++) {
+            long n = r->pr_len[(long)c * r->n_tiou + t];
+            const double *re = r->pr_recall + (long)t * r->pr_stride + r->pr_offset[c];
+            const double *pr = r->pr_precision + (long)t * r->pr_stride + r->pr_offset[c];
+            for (long i = 0; i < n; i++)
+                fprintf(f, "\"%s\",%ld,%.17g,%.17g\n", r->class_names[c], i + 1, re[i], pr[i]);
+        }
+        if (fclose(f) != 0) return tal_err_set(err, TAL_EIO, "%s: write failed", path);
+        snprintf(path, sizeof path, "%s/pr_tiou%.2f.svg", dir, r->tiou[t]);
+        if ((st = open_out(&f, path, err))) return st;
+        /* 400x400 plot area at (50, 20); the envelope (max precision at >= recall) per class */
+        fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"480\" height=\"470\" "
+                   "font-family=\"sans-serif\" font-size=\"12\">\n"
+                   "<rect x=\"50\" y=\"20\" width=\"400\" height=\"400\" fill=\"none\" stroke=\"black\"/>\n"
+                   "<text x=\"250\" y=\"455\" text-anchor=\"middle\">recall</text>\n"
+                   "<text x=\"15\" y=\"220\" transform=\"rotate(-90 15 220)\" text-anchor=\"middle\">"
+                   "precision</text>\n<text x=\"250\" y=\"14\" text-anchor=\"middle\">tIoU %.2f: "
+                   "mAP %.2f%% (%s)</text>\n", r->tiou[t], 100 * r->map[t],
+                tal_eval_protocol_name(r->protocol));
+        for (int k = 0; k <= 10; k += 5)
+            fprintf(f, "<text x=\"%d\" y=\"435\" text-anchor=\"middle\">%.1f</text>"
+                       "<text x=\"45\" y=\"%d\" text-anchor=\"end\">%.1f</text>\n",
+                    50 + 40 * k, k / 10.0, 424 - 40 * k, k / 10.0);
+        for (int c = 0; c < r->n_classes; c++) {
+            long n = r->pr_len[(long)c * r->n_tiou + t];
+            if (n == 0) continue;
+            const double *re = r->pr_recall + (long)t * r->pr_stride + r->pr_offset[c];
+            const double *pr = r->pr_precision + (long)t * r->pr_stride + r->pr_offset[c];
+            fprintf(f, "<polyline fill=\"none\" stroke-width=\"1\" stroke-opacity=\"0.7\" "
+                       "stroke=\"%s\" points=\"", colours[c % 10]);
+            /* envelope from the right; at most ~400 points (one per horizontal pixel) */
+            double env = 0, last_x = -1;
+            for (long i = n - 1; i >= 0; i--) {
+                if (pr[i] > env) env = pr[i];
+                double x = 50 + 400 * re[i];
+                if (i > 0 && last_x >= 0 && last_x - x < 1) continue;
+                fprintf(f, "%.1f,%.1f ", x, 420 - 400 * env);
+                last_x = x;
+            }
+            fprintf(f, "\"><title>");
+            for (const char *q = r->class_names[c]; *q; q++) /* XML-escape the name */
+                if (*q == '<') fputs("&lt;", f);
+                else if (*q == '&') fputs("&amp;", f);
+                else if (*q == '>') fputs("&gt;", f);
+                else fputc(*q, f);
+            fprintf(f, "</title></polyline>\n");
+        }
+        fprintf(f, "</svg>\n");
+        if (fclose(f) != 0) return tal_err_set(err, TAL_EIO, "%s: write failed", path);
+    }
+    return TAL_OK;
+}

@@ -90,6 +90,10 @@ void tal_eval_result_destroy(tal_eval_result *r) {
     free(r->ap);
     free(r->n_gt_class);
     free(r->n_det_class);
+    free(r->pr_offset);
+    free(r->pr_len);
+    free(r->pr_recall);
+    free(r->pr_precision);
     free(r);
 }
 

@@ -85,6 +85,16 @@ Test(app_eval, thumos_text_routes_and_protocols) {
                      "--json %s", RE2TAL_BIN, D, D, json), 0, "%s", out_text);
     cr_expect(json_number(json, "average_mAP") == 0.19578735469740496);
     cr_expect(strstr(out_text, "Ambiguous"), "%s", out_text);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("app_eval_plots"));
+    cr_assert_eq(run("rm -rf %s && %s eval --gt %s/thumos14_annotations --subset validation --pred "
+                     "%s/thumos14_evalkit_Run-2-det.txt --plots %s --no-proposals", dir, RE2TAL_BIN,
+                     D, D, dir), 0, "%s", out_text);
+    char path[700];
+    snprintf(path, sizeof path, "%s/pr_tiou0.70.svg", dir);
+    cr_expect_eq(access(path, R_OK), 0, "%s", path);
+    snprintf(path, sizeof path, "%s/pr_tiou0.30.csv", dir);
+    cr_expect_eq(access(path, R_OK), 0, "%s", path);
 }
 
 Test(app_eval, bad_input_exit_1_naming_the_problem) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "eval/eval.h"
 #include "testlib.h"
@@ -285,6 +286,47 @@ Test(eval_cases, threads_do_not_change_numbers) {
     cr_expect(r1->average_map == r4->average_map);
     tal_eval_result_destroy(r1);
     tal_eval_result_destroy(r4);
+    tal_eval_dets_destroy(d);
+    tal_eval_gt_destroy(gt);
+}
+
+Test(eval_cases, pr_curves_of_the_worked_example) {
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    tal_eval_dets *d = NULL;
+    tal_eval_result *r = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK);
+    tal_eval_opts o = {.n_tiou = 1, .tiou = {0.5}};
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK);
+    cr_expect_null(r->pr_recall, "curves only when asked");
+    cr_expect_eq(tal_eval_write_pr(r, test_tmp_path(""), &err), TAL_EINVAL);
+    tal_eval_result_destroy(r);
+    o.keep_pr = 1;
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK);
+    /* spec 1.6, class A at 0.5: FP TP FP TP TP after the 0.95 FP on v3 */
+    const double prec[5] = {0, 0.5, 1.0 / 3, 0.5, 0.6}, rec[5] = {0, 0.25, 0.25, 0.5, 0.75};
+    cr_assert_eq(r->pr_len[0], 5);
+    for (int i = 0; i < 5; i++) {
+        cr_expect(r->pr_precision[r->pr_offset[0] + i] == prec[i], "prec[%d]", i);
+        cr_expect(r->pr_recall[r->pr_offset[0] + i] == rec[i], "rec[%d]", i);
+    }
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path(""));
+    cr_assert_eq(tal_eval_write_pr(r, dir, &err), TAL_OK, "%s", err.msg);
+    char path[700];
+    snprintf(path, sizeof path, "%s/pr_tiou0.50.csv", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s", path);
+    char line[128];
+    cr_assert(fgets(line, sizeof line, f) && fgets(line, sizeof line, f) && fgets(line, sizeof line, f));
+    cr_expect_str_eq(line, "\"A\",2,0.25,0.5\n");
+    fclose(f);
+    snprintf(path, sizeof path, "%s/pr_tiou0.50.svg", dir);
+    cr_expect_eq(access(path, R_OK), 0);
+    cr_expect_eq(tal_eval_write_pr(r, "/nonexistent/dir", &err), TAL_EIO);
+    tal_eval_result_destroy(r);
     tal_eval_dets_destroy(d);
     tal_eval_gt_destroy(gt);
 }
