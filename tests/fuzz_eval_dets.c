@@ -1,7 +1,8 @@
 /* tests/fuzz_eval_dets.c: libFuzzer target for the prediction reader (ActivityNet results JSON
- * or THUMOS text, chosen by the first byte) and the scorer behind it: any bytes must give either
- * detections that score to mAPs in [0, 1] under all three protocols, or an error naming the
- * file; never a crash, leak or undefined behaviour.
+ * or THUMOS text, chosen by the first byte) and the scorers behind it: any bytes must give either
+ * detections that score to mAPs in [0, 1] under all three protocols and average recalls in
+ * [0, 1] (proposal AR at three budgets), or an error naming the file; never a crash, leak or
+ * undefined behaviour.
  * Build: cmake -DRE2TAL_FUZZ=ON -DCMAKE_C_COMPILER=clang; run:
  *   fuzz_eval_dets -max_len=4096 -max_total_time=600 CORPUS tests/fixtures/eval_fuzz_seeds */
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "eval/eval.h"
+#include "eval/proposal.h"
 
 static tal_eval_gt *gt;
 static char pred_path[256], classlist_path[256];
@@ -67,6 +69,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size) {
                 tal_eval_result_destroy(r);
             }
         }
+        static tal_eval_ar_result ar;
+        const double budgets[3] = {100, 0, 0.5};
+        for (int b = 0; b < 3; b++)
+            if (tal_eval_proposals_ar(&ar, gt, d, budgets[b], 0, NULL, &err) == TAL_OK)
+                for (int j = 0; j < TAL_EVAL_AR_POINTS; j++)
+                    if (!(ar.avg_recall[j] >= 0 && ar.avg_recall[j] <= 1)) abort();
     } else if (!strstr(err.msg, pred_path) && !strstr(err.msg, "out of memory")) {
         fprintf(stderr, "error does not name the file: %s\n", err.msg);
         abort();
