@@ -88,6 +88,21 @@ typedef struct tal_eval_diag {
     long n_ambiguous_dropped; /* thumos14: FPs dropped for touching Ambiguous (first tIoU) */
 } tal_eval_diag;
 
+/* False positives by cause (activitynet / opentad protocols), in the spirit of DETAD, at each
+ * threshold t, judged by the best tIoU of the detection with GT of its own video:
+ * duplicate: a same-class GT has tIoU >= t (or NaN) but is already matched;
+ * localization: best same-class tIoU in [0.1, t); wrong label: no same-class GT >= 0.1 but
+ * another class's GT has tIoU >= t; confusion: another class's GT in [0.1, t);
+ * background: everything else (incl. videos outside the GT). */
+enum {
+    TAL_EVAL_FP_DUPLICATE = 0,
+    TAL_EVAL_FP_LOCALIZATION,
+    TAL_EVAL_FP_WRONG_LABEL,
+    TAL_EVAL_FP_CONFUSION,
+    TAL_EVAL_FP_BACKGROUND,
+    TAL_EVAL_N_FP
+};
+
 typedef struct tal_eval_result {
     tal_eval_protocol protocol;
     char subset[64];
@@ -101,6 +116,7 @@ typedef struct tal_eval_result {
     long *n_gt_class;   /* owned, [n_classes]: npos as the protocol counts it */
     long *n_det_class;  /* owned, [n_classes] */
     tal_eval_diag diag;
+    long fp[TAL_EVAL_MAX_TIOU][TAL_EVAL_N_FP]; /* false positives by cause at each threshold */
     /* With opts.keep_pr: curve of class c at threshold t = points i < pr_len[c * n_tiou + t] of
      * pr_recall / pr_precision [t * pr_stride + pr_offset[c] + i] (ranked detections;
      * thumos14: the pooled TP/FP list). All NULL otherwise; owned. */

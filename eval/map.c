@@ -74,7 +74,41 @@ typedef struct scoring {
     int *det_video; /* per det video id: GT video id or -1 */
     int *det_class; /* per det label id: GT class id or -1 */
     tal_eval_result *r; /* PR curves go to r->pr_* when r->pr_recall is set */
+    const int *vg_start, *vg_idx; /* all GT (every class) of GT video v: vg_idx[vg_start[v]..] */
+    long *fp_cat;                 /* [C][T][TAL_EVAL_N_FP] false-positive categories */
 } scoring;
+
+static double anet_tiou(const det_inst *p, const gt_inst *g, int clip) {
+    double tt1 = p->t0 > g->t0 ? p->t0 : g->t0; /* np.maximum(target, candidates) */
+    double tt2 = p->t1 < g->t1 ? p->t1 : g->t1;
+    double inter = tt2 - tt1;
+    if (inter < 0) inter = 0; /* .clip(0) */
+    double uni = (g->t1 - g->t0) + (p->t1 - p->t0) - inter;
+    if (clip && uni < 1e-8) uni = 1e-8;
+    return inter / uni;
+}
+
+/* DETAD-style category of a false positive at threshold thr (see eval.h). */
+static int fp_category(const scoring *s, const det_inst *p, int v, int cls, const double *tv,
+                       int k, double thr, int clip) {
+    double same = -1;
+    for (int j = 0; j < k; j++) {
+        if (isnan(tv[j]) || tv[j] >= thr) return TAL_EVAL_FP_DUPLICATE; /* its GT is taken */
+        if (tv[j] > same) same = tv[j];
+    }
+    if (same >= 0.1) return TAL_EVAL_FP_LOCALIZATION;
+    double other = -1;
+    if (v >= 0)
+        for (int a = s->vg_start[v]; a < s->vg_start[v + 1]; a++) {
+            const gt_inst *g = &s->g[s->vg_idx[a]];
+            if (g->cls == cls) continue;
+            double x = anet_tiou(p, g, clip);
+            if (!isnan(x) && x > other) other = x;
+        }
+    if (other >= thr) return TAL_EVAL_FP_WRONG_LABEL;
+    if (other >= 0.1) return TAL_EVAL_FP_CONFUSION;
+    return TAL_EVAL_FP_BACKGROUND;
+}
 
 /* Keeps the precision/recall curve of class cj at threshold t (n points). */
 static void keep_curve(const scoring *s, const class_job *cj, int t, const double *prec,
@@ -238,7 +272,8 @@ static void np_argsort(const double *v, int *tosort, long num) {
 }
 
 /* ANETdetection / OpenTAD AP of one class at every threshold into ap[n_tiou]. */
-static int score_class_anet(const scoring *s, const class_job *cj, double *ap, long *n_nan) {
+static int score_class_anet(const scoring *s, const class_job *cj, double *ap, long *n_nan,
+                            long *fp_cat) {
     int T = s->n_tiou;
     for (int t = 0; t < T; t++) ap[t] = 0;
     if (cj->n_det == 0) return 0;
@@ -264,23 +299,15 @@ static int score_class_anet(const scoring *s, const class_job *cj, double *ap, l
         const det_inst *p = &s->d->dets[cj->det[i]];
         int v = s->det_video[p->video], lo = 0, hi = 0;
         if (v >= 0) gt_range(cj, v, &lo, &hi);
-        if (lo == hi) continue; /* FP at every threshold */
         int k = hi - lo;
         for (int j = 0; j < k; j++) {
-            const gt_inst *g = &s->g[cj->gt[lo + j]];
-            double tt1 = p->t0 > g->t0 ? p->t0 : g->t0; /* np.maximum(target, candidates) */
-            double tt2 = p->t1 < g->t1 ? p->t1 : g->t1;
-            double inter = tt2 - tt1;
-            if (inter < 0) inter = 0; /* .clip(0) */
-            double uni = (g->t1 - g->t0) + (p->t1 - p->t0) - inter;
-            if (clip && uni < 1e-8) uni = 1e-8;
-            double tiou = inter / uni;
+            double tiou = anet_tiou(p, &s->g[cj->gt[lo + j]], clip);
             if (isnan(tiou)) (*n_nan)++;
             tv[j] = tiou;
         }
-        np_argsort(tv, js, k); /* ascending; walked from the end = argsort()[::-1] */
+        if (k > 0) np_argsort(tv, js, k); /* ascending; walked from the end = argsort()[::-1] */
         for (int t = 0; t < T; t++) {
-            int *lk = lock + (long)t * cj->n_gt + lo;
+            int *lk = lock + (long)t * cj->n_gt + (k > 0 ? lo : 0);
             for (int m = k - 1; m >= 0; m--) {
                 int j = js[m];
                 if (tv[j] < s->tiou[t]) break; /* FP; NaN never compares less */
@@ -289,6 +316,9 @@ static int score_class_anet(const scoring *s, const class_job *cj, double *ap, l
                 lk[j] = (int)i;
                 break;
             }
+            if (!tp[(long)t * P + i])
+                fp_cat[t * TAL_EVAL_N_FP + fp_category(s, p, v, (int)(cj - s->jobs), tv, k,
+                                                       s->tiou[t], clip)]++;
         }
     }
     for (int t = 0; t < T; t++) {
@@ -465,8 +495,8 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
     int *gt_all = malloc(sizeof *gt_all * (size_t)(n_g + 1));
     int *vid_all = malloc(sizeof *vid_all * (size_t)(n_g + 1));
     int *vstart_all = malloc(sizeof *vstart_all * (size_t)(n_g + C + 1));
-    long *amb_start = NULL;
-    int *amb_order = NULL;
+    long *amb_start = NULL, *fp_cat = NULL;
+    int *amb_order = NULL, *vg_start = NULL, *vg_idx = NULL;
     r->n_classes = C;
     r->class_names = calloc((size_t)C + 1, sizeof *r->class_names);
     r->ap = calloc((size_t)C * (size_t)T + 1, sizeof *r->ap);
@@ -537,7 +567,16 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
         if (!r->pr_recall || !r->pr_precision || !r->pr_len || !r->pr_offset) goto oom;
         for (int c = 0; c < C; c++) r->pr_offset[c] = det_start[c];
     }
-    scoring s = {jobs, gt, d, o, T, o->tiou, g, n_g, (int *)det_video, (int *)det_class, r};
+    int nvid = gt->videos.n;
+    vg_start = calloc((size_t)nvid + 2, sizeof *vg_start);
+    vg_idx = malloc(sizeof *vg_idx * (size_t)(n_g + 1));
+    fp_cat = calloc((size_t)C * (size_t)T * TAL_EVAL_N_FP + 1, sizeof *fp_cat);
+    if (!vg_start || !vg_idx || !fp_cat) goto oom;
+    for (int i = 0; i < n_g; i++) vg_start[g[i].video + 2]++;
+    for (int v = 1; v < nvid + 2; v++) vg_start[v] += vg_start[v - 1];
+    for (int i = 0; i < n_g; i++) vg_idx[vg_start[g[i].video + 1]++] = i;
+    scoring s = {jobs, gt, d, o, T, o->tiou, g, n_g, (int *)det_video, (int *)det_class, r,
+                 vg_start, vg_idx, fp_cat};
     long n_nan = 0, n_tied = 0, n_amb_dropped = 0;
     int failed = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : n_nan, n_tied, n_amb_dropped, failed) \
@@ -560,11 +599,13 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
         } else if (o->protocol == TAL_EVAL_THUMOS14) {
             rc = score_class_th14(&s, cj, amb_start, amb_order, ap, &n_amb_dropped);
         } else {
-            rc = score_class_anet(&s, cj, ap, &n_nan);
+            rc = score_class_anet(&s, cj, ap, &n_nan, s.fp_cat + (long)c * T * TAL_EVAL_N_FP);
         }
         if (rc) failed++;
     }
     if (failed) goto oom;
+    for (int c = 0; c < C; c++)
+        for (int k = 0; k < T * TAL_EVAL_N_FP; k++) r->fp[k / TAL_EVAL_N_FP][k % TAL_EVAL_N_FP] += fp_cat[(long)c * T * TAL_EVAL_N_FP + k];
     r->diag.n_nan_pairs = n_nan;
     r->diag.n_tied_scores = n_tied;
     r->diag.n_ambiguous_dropped = n_amb_dropped;
@@ -592,6 +633,6 @@ oom:
     st = tal_err_set(err, TAL_ENOMEM, "out of memory while scoring %ld detections", d->n);
 done:
     free(jobs), free(det_start), free(det_all), free(sd), free(refs), free(gt_all), free(vid_all);
-    free(vstart_all), free(amb_start), free(amb_order);
+    free(vstart_all), free(amb_start), free(amb_order), free(vg_start), free(vg_idx), free(fp_cat);
     return st;
 }

@@ -74,6 +74,17 @@ void tal_eval_print_table(FILE *out, const tal_eval_result *r, int per_class) {
             fprintf(out, " %6.2f\n", 100 * avg / r->n_tiou);
         }
     }
+    if (r->protocol != TAL_EVAL_THUMOS14) {
+        fprintf(out, "\nfalse positives by cause\n%-28s", "tIoU");
+        for (int t = 0; t < r->n_tiou; t++) fprintf(out, " %8.2f", r->tiou[t]);
+        static const char *fp_names[TAL_EVAL_N_FP] = {"duplicate", "localization", "wrong label",
+                                                      "confusion (label+loc)", "background"};
+        for (int k = 0; k < TAL_EVAL_N_FP; k++) {
+            fprintf(out, "\n%-28s", fp_names[k]);
+            for (int t = 0; t < r->n_tiou; t++) fprintf(out, " %8ld", r->fp[t][k]);
+        }
+        fprintf(out, "\n");
+    }
     fprintf(out, "\ndiagnosis\n");
     int n = (int)(sizeof diag_names / sizeof *diag_names);
     for (int i = 0; i < n; i++) {
@@ -98,6 +109,16 @@ char *tal_eval_result_json(const tal_eval_result *r) {
         cJSON_AddItemToObject(e, "AP", exact_array(r->ap + (long)c * r->n_tiou, r->n_tiou));
         cJSON_AddNumberToObject(e, "n_gt", (double)r->n_gt_class[c]);
         cJSON_AddNumberToObject(e, "n_det", (double)r->n_det_class[c]);
+    }
+    if (r->protocol != TAL_EVAL_THUMOS14) {
+        static const char *fp_keys[TAL_EVAL_N_FP] = {"duplicate", "localization", "wrong_label",
+                                                     "confusion", "background"};
+        cJSON *fp = cJSON_AddObjectToObject(o, "false_positives");
+        for (int k = 0; fp && k < TAL_EVAL_N_FP; k++) {
+            cJSON *a = cJSON_AddArrayToObject(fp, fp_keys[k]);
+            for (int t = 0; a && t < r->n_tiou; t++)
+                cJSON_AddItemToArray(a, cJSON_CreateNumber((double)r->fp[t][k]));
+        }
     }
     cJSON *dg = cJSON_AddObjectToObject(o, "diagnosis");
     int n = (int)(sizeof diag_names / sizeof *diag_names);

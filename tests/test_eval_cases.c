@@ -330,3 +330,27 @@ Test(eval_cases, pr_curves_of_the_worked_example) {
     tal_eval_dets_destroy(d);
     tal_eval_gt_destroy(gt);
 }
+
+Test(eval_cases, false_positives_by_cause) {
+    /* worked example (spec 1.6) at 0.5 / 0.8 / 0.81: v3 is background; [1, 10] duplicates the
+     * taken [0, 10]; [0, 50] (tIoU 0.5) and then [22, 30] (0.8) become localization errors */
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    tal_eval_dets *d = NULL;
+    tal_eval_result *r = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK);
+    /* a B detection on A's GT [20, 30] (wrong label) and one half on it (confusion) */
+    cr_assert_eq(tal_eval_dets_add(d, "v1", "B", 20, 30, 0.1, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_add(d, "v1", "B", 25, 35, 0.05, &err), TAL_OK);
+    tal_eval_opts o = {.n_tiou = 3, .tiou = {0.5, 0.8, 0.81}};
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    const long want[3][TAL_EVAL_N_FP] = {{1, 0, 1, 1, 1}, {1, 1, 1, 1, 1}, {1, 2, 1, 1, 1}};
+    for (int t = 0; t < 3; t++)
+        for (int k = 0; k < TAL_EVAL_N_FP; k++)
+            cr_expect_eq(r->fp[t][k], want[t][k], "t=%d cause %d: %ld", t, k, r->fp[t][k]);
+    tal_eval_result_destroy(r);
+    tal_eval_dets_destroy(d);
+    tal_eval_gt_destroy(gt);
+}
