@@ -1,7 +1,7 @@
 /* decode/convert.c: one decoded frame -> normalised float frame: the source rectangle is cut by
  * pointer offsets on the planes (no copy) and scaled by libswscale straight to the output size in
- * planar RGB (packed RGB24 for packed sources), then one pass applies rotation, flip and
- * (x - mean) / std into the float tensor. */
+ * packed RGB24, then one pass applies rotation, flip and (x - mean) / std into the float
+ * tensor. */
 #include "decode/internal.h"
 
 #include <libavutil/pixdesc.h>
@@ -104,16 +104,6 @@ static void coded_rect(const tal_video_info *in, double x, double y, double w, d
     }
 }
 
-/* o[x] = s[x] * sc + sh. Blocks of 8 with restrict: GCC's -O2 vectorises fixed-count loops
- * only (bytes alias anything, and open-ended loops need an epilogue it will not add). */
-static void normalise_row(float *restrict o, const uint8_t *restrict s, int n, float sc,
-                          float sh) {
-    int x = 0;
-    for (; x + 8 <= n; x += 8)
-        for (int j = 0; j < 8; j++) o[x + j] = s[x + j] * sc + sh;
-    for (; x < n; x++) o[x] = s[x] * sc + sh;
-}
-
 tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_info *info,
                              const tal_frame_transform *tf, tal_tensor out, int k, int n,
                              tal_err *err) {
@@ -132,14 +122,14 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
                  !(desc->flags & AV_PIX_FMT_FLAG_HWACCEL) && !(desc->flags & AV_PIX_FMT_FLAG_BITSTREAM);
     uint8_t *dst[4] = {c->rgb, NULL, NULL, NULL};
     int dst_stride[4] = {bw * 3, 0, 0, 0};
-    const uint8_t *base[3]; /* where R, G, B of buffer pixel (0, 0) are */
-    int px_step = 3;        /* bytes between neighbouring pixels of one channel */
+    /* where R, G, B of buffer pixel (0, 0) are, and the bytes between neighbouring pixels of one
+     * channel. Packed RGB24 out, never planar GBRP: swscale's GBRP output interpolates 4:2:0
+     * chroma where RGB24 (ffmpeg's and PyAV's rgb24, what the reference models saw) repeats each
+     * sample, so GBRP blurs coloured edges (mean |diff| ~7 / 255 on testsrc2; small objects lose
+     * their colour). */
+    const uint8_t *base[3] = {c->rgb, c->rgb + 1, c->rgb + 2};
+    int px_step = 3;
     if (planar) {
-        /* planar RGB out (swscale's G, B, R planes): its fast paths, and CHW-friendly rows */
-        size_t plane = (size_t)bw * bh;
-        for (int p = 0; p < 3; p++) dst[p] = c->rgb + p * plane, dst_stride[p] = bw;
-        base[0] = dst[2], base[1] = dst[0], base[2] = dst[1];
-        px_step = 1;
         /* align the cut to the chroma grid so every plane starts on a whole sample */
         int ax = 1 << desc->log2_chroma_w, ay = 1 << desc->log2_chroma_h;
         int x0 = (int)floor(cx) / ax * ax, y0 = (int)floor(cy) / ay * ay;
@@ -159,12 +149,11 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
             src[p] = f->data[p] + (size_t)(y0 >> sy) * f->linesize[p] + (size_t)(x0 >> sx) * step;
             stride[p] = f->linesize[p];
         }
-        c->sws = sws_getCachedContext(c->sws, x1 - x0, y1 - y0, f->format, bw, bh, AV_PIX_FMT_GBRP,
+        c->sws = sws_getCachedContext(c->sws, x1 - x0, y1 - y0, f->format, bw, bh, AV_PIX_FMT_RGB24,
                                       flags, NULL, NULL, NULL);
         if (!c->sws) return tal_err_set(err, TAL_EFORMAT, "no conversion from %s", desc->name);
         sws_scale(c->sws, src, stride, 0, y1 - y0, dst, dst_stride);
     } else {
-        base[0] = c->rgb, base[1] = c->rgb + 1, base[2] = c->rgb + 2;
         /* packed or paletted: whole frame to RGB24 first, then cut and scale that */
         if (!grow(&c->full, &c->full_size, (size_t)f->width * f->height * 3))
             return tal_err_set(err, TAL_ENOMEM, "out of memory for a %dx%d frame", f->width,
@@ -207,8 +196,6 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
                 const float sc = scale[ch_i], sh = shift[ch_i];
                 if (tf->flip)
                     for (int xx = 0; xx < W; xx++) o[xx] = src[(W - 1 - xx) * step] * sc + sh;
-                else if (step == 1)
-                    normalise_row(o, src, W, sc, sh);
                 else
                     for (int xx = 0; xx < W; xx++) o[xx] = src[xx * step] * sc + sh;
             }

@@ -1,7 +1,8 @@
 /* Frames are chosen by presentation time: videos whose frame N has luma 16 + 2N (lossless
  * H.264, made with the ffmpeg CLI) tell which frame the reader returned. Covers CFR, B-frames
  * with a long GOP, VFR with a gap, seeks in random order, the last frames, a stream that does not
- * start at 0, frame counts against ffprobe, rotation against ffmpeg's own autorotate. */
+ * start at 0, frame counts against ffprobe, rotation against ffmpeg's own autorotate, pixels
+ * against ffmpeg's rgb24. */
 #include "testlib.h"
 
 #include <math.h>
@@ -71,6 +72,25 @@ Test(decode_read, bframes_long_gop_random_seeks) {
         want[k] = (int)floor(t[k] * 25 + 1e-6);
     }
     read_and_check(p, t, want, 100);
+}
+
+/* Every frame in order, mid-frame times, over B-frames and a keyframe every 2 s (the synthetic
+ * dataset's encoder settings): each time gets its own frame, read forward without a seek. */
+Test(decode_read, every_frame_in_order_over_bframes_and_keyframes) {
+    const char *p = make_video("seq.mp4", GRAY_SRC "\" " LOSSLESS " -bf 3 -g 50");
+    double t[100];
+    int want[100];
+    for (int k = 0; k < 100; k++) t[k] = (k + 0.5) / 25, want[k] = k;
+    read_and_check(p, t, want, 100);
+    tal_decoder *dec = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_decoder_open(&dec, p, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_frame_transform tf = raw_transform(tal_decoder_info(dec));
+    tal_tensor out = test_tensor(4, (int64_t[]){3, 100, tf.out_h, tf.out_w});
+    cr_assert_eq(tal_decoder_read_times(dec, t, 100, &tf, out, &err), TAL_OK, "%s", err.msg);
+    cr_expect_eq(tal_decoder_stats(dec)->seeks, 0, "%lld seeks",
+                 (long long)tal_decoder_stats(dec)->seeks);
+    tal_decoder_close(dec);
 }
 
 Test(decode_read, vfr_gap_keeps_last_frame_before_it) {
@@ -166,11 +186,52 @@ Test(decode_read, rotation_matches_ffmpeg_autorotate) {
     mad /= 64 * 48 * 3;
     mad_mirror /= 64 * 48 * 3;
     mad_turned /= 64 * 48 * 3;
-    /* same pixels; chroma upsampling differs between the two paths (planar vs packed RGB out:
-     * ~7); a mirror or the opposite turn is far off */
-    cr_expect_lt(mad, 10.0, "mean abs difference %.2f to ffmpeg's autorotated frame", mad);
+    /* same pixels (both are rgb24 with chroma repeated per block); a mirror or the opposite
+     * turn is far off */
+    cr_expect_lt(mad, 0.1, "mean abs difference %.2f to ffmpeg's autorotated frame", mad);
     cr_expect_gt(mad_mirror, 3 * mad, "mirrored: %.2f vs %.2f", mad_mirror, mad);
     cr_expect_gt(mad_turned, 3 * mad, "turned the other way: %.2f vs %.2f", mad_turned, mad);
+    tal_decoder_close(dec);
+}
+
+/* At the native size the frame is ffmpeg's (and PyAV's) rgb24 frame, the pixels the reference
+ * models were trained on: 4:2:0 chroma repeated per 2x2 block, not interpolated (swscale's
+ * planar GBRP output interpolates it and blurs every coloured edge). */
+Test(decode_read, native_size_pixels_are_ffmpeg_rgb24) {
+    const char *src = make_video("colour.mp4", "-f lavfi -i testsrc2=s=64x48:r=25:d=1 " LOSSLESS "");
+    char path[1024], raw[1100], cmd[4096];
+    snprintf(path, sizeof path, "%s", src);
+    snprintf(raw, sizeof raw, "%s/colour.rgb", TEST_TMP);
+    snprintf(cmd, sizeof cmd, "ffmpeg -v error -y -i '%s' -frames:v 1 -f rawvideo -pix_fmt rgb24 '%s'",
+             path, raw);
+    cr_assert_eq(system(cmd), 0);
+    unsigned char want[64 * 48 * 3];
+    FILE *f = fopen(raw, "rb");
+    cr_assert(f && fread(want, 1, sizeof want, f) == sizeof want);
+    fclose(f);
+    tal_decoder *dec = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_frame_transform tf = raw_transform(tal_decoder_info(dec));
+    tal_tensor chw = test_tensor(4, (int64_t[]){3, 1, 48, 64});
+    tal_tensor hwc = test_tensor(4, (int64_t[]){1, 48, 64, 3});
+    double t0 = 0;
+    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, chw, &err), TAL_OK, "%s", err.msg);
+    tf.channels_last = 1;
+    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, hwc, &err), TAL_OK, "%s", err.msg);
+    double mad = 0, worst = 0;
+    for (int y = 0; y < 48; y++)
+        for (int x = 0; x < 64; x++)
+            for (int c = 0; c < 3; c++) {
+                float w = want[(y * 64 + x) * 3 + c];
+                float a = chw.data[(c * 48 + y) * 64 + x], b = hwc.data[(y * 64 + x) * 3 + c];
+                cr_assert_eq(a, b, "layouts differ at (%d, %d, %d)", x, y, c);
+                mad += fabs(a - w);
+                worst = fmax(worst, fabs(a - w));
+            }
+    mad /= 64 * 48 * 3;
+    cr_expect_lt(mad, 0.1, "mean abs difference %.2f to ffmpeg's rgb24 frame", mad);
+    cr_expect_leq(worst, 2.0, "largest difference %.0f to ffmpeg's rgb24 frame", worst);
     tal_decoder_close(dec);
 }
 
