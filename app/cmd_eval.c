@@ -31,6 +31,8 @@ static void usage(FILE *out) {
             "  --per-class         print the AP of every class\n"
             "  --plots DIR         precision-recall curves per threshold: DIR/pr_tiou<t>.csv\n"
             "                      (class,rank,recall,precision) and .svg (DIR is created)\n"
+            "  --buckets E1,E2,..  mAP by GT length in buckets [0,E1), [E1,E2), ... seconds\n"
+            "                      (default 2,5,20,60; 'none' to skip; activitynet/opentad)\n"
             "  --no-proposals      skip the proposal metrics (AR@AN for AN = 1, 5, 10, 50, 100 and\n"
             "                      the AUC, labels ignored, as the ActivityNet proposal kit)\n"
             "  --ignore-unknown-labels  count detections whose label is not a GT class instead\n"
@@ -84,7 +86,7 @@ static int cmd_eval(int argc, char **argv) {
     const char *gt_path = NULL, *pred = NULL, *subset = NULL, *json = NULL, *classlist = NULL;
     const char *plots = NULL;
     int per_class = 0, proposals = 1;
-    tal_eval_opts o = {0};
+    tal_eval_opts o = {.n_bucket_edges = 4, .bucket_edges = {2, 5, 20, 60}};
     tal_err err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -107,6 +109,28 @@ static int cmd_eval(int argc, char **argv) {
         } else if (!strcmp(a, "--plots") && has) {
             plots = argv[++i];
             o.keep_pr = 1;
+        } else if (!strcmp(a, "--buckets") && has) {
+            const char *spec = argv[++i];
+            o.n_bucket_edges = 0;
+            if (strcmp(spec, "none")) {
+                double edges[TAL_EVAL_MAX_TIOU];
+                int n = 0;
+                /* the threshold list parser accepts (0, 1] only: parse the list here */
+                for (const char *q = spec; *q;) {
+                    char *end;
+                    double x = strtod(q, &end);
+                    if (end == q || n == TAL_EVAL_MAX_BUCKETS - 1 || (*end && *end != ',')) {
+                        fprintf(stderr, "re2tal eval: --buckets '%s': expected up to %d "
+                                        "ascending seconds, e.g. 2,5,20,60\n", spec,
+                                TAL_EVAL_MAX_BUCKETS - 1);
+                        return 2;
+                    }
+                    edges[n++] = x;
+                    q = *end ? end + 1 : end;
+                }
+                o.n_bucket_edges = n;
+                memcpy(o.bucket_edges, edges, sizeof(double) * (size_t)n);
+            }
         } else if (!strcmp(a, "--no-proposals")) {
             proposals = 0;
         } else if (!strcmp(a, "--per-class")) {

@@ -17,6 +17,7 @@ typedef enum {
 } tal_eval_protocol;
 
 #define TAL_EVAL_MAX_TIOU 32
+#define TAL_EVAL_MAX_BUCKETS 8
 
 /* ---------------------------------------------------------------- ground truth ---------- */
 typedef struct tal_eval_gt tal_eval_gt; /* opaque: videos, classes, instances, Ambiguous */
@@ -66,6 +67,10 @@ typedef struct tal_eval_opts {
     int threads;               /* 0: OpenMP's default */
     int keep_pr;               /* keep the precision-recall curves in the result (memory:
                                   16 bytes x thresholds x detections) */
+    /* GT-length breakdown (activitynet / opentad): bucket edges in seconds, ascending, giving
+     * buckets [0, e0), [e0, e1), ..., [e_last, inf); 0 edges: none. */
+    int n_bucket_edges;
+    double bucket_edges[TAL_EVAL_MAX_BUCKETS - 1];
 } tal_eval_opts;
 
 /* What the input holds that makes evaluators disagree; counted before scoring. */
@@ -117,6 +122,14 @@ typedef struct tal_eval_result {
     long *n_det_class;  /* owned, [n_classes] */
     tal_eval_diag diag;
     long fp[TAL_EVAL_MAX_TIOU][TAL_EVAL_N_FP]; /* false positives by cause at each threshold */
+    /* GT-length breakdown: mAP with only the bucket's GT, detections that found GT of other
+     * buckets left out, over the classes with GT in the bucket (DETAD-style). */
+    int n_buckets; /* opts.n_bucket_edges + 1, or 0 */
+    double bucket_map[TAL_EVAL_MAX_BUCKETS][TAL_EVAL_MAX_TIOU];
+    double bucket_average_map[TAL_EVAL_MAX_BUCKETS];
+    long bucket_n_gt[TAL_EVAL_MAX_BUCKETS];
+    int bucket_n_classes[TAL_EVAL_MAX_BUCKETS];
+    double bucket_edges[TAL_EVAL_MAX_BUCKETS - 1];
     /* With opts.keep_pr: curve of class c at threshold t = points i < pr_len[c * n_tiou + t] of
      * pr_recall / pr_precision [t * pr_stride + pr_offset[c] + i] (ranked detections;
      * thumos14: the pooled TP/FP list). All NULL otherwise; owned. */

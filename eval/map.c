@@ -76,7 +76,62 @@ typedef struct scoring {
     tal_eval_result *r; /* PR curves go to r->pr_* when r->pr_recall is set */
     const int *vg_start, *vg_idx; /* all GT (every class) of GT video v: vg_idx[vg_start[v]..] */
     long *fp_cat;                 /* [C][T][TAL_EVAL_N_FP] false-positive categories */
+    int n_buckets;                /* GT-length buckets (0: no breakdown) */
+    double *bucket_ap;            /* [C][n_buckets][T] */
+    long *bucket_npos;            /* [C][n_buckets] */
 } scoring;
+
+static double ap_all_points(const double *prec, const double *rec, long n, double *work);
+
+static int bucket_of(double len, const double *edges, int n_edges) {
+    int b = 0;
+    while (b < n_edges && len >= edges[b]) b++;
+    return b;
+}
+
+/* AP of the class restricted to the GT of each length bucket: detections that matched GT of
+ * another bucket are left out (neither TP nor FP), the rest keep their status; this is the
+ * same as re-running the matching with only the bucket's GT (the greedy matching of the
+ * remaining detections does not change). */
+static void bucket_aps(const scoring *s, const class_job *cj, const int *lock,
+                       const unsigned char *tp, double *prec, double *rec, double *work) {
+    int T = s->n_tiou, NB = s->n_buckets, c = (int)(cj - s->jobs);
+    long P = cj->n_det;
+    const double *edges = s->o->bucket_edges;
+    int *gb = malloc(sizeof *gb * (size_t)(cj->n_gt ? cj->n_gt : 1));
+    int *db = malloc(sizeof *db * (size_t)(P ? P : 1));
+    if (!gb || !db) {
+        free(gb), free(db);
+        return; /* out of memory: the breakdown of this class stays 0 */
+    }
+    for (int j = 0; j < cj->n_gt; j++) {
+        const gt_inst *g = &s->g[cj->gt[j]];
+        gb[j] = bucket_of(g->t1 - g->t0, edges, NB - 1);
+        s->bucket_npos[(long)c * NB + gb[j]]++;
+    }
+    for (int t = 0; t < T; t++) {
+        for (long i = 0; i < P; i++) db[i] = -1;
+        for (int j = 0; j < cj->n_gt; j++) {
+            int i = lock[(long)t * cj->n_gt + j];
+            if (i >= 0) db[i] = gb[j];
+        }
+        for (int b = 0; b < NB; b++) {
+            long npos = s->bucket_npos[(long)c * NB + b], n = 0;
+            if (npos == 0) continue;
+            double tpc = 0, fpc = 0;
+            for (long i = 0; i < P; i++) {
+                if (db[i] >= 0 && db[i] != b) continue; /* found GT of another bucket */
+                if (tp[(long)t * P + i]) tpc += 1;
+                else fpc += 1;
+                rec[n] = tpc / (double)npos;
+                prec[n] = tpc / (tpc + fpc);
+                n++;
+            }
+            s->bucket_ap[((long)c * NB + b) * T + t] = ap_all_points(prec, rec, n, work);
+        }
+    }
+    free(gb), free(db);
+}
 
 static double anet_tiou(const det_inst *p, const gt_inst *g, int clip) {
     double tt1 = p->t0 > g->t0 ? p->t0 : g->t0; /* np.maximum(target, candidates) */
@@ -332,6 +387,7 @@ static int score_class_anet(const scoring *s, const class_job *cj, double *ap, l
         keep_curve(s, cj, t, prec, rec, P);
         ap[t] = ap_all_points(prec, rec, P, work);
     }
+    if (s->n_buckets) bucket_aps(s, cj, lock, tp, prec, rec, work);
     free(lock), free(tp), free(prec), free(rec), free(work), free(js), free(tv);
     return 0;
 }
@@ -495,7 +551,8 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
     int *gt_all = malloc(sizeof *gt_all * (size_t)(n_g + 1));
     int *vid_all = malloc(sizeof *vid_all * (size_t)(n_g + 1));
     int *vstart_all = malloc(sizeof *vstart_all * (size_t)(n_g + C + 1));
-    long *amb_start = NULL, *fp_cat = NULL;
+    long *amb_start = NULL, *fp_cat = NULL, *bucket_npos = NULL;
+    double *bucket_ap = NULL;
     int *amb_order = NULL, *vg_start = NULL, *vg_idx = NULL;
     r->n_classes = C;
     r->class_names = calloc((size_t)C + 1, sizeof *r->class_names);
@@ -575,8 +632,14 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
     for (int i = 0; i < n_g; i++) vg_start[g[i].video + 2]++;
     for (int v = 1; v < nvid + 2; v++) vg_start[v] += vg_start[v - 1];
     for (int i = 0; i < n_g; i++) vg_idx[vg_start[g[i].video + 1]++] = i;
+    int NB = o->n_bucket_edges > 0 && o->protocol != TAL_EVAL_THUMOS14 ? o->n_bucket_edges + 1 : 0;
+    if (NB) {
+        bucket_ap = calloc((size_t)C * (size_t)NB * (size_t)T + 1, sizeof *bucket_ap);
+        bucket_npos = calloc((size_t)C * (size_t)NB + 1, sizeof *bucket_npos);
+        if (!bucket_ap || !bucket_npos) goto oom;
+    }
     scoring s = {jobs, gt, d, o, T, o->tiou, g, n_g, (int *)det_video, (int *)det_class, r,
-                 vg_start, vg_idx, fp_cat};
+                 vg_start, vg_idx, fp_cat, NB, bucket_ap, bucket_npos};
     long n_nan = 0, n_tied = 0, n_amb_dropped = 0;
     int failed = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : n_nan, n_tied, n_amb_dropped, failed) \
@@ -606,6 +669,27 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
     if (failed) goto oom;
     for (int c = 0; c < C; c++)
         for (int k = 0; k < T * TAL_EVAL_N_FP; k++) r->fp[k / TAL_EVAL_N_FP][k % TAL_EVAL_N_FP] += fp_cat[(long)c * T * TAL_EVAL_N_FP + k];
+    r->n_buckets = NB;
+    for (int b = 0; b < NB; b++) {
+        double col[TAL_EVAL_MAX_TIOU] = {0};
+        double *vals = malloc(sizeof *vals * (size_t)(C + 1));
+        if (!vals) goto oom;
+        int nc = 0;
+        for (int c = 0; c < C; c++) {
+            r->bucket_n_gt[b] += bucket_npos[(long)c * NB + b];
+            if (bucket_npos[(long)c * NB + b]) nc++;
+        }
+        r->bucket_n_classes[b] = nc;
+        for (int t = 0; t < T && nc; t++) {
+            int m = 0;
+            for (int c = 0; c < C; c++)
+                if (bucket_npos[(long)c * NB + b]) vals[m++] = bucket_ap[((long)c * NB + b) * T + t];
+            col[t] = np_pairwise_sum(vals, m) / (double)m;
+            r->bucket_map[b][t] = col[t];
+        }
+        r->bucket_average_map[b] = nc ? np_pairwise_sum(col, T) / (double)T : 0;
+        free(vals);
+    }
     r->diag.n_nan_pairs = n_nan;
     r->diag.n_tied_scores = n_tied;
     r->diag.n_ambiguous_dropped = n_amb_dropped;
@@ -634,5 +718,6 @@ oom:
 done:
     free(jobs), free(det_start), free(det_all), free(sd), free(refs), free(gt_all), free(vid_all);
     free(vstart_all), free(amb_start), free(amb_order), free(vg_start), free(vg_idx), free(fp_cat);
+    free(bucket_ap), free(bucket_npos);
     return st;
 }

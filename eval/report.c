@@ -74,6 +74,25 @@ void tal_eval_print_table(FILE *out, const tal_eval_result *r, int per_class) {
             fprintf(out, " %6.2f\n", 100 * avg / r->n_tiou);
         }
     }
+    if (r->n_buckets) {
+        fprintf(out, "\nmAP (%%) by GT length (GT only of the bucket; detections that found other "
+                     "GT left out)\n");
+        for (int b = 0; b < r->n_buckets; b++) {
+            char name[64];
+            if (b == 0) snprintf(name, sizeof name, "< %g s", r->bucket_edges[0]);
+            else if (b == r->n_buckets - 1) snprintf(name, sizeof name, ">= %g s", r->bucket_edges[b - 1]);
+            else snprintf(name, sizeof name, "%g-%g s", r->bucket_edges[b - 1], r->bucket_edges[b]);
+            char label[96];
+            snprintf(label, sizeof label, "%s (%ld gt)", name, r->bucket_n_gt[b]);
+            fprintf(out, "%-28s", label);
+            if (!r->bucket_n_gt[b]) {
+                fprintf(out, " -\n");
+                continue;
+            }
+            for (int t = 0; t < r->n_tiou; t++) fprintf(out, " %6.2f", 100 * r->bucket_map[b][t]);
+            fprintf(out, " %6.2f\n", 100 * r->bucket_average_map[b]);
+        }
+    }
     if (r->protocol != TAL_EVAL_THUMOS14) {
         fprintf(out, "\nfalse positives by cause\n%-28s", "tIoU");
         for (int t = 0; t < r->n_tiou; t++) fprintf(out, " %8.2f", r->tiou[t]);
@@ -118,6 +137,20 @@ char *tal_eval_result_json(const tal_eval_result *r) {
             cJSON *a = cJSON_AddArrayToObject(fp, fp_keys[k]);
             for (int t = 0; a && t < r->n_tiou; t++)
                 cJSON_AddItemToArray(a, cJSON_CreateNumber((double)r->fp[t][k]));
+        }
+    }
+    if (r->n_buckets) {
+        cJSON *bk = cJSON_AddArrayToObject(o, "by_gt_length");
+        for (int b = 0; bk && b < r->n_buckets; b++) {
+            cJSON *e = cJSON_CreateObject();
+            if (!e) break;
+            cJSON_AddItemToObject(e, "from_s", exact_number(b ? r->bucket_edges[b - 1] : 0));
+            if (b < r->n_buckets - 1) cJSON_AddItemToObject(e, "to_s", exact_number(r->bucket_edges[b]));
+            cJSON_AddNumberToObject(e, "n_gt", (double)r->bucket_n_gt[b]);
+            cJSON_AddNumberToObject(e, "n_classes", r->bucket_n_classes[b]);
+            cJSON_AddItemToObject(e, "mAP", exact_array(r->bucket_map[b], r->n_tiou));
+            cJSON_AddItemToObject(e, "average_mAP", exact_number(r->bucket_average_map[b]));
+            cJSON_AddItemToArray(bk, e);
         }
     }
     cJSON *dg = cJSON_AddObjectToObject(o, "diagnosis");

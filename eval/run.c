@@ -155,6 +155,17 @@ tal_status tal_eval_run(tal_eval_result **out, const tal_eval_gt *gt, const tal_
     snprintf(r->subset, sizeof r->subset, "%s", gt->subset);
     r->n_tiou = o.n_tiou;
     memcpy(r->tiou, o.tiou, sizeof r->tiou);
+    if (o.n_bucket_edges < 0 || o.n_bucket_edges > TAL_EVAL_MAX_BUCKETS - 1) {
+        st = tal_err_set(err, TAL_EINVAL, "%d bucket edges (at most %d)", o.n_bucket_edges,
+                         TAL_EVAL_MAX_BUCKETS - 1);
+        goto fail;
+    }
+    for (int b = 0; b < o.n_bucket_edges; b++)
+        if (!(o.bucket_edges[b] > 0) || (b > 0 && !(o.bucket_edges[b] > o.bucket_edges[b - 1]))) {
+            st = tal_err_set(err, TAL_EINVAL, "bucket edges must be positive and ascending");
+            goto fail;
+        }
+    memcpy(r->bucket_edges, o.bucket_edges, sizeof r->bucket_edges);
     tal_eval_diag *dg = &r->diag;
     dg->n_dets = d->n;
     dg->n_gt = gt->n;

@@ -55,6 +55,7 @@ Test(app_eval, help_and_usage_errors) {
     cr_expect_eq(run("%s eval --gt a --pred b --protocol coco", RE2TAL_BIN), 2);
     cr_expect(strstr(out_text, "coco"), "%s", out_text);
     cr_expect_eq(run("%s eval --gt a --pred b --tiou 0.5:0:1", RE2TAL_BIN), 2);
+    cr_expect_eq(run("%s eval --gt a --pred b --buckets 2,x", RE2TAL_BIN), 2);
     cr_expect_eq(run("%s eval --gt a --pred b --bogus", RE2TAL_BIN), 2);
     cr_expect(strstr(out_text, "--bogus"), "%s", out_text);
 }
@@ -79,6 +80,8 @@ Test(app_eval, thumos_text_routes_and_protocols) {
                      RE2TAL_BIN, D, D, CL, json), 0, "%s", out_text);
     cr_expect(json_number(json, "average_mAP") == 0.02942603887557945);
     cr_expect(strstr(out_text, "HammerThrow"), "per-class table: %s", out_text);
+    cr_expect(strstr(out_text, "by GT length") && strstr(out_text, "2-5 s (1096 gt)"), "%s", out_text);
+    cr_expect(strstr(out_text, "false positives by cause"), "%s", out_text);
     /* the folder finds its own detclasslist.txt */
     cr_assert_eq(run("%s eval --gt %s/thumos14_annotations --subset validation --pred "
                      "%s/thumos14_evalkit_Run-2-det.txt --protocol thumos14 --tiou 0.1:0.1:0.5 "

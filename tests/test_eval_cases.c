@@ -354,3 +354,37 @@ Test(eval_cases, false_positives_by_cause) {
     tal_eval_dets_destroy(d);
     tal_eval_gt_destroy(gt);
 }
+
+Test(eval_cases, map_by_gt_length) {
+    /* worked example at 0.5 with buckets [0, 10.5), [10.5, 60), [60, inf):
+     * bucket 0: A (3 GT): FP TP FP TP (v2's TP found the 100 s GT: left out) -> AP 2/3 * 0.5;
+     * B: 1.0. Bucket 2: A (1 GT): FP FP TP -> 1/3. Bucket 1 has no GT. */
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    tal_eval_dets *d = NULL;
+    tal_eval_result *r = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK);
+    tal_eval_opts o = {.n_tiou = 1, .tiou = {0.5}, .n_bucket_edges = 2, .bucket_edges = {10.5, 60}};
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(r->n_buckets, 3);
+    cr_expect_eq(r->bucket_n_gt[0], 4);
+    cr_expect_eq(r->bucket_n_gt[1], 0);
+    cr_expect_eq(r->bucket_n_gt[2], 1);
+    cr_expect_eq(r->bucket_n_classes[0], 2);
+    cr_expect(fabs(r->bucket_map[0][0] - (1.0 / 3 + 1.0) / 2) < 1e-15, "%.17g", r->bucket_map[0][0]);
+    cr_expect(fabs(r->bucket_map[2][0] - 1.0 / 3) < 1e-15, "%.17g", r->bucket_map[2][0]);
+    cr_expect(r->map[0] == 0.725, "the overall numbers do not move");
+    tal_eval_result_destroy(r);
+    o.n_bucket_edges = 2;
+    o.bucket_edges[1] = 5; /* not ascending */
+    cr_expect_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_EINVAL);
+    o.protocol = TAL_EVAL_THUMOS14; /* no breakdown for the MATLAB kit */
+    o.bucket_edges[1] = 60;
+    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    cr_expect_eq(r->n_buckets, 0);
+    tal_eval_result_destroy(r);
+    tal_eval_dets_destroy(d);
+    tal_eval_gt_destroy(gt);
+}
