@@ -42,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (tal_eval_dets_load(d, pred_path, list_path, &err) == TAL_OK) {
         tal_eval_result *r = NULL;
         for (int p = 0; p < 3; p++) {
-            tal_eval_opts o = {.protocol = (tal_eval_protocol)p, .ignore_unknown_labels = 1, .threads = 1};
+            tal_eval_opts o = {.protocol = (tal_eval_protocol)p, .ignore_unknown_labels = 1, .threads = 1,
+                               .keep_pr = 1, .n_bucket_edges = 2, .bucket_edges = {2, 20}};
             if (tal_eval_run(&r, gt, d, &o, &err) == TAL_OK) {
                 char *json = tal_eval_result_json(r);
                 free(json);
