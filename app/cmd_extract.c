@@ -53,29 +53,13 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
                               tal_tensor video, tal_err *err) {
     tal_model *m = &lm->m;
     const tal_run_config *rc = &lm->rc;
-    tal_decoder *dec = NULL;
-    tal_status st = tal_decoder_open(&dec, path, NULL, err);
-    if (st) return st;
-    const tal_video_info *in = tal_decoder_info(dec);
     tal_video_anno v = {0};
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    char id[256];
-    snprintf(id, sizeof id, "%s", base);
-    char *dot = strrchr(id, '.');
-    if (dot && dot != id) *dot = 0;
-    v.id = id;
-    v.duration_s = in->duration_s;
-    v.fps = in->real_fps > 0 ? in->real_fps : in->avg_fps;
-    v.n_frames = in->n_frames;
-    if (!in->n_frames_exact) {
-        int64_t nf;
-        if ((st = tal_decoder_count_frames(dec, &nf, err))) {
-            tal_decoder_close(dec);
-            return st;
-        }
-        v.n_frames = nf;
+    tal_status st = tal_video_anno_probe(&v, path, err);
+    if (st) {
+        free(v.id);
+        return st;
     }
-    tal_decoder_close(dec);
+    const char *id = v.id;
     int resize = !strcmp(rc->sampler, "resize");
     tal_run_config wrc = *rc;
     wrc.window_overlap = 0; /* consecutive windows */
@@ -137,6 +121,7 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
         }
     }
     free(feats);
+    free(v.id);
     return st;
 }
 

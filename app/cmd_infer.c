@@ -18,29 +18,6 @@ static void usage(FILE *out) {
             "in any player. Unreadable videos are reported and skipped (exit 1 if any).\n");
 }
 
-/* A dataset entry for a raw video: its id is the file name without folder and extension. */
-static tal_status describe(tal_video_anno *v, const char *path, tal_err *err) {
-    tal_decoder *dec = NULL;
-    tal_status st = tal_decoder_open(&dec, path, NULL, err);
-    if (st) return st;
-    const tal_video_info *in = tal_decoder_info(dec);
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    v->id = strdup(base);
-    char *dot = strrchr(v->id, '.');
-    if (dot && dot != v->id) *dot = 0;
-    v->subset = TAL_SUBSET_TESTING;
-    v->duration_s = in->duration_s;
-    v->fps = in->real_fps > 0 ? in->real_fps : in->avg_fps;
-    v->n_frames = in->n_frames;
-    if (!in->n_frames_exact) {
-        int64_t n;
-        st = tal_decoder_count_frames(dec, &n, err);
-        v->n_frames = n;
-    }
-    tal_decoder_close(dec);
-    return st;
-}
-
 static int cmd_infer(int argc, char **argv) {
     const char *model = NULL, *out = "results.json", *srt = NULL;
     int quiet = 0, n_paths = 0;
@@ -92,7 +69,7 @@ static int cmd_infer(int argc, char **argv) {
     for (int i = 0; i < n_paths; i++) {
         tal_video_anno *v = &d.ds->videos[d.ds->n_videos];
         tal_err e = {0};
-        if (describe(v, paths[i], &e) != TAL_OK) {
+        if (tal_video_anno_probe(v, paths[i], &e) != TAL_OK) {
             fprintf(stderr, "warning: skipped video: %s\n", e.msg);
             free(v->id);
             memset(v, 0, sizeof *v);

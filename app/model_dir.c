@@ -52,3 +52,26 @@ void tal_model_close_dir(tal_loaded_model *lm) {
     free(lm->class_names);
     memset(lm, 0, sizeof *lm);
 }
+
+tal_status tal_video_anno_probe(tal_video_anno *v, const char *path, tal_err *err) {
+    tal_decoder *dec = NULL;
+    tal_status st = tal_decoder_open(&dec, path, NULL, err);
+    if (st) return st;
+    const tal_video_info *in = tal_decoder_info(dec);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    v->id = strdup(base);
+    char *dot = strrchr(v->id, '.');
+    if (dot && dot != v->id) *dot = 0;
+    v->subset = TAL_SUBSET_TESTING;
+    v->duration_s = in->duration_s;
+    v->fps = in->real_fps > 0 ? in->real_fps : in->avg_fps;
+    v->n_frames = in->n_frames;
+    if (!in->n_frames_exact) {
+        int64_t n;
+        st = tal_decoder_count_frames(dec, &n, err);
+        v->n_frames = n;
+    }
+    tal_decoder_close(dec);
+    return st;
+}
+

@@ -16,4 +16,9 @@ typedef struct tal_loaded_model {
 tal_status tal_model_open_dir(tal_loaded_model *lm, const char *dir, tal_err *err);
 void tal_model_close_dir(tal_loaded_model *lm);
 
+/* A dataset entry for a raw video, from its metadata: id = file name without folder and
+ * extension (owned: free v->id), duration, fps, exact frame count (counted when the container
+ * does not know it). */
+tal_status tal_video_anno_probe(tal_video_anno *v, const char *path, tal_err *err);
+
 #endif
