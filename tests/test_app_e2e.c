@@ -159,6 +159,12 @@ Test(app_e2e, infer_extract_and_bad_videos) {
     cr_expect_eq(sh("test -s srt/synth_00000.srt"), 0);
     free(err);
     free(res);
+    /* the results score with the evaluator (labels are the dataset's classes) */
+    cr_expect_eq(sh(BIN " eval --gt data/annotations.json --pred res.json --subset training "
+                        "--tiou 0.3,0.5 --ignore-unknown-labels --json ev.json > ev.txt"), 0);
+    char *ev = slurp("ev.json");
+    cr_expect(ev && strstr(ev, "mAP"), "%s", ev ? ev : "(no ev.json)");
+    free(ev);
     cr_expect_eq(sh(BIN " extract --model r data/videos/synth_00001.mp4 --out feats --quiet"), 0);
     cr_expect_eq(sh("test -s feats/synth_00001.npy && grep -q '\"channels\": 32' feats/synth_00001.json"), 0);
 }
