@@ -388,3 +388,24 @@ Test(eval_cases, map_by_gt_length) {
     tal_eval_dets_destroy(d);
     tal_eval_gt_destroy(gt);
 }
+
+Test(eval_cases, api_refuses_thresholds_outside_0_1) {
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    tal_eval_dets *d = NULL;
+    tal_eval_result *r = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK, "%s", err.msg);
+    const double bad[] = {NAN, 2.0, 0.0, -0.5};
+    for (int i = 0; i < 4; i++) {
+        tal_eval_opts o = {0};
+        o.n_tiou = 2;
+        o.tiou[0] = 0.5;
+        o.tiou[1] = bad[i];
+        cr_expect_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_EINVAL, "threshold %g accepted", bad[i]);
+        cr_expect(strstr(err.msg, "threshold 1"), "%s", err.msg);
+    }
+    tal_eval_dets_destroy(d);
+    tal_eval_gt_destroy(gt);
+}
