@@ -162,6 +162,19 @@ static tal_status validate(tal_model *m, tal_run_config *rc, const tal_run_data 
     return st;
 }
 
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 /* ---------------------------------------------------------------- training -------------- */
 tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_result *res,
                          tal_err *err) {
@@ -189,7 +202,7 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
     if (d.n_missing && !o->quiet)
         fprintf(stderr, "warning: %d annotated videos have no file in %s (skipped)\n", d.n_missing,
                 rc->videos);
-    if (mkdir(rc->out_dir, 0755) != 0 && errno != EEXIST) {
+    if (make_dirs(rc->out_dir) != 0) {
         st = tal_err_set(err, TAL_EIO, "%s: cannot create the run folder: %s", rc->out_dir,
                          strerror(errno));
         goto done;
@@ -272,7 +285,7 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
         snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, rc->epochs);
         tal_progress_start(&bar, stderr, label, "clips", per_epoch, o->quiet);
         bar.done = first;
-        double loss_sum = 0, cls_sum = 0, reg_sum = 0;
+        double loss_sum = 0, cls_sum = 0, reg_sum = 0, recon_max = -1;
         int n_in_update = 0, n_loss = 0;
         for (int64_t i = first; i < per_epoch; i++) {
             int slot;
@@ -287,6 +300,7 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
                     loss_sum += ss.losses.total;
                     cls_sum += ss.losses.cls;
                     reg_sum += ss.losses.reg;
+                    if (ss.recon_err > recon_max) recon_max = ss.recon_err;
                     n_loss++;
                 }
             }
@@ -306,13 +320,16 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
                 double loss = n_loss ? loss_sum / n_loss : NAN;
                 snprintf(line, sizeof line,
                          "{\"epoch\": %d, \"step\": %lld, \"loss\": %.6f, \"cls\": %.6f, "
-                         "\"reg\": %.6f, \"lr_scale\": %.6g, \"grad_norm\": %.4f, \"peak_rss\": %lld}",
+                         "\"reg\": %.6f, \"lr_scale\": %.6g, \"grad_norm\": %.4f, "
+                         "\"recon_err\": %.3g, \"peak_rss\": %lld}",
                          epoch + 1, (long long)ts.step, loss, n_loss ? cls_sum / n_loss : NAN,
-                         n_loss ? reg_sum / n_loss : NAN, f, norm, (long long)tal_peak_rss_bytes());
+                         n_loss ? reg_sum / n_loss : NAN, f, norm, recon_max,
+                         (long long)tal_peak_rss_bytes());
                 log_line(log, o->log_json ? stdout : NULL, line);
                 snprintf(extra, sizeof extra, "loss %.4f  lr x%.3f", loss, f);
                 tal_progress_update(&bar, i + 1, extra);
                 loss_sum = cls_sum = reg_sum = 0;
+                recon_max = -1;
                 n_in_update = n_loss = 0;
                 ts.loss_norm = tal_head_loss_normalizer(m.head);
                 if (rc->checkpoint_every > 0 && ts.step % rc->checkpoint_every == 0 &&
