@@ -140,8 +140,8 @@ tal_status tal_eval_run(tal_eval_result **out, const tal_eval_gt *gt, const tal_
         else o.n_tiou = 10, tal_eval_linspace(o.tiou, 0.5, 0.95, 10);
     }
     for (int i = 0; i < o.n_tiou; i++) /* the CLI's parser checks too; API callers may not */
-        if (!(o.tiou[i] > 0 && o.tiou[i] <= 1))
-            return tal_err_set(err, TAL_EINVAL, "tIoU threshold %d is %g: expected a number in (0, 1]",
+        if (!(o.tiou[i] >= 0 && o.tiou[i] <= 1))
+            return tal_err_set(err, TAL_EINVAL, "tIoU threshold %d is %g: expected a number in [0, 1]",
                                i, o.tiou[i]);
     tal_eval_result *r = calloc(1, sizeof *r);
     int *det_video = malloc(sizeof(int) * (size_t)(d->videos.n + 1));

@@ -389,7 +389,7 @@ Test(eval_cases, map_by_gt_length) {
     tal_eval_gt_destroy(gt);
 }
 
-Test(eval_cases, api_refuses_thresholds_outside_0_1) {
+Test(eval_cases, api_refuses_thresholds_outside_0_1_and_nan) {
     tal_err err = {0};
     tal_eval_gt *gt = NULL;
     tal_eval_dets *d = NULL;
@@ -397,7 +397,7 @@ Test(eval_cases, api_refuses_thresholds_outside_0_1) {
     cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK, "%s", err.msg);
     cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
     cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK, "%s", err.msg);
-    const double bad[] = {NAN, 2.0, 0.0, -0.5};
+    const double bad[] = {NAN, 2.0, 1.5, -0.5};
     for (int i = 0; i < 4; i++) {
         tal_eval_opts o = {0};
         o.n_tiou = 2;
