@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "eval/internal.h"
+#include "eval/npsort.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -225,108 +226,6 @@ static double ap_all_points(const double *prec, const double *rec, long n, doubl
     return np_pairwise_sum(work, k);
 }
 
-/* numpy's float64 ordering: NaN is larger than everything. */
-static int np_less(double a, double b) { return a < b || (b != b && a == a); }
-
-static void np_aheapsort(const double *v, int *tosort, long n) {
-    int *a = tosort - 1; /* 1-based heap indexing */
-    long i, j, l;
-    int tmp;
-    for (l = n >> 1; l > 0; --l) {
-        tmp = a[l];
-        for (i = l, j = l << 1; j <= n;) {
-            if (j < n && np_less(v[a[j]], v[a[j + 1]])) j += 1;
-            if (np_less(v[tmp], v[a[j]])) {
-                a[i] = a[j];
-                i = j;
-                j += j;
-            } else {
-                break;
-            }
-        }
-        a[i] = tmp;
-    }
-    for (; n > 1;) {
-        tmp = a[n];
-        a[n] = a[1];
-        n -= 1;
-        for (i = 1, j = 2; j <= n;) {
-            if (j < n && np_less(v[a[j]], v[a[j + 1]])) j++;
-            if (np_less(v[tmp], v[a[j]])) {
-                a[i] = a[j];
-                i = j;
-                j += j;
-            } else {
-                break;
-            }
-        }
-        a[i] = tmp;
-    }
-}
-
-#define ISWAP(a, b) do { int t_ = (a); (a) = (b); (b) = t_; } while (0)
-
-/* numpy 1.24's default argsort (kind='quicksort' = introsort: median-of-3 quicksort, insertion
- * sort for partitions of at most 17, heapsort past 2*log2(n) levels), step for step, so that
- * ties among tIoU values (several NaN, or equal values) are ordered exactly as the official
- * code orders them on numpy 1.24 without AVX-512 (spec 1.4). Writes tosort[n]. */
-static void np_argsort(const double *v, int *tosort, long num) {
-    for (long i = 0; i < num; i++) tosort[i] = (int)i;
-    if (num < 2) return;
-    int *pl = tosort, *pr = tosort + num - 1;
-    int *stack[128], **sptr = stack, depth[64], *psdepth = depth;
-    int cdepth = 0;
-    for (long x = num; x > 1; x >>= 1) cdepth++; /* npy_get_msb */
-    cdepth *= 2;
-    for (;;) {
-        if (cdepth < 0) {
-            np_aheapsort(v, pl, pr - pl + 1);
-            goto stack_pop;
-        }
-        while ((pr - pl) > 16) {
-            int *pm = pl + ((pr - pl) >> 1), *pi, *pj, *pk;
-            if (np_less(v[*pm], v[*pl])) ISWAP(*pm, *pl);
-            if (np_less(v[*pr], v[*pm])) ISWAP(*pr, *pm);
-            if (np_less(v[*pm], v[*pl])) ISWAP(*pm, *pl);
-            double vp = v[*pm];
-            pi = pl;
-            pj = pr - 1;
-            ISWAP(*pm, *pj);
-            for (;;) {
-                do ++pi; while (np_less(v[*pi], vp));
-                do --pj; while (np_less(vp, v[*pj]));
-                if (pi >= pj) break;
-                ISWAP(*pi, *pj);
-            }
-            pk = pr - 1;
-            ISWAP(*pi, *pk);
-            if (pi - pl < pr - pi) {
-                *sptr++ = pi + 1;
-                *sptr++ = pr;
-                pr = pi - 1;
-            } else {
-                *sptr++ = pl;
-                *sptr++ = pi - 1;
-                pl = pi + 1;
-            }
-            *psdepth++ = --cdepth;
-        }
-        for (int *pi = pl + 1; pi <= pr; ++pi) { /* insertion sort */
-            int vi = *pi;
-            double vp = v[vi];
-            int *pj = pi, *pk = pi - 1;
-            while (pj > pl && np_less(vp, v[*pk])) *pj-- = *pk--;
-            *pj = vi;
-        }
-    stack_pop:
-        if (sptr == stack) break;
-        pr = *(--sptr);
-        pl = *(--sptr);
-        cdepth = *(--psdepth);
-    }
-}
-
-/* ANETdetection / OpenTAD AP of one class at every threshold into ap[n_tiou]. */
 static int score_class_anet(const scoring *s, const class_job *cj, double *ap, long *n_nan,
                             long *fp_cat) {
     int T = s->n_tiou;
@@ -344,7 +243,7 @@ static int score_class_anet(const scoring *s, const class_job *cj, double *ap, l
         if (c > max_k) max_k = c;
     }
     double *tv = malloc(sizeof *tv * (size_t)(max_k ? max_k : 1));
-    int *js = malloc(sizeof *js * (size_t)(max_k ? max_k : 1));
+    long *js = malloc(sizeof *js * (size_t)(max_k ? max_k : 1));
     if (!lock || !tp || !prec || !rec || !work || !js || !tv) {
         free(lock), free(tp), free(prec), free(rec), free(work), free(js), free(tv);
         return -1;
@@ -360,11 +259,11 @@ static int score_class_anet(const scoring *s, const class_job *cj, double *ap, l
             if (isnan(tiou)) (*n_nan)++;
             tv[j] = tiou;
         }
-        if (k > 0) np_argsort(tv, js, k); /* ascending; walked from the end = argsort()[::-1] */
+        if (k > 0) np_argsort_f64(tv, js, k); /* ascending; walked from the end = argsort()[::-1] */
         for (int t = 0; t < T; t++) {
             int *lk = lock + (long)t * cj->n_gt + (k > 0 ? lo : 0);
             for (int m = k - 1; m >= 0; m--) {
-                int j = js[m];
+                long j = js[m];
                 if (tv[j] < s->tiou[t]) break; /* FP; NaN never compares less */
                 if (lk[j] >= 0) continue;      /* taken: try the next-best GT */
                 tp[(long)t * P + i] = 1;
