@@ -10,17 +10,22 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: re2tal infer --model RUN_DIR VIDEO... [--out results.json] [--srt DIR] [--quiet]\n\n"
+            "usage: re2tal infer --model RUN_DIR VIDEO... [--out results.json] [--srt DIR]\n"
+            "                    [--classifier FILE [--classifier-topk K]] [--quiet]\n\n"
             "Finds action segments in raw videos with a trained model (a run folder of re2tal\n"
             "train: best/ weights, else last/), any length: test windows are decoded one after\n"
             "another, so memory stays bounded. Writes ActivityNet results JSON (default\n"
             "results.json) and, with --srt, one subtitle file per video showing the top segments\n"
-            "in any player. Unreadable videos are reported and skipped (exit 1 if any).\n");
+            "in any player. Unreadable videos are reported and skipped (exit 1 if any).\n\n"
+            "A class-agnostic model (data.class_agnostic 1, the ActivityNet recipe) finds\n"
+            "\"action\" segments; --classifier FILE (video-level class scores, the CUHK JSON\n"
+            "format {\"class\": [...], \"results\": {id: [scores]}}) turns each into the video's\n"
+            "top K classes (default 2), score x class score. Default: the run's eval.classifier.\n");
 }
 
 static int cmd_infer(int argc, char **argv) {
-    const char *model = NULL, *out = "results.json", *srt = NULL;
-    int quiet = 0, n_paths = 0;
+    const char *model = NULL, *out = "results.json", *srt = NULL, *classifier = NULL;
+    int quiet = 0, n_paths = 0, topk = 0;
     const char **paths = calloc((size_t)argc + 1, sizeof *paths);
     for (int i = 1; i < argc; i++) {
         if (tal_is_help(argv[i])) {
@@ -33,6 +38,10 @@ static int cmd_infer(int argc, char **argv) {
             out = argv[++i];
         } else if (!strcmp(argv[i], "--srt") && i + 1 < argc) {
             srt = argv[++i];
+        } else if (!strcmp(argv[i], "--classifier") && i + 1 < argc) {
+            classifier = argv[++i];
+        } else if (!strcmp(argv[i], "--classifier-topk") && i + 1 < argc) {
+            topk = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
         } else if (argv[i][0] == '-') {
@@ -57,6 +66,8 @@ static int cmd_infer(int argc, char **argv) {
         free(paths);
         return 1;
     }
+    if (classifier) snprintf(lm.rc.classifier, sizeof lm.rc.classifier, "%s", classifier);
+    if (topk) lm.rc.classifier_topk = topk;
     tal_run_data d = {0};
     d.ds = calloc(1, sizeof *d.ds);
     d.ds->videos = calloc((size_t)n_paths, sizeof *d.ds->videos);

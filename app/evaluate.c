@@ -1,10 +1,54 @@
 /* app/evaluate.c: validation mAP of a results file for training and the demo, through eval/
- * (the official ActivityNet protocol on the run's annotations and thresholds). */
+ * (the official ActivityNet protocol on the run's annotations and thresholds; class-agnostic
+ * runs without a video-level classifier are scored class-agnostically). */
+#include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app/trainer.h"
 #include "eval/eval.h"
+
+/* A class-agnostic model without a video-level classifier is scored class-agnostically: a
+ * copy of the annotations with every label "action" (what its results say), next to them. */
+static tal_status write_agnostic_gt(const char *annotations, const char *out, tal_err *err) {
+    FILE *f = fopen(annotations, "rb");
+    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open the annotations", annotations);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    size_t got = text ? fread(text, 1, (size_t)n, f) : 0;
+    fclose(f);
+    if (!text || got != (size_t)n) {
+        free(text);
+        return tal_err_set(err, TAL_EIO, "%s: cannot read the annotations", annotations);
+    }
+    text[n] = 0;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!root)
+        return tal_err_set(err, TAL_EFORMAT, "%s: class-agnostic evaluation needs ActivityNet-style "
+                           "JSON annotations", annotations);
+    cJSON *db = cJSON_GetObjectItemCaseSensitive(root, "database");
+    if (!db) db = root;
+    cJSON *video, *a;
+    cJSON_ArrayForEach(video, db) {
+        cJSON *annos = cJSON_GetObjectItemCaseSensitive(video, "annotations");
+        cJSON_ArrayForEach(a, annos) {
+            if (cJSON_GetObjectItemCaseSensitive(a, "label"))
+                cJSON_ReplaceItemInObjectCaseSensitive(a, "label", cJSON_CreateString("action"));
+        }
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    FILE *o = json ? fopen(out, "wb") : NULL;
+    int ok = o && fputs(json, o) >= 0;
+    if (o && fclose(o) != 0) ok = 0;
+    free(json);
+    return ok ? TAL_OK : tal_err_set(err, TAL_EIO, "%s: cannot write", out);
+}
 
 tal_status tal_evaluate_results(const tal_run_config *rc, const char *results_path,
                                 const char *json_path, FILE *table, double *avg_map,
@@ -16,8 +60,16 @@ tal_status tal_evaluate_results(const tal_run_config *rc, const char *results_pa
     tal_eval_gt *gt = NULL;
     tal_eval_dets *d = NULL;
     tal_eval_result *r = NULL;
-    tal_status st = tal_eval_gt_load(&gt, rc->annotations, rc->val_subset[0] ? rc->val_subset : NULL,
-                                     err);
+    const char *gt_path = rc->annotations;
+    char agnostic[1200];
+    tal_status st = TAL_OK;
+    if (rc->class_agnostic && !rc->classifier[0]) {
+        snprintf(agnostic, sizeof agnostic, "%s.gt.json", results_path);
+        if ((st = write_agnostic_gt(rc->annotations, agnostic, err))) return st;
+        gt_path = agnostic;
+    }
+    st = tal_eval_gt_load(&gt, gt_path, rc->val_subset[0] ? rc->val_subset : NULL, err);
+    if (gt_path != rc->annotations) remove(gt_path);
     if (!st) st = tal_eval_dets_create(&d, err);
     if (!st) st = tal_eval_dets_load(d, results_path, NULL, err);
     if (!st) {

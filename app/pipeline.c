@@ -176,8 +176,16 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
     free(segs);
     free(labels);
     if (rc) return rc;
+    /* scale the loss seeds, not the head's output gradient: head and backbone parameters then
+     * both get the batch mean (scaling d_features alone left the head with the batch sum) */
+    if (grad_scale != 1.0f) {
+        for (int l = 0; l < tal_head_levels(&m->hcfg); l++) {
+            tal_tensor c = tal_head_seed_cls(m->head, l), r = tal_head_seed_reg(m->head, l);
+            tal_scale(c, c, grad_scale);
+            tal_scale(r, r, grad_scale);
+        }
+    }
     tal_head_backward(m->head, m->dfeats_head);
-    if (grad_scale != 1.0f) tal_scale(m->dfeats_head, m->dfeats_head, grad_scale);
     tal_backbone_resize_backward(m->dfeats, m->dfeats_head);
     tal_backbone_backward(m->bb, m->dfeats, &st->recon_err);
     return TAL_OK;

@@ -31,6 +31,7 @@ static const tal_cfg_key KEYS[] = {
     K("data.flip", TAL_CFG_FLOAT, flip, "train horizontal flip probability"),
     K("data.decode_threads", TAL_CFG_INT, decode_threads, "FFmpeg decoding threads (0 auto)"),
     K("data.prefetch", TAL_CFG_INT, prefetch, "clips decoded ahead by a thread (0: none)"),
+    K("data.class_agnostic", TAL_CFG_INT, class_agnostic, "1: train one class 'action' (ActivityNet recipe)"),
     K("optim.epochs", TAL_CFG_INT, epochs, "training epochs"),
     K("optim.batch_size", TAL_CFG_INT, batch_size, "clips per step"),
     K("optim.accum_steps", TAL_CFG_INT, accum_steps, "steps whose gradients are accumulated"),
@@ -50,6 +51,8 @@ static const tal_cfg_key KEYS[] = {
     K("train.max_steps_per_epoch", TAL_CFG_INT, max_steps_per_epoch, "cut epochs short (tests)"),
     K("train.stop_after", TAL_CFG_INT, stop_after, "stop with a checkpoint after N updates (0: run all)"),
     KL("eval.tiou", TAL_CFG_FLOATS, tiou, n_tiou, "tIoU thresholds of the mAP"),
+    K("eval.classifier", TAL_CFG_STRING, classifier, "video-level class scores (CUHK JSON) for class-agnostic models"),
+    K("eval.classifier_topk", TAL_CFG_INT, classifier_topk, "classes each class-agnostic detection becomes"),
 };
 
 const tal_cfg_key *tal_run_config_keys(int *n) {
@@ -91,6 +94,7 @@ void tal_run_config_default(tal_run_config *c) {
     double t[] = {0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95};
     memcpy(c->tiou, t, sizeof t);
     c->n_tiou = 10;
+    c->classifier_topk = 2;
     strcpy(c->backbone_json, "{\"preset\": \"swin_t\"}");
     strcpy(c->head_json, "{}");
 }

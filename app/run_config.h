@@ -20,6 +20,7 @@ typedef struct tal_run_config {
     int short_side, crop;           /* test-time resize + centre crop; train crop size = crop */
     double rrc_scale_min, rrc_scale_max, flip; /* train augmentation (rrc_scale_min <= 0: none) */
     int decode_threads, prefetch;   /* FFmpeg threads; clips decoded ahead (0: no thread) */
+    int class_agnostic;             /* 1: one class "action" (ANet recipe, + eval.classifier) */
     /* optimisation */
     int epochs, batch_size, accum_steps;
     double lr_head, lr_backbone, weight_decay, warmup_epochs, min_lr, clip_norm, ema_decay;
@@ -29,6 +30,8 @@ typedef struct tal_run_config {
     char pretrained[TAL_CFG_STR];   /* backbone weights (safetensors) loaded before training */
     double tiou[TAL_CFG_LIST];
     int n_tiou;
+    char classifier[TAL_CFG_STR];   /* video-level class scores fused into class-agnostic output */
+    int classifier_topk;            /* classes per detection from that file (2) */
     /* model sections as JSON object text (owned by the struct's user; see run_config_free) */
     char backbone_json[4096], head_json[4096];
 } tal_run_config;

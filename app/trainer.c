@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "app/checkpoint.h"
+#include "app/classifier.h"
 #include "app/progress.h"
 
 static volatile sig_atomic_t g_stop;
@@ -30,6 +31,26 @@ void tal_run_data_free(tal_run_data *d) {
     memset(d, 0, sizeof *d);
 }
 
+/* The ActivityNet recipe: one class, "action"; the labels come back from a video-level
+ * classifier at inference (eval.classifier). */
+static tal_status make_class_agnostic(tal_dataset *ds, tal_err *err) {
+    char *action = strdup("action");
+    char **names = malloc(sizeof *names);
+    if (!action || !names) {
+        free(action);
+        free(names);
+        return tal_err_set(err, TAL_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < ds->n_classes; i++) free(ds->class_names[i]);
+    free(ds->class_names);
+    names[0] = action;
+    ds->class_names = names;
+    ds->n_classes = 1;
+    for (int i = 0; i < ds->n_videos; i++)
+        for (int j = 0; j < ds->videos[i].n_segments; j++) ds->videos[i].segments[j].label = 0;
+    return TAL_OK;
+}
+
 tal_status tal_run_data_load(tal_run_data *d, const tal_run_config *rc, tal_err *err) {
     memset(d, 0, sizeof *d);
     if (!rc->annotations[0])
@@ -44,6 +65,12 @@ tal_status tal_run_data_load(tal_run_data *d, const tal_run_config *rc, tal_err 
         tal_class_map_free(&map);
         if (st) goto fail;
     }
+    if (rc->class_agnostic != 0 && rc->class_agnostic != 1) {
+        st = tal_err_set(err, TAL_EINVAL, "data.class_agnostic: expected 0 or 1, got %d",
+                         rc->class_agnostic);
+        goto fail;
+    }
+    if (rc->class_agnostic && (st = make_class_agnostic(d->ds, err))) goto fail;
     tal_subset tr, va;
     if ((st = tal_subset_parse(&tr, rc->train_subset, err))) goto fail;
     if ((st = tal_subset_parse(&va, rc->val_subset, err))) goto fail;
@@ -184,6 +211,18 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
     tal_run_data d;
     tal_status st = tal_run_data_load(&d, rc, err);
     if (st) return st;
+    if (rc->classifier[0] && rc->eval_every > 0) { /* fail now, not after the first epoch */
+        tal_video_classifier *clf = NULL;
+        st = tal_classifier_load(&clf, rc->classifier, err);
+        tal_classifier_destroy(clf);
+        if (st) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            tal_err_set(err, st, "eval.classifier: %s (give the file with --set eval.classifier=FILE)", msg);
+            tal_run_data_free(&d);
+            return st;
+        }
+    }
     tal_model m = {0};
     tal_adamw *opt = NULL;
     tal_ema *ema = NULL;
@@ -403,6 +442,22 @@ done:
 }
 
 /* ---------------------------------------------------------------- inference ------------- */
+/* Class-agnostic detections -> top-k classes of the video-level classifier (spec §8.5). */
+static tal_status fuse_classifier(const tal_video_classifier *clf, const char *video_id,
+                                  float *scores, int top_k, tal_dets *dets, tal_err *err) {
+    tal_status st = tal_classifier_scores(clf, video_id, scores, err);
+    if (st) return st;
+    tal_dets fused = {0};
+    if ((st = tal_dets_fuse_classifier(&fused, dets, scores, tal_classifier_n_classes(clf), top_k,
+                                       err))) {
+        tal_dets_free(&fused);
+        return st;
+    }
+    tal_dets_free(dets);
+    *dets = fused;
+    return TAL_OK;
+}
+
 tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_run_data *d,
                             const int *idx, int n, const char *results_path, const char *srt_dir,
                             int quiet, int *n_skipped, tal_err *err) {
@@ -411,6 +466,30 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
     size_t floats = (size_t)3 * m->clip_frames * m->crop * m->crop;
     if ((st = tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, err))) return st;
     tal_tensor video = tal_arena_tensor(buf, 1, (int64_t[]){(int64_t)floats});
+    char *const *names = d->ds->class_names;
+    int n_names = d->ds->n_classes;
+    tal_video_classifier *clf = NULL;
+    float *class_scores = NULL;
+    if (rc->classifier[0]) {
+        if (d->ds->n_classes != 1) {
+            tal_arena_destroy(buf);
+            return tal_err_set(err, TAL_EINVAL, "eval.classifier %s: the model has %d classes; a "
+                               "video-level classifier labels class-agnostic detections only "
+                               "(train with data.class_agnostic 1)", rc->classifier, d->ds->n_classes);
+        }
+        if (rc->classifier_topk < 1) {
+            tal_arena_destroy(buf);
+            return tal_err_set(err, TAL_EINVAL, "eval.classifier_topk: expected >= 1, got %d",
+                               rc->classifier_topk);
+        }
+        if ((st = tal_classifier_load(&clf, rc->classifier, err))) {
+            tal_arena_destroy(buf);
+            return st;
+        }
+        names = tal_classifier_class_names(clf);
+        n_names = tal_classifier_n_classes(clf);
+        class_scores = malloc(sizeof(float) * (size_t)n_names);
+    }
     tal_dets *dets = calloc((size_t)n + 1, sizeof *dets);
     tal_video_dets *vd = calloc((size_t)n + 1, sizeof *vd);
     int n_ok = 0;
@@ -423,6 +502,7 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
         tal_err e = {0};
         tal_status s = d->paths[vi] ? tal_model_infer_video(m, rc, d->paths[vi], v, video, &dets[n_ok], &e)
                                     : tal_err_set(&e, TAL_EIO, "video %s: no file", v->id);
+        if (!s && clf) s = fuse_classifier(clf, v->id, class_scores, rc->classifier_topk, &dets[n_ok], &e);
         if (s) {
             tal_progress_message(&bar, "warning: skipped video %s: %s", v->id, e.msg);
             tal_dets_free(&dets[n_ok]);
@@ -436,18 +516,20 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
     }
     tal_progress_finish(&bar, NULL);
     if (results_path)
-        st = tal_results_write_json(results_path, vd, n_ok, d->ds->class_names, d->ds->n_classes, err);
+        st = tal_results_write_json(results_path, vd, n_ok, names, n_names, err);
     if (!st && srt_dir) {
         mkdir(srt_dir, 0755);
         for (int k = 0; k < n_ok && !st; k++) {
             char p[1200];
             snprintf(p, sizeof p, "%s/%s.srt", srt_dir, vd[k].id);
-            st = tal_results_write_srt(p, vd[k].dets, d->ds->class_names, d->ds->n_classes, 20, err);
+            st = tal_results_write_srt(p, vd[k].dets, names, n_names, 20, err);
         }
     }
     for (int k = 0; k < n; k++) tal_dets_free(&dets[k]);
     free(dets);
     free(vd);
+    free(class_scores);
+    tal_classifier_destroy(clf);
     tal_arena_destroy(buf);
     return st;
 }

@@ -185,3 +185,72 @@ Test(app_e2e, config_errors_name_the_key) {
     free(e2);
     free(e3);
 }
+
+/* The ActivityNet recipe: a class-agnostic model ("action"), validated class-agnostically, whose
+ * detections take the labels of a video-level classifier file at inference. */
+Test(app_e2e, class_agnostic_with_video_classifier) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=ag --set data.class_agnostic=1 "
+                    "--set optim.epochs=1 --set train.eval_every=1 --quiet"), 0);
+    char *classes = slurp("ag/classes.txt"), *val = slurp("ag/val_results.json"), *log = slurp("ag/log.jsonl");
+    cr_expect(classes && !strcmp(classes, "action\n"), "%s", classes);
+    cr_expect(val && strstr(val, "\"action\""), "%s", val);
+    cr_expect(log && strstr(log, "val_avg_map"), "%s", log);
+    /* scores for videos 0 and 2 only: video 1 is reported and skipped */
+    cr_assert_eq(sh("printf '{\"class\": [\"%%s\", \"%%s\"], \"results\": {\"synth_00000\": [0.2, 0.8], "
+                    "\"v_synth_00002\": [0.9, 0.1]}}' $(sed -n 2p data/classes.txt) "
+                    "$(sed -n 1p data/classes.txt) > clf.json"), 0);
+    int rc = sh(BIN " infer --model ag data/videos/synth_00000.mp4 data/videos/synth_00001.mp4 "
+                    "data/videos/synth_00002.mp4 --classifier clf.json --out res.json --quiet 2> infer.err");
+    cr_expect_eq(rc, 1, "a video without classifier scores is skipped (exit 1)");
+    char *err = slurp("infer.err"), *res = slurp("res.json"), *names = slurp("data/classes.txt");
+    cr_assert_not_null(res);
+    cr_assert_not_null(names);
+    cr_expect(err && strstr(err, "clf.json") && strstr(err, "synth_00001"), "%s", err);
+    cr_expect(strstr(res, "\"synth_00000\"") && strstr(res, "\"synth_00002\"") && !strstr(res, "synth_00001"),
+              "%s", res);
+    char *nl = strchr(names, '\n');
+    *nl = 0;
+    if (strchr(nl + 1, '\n')) *strchr(nl + 1, '\n') = 0;
+    cr_expect(strstr(res, names) && strstr(res, nl + 1) && !strstr(res, "\"action\""),
+              "labels come from the classifier: %s", res);
+    /* bad classifier files and a model with classes are refused with the file named */
+    cr_assert_eq(sh("printf '{\"class\": [\"a\", \"a\"], \"results\": {}}' > dup.json"), 0);
+    cr_expect_eq(sh(BIN " infer --model ag data/videos/synth_00000.mp4 --classifier dup.json --quiet 2> e1"), 1);
+    cr_assert_eq(sh("printf '{\"class\": [\"a\"],' > cut.json"), 0);
+    cr_expect_eq(sh(BIN " infer --model ag data/videos/synth_00000.mp4 --classifier cut.json --quiet 2> e2"), 1);
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=mc --set optim.epochs=1 "
+                    "--set train.max_steps_per_epoch=1 --quiet"), 0);
+    cr_expect_eq(sh(BIN " infer --model mc data/videos/synth_00000.mp4 --classifier clf.json --quiet 2> e3"), 1);
+    char *e1 = slurp("e1"), *e2 = slurp("e2"), *e3 = slurp("e3");
+    cr_expect(e1 && strstr(e1, "dup.json") && strstr(e1, "class[1]"), "%s", e1);
+    cr_expect(e2 && strstr(e2, "cut.json") && strstr(e2, "line"), "%s", e2);
+    cr_expect(e3 && strstr(e3, "class_agnostic"), "%s", e3);
+    free(classes);
+    free(val);
+    free(log);
+    free(err);
+    free(res);
+    free(names);
+    free(e1);
+    free(e2);
+    free(e3);
+}
+
+/* Every shipped config parses (an unknown key or wrong type would stop it before the data);
+ * the ActivityNet ones ask for their classifier file by name. */
+Test(app_e2e, shipped_configs_parse) {
+    const char *names[] = {"demo", "thumos14_re2swin_t", "thumos14_swin_t", "anet13_re2swin_t",
+                           "anet13_swin_t"};
+    for (int i = 0; i < 5; i++) {
+        cr_expect_eq(sh(BIN " train " FIXTURES "/../../configs/%s.json --set data.annotations=nowhere.json "
+                        "--set train.out_dir=cfg 2> e", names[i]), 1, "%s", names[i]);
+        char *e = slurp("e");
+        cr_expect(e && strstr(e, "nowhere.json"), "%s: %s", names[i], e);
+        free(e);
+    }
+    cr_expect_eq(sh(BIN " train " FIXTURES "/../../configs/anet13_re2swin_t.json " DATA " --set "
+                    "train.out_dir=cfg 2> e"), 1);
+    char *e = slurp("e");
+    cr_expect(e && strstr(e, "cuhk_val_simp_7.json"), "%s", e);
+    free(e);
+}
