@@ -111,13 +111,23 @@ void tal_params_zero_grad(tal_params *p) {
         if (p->items[i].grad.data) tal_fill(p->items[i].grad, 0.0f);
 }
 
+/* Eight independent double accumulators: the compiler vectorises them, where one running sum
+ * is a serial dependency chain (this was 6% of a small model's training step). */
+static double sum_squares(const float *x, int64_t n) {
+    double acc[8] = {0}, s = 0;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) acc[k] += (double)x[j + k] * x[j + k];
+    for (; j < n; j++) s += (double)x[j] * x[j];
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s;
+}
+
 double tal_params_clip_grad_norm(tal_params *p, double max_norm) {
     double ss = 0;
-    for (int i = 0; i < p->count; i++) {
-        if (!p->items[i].trainable) continue;
-        tal_tensor g = p->items[i].grad;
-        for (int64_t j = 0; j < tal_tensor_numel(g); j++) ss += (double)g.data[j] * g.data[j];
-    }
+    for (int i = 0; i < p->count; i++)
+        if (p->items[i].trainable)
+            ss += sum_squares(p->items[i].grad.data, tal_tensor_numel(p->items[i].grad));
     double norm = sqrt(ss);
     /* as torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above */
     if (max_norm > 0 && norm > max_norm) {
