@@ -35,7 +35,7 @@ static int cmd_demo(int argc, char **argv) {
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     tal_synth_opts so;
     tal_synth_opts_default(&so);
-    so.n_videos = 160;
+    so.n_videos = 480;
     so.n_classes = 4;
     so.size = 64;
     so.min_len_s = 16;
