@@ -10,6 +10,7 @@
 
 #include "app/commands.h"
 #include "app/progress.h"
+#include "app/run_config.h"
 #include "backbone/backbone.h"
 
 static void usage(FILE *out) {
@@ -19,12 +20,13 @@ static void usage(FILE *out) {
             "Prints the bytes for parameters, gradients, AdamW state and peak activations of a\n"
             "backbone in vanilla and reversible mode, without allocating them. CONFIG is a\n"
             "preset (swin_t, swin_s, swin_b, swin_small_test, resnet3d_small) or a JSON file\n"
-            "(the backbone keys, or an object with a \"backbone\" key). With chunk_frames set,\n"
-            "activations are those of one chunk.\n\n"
+            "(the backbone keys, or a run config with a \"backbone\" section: then the clip\n"
+            "shape is the one training uses, data.frames or data.trunc_len by data.crop). With\n"
+            "chunk_frames set, activations are those of one chunk.\n\n"
             "options:\n"
             "  --batch B     clips per step (1)\n"
-            "  --frames T    frames per clip (32)\n"
-            "  --size S      frame height = width (224)\n"
+            "  --frames T    frames per clip (32, or the run config's)\n"
+            "  --size S      frame height = width (224, or the run config's data.crop)\n"
             "  --measure     also run one training step per mode and print the measured arena\n"
             "                high-water marks (allocates; use small shapes)\n"
             "  --json        one JSON object per mode instead of the table\n");
@@ -51,7 +53,9 @@ static char *read_text(const char *path, tal_err *err) {
     return buf;
 }
 
-static tal_status load_config(tal_backbone_config *cfg, const char *arg, tal_err *err) {
+/* A run config (with a "backbone" section) also gives the clip shape training uses. */
+static tal_status load_config(tal_backbone_config *cfg, const char *arg, int *frames, int *crop,
+                              tal_err *err) {
     if (tal_backbone_config_preset(cfg, arg, NULL) == TAL_OK) return TAL_OK;
     char *text = read_text(arg, err);
     if (!text)
@@ -66,6 +70,12 @@ static tal_status load_config(tal_backbone_config *cfg, const char *arg, tal_err
         char *s = cJSON_PrintUnformatted(sub);
         rc = tal_backbone_config_from_json(cfg, s, err);
         free(s);
+        tal_run_config run;
+        tal_run_config_default(&run);
+        if (!rc && !(rc = tal_run_config_load(&run, arg, err))) {
+            *frames = strcmp(run.sampler, "truncate") ? run.frames : run.trunc_len;
+            *crop = run.crop;
+        }
     } else {
         rc = tal_backbone_config_from_json(cfg, text, err);
     }
@@ -111,7 +121,7 @@ static double mib(size_t b) { return (double)b / 1048576.0; }
 
 static int cmd_plan(int argc, char **argv) {
     const char *config = NULL;
-    int B = 1, T = 32, H = 224, W = 224, do_measure = 0, json = 0;
+    int B = 1, T = 0, H = 0, W = 0, do_measure = 0, json = 0; /* 0: from the config */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int *dst = !strcmp(a, "--batch")    ? &B
@@ -151,10 +161,14 @@ static int cmd_plan(int argc, char **argv) {
     }
     tal_backbone_config cfg;
     tal_err err = {0};
-    if (load_config(&cfg, config, &err)) {
+    int cfg_frames = 32, cfg_crop = 224;
+    if (load_config(&cfg, config, &cfg_frames, &cfg_crop, &err)) {
         fprintf(stderr, "re2tal plan: %s\n", err.msg);
         return 1;
     }
+    if (!T) T = cfg_frames;
+    if (!H) H = cfg_crop;
+    if (!W) W = cfg_crop;
     if (!json)
         printf("backbone %s, clips [%d, 3, %d, %d, %d]%s\n", config, B, T, H, W,
                cfg.chunk_frames > 0 ? " (activations per chunk)" : "");

@@ -248,6 +248,11 @@ Test(app_e2e, shipped_configs_parse) {
         cr_expect(e && strstr(e, "nowhere.json"), "%s: %s", names[i], e);
         free(e);
     }
+    /* plan reads the clip shape training uses from a run config */
+    cr_expect_eq(sh(BIN " plan " FIXTURES "/../../configs/demo.json > plan.txt"), 0);
+    char *plan = slurp("plan.txt");
+    cr_expect(plan && strstr(plan, "clips [1, 3, 64, 48, 48]"), "%s", plan);
+    free(plan);
     cr_expect_eq(sh(BIN " train " FIXTURES "/../../configs/anet13_re2swin_t.json " DATA " --set "
                     "train.out_dir=cfg 2> e"), 1);
     char *e = slurp("e");
