@@ -1,4 +1,6 @@
-"""PyTorch references for nn/: every op's forward and backward, AdamW + schedule + clipping + EMA.
+"""PyTorch references for nn/: conv3d, conv1d, pooling, interpolation (forward and backward),
+AdamW + schedule + clipping + EMA. The dense ops and attention are in fixtures_nn_dense.py, which
+shares `rand` and `case` from here.
 
 Each case draws its inputs from its own seed, computes in float64 (so the reference is sharper
 than the float32 code under test; interpolation excepted, whose float32 index rounding is the
@@ -38,82 +40,6 @@ def case(name, seed, fn, inputs, grads=(), **meta):
     tensors.update({k: v.detach() for k, v in extra.items()})
     shapes = {k: list(v.shape) for k, v in inputs.items()}
     save(name, tensors, seed=seed, shapes=shapes, **meta)
-
-
-def dense():
-    torch.manual_seed(1)
-    case("nn_linear", 1, lambda x, w, b: F.linear(x, w, b),
-         {"x": rand(2, 3, 5), "w": rand(4, 5), "b": rand(4)}, ("x", "w", "b"))
-    torch.manual_seed(2)
-    case("nn_linear_nobias", 2, lambda x, w: F.linear(x, w),
-         {"x": rand(6, 5), "w": rand(3, 5)}, ("x", "w"))
-    torch.manual_seed(3)
-    a, b = rand(3, 4, 5), rand(3, 5, 6)
-    case("nn_bmm", 3, lambda a, b: torch.bmm(a, b), {"a": a, "b": b}, ("a", "b"))
-    torch.manual_seed(4)
-
-    def ln(x, gamma, beta):
-        y = F.layer_norm(x, (x.shape[-1],), gamma, beta, eps=1e-5)
-        mean = x.mean(-1)
-        rstd = 1.0 / torch.sqrt(x.var(-1, unbiased=False) + 1e-5)
-        return {"y": y, "mean": mean.reshape(-1), "rstd": rstd.reshape(-1)}
-    case("nn_layernorm", 4, ln,
-         {"x": rand(2, 3, 8) * 2 + 0.5, "gamma": rand(8), "beta": rand(8)},
-         ("x", "gamma", "beta"), eps=1e-5)
-    torch.manual_seed(5)
-
-    def ln_ct(x, gamma, beta):  # ActionFormer's channel LayerNorm on [B, C, T]
-        mu = x.mean(1, keepdim=True)
-        var = ((x - mu) ** 2).mean(1, keepdim=True)
-        y = (x - mu) / torch.sqrt(var + 1e-6) * gamma[None, :, None] + beta[None, :, None]
-        return {"y": y, "mean": mu[:, 0], "rstd": 1.0 / torch.sqrt(var[:, 0] + 1e-6)}
-    case("nn_layernorm_ct", 5, ln_ct,
-         {"x": rand(2, 6, 5) * 3 - 0.2, "gamma": rand(6), "beta": rand(6)},
-         ("x", "gamma", "beta"), eps=1e-6)
-    torch.manual_seed(6)
-    case("nn_gelu", 6, lambda x: F.gelu(x), {"x": rand(3, 7, lo=-4, hi=4)}, ("x",))
-    torch.manual_seed(7)
-    x = rand(3, 7)
-    x[x.abs() < 0.05] = 0.3  # keep away from the kink
-    case("nn_relu", 7, lambda x: F.relu(x), {"x": x}, ("x",))
-    torch.manual_seed(8)
-    case("nn_softmax", 8, lambda x: torch.softmax(x, -1), {"x": rand(3, 5, 7, lo=-3, hi=3)},
-         ("x",))
-
-
-def attention():
-    def attn(q, k, v, bias=None, mask=None):
-        scale = q.shape[-1] ** -0.5
-        logits = scale * q @ k.transpose(-1, -2)
-        if bias is not None:
-            logits = logits + bias[None]
-        if mask is not None:
-            M = mask.shape[0]
-            B = q.shape[0]
-            logits = logits + mask[torch.arange(B) % M][:, None]
-        p = torch.softmax(logits, -1)
-        return {"y": p @ v, "probs": p}
-
-    B, H, N, d = 4, 2, 6, 4
-    torch.manual_seed(20)
-    mask = torch.zeros(2, N, N, dtype=D)
-    mask[1, :3, 3:] = -100.0
-    mask[1, 3:, :3] = -100.0
-    case("nn_attention", 20, attn,
-         {"q": rand(B, H, N, d), "k": rand(B, H, N, d), "v": rand(B, H, N, d),
-          "bias": rand(H, N, N), "mask": mask}, ("q", "k", "v", "bias"),
-         scale=d ** -0.5, mask_rule="item b uses mask[b % M]")
-    torch.manual_seed(21)
-    mask = torch.zeros(3, N, N, dtype=D)
-    mask[0, :, 0] = -math.inf
-    mask[2, 2, 1:] = -math.inf  # one finite entry left in the row
-    case("nn_attention_inf", 21, attn,
-         {"q": rand(3, 1, N, d), "k": rand(3, 1, N, d), "v": rand(3, 1, N, d), "mask": mask},
-         ("q", "k", "v"), scale=d ** -0.5)
-    torch.manual_seed(22)
-    case("nn_attention_cross", 22, attn,  # Nk != N, no bias or mask
-         {"q": rand(2, 3, 5, 4), "k": rand(2, 3, 7, 4), "v": rand(2, 3, 7, 4)},
-         ("q", "k", "v"), scale=0.5)
 
 
 def conv():
@@ -238,8 +164,6 @@ def optim():
 def generate():
     torch.set_default_dtype(torch.float64)
     try:
-        dense()
-        attention()
         conv()
         optim()
     finally:

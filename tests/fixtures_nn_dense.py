@@ -11,33 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from fixture_io import save
-
-D = torch.float64
-
-
-def rand(*shape, lo=-1.0, hi=1.0):
-    return torch.rand(*shape, dtype=D) * (hi - lo) + lo
+from fixtures_nn import D, rand
+from fixtures_nn import case as nn_case
 
 
 def case(name, seed, fn, inputs, grads=(), **meta):
-    """inputs: {name: tensor}; grads: inputs that get a gradient. fn(**inputs) returns y or a
-    dict of outputs with "y" the one that dy flows into."""
-    for k in grads:
-        inputs[k] = inputs[k].clone().requires_grad_(True)
-    out = fn(**inputs)
-    extra = {}
-    if isinstance(out, dict):
-        extra = {k: v for k, v in out.items() if k != "y"}
-        out = out["y"]
-    dy = rand(*out.shape)
-    out.backward(dy)
-    tensors = {k: v.detach() for k, v in inputs.items()}
-    tensors.update({"y": out.detach(), "dy": dy})
-    for k in grads:
-        tensors["d" + k] = inputs[k].grad
-    tensors.update({k: v.detach() for k, v in extra.items()})
-    save("nn_dense_" + name, tensors, seed=seed,
-         shapes={k: list(v.shape) for k, v in inputs.items()}, **meta)
+    """fixtures_nn.case, saved as nn_dense_<name>."""
+    nn_case("nn_dense_" + name, seed, fn, inputs, grads, **meta)
 
 
 def linear():

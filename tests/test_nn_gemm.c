@@ -205,6 +205,9 @@ Test(nn_gemm, linear_backward_skips_absent_outputs) {
     tal_tensor dx = test_tensor_like(x);
     tal_linear_backward(dx, tal_tensor_none(), tal_tensor_none(), dy, x, w); /* only dx */
     expect_close(dx, fixture_get(&fx, "dx"), BWD_ATOL, BWD_RTOL);
+    tal_tensor dw = test_tensor_like(w);
+    tal_linear_backward(tal_tensor_none(), dw, tal_tensor_none(), dy, x, w); /* only dw */
+    expect_close(dw, fixture_get(&fx, "dw"), BWD_ATOL, BWD_RTOL);
     fixture_free(&fx);
 }
 
