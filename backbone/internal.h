@@ -144,4 +144,9 @@ void bb_init_trunc_normal(tal_tensor t, float std, uint64_t seed, uint64_t strea
 void bb_transpose_cs(tal_tensor dst, tal_tensor src, int64_t B, int64_t C, int64_t S,
                      int to_last);
 
+/* The step inference runs at: drop-path is a training-time regulariser, so a forward at this
+ * step leaves every residual branch whole (eval mode in the reference). */
+#define BB_STEP_INFER UINT64_MAX
+static inline int bb_drop_path_on(float p, uint64_t step) { return p > 0 && step != BB_STEP_INFER; }
+
 #endif

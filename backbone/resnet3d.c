@@ -107,7 +107,7 @@ static void *bneck_forward_impl(resnet_bneck_fn *f, int stride, tal_tensor out, 
                            geom_of(1, 1, 1), scratch);
         bn_fwd(p, f->bn[2], out, out);
         if (f->final_relu) tal_relu_forward(out, out);
-        if (f->drop_p > 0) {
+        if (bb_drop_path_on(f->drop_p, step)) {
             tal_rng_key k = {f->seed, step, f->stream};
             tal_drop_path_forward(out, out, f->drop_p, k);
         }
@@ -313,6 +313,7 @@ void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
     resnet_model *rn = bb->rn;
     tal_params *p = bb->params;
     tal_arena *sc = bb->scratch, *kk = train ? bb->keep : sc;
+    uint64_t step = train ? bb->step : BB_STEP_INFER; /* inference: no drop-path */
     int plan = bb_planning(video);
     int64_t B = bb->B;
     size_t mark0 = tal_arena_mark(sc);
@@ -332,7 +333,7 @@ void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
         st->x = x;
         st->z0 = tal_arena_tensor(kk, 5, shp);
         st->first_saved = bneck_forward_impl(&st->first, st->stride, st->z0, x,
-                                             train ? bb->keep : NULL, sc, bb->step);
+                                             train ? bb->keep : NULL, sc, step);
         size_t m = tal_arena_mark(sc);
         tal_tensor pc = tal_arena_tensor(sc, 5, shp);
         tal_conv3d_forward(pc, x, bb_value(p, st->proj_w), tal_tensor_none(),
@@ -346,7 +347,7 @@ void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
         if (st->depth > 1) {
             st->y = tal_arena_tensor(kk, 5, shp);
             st->rs = tal_revstage_forward(st->fns, st->depth - 1, c->mode[s], st->y, st->z0,
-                                          train ? bb->keep : NULL, sc, bb->step);
+                                          train ? bb->keep : NULL, sc, step);
         } else {
             st->y = st->z0;
         }

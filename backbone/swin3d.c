@@ -221,6 +221,7 @@ void swin_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int 
     tal_params *p = bb->params;
     tal_arena *sc = bb->scratch;
     tal_arena *kk = train ? bb->keep : sc; /* where tensors backward needs go */
+    uint64_t step = train ? bb->step : BB_STEP_INFER; /* inference: no drop-path */
     int plan = bb_planning(video);
     int64_t B = bb->B, C0 = c->embed_dim;
     const swin_stage *s0 = &bb->st[0];
@@ -255,7 +256,7 @@ void swin_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int 
         st->x = x;
         st->y = y;
         st->rs = tal_revstage_forward(st->fns, 2 * st->depth, c->mode[s], y, x,
-                                      train ? bb->keep : NULL, sc, bb->step);
+                                      train ? bb->keep : NULL, sc, step);
         if (s + 1 == c->n_stages) break;
         int64_t H2 = (st->H + 1) / 2, W2 = (st->W + 1) / 2, R = B * st->D * H2 * W2;
         st->m4 = tal_arena_tensor(kk, 2, (int64_t[]){R, 4 * C});

@@ -363,7 +363,7 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
                                    bb_value(p, f->norm_w), s.mean, s.rstd);
             group_scatter(tal_t2(dx.data, N, C), dxg, g, map, b, w0, G, 1);
         }
-    if (fwd && f->drop_p > 0)
+    if (fwd && bb_drop_path_on(f->drop_p, step))
         tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
     if (bwd && gtab.data) reduce_bias_grad(gtab, dbias, g);
     tal_arena_release(scratch, mark);
@@ -461,7 +461,7 @@ static void mlp_chunked(swin_mlp_fn *f, tal_tensor out, tal_tensor dx, tal_tenso
                                bb_value(p, f->norm_w), ms, rs);
         tal_axpy(tal_t2(dx.data + r0 * C, r, C), 1.0f, dxs);
     }
-    if (f->drop_p > 0)
+    if (bb_drop_path_on(f->drop_p, step))
         tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
     tal_arena_release(scratch, mark);
 }
@@ -496,7 +496,7 @@ static void *mlp_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *ke
         tal_gelu_forward(local.a, local.h);
         tal_linear_forward(tal_t2(out.data, N, C), local.a, bb_value(p, f->fc2_w),
                            bb_value(p, f->fc2_b));
-        if (f->drop_p > 0)
+        if (bb_drop_path_on(f->drop_p, step))
             tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
     }
     if (s) *s = local;

@@ -381,3 +381,56 @@ Test(backbone_chunks, resize_is_linear_interpolation) {
     expect_close(same, x, 0, 0);
     test_free_all();
 }
+
+/* ---------------------------------------------------------------- drop-path at inference - */
+/* Drop-path is a training regulariser: inference (validation, re2tal infer, extract) runs every
+ * residual branch whole whatever the training step, i.e. equals the same weights with rate 0;
+ * a training forward does drop (else this test could not fail). */
+static void check_inference_has_no_drop_path(const char *preset_name) {
+    tal_backbone_config c = preset(preset_name), c0;
+    if (c.arch == TAL_ARCH_SWIN) c.embed_dim = 8, c.n_stages = 2;
+    c.drop_path_rate = 0.5f;
+    c0 = c;
+    c0.drop_path_rate = 0;
+    tal_err err = {0};
+    tal_params *p = params_new(), *p0 = params_new();
+    tal_backbone *bb = NULL, *bb0 = NULL;
+    cr_assert_eq(tal_backbone_create(&bb, &c, p, 0, 0, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_backbone_create(&bb0, &c0, p0, 0, 0, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_params_allocate(p, TAL_DEV_CPU, &err), TAL_OK);
+    cr_assert_eq(tal_params_allocate(p0, TAL_DEV_CPU, &err), TAL_OK);
+    tal_backbone_init(bb, 3);
+    for (int i = 0; i < tal_params_count(p); i++)
+        tal_copy(tal_params_at(p0, i)->value, tal_params_at(p, i)->value);
+    cr_assert_eq(tal_backbone_prepare(bb, 1, 4, 32, 32, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_backbone_prepare(bb0, 1, 4, 32, 32, &err), TAL_OK, "%s", err.msg);
+    int C = tal_backbone_out_channels(&c), T = tal_backbone_out_frames(&c, 4);
+    tal_tensor video = test_tensor(5, (int64_t[]){1, 3, 4, 32, 32});
+    test_fill_uniform(video, 11);
+    tal_tensor a = test_tensor(3, (int64_t[]){1, C, T}), b = test_tensor_like(a);
+    tal_tensor ref = test_tensor_like(a), tr = test_tensor_like(a);
+    tal_backbone_set_step(bb, 5);
+    tal_backbone_forward(bb, a, video);
+    tal_backbone_set_step(bb, 6);
+    tal_backbone_forward(bb, b, video);
+    tal_backbone_forward(bb0, ref, video);
+    expect_close(a, ref, 0, 0);
+    expect_close(b, ref, 0, 0);
+    tal_backbone_forward_train(bb, tr, video);
+    double diff = 0;
+    for (int64_t i = 0; i < tal_tensor_numel(tr); i++) diff += fabs(tr.data[i] - ref.data[i]);
+    cr_expect_gt(diff, 1e-3, "%s: a training forward at rate 0.5 must drop branches", preset_name);
+    tal_tensor d = test_tensor_like(tr);
+    tal_backbone_backward(bb, d, NULL);
+    tal_backbone_destroy(bb);
+    tal_backbone_destroy(bb0);
+    tal_params_destroy(p);
+    tal_params_destroy(p0);
+}
+
+Test(backbone_drop_path, inference_runs_every_branch_swin) {
+    check_inference_has_no_drop_path("swin_small_test");
+}
+Test(backbone_drop_path, inference_runs_every_branch_resnet) {
+    check_inference_has_no_drop_path("resnet3d_small");
+}
