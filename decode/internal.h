@@ -11,8 +11,10 @@
 /* libswscale state and buffers, reused across frames of one decoder. */
 typedef struct tal_convert {
     struct SwsContext *sws, *sws2;
-    uint8_t *rgb, *full;         /* RGB24 at the output size; whole frame (packed fallback) */
-    size_t rgb_size, full_size;
+    struct SwsContext *yuv_sws;  /* 8-bit planar YUV: scales in YUV, before sws (to RGB24) */
+    uint8_t *rgb, *full, *yuv;   /* RGB24 at the output size; whole frame (packed fallback);
+                                    YUV planes at the output size */
+    size_t rgb_size, full_size, yuv_size;
 } tal_convert;
 
 struct tal_decoder {
