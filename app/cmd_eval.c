@@ -8,7 +8,6 @@
 
 #include "app/commands.h"
 #include "eval/eval.h"
-#include "eval/proposal.h"
 
 static void usage(FILE *out) {
     fprintf(out,

@@ -8,7 +8,6 @@
 
 #include "eval/internal.h"
 #include "eval/npsort.h"
-#include "eval/proposal.h"
 
 typedef struct video_gt {
     int first, n; /* GT instances of the video: indices into order[] */

@@ -1,8 +1,8 @@
 /* tests/fuzz_eval_dets.c: libFuzzer target for the prediction reader (ActivityNet results JSON
  * or THUMOS text, chosen by the first byte) and the scorers behind it: any bytes must give either
- * detections that score to mAPs in [0, 1] under all three protocols and average recalls in
- * [0, 1] (proposal AR at three budgets), or an error naming the file; never a crash, leak or
- * undefined behaviour.
+ * detections that score to mAPs in [0, 1] under all three protocols (with PR curves and
+ * length buckets kept, and the JSON report written) and average recalls in [0, 1] (proposal AR
+ * at three budgets), or an error naming the file; never a crash, leak or undefined behaviour.
  * Build: cmake -DRE2TAL_FUZZ=ON -DCMAKE_C_COMPILER=clang; run:
  *   fuzz_eval_dets -max_len=4096 -max_total_time=600 CORPUS tests/fixtures/eval_fuzz_seeds */
 #include <stdint.h>
@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "eval/eval.h"
-#include "eval/proposal.h"
 
 static tal_eval_gt *gt;
 static char pred_path[256], classlist_path[256];
@@ -60,6 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size) {
             o.protocol = (tal_eval_protocol)p;
             o.ignore_unknown_labels = 1;
             o.threads = 1;
+            o.keep_pr = 1;
+            o.n_bucket_edges = 2;
+            o.bucket_edges[0] = 2;
+            o.bucket_edges[1] = 20;
             tal_eval_result *r = NULL;
             if (tal_eval_run(&r, gt, d, &o, &err) == TAL_OK) {
                 for (int t = 0; t < r->n_tiou; t++)

@@ -48,28 +48,29 @@ static tal_eval_result *score(const tal_eval_gt *gt, const det *dets, int n,
     return r;
 }
 
+/* Reads GT and detections from files; fails the test on any error. */
+static void load_files(tal_eval_gt **gt, tal_eval_dets **d, const char *gt_path,
+                       const char *subset, const char *pred, const char *classlist) {
+    tal_err err = {0};
+    cr_assert_eq(tal_eval_gt_load(gt, gt_path, subset, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_eval_dets_create(d, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_eval_dets_load(*d, pred, classlist, &err), TAL_OK, "%s", err.msg);
+}
+
+#define WORKED FIXTURES "/eval_worked_gt.json", NULL, FIXTURES "/eval_worked_pred.json", NULL
+
 #define ONE_A "{\"database\": {\"v1\": {\"subset\": \"validation\", \"annotations\": ["
 
-Test(eval_cases, worked_example_to_the_last_digit) {
+/* The numbers themselves: tests/test_eval_reference.c (worked_example_files). */
+Test(eval_cases, worked_example_json_carries_the_same_bits) {
     tal_err err = {0};
     tal_eval_gt *gt = NULL;
     tal_eval_dets *d = NULL;
     tal_eval_result *r = NULL;
-    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK, "%s", err.msg);
-    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK, "%s", err.msg);
+    load_files(&gt, &d, WORKED);
     tal_eval_opts o = {0};
     cr_assert_eq(tal_eval_parse_tiou("0.1,0.5,0.8,0.81,0.9", o.tiou, &o.n_tiou, &err), TAL_OK);
     cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
-    const double want[5] = {0.725, 0.725, 0.625, 0.5625, 0.5625};
-    cr_assert_eq(r->n_classes, 2); /* C exists only in the training subset */
-    for (int t = 0; t < 5; t++) cr_expect(r->map[t] == want[t], "t=%d: %.17g", t, r->map[t]);
-    cr_expect(r->average_map == 0.64, "%.17g", r->average_map);
-    cr_expect_str_eq(r->class_names[0], "A");
-    cr_expect(r->ap[0] == 0.44999999999999996, "%.17g", r->ap[0]);
-    cr_expect(r->ap[2] == 0.25 && r->ap[3] == 0.125);
-    cr_expect_eq(r->diag.n_outside_gt, 1);
-    /* the JSON carries the same bits */
     char *json = tal_eval_result_json(r);
     cJSON *root = cJSON_Parse(json);
     cr_assert(root);
@@ -162,34 +163,6 @@ Test(eval_cases, gt_duplicates_kept_or_removed) {
     tal_eval_gt_destroy(gt);
 }
 
-Test(eval_cases, unknown_labels_fail_or_are_counted) {
-    tal_eval_gt *gt = gt_from("unk.json", "{\"database\": {\"v1\": {\"subset\": \"validation\", "
-                              "\"annotations\": [{\"segment\": [0, 10], \"label\": \"A\"}]},"
-                              "\"v9\": {\"subset\": \"training\", \"annotations\": "
-                              "[{\"segment\": [0, 10], \"label\": \"C\"}]}}}");
-    tal_err err = {0};
-    tal_eval_dets *d = NULL;
-    tal_eval_result *r = NULL;
-    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_add(d, "v1", "A", 0, 10, 0.9, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_add(d, "v7", "C", 0, 10, 0.8, &err), TAL_OK);
-    tal_eval_opts o = {0};
-    cr_expect_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_EINVAL);
-    cr_expect_null(r);
-    cr_expect(strstr(err.msg, "\"C\"") && strstr(err.msg, "\"v7\""), "names label and video: %s", err.msg);
-    o.ignore_unknown_labels = 1;
-    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
-    cr_expect_eq(r->diag.n_unknown_label, 1);
-    cr_expect(r->ap[0] == 1.0);
-    tal_eval_result_destroy(r);
-    o = (tal_eval_opts){.protocol = TAL_EVAL_OPENTAD};
-    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "OpenTAD ignores them: %s", err.msg);
-    cr_expect_eq(r->diag.n_unknown_label, 1);
-    tal_eval_result_destroy(r);
-    tal_eval_dets_destroy(d);
-    tal_eval_gt_destroy(gt);
-}
-
 Test(eval_cases, gt_video_without_detections_loses_recall) {
     tal_eval_gt *gt = gt_from("miss.json", "{\"database\": {"
                               "\"v1\": {\"subset\": \"validation\", \"annotations\": [{\"segment\": [0, 10], \"label\": \"A\"}]},"
@@ -223,11 +196,9 @@ Test(eval_cases, thumos14_kit_ambiguous_11_point_and_normalised) {
     tal_eval_gt *gt = NULL;
     tal_eval_dets *d = NULL;
     tal_eval_result *r = NULL;
-    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_th14", NULL, &err), TAL_OK, "%s", err.msg);
+    load_files(&gt, &d, FIXTURES "/eval_th14", NULL, FIXTURES "/eval_th14_det.txt",
+               FIXTURES "/eval_th14/detclasslist.txt");
     cr_expect_str_eq(tal_eval_gt_subset(gt), "test");
-    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_th14_det.txt",
-                                    FIXTURES "/eval_th14/detclasslist.txt", &err), TAL_OK, "%s", err.msg);
     tal_eval_opts o = {.protocol = TAL_EVAL_THUMOS14, .n_tiou = 1, .tiou = {0.5}};
     cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
     /* Alpha: TP .9, (41-49 dropped: Ambiguous), FP .7, TP .6: prec 1, .5, 2/3; rec .5, .5, 1 */
@@ -249,34 +220,13 @@ Test(eval_cases, thumos14_kit_ambiguous_11_point_and_normalised) {
     tal_eval_gt_destroy(gt);
 }
 
-Test(eval_cases, thresholds_parse_like_linspace) {
-    tal_err err = {0};
-    double t[TAL_EVAL_MAX_TIOU], l[10];
-    int n = 0;
-    cr_assert_eq(tal_eval_parse_tiou("0.5:0.05:0.95", t, &n, &err), TAL_OK);
-    tal_eval_linspace(l, 0.5, 0.95, 10);
-    cr_assert_eq(n, 10);
-    for (int i = 0; i < 10; i++) cr_expect(t[i] == l[i]);
-    cr_expect(t[8] == 0.8999999999999999 && t[9] == 0.95);
-    cr_assert_eq(tal_eval_parse_tiou("0.5,0.75,0.95", t, &n, &err), TAL_OK);
-    cr_expect(n == 3 && t[0] == 0.5 && t[1] == 0.75 && t[2] == 0.95);
-    const char *bad[] = {"0.5:0:1", "a,b", "1.5", "0.3:0.1", "0.3:0.25:0.7", "", "0,0.5", "nan"};
-    for (int i = 0; i < (int)(sizeof bad / sizeof *bad); i++)
-        cr_expect_eq(tal_eval_parse_tiou(bad[i], t, &n, &err), TAL_EINVAL, "'%s' accepted", bad[i]);
-    tal_eval_protocol p;
-    cr_expect_eq(tal_eval_protocol_parse("thumos14", &p, &err), TAL_OK);
-    cr_expect_eq(p, TAL_EVAL_THUMOS14);
-    cr_expect_eq(tal_eval_protocol_parse("coco", &p, &err), TAL_EINVAL);
-}
-
 Test(eval_cases, threads_do_not_change_numbers) {
     tal_err err = {0};
     tal_eval_gt *gt = NULL;
     tal_eval_dets *d = NULL;
-    cr_assert_eq(tal_eval_gt_load(&gt, SHARED_DATA "/thumos14_val_gt.json", "validation", &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_load(d, SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
-                                    SHARED_DATA "/thumos14_annotations/detclasslist.txt", &err), TAL_OK);
+    load_files(&gt, &d, SHARED_DATA "/thumos14_val_gt.json", "validation",
+               SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
+               SHARED_DATA "/thumos14_annotations/detclasslist.txt");
     tal_eval_result *r1 = NULL, *r4 = NULL;
     tal_eval_opts o = {.threads = 1};
     cr_assert_eq(tal_eval_run(&r1, gt, d, &o, &err), TAL_OK);
@@ -295,9 +245,7 @@ Test(eval_cases, pr_curves_of_the_worked_example) {
     tal_eval_gt *gt = NULL;
     tal_eval_dets *d = NULL;
     tal_eval_result *r = NULL;
-    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK);
+    load_files(&gt, &d, WORKED);
     tal_eval_opts o = {.n_tiou = 1, .tiou = {0.5}};
     cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK);
     cr_expect_null(r->pr_recall, "curves only when asked");
@@ -338,9 +286,7 @@ Test(eval_cases, false_positives_by_cause) {
     tal_eval_gt *gt = NULL;
     tal_eval_dets *d = NULL;
     tal_eval_result *r = NULL;
-    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK);
+    load_files(&gt, &d, WORKED);
     /* a B detection on A's GT [20, 30] (wrong label) and one half on it (confusion) */
     cr_assert_eq(tal_eval_dets_add(d, "v1", "B", 20, 30, 0.1, &err), TAL_OK);
     cr_assert_eq(tal_eval_dets_add(d, "v1", "B", 25, 35, 0.05, &err), TAL_OK);
@@ -363,9 +309,7 @@ Test(eval_cases, map_by_gt_length) {
     tal_eval_gt *gt = NULL;
     tal_eval_dets *d = NULL;
     tal_eval_result *r = NULL;
-    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK);
+    load_files(&gt, &d, WORKED);
     tal_eval_opts o = {.n_tiou = 1, .tiou = {0.5}, .n_bucket_edges = 2, .bucket_edges = {10.5, 60}};
     cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
     cr_assert_eq(r->n_buckets, 3);
@@ -389,23 +333,3 @@ Test(eval_cases, map_by_gt_length) {
     tal_eval_gt_destroy(gt);
 }
 
-Test(eval_cases, api_refuses_thresholds_outside_0_1_and_nan) {
-    tal_err err = {0};
-    tal_eval_gt *gt = NULL;
-    tal_eval_dets *d = NULL;
-    tal_eval_result *r = NULL;
-    cr_assert_eq(tal_eval_gt_load(&gt, FIXTURES "/eval_worked_gt.json", NULL, &err), TAL_OK, "%s", err.msg);
-    cr_assert_eq(tal_eval_dets_create(&d, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_load(d, FIXTURES "/eval_worked_pred.json", NULL, &err), TAL_OK, "%s", err.msg);
-    const double bad[] = {NAN, 2.0, 1.5, -0.5};
-    for (int i = 0; i < 4; i++) {
-        tal_eval_opts o = {0};
-        o.n_tiou = 2;
-        o.tiou[0] = 0.5;
-        o.tiou[1] = bad[i];
-        cr_expect_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_EINVAL, "threshold %g accepted", bad[i]);
-        cr_expect(strstr(err.msg, "threshold 1"), "%s", err.msg);
-    }
-    tal_eval_dets_destroy(d);
-    tal_eval_gt_destroy(gt);
-}

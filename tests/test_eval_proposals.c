@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "eval/proposal.h"
+#include "eval/eval.h"
 #include "testlib.h"
 
 static void load(tal_eval_gt **gt, tal_eval_dets **d, const char *gt_path, const char *pred) {

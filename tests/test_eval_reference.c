@@ -71,6 +71,7 @@ Test(eval_reference, worked_example_files) {
     }
     cr_expect_eq(r->n_gt_class[0], 4);
     cr_expect_eq(r->n_gt_class[1], 1);
+    cr_expect_eq(r->diag.n_outside_gt, 1, "v3 is not a GT video");
     tal_eval_result_destroy(r);
 }
 
@@ -116,12 +117,15 @@ Test(eval_reference, linspace_like_numpy) {
     expect_exact("linspace(0.3,0.7,5)[1]", u[1], 0.39999999999999997);
     int n = 0;
     tal_err err = {0};
-    cr_assert_eq(tal_eval_parse_tiou("0.5:0.05:0.95", t, &n, &err), TAL_OK, "%s", err.msg);
+    double p[TAL_EVAL_MAX_TIOU];
+    cr_assert_eq(tal_eval_parse_tiou("0.5:0.05:0.95", p, &n, &err), TAL_OK, "%s", err.msg);
     cr_assert_eq(n, 10);
-    expect_exact("parsed[8]", t[8], 0.8999999999999999);
-    cr_assert_eq(tal_eval_parse_tiou("0.5,0.75,0.95", t, &n, &err), TAL_OK, "%s", err.msg);
+    for (int i = 0; i < 10; i++) expect_exact("parsed == linspace", p[i], t[i]);
+    cr_assert_eq(tal_eval_parse_tiou("0.5,0.75,0.95", p, &n, &err), TAL_OK, "%s", err.msg);
     cr_assert_eq(n, 3);
-    expect_exact("literal[1]", t[1], 0.75);
+    expect_exact("literal[0]", p[0], 0.5);
+    expect_exact("literal[1]", p[1], 0.75);
+    expect_exact("literal[2]", p[2], 0.95);
 }
 
 /* The official sample "prediction" (the val GT itself, every score 1.0) against ANet-1.3 val:
@@ -156,41 +160,6 @@ Test(eval_reference, anet_sample_opentad) {
     tal_eval_result_destroy(r);
 }
 
-/* Evalkit Run-2 (validation videos) against the THUMOS val GT, default thresholds
- * linspace(0.3, 0.7, 5). */
-Test(eval_reference, thumos_run2_activitynet_json) {
-    tal_eval_result *r = evaluate(SHARED_DATA "/thumos14_val_gt.json", "validation",
-                                  SHARED_DATA "/thumos14_evalkit_Run-2-det.txt", TH_CLASSES,
-                                  TAL_EVAL_ACTIVITYNET, 0, NULL);
-    cr_assert_eq(r->n_tiou, 5);
-    expect_exact("tiou[1]", r->tiou[1], 0.39999999999999997);
-    const double want[5] = {0x1.28e5ad119471dp-4, 0x1.33b515c13a12ap-5, 0x1.5e63483eb668bp-6,
-                            0x1.575f2bf518905p-7, 0x1.560415134e782p-8};
-    expect_maps(r, want, 0x1.e21dc0a7c5a56p-6, 1);
-    tal_eval_result_destroy(r);
-}
-
-/* The txt-folder route gives the same numbers; only the class order (detclasslist vs first
- * appearance) changes numpy's summation order, so the means agree to 1 ulp, not bit for bit. */
-Test(eval_reference, thumos_run2_activitynet_folder) {
-    tal_eval_result *r = evaluate(TH_DIR, "validation", SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
-                                  TH_CLASSES, TAL_EVAL_ACTIVITYNET, 0, NULL);
-    const double want[5] = {0x1.28e5ad119471ep-4, 0x1.33b515c13a129p-5, 0x1.5e63483eb668bp-6,
-                            0x1.575f2bf518904p-7, 0x1.560415134e782p-8};
-    expect_maps(r, want, 0x1.e21dc0a7c5a56p-6, 1);
-    tal_eval_result_destroy(r);
-}
-
-Test(eval_reference, thumos_run2_opentad) {
-    tal_eval_result *r = evaluate(SHARED_DATA "/thumos14_val_gt.json", "validation",
-                                  SHARED_DATA "/thumos14_evalkit_Run-2-det.txt", TH_CLASSES,
-                                  TAL_EVAL_OPENTAD, 0, NULL);
-    const double want[5] = {0x1.0d8f4d9b3783cp-4, 0x1.087642c28b21ep-5, 0x1.22dc6968512bep-6,
-                            0x1.0ab02d2e62ffap-7, 0x1.d222132655310p-9};
-    expect_maps(r, want, 0x1.a1ed4c77a6ba8p-6, 1);
-    tal_eval_result_destroy(r);
-}
-
 /* Run-1 (test videos) never overlaps a same-class GT: 0 at tIoU 0.1; at tIoU 0 the official
  * inclusive rule (0 >= 0) turns every same-class detection in a GT video into a TP. */
 Test(eval_reference, thumos_run1_activitynet) {
@@ -203,23 +172,53 @@ Test(eval_reference, thumos_run1_activitynet) {
     tal_eval_result_destroy(r);
 }
 
+/* Evalkit Run-2 (validation videos) against `gt_path` (validation subset) with the default
+ * thresholds linspace(0.3, 0.7, 5) under `p`: the mAPs bit for bit. Returns the result (the
+ * caller destroys it). */
+#define RUN2 SHARED_DATA "/thumos14_evalkit_Run-2-det.txt"
+static tal_eval_result *expect_run2(const char *gt_path, tal_eval_protocol p, const double *want,
+                                    double want_avg) {
+    tal_eval_result *r = evaluate(gt_path, "validation", RUN2, TH_CLASSES, p, 0, NULL);
+    cr_assert_eq(r->n_tiou, 5);
+    expect_exact("tiou[1]", r->tiou[1], 0.39999999999999997);
+    expect_maps(r, want, want_avg, 1);
+    return r;
+}
+
+Test(eval_reference, thumos_run2_activitynet_json) {
+    const double want[5] = {0x1.28e5ad119471dp-4, 0x1.33b515c13a12ap-5, 0x1.5e63483eb668bp-6,
+                            0x1.575f2bf518905p-7, 0x1.560415134e782p-8};
+    tal_eval_result_destroy(expect_run2(SHARED_DATA "/thumos14_val_gt.json", TAL_EVAL_ACTIVITYNET,
+                                        want, 0x1.e21dc0a7c5a56p-6));
+}
+
+/* The txt-folder route gives the same numbers; only the class order (detclasslist vs first
+ * appearance) changes numpy's summation order, so the means agree to 1 ulp, not bit for bit. */
+Test(eval_reference, thumos_run2_activitynet_folder) {
+    const double want[5] = {0x1.28e5ad119471ep-4, 0x1.33b515c13a129p-5, 0x1.5e63483eb668bp-6,
+                            0x1.575f2bf518904p-7, 0x1.560415134e782p-8};
+    tal_eval_result_destroy(expect_run2(TH_DIR, TAL_EVAL_ACTIVITYNET, want, 0x1.e21dc0a7c5a56p-6));
+}
+
+Test(eval_reference, thumos_run2_opentad) {
+    const double want[5] = {0x1.0d8f4d9b3783cp-4, 0x1.087642c28b21ep-5, 0x1.22dc6968512bep-6,
+                            0x1.0ab02d2e62ffap-7, 0x1.d222132655310p-9};
+    tal_eval_result_destroy(expect_run2(SHARED_DATA "/thumos14_val_gt.json", TAL_EVAL_OPENTAD,
+                                        want, 0x1.a1ed4c77a6ba8p-6));
+}
+
 /* THUMOS-14 MATLAB-kit protocol, against the numpy port of TH14evaldet.m / TH14eventdetpr.m
  * (spec section 3; prap adds p/11 per recall point 0:0.1:1 as Octave builds it, mean over classes
  * a sequential sum): bit for bit. Not run against Octave here (none installed). With the folder,
  * Ambiguous segments drop unmatched detections; the JSON has no Ambiguous. */
 Test(eval_reference, thumos_run2_th14_folder_and_json) {
-    tal_eval_result *r = evaluate(TH_DIR, "validation", SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
-                                  TH_CLASSES, TAL_EVAL_THUMOS14, 0, NULL);
     const double want[5] = {0x1.30af9198dd425p-3, 0x1.66e748642fc10p-4, 0x1.c931147f3080dp-5,
                             0x1.e9fccf763f10dp-6, 0x1.28bb682c3a46cp-6};
-    expect_maps(r, want, 0x1.16b5cd8c6cf8dp-4, 1);
+    tal_eval_result *r = expect_run2(TH_DIR, TAL_EVAL_THUMOS14, want, 0x1.16b5cd8c6cf8dp-4);
     cr_expect_gt(r->diag.n_ambiguous, 0);
     tal_eval_result_destroy(r);
-    r = evaluate(SHARED_DATA "/thumos14_val_gt.json", "validation",
-                 SHARED_DATA "/thumos14_evalkit_Run-2-det.txt", TH_CLASSES, TAL_EVAL_THUMOS14, 0,
-                 NULL);
     const double want_json[5] = {0x1.29b8b902a2afbp-3, 0x1.6286e4beef926p-4, 0x1.c49a99cc42420p-5,
                                  0x1.e4e0186f22c88p-6, 0x1.2301ec1827edap-6};
-    expect_maps(r, want_json, 0x1.120c6dc26e8cep-4, 1);
-    tal_eval_result_destroy(r);
+    tal_eval_result_destroy(expect_run2(SHARED_DATA "/thumos14_val_gt.json", TAL_EVAL_THUMOS14,
+                                        want_json, 0x1.120c6dc26e8cep-4));
 }
