@@ -7,39 +7,9 @@
  * repeats (best of, default 3). */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "bench_common.h"
 #include "nn/nn.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static tal_arena *g_arena;
-static tal_tensor make(int ndim, const int64_t *shape, uint64_t seed) {
-    tal_tensor t = tal_arena_tensor(g_arena, ndim, shape);
-    tal_rng_key key = {seed, 0, 0};
-    for (int64_t i = 0; i < tal_tensor_numel(t); i++)
-        t.data[i] = 2.0f * tal_rng_uniform(key, (uint64_t)i) - 1.0f;
-    return t;
-}
-
-typedef void (*run_fn)(void *ctx);
-
-/* Best of `reps` timed runs after one warm-up (first touch of the buffers excluded). */
-static double best_time(run_fn f, void *ctx, int reps) {
-    f(ctx);
-    double best = 1e30;
-    for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
-        f(ctx);
-        double dt = now_s() - t0;
-        if (dt < best) best = dt;
-    }
-    return best;
-}
 
 typedef enum { PATCH, GENERAL, CONV1D } kind;
 

@@ -18,6 +18,13 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The spec's primitives (the official segment_iou and interpolated_prec_rec, the kit's
+# intervaloverlapvalseconds) are shared with the numpy port; the data flow around them is this
+# file's own (DataFrames, groupby, as the official code).
+from eval_numpy_ref import interpolated_prec_rec, segment_iou  # noqa: E402
+from eval_numpy_ref import th14_overlap as th14_ov  # noqa: E402
+
 try:
     import pandas as pd
 except ImportError:  # the thumos14 port and the opentad/activitynet numpy path still work
@@ -76,26 +83,6 @@ def load_pred(path, classlist):
 
 
 # ------------------------------------------------------------------ ANETdetection
-def segment_iou(target, candidates, clip=False):
-    tt1 = np.maximum(target[0], candidates[:, 0])
-    tt2 = np.minimum(target[1], candidates[:, 1])
-    inter = (tt2 - tt1).clip(0)
-    union = (candidates[:, 1] - candidates[:, 0]) + (target[1] - target[0]) - inter
-    if clip:
-        union = union.clip(1e-8)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        return inter.astype(float) / union
-
-
-def interpolated_prec_rec(prec, rec):
-    mprec = np.hstack([[0], prec, [0]])
-    mrec = np.hstack([[0], rec, [1]])
-    for i in range(len(mprec) - 1)[::-1]:
-        mprec[i] = max(mprec[i], mprec[i + 1])
-    idx = np.where(mrec[1::] != mrec[0:-1])[0] + 1
-    return np.sum((mrec[idx] - mrec[idx - 1]) * mprec[idx])
-
-
 def ap_detection(gt, pred, thresholds, clip):
     """gt, pred: DataFrames of one class (columns video-id, t-start, t-end[, score])."""
     ap = np.zeros(len(thresholds))
@@ -183,14 +170,6 @@ def anet(gt_rows, pred_rows, thresholds, protocol):
 
 
 # ------------------------------------------------------------------ THUMOS-14 MATLAB kit
-def th14_ov(a, b):
-    a0, a1 = min(a), max(a)
-    b0, b1 = min(b), max(b)
-    ua = max(a1, b1) - min(a0, b0)
-    iw = min(a1, b1) - max(a0, b0)
-    return iw / ua if iw > 0 else 0.0
-
-
 def th14(gt_rows, amb_rows, pred_rows, thresholds):
     classes = []
     for r in gt_rows:

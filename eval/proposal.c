@@ -1,4 +1,4 @@
-/* eval/proposal.c: AR@AN and its AUC as ANETproposal computes them (see proposal.h), operation
+/* eval/proposal.c: AR@AN and its AUC as ANETproposal computes them (see eval.h), operation
  * for operation: the per-video cut int(n * ratio), the percentage grid
  * arange(1, 101) / 100 * (max_avg * V / total), the column counts int(n_cols * pcn), recall as
  * integer sums, the mean over thresholds in numpy's order for an axis-0 mean, np.trapz. */

@@ -1,0 +1,43 @@
+/* bench/bench_common.h: the timing harness the nn benchmarks share (one translation unit
+ * each): a monotonic clock, random tensors from a bench-owned arena, best-of-N timing. */
+#ifndef TAL_BENCH_COMMON_H
+#define TAL_BENCH_COMMON_H
+
+#include <time.h>
+
+#include "nn/nn.h"
+
+static inline double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The arena make() carves from; the benchmark creates it (and destroys it) in main. */
+static tal_arena *g_arena;
+
+/* A tensor of `shape` from g_arena, uniform in [-1, 1) from the counter RNG at `seed`. */
+static inline tal_tensor make(int ndim, const int64_t *shape, uint64_t seed) {
+    tal_tensor t = tal_arena_tensor(g_arena, ndim, shape);
+    tal_rng_key key = {seed, 0, 0};
+    for (int64_t i = 0; i < tal_tensor_numel(t); i++)
+        t.data[i] = 2.0f * tal_rng_uniform(key, (uint64_t)i) - 1.0f;
+    return t;
+}
+
+typedef void (*run_fn)(void *ctx);
+
+/* Best of `reps` timed runs after one warm-up (first touch of the buffers excluded). */
+static inline double best_time(run_fn f, void *ctx, int reps) {
+    f(ctx);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        f(ctx);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
+#endif
