@@ -119,6 +119,39 @@ def interpolated_prec_rec(prec, rec):
     return np.sum((mrec[idx] - mrec[idx - 1]) * mprec[idx])
 
 
+def match_detection(tp, fp, lock, idx, tiou, gt_ids, thresholds):
+    """The official greedy step for ranked detection `idx` against its video's GT (`tiou`, GT
+    numbers `gt_ids`): at each threshold the first GT in tiou.argsort()[::-1] order that is not
+    locked becomes its TP, unless a tIoU below the threshold comes first (then, or when all are
+    locked, an FP)."""
+    js = tiou.argsort()[::-1]
+    for t, th in enumerate(thresholds):
+        for j in js:
+            if tiou[j] < th:
+                fp[t, idx] = 1
+                break
+            if lock[t, gt_ids[j]] >= 0:
+                continue
+            tp[t, idx] = 1
+            lock[t, gt_ids[j]] = idx
+            break
+        if fp[t, idx] == 0 and tp[t, idx] == 0:
+            fp[t, idx] = 1
+
+
+def ap_from_tp_fp(tp, fp, npos):
+    """AP per threshold (rows of tp, fp: the ranked detections' outcomes) as the official code
+    computes it: cumulative sums, recall and precision, interpolated_prec_rec."""
+    ap = np.zeros(tp.shape[0])
+    tp_cum = np.cumsum(tp, axis=1).astype(float)
+    fp_cum = np.cumsum(fp, axis=1).astype(float)
+    rec = tp_cum / npos
+    prec = tp_cum / (tp_cum + fp_cum)
+    for t in range(tp.shape[0]):
+        ap[t] = interpolated_prec_rec(prec[t, :], rec[t, :])
+    return ap
+
+
 def ap_detection(gt_v, gt_seg, p_v, p_seg, p_score, thr, ties, clip):
     ap = np.zeros(len(thr))
     if len(p_score) == 0:
@@ -140,27 +173,8 @@ def ap_detection(gt_v, gt_seg, p_v, p_seg, p_score, thr, ties, clip):
             fp[:, idx] = 1
             continue
         gl = np.array(gl)
-        tiou = segment_iou(p_seg[i], gt_seg[gl], clip)
-        js = tiou.argsort()[::-1]
-        for t, th in enumerate(thr):
-            for j in js:
-                if tiou[j] < th:
-                    fp[t, idx] = 1
-                    break
-                if lock[t, gl[j]] >= 0:
-                    continue
-                tp[t, idx] = 1
-                lock[t, gl[j]] = idx
-                break
-            if fp[t, idx] == 0 and tp[t, idx] == 0:
-                fp[t, idx] = 1
-    tp_cum = np.cumsum(tp, axis=1).astype(float)
-    fp_cum = np.cumsum(fp, axis=1).astype(float)
-    rec = tp_cum / npos
-    prec = tp_cum / (tp_cum + fp_cum)
-    for t in range(len(thr)):
-        ap[t] = interpolated_prec_rec(prec[t, :], rec[t, :])
-    return ap
+        match_detection(tp, fp, lock, idx, segment_iou(p_seg[i], gt_seg[gl], clip), gl, thr)
+    return ap_from_tp_fp(tp, fp, npos)
 
 
 def opentad_dedup(gt):

@@ -19,10 +19,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-# The spec's primitives (the official segment_iou and interpolated_prec_rec, the kit's
-# intervaloverlapvalseconds) are shared with the numpy port; the data flow around them is this
-# file's own (DataFrames, groupby, as the official code).
-from eval_numpy_ref import interpolated_prec_rec, segment_iou  # noqa: E402
+# The spec's primitives (the official segment_iou, the greedy match of one detection, AP from
+# the TP/FP rows; the kit's intervaloverlapvalseconds) are shared with the numpy port; the data
+# flow around them is this file's own (DataFrames, groupby, as the official code).
+from eval_numpy_ref import ap_from_tp_fp, match_detection, segment_iou  # noqa: E402
 from eval_numpy_ref import th14_overlap as th14_ov  # noqa: E402
 
 try:
@@ -104,26 +104,8 @@ def ap_detection(gt, pred, thresholds, clip):
         g = g.reset_index()
         tiou = segment_iou(this[['t-start', 't-end']].values,
                            g[['t-start', 't-end']].values, clip)
-        js = tiou.argsort()[::-1]
-        for t, thr in enumerate(thresholds):
-            for j in js:
-                if tiou[j] < thr:
-                    fp[t, idx] = 1
-                    break
-                if lock[t, g.loc[j]['index']] >= 0:
-                    continue
-                tp[t, idx] = 1
-                lock[t, g.loc[j]['index']] = idx
-                break
-            if fp[t, idx] == 0 and tp[t, idx] == 0:
-                fp[t, idx] = 1
-    tpc = np.cumsum(tp, axis=1).astype(float)
-    fpc = np.cumsum(fp, axis=1).astype(float)
-    rec = tpc / npos
-    prec = tpc / (tpc + fpc)
-    for t in range(len(thresholds)):
-        ap[t] = interpolated_prec_rec(prec[t, :], rec[t, :])
-    return ap
+        match_detection(tp, fp, lock, idx, tiou, g['index'].values, thresholds)
+    return ap_from_tp_fp(tp, fp, npos)
 
 
 def dedup_opentad(rows):

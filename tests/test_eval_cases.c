@@ -48,13 +48,37 @@ static tal_eval_result *score(const tal_eval_gt *gt, const det *dets, int n,
     return r;
 }
 
+/* GT and detections read from files, and the result of the last run_ok (all owned: freed by
+ * loaded_free). */
+typedef struct loaded {
+    tal_eval_gt *gt;
+    tal_eval_dets *d;
+    tal_eval_result *r;
+    tal_err err;
+} loaded;
+
 /* Reads GT and detections from files; fails the test on any error. */
-static void load_files(tal_eval_gt **gt, tal_eval_dets **d, const char *gt_path,
-                       const char *subset, const char *pred, const char *classlist) {
-    tal_err err = {0};
-    cr_assert_eq(tal_eval_gt_load(gt, gt_path, subset, &err), TAL_OK, "%s", err.msg);
-    cr_assert_eq(tal_eval_dets_create(d, &err), TAL_OK, "%s", err.msg);
-    cr_assert_eq(tal_eval_dets_load(*d, pred, classlist, &err), TAL_OK, "%s", err.msg);
+static loaded load_files(const char *gt_path, const char *subset, const char *pred,
+                         const char *classlist) {
+    loaded l = {0};
+    cr_assert_eq(tal_eval_gt_load(&l.gt, gt_path, subset, &l.err), TAL_OK, "%s", l.err.msg);
+    cr_assert_eq(tal_eval_dets_create(&l.d, &l.err), TAL_OK, "%s", l.err.msg);
+    cr_assert_eq(tal_eval_dets_load(l.d, pred, classlist, &l.err), TAL_OK, "%s", l.err.msg);
+    return l;
+}
+
+/* Scores with `o`, replacing the previous result; fails the test on an error. */
+static tal_eval_result *run_ok(loaded *l, const tal_eval_opts *o) {
+    tal_eval_result_destroy(l->r);
+    l->r = NULL;
+    cr_assert_eq(tal_eval_run(&l->r, l->gt, l->d, o, &l->err), TAL_OK, "%s", l->err.msg);
+    return l->r;
+}
+
+static void loaded_free(loaded *l) {
+    tal_eval_result_destroy(l->r);
+    tal_eval_dets_destroy(l->d);
+    tal_eval_gt_destroy(l->gt);
 }
 
 #define WORKED FIXTURES "/eval_worked_gt.json", NULL, FIXTURES "/eval_worked_pred.json", NULL
@@ -63,14 +87,11 @@ static void load_files(tal_eval_gt **gt, tal_eval_dets **d, const char *gt_path,
 
 /* The numbers themselves: tests/test_eval_reference.c (worked_example_files). */
 Test(eval_cases, worked_example_json_carries_the_same_bits) {
+    loaded w = load_files(WORKED);
     tal_err err = {0};
-    tal_eval_gt *gt = NULL;
-    tal_eval_dets *d = NULL;
-    tal_eval_result *r = NULL;
-    load_files(&gt, &d, WORKED);
     tal_eval_opts o = {0};
     cr_assert_eq(tal_eval_parse_tiou("0.1,0.5,0.8,0.81,0.9", o.tiou, &o.n_tiou, &err), TAL_OK);
-    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    tal_eval_result *r = run_ok(&w, &o);
     char *json = tal_eval_result_json(r);
     cJSON *root = cJSON_Parse(json);
     cr_assert(root);
@@ -85,9 +106,7 @@ Test(eval_cases, worked_example_json_carries_the_same_bits) {
     FILE *f = fopen(out, "r");
     cr_assert(f);
     fclose(f);
-    tal_eval_result_destroy(r);
-    tal_eval_dets_destroy(d);
-    tal_eval_gt_destroy(gt);
+    loaded_free(&w);
 }
 
 Test(eval_cases, nan_tiou_matches_only_in_activitynet) {
@@ -192,15 +211,11 @@ Test(eval_cases, ties_keep_insertion_order) {
 }
 
 Test(eval_cases, thumos14_kit_ambiguous_11_point_and_normalised) {
-    tal_err err = {0};
-    tal_eval_gt *gt = NULL;
-    tal_eval_dets *d = NULL;
-    tal_eval_result *r = NULL;
-    load_files(&gt, &d, FIXTURES "/eval_th14", NULL, FIXTURES "/eval_th14_det.txt",
-               FIXTURES "/eval_th14/detclasslist.txt");
-    cr_expect_str_eq(tal_eval_gt_subset(gt), "test");
+    loaded kit = load_files(FIXTURES "/eval_th14", NULL, FIXTURES "/eval_th14_det.txt",
+                          FIXTURES "/eval_th14/detclasslist.txt");
+    cr_expect_str_eq(tal_eval_gt_subset(kit.gt), "test");
     tal_eval_opts o = {.protocol = TAL_EVAL_THUMOS14, .n_tiou = 1, .tiou = {0.5}};
-    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    tal_eval_result *r = run_ok(&kit, &o);
     /* Alpha: TP .9, (41-49 dropped: Ambiguous), FP .7, TP .6: prec 1, .5, 2/3; rec .5, .5, 1 */
     double want = 0;
     for (int k = 0; k <= 10; k++) want = want + (k <= 5 ? 1.0 : 2.0 / 3.0) / 11;
@@ -210,49 +225,37 @@ Test(eval_cases, thumos14_kit_ambiguous_11_point_and_normalised) {
     cr_expect(r->ap[1] == one, "Beta: reversed [11, 2] normalised to [2, 11]: ov 8/11 > 0.5");
     cr_expect_eq(r->diag.n_ambiguous_dropped, 1);
     cr_expect_eq(r->diag.n_ambiguous, 1);
-    tal_eval_result_destroy(r);
     o.protocol = TAL_EVAL_ACTIVITYNET; /* no Ambiguous, all-points, reversed never overlaps */
-    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    r = run_ok(&kit, &o);
     cr_expect(r->ap[0] == 0.75, "%.17g", r->ap[0]);
     cr_expect(r->ap[1] == 0.0);
-    tal_eval_result_destroy(r);
-    tal_eval_dets_destroy(d);
-    tal_eval_gt_destroy(gt);
+    loaded_free(&kit);
 }
 
 Test(eval_cases, threads_do_not_change_numbers) {
-    tal_err err = {0};
-    tal_eval_gt *gt = NULL;
-    tal_eval_dets *d = NULL;
-    load_files(&gt, &d, SHARED_DATA "/thumos14_val_gt.json", "validation",
-               SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
-               SHARED_DATA "/thumos14_annotations/detclasslist.txt");
-    tal_eval_result *r1 = NULL, *r4 = NULL;
-    tal_eval_opts o = {.threads = 1};
-    cr_assert_eq(tal_eval_run(&r1, gt, d, &o, &err), TAL_OK);
-    o.threads = 4;
-    cr_assert_eq(tal_eval_run(&r4, gt, d, &o, &err), TAL_OK);
+    loaded kit = load_files(SHARED_DATA "/thumos14_val_gt.json", "validation",
+                          SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
+                          SHARED_DATA "/thumos14_annotations/detclasslist.txt");
+    tal_eval_result *r4 = NULL;
+    tal_eval_opts o = {.threads = 4};
+    cr_assert_eq(tal_eval_run(&r4, kit.gt, kit.d, &o, &kit.err), TAL_OK, "%s", kit.err.msg);
+    o.threads = 1;
+    tal_eval_result *r1 = run_ok(&kit, &o);
     cr_expect_eq(memcmp(r1->ap, r4->ap, sizeof(double) * r1->n_classes * r1->n_tiou), 0);
     cr_expect(r1->average_map == r4->average_map);
-    tal_eval_result_destroy(r1);
     tal_eval_result_destroy(r4);
-    tal_eval_dets_destroy(d);
-    tal_eval_gt_destroy(gt);
+    loaded_free(&kit);
 }
 
 Test(eval_cases, pr_curves_of_the_worked_example) {
+    loaded w = load_files(WORKED);
     tal_err err = {0};
-    tal_eval_gt *gt = NULL;
-    tal_eval_dets *d = NULL;
-    tal_eval_result *r = NULL;
-    load_files(&gt, &d, WORKED);
     tal_eval_opts o = {.n_tiou = 1, .tiou = {0.5}};
-    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK);
+    tal_eval_result *r = run_ok(&w, &o);
     cr_expect_null(r->pr_recall, "curves only when asked");
     cr_expect_eq(tal_eval_write_pr(r, test_tmp_path(""), &err), TAL_EINVAL);
-    tal_eval_result_destroy(r);
     o.keep_pr = 1;
-    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK);
+    r = run_ok(&w, &o);
     /* spec 1.6, class A at 0.5: FP TP FP TP TP after the 0.95 FP on v3 */
     const double prec[5] = {0, 0.5, 1.0 / 3, 0.5, 0.6}, rec[5] = {0, 0.25, 0.25, 0.5, 0.75};
     cr_assert_eq(r->pr_len[0], 5);
@@ -274,44 +277,32 @@ Test(eval_cases, pr_curves_of_the_worked_example) {
     snprintf(path, sizeof path, "%s/pr_tiou0.50.svg", dir);
     cr_expect_eq(access(path, R_OK), 0);
     cr_expect_eq(tal_eval_write_pr(r, "/nonexistent/dir", &err), TAL_EIO);
-    tal_eval_result_destroy(r);
-    tal_eval_dets_destroy(d);
-    tal_eval_gt_destroy(gt);
+    loaded_free(&w);
 }
 
 Test(eval_cases, false_positives_by_cause) {
     /* worked example (spec 1.6) at 0.5 / 0.8 / 0.81: v3 is background; [1, 10] duplicates the
      * taken [0, 10]; [0, 50] (tIoU 0.5) and then [22, 30] (0.8) become localization errors */
-    tal_err err = {0};
-    tal_eval_gt *gt = NULL;
-    tal_eval_dets *d = NULL;
-    tal_eval_result *r = NULL;
-    load_files(&gt, &d, WORKED);
+    loaded w = load_files(WORKED);
     /* a B detection on A's GT [20, 30] (wrong label) and one half on it (confusion) */
-    cr_assert_eq(tal_eval_dets_add(d, "v1", "B", 20, 30, 0.1, &err), TAL_OK);
-    cr_assert_eq(tal_eval_dets_add(d, "v1", "B", 25, 35, 0.05, &err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_add(w.d, "v1", "B", 20, 30, 0.1, &w.err), TAL_OK);
+    cr_assert_eq(tal_eval_dets_add(w.d, "v1", "B", 25, 35, 0.05, &w.err), TAL_OK);
     tal_eval_opts o = {.n_tiou = 3, .tiou = {0.5, 0.8, 0.81}};
-    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    tal_eval_result *r = run_ok(&w, &o);
     const long want[3][TAL_EVAL_N_FP] = {{1, 0, 1, 1, 1}, {1, 1, 1, 1, 1}, {1, 2, 1, 1, 1}};
     for (int t = 0; t < 3; t++)
         for (int k = 0; k < TAL_EVAL_N_FP; k++)
             cr_expect_eq(r->fp[t][k], want[t][k], "t=%d cause %d: %ld", t, k, r->fp[t][k]);
-    tal_eval_result_destroy(r);
-    tal_eval_dets_destroy(d);
-    tal_eval_gt_destroy(gt);
+    loaded_free(&w);
 }
 
 Test(eval_cases, map_by_gt_length) {
     /* worked example at 0.5 with buckets [0, 10.5), [10.5, 60), [60, inf):
      * bucket 0: A (3 GT): FP TP FP TP (v2's TP found the 100 s GT: left out) -> AP 2/3 * 0.5;
      * B: 1.0. Bucket 2: A (1 GT): FP FP TP -> 1/3. Bucket 1 has no GT. */
-    tal_err err = {0};
-    tal_eval_gt *gt = NULL;
-    tal_eval_dets *d = NULL;
-    tal_eval_result *r = NULL;
-    load_files(&gt, &d, WORKED);
+    loaded w = load_files(WORKED);
     tal_eval_opts o = {.n_tiou = 1, .tiou = {0.5}, .n_bucket_edges = 2, .bucket_edges = {10.5, 60}};
-    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    tal_eval_result *r = run_ok(&w, &o);
     cr_assert_eq(r->n_buckets, 3);
     cr_expect_eq(r->bucket_n_gt[0], 4);
     cr_expect_eq(r->bucket_n_gt[1], 0);
@@ -320,16 +311,15 @@ Test(eval_cases, map_by_gt_length) {
     cr_expect(fabs(r->bucket_map[0][0] - (1.0 / 3 + 1.0) / 2) < 1e-15, "%.17g", r->bucket_map[0][0]);
     cr_expect(fabs(r->bucket_map[2][0] - 1.0 / 3) < 1e-15, "%.17g", r->bucket_map[2][0]);
     cr_expect(r->map[0] == 0.725, "the overall numbers do not move");
-    tal_eval_result_destroy(r);
     o.n_bucket_edges = 2;
     o.bucket_edges[1] = 5; /* not ascending */
-    cr_expect_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_EINVAL);
+    tal_eval_result *bad = NULL;
+    cr_expect_eq(tal_eval_run(&bad, w.gt, w.d, &o, &w.err), TAL_EINVAL);
+    cr_expect_null(bad);
     o.protocol = TAL_EVAL_THUMOS14; /* no breakdown for the MATLAB kit */
     o.bucket_edges[1] = 60;
-    cr_assert_eq(tal_eval_run(&r, gt, d, &o, &err), TAL_OK, "%s", err.msg);
+    r = run_ok(&w, &o);
     cr_expect_eq(r->n_buckets, 0);
-    tal_eval_result_destroy(r);
-    tal_eval_dets_destroy(d);
-    tal_eval_gt_destroy(gt);
+    loaded_free(&w);
 }
 
