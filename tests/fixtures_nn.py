@@ -62,31 +62,19 @@ def conv():
             y = F.conv1d(x, w, b, stride=stride, padding=pad, groups=groups)
             return y * mask[:, None, :] if mask is not None else y
         return fn
-    x = lambda: rand(2, 4, 9)
-    torch.manual_seed(40)
-    case("nn_conv1d_k3", 40, c1(1, 1, 1), {"x": x(), "w": rand(6, 4, 3), "b": rand(6)},
-         ("x", "w", "b"), stride=1, padding=1, groups=1)
-    torch.manual_seed(41)
-    case("nn_conv1d_s2", 41, c1(2, 1, 1), {"x": x(), "w": rand(6, 4, 3), "b": rand(6)},
-         ("x", "w", "b"), stride=2, padding=1, groups=1)
-    torch.manual_seed(42)
-    case("nn_conv1d_dw", 42, c1(1, 1, 4), {"x": x(), "w": rand(4, 1, 3), "b": rand(4)},
-         ("x", "w", "b"), stride=1, padding=1, groups=4)
-    torch.manual_seed(43)
-    case("nn_conv1d_g2", 43, c1(1, 1, 2), {"x": x(), "w": rand(6, 2, 3), "b": rand(6)},
-         ("x", "w", "b"), stride=1, padding=1, groups=2)
-    torch.manual_seed(44)
-    mask = torch.ones(2, 5, dtype=D)
-    mask[1, 3:] = 0
-    case("nn_conv1d_mask", 44, c1(2, 1, 1, True),
-         {"x": x(), "w": rand(6, 4, 3), "b": rand(6), "mask": mask}, ("x", "w", "b"),
-         stride=2, padding=1, groups=1)
-    torch.manual_seed(45)
-    mask = torch.ones(2, 9, dtype=D)
-    mask[0, 6:] = 0
-    case("nn_conv1d_dw_mask", 45, c1(1, 1, 4, True),
-         {"x": x(), "w": rand(4, 1, 3), "b": rand(4), "mask": mask}, ("x", "w", "b"),
-         stride=1, padding=1, groups=4)
+    # (seed, name, stride, groups, C_out, mask: (sample, first masked step) of [2, T_out])
+    for seed, name, stride, groups, cout, masked in (
+            (40, "k3", 1, 1, 6, None), (41, "s2", 2, 1, 6, None), (42, "dw", 1, 4, 4, None),
+            (43, "g2", 1, 2, 6, None), (44, "mask", 2, 1, 6, (1, 3)),
+            (45, "dw_mask", 1, 4, 4, (0, 6))):
+        torch.manual_seed(seed)
+        inputs = {"x": rand(2, 4, 9), "w": rand(cout, 4 // groups, 3), "b": rand(cout)}
+        if masked:
+            mask = torch.ones(2, (9 + 2 - 3) // stride + 1, dtype=D)  # T_out: pad 1, k 3
+            mask[masked[0], masked[1]:] = 0
+            inputs["mask"] = mask
+        case("nn_conv1d_" + name, seed, c1(stride, 1, groups, masked is not None), inputs,
+             ("x", "w", "b"), stride=stride, padding=1, groups=groups)
     torch.manual_seed(50)
     xp = torch.randperm(2 * 3 * 9).to(D).reshape(2, 3, 9) / 10 - 2  # distinct: no ties
     case("nn_maxpool1d", 50, lambda x: F.max_pool1d(x, 3, 2, 1), {"x": xp}, ("x",),
