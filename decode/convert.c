@@ -139,6 +139,84 @@ static void normalise_row(float *restrict r, float *restrict g, float *restrict 
     }
 }
 
+/* 4:2:0 limited-range YUV -> RGB in libswscale's fixed point, bit-equal to the YUV420P -> RGB24
+ * converter behind ffmpeg's and PyAV's rgb24 on x86 (measured against it: tests/
+ * test_decode_convert.c): Y' = 8Y - 128, C' = 8C - 1024, each term (a * coeff) >> 16, the sum
+ * clamped to 0..255. Chroma is repeated over each pair of pixels, never interpolated. */
+enum { Y_COEFF = 9539, VR_COEFF = 13073, VG_COEFF = -6660, UG_COEFF = -3209, UB_COEFF = 16523 };
+
+static inline float yuv_channel(int v, float scale, float shift) {
+    v = v < 0 ? 0 : v; /* two selects (min, max): a nested ?: stops the vectoriser */
+    v = v > 255 ? 255 : v;
+    return (float)v * scale + shift;
+}
+
+/* Pairs [i0, i1) of one row: Y, U, V -> three normalised float rows, mirrored if flip (a
+ * constant in each caller, so that both loops vectorise). */
+static inline __attribute__((always_inline)) void
+yuv420_pairs(float *restrict r, float *restrict g, float *restrict b, const uint8_t *restrict Y,
+             const uint8_t *restrict U, const uint8_t *restrict V, int W, int flip,
+             const float scale[3], const float shift[3]) {
+    const float s0 = scale[0], s1 = scale[1], s2 = scale[2];
+    const float h0 = shift[0], h1 = shift[1], h2 = shift[2];
+    const int pairs = W / 2;
+    for (int i = 0; i < pairs; i++) {
+        int u = 8 * U[i] - 1024, v = 8 * V[i] - 1024;
+        int cr = (v * VR_COEFF) >> 16, cb = (u * UB_COEFF) >> 16;
+        int cg = ((u * UG_COEFF) >> 16) + ((v * VG_COEFF) >> 16);
+        int y0 = ((8 * Y[2 * i] - 128) * Y_COEFF) >> 16;
+        int y1 = ((8 * Y[2 * i + 1] - 128) * Y_COEFF) >> 16;
+        if (flip) {
+            int x = W - 2 - 2 * i; /* pixel 2i lands at W - 1 - 2i, pixel 2i + 1 just left */
+            r[x + 1] = yuv_channel(y0 + cr, s0, h0);
+            g[x + 1] = yuv_channel(y0 + cg, s1, h1);
+            b[x + 1] = yuv_channel(y0 + cb, s2, h2);
+            r[x] = yuv_channel(y1 + cr, s0, h0);
+            g[x] = yuv_channel(y1 + cg, s1, h1);
+            b[x] = yuv_channel(y1 + cb, s2, h2);
+        } else {
+            r[2 * i] = yuv_channel(y0 + cr, s0, h0);
+            g[2 * i] = yuv_channel(y0 + cg, s1, h1);
+            b[2 * i] = yuv_channel(y0 + cb, s2, h2);
+            r[2 * i + 1] = yuv_channel(y1 + cr, s0, h0);
+            g[2 * i + 1] = yuv_channel(y1 + cg, s1, h1);
+            b[2 * i + 1] = yuv_channel(y1 + cb, s2, h2);
+        }
+    }
+}
+
+/* One row: Y (W samples), U and V ((W + 1) / 2) -> three normalised float rows, mirrored if
+ * flip. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx2", "default"), optimize("tree-vectorize")))
+#endif
+static void yuv420_row(float *restrict r, float *restrict g, float *restrict b,
+                       const uint8_t *restrict Y, const uint8_t *restrict U,
+                       const uint8_t *restrict V, int W, int flip, const float scale[3],
+                       const float shift[3]) {
+    if (flip) {
+        /* an odd width shifts the pairs by one pixel: the mirrored rows start at 1 */
+        int o = W & 1;
+        yuv420_pairs(r + o, g + o, b + o, Y, U, V, W - o, 1, scale, shift);
+    } else {
+        yuv420_pairs(r, g, b, Y, U, V, W, 0, scale, shift);
+    }
+    if (W & 1) { /* the odd last pixel has a chroma sample of its own */
+        int last = W - 1, u = 8 * U[last / 2] - 1024, v = 8 * V[last / 2] - 1024;
+        int y = ((8 * Y[last] - 128) * Y_COEFF) >> 16, x = flip ? 0 : last;
+        r[x] = yuv_channel(y + ((v * VR_COEFF) >> 16), scale[0], shift[0]);
+        g[x] = yuv_channel(y + ((u * UG_COEFF) >> 16) + ((v * VG_COEFF) >> 16), scale[1], shift[1]);
+        b[x] = yuv_channel(y + ((u * UB_COEFF) >> 16), scale[2], shift[2]);
+    }
+}
+
+static void normalise_coeffs(const tal_frame_transform *tf, float scale[3], float shift[3]) {
+    for (int ch_i = 0; ch_i < 3; ch_i++) {
+        scale[ch_i] = tf->std[ch_i] > 0 ? 1.0f / tf->std[ch_i] : 1.0f;
+        shift[ch_i] = -tf->mean[ch_i] * scale[ch_i];
+    }
+}
+
 tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_info *info,
                              const tal_frame_transform *tf, tal_tensor out, int k, int n,
                              tal_err *err) {
@@ -210,6 +288,19 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
             sw = bw;
             sh = bh;
         }
+        if (f->format == AV_PIX_FMT_YUV420P && sw == bw && sh == bh && rot == 0 &&
+            !tf->channels_last) { /* the training path: one pass from the planes to floats */
+            float scale[3], shift[3];
+            normalise_coeffs(tf, scale, shift);
+            size_t plane = (size_t)n * bh * bw;
+            for (int yy = 0; yy < bh; yy++) {
+                float *o = out.data + ((size_t)k * bh + yy) * bw;
+                yuv420_row(o, o + plane, o + 2 * plane, src[0] + (size_t)yy * stride[0],
+                           src[1] + (size_t)(yy >> 1) * stride[1],
+                           src[2] + (size_t)(yy >> 1) * stride[2], bw, tf->flip, scale, shift);
+            }
+            return TAL_OK;
+        }
         c->sws = sws_getCachedContext(c->sws, sw, sh, f->format, bw, bh, AV_PIX_FMT_RGB24,
                                       flags, NULL, NULL, NULL);
         if (!c->sws) return tal_err_set(err, TAL_EFORMAT, "no conversion from %s", desc->name);
@@ -244,10 +335,7 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
     /* one pass: displayed (x', y') <- buffer pixel through rotation and flip, then normalise */
     const int W = tf->out_w, H = tf->out_h;
     float scale[3], shift[3];
-    for (int ch_i = 0; ch_i < 3; ch_i++) {
-        scale[ch_i] = tf->std[ch_i] > 0 ? 1.0f / tf->std[ch_i] : 1.0f;
-        shift[ch_i] = -tf->mean[ch_i] * scale[ch_i];
-    }
+    normalise_coeffs(tf, scale, shift);
     const int step = px_step;
     if (rot == 0 && !tf->channels_last) { /* the common case: contiguous rows in and out */
         size_t plane = (size_t)n * H * W;
