@@ -1,8 +1,11 @@
-/* tests/test_eval_reference.c: eval/ against numbers computed independently by
- * bench/eval_numpy_ref.py (a numpy port of the reference evaluators written from
- * shared/spec/eval-reference.md; run under Debian's numpy 1.24.2). The expectations are committed
- * here as exact float64 values (C99 hex literals), so the test needs no Python:
+/* tests/test_eval_reference.c: eval/ on the worked example and the real files of shared/data
+ * against numbers computed independently by bench/eval_numpy_ref.py (a numpy port of the
+ * reference evaluators written from shared/spec/eval-reference.md; run under Debian's numpy
+ * 1.24.2) and bench/eval_official.py (a pandas port with the official data flow; numpy 1.24.2,
+ * pandas 1.5.3), which agree on every number here. The expectations are committed as exact
+ * float64 values, so the test needs no Python:
  *   /usr/bin/python3 bench/eval_numpy_ref.py --gt GT --pred PRED [...] --hex
+ *   /usr/bin/python3 bench/eval_official.py GT PRED [--subset S] [--protocol P] [--classlist F]
  * Bit-exact for the activitynet and opentad protocols (the claim of eval.h: identical to the
  * official code when no two detections of a class share a score; none of these files has ties). */
 #include <math.h>
@@ -33,6 +36,13 @@ static tal_eval_result *evaluate(const char *gt_path, const char *subset, const 
     tal_eval_dets_destroy(d);
     tal_eval_gt_destroy(gt);
     return r;
+}
+
+static double class_ap(const tal_eval_result *r, const char *name, int t) {
+    for (int c = 0; c < r->n_classes; c++)
+        if (!strcmp(r->class_names[c], name)) return r->ap[c * r->n_tiou + t];
+    cr_assert_fail("no class %s", name);
+    return NAN;
 }
 
 static void expect_exact(const char *what, double got, double want) {
@@ -144,6 +154,15 @@ Test(eval_reference, anet_sample_official) {
     long npos = 0;
     for (int c = 0; c < r->n_classes; c++) npos += r->n_gt_class[c];
     cr_expect_eq(npos, 7654, "GT duplicates are kept: npos %ld", npos);
+    expect_exact("tiou[9]", r->tiou[9], 0.95);
+    /* diagnosis: the spec/provenance counts */
+    cr_expect_eq(r->diag.n_dets, 7654);
+    cr_expect_eq(r->diag.n_gt, 7654);
+    cr_expect_eq(r->diag.n_gt_videos, 4926);
+    cr_expect_eq(r->diag.n_gt_duplicates, 19);
+    cr_expect_eq(r->diag.n_gt_zero_length, 3);
+    cr_expect_eq(r->diag.n_nan_pairs, 3); /* the 3 zero-length GT are "detected" through NaN */
+    cr_expect_eq(r->diag.n_tied_scores, 7654);
     tal_eval_result_destroy(r);
 }
 
@@ -157,6 +176,7 @@ Test(eval_reference, anet_sample_opentad) {
     long npos = 0;
     for (int c = 0; c < r->n_classes; c++) npos += r->n_gt_class[c];
     cr_expect_eq(npos, 7654 - 24, "OpenTAD removes 24 GT: npos %ld", npos);
+    cr_expect_eq(r->diag.n_gt_removed, 24); /* 3 zero-length + 21 within 1e-3 */
     tal_eval_result_destroy(r);
 }
 
@@ -170,6 +190,21 @@ Test(eval_reference, thumos_run1_activitynet) {
     const double want[2] = {0x1.88a01b6829957p-13, 0.0};
     expect_maps(r, want, 0x1.88a01b6829957p-14, 1);
     tal_eval_result_destroy(r);
+}
+
+Test(eval_reference, thumos_run1_random_is_zero_every_route) {
+    const char *gts[3] = {SHARED_DATA "/thumos14_test_gt.json", TH_DIR,
+                          SHARED_DATA "/thumos14_gtad_thumos_gt.json"};
+    for (int i = 0; i < 3; i++)
+        for (int p = 0; p < 3; p++) {
+            tal_eval_result *r = evaluate(gts[i], NULL, SHARED_DATA "/thumos14_evalkit_Run-1-det.txt",
+                                          TH_CLASSES, (tal_eval_protocol)p, 0, NULL);
+            for (int t = 0; t < 5; t++) cr_expect(r->map[t] == 0, "%s protocol %d", gts[i], p);
+            cr_expect_eq(r->diag.n_dets, 1636);
+            cr_expect_eq(r->diag.n_zero_length, 137);
+            cr_expect_eq(r->n_classes, 20);
+            tal_eval_result_destroy(r);
+        }
 }
 
 /* Evalkit Run-2 (validation videos) against `gt_path` (validation subset) with the default
@@ -205,8 +240,26 @@ Test(eval_reference, thumos_run2_activitynet_and_opentad) {
          {0x1.0d8f4d9b3783cp-4, 0x1.087642c28b21ep-5, 0x1.22dc6968512bep-6, 0x1.0ab02d2e62ffap-7,
           0x1.d222132655310p-9}, 0x1.a1ed4c77a6ba8p-6},
     };
-    for (int i = 0; i < 3; i++)
-        tal_eval_result_destroy(expect_run2(runs[i].gt, runs[i].p, runs[i].want, runs[i].avg));
+    tal_eval_result *r[3];
+    for (int i = 0; i < 3; i++) r[i] = expect_run2(runs[i].gt, runs[i].p, runs[i].want, runs[i].avg);
+    /* JSON route: 1,123 reversed segments, no tied scores; classes with NaN ties and > 16 GT */
+    expect_exact("AP(CricketBowling)@0.4", class_ap(r[0], "CricketBowling", 1), 0.0026233985002912397);
+    expect_exact("AP(HammerThrow)@0.3", class_ap(r[0], "HammerThrow", 0), 0.1729347879497169);
+    expect_exact("AP(PoleVault)@0.3", class_ap(r[0], "PoleVault", 0), 0.26698029918635346);
+    expect_exact("AP(SoccerPenalty)@0.3", class_ap(r[0], "SoccerPenalty", 0), 0.06951400307440352);
+    cr_expect_eq(r[0]->diag.n_reversed, 1123);
+    cr_expect_eq(r[0]->diag.n_zero_length, 10);
+    cr_expect_eq(r[0]->diag.n_nan_pairs, 126);
+    cr_expect_eq(r[0]->diag.n_tied_scores, 0);
+    /* folder route: per-class APs identical to the JSON route's */
+    cr_assert_eq(r[0]->n_classes, r[1]->n_classes);
+    for (int c = 0; c < r[1]->n_classes; c++)
+        for (int t = 0; t < 5; t++)
+            expect_exact(r[1]->class_names[c], class_ap(r[0], r[1]->class_names[c], t),
+                         r[1]->ap[c * 5 + t]);
+    cr_expect_eq(r[1]->diag.n_ambiguous, 89);
+    cr_expect_eq(r[2]->diag.n_gt_removed, 0);
+    for (int i = 0; i < 3; i++) tal_eval_result_destroy(r[i]);
 }
 
 /* THUMOS-14 MATLAB-kit protocol, against the numpy port of TH14evaldet.m / TH14eventdetpr.m
@@ -219,8 +272,44 @@ Test(eval_reference, thumos_run2_th14_folder_and_json) {
     tal_eval_result *r = expect_run2(TH_DIR, TAL_EVAL_THUMOS14, want, 0x1.16b5cd8c6cf8dp-4);
     cr_expect_gt(r->diag.n_ambiguous, 0);
     tal_eval_result_destroy(r);
+    /* thresholds 0.1:0.1:0.5 (the kit's own sweep starts at 0.1) */
+    double low[TAL_EVAL_MAX_TIOU];
+    int n_low = 0;
+    tal_err err = {0};
+    cr_assert_eq(tal_eval_parse_tiou("0.1:0.1:0.5", low, &n_low, &err), TAL_OK, "%s", err.msg);
+    r = evaluate(TH_DIR, "validation", RUN2, TH_CLASSES, TAL_EVAL_THUMOS14, n_low, low);
+    const double want_low[5] = {0.43724453578605305, 0.24948741869962907, 0.1487723707938652,
+                                0.08762291219589735, 0.0558095360115801};
+    expect_maps(r, want_low, 0.19578735469740496, 1);
+    cr_expect_eq(r->diag.n_ambiguous_dropped, 61);
+    tal_eval_result_destroy(r);
     const double want_json[5] = {0x1.29b8b902a2afbp-3, 0x1.6286e4beef926p-4, 0x1.c49a99cc42420p-5,
                                  0x1.e4e0186f22c88p-6, 0x1.2301ec1827edap-6};
     tal_eval_result_destroy(expect_run2(SHARED_DATA "/thumos14_val_gt.json", TAL_EVAL_THUMOS14,
                                         want_json, 0x1.120c6dc26e8cep-4));
+}
+
+Test(eval_reference, gtad_string_segments_and_subsets) {
+    tal_err err = {0};
+    tal_eval_gt *gt = NULL;
+    cr_assert_eq(tal_eval_gt_load(&gt, SHARED_DATA "/thumos14_gtad_thumos_gt.json", NULL, &err),
+                 TAL_OK, "%s", err.msg);
+    cr_expect_str_eq(tal_eval_gt_subset(gt), "test");
+    cr_expect_eq(tal_eval_gt_n_videos(gt), 210);
+    cr_expect(tal_eval_gt_is_thumos(gt));
+    tal_eval_gt_destroy(gt);
+    cr_assert_eq(tal_eval_gt_load(&gt, SHARED_DATA "/thumos14_test_gt.json", NULL, &err), TAL_OK);
+    cr_expect_eq(tal_eval_gt_n_videos(gt), 212);
+    cr_expect_eq(tal_eval_gt_n_instances(gt), 3358);
+    tal_eval_gt_destroy(gt);
+    cr_assert_eq(tal_eval_gt_load(&gt, TH_DIR, NULL, &err), TAL_OK, "%s", err.msg);
+    cr_expect_eq(tal_eval_gt_n_videos(gt), 213); /* + 0001292, which has only Ambiguous */
+    cr_expect_eq(tal_eval_gt_n_instances(gt), 3358);
+    cr_expect_eq(tal_eval_gt_n_classes(gt), 20);
+    tal_eval_gt_destroy(gt);
+    /* ActionFormer-style file without the "database" wrapper */
+    cr_assert_eq(tal_eval_gt_load(&gt, SHARED_DATA "/thumos14_lzszq_thumos14.json", "test", &err),
+                 TAL_OK, "%s", err.msg);
+    cr_expect_eq(tal_eval_gt_n_instances(gt), 3358);
+    tal_eval_gt_destroy(gt);
 }
