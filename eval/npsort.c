@@ -18,38 +18,26 @@ static void swap(long *a, long *b) {
     *b = t;
 }
 
+/* Moves `tmp` down the 1-based heap a[1..n] from slot i, as numpy's aheapsort does. */
+static void sift_down(const double *v, long *a, long i, long n, long tmp) {
+    for (long j = i << 1; j <= n;) {
+        if (j < n && lt(v[a[j]], v[a[j + 1]])) j += 1;
+        if (!lt(v[tmp], v[a[j]])) break;
+        a[i] = a[j];
+        i = j;
+        j += j;
+    }
+    a[i] = tmp;
+}
+
 static void aheapsort(const double *v, long *tosort, long n) {
     long *a = tosort - 1; /* 1-based heap */
-    long i, j, l, tmp;
-    for (l = n >> 1; l > 0; --l) {
-        tmp = a[l];
-        for (i = l, j = l << 1; j <= n;) {
-            if (j < n && lt(v[a[j]], v[a[j + 1]])) j += 1;
-            if (lt(v[tmp], v[a[j]])) {
-                a[i] = a[j];
-                i = j;
-                j += j;
-            } else {
-                break;
-            }
-        }
-        a[i] = tmp;
-    }
+    for (long l = n >> 1; l > 0; --l) sift_down(v, a, l, n, a[l]);
     for (; n > 1;) {
-        tmp = a[n];
+        long tmp = a[n];
         a[n] = a[1];
         n -= 1;
-        for (i = 1, j = 2; j <= n;) {
-            if (j < n && lt(v[a[j]], v[a[j + 1]])) j++;
-            if (lt(v[tmp], v[a[j]])) {
-                a[i] = a[j];
-                i = j;
-                j += j;
-            } else {
-                break;
-            }
-        }
-        a[i] = tmp;
+        sift_down(v, a, 1, n, tmp);
     }
 }
 
