@@ -43,7 +43,7 @@ static void average(tal_tensor y, tal_tensor a, tal_tensor b) {
 static void forward_infer(const tal_resfn *fns, int n, tal_stage_mode mode, tal_tensor y,
                           tal_tensor x, tal_arena *scratch, uint64_t step) {
     size_t mark = tal_arena_mark(scratch);
-    tal_tensor m = tal_arena_like(scratch, x);
+    tal_tensor m = tal_arena_like_uninit(scratch, x);
     if (mode == TAL_STAGE_VANILLA) {
         if (!planning(y)) tal_copy(y, x);
         for (int i = 0; i < n; i++) {
@@ -51,7 +51,7 @@ static void forward_infer(const tal_resfn *fns, int n, tal_stage_mode mode, tal_
             if (!planning(y)) tal_add(y, y, m);
         }
     } else {
-        tal_tensor prev = tal_arena_like(scratch, x), cur = tal_arena_like(scratch, x);
+        tal_tensor prev = tal_arena_like_uninit(scratch, x), cur = tal_arena_like_uninit(scratch, x);
         if (!planning(y)) {
             tal_copy(prev, x);
             tal_copy(cur, x);
@@ -80,10 +80,10 @@ tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode m
     tal_revstage *st = tal_arena_bytes(keep, sizeof *st);
     tal_revstage local = {.mode = mode, .n = n};
     size_t mark = tal_arena_mark(scratch);
-    tal_tensor m = tal_arena_like(scratch, x);
+    tal_tensor m = tal_arena_like_uninit(scratch, x);
     if (mode == TAL_STAGE_REVERSIBLE) {
         /* Only the two streams survive; each block's internals die with its call. */
-        tal_tensor prev = tal_arena_like(keep, x), cur = tal_arena_like(keep, x);
+        tal_tensor prev = tal_arena_like_uninit(keep, x), cur = tal_arena_like_uninit(keep, x);
         if (!planning(x)) {
             tal_copy(prev, x);
             tal_copy(cur, x);
@@ -105,7 +105,7 @@ tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode m
         tal_tensor prev2 = x, prev = x;
         if (z) z[0] = x;
         for (int i = 1; i <= n; i++) {
-            tal_tensor zi = (mode == TAL_STAGE_VANILLA && i == n) ? y : tal_arena_like(keep, x);
+            tal_tensor zi = (mode == TAL_STAGE_VANILLA && i == n) ? y : tal_arena_like_uninit(keep, x);
             void *sv = fns[i - 1].forward(fns[i - 1].self, m, prev, keep, scratch, step);
             if (local.saved) local.saved[i] = sv;
             if (!planning(x)) tal_add(zi, mode == TAL_STAGE_VANILLA ? prev : prev2, m);
@@ -134,7 +134,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
 #define Z(i) (plan ? none_z : st->z[(i)])
 #define SAVED(i) (plan ? NULL : st->saved[(i)])
     if (mode == TAL_STAGE_VANILLA) {
-        tal_tensor g = tal_arena_like(scratch, dy), gprev = tal_arena_like(scratch, dy);
+        tal_tensor g = tal_arena_like_uninit(scratch, dy), gprev = tal_arena_like_uninit(scratch, dy);
         if (!plan) tal_copy(g, dy);
         for (int i = n; i >= 1; i--) {
             if (!plan) tal_copy(gprev, g);
@@ -147,7 +147,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
         tal_arena_release(scratch, mark);
         return;
     }
-    tal_tensor ga = tal_arena_like(scratch, dy), gb = tal_arena_like(scratch, dy);
+    tal_tensor ga = tal_arena_like_uninit(scratch, dy), gb = tal_arena_like_uninit(scratch, dy);
     if (!plan) {
         tal_scale(ga, dy, 0.5f);
         tal_scale(gb, dy, 0.5f);
@@ -165,7 +165,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
          * recompute keeps into scratch itself: see tal_resfn.forward). */
         tal_tensor a = plan ? dy : st->s0; /* z_{k-1} */
         tal_tensor b = plan ? dy : st->s1; /* z_k */
-        tal_tensor m = tal_arena_like(scratch, dy);
+        tal_tensor m = tal_arena_like_uninit(scratch, dy);
         for (int k = n; k >= 1; k--) {
             size_t blk = tal_arena_mark(scratch);
             const tal_resfn *fn = &fns[k - 1];

@@ -226,14 +226,14 @@ static tal_rng_key drop_key(uint64_t seed, uint64_t step, uint64_t stream) {
 /* Buffers for Gw windows from arena a. */
 static void attn_bufs_alloc(attn_bufs *s, tal_arena *a, const swin_geom *g, int64_t Gw) {
     int64_t n = g->n, hd = g->C / g->heads, rows = Gw * n;
-    s->mean = tal_arena_tensor(a, 1, (int64_t[]){rows});
-    s->rstd = tal_arena_tensor(a, 1, (int64_t[]){rows});
-    s->ug = tal_arena_tensor(a, 2, (int64_t[]){rows, g->C});
-    s->q = tal_arena_tensor(a, 4, (int64_t[]){Gw, g->heads, n, hd});
-    s->k = tal_arena_like(a, s->q);
-    s->v = tal_arena_like(a, s->q);
-    s->probs = tal_arena_tensor(a, 4, (int64_t[]){Gw, g->heads, n, n});
-    s->ow = tal_arena_tensor(a, 2, (int64_t[]){rows, g->C});
+    s->mean = tal_arena_tensor_uninit(a, 1, (int64_t[]){rows});
+    s->rstd = tal_arena_tensor_uninit(a, 1, (int64_t[]){rows});
+    s->ug = tal_arena_tensor_uninit(a, 2, (int64_t[]){rows, g->C});
+    s->q = tal_arena_tensor_uninit(a, 4, (int64_t[]){Gw, g->heads, n, hd});
+    s->k = tal_arena_like_uninit(a, s->q);
+    s->v = tal_arena_like_uninit(a, s->q);
+    s->probs = tal_arena_tensor_uninit(a, 4, (int64_t[]){Gw, g->heads, n, n});
+    s->ow = tal_arena_tensor_uninit(a, 2, (int64_t[]){rows, g->C});
 }
 
 /* Windows [w, w + G) (global window index w = b * nW + w0) of full buffers. */
@@ -293,21 +293,21 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
     float scale = 1.0f / sqrtf((float)hd);
     TAL_ASSERT(N == (int64_t)g->B * g->D * g->H * g->W);
     size_t mark = tal_arena_mark(scratch);
-    tal_tensor bias = tal_arena_tensor(scratch, 3, (int64_t[]){heads, n, n});
-    tal_tensor mask = sh ? tal_arena_tensor(scratch, 3, (int64_t[]){G, n, n}) : tal_tensor_none();
-    tal_tensor dbias = bwd ? tal_arena_like(scratch, bias) : tal_tensor_none();
-    tal_tensor dp = bwd ? tal_arena_tensor(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
+    tal_tensor bias = tal_arena_tensor_uninit(scratch, 3, (int64_t[]){heads, n, n});
+    tal_tensor mask = sh ? tal_arena_tensor_uninit(scratch, 3, (int64_t[]){G, n, n}) : tal_tensor_none();
+    tal_tensor dbias = bwd ? tal_arena_like(scratch, bias) /* summed into */ : tal_tensor_none();
+    tal_tensor dp = bwd ? tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
     attn_bufs tmp = {0};
     if (!saved) attn_bufs_alloc(&tmp, scratch, g, G);
-    tal_tensor xg = tal_arena_tensor(scratch, 2, (int64_t[]){rows, C});
-    tal_tensor qkv = tal_arena_tensor(scratch, 2, (int64_t[]){rows, 3 * C}); /* also dqkv */
-    tal_tensor o = tal_arena_tensor(scratch, 4, (int64_t[]){G, heads, n, hd}); /* also dov */
-    tal_tensor yw = tal_arena_like(scratch, xg);                                /* also dyw */
-    tal_tensor dq = bwd ? tal_arena_like(scratch, o) : tal_tensor_none();
-    tal_tensor dk = bwd ? tal_arena_like(scratch, o) : tal_tensor_none();
-    tal_tensor dv = bwd ? tal_arena_like(scratch, o) : tal_tensor_none();
-    tal_tensor dow = bwd ? tal_arena_like(scratch, xg) : tal_tensor_none(); /* also dug */
-    tal_tensor dxg = bwd ? tal_arena_like(scratch, xg) : tal_tensor_none();
+    tal_tensor xg = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){rows, C});
+    tal_tensor qkv = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){rows, 3 * C}); /* also dqkv */
+    tal_tensor o = tal_arena_tensor_uninit(scratch, 4, (int64_t[]){G, heads, n, hd}); /* also dov */
+    tal_tensor yw = tal_arena_like_uninit(scratch, xg);                                /* also dyw */
+    tal_tensor dq = bwd ? tal_arena_like_uninit(scratch, o) : tal_tensor_none();
+    tal_tensor dk = bwd ? tal_arena_like_uninit(scratch, o) : tal_tensor_none();
+    tal_tensor dv = bwd ? tal_arena_like_uninit(scratch, o) : tal_tensor_none();
+    tal_tensor dow = bwd ? tal_arena_like_uninit(scratch, xg) : tal_tensor_none(); /* also dug */
+    tal_tensor dxg = bwd ? tal_arena_like_uninit(scratch, xg) : tal_tensor_none();
     int table_grad = tal_params_at(p, f->table)->trainable;
     if (plan) {
         if (bwd) { /* the attention backward's own scratch, as it counts it */
@@ -419,14 +419,14 @@ static void mlp_chunked(swin_mlp_fn *f, tal_tensor out, tal_tensor dx, tal_tenso
     int64_t C = tal_tensor_cols(x), N = tal_tensor_numel(x) / C, H = f->hidden;
     int64_t R = N < MLP_CHUNK_ROWS ? N : MLP_CHUNK_ROWS;
     size_t mark = tal_arena_mark(scratch);
-    tal_tensor dp = bwd ? tal_arena_tensor(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
-    tal_tensor u = tal_arena_tensor(scratch, 2, (int64_t[]){R, C});
-    tal_tensor mean = tal_arena_tensor(scratch, 1, (int64_t[]){R});
-    tal_tensor rstd = tal_arena_like(scratch, mean);
-    tal_tensor h = tal_arena_tensor(scratch, 2, (int64_t[]){R, H});
-    tal_tensor a = tal_arena_like(scratch, h);
-    tal_tensor dh = bwd ? tal_arena_like(scratch, h) : tal_tensor_none();
-    tal_tensor du = bwd ? tal_arena_like(scratch, u) : tal_tensor_none();
+    tal_tensor dp = bwd ? tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
+    tal_tensor u = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){R, C});
+    tal_tensor mean = tal_arena_tensor_uninit(scratch, 1, (int64_t[]){R});
+    tal_tensor rstd = tal_arena_like_uninit(scratch, mean);
+    tal_tensor h = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){R, H});
+    tal_tensor a = tal_arena_like_uninit(scratch, h);
+    tal_tensor dh = bwd ? tal_arena_like_uninit(scratch, h) : tal_tensor_none();
+    tal_tensor du = bwd ? tal_arena_like_uninit(scratch, u) : tal_tensor_none();
     if (plan) {
         tal_arena_release(scratch, mark);
         return;
@@ -483,12 +483,12 @@ static void *mlp_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *ke
     mlp_saved local, *s = tal_arena_bytes(keep, sizeof *s);
     size_t outer = tal_arena_mark(scratch);
     tal_arena *a = keep ? keep : scratch;
-    local.mean = tal_arena_tensor(a, 1, (int64_t[]){N});
-    local.rstd = tal_arena_tensor(a, 1, (int64_t[]){N});
-    local.u = tal_arena_tensor(a, 2, (int64_t[]){N, C});
-    local.h = tal_arena_tensor(a, 2, (int64_t[]){N, f->hidden});
+    local.mean = tal_arena_tensor_uninit(a, 1, (int64_t[]){N});
+    local.rstd = tal_arena_tensor_uninit(a, 1, (int64_t[]){N});
+    local.u = tal_arena_tensor_uninit(a, 2, (int64_t[]){N, C});
+    local.h = tal_arena_tensor_uninit(a, 2, (int64_t[]){N, f->hidden});
     /* Inference: GELU in place over h, so no second [N, hidden] buffer. */
-    local.a = keep ? tal_arena_like(a, local.h) : local.h;
+    local.a = keep ? tal_arena_like_uninit(a, local.h) : local.h;
     if (!bb_planning(x)) {
         tal_layernorm_forward(local.u, local.mean, local.rstd, tal_t2(x.data, N, C),
                               bb_value(p, f->norm_w), bb_value(p, f->norm_b), LN_EPS);
@@ -512,9 +512,9 @@ static void mlp_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor 
     int64_t C = tal_tensor_cols(dout), N = tal_tensor_numel(dout) / C;
     mlp_saved *s = saved;
     size_t mark = tal_arena_mark(scratch);
-    tal_tensor dp = tal_arena_tensor(scratch, 2, (int64_t[]){N, C});
-    tal_tensor da = tal_arena_tensor(scratch, 2, (int64_t[]){N, f->hidden});
-    tal_tensor dh = tal_arena_tensor(scratch, 2, (int64_t[]){N, f->hidden});
+    tal_tensor dp = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C});
+    tal_tensor da = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, f->hidden});
+    tal_tensor dh = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, f->hidden});
     if (!plan) {
         if (f->drop_p > 0)
             tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,

@@ -77,7 +77,19 @@ void tal_arena_destroy(tal_arena *a) {
 
 int tal_arena_is_planner(const tal_arena *a) { return a->base == NULL && a->capacity == SIZE_MAX; }
 
-void *tal_arena_bytes(tal_arena *a, size_t n) {
+#if defined(__SANITIZE_ADDRESS__)
+#define POISON_UNINIT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POISON_UNINIT 1
+#endif
+#endif
+#ifndef POISON_UNINIT
+#define POISON_UNINIT 0
+#endif
+
+/* fill: 0 zero, 1 NaN (0xff bytes), -1 leave as is. */
+static void *take(tal_arena *a, size_t n, int fill) {
     size_t need = tal_arena_round(n);
     TAL_ASSERT_MSG(need <= a->capacity - a->used,
                    "arena overflow: %zu bytes asked, %zu of %zu in use (the plan was too small)",
@@ -85,15 +97,34 @@ void *tal_arena_bytes(tal_arena *a, size_t n) {
     unsigned char *p = a->base ? a->base + a->used : NULL;
     a->used += need;
     if (a->used > a->high_water) a->high_water = a->used;
-    if (p && need) {
+    if (p && need && fill >= 0) {
+        int byte = fill ? 0xff : 0;
 #ifdef TAL_HAVE_CUDA
         if (a->device == TAL_DEV_CUDA)
-            cudaMemset(p, 0, need);
+            cudaMemset(p, byte, need);
         else
 #endif
-            memset(p, 0, need);
+            memset(p, byte, need);
     }
     return p;
+}
+
+void *tal_arena_bytes(tal_arena *a, size_t n) { return take(a, n, 0); }
+
+float *tal_arena_floats_uninit(tal_arena *a, int64_t n) {
+    TAL_ASSERT(n >= 0);
+    return take(a, (size_t)n * sizeof(float), POISON_UNINIT ? 1 : -1);
+}
+
+tal_tensor tal_arena_tensor_uninit(tal_arena *a, int ndim, const int64_t *shape) {
+    tal_tensor t = tal_tensor_of(NULL, ndim, shape);
+    t.data = tal_arena_floats_uninit(a, tal_tensor_numel(t));
+    t.device = a->device;
+    return t;
+}
+
+tal_tensor tal_arena_like_uninit(tal_arena *a, tal_tensor t) {
+    return tal_arena_tensor_uninit(a, t.ndim, t.shape);
 }
 
 float *tal_arena_floats(tal_arena *a, int64_t n) {

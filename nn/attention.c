@@ -37,18 +37,30 @@ static void bias_mask_softmax(float *p, const float *bias, const float *mask, in
                               int64_t n) {
     for (int64_t r = 0; r < rows; r++) {
         float *restrict row = p + r * n;
-        if (bias) {
-            const float *restrict br = bias + r * n;
-#pragma omp simd
-            for (int64_t j = 0; j < n; j++) row[j] += br[j];
-        }
-        if (mask) {
-            const float *restrict mr = mask + r * n;
-#pragma omp simd
-            for (int64_t j = 0; j < n; j++) row[j] += mr[j];
-        }
+        /* One pass adds bias then mask (that order: the same bits as two passes) and finds the
+         * row maximum as a vector reduction (a scalar max chain was half of this function). */
         float m = -INFINITY;
-        for (int64_t j = 0; j < n; j++) m = row[j] > m ? row[j] : m;
+        const float *restrict br = bias ? bias + r * n : NULL;
+        const float *restrict mr = mask ? mask + r * n : NULL;
+        if (br && mr) {
+#pragma omp simd reduction(max : m)
+            for (int64_t j = 0; j < n; j++) {
+                float v = (row[j] + br[j]) + mr[j];
+                row[j] = v;
+                m = v > m ? v : m;
+            }
+        } else if (br || mr) {
+            const float *restrict add = br ? br : mr;
+#pragma omp simd reduction(max : m)
+            for (int64_t j = 0; j < n; j++) {
+                float v = row[j] + add[j];
+                row[j] = v;
+                m = v > m ? v : m;
+            }
+        } else {
+#pragma omp simd reduction(max : m)
+            for (int64_t j = 0; j < n; j++) m = row[j] > m ? row[j] : m;
+        }
         if (m == -INFINITY) {
             memset(row, 0, (size_t)n * sizeof(float));
             continue;
@@ -140,8 +152,9 @@ static void attention_backward_cpu(tal_tensor dq, tal_tensor dk, tal_tensor dv, 
     int64_t B = q.shape[0], H = q.shape[1], N = q.shape[2], d = q.shape[3], Nk = k.shape[2];
     int64_t pairs = B * H, nn = N * Nk;
     size_t mark = tal_arena_mark(scratch);
-    float *ds_all = tal_arena_floats(scratch, (int64_t)threads * nn);
-    float *edge_all = dbias.data ? tal_arena_floats(scratch, (int64_t)threads * nn) : NULL;
+    /* ds is written by a beta = 0 product, edge zeroed where used: neither needs zero fill */
+    float *ds_all = tal_arena_floats_uninit(scratch, (int64_t)threads * nn);
+    float *edge_all = dbias.data ? tal_arena_floats_uninit(scratch, (int64_t)threads * nn) : NULL;
     int used = 1;
 #pragma omp parallel num_threads(threads) if (pairs > 1)
     {

@@ -117,6 +117,12 @@ void *tal_arena_bytes(tal_arena *a, size_t n);
 /* A zero-filled tensor of the given shape from the arena (planner: data NULL, shape set). */
 tal_tensor tal_arena_tensor(tal_arena *a, int ndim, const int64_t *shape);
 tal_tensor tal_arena_like(tal_arena *a, tal_tensor t);
+/* The same without the zero fill, for a buffer its user writes entirely before reading it
+ * (saves one memset pass per allocation in the hot loop). Sanitizer builds fill it with NaN
+ * (all bits set) instead, so a read before the write shows up in the tests. */
+float *tal_arena_floats_uninit(tal_arena *a, int64_t n);
+tal_tensor tal_arena_tensor_uninit(tal_arena *a, int ndim, const int64_t *shape);
+tal_tensor tal_arena_like_uninit(tal_arena *a, tal_tensor t);
 size_t tal_arena_mark(const tal_arena *a);
 void tal_arena_release(tal_arena *a, size_t mark); /* back to a mark; later blocks are gone */
 void tal_arena_reset(tal_arena *a);
