@@ -143,7 +143,7 @@ static void normalise_row(float *restrict r, float *restrict g, float *restrict 
  * converter behind ffmpeg's and PyAV's rgb24 on x86 (measured against it: tests/
  * test_decode_convert.c): Y' = 8Y - 128, C' = 8C - 1024, each term (a * coeff) >> 16, the sum
  * clamped to 0..255. Chroma is repeated over each pair of pixels, never interpolated. */
-enum { Y_COEFF = 9539, VR_COEFF = 13073, VG_COEFF = -6660, UG_COEFF = -3209, UB_COEFF = 16523 };
+enum { Y_COEFF = 9539, VR_COEFF = 13075, VG_COEFF = -6660, UG_COEFF = -3209, UB_COEFF = 16525 };
 
 static inline float yuv_channel(int v, float scale, float shift) {
     v = v < 0 ? 0 : v; /* two selects (min, max): a nested ?: stops the vectoriser */
@@ -229,9 +229,10 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
     const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(f->format);
     if (!desc) return tal_err_set(err, TAL_EFORMAT, "unknown pixel format %d", f->format);
     int flags = tf->area ? SWS_AREA : SWS_BILINEAR;
-    /* rows padded to 64 bytes, plus a spare row: libswscale's SIMD converters store whole
-     * vectors (8 pixels and more) past an odd width */
-    const int row = (bw * 3 + 63) / 64 * 64;
+    /* rows padded to whole groups of 16 pixels, plus a spare row: libswscale's SIMD converters
+     * store whole vectors past the width, and its YUV420P -> RGB24 one silently skips the last
+     * group of a row (leaving it unwritten) when the stride cannot hold it */
+    const int row = ((bw + 15) / 16 * 16 * 3 + 63) / 64 * 64;
     if (!grow(&c->rgb, &c->rgb_size, (size_t)row * (bh + 1)))
         return tal_err_set(err, TAL_ENOMEM, "out of memory for a %dx%d frame", bw, bh);
     int planar = (desc->flags & AV_PIX_FMT_FLAG_PLANAR) && !(desc->flags & AV_PIX_FMT_FLAG_PAL) &&

@@ -1,0 +1,251 @@
+/* The frame converter's fast paths against independent outputs. YUV420P frames go from the
+ * (scaled) planes to floats in one pass of our own; every other layout (channels_last, rotation)
+ * still goes through libswscale's RGB24 converter, so reading the same frame both ways compares
+ * the pass with libswscale's converter on the same planes. Frames come from raw YUV files (exact
+ * planes, any size, odd ones included) made by the test itself. */
+#include "testlib.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode/decode.h"
+
+/* On x86-64 libswscale converts YUV420P to RGB24 with its SIMD fixed-point code, which our pass
+ * reproduces bit for bit; elsewhere its C tables may round a few values the other way. */
+#if defined(__x86_64__)
+#define MAX_DIFF 0.0
+#define MAX_FRAC_DIFFER 0.0
+#else
+#define MAX_DIFF 1.0
+#define MAX_FRAC_DIFFER 0.05
+#endif
+
+/* Writes a W x H yuv420p frame with the given planes pattern to TEST_TMP/<name>.yuv, wraps it as
+ * a one-frame rawvideo .nut (lossless, any size) and returns the .nut path (static buffer). The
+ * pattern: every (U, V) pair of a 256 x 256 chroma grid when W, H >= 512, with luma that changes
+ * at every pixel; smooth: gentle ramps (for comparisons between different scalers). */
+static const char *make_yuv_video(const char *name, int W, int H, int smooth) {
+    static char nut[1024];
+    char yuv[1024], cmd[4096];
+    snprintf(yuv, sizeof yuv, "%s/%s.yuv", TEST_TMP, name);
+    snprintf(nut, sizeof nut, "%s/%s.nut", TEST_TMP, name);
+    int cw = (W + 1) / 2, ch = (H + 1) / 2;
+    unsigned char *buf = malloc((size_t)W * H + 2 * (size_t)cw * ch);
+    cr_assert(buf);
+    unsigned char *Y = buf, *U = buf + (size_t)W * H, *V = U + (size_t)cw * ch;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            Y[y * W + x] = smooth ? (unsigned char)(16 + (x * 200 / W + y * 20 / H))
+                                  : (unsigned char)(x * 7 + y * 13 + (x * y >> 5));
+    for (int y = 0; y < ch; y++)
+        for (int x = 0; x < cw; x++) {
+            U[y * cw + x] = smooth ? (unsigned char)(60 + x * 120 / cw)
+                                   : (unsigned char)(x + 37 * (y / 256));
+            V[y * cw + x] = smooth ? (unsigned char)(200 - y * 120 / ch)
+                                   : (unsigned char)(y + 11 * (x / 256));
+        }
+    FILE *f = fopen(yuv, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(buf, 1, (size_t)W * H + 2 * (size_t)cw * ch, f),
+                 (size_t)W * H + 2 * (size_t)cw * ch);
+    fclose(f);
+    free(buf);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -v error -y -f rawvideo -pix_fmt yuv420p -s %dx%d -i '%s' -c:v rawvideo "
+             "'%s' 2>&1",
+             W, H, yuv, nut);
+    cr_assert_eq(system(cmd), 0, "ffmpeg failed: %s", cmd);
+    return nut;
+}
+
+/* ffmpeg's rgb24 of the same file, W x H x 3 (caller frees). */
+static unsigned char *ffmpeg_rgb24(const char *path, const char *vf, int W, int H) {
+    char raw[1100], cmd[4096];
+    snprintf(raw, sizeof raw, "%s.rgb", path);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -v error -y -i '%s' %s%s -frames:v 1 -f rawvideo -pix_fmt rgb24 '%s' 2>&1",
+             path, vf ? "-vf " : "", vf ? vf : "", raw);
+    cr_assert_eq(system(cmd), 0, "ffmpeg failed: %s", cmd);
+    unsigned char *rgb = malloc((size_t)W * H * 3);
+    cr_assert(rgb);
+    FILE *f = fopen(raw, "rb");
+    cr_assert(f && fread(rgb, 1, (size_t)W * H * 3, f) == (size_t)W * H * 3, "%s", raw);
+    fclose(f);
+    return rgb;
+}
+
+static tal_frame_transform raw_transform(int out_w, int out_h) {
+    tal_frame_transform tf;
+    memset(&tf, 0, sizeof tf);
+    tf.out_w = out_w;
+    tf.out_h = out_h;
+    for (int c = 0; c < 3; c++) tf.mean[c] = 0, tf.std[c] = 1;
+    return tf;
+}
+
+/* Reads frame 0 with tf twice: [3, 1, H, W] (the one-pass path for YUV420P) and [1, H, W, 3]
+ * (libswscale's RGB24 converter on the same planes); returns the largest difference and the
+ * fraction of values that differ at all. */
+static double both_ways(const char *path, tal_frame_transform tf, double *frac_differ) {
+    tal_decoder *dec = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
+    int W = tf.out_w, H = tf.out_h;
+    tal_tensor chw = test_tensor(4, (int64_t[]){3, 1, H, W});
+    tal_tensor hwc = test_tensor(4, (int64_t[]){1, H, W, 3});
+    double t0 = 0;
+    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, chw, &err), TAL_OK, "%s", err.msg);
+    tf.channels_last = 1;
+    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, hwc, &err), TAL_OK, "%s", err.msg);
+    double worst = 0, n_differ = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++) {
+                double d = fabs(chw.data[(c * H + y) * W + x] - hwc.data[(y * W + x) * 3 + c]);
+                worst = fmax(worst, d);
+                n_differ += d > 0;
+            }
+    *frac_differ = n_differ / (3.0 * W * H);
+    tal_decoder_close(dec);
+    return worst;
+}
+
+/* Every (U, V) pair and every Y value at the native size: the one-pass conversion is ffmpeg's
+ * rgb24 (bit-equal on x86-64). */
+Test(decode_convert, every_yuv_value_is_ffmpeg_rgb24) {
+    enum { W = 512, H = 512 };
+    const char *path = make_yuv_video("grid", W, H, 0);
+    unsigned char *want = ffmpeg_rgb24(path, NULL, W, H);
+    tal_decoder *dec = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
+    cr_assert_str_eq(tal_decoder_info(dec)->pix_fmt, "yuv420p");
+    tal_frame_transform tf = raw_transform(W, H);
+    tal_tensor out = test_tensor(4, (int64_t[]){3, 1, H, W});
+    double t0 = 0;
+    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, out, &err), TAL_OK, "%s", err.msg);
+    double worst = 0, n_differ = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++) {
+                double d = fabs(out.data[(c * H + y) * W + x] - want[(y * W + x) * 3 + c]);
+                worst = fmax(worst, d);
+                n_differ += d > 0;
+            }
+    cr_expect_leq(worst, MAX_DIFF, "largest difference %.0f to ffmpeg's rgb24", worst);
+    cr_expect_leq(n_differ / (3.0 * W * H), MAX_FRAC_DIFFER,
+                  "%.0f values differ from ffmpeg's rgb24", n_differ);
+    free(want);
+    tal_decoder_close(dec);
+}
+
+/* An odd height: libswscale's rgb24 then takes its general scaler, which interpolates chroma
+ * between rows; we keep each chroma sample over its 2x2 block at every size. The same planes
+ * with one row more (an even height) give ffmpeg's block-repeating rgb24: the 45 rows we return
+ * are its first 45 rows. */
+Test(decode_convert, odd_height_keeps_chroma_blocks) {
+    enum { W = 67, H = 45 };
+    unsigned char *want = ffmpeg_rgb24(make_yuv_video("even", W, H + 1, 0), NULL, W, H + 1);
+    const char *path = make_yuv_video("odd_h", W, H, 0);
+    tal_decoder *dec = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_frame_transform tf = raw_transform(W, H);
+    tal_tensor out = test_tensor(4, (int64_t[]){3, 1, H, W});
+    double t0 = 0;
+    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, out, &err), TAL_OK, "%s", err.msg);
+    double worst = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++)
+                worst = fmax(worst, fabs(out.data[(c * H + y) * W + x] - want[(y * W + x) * 3 + c]));
+    cr_expect_leq(worst, MAX_DIFF, "largest difference %.0f", worst);
+    free(want);
+    tal_decoder_close(dec);
+}
+
+/* Odd widths, crops touching each edge (odd offsets too), mirroring, resizing to odd widths: the
+ * one-pass path agrees with libswscale's RGB24 converter fed the same planes (even output heights:
+ * at odd ones that converter is not the block-repeating one, see above). */
+Test(decode_convert, one_pass_matches_rgb24_converter_on_odd_sizes_crops_and_flips) {
+    const char *path = make_yuv_video("odd", 67, 46, 0);
+    static const struct {
+        double x, y, w, h;
+        int out_w, out_h, flip;
+    } cases[] = {
+        {0, 0, 0, 0, 67, 46, 0},      /* native, odd width */
+        {0, 0, 0, 0, 67, 46, 1},      /* mirrored */
+        {0, 0, 20, 16, 20, 16, 0},    /* top-left corner */
+        {47, 30, 20, 16, 20, 16, 1},  /* bottom-right corner */
+        {1, 3, 33, 40, 33, 40, 0},    /* odd offsets, odd width */
+        {0, 0, 0, 0, 37, 28, 0},      /* resized to an odd width */
+        {0, 0, 0, 0, 37, 28, 1},
+        {30, 0, 37, 46, 17, 22, 1},   /* right edge, resized */
+        {0, 0, 0, 0, 121, 80, 0},     /* upscaled */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tal_frame_transform tf = raw_transform(cases[i].out_w, cases[i].out_h);
+        tf.src_x = cases[i].x, tf.src_y = cases[i].y, tf.src_w = cases[i].w, tf.src_h = cases[i].h;
+        tf.flip = cases[i].flip;
+        double frac, worst = both_ways(path, tf, &frac);
+        cr_expect_leq(worst, MAX_DIFF, "case %zu: largest difference %.0f", i, worst);
+        cr_expect_leq(frac, MAX_FRAC_DIFFER, "case %zu: %.3f of the values differ", i, frac);
+    }
+}
+
+/* The normalisation is (x - mean) / std of the same pixels whichever path ran. */
+Test(decode_convert, normalised_one_pass_equals_normalised_rgb24) {
+    const char *path = make_yuv_video("norm", 64, 48, 0);
+    tal_frame_transform tf = raw_transform(40, 30);
+    const float mean[3] = {123.675f, 116.28f, 103.53f}, std[3] = {58.395f, 57.12f, 57.375f};
+    memcpy(tf.mean, mean, sizeof mean);
+    memcpy(tf.std, std, sizeof std);
+    double frac, worst = both_ways(path, tf, &frac);
+    cr_expect_leq(worst, MAX_DIFF / 57.12 + 1e-6, "largest difference %g", worst);
+    cr_expect_leq(frac, MAX_FRAC_DIFFER, "%.3f of the values differ", frac);
+}
+
+/* Resized output against an independent float reference of the same geometry: ffmpeg's
+ * bilinear scale of the same frame to rgb24 (libswscale's packed-RGB scaler: it interpolates the
+ * scaled chroma horizontally where we repeat it, so small differences are expected), and
+ * against a box average of ffmpeg's native rgb24 over each output pixel's footprint. */
+Test(decode_convert, resized_output_matches_independent_references) {
+    enum { W = 160, H = 120, OW = 80, OH = 60 };
+    const char *path = make_yuv_video("resize", W, H, 1);
+    unsigned char *native = ffmpeg_rgb24(path, NULL, W, H);
+    unsigned char *scaled = ffmpeg_rgb24(path, "scale=80:60:flags=bilinear", OW, OH);
+    tal_decoder *dec = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_frame_transform tf = raw_transform(OW, OH);
+    tal_tensor out = test_tensor(4, (int64_t[]){3, 1, OH, OW});
+    double t0 = 0;
+    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, out, &err), TAL_OK, "%s", err.msg);
+    double mad_ff = 0, mad_box = 0, mad_shift = 0;
+    for (int y = 0; y < OH; y++)
+        for (int x = 0; x < OW; x++)
+            for (int c = 0; c < 3; c++) {
+                double a = out.data[(c * OH + y) * OW + x];
+                mad_ff += fabs(a - scaled[(y * OW + x) * 3 + c]);
+                double box = 0; /* 2x2 footprint of output pixel (x, y) at scale 1/2 */
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++)
+                        box += native[((2 * y + dy) * W + 2 * x + dx) * 3 + c];
+                mad_box += fabs(a - box / 4);
+                int xs = x + 1 < OW ? x + 1 : x; /* a one-pixel shift must look worse */
+                double box_s = 0;
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++)
+                        box_s += native[((2 * y + dy) * W + 2 * xs + dx) * 3 + c];
+                mad_shift += fabs(a - box_s / 4);
+            }
+    int n = OW * OH * 3;
+    mad_ff /= n, mad_box /= n, mad_shift /= n;
+    cr_expect_lt(mad_ff, 2.0, "mean |diff| %.2f to ffmpeg's bilinear rgb24", mad_ff);
+    cr_expect_lt(mad_box, 2.0, "mean |diff| %.2f to the box-filtered native frame", mad_box);
+    cr_expect_gt(mad_shift, 2 * mad_box, "shifted reference %.2f vs %.2f", mad_shift, mad_box);
+    free(native);
+    free(scaled);
+    tal_decoder_close(dec);
+}
