@@ -154,7 +154,9 @@ static int bench_decode(int argc, char **argv) {
     /* random clips: 16 frames at the native rate from a uniform start, in random order */
     double fps = in->avg_fps > 0 ? in->avg_fps : in->real_fps > 0 ? in->real_fps : 25;
     double span = n_decode / fps - CLIP / fps;
-    double *lat = calloc((size_t)clips * 2, sizeof *lat), *ideal = lat + clips;
+    double *lat = calloc((size_t)clips * 4, sizeof *lat), *ideal = lat + clips;
+    double *lat_cpu = lat + 2 * clips, *ideal_cpu = lat + 3 * clips;
+    double per_decode_cpu = decode_cpu / n_decode, per_full_cpu = full_cpu / n_full;
     if (!lat) {
         tal_err_set(&err, TAL_ENOMEM, "out of memory");
         goto fail;
@@ -165,28 +167,34 @@ static int bench_decode(int argc, char **argv) {
         double times[CLIP], start = span > 0 ? span * tal_rng_uniform(key, (uint64_t)c) : 0;
         tal_times_at_fps(times, CLIP, start, fps);
         int64_t before = tal_decoder_stats(dec)->frames_decoded;
-        t0 = now_s();
+        t0 = now_s(), c0 = cpu_s();
         if (tal_decoder_read_times(dec, times, CLIP, &tf, clip, &err) != TAL_OK) {
             free(lat);
             goto fail;
         }
-        lat[c] = now_s() - t0;
+        lat[c] = now_s() - t0, lat_cpu[c] = cpu_s() - c0;
         int64_t decoded = tal_decoder_stats(dec)->frames_decoded - before;
         ideal[c] = decoded * per_decode + CLIP * (per_full - per_decode);
+        ideal_cpu[c] = decoded * per_decode_cpu + CLIP * (per_full_cpu - per_decode_cpu);
     }
     qsort(lat, (size_t)clips, sizeof *lat, cmp_double);
     qsort(ideal, (size_t)clips, sizeof *ideal, cmp_double);
+    qsort(lat_cpu, (size_t)clips, sizeof *lat, cmp_double);
+    qsort(ideal_cpu, (size_t)clips, sizeof *ideal, cmp_double);
     double clip_ms = 1e3 * lat[clips / 2], ideal_ms = 1e3 * ideal[clips / 2];
+    double clip_cpu_ms = 1e3 * lat_cpu[clips / 2], ideal_cpu_ms = 1e3 * ideal_cpu[clips / 2];
     free(lat);
     printf("{\"video\": \"%s\", \"width\": %d, \"height\": %d, \"codec\": \"%s\", \"frames\": %lld, "
            "\"out\": [%d, %d], \"threads\": %d, \"decode_fps\": %.1f, \"fps\": %.1f, "
            "\"fps_vs_decode\": %.3f, \"clip_ms\": %.2f, \"clip_ideal_ms\": %.2f, "
            "\"clip_vs_ideal\": %.3f, \"decode_fps_cpu\": %.1f, \"fps_cpu\": %.1f, "
-           "\"fps_vs_decode_cpu\": %.3f}\n",
+           "\"fps_vs_decode_cpu\": %.3f, \"clip_cpu_ms\": %.2f, \"clip_ideal_cpu_ms\": %.2f, "
+           "\"clip_vs_ideal_cpu\": %.3f}\n",
            video, in->width, in->height, in->codec, (long long)n_full, tf.out_w, tf.out_h, threads,
            n_decode / decode_s, n_full / full_s, per_decode / per_full, clip_ms, ideal_ms,
            clip_ms / ideal_ms, n_decode / decode_cpu, n_full / full_cpu,
-           (decode_cpu / n_decode) / (full_cpu / n_full));
+           (decode_cpu / n_decode) / (full_cpu / n_full), clip_cpu_ms, ideal_cpu_ms,
+           clip_cpu_ms / ideal_cpu_ms);
     printf("%.1f frames/s\n", n_full / full_s);
     rc = 0;
     goto done;
