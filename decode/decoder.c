@@ -134,6 +134,7 @@ tal_status tal_decoder_open(tal_decoder **out, const char *path, const tal_decod
     }
     fill_info(dec);
     dec->at_start = 1;
+    dec->skip_until_s = dec->seen_pts_s = -1e300;
     if (opts->count_frames) {
         int64_t n;
         if ((rc = tal_decoder_count_frames(dec, &n, err)) != TAL_OK) goto fail;
@@ -206,6 +207,18 @@ static int decode_next(tal_decoder *dec, AVFrame *dst, double *pts_s) {
             continue;
         }
         if (dec->pkt->stream_index == dec->stream) {
+            /* Random access: a packet whose pts lies before that of one sent earlier (since the
+             * seek) that is itself <= the time asked can never be the frame returned, so when it
+             * is not a reference (B-frames mostly) it need not be decoded at all. */
+            int skip = 0;
+            if (dec->skip_until_s > -1e299 && dec->pkt->pts != AV_NOPTS_VALUE) {
+                double p = pts_seconds(dec, dec->pkt->pts);
+                if (p <= dec->skip_until_s + TIME_EPS_S) {
+                    if (p < dec->seen_pts_s) skip = 1;
+                    else dec->seen_pts_s = p;
+                }
+            }
+            dec->cc->skip_frame = skip ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
             ret = avcodec_send_packet(dec->cc, dec->pkt);
             if (ret < 0 && ret != AVERROR(EAGAIN)) {
                 double t = dec->pkt->pts != AV_NOPTS_VALUE ? pts_seconds(dec, dec->pkt->pts)
@@ -224,6 +237,7 @@ static void seek_to(tal_decoder *dec, double t_s) {
     if (av_seek_frame(dec->fmt, dec->stream, ts, AVSEEK_FLAG_BACKWARD) < 0)
         av_seek_frame(dec->fmt, dec->stream, dec->start_pts, AVSEEK_FLAG_BACKWARD | AVSEEK_FLAG_ANY);
     avcodec_flush_buffers(dec->cc);
+    dec->seen_pts_s = -1e300;
     dec->demux_eof = 0;
     dec->read_errors = 0;
     dec->have_cur = dec->have_next = 0;
@@ -320,7 +334,10 @@ tal_status tal_decoder_read_times(tal_decoder *dec, const double *times_s, int n
     double fps = dec->info.real_fps > 0 ? dec->info.real_fps : dec->info.avg_fps;
     dec->seq_active = 0;
     for (int k = 0; k < n; k++) {
-        if (!advance_to(dec, times_s[k]))
+        dec->skip_until_s = times_s[k];
+        int found = advance_to(dec, times_s[k]);
+        dec->skip_until_s = -1e300;
+        if (!found)
             return tal_err_set(err, TAL_EFORMAT, "%s: t=%.2fs: no decodable frame in the stream",
                                dec->path, times_s[k]);
         count_repair(dec, times_s[k], fps);

@@ -30,6 +30,9 @@ struct tal_decoder {
     int64_t start_pts;
     int demux_eof, read_errors;
     int at_start;                /* demuxer at the stream's start, decoder empty, no frame held */
+    double skip_until_s;         /* random access: frames before a later one with pts <= this
+                                    are not wanted; -1e300: every frame is */
+    double seen_pts_s;           /* largest pts <= skip_until_s sent since the last seek */
     tal_sampling seq;            /* sequential reading: sampling, next sample, finished */
     int seq_active, seq_done;
     int64_t seq_k;
