@@ -105,6 +105,12 @@ tal_status tal_decoder_count_frames(tal_decoder *dec, int64_t *n, tal_err *err);
 tal_status tal_decoder_read_times(tal_decoder *dec, const double *times_s, int n,
                                   const tal_frame_transform *tf, tal_tensor out, tal_err *err);
 
+/* The time of the last keyframe at or before t from the container's index (seconds from the
+ * first frame; 0 when t is before the first indexed keyframe): where random access to t starts
+ * decoding. Some containers index decode times, which run ahead of the keyframe's presentation
+ * time by the B-frame delay (a few frames). Returns 0 if the container has no index, else 1. */
+int tal_decoder_keyframe_before(const tal_decoder *dec, double t, double *keyframe_s);
+
 /* Times t0 + k / fps for k = 0..n-1 into times_s: the sampling grid "frames at fps". */
 void tal_times_at_fps(double *times_s, int n, double t0, double fps);
 /* Number of samples at `fps` in a video of duration_s (at least 1 for a non-empty video). */

@@ -257,6 +257,17 @@ static int seek_pays(tal_decoder *dec, double t) {
     return t > pos + FAR_AHEAD_S;
 }
 
+int tal_decoder_keyframe_before(const tal_decoder *dec, double t, double *keyframe_s) {
+    *keyframe_s = 0;
+    if (t > dec->info.duration_s) t = dec->info.duration_s; /* past the index's end */
+    int64_t ts = dec->start_pts + (int64_t)floor((t > 0 ? t : 0) / dec->info.time_base);
+    int i = av_index_search_timestamp(dec->st, ts, AVSEEK_FLAG_BACKWARD);
+    const AVIndexEntry *e = i >= 0 ? avformat_index_get_entry(dec->st, i) : NULL;
+    if (!e) return avformat_index_get_entry(dec->st, 0) != NULL;
+    *keyframe_s = pts_seconds(dec, e->timestamp);
+    return 1;
+}
+
 /* Positions cur on the last frame with pts <= t (or the first frame). 0 if the stream has no
  * frame at all. */
 static int advance_to(tal_decoder *dec, double t) {

@@ -106,3 +106,22 @@ Test(decode_access, last_frame_not_after_t_between_frames) {
         tal_decoder_close(dec);
     }
 }
+
+/* Where random access starts: the keyframe at or before t (GOP 50 at 25 fps: 0 s and 2 s),
+ * never one after t. */
+Test(decode_access, keyframe_before_t) {
+    const char *p = make_video("access_kf.mp4", BFRAMES_SRC);
+    tal_decoder *dec = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_decoder_open(&dec, p, NULL, &err), TAL_OK, "%s", err.msg);
+    const double t[] = {-1.0, 0.0, 1.98, 2.0, 3.5, 100.0};
+    const double want[] = {0.0, 0.0, 0.0, 2.0, 2.0, 2.0};
+    for (int i = 0; i < 6; i++) {
+        double kf = -7;
+        cr_expect_eq(tal_decoder_keyframe_before(dec, t[i], &kf), 1);
+        /* mp4 indexes decode times: up to the B-frame delay (3 frames) early */
+        cr_expect(kf <= want[i] + 1e-9 && kf >= want[i] - 3 / 25.0 - 1e-9,
+                  "t=%.2f: keyframe at %.4f, want %.1f", t[i], kf, want[i]);
+    }
+    tal_decoder_close(dec);
+}
