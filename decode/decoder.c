@@ -261,6 +261,10 @@ int tal_decoder_keyframe_before(const tal_decoder *dec, double t, double *keyfra
     *keyframe_s = 0;
     if (t > dec->info.duration_s) t = dec->info.duration_s; /* past the index's end */
     int64_t ts = dec->start_pts + (int64_t)floor((t > 0 ? t : 0) / dec->info.time_base);
+    /* an index of decode times: a keyframe's decode time runs ahead of its presentation time
+     * by the reorder delay, so look that much earlier */
+    double fps = dec->info.avg_fps > 0 ? dec->info.avg_fps : dec->info.real_fps;
+    if (fps > 0) ts -= (int64_t)ceil(dec->st->codecpar->video_delay / fps / dec->info.time_base);
     int i = av_index_search_timestamp(dec->st, ts, AVSEEK_FLAG_BACKWARD);
     const AVIndexEntry *e = i >= 0 ? avformat_index_get_entry(dec->st, i) : NULL;
     if (!e) return avformat_index_get_entry(dec->st, 0) != NULL;

@@ -42,7 +42,9 @@ static tal_frame_transform raw_transform(const tal_video_info *in) {
  * whole video sequentially: right frames every time, and the clips decoded fewer frames than
  * they span from their keyframe. */
 static void clips_then_sequence(int threads) {
-    const char *p = make_video("access_bf.mp4", BFRAMES_SRC);
+    char name[64]; /* one file per test: Criterion runs tests in parallel processes */
+    snprintf(name, sizeof name, "access_bf_%d.mp4", threads);
+    const char *p = make_video(name, BFRAMES_SRC);
     tal_decoder *dec = NULL;
     tal_err err = {0};
     tal_decode_opts opts = {.threads = threads};
