@@ -296,7 +296,9 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
     tal_tensor bias = tal_arena_tensor_uninit(scratch, 3, (int64_t[]){heads, n, n});
     tal_tensor mask = sh ? tal_arena_tensor_uninit(scratch, 3, (int64_t[]){G, n, n}) : tal_tensor_none();
     tal_tensor dbias = bwd ? tal_arena_like(scratch, bias) /* summed into */ : tal_tensor_none();
-    tal_tensor dp = bwd ? tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
+    /* dout after drop-path: a buffer only when there is drop-path, else dout itself is read */
+    tal_tensor dp = bwd && f->drop_p > 0 ? tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C})
+                                         : tal_tensor_none();
     attn_bufs tmp = {0};
     if (!saved) attn_bufs_alloc(&tmp, scratch, g, G);
     tal_tensor xg = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){rows, C});
@@ -325,7 +327,7 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
             tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,
                                    f->drop_p, drop_key(f->seed, step, f->stream));
         else
-            tal_copy(dp, dout);
+            dp = tal_t2(dout.data, N, C);
     }
     tal_tensor x2 = tal_t2(x.data, N, C);
     for (int64_t b = 0; b < g->B; b++)
@@ -419,7 +421,9 @@ static void mlp_chunked(swin_mlp_fn *f, tal_tensor out, tal_tensor dx, tal_tenso
     int64_t C = tal_tensor_cols(x), N = tal_tensor_numel(x) / C, H = f->hidden;
     int64_t R = N < MLP_CHUNK_ROWS ? N : MLP_CHUNK_ROWS;
     size_t mark = tal_arena_mark(scratch);
-    tal_tensor dp = bwd ? tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C}) : tal_tensor_none();
+    /* dout after drop-path: a buffer only when there is drop-path, else dout itself is read */
+    tal_tensor dp = bwd && f->drop_p > 0 ? tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C})
+                                         : tal_tensor_none();
     tal_tensor u = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){R, C});
     tal_tensor mean = tal_arena_tensor_uninit(scratch, 1, (int64_t[]){R});
     tal_tensor rstd = tal_arena_like_uninit(scratch, mean);
@@ -436,7 +440,7 @@ static void mlp_chunked(swin_mlp_fn *f, tal_tensor out, tal_tensor dx, tal_tenso
             tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,
                                    f->drop_p, drop_key(f->seed, step, f->stream));
         else
-            tal_copy(dp, dout);
+            dp = tal_t2(dout.data, N, C);
     }
     for (int64_t r0 = 0; r0 < N; r0 += R) {
         int64_t r = N - r0 < R ? N - r0 : R;
