@@ -330,13 +330,18 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
             dp = tal_t2(dout.data, N, C);
     }
     tal_tensor x2 = tal_t2(x.data, N, C);
+    int64_t mask_w0 = -1; /* the group whose window classes mask now holds */
     for (int64_t b = 0; b < g->B; b++)
         for (int64_t w0 = 0; w0 < g->nW; w0 += G) {
             attn_bufs s = saved ? attn_bufs_slice(saved, b * g->nW + w0, G, n) : tmp;
-            if (sh)
+            /* Groups often repeat the previous one's classes (every sample, and the inner
+             * rows of windows): the G x n x n copy is then skipped. */
+            if (sh && (mask_w0 < 0 || memcmp(g->win_cls + w0, g->win_cls + mask_w0, (size_t)G))) {
                 for (int64_t w = 0; w < G; w++)
                     memcpy(mask.data + w * n * n, g->mask.data + g->win_cls[w0 + w] * n * n,
                            sizeof(float) * (size_t)(n * n));
+                mask_w0 = w0;
+            }
             group_gather(xg, x2, g, map, b, w0, G);
             if (fwd) {
                 tal_layernorm_forward(s.ug, s.mean, s.rstd, xg, bb_value(p, f->norm_w),
