@@ -39,11 +39,11 @@ dt = time.perf_counter() - t0
 print(f"{n / dt:.1f}")
 '
 
-echo "| video | threads | re2tal decode only | re2tal decode+resize+normalise (float) | ffmpeg CLI scale+rgb24 | PyAV rgb24 | PyAV float CHW | re2tal float / PyAV float | re2tal float / decode only | clip ms (ideal ms) |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| video | threads | re2tal decode only | re2tal decode+resize+normalise (float) | ffmpeg CLI scale+rgb24 | PyAV rgb24 | PyAV float CHW | re2tal float / PyAV float | re2tal float / decode only (CPU time) | clip ms (ideal from keyframe ms) | clip / ideal |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for v in h264_720p_60s.mp4 h264_320x240_60s.mp4; do
   for t in 1 2; do
-    json="$("$re2tal" bench decode "$videos/$v" --size 224 --threads "$t" | head -1)"
+    json="$("$re2tal" bench decode "$videos/$v" --size 224 --threads "$t" --repeat 3 | head -1)"
     field() { sed -E "s/.*\"$1\": ([0-9.]+).*/\1/" <<<"$json"; }
     frames="$(field frames)"
     t0="$(now)"
@@ -57,7 +57,7 @@ for v in h264_720p_60s.mp4 h264_320x240_60s.mp4; do
     fi
     fps="$(sed -E 's/.*"fps": ([0-9.]+).*/\1/' <<<"$json")"
     ratio="$(awk -v a="$fps" -v b="$pa_f" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }')"
-    echo "| $v | $t | $(field decode_fps) | $fps | $ff | $pa_u8 | $pa_f | $ratio | $(field fps_vs_decode) | $(field clip_ms) ($(field clip_ideal_ms)) |"
+    echo "| $v | $t | $(field decode_fps) | $fps | $ff | $pa_u8 | $pa_f | $ratio | $(field fps_vs_decode) ($(field fps_vs_decode_cpu)) | $(field clip_ms) ($(field clip_keyframe_ideal_ms)) | $(field clip_vs_keyframe_ideal) |"
   done
 done
 
