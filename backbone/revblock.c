@@ -51,7 +51,8 @@ static void forward_infer(const tal_resfn *fns, int n, tal_stage_mode mode, tal_
             if (!planning(y)) tal_add(y, y, m);
         }
     } else {
-        tal_tensor prev = tal_arena_like_uninit(scratch, x), cur = tal_arena_like_uninit(scratch, x);
+        tal_tensor prev = tal_arena_like_uninit(scratch, x);
+        tal_tensor cur = tal_arena_like_uninit(scratch, x);
         if (!planning(y)) {
             tal_copy(prev, x);
             tal_copy(cur, x);
@@ -105,7 +106,8 @@ tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode m
         tal_tensor prev2 = x, prev = x;
         if (z) z[0] = x;
         for (int i = 1; i <= n; i++) {
-            tal_tensor zi = (mode == TAL_STAGE_VANILLA && i == n) ? y : tal_arena_like_uninit(keep, x);
+            tal_tensor zi =
+                (mode == TAL_STAGE_VANILLA && i == n) ? y : tal_arena_like_uninit(keep, x);
             void *sv = fns[i - 1].forward(fns[i - 1].self, m, prev, keep, scratch, step);
             if (local.saved) local.saved[i] = sv;
             if (!planning(x)) tal_add(zi, mode == TAL_STAGE_VANILLA ? prev : prev2, m);
@@ -134,7 +136,8 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
 #define Z(i) (plan ? none_z : st->z[(i)])
 #define SAVED(i) (plan ? NULL : st->saved[(i)])
     if (mode == TAL_STAGE_VANILLA) {
-        tal_tensor g = tal_arena_like_uninit(scratch, dy), gprev = tal_arena_like_uninit(scratch, dy);
+        tal_tensor g = tal_arena_like_uninit(scratch, dy);
+        tal_tensor gprev = tal_arena_like_uninit(scratch, dy);
         if (!plan) tal_copy(g, dy);
         for (int i = n; i >= 1; i--) {
             if (!plan) tal_copy(gprev, g);

@@ -294,7 +294,8 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
     TAL_ASSERT(N == (int64_t)g->B * g->D * g->H * g->W);
     size_t mark = tal_arena_mark(scratch);
     tal_tensor bias = tal_arena_tensor_uninit(scratch, 3, (int64_t[]){heads, n, n});
-    tal_tensor mask = sh ? tal_arena_tensor_uninit(scratch, 3, (int64_t[]){G, n, n}) : tal_tensor_none();
+    tal_tensor mask =
+        sh ? tal_arena_tensor_uninit(scratch, 3, (int64_t[]){G, n, n}) : tal_tensor_none();
     tal_tensor dbias = bwd ? tal_arena_like(scratch, bias) /* summed into */ : tal_tensor_none();
     /* dout after drop-path: a buffer only when there is drop-path, else dout itself is read */
     tal_tensor dp = bwd && f->drop_p > 0 ? tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C})
@@ -304,7 +305,7 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
     tal_tensor xg = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){rows, C});
     tal_tensor qkv = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){rows, 3 * C}); /* also dqkv */
     tal_tensor o = tal_arena_tensor_uninit(scratch, 4, (int64_t[]){G, heads, n, hd}); /* also dov */
-    tal_tensor yw = tal_arena_like_uninit(scratch, xg);                                /* also dyw */
+    tal_tensor yw = tal_arena_like_uninit(scratch, xg); /* also dyw */
     tal_tensor dq = bwd ? tal_arena_like_uninit(scratch, o) : tal_tensor_none();
     tal_tensor dk = bwd ? tal_arena_like_uninit(scratch, o) : tal_tensor_none();
     tal_tensor dv = bwd ? tal_arena_like_uninit(scratch, o) : tal_tensor_none();
