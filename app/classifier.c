@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/checkpoint.h"
+
 struct tal_video_classifier {
     char *path;
     cJSON *root;     /* kept: "results" is looked up per video */
@@ -15,30 +17,9 @@ struct tal_video_classifier {
     int n_classes;
 };
 
-static char *read_file(const char *path, tal_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tal_err_set(err, TAL_EIO, "%s: cannot open the classifier file", path);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!text || fread(text, 1, (size_t)n, f) != (size_t)n) {
-        free(text);
-        fclose(f);
-        tal_err_set(err, TAL_EIO, "%s: cannot read the classifier file", path);
-        return NULL;
-    }
-    text[n] = 0;
-    fclose(f);
-    return text;
-}
-
 tal_status tal_classifier_load(tal_video_classifier **out, const char *path, tal_err *err) {
     *out = NULL;
-    char *text = read_file(path, err);
+    char *text = tal_read_file(path, err);
     if (!text) return err->code;
     tal_video_classifier *c = calloc(1, sizeof *c);
     tal_status st = TAL_OK;

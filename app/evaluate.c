@@ -7,25 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/checkpoint.h"
 #include "app/trainer.h"
 #include "eval/eval.h"
 
 /* A class-agnostic model without a video-level classifier is scored class-agnostically: a
  * copy of the annotations with every label "action" (what its results say), next to them. */
 static tal_status write_agnostic_gt(const char *annotations, const char *out, tal_err *err) {
-    FILE *f = fopen(annotations, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open the annotations", annotations);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    size_t got = text ? fread(text, 1, (size_t)n, f) : 0;
-    fclose(f);
-    if (!text || got != (size_t)n) {
-        free(text);
-        return tal_err_set(err, TAL_EIO, "%s: cannot read the annotations", annotations);
-    }
-    text[n] = 0;
+    char *text = tal_read_file(annotations, err);
+    if (!text) return err->code;
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!root)
