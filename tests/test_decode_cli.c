@@ -7,17 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "decode_check.h"
+
 static void need_binary(void) {
     if (access(RE2TAL_BIN, X_OK) != 0) cr_skip_test("build the re2tal target first: %s", RE2TAL_BIN);
-}
-
-static const char *make_video(const char *name, const char *args) {
-    static char path[1024];
-    snprintf(path, sizeof path, "%s/%s", TEST_TMP, name);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "ffmpeg -v error -y %s '%s' 2>&1", args, path);
-    cr_assert_eq(system(cmd), 0, "ffmpeg failed: %s", cmd);
-    return path;
 }
 
 /* The number after "key": in a JSON line (-1 if absent). */

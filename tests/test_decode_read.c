@@ -10,16 +10,7 @@
 #include <string.h>
 
 #include "decode/decode.h"
-
-/* Makes TEST_TMP/<name> with ffmpeg unless it exists; returns its path (static buffer). */
-static const char *make_video(const char *name, const char *args) {
-    static char path[1024];
-    snprintf(path, sizeof path, "%s/%s", TEST_TMP, name);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "ffmpeg -v error -y %s '%s' 2>&1", args, path);
-    cr_assert_eq(system(cmd), 0, "ffmpeg failed: %s", cmd);
-    return path;
-}
+#include "decode_check.h"
 
 #define GRAY_SRC "-f lavfi -i nullsrc=s=64x48:r=25:d=4 -vf \"geq=lum='16+2*N':cb=128:cr=128"
 #define LOSSLESS "-c:v libx264 -qp 0 -pix_fmt yuv420p"
