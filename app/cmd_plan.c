@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "app/checkpoint.h"
 #include "app/commands.h"
 #include "app/progress.h"
 #include "app/run_config.h"
@@ -32,32 +33,11 @@ static void usage(FILE *out) {
             "  --json        one JSON object per mode instead of the table\n");
 }
 
-static char *read_text(const char *path, tal_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tal_err_set(err, TAL_EIO, "%s: cannot open", path);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        tal_err_set(err, TAL_EIO, "%s: cannot read", path);
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
 /* A run config (with a "backbone" section) also gives the clip shape training uses. */
 static tal_status load_config(tal_backbone_config *cfg, const char *arg, int *frames, int *crop,
                               tal_err *err) {
     if (tal_backbone_config_preset(cfg, arg, NULL) == TAL_OK) return TAL_OK;
-    char *text = read_text(arg, err);
+    char *text = tal_read_file(arg, err);
     if (!text)
         return tal_err_set(err, TAL_EIO,
                            "%s: not a preset (swin_t, swin_s, swin_b, swin_small_test, "

@@ -462,34 +462,30 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
                             const int *idx, int n, const char *results_path, const char *srt_dir,
                             int quiet, int *n_skipped, tal_err *err) {
     tal_status st = TAL_OK;
-    tal_arena *buf = NULL;
-    size_t floats = (size_t)3 * m->clip_frames * m->crop * m->crop;
-    if ((st = tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, err))) return st;
-    tal_tensor video = tal_arena_tensor(buf, 1, (int64_t[]){(int64_t)floats});
     char *const *names = d->ds->class_names;
     int n_names = d->ds->n_classes;
     tal_video_classifier *clf = NULL;
-    float *class_scores = NULL;
     if (rc->classifier[0]) {
-        if (d->ds->n_classes != 1) {
-            tal_arena_destroy(buf);
+        if (d->ds->n_classes != 1)
             return tal_err_set(err, TAL_EINVAL, "eval.classifier %s: the model has %d classes; a "
                                "video-level classifier labels class-agnostic detections only "
                                "(train with data.class_agnostic 1)", rc->classifier, d->ds->n_classes);
-        }
-        if (rc->classifier_topk < 1) {
-            tal_arena_destroy(buf);
+        if (rc->classifier_topk < 1)
             return tal_err_set(err, TAL_EINVAL, "eval.classifier_topk: expected >= 1, got %d",
                                rc->classifier_topk);
-        }
-        if ((st = tal_classifier_load(&clf, rc->classifier, err))) {
-            tal_arena_destroy(buf);
-            return st;
-        }
+        if ((st = tal_classifier_load(&clf, rc->classifier, err))) return st;
         names = tal_classifier_class_names(clf);
         n_names = tal_classifier_n_classes(clf);
-        class_scores = malloc(sizeof(float) * (size_t)n_names);
     }
+    float *class_scores = clf ? malloc(sizeof(float) * (size_t)n_names) : NULL;
+    tal_arena *buf = NULL;
+    size_t floats = (size_t)3 * m->clip_frames * m->crop * m->crop;
+    if ((st = tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, err))) {
+        free(class_scores);
+        tal_classifier_destroy(clf);
+        return st;
+    }
+    tal_tensor video = tal_arena_tensor(buf, 1, (int64_t[]){(int64_t)floats});
     tal_dets *dets = calloc((size_t)n + 1, sizeof *dets);
     tal_video_dets *vd = calloc((size_t)n + 1, sizeof *vd);
     int n_ok = 0;
