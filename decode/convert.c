@@ -79,6 +79,8 @@ void tal_convert_free(tal_convert *c) {
     sws_freeContext(c->sws);
     sws_freeContext(c->sws2);
     sws_freeContext(c->yuv_sws);
+    for (int i = 0; i < 4; i++) tal_resample_axis_free(&c->axes[i]);
+    free(c->resize_buf);
     free(c->yuv);
     free(c->rgb);
     free(c->full);
@@ -246,6 +248,12 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
      * their colour). */
     const uint8_t *base[3] = {c->rgb, c->rgb + 1, c->rgb + 2};
     int px_step = 3;
+    if (planar && f->format == AV_PIX_FMT_YUV420P && rot == 0 && !tf->channels_last &&
+        !(cw == bw && ch == bh && cx == floor(cx) && cy == floor(cy) && (int)cx % 2 == 0 &&
+          (int)cy % 2 == 0)) { /* the training path when it resizes (or cuts off the chroma grid) */
+        const double rect[4] = {cx, cy, cw, ch};
+        return tal_resize_yuv420(c, f, rect, tf, out, k, n, err);
+    }
     if (planar) {
         /* align the cut to the chroma grid so every plane starts on a whole sample */
         int ax = 1 << desc->log2_chroma_w, ay = 1 << desc->log2_chroma_h;

@@ -8,6 +8,20 @@
 
 #include "decode/decode.h"
 
+/* One axis of a separable resampling filter: output i = sum over t < taps of
+ * w[i * taps + t] * source[first[i] + t] (first[i] + taps <= n_src). */
+typedef struct tal_resample_axis {
+    int n_out, n_src, taps;
+    int *first;
+    float *w;
+} tal_resample_axis;
+
+/* The geometry the resize filters were built for. */
+typedef struct tal_resize_key {
+    double rect[4];              /* source x, y, w, h in coded pixels */
+    int src_w, src_h, out_w, out_h, flip, area;
+} tal_resize_key;
+
 /* libswscale state and buffers, reused across frames of one decoder. */
 typedef struct tal_convert {
     struct SwsContext *sws, *sws2;
@@ -15,6 +29,11 @@ typedef struct tal_convert {
     uint8_t *rgb, *full, *yuv;   /* RGB24 at the output size; whole frame (packed fallback);
                                     YUV planes at the output size */
     size_t rgb_size, full_size, yuv_size;
+    tal_resample_axis axes[4];   /* our YUV420P resize: luma x, luma y, chroma x, chroma y */
+    tal_resize_key resize_key;
+    int resize_ready;
+    float *resize_buf;           /* its rows, columns and channels for one block of 8 rows */
+    size_t resize_floats;
 } tal_convert;
 
 struct tal_decoder {
@@ -46,6 +65,14 @@ tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_i
                              const tal_frame_transform *tf, tal_tensor out, int k, int n,
                              tal_err *err);
 void tal_convert_free(tal_convert *c);
+/* Planar YUV420P frame f, source rectangle rect (x, y, w, h in coded pixels, fractions
+ * allowed) -> frame k of the n frames of the [3, n, out_h, out_w] tensor out, resampled, converted
+ * and normalised as tf says (rotation 0, channels first). */
+tal_status tal_resize_yuv420(tal_convert *c, const AVFrame *f, const double rect[4],
+                             const tal_frame_transform *tf, tal_tensor out, int k, int n,
+                             tal_err *err);
+void tal_resample_axis_free(tal_resample_axis *a);
+
 const char *tal_av_error(int code, char *buf, size_t size);
 
 #endif
