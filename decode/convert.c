@@ -1,7 +1,8 @@
-/* decode/convert.c: one decoded frame -> normalised float frame: the source rectangle is cut by
- * pointer offsets on the planes (no copy) and scaled by libswscale straight to the output size in
- * packed RGB24, then one pass applies rotation, flip and (x - mean) / std into the float
- * tensor. */
+/* decode/convert.c: one decoded frame -> normalised float frame. YUV420P: at the native size one
+ * pass from the planes to floats; resized, our resampler (resize.c). Other formats and rotated
+ * video: the source rectangle is cut by pointer offsets on the planes (no copy) and scaled by
+ * libswscale to the output size in packed RGB24, then one pass applies rotation, flip and
+ * (x - mean) / std into the float tensor. */
 #include "decode/internal.h"
 
 #include <libavutil/pixdesc.h>
