@@ -3,6 +3,7 @@
  * shifted windows do). Work is split over the (b, h) pairs, each a few 1-thread GEMMs on one
  * window, with the softmax done row by row while the row is in L1. */
 #include "nn.h"
+#include "gemm_thin.h"
 #include "simd_math.h"
 
 #include <cblas.h>
@@ -26,6 +27,7 @@ static void gemm1(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, 
         for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
         return;
     }
+    if (tal_gemm_thin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }

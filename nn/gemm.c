@@ -2,6 +2,7 @@
  * calling a 1-thread cblas_sgemm: measured here that beats OpenBLAS's own threading on the
  * Swin shapes (148-179 vs 72-136 GFLOP/s on 2 cores). */
 #include "nn.h"
+#include "gemm_thin.h"
 
 #include <cblas.h>
 #ifdef _OPENMP
@@ -30,6 +31,7 @@ static void sgemm1(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, fl
             for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
         return;
     }
+    if (tal_gemm_thin(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda, B,
                 (int)ldb, beta, C, (int)ldc);

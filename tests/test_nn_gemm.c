@@ -72,6 +72,28 @@ Test(nn_gemm, all_transposes_strided_one_and_two_threads) {
             }
 }
 
+/* Shapes at the thin-product kernel's edges (nn/gemm_thin.c, where the CPU has AVX-512): rows
+ * not a multiple of its 6-row tiles, columns around its 16- and 32-wide vectors and panels, the
+ * window attention's 392 x 392 x 32 and 392 x 32 x 392, and the smallest K it takes. */
+Test(nn_gemm, thin_product_edges) {
+    static const int64_t shapes[][3] = {{24, 1, 16},  {25, 15, 17},  {29, 16, 40}, {30, 17, 33},
+                                        {31, 31, 64}, {35, 33, 100}, {41, 96, 96}, {47, 130, 20},
+                                        {392, 392, 32}, {392, 32, 392}, {60, 512, 24}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                check_gemm(1, ta, tb, shapes[i][0], shapes[i][1], shapes[i][2], 1.0f, 0.0f);
+                check_gemm(2, ta, tb, shapes[i][0], shapes[i][1], shapes[i][2], -0.5f, 0.75f);
+            }
+    /* beta = 0 ignores what C held, NaN included (BLAS semantics) */
+    tal_threads_set(1);
+    tal_tensor a = rand_tensor(2, (int64_t[]){30, 20}, 4), b = rand_tensor(2, (int64_t[]){20, 40}, 5);
+    tal_tensor c = test_tensor(2, (int64_t[]){30, 40});
+    for (int64_t j = 0; j < 30 * 40; j++) c.data[j] = NAN;
+    tal_gemm(0, 0, 30, 40, 20, 1.0f, a.data, 20, b.data, 40, 0.0f, c.data, 40);
+    for (int64_t j = 0; j < 30 * 40; j++) cr_assert(isfinite(c.data[j]), "C[%lld] = NaN", (long long)j);
+}
+
 Test(nn_gemm, three_threads_uneven_rows) {
     check_gemm(3, 0, 1, 101, 96, 64, 1.0f, 0.0f);
     check_gemm(3, 1, 0, 96, 64, 301, 1.0f, 1.0f); /* a dW-like product: K = rows */

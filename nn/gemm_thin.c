@@ -1,0 +1,156 @@
+/* nn/gemm_thin.c: C = alpha op(A) op(B) + beta C for "thin" products, where op(B) is small
+ * (at most a few hundred columns, fits in L2) and op(A) is tall: the window attention's
+ * Q K^T, P V, dO V^T, P^T dO, dS K, dS^T Q and the Swin linears' X W^T and dY W. OpenBLAS copies ("packs") all
+ * of op(A) into its own layout before multiplying, one extra pass over the largest operand (the
+ * 392 x 392 probabilities, or 25088 x 384 activations) for a product that reads it only once:
+ * 15% of a Swin block's step was spent packing. Here op(A) is read where it lies (one
+ * broadcast per element) and only the small op(B) is copied into 32-column panels; 6 x 32
+ * tiles of C stay in 12 AVX-512 registers over the whole K loop.
+ *
+ * AVX-512 only (compiled for it: nn/CMakeLists.txt; used where the CPU has it); elsewhere, or
+ * with RE2TAL_THIN_GEMM=0, every product goes to OpenBLAS. */
+#include "gemm_thin.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__AVX512F__)
+#include <immintrin.h>
+
+enum { MR = 6, NR = 32 }; /* rows and columns of C per tile */
+
+/* op(B) [K, N] -> panels of NR columns, each [K, NR] contiguous, zero past N. */
+static void pack_b(float *bp, int trans_b, int64_t N, int64_t K, const float *B, int64_t ldb) {
+    int64_t panels = (N + NR - 1) / NR;
+    for (int64_t p = 0; p < panels; p++) {
+        float *dst = bp + p * K * NR;
+        int64_t n0 = p * NR, nn = N - n0 < NR ? N - n0 : NR;
+        for (int64_t k = 0; k < K; k++) {
+            float *d = dst + k * NR;
+            if (trans_b)
+                for (int64_t j = 0; j < nn; j++) d[j] = B[(n0 + j) * ldb + k];
+            else
+                memcpy(d, B + k * ldb + n0, sizeof(float) * (size_t)nn);
+            for (int64_t j = nn; j < NR; j++) d[j] = 0;
+        }
+    }
+}
+
+/* Writes alpha * acc (+ beta * C) into the tile's row c, columns masked to N. */
+static inline __attribute__((always_inline)) void store_row(float *c, __m512 lo, __m512 hi,
+                                                            __m512 alpha, float beta,
+                                                            __mmask16 m0, __mmask16 m1) {
+    lo = _mm512_mul_ps(lo, alpha);
+    hi = _mm512_mul_ps(hi, alpha);
+    if (beta != 0) {
+        __m512 b = _mm512_set1_ps(beta);
+        lo = _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(m0, c), lo);
+        hi = _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(m1, c + 16), hi);
+    }
+    _mm512_mask_storeu_ps(c, m0, lo);
+    _mm512_mask_storeu_ps(c + 16, m1, hi);
+}
+
+/* Element (r, k) of op(A) for the rows starting at a. */
+#define A_AT(r, k) (trans_a ? a[(k) * lda + (r)] : a[(r) * lda + (k)])
+
+/* One MR x NR tile: rows of op(A) from a, panel bp. */
+static inline __attribute__((always_inline)) void tile6(int trans_a, const float *a, int64_t lda,
+                                                        const float *bp, int64_t K, float *c,
+                                                        int64_t ldc, __m512 alpha, float beta,
+                                                        __mmask16 m0, __mmask16 m1) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t k = 0; k < K; k++) {
+        __m512 b0 = _mm512_load_ps(bp + k * NR), b1 = _mm512_load_ps(bp + k * NR + 16), x;
+#define ROW(r, lo, hi)                                                                             \
+    x = _mm512_set1_ps(A_AT(r, k));                                                                \
+    lo = _mm512_fmadd_ps(x, b0, lo);                                                               \
+    hi = _mm512_fmadd_ps(x, b1, hi);
+        ROW(0, c00, c01)
+        ROW(1, c10, c11)
+        ROW(2, c20, c21)
+        ROW(3, c30, c31)
+        ROW(4, c40, c41)
+        ROW(5, c50, c51)
+#undef ROW
+    }
+    store_row(c, c00, c01, alpha, beta, m0, m1);
+    store_row(c + ldc, c10, c11, alpha, beta, m0, m1);
+    store_row(c + 2 * ldc, c20, c21, alpha, beta, m0, m1);
+    store_row(c + 3 * ldc, c30, c31, alpha, beta, m0, m1);
+    store_row(c + 4 * ldc, c40, c41, alpha, beta, m0, m1);
+    store_row(c + 5 * ldc, c50, c51, alpha, beta, m0, m1);
+}
+
+/* The last rows (fewer than MR), one at a time. */
+static void tile1(int trans_a, const float *a, int64_t lda, const float *bp, int64_t K,
+                  float *c, __m512 alpha, float beta, __mmask16 m0, __mmask16 m1) {
+    __m512 lo = _mm512_setzero_ps(), hi = lo;
+    for (int64_t k = 0; k < K; k++) {
+        __m512 x = _mm512_set1_ps(A_AT(0, k));
+        lo = _mm512_fmadd_ps(x, _mm512_load_ps(bp + k * NR), lo);
+        hi = _mm512_fmadd_ps(x, _mm512_load_ps(bp + k * NR + 16), hi);
+    }
+    store_row(c, lo, hi, alpha, beta, m0, m1);
+}
+
+static void thin(int trans_a, int64_t M, int64_t N, int64_t K, float alpha_s, const float *A,
+                 int64_t lda, const float *bp, float beta, float *C, int64_t ldc) {
+    const __m512 alpha = _mm512_set1_ps(alpha_s);
+    const int64_t panels = (N + NR - 1) / NR;
+    /* row blocks outer: MR rows of op(A) stay in L1 while every panel of op(B) passes by */
+    for (int64_t i = 0; i < M; i += MR) {
+        const float *a = trans_a ? A + i : A + i * lda;
+        for (int64_t p = 0; p < panels; p++) {
+            int64_t n0 = p * NR, nn = N - n0 < NR ? N - n0 : NR;
+            __mmask16 m0 = nn >= 16 ? 0xFFFF : (__mmask16)((1u << nn) - 1);
+            __mmask16 m1 = nn >= 32 ? 0xFFFF : nn <= 16 ? 0 : (__mmask16)((1u << (nn - 16)) - 1);
+            const float *b = bp + p * K * NR;
+            float *c = C + i * ldc + n0;
+            if (i + MR <= M) {
+                if (trans_a) tile6(1, a, lda, b, K, c, ldc, alpha, beta, m0, m1);
+                else tile6(0, a, lda, b, K, c, ldc, alpha, beta, m0, m1);
+            } else {
+                for (int64_t r = 0; r < M - i; r++)
+                    tile1(trans_a, trans_a ? a + r : a + r * lda, lda, b, K, c + r * ldc, alpha,
+                          beta, m0, m1);
+            }
+        }
+    }
+}
+
+static int enabled(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RE2TAL_THIN_GEMM");
+        on = __builtin_cpu_supports("avx512f") && !(e && !strcmp(e, "0"));
+    }
+    return on;
+}
+
+int tal_gemm_thin(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                  int64_t ldc) {
+    int64_t panels = (N + NR - 1) / NR, packed = panels * NR * K;
+    /* op(B) fits in L2 next to the streaming rows of op(A) (a few hundred columns: the window
+     * attention's 392 keys at d = 32 included); enough rows to amortise its copy; K >= 16:
+     * below that OpenBLAS's copy of op(A) is cheap anyway */
+    if (!enabled() || N > 512 || packed > 64 * 1024 || M < 4 * MR || K < 16) return 0;
+    float *bp = aligned_alloc(64, sizeof(float) * (size_t)packed);
+    if (!bp) return 0; /* OpenBLAS then */
+    pack_b(bp, trans_b, N, K, B, ldb);
+    thin(trans_a, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+    free(bp);
+    return 1;
+}
+
+#else
+int tal_gemm_thin(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                  int64_t ldc) {
+    (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
+    (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
+    return 0; /* no AVX-512 build: OpenBLAS takes every product */
+}
+#endif

@@ -1,0 +1,14 @@
+/* nn/gemm_thin.h (private to nn/): the thin-product kernel behind tal_gemm and the attention. */
+#ifndef TAL_NN_GEMM_THIN_H
+#define TAL_NN_GEMM_THIN_H
+
+#include <stdint.h>
+
+/* C[M,N] = alpha op(A) op(B) + beta C (row-major, one thread) when the product is thin enough
+ * for it (op(B) small, op(A) tall) and the CPU has AVX-512; returns 1 if done, 0 if the caller
+ * must use OpenBLAS. beta = 0 ignores C's contents (NaN included), as BLAS does. */
+int tal_gemm_thin(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                  int64_t ldc);
+
+#endif
