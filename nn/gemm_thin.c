@@ -54,15 +54,17 @@ static inline __attribute__((always_inline)) void store_row(float *c, __m512 lo,
 /* Element (r, k) of op(A) for the rows starting at a. */
 #define A_AT(r, k) (trans_a ? a[(k) * lda + (r)] : a[(r) * lda + (k)])
 
-/* One MR x NR tile: rows of op(A) from a, panel bp. */
+/* One MR x NR tile: rows of op(A) from a, columns of op(B) from bp (row k at bp + k * ldbp;
+ * columns masked to N: a packed panel is zero-padded, B read in place is not). */
 static inline __attribute__((always_inline)) void tile6(int trans_a, const float *a, int64_t lda,
-                                                        const float *bp, int64_t K, float *c,
-                                                        int64_t ldc, __m512 alpha, float beta,
-                                                        __mmask16 m0, __mmask16 m1) {
+                                                        const float *bp, int64_t ldbp, int64_t K,
+                                                        float *c, int64_t ldc, __m512 alpha,
+                                                        float beta, __mmask16 m0, __mmask16 m1) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t k = 0; k < K; k++) {
-        __m512 b0 = _mm512_load_ps(bp + k * NR), b1 = _mm512_load_ps(bp + k * NR + 16), x;
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, bp + k * ldbp);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, bp + k * ldbp + 16), x;
 #define ROW(r, lo, hi)                                                                             \
     x = _mm512_set1_ps(A_AT(r, k));                                                                \
     lo = _mm512_fmadd_ps(x, b0, lo);                                                               \
@@ -84,21 +86,24 @@ static inline __attribute__((always_inline)) void tile6(int trans_a, const float
 }
 
 /* The last rows (fewer than MR), one at a time. */
-static void tile1(int trans_a, const float *a, int64_t lda, const float *bp, int64_t K,
-                  float *c, __m512 alpha, float beta, __mmask16 m0, __mmask16 m1) {
+static void tile1(int trans_a, const float *a, int64_t lda, const float *bp, int64_t ldbp,
+                  int64_t K, float *c, __m512 alpha, float beta, __mmask16 m0, __mmask16 m1) {
     __m512 lo = _mm512_setzero_ps(), hi = lo;
     for (int64_t k = 0; k < K; k++) {
         __m512 x = _mm512_set1_ps(A_AT(0, k));
-        lo = _mm512_fmadd_ps(x, _mm512_load_ps(bp + k * NR), lo);
-        hi = _mm512_fmadd_ps(x, _mm512_load_ps(bp + k * NR + 16), hi);
+        lo = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, bp + k * ldbp), lo);
+        hi = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, bp + k * ldbp + 16), hi);
     }
     store_row(c, lo, hi, alpha, beta, m0, m1);
 }
 
+/* C = alpha op(A) B' + beta C over all rows and column panels, B' either the packed panels
+ * (packed: panel p at b + p * K * NR, row stride NR) or op(B) = B in place (row stride ldb). */
 static void thin(int trans_a, int64_t M, int64_t N, int64_t K, float alpha_s, const float *A,
-                 int64_t lda, const float *bp, float beta, float *C, int64_t ldc) {
+                 int64_t lda, const float *b, int64_t ldb, int packed, float beta, float *C,
+                 int64_t ldc) {
     const __m512 alpha = _mm512_set1_ps(alpha_s);
-    const int64_t panels = (N + NR - 1) / NR;
+    const int64_t panels = (N + NR - 1) / NR, ldbp = packed ? NR : ldb;
     /* row blocks outer: MR rows of op(A) stay in L1 while every panel of op(B) passes by */
     for (int64_t i = 0; i < M; i += MR) {
         const float *a = trans_a ? A + i : A + i * lda;
@@ -106,17 +111,30 @@ static void thin(int trans_a, int64_t M, int64_t N, int64_t K, float alpha_s, co
             int64_t n0 = p * NR, nn = N - n0 < NR ? N - n0 : NR;
             __mmask16 m0 = nn >= 16 ? 0xFFFF : (__mmask16)((1u << nn) - 1);
             __mmask16 m1 = nn >= 32 ? 0xFFFF : nn <= 16 ? 0 : (__mmask16)((1u << (nn - 16)) - 1);
-            const float *b = bp + p * K * NR;
+            const float *bp = packed ? b + p * K * NR : b + n0;
             float *c = C + i * ldc + n0;
             if (i + MR <= M) {
-                if (trans_a) tile6(1, a, lda, b, K, c, ldc, alpha, beta, m0, m1);
-                else tile6(0, a, lda, b, K, c, ldc, alpha, beta, m0, m1);
+                if (trans_a) tile6(1, a, lda, bp, ldbp, K, c, ldc, alpha, beta, m0, m1);
+                else tile6(0, a, lda, bp, ldbp, K, c, ldc, alpha, beta, m0, m1);
             } else {
                 for (int64_t r = 0; r < M - i; r++)
-                    tile1(trans_a, trans_a ? a + r : a + r * lda, lda, b, K, c + r * ldc, alpha,
-                          beta, m0, m1);
+                    tile1(trans_a, trans_a ? a + r : a + r * lda, lda, bp, ldbp, K, c + r * ldc,
+                          alpha, beta, m0, m1);
             }
         }
+    }
+}
+
+/* Long sums with a small C (the weight gradients dW = dY^T X: K = tokens): K in chunks whose
+ * rows of op(A) and B stay in L2, each chunk added into C; B read in place (no copy at all). */
+enum { KC = 256 };
+static void thin_long(int trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                      int64_t ldc) {
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        int64_t kc = K - k0 < KC ? K - k0 : KC;
+        const float *a = trans_a ? A + k0 * lda : A + k0;
+        thin(trans_a, M, N, kc, alpha, a, lda, B + k0 * ldb, ldb, 0, k0 ? 1.0f : beta, C, ldc);
     }
 }
 
@@ -132,15 +150,22 @@ static int enabled(void) {
 int tal_gemm_thin(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc) {
+    if (!enabled() || N > 512 || M < 4 * MR || K < 16) return 0;
     int64_t panels = (N + NR - 1) / NR, packed = panels * NR * K;
+    if (packed > 64 * 1024) {
+        /* op(B) too big to copy whole: the long-sum form when C is small and B is read in
+         * place (row-major, not transposed); else OpenBLAS */
+        if (trans_b || M > 512 || N > 128 || K < 4 * KC) return 0; /* measured: wider B loses */
+        thin_long(trans_a, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return 1;
+    }
     /* op(B) fits in L2 next to the streaming rows of op(A) (a few hundred columns: the window
      * attention's 392 keys at d = 32 included); enough rows to amortise its copy; K >= 16:
      * below that OpenBLAS's copy of op(A) is cheap anyway */
-    if (!enabled() || N > 512 || packed > 64 * 1024 || M < 4 * MR || K < 16) return 0;
     float *bp = aligned_alloc(64, sizeof(float) * (size_t)packed);
     if (!bp) return 0; /* OpenBLAS then */
     pack_b(bp, trans_b, N, K, B, ldb);
-    thin(trans_a, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+    thin(trans_a, M, N, K, alpha, A, lda, bp, 0, 1, beta, C, ldc);
     free(bp);
     return 1;
 }
