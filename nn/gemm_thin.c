@@ -36,12 +36,18 @@ static void pack_b(float *bp, int trans_b, int64_t N, int64_t K, const float *B,
     }
 }
 
-/* Writes alpha * acc (+ beta * C) into the tile's row c, columns masked to N. */
+/* Writes alpha * acc (+ bias) (+ beta * C) into the tile's row c, columns masked to N. */
 static inline __attribute__((always_inline)) void store_row(float *c, __m512 lo, __m512 hi,
-                                                            __m512 alpha, float beta,
-                                                            __mmask16 m0, __mmask16 m1) {
-    lo = _mm512_mul_ps(lo, alpha);
-    hi = _mm512_mul_ps(hi, alpha);
+                                                            __m512 alpha, const float *bias,
+                                                            float beta, __mmask16 m0,
+                                                            __mmask16 m1) {
+    if (bias) {
+        lo = _mm512_fmadd_ps(lo, alpha, _mm512_maskz_loadu_ps(m0, bias));
+        hi = _mm512_fmadd_ps(hi, alpha, _mm512_maskz_loadu_ps(m1, bias + 16));
+    } else {
+        lo = _mm512_mul_ps(lo, alpha);
+        hi = _mm512_mul_ps(hi, alpha);
+    }
     if (beta != 0) {
         __m512 b = _mm512_set1_ps(beta);
         lo = _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(m0, c), lo);
@@ -59,7 +65,8 @@ static inline __attribute__((always_inline)) void store_row(float *c, __m512 lo,
 static inline __attribute__((always_inline)) void tile6(int trans_a, const float *a, int64_t lda,
                                                         const float *bp, int64_t ldbp, int64_t K,
                                                         float *c, int64_t ldc, __m512 alpha,
-                                                        float beta, __mmask16 m0, __mmask16 m1) {
+                                                        const float *bias, float beta,
+                                                        __mmask16 m0, __mmask16 m1) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t k = 0; k < K; k++) {
@@ -77,31 +84,32 @@ static inline __attribute__((always_inline)) void tile6(int trans_a, const float
         ROW(5, c50, c51)
 #undef ROW
     }
-    store_row(c, c00, c01, alpha, beta, m0, m1);
-    store_row(c + ldc, c10, c11, alpha, beta, m0, m1);
-    store_row(c + 2 * ldc, c20, c21, alpha, beta, m0, m1);
-    store_row(c + 3 * ldc, c30, c31, alpha, beta, m0, m1);
-    store_row(c + 4 * ldc, c40, c41, alpha, beta, m0, m1);
-    store_row(c + 5 * ldc, c50, c51, alpha, beta, m0, m1);
+    store_row(c, c00, c01, alpha, bias, beta, m0, m1);
+    store_row(c + ldc, c10, c11, alpha, bias, beta, m0, m1);
+    store_row(c + 2 * ldc, c20, c21, alpha, bias, beta, m0, m1);
+    store_row(c + 3 * ldc, c30, c31, alpha, bias, beta, m0, m1);
+    store_row(c + 4 * ldc, c40, c41, alpha, bias, beta, m0, m1);
+    store_row(c + 5 * ldc, c50, c51, alpha, bias, beta, m0, m1);
 }
 
 /* The last rows (fewer than MR), one at a time. */
 static void tile1(int trans_a, const float *a, int64_t lda, const float *bp, int64_t ldbp,
-                  int64_t K, float *c, __m512 alpha, float beta, __mmask16 m0, __mmask16 m1) {
+                  int64_t K, float *c, __m512 alpha, const float *bias, float beta, __mmask16 m0,
+                  __mmask16 m1) {
     __m512 lo = _mm512_setzero_ps(), hi = lo;
     for (int64_t k = 0; k < K; k++) {
         __m512 x = _mm512_set1_ps(A_AT(0, k));
         lo = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, bp + k * ldbp), lo);
         hi = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, bp + k * ldbp + 16), hi);
     }
-    store_row(c, lo, hi, alpha, beta, m0, m1);
+    store_row(c, lo, hi, alpha, bias, beta, m0, m1);
 }
 
 /* C = alpha op(A) B' + beta C over all rows and column panels, B' either the packed panels
  * (packed: panel p at b + p * K * NR, row stride NR) or op(B) = B in place (row stride ldb). */
 static void thin(int trans_a, int64_t M, int64_t N, int64_t K, float alpha_s, const float *A,
-                 int64_t lda, const float *b, int64_t ldb, int packed, float beta, float *C,
-                 int64_t ldc) {
+                 int64_t lda, const float *b, int64_t ldb, int packed, const float *bias,
+                 float beta, float *C, int64_t ldc) {
     const __m512 alpha = _mm512_set1_ps(alpha_s);
     const int64_t panels = (N + NR - 1) / NR, ldbp = packed ? NR : ldb;
     /* row blocks outer: MR rows of op(A) stay in L1 while every panel of op(B) passes by */
@@ -113,13 +121,14 @@ static void thin(int trans_a, int64_t M, int64_t N, int64_t K, float alpha_s, co
             __mmask16 m1 = nn >= 32 ? 0xFFFF : nn <= 16 ? 0 : (__mmask16)((1u << (nn - 16)) - 1);
             const float *bp = packed ? b + p * K * NR : b + n0;
             float *c = C + i * ldc + n0;
+            const float *bn = bias ? bias + n0 : NULL;
             if (i + MR <= M) {
-                if (trans_a) tile6(1, a, lda, bp, ldbp, K, c, ldc, alpha, beta, m0, m1);
-                else tile6(0, a, lda, bp, ldbp, K, c, ldc, alpha, beta, m0, m1);
+                if (trans_a) tile6(1, a, lda, bp, ldbp, K, c, ldc, alpha, bn, beta, m0, m1);
+                else tile6(0, a, lda, bp, ldbp, K, c, ldc, alpha, bn, beta, m0, m1);
             } else {
                 for (int64_t r = 0; r < M - i; r++)
                     tile1(trans_a, trans_a ? a + r : a + r * lda, lda, bp, ldbp, K, c + r * ldc,
-                          alpha, beta, m0, m1);
+                          alpha, bn, beta, m0, m1);
             }
         }
     }
@@ -134,7 +143,8 @@ static void thin_long(int trans_a, int64_t M, int64_t N, int64_t K, float alpha,
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         int64_t kc = K - k0 < KC ? K - k0 : KC;
         const float *a = trans_a ? A + k0 * lda : A + k0;
-        thin(trans_a, M, N, kc, alpha, a, lda, B + k0 * ldb, ldb, 0, k0 ? 1.0f : beta, C, ldc);
+        thin(trans_a, M, N, kc, alpha, a, lda, B + k0 * ldb, ldb, 0, NULL, k0 ? 1.0f : beta, C,
+             ldc);
     }
 }
 
@@ -147,25 +157,40 @@ static int enabled(void) {
     return on;
 }
 
+/* The size of op(B)'s panels if the kernel takes products with this op(B), else 0: it fits
+ * in L2 next to the streaming rows of op(A) (a few hundred columns: the window attention's 392
+ * keys at d = 32 included); K >= 16: below that OpenBLAS's copy of op(A) is cheap anyway. */
+static int64_t packed_floats(int64_t N, int64_t K) {
+    int64_t floats = (N + NR - 1) / NR * NR * K;
+    return enabled() && N <= 512 && K >= 16 && floats <= 64 * 1024 ? floats : 0;
+}
+
+float *tal_gemm_thin_pack(int trans_b, int64_t N, int64_t K, const float *B, int64_t ldb) {
+    int64_t floats = packed_floats(N, K);
+    float *bp = floats ? aligned_alloc(64, sizeof(float) * (size_t)floats) : NULL;
+    if (bp) pack_b(bp, trans_b, N, K, B, ldb);
+    return bp;
+}
+
+void tal_gemm_thin_run(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                       const float *packed, const float *bias, float *C, int64_t ldc) {
+    thin(0, M, N, K, 1.0f, A, lda, packed, 0, 1, bias, 0.0f, C, ldc);
+}
+
 int tal_gemm_thin(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc) {
-    if (!enabled() || N > 512 || M < 4 * MR || K < 16) return 0;
-    int64_t panels = (N + NR - 1) / NR, packed = panels * NR * K;
-    if (packed > 64 * 1024) {
+    if (!enabled() || N > 512 || M < 4 * MR || K < 16) return 0; /* tall op(A) amortises it */
+    if (!packed_floats(N, K)) {
         /* op(B) too big to copy whole: the long-sum form when C is small and B is read in
          * place (row-major, not transposed); else OpenBLAS */
         if (trans_b || M > 512 || N > 128 || K < 4 * KC) return 0; /* measured: wider B loses */
         thin_long(trans_a, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return 1;
     }
-    /* op(B) fits in L2 next to the streaming rows of op(A) (a few hundred columns: the window
-     * attention's 392 keys at d = 32 included); enough rows to amortise its copy; K >= 16:
-     * below that OpenBLAS's copy of op(A) is cheap anyway */
-    float *bp = aligned_alloc(64, sizeof(float) * (size_t)packed);
-    if (!bp) return 0; /* OpenBLAS then */
-    pack_b(bp, trans_b, N, K, B, ldb);
-    thin(trans_a, M, N, K, alpha, A, lda, bp, 0, 1, beta, C, ldc);
+    float *bp = tal_gemm_thin_pack(trans_b, N, K, B, ldb);
+    if (!bp) return 0; /* out of memory: OpenBLAS then */
+    thin(trans_a, M, N, K, alpha, A, lda, bp, 0, 1, NULL, beta, C, ldc);
     free(bp);
     return 1;
 }
@@ -177,5 +202,14 @@ int tal_gemm_thin(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, flo
     (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
     (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
     return 0; /* no AVX-512 build: OpenBLAS takes every product */
+}
+float *tal_gemm_thin_pack(int trans_b, int64_t N, int64_t K, const float *B, int64_t ldb) {
+    (void)trans_b, (void)N, (void)K, (void)B, (void)ldb;
+    return NULL;
+}
+/* never called: tal_gemm_thin_pack gives nothing to run on here */
+void tal_gemm_thin_run(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                       const float *packed, const float *bias, float *C, int64_t ldc) {
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)packed, (void)bias, (void)C, (void)ldc;
 }
 #endif

@@ -11,4 +11,12 @@ int tal_gemm_thin(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, flo
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc);
 
+/* op(B) [K, N] copied into the kernel's panels, for many row blocks of one product (the
+ * linear layer's forward); NULL when the kernel does not take this op(B) (caller: OpenBLAS).
+ * Release with free(). */
+float *tal_gemm_thin_pack(int trans_b, int64_t N, int64_t K, const float *B, int64_t ldb);
+/* C[M,N] = A[M,K] op(B) + bias (row vector; NULL: none) with op(B) from tal_gemm_thin_pack. */
+void tal_gemm_thin_run(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                       const float *packed, const float *bias, float *C, int64_t ldc);
+
 #endif

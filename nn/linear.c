@@ -1,8 +1,10 @@
 /* nn/linear.c: y = x W^T + b on the last dim (x [..., Cin], W [Cout, Cin]) and its backward,
  * as GEMMs with the transposes done by sgemm (no copies). */
 #include "nn.h"
+#include "gemm_thin.h"
 
 #include <cblas.h>
+#include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -20,6 +22,23 @@ static void linear_forward_cpu(tal_tensor y, tal_tensor x, tal_tensor w, tal_ten
     if (rows == 0 || cout == 0) return;
     if (!tal_tensor_present(b)) {
         tal_gemm(0, 1, rows, cout, cin, 1.0f, x.data, cin, w.data, cin, 0.0f, y.data, cout);
+        return;
+    }
+    float *packed = cin > 0 ? tal_gemm_thin_pack(1, cout, cin, w.data, cin) : NULL;
+    if (packed) { /* W^T copied once for every row block; the bias starts each sum */
+#pragma omp parallel if (rows * cout * cin > (1 << 18))
+        {
+#ifdef _OPENMP
+            int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+            int64_t t = 0, nt = 1;
+#endif
+            int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+            if (r1 > r0)
+                tal_gemm_thin_run(r1 - r0, cout, cin, x.data + r0 * cin, cin, packed, b.data,
+                                  y.data + r0 * cout, cout);
+        }
+        free(packed);
         return;
     }
     int64_t nblk = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
