@@ -116,54 +116,6 @@ void swin_geom_init(swin_geom *g, int B, int D, int H, int W, int C, int heads,
 }
 
 /* ---------------------------------------------------------------- layout passes ---------- */
-/* qkv [Bw, n, 3, heads, hd] <-> q, k, v [Bw, heads, n, hd]. */
-static void split_qkv(tal_tensor q, tal_tensor k, tal_tensor v, tal_tensor qkv, int64_t Bw,
-                      int64_t n, int64_t heads, int64_t hd) {
-    float *dst[3] = {q.data, k.data, v.data};
-    int64_t C = heads * hd;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < Bw; b++)
-        for (int64_t t = 0; t < n; t++) {
-            const float *row = qkv.data + (b * n + t) * 3 * C;
-            for (int part = 0; part < 3; part++)
-                for (int64_t h = 0; h < heads; h++)
-                    memcpy(dst[part] + ((b * heads + h) * n + t) * hd, row + part * C + h * hd,
-                           sizeof(float) * (size_t)hd);
-        }
-}
-
-static void merge_qkv(tal_tensor qkv, tal_tensor q, tal_tensor k, tal_tensor v, int64_t Bw,
-                      int64_t n, int64_t heads, int64_t hd) {
-    const float *src[3] = {q.data, k.data, v.data};
-    int64_t C = heads * hd;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < Bw; b++)
-        for (int64_t t = 0; t < n; t++) {
-            float *row = qkv.data + (b * n + t) * 3 * C;
-            for (int part = 0; part < 3; part++)
-                for (int64_t h = 0; h < heads; h++)
-                    memcpy(row + part * C + h * hd, src[part] + ((b * heads + h) * n + t) * hd,
-                           sizeof(float) * (size_t)hd);
-        }
-}
-
-/* [Bw, heads, n, hd] <-> [Bw, n, heads * hd] (to_tokens = 1: the first direction). */
-static void heads_tokens(tal_tensor tok, tal_tensor hv, int64_t Bw, int64_t n, int64_t heads,
-                         int64_t hd, int to_tokens) {
-    int64_t C = heads * hd;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < Bw; b++)
-        for (int64_t t = 0; t < n; t++)
-            for (int64_t h = 0; h < heads; h++) {
-                float *a = tok.data + (b * n + t) * C + h * hd;
-                float *s = hv.data + ((b * heads + h) * n + t) * hd;
-                if (to_tokens)
-                    memcpy(a, s, sizeof(float) * (size_t)hd);
-                else
-                    memcpy(s, a, sizeof(float) * (size_t)hd);
-            }
-}
-
 /* xg [G * n, C] <- rows of x for windows [w0, w0 + G) of sample b (padding rows zero): pad,
  * cyclic shift and window partition in one gather through the index map. */
 static void group_gather(tal_tensor xg, tal_tensor x, const swin_geom *g, const int32_t *map,
@@ -213,7 +165,8 @@ static void zero_pad_rows(tal_tensor t, const int32_t *map, int64_t w0, int64_t 
 typedef struct attn_bufs {
     tal_tensor mean, rstd;   /* LN1 of the gathered rows [rows] */
     tal_tensor ug;           /* normalised windowed tokens [rows, C] (qkv input) */
-    tal_tensor q, k, v;      /* [Gw, heads, n, hd] */
+    tal_tensor qkv;          /* [Gw, n, 3 C]: q, k, v as the qkv linear writes them (the
+                                attention reads them there: no split into heads) */
     tal_tensor probs;        /* [Gw, heads, n, n] */
     tal_tensor ow;           /* attention output as tokens [rows, C] (proj input) */
 } attn_bufs;
@@ -225,13 +178,11 @@ static tal_rng_key drop_key(uint64_t seed, uint64_t step, uint64_t stream) {
 
 /* Buffers for Gw windows from arena a. */
 static void attn_bufs_alloc(attn_bufs *s, tal_arena *a, const swin_geom *g, int64_t Gw) {
-    int64_t n = g->n, hd = g->C / g->heads, rows = Gw * n;
+    int64_t n = g->n, rows = Gw * n;
     s->mean = tal_arena_tensor_uninit(a, 1, (int64_t[]){rows});
     s->rstd = tal_arena_tensor_uninit(a, 1, (int64_t[]){rows});
     s->ug = tal_arena_tensor_uninit(a, 2, (int64_t[]){rows, g->C});
-    s->q = tal_arena_tensor_uninit(a, 4, (int64_t[]){Gw, g->heads, n, hd});
-    s->k = tal_arena_like_uninit(a, s->q);
-    s->v = tal_arena_like_uninit(a, s->q);
+    s->qkv = tal_arena_tensor_uninit(a, 3, (int64_t[]){Gw, n, 3 * g->C});
     s->probs = tal_arena_tensor_uninit(a, 4, (int64_t[]){Gw, g->heads, n, n});
     s->ow = tal_arena_tensor_uninit(a, 2, (int64_t[]){rows, g->C});
 }
@@ -242,9 +193,7 @@ static attn_bufs attn_bufs_slice(const attn_bufs *s, int64_t w, int64_t G, int64
     r.mean = tal_tensor_slice0(s->mean, w * n, G * n);
     r.rstd = tal_tensor_slice0(s->rstd, w * n, G * n);
     r.ug = tal_tensor_slice0(s->ug, w * n, G * n);
-    r.q = tal_tensor_slice0(s->q, w, G);
-    r.k = tal_tensor_slice0(s->k, w, G);
-    r.v = tal_tensor_slice0(s->v, w, G);
+    r.qkv = tal_tensor_slice0(s->qkv, w, G);
     r.probs = tal_tensor_slice0(s->probs, w, G);
     r.ow = tal_tensor_slice0(s->ow, w * n, G * n);
     return r;
@@ -303,20 +252,17 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
     attn_bufs tmp = {0};
     if (!saved) attn_bufs_alloc(&tmp, scratch, g, G);
     tal_tensor xg = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){rows, C});
-    tal_tensor qkv = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){rows, 3 * C}); /* also dqkv */
-    tal_tensor o = tal_arena_tensor_uninit(scratch, 4, (int64_t[]){G, heads, n, hd}); /* also dov */
     tal_tensor yw = tal_arena_like_uninit(scratch, xg); /* also dyw */
-    tal_tensor dq = bwd ? tal_arena_like_uninit(scratch, o) : tal_tensor_none();
-    tal_tensor dk = bwd ? tal_arena_like_uninit(scratch, o) : tal_tensor_none();
-    tal_tensor dv = bwd ? tal_arena_like_uninit(scratch, o) : tal_tensor_none();
+    tal_tensor dqkv =
+        bwd ? tal_arena_tensor_uninit(scratch, 3, (int64_t[]){G, n, 3 * C}) : tal_tensor_none();
     tal_tensor dow = bwd ? tal_arena_like_uninit(scratch, xg) : tal_tensor_none(); /* also dug */
     tal_tensor dxg = bwd ? tal_arena_like_uninit(scratch, xg) : tal_tensor_none();
     int table_grad = tal_params_at(p, f->table)->trainable;
     if (plan) {
         if (bwd) { /* the attention backward's own scratch, as it counts it */
-            tal_tensor qv = tal_t4(NULL, G, heads, n, hd), pv = tal_t4(NULL, G, heads, n, n);
-            tal_attention_backward(dq, dk, dv, table_grad ? dbias : tal_tensor_none(), qv, qv, qv,
-                                   qv, pv, scale, scratch);
+            tal_tensor qv = tal_t3(NULL, G, n, 3 * C), pv = tal_t4(NULL, G, heads, n, n);
+            tal_attention_qkv_backward(qv, table_grad ? dbias : tal_tensor_none(),
+                                       tal_t3(NULL, G, n, C), qv, pv, heads, scale, scratch);
         }
         tal_arena_release(scratch, mark);
         return;
@@ -348,24 +294,23 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
                 tal_layernorm_forward(s.ug, s.mean, s.rstd, xg, bb_value(p, f->norm_w),
                                       bb_value(p, f->norm_b), LN_EPS);
                 zero_pad_rows(s.ug, map, w0, rows, n); /* the reference pads after the norm */
-                tal_linear_forward(qkv, s.ug, bb_value(p, f->qkv_w), bb_value(p, f->qkv_b));
-                split_qkv(s.q, s.k, s.v, qkv, G, n, heads, hd);
-                tal_attention_forward(o, s.probs, s.q, s.k, s.v, bias, mask, scale);
-                heads_tokens(s.ow, o, G, n, heads, hd, 1);
+                tal_linear_forward(tal_t2(s.qkv.data, rows, 3 * C), s.ug, bb_value(p, f->qkv_w),
+                                   bb_value(p, f->qkv_b));
+                tal_attention_qkv_forward(tal_t3(s.ow.data, G, n, C), s.probs, s.qkv, heads, bias,
+                                          mask, scale);
                 tal_linear_forward(yw, s.ow, bb_value(p, f->proj_w), bb_value(p, f->proj_b));
                 group_scatter(tal_t2(out.data, N, C), yw, g, map, b, w0, G, 0);
             }
             if (!bwd) continue;
-            tal_tensor dyw = yw, dov = o, dqkv = qkv, dug = dow;
+            tal_tensor dyw = yw, dug = dow;
             group_gather(dyw, dp, g, map, b, w0, G);
             tal_linear_backward(dow, bb_grad(p, f->proj_w), bb_grad(p, f->proj_b), dyw, s.ow,
                                 bb_value(p, f->proj_w));
-            heads_tokens(dow, dov, G, n, heads, hd, 0);
-            tal_attention_backward(dq, dk, dv, gtab.data ? dbias : tal_tensor_none(), dov, s.q,
-                                   s.k, s.v, s.probs, scale, scratch);
-            merge_qkv(dqkv, dq, dk, dv, G, n, heads, hd);
-            tal_linear_backward(dug, bb_grad(p, f->qkv_w), bb_grad(p, f->qkv_b), dqkv, s.ug,
-                                bb_value(p, f->qkv_w));
+            tal_attention_qkv_backward(dqkv, gtab.data ? dbias : tal_tensor_none(),
+                                       tal_t3(dow.data, G, n, C), s.qkv, s.probs, heads, scale,
+                                       scratch);
+            tal_linear_backward(dug, bb_grad(p, f->qkv_w), bb_grad(p, f->qkv_b),
+                                tal_t2(dqkv.data, rows, 3 * C), s.ug, bb_value(p, f->qkv_w));
             zero_pad_rows(dug, map, w0, rows, n); /* padding is not an LN output */
             tal_layernorm_backward(dxg, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), dug, xg,
                                    bb_value(p, f->norm_w), s.mean, s.rstd);

@@ -115,19 +115,43 @@ static void check_bias(tal_tensor bias, tal_tensor q, tal_tensor k) {
                bias.shape[2] == k.shape[2]);
 }
 
-static void attention_forward_cpu(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
-                                  tal_tensor v, tal_tensor bias, tal_tensor mask, float scale) {
-    int64_t B = q.shape[0], H = q.shape[1], N = q.shape[2], d = q.shape[3], Nk = k.shape[2];
+/* Where item (b, h)'s matrix of an attention operand lives: rows ld floats apart from
+ * base + b * b_stride + h * h_stride. [B, H, N, d] tensors and Swin's packed qkv / token
+ * layouts are both views, so neither needs a copy into the other. */
+typedef struct attn_view {
+    float *base;
+    int64_t b_stride, h_stride, ld;
+} attn_view;
+
+static float *view_at(attn_view v, int64_t b, int64_t h) {
+    return v.base + b * v.b_stride + h * v.h_stride;
+}
+
+static attn_view bhnd_view(tal_tensor t) { /* [B, H, N, d] */
+    attn_view v = {t.data, t.shape[1] * t.shape[2] * t.shape[3], t.shape[2] * t.shape[3],
+                   t.shape[3]};
+    return v;
+}
+
+typedef struct attn_dims {
+    int64_t B, H, N, Nk, d;
+} attn_dims;
+
+static void attention_forward_cpu(attn_view out, float *probs, attn_view q, attn_view k,
+                                  attn_view v, attn_dims s, tal_tensor bias, tal_tensor mask,
+                                  float scale) {
+    int64_t B = s.B, H = s.H, N = s.N, d = s.d, Nk = s.Nk;
     int64_t M = mask.data ? mask.shape[0] : 1;
     int threads = threads_here();
 #pragma omp parallel for schedule(static) num_threads(threads) if (B * H > 1)
     for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, h = bh % H;
-        float *p = probs.data + bh * N * Nk;
-        gemm1(0, 1, N, Nk, d, scale, q.data + bh * N * d, d, k.data + bh * Nk * d, d, 0.0f, p, Nk);
+        float *p = probs + bh * N * Nk;
+        gemm1(0, 1, N, Nk, d, scale, view_at(q, b, h), q.ld, view_at(k, b, h), k.ld, 0.0f, p, Nk);
         bias_mask_softmax(p, bias.data ? bias.data + h * N * Nk : NULL,
                           mask.data ? mask.data + (b % M) * N * Nk : NULL, N, Nk);
-        gemm1(0, 0, N, d, Nk, 1.0f, p, Nk, v.data + bh * Nk * d, d, 0.0f, out.data + bh * N * d, d);
+        gemm1(0, 0, N, d, Nk, 1.0f, p, Nk, view_at(v, b, h), v.ld, 0.0f, view_at(out, b, h),
+              out.ld);
     }
 }
 
@@ -140,18 +164,20 @@ void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_t
     TAL_ASSERT(!mask.data || (mask.ndim == 3 && mask.shape[0] >= 1 &&
                               mask.shape[1] == q.shape[2] && mask.shape[2] == k.shape[2]));
     TAL_ASSERT(out.data != q.data || tal_tensor_numel(q) == 0); /* q is read after out written */
-    attention_forward_cpu(out, probs, q, k, v, bias, mask, scale);
+    attn_dims s = {q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
+    attention_forward_cpu(bhnd_view(out), probs.data, bhnd_view(q), bhnd_view(k), bhnd_view(v),
+                          s, bias, mask, scale);
 }
 
 /* The (b, h) pairs run in h-major order (i = h * B + b) over fixed ranges per thread, so every
  * dbias[h] gets its sum over b in a fixed order. A thread whose range starts inside some h's run
  * (shared with the thread before it) sums that h into its private `edge` buffer, added after
  * the loop in thread order; every other h it has is its alone and is summed in place. */
-static void attention_backward_cpu(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_tensor dbias,
-                                   tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor v,
-                                   tal_tensor probs, float scale, tal_arena *scratch,
-                                   int threads) {
-    int64_t B = q.shape[0], H = q.shape[1], N = q.shape[2], d = q.shape[3], Nk = k.shape[2];
+static void attention_backward_cpu(attn_view dq, attn_view dk, attn_view dv, tal_tensor dbias,
+                                   attn_view dout, attn_view q, attn_view k, attn_view v,
+                                   const float *probs, attn_dims sz, float scale,
+                                   tal_arena *scratch, int threads) {
+    int64_t B = sz.B, H = sz.H, N = sz.N, d = sz.d, Nk = sz.Nk;
     int64_t pairs = B * H, nn = N * Nk;
     size_t mark = tal_arena_mark(scratch);
     /* ds is written by a beta = 0 product, edge zeroed where used: neither needs zero fill */
@@ -172,15 +198,15 @@ static void attention_backward_cpu(tal_tensor dq, tal_tensor dk, tal_tensor dv, 
         if (edge && shared_h >= 0) memset(edge, 0, (size_t)nn * sizeof(float));
         for (int64_t i = i0; i < i1; i++) {
             int64_t h = i / B, b = i % B, bh = b * H + h;
-            const float *p = probs.data + bh * nn, *go = dout.data + bh * N * d;
-            gemm1(1, 0, Nk, d, N, 1.0f, p, Nk, go, d, 0.0f, dv.data + bh * Nk * d, d); /* P^T dO */
-            gemm1(0, 1, N, Nk, d, 1.0f, go, d, v.data + bh * Nk * d, d, 0.0f, ds, Nk); /* dO v^T */
+            const float *p = probs + bh * nn, *go = view_at(dout, b, h);
+            gemm1(1, 0, Nk, d, N, 1.0f, p, Nk, go, dout.ld, 0.0f, view_at(dv, b, h), dv.ld); /* P^T dO */
+            gemm1(0, 1, N, Nk, d, 1.0f, go, dout.ld, view_at(v, b, h), v.ld, 0.0f, ds, Nk); /* dO v^T */
             softmax_grad_rows(ds, p, !dbias.data ? NULL : h == shared_h ? edge : dbias.data + h * nn,
                               N, Nk);
-            gemm1(0, 0, N, d, Nk, scale, ds, Nk, k.data + bh * Nk * d, d, 0.0f,
-                  dq.data + bh * N * d, d);
-            gemm1(1, 0, Nk, d, N, scale, ds, Nk, q.data + bh * N * d, d, 0.0f,
-                  dk.data + bh * Nk * d, d);
+            gemm1(0, 0, N, d, Nk, scale, ds, Nk, view_at(k, b, h), k.ld, 0.0f, view_at(dq, b, h),
+                  dq.ld);
+            gemm1(1, 0, Nk, d, N, scale, ds, Nk, view_at(q, b, h), q.ld, 0.0f, view_at(dk, b, h),
+                  dk.ld);
         }
     }
     if (dbias.data)
@@ -217,5 +243,72 @@ void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_ten
         return;
     }
     TAL_ASSERT_SAME_DEVICE(dq, q);
-    attention_backward_cpu(dq, dk, dv, dbias, dout, q, k, v, probs, scale, scratch, threads);
+    attn_dims sz = {q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
+    attention_backward_cpu(bhnd_view(dq), bhnd_view(dk), bhnd_view(dv), dbias, bhnd_view(dout),
+                           bhnd_view(q), bhnd_view(k), bhnd_view(v), probs.data, sz, scale,
+                           scratch, threads);
+}
+
+/* ---------------------------------------------------------------- Swin's packed layouts -- */
+/* qkv [B, N, 3 C] (C = heads * d: q, k, v of a token side by side, heads within each) and
+ * tokens [B, N, C] as views of the same (b, h) matrices. */
+static attn_view qkv_view(tal_tensor qkv, int part, int64_t N, int64_t C, int64_t d) {
+    attn_view v = {qkv.data ? qkv.data + part * C : NULL, N * 3 * C, d, 3 * C};
+    return v;
+}
+
+static attn_view tokens_view(tal_tensor t, int64_t N, int64_t C, int64_t d) {
+    attn_view v = {t.data, N * C, d, C};
+    return v;
+}
+
+static attn_dims qkv_dims(tal_tensor qkv, int64_t heads) {
+    TAL_ASSERT(qkv.ndim == 3 && heads >= 1 && qkv.shape[2] % (3 * heads) == 0);
+    attn_dims s = {qkv.shape[0], heads, qkv.shape[1], qkv.shape[1], qkv.shape[2] / (3 * heads)};
+    return s;
+}
+
+void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, tal_tensor qkv, int64_t heads,
+                               tal_tensor bias, tal_tensor mask, float scale) {
+    attn_dims s = qkv_dims(qkv, heads);
+    int64_t C = s.H * s.d;
+    TAL_ASSERT(out.ndim == 3 && out.shape[0] == s.B && out.shape[1] == s.N && out.shape[2] == C);
+    TAL_ASSERT_MSG(tal_tensor_numel(probs) == s.B * s.H * s.N * s.N,
+                   "probs has %lld elements, not %lld", (long long)tal_tensor_numel(probs),
+                   (long long)(s.B * s.H * s.N * s.N));
+    TAL_ASSERT(!bias.data || (bias.ndim == 3 && bias.shape[0] == s.H && bias.shape[1] == s.N &&
+                              bias.shape[2] == s.N));
+    TAL_ASSERT(!mask.data || (mask.ndim == 3 && mask.shape[0] >= 1 && mask.shape[1] == s.N &&
+                              mask.shape[2] == s.N));
+    attention_forward_cpu(tokens_view(out, s.N, C, s.d), probs.data, qkv_view(qkv, 0, s.N, C, s.d),
+                          qkv_view(qkv, 1, s.N, C, s.d), qkv_view(qkv, 2, s.N, C, s.d), s, bias,
+                          mask, scale);
+}
+
+void tal_attention_qkv_backward(tal_tensor dqkv, tal_tensor dbias, tal_tensor dout,
+                                tal_tensor qkv, tal_tensor probs, int64_t heads, float scale,
+                                tal_arena *scratch) {
+    attn_dims s = qkv_dims(qkv, heads);
+    int64_t C = s.H * s.d;
+    TAL_ASSERT_SAME_SHAPE(dqkv, qkv);
+    TAL_ASSERT(dout.ndim == 3 && dout.shape[0] == s.B && dout.shape[1] == s.N &&
+               dout.shape[2] == C);
+    TAL_ASSERT(tal_tensor_numel(probs) == s.B * s.H * s.N * s.N);
+    TAL_ASSERT(scratch != NULL);
+    int want_dbias = dbias.data || dbias.ndim;
+    if (want_dbias)
+        TAL_ASSERT(dbias.ndim == 3 && dbias.shape[0] == s.H && dbias.shape[1] == s.N &&
+                   dbias.shape[2] == s.N);
+    int threads = threads_here();
+    if (tal_arena_is_planner(scratch)) { /* planning: count exactly what the real call takes */
+        size_t mark = tal_arena_mark(scratch);
+        tal_arena_floats(scratch, (int64_t)threads * s.N * s.N);
+        if (want_dbias) tal_arena_floats(scratch, (int64_t)threads * s.N * s.N);
+        tal_arena_release(scratch, mark);
+        return;
+    }
+    attention_backward_cpu(qkv_view(dqkv, 0, s.N, C, s.d), qkv_view(dqkv, 1, s.N, C, s.d),
+                           qkv_view(dqkv, 2, s.N, C, s.d), dbias, tokens_view(dout, s.N, C, s.d),
+                           qkv_view(qkv, 0, s.N, C, s.d), qkv_view(qkv, 1, s.N, C, s.d),
+                           qkv_view(qkv, 2, s.N, C, s.d), probs.data, s, scale, scratch, threads);
 }

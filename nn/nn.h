@@ -215,6 +215,15 @@ void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_t
 void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_tensor dbias,
                             tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor v,
                             tal_tensor probs, float scale, tal_arena *scratch);
+/* The same on Swin's packed layouts, with no copies between them: qkv [B, N, 3 C] as the qkv
+ * linear writes it (token t's q, k, v side by side, C = heads * d split into heads within
+ * each), out / dout [B, N, C] as the output projection reads it (tokens, heads side by side),
+ * dqkv like qkv (written). probs, bias, mask, scale, scratch as above, with Nk = N. */
+void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, tal_tensor qkv, int64_t heads,
+                               tal_tensor bias, tal_tensor mask, float scale);
+void tal_attention_qkv_backward(tal_tensor dqkv, tal_tensor dbias, tal_tensor dout,
+                                tal_tensor qkv, tal_tensor probs, int64_t heads, float scale,
+                                tal_arena *scratch);
 
 /* ---------------------------------------------------------------- ops: elementwise ------ */
 void tal_add(tal_tensor y, tal_tensor a, tal_tensor b);          /* y = a + b (may alias) */

@@ -2,7 +2,8 @@
  * against PyTorch float64 references (tests/fixtures_nn_dense.py), finite differences, and a
  * double-precision reference on Swin-sized windows (N 49, d 32, bias and per-window masks) at
  * several thread counts (the dbias sums split across threads; the rest bit-identical to one
- * thread); an all -inf row; planner == real scratch.
+ * thread); an all -inf row; planner == real scratch; Swin's packed qkv / token layouts give
+ * the same bits as the head layout.
  * Tolerances: forward atol 1e-6 + rtol 1e-5 (softmax of O(1) logits, sums of <= 12 terms);
  * gradients atol 1e-5 + rtol 1e-4 (dS = P (dP - rowsum) cancels; ~100 ulps floor). */
 #include <math.h>
@@ -254,6 +255,67 @@ Test(nn_attn, swin_sized_windows_match_double_reference_at_any_thread_count) {
         expect_close(dv, dv1, 0, 0);
         expect_close(db, db1, 1e-6, 1e-6);
     }
+}
+
+/* Swin's packed layouts (qkv [B, N, 3 C] as the qkv linear writes it, tokens [B, N, C] for the
+ * output and its gradient) give the same bits as the [B, H, N, d] call on the same numbers
+ * copied apart: same products in the same order, read in place. Window sizes 49 and 392. */
+static void check_qkv_layout(int64_t B, int64_t H, int64_t N, int64_t d) {
+    int64_t C = H * d, s4[4] = {B, H, N, d};
+    float scale = 1.0f / sqrtf((float)d);
+    tal_tensor qkv = test_tensor(3, (int64_t[]){B, N, 3 * C});
+    tal_tensor dout_tok = test_tensor(3, (int64_t[]){B, N, C});
+    tal_tensor bias = test_tensor(3, (int64_t[]){H, N, N}), mask = test_tensor(3, (int64_t[]){2, N, N});
+    test_fill_uniform(qkv, 11);
+    test_fill_uniform(dout_tok, 12);
+    test_fill_uniform(bias, 13);
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < N; j++) mask.data[(N + i) * N + j] = (i / 7) % 2 != (j / 7) % 2 ? -100 : 0;
+    tal_tensor q = test_tensor(4, s4), k = test_tensor(4, s4), v = test_tensor(4, s4);
+    tal_tensor dout = test_tensor(4, s4);
+    tal_tensor parts[3] = {q, k, v};
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t t = 0; t < N; t++)
+                for (int64_t e = 0; e < d; e++) {
+                    for (int part = 0; part < 3; part++)
+                        parts[part].data[((b * H + h) * N + t) * d + e] =
+                            qkv.data[(b * N + t) * 3 * C + part * C + h * d + e];
+                    dout.data[((b * H + h) * N + t) * d + e] = dout_tok.data[(b * N + t) * C + h * d + e];
+                }
+    tal_tensor out = test_tensor(4, s4), probs = test_tensor(4, (int64_t[]){B, H, N, N});
+    tal_tensor out_tok = test_tensor(3, (int64_t[]){B, N, C}), probs2 = test_tensor_like(probs);
+    tal_attention_forward(out, probs, q, k, v, bias, mask, scale);
+    tal_attention_qkv_forward(out_tok, probs2, qkv, H, bias, mask, scale);
+    expect_close(probs2, probs, 0, 0);
+    tal_arena *scratch = make_arena((size_t)4 * 4 * N * N * sizeof(float)); /* 2 threads x 2 */
+    tal_tensor dq = test_tensor(4, s4), dk = test_tensor(4, s4), dv = test_tensor(4, s4);
+    tal_tensor db = test_tensor_like(bias), db2 = test_tensor_like(bias);
+    tal_tensor dqkv = test_tensor_like(qkv);
+    tal_attention_backward(dq, dk, dv, db, dout, q, k, v, probs, scale, scratch);
+    tal_attention_qkv_backward(dqkv, db2, dout_tok, qkv, probs2, H, scale, scratch);
+    expect_close(db2, db, 0, 0);
+    tal_tensor grads[3] = {dq, dk, dv};
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t t = 0; t < N; t++)
+                for (int64_t e = 0; e < d; e++) {
+                    cr_assert_eq(out_tok.data[(b * N + t) * C + h * d + e],
+                                 out.data[((b * H + h) * N + t) * d + e]);
+                    for (int part = 0; part < 3; part++)
+                        cr_assert_eq(dqkv.data[(b * N + t) * 3 * C + part * C + h * d + e],
+                                     grads[part].data[((b * H + h) * N + t) * d + e],
+                                     "part %d at b %lld h %lld t %lld", part, (long long)b,
+                                     (long long)h, (long long)t);
+                }
+    tal_arena_destroy(scratch);
+}
+
+Test(nn_attn, packed_qkv_and_token_layouts_equal_the_head_layout) {
+    tal_threads_set(2);
+    check_qkv_layout(5, 3, 49, 32);
+    check_qkv_layout(2, 3, 392, 32);
+    check_qkv_layout(3, 2, 20, 8); /* small d: OpenBLAS's products */
 }
 
 Test(nn_attn, all_minus_inf_row_gives_zeros_not_nan) {
