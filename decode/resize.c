@@ -4,7 +4,9 @@
  * what the reference pipeline does (decode to rgb24, chroma repeated over its 2x2 block, then
  * resize the RGB image) but in float and without the RGB image: the filters are linear, so the
  * chroma planes are filtered with the luma filter folded onto the chroma grid and converted at
- * the output size. Against libswscale's plane scalers and the one-pass conversion after them
+ * the output size. One difference, where the source leaves the RGB gamut: the clamp to 0..255
+ * comes after the filter (as in libswscale-based readers: ffmpeg, PyAV), not per source pixel
+ * (tests/test_decode_convert.c measures both). Against libswscale's plane scalers and the one-pass conversion after them
  * it cuts fractional crops exactly (they snapped to the chroma grid), interpolates chroma at
  * the output size (it was repeated after scaling) and costs ~10% less (320x240 -> 299x224: ~94
  * us against ~105 us here; bench/RESULTS.md "decode").
