@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "app/checkpoint.h"
 #include "app/commands.h"
 #include "app/progress.h"
 #include "app/trainer.h"
@@ -27,6 +28,30 @@ static void usage(FILE *out) {
 static void on_synth(int done, int total, void *ctx) {
     tal_progress_update(ctx, done, NULL);
     (void)total;
+}
+
+/* Every option that shapes the rendered set, one line: kept beside the data so that a later
+ * run with other options (another --videos, a newer default) renders again instead of
+ * training on the old set. */
+static void synth_signature(const tal_synth_opts *so, char *buf, size_t size) {
+    snprintf(buf, size,
+             "videos %d classes %d seed %llu size %d fps %.9g length %.9g %.9g action %.9g %.9g "
+             "instances %d val %.9g codec %s\n",
+             so->n_videos, so->n_classes, (unsigned long long)so->seed, so->size, so->fps,
+             so->min_len_s, so->max_len_s, so->min_action_s, so->max_action_s, so->max_instances,
+             so->val_fraction, so->codec ? so->codec : "default");
+}
+
+/* 1 if data_dir holds a complete set rendered with these options. */
+static int synth_matches(const char *data_dir, const char *annotations, const char *signature) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/synth_options.txt", data_dir);
+    if (access(annotations, R_OK) != 0) return 0;
+    tal_err ignore = {0};
+    char *kept = tal_read_file(path, &ignore);
+    int same = kept && !strcmp(kept, signature);
+    free(kept);
+    return same;
 }
 
 static int cmd_demo(int argc, char **argv) {
@@ -83,13 +108,20 @@ static int cmd_demo(int argc, char **argv) {
     snprintf(rc.videos, sizeof rc.videos, "%s/videos", data_dir);
     snprintf(rc.out_dir, sizeof rc.out_dir, "%s/run", out);
     /* 1. data (kept between runs: the same options give the same bytes) */
-    if (access(rc.annotations, R_OK) != 0) {
+    char signature[512];
+    synth_signature(&so, signature, sizeof signature);
+    if (!synth_matches(data_dir, rc.annotations, signature)) {
+        if (!quiet && access(rc.annotations, R_OK) == 0)
+            fprintf(stderr, "1/4 %s was rendered with other options: rendering it again\n",
+                    data_dir);
         tal_progress bar;
         tal_progress_start(&bar, stderr, "1/4 render synthetic videos", "videos", so.n_videos, quiet);
         if (tal_synth_generate(&so, data_dir, on_synth, &bar, &err) != TAL_OK) goto fail;
         tal_progress_finish(&bar, NULL);
+        snprintf(path, sizeof path, "%s/synth_options.txt", data_dir);
+        if (tal_write_file_atomic(path, signature, &err) != TAL_OK) goto fail;
     } else if (!quiet) {
-        fprintf(stderr, "1/4 synthetic videos: reusing %s\n", data_dir);
+        fprintf(stderr, "1/4 synthetic videos: reusing %s (same options)\n", data_dir);
     }
     /* 2. train */
     if (!quiet) fprintf(stderr, "2/4 train end to end (config %s)\n", config);

@@ -238,6 +238,32 @@ Test(app_e2e, class_agnostic_with_video_classifier) {
 
 /* Every shipped config parses (an unknown key or wrong type would stop it before the data);
  * the ActivityNet ones ask for their classifier file by name. */
+/* `re2tal demo` keeps its rendered set between runs, but only for the options it was rendered
+ * with: another --videos renders again (it once trained on a stale smaller set, silently). */
+Test(app_e2e, demo_renders_again_when_its_options_change) {
+    const char *run = BIN " demo --config tiny.json --out d --set optim.epochs=1";
+    cr_assert_eq(sh("%s --videos 6 --quiet", run), 0);
+    char *kept = slurp("d/data/synth_options.txt");
+    cr_assert(kept && strstr(kept, "videos 6 "), "synth_options.txt: %s", kept ? kept : "(none)");
+    free(kept);
+    cr_assert_eq(sh("%s --videos 7 > /dev/null 2> log7.txt", run), 0);
+    char *log = slurp("log7.txt");
+    cr_assert(log && strstr(log, "rendered with other options"), "%s", log ? log : "(no log)");
+    free(log);
+    kept = slurp("d/data/synth_options.txt");
+    cr_assert(kept && strstr(kept, "videos 7 "), "synth_options.txt: %s", kept ? kept : "(none)");
+    free(kept);
+    char *anno = slurp("d/data/annotations.json");
+    int n = 0;
+    for (char *p = anno; p && (p = strstr(p, "\"subset\"")); p++) n++;
+    cr_expect_eq(n, 7, "%d videos in the re-rendered annotations", n);
+    free(anno);
+    cr_assert_eq(sh("%s --videos 7 > /dev/null 2> log7b.txt", run), 0);
+    log = slurp("log7b.txt");
+    cr_assert(log && strstr(log, "reusing"), "%s", log ? log : "(no log)");
+    free(log);
+}
+
 Test(app_e2e, shipped_configs_parse) {
     const char *names[] = {"demo", "thumos14_re2swin_t", "thumos14_swin_t", "anet13_re2swin_t",
                            "anet13_swin_t"};
