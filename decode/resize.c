@@ -6,10 +6,10 @@
  * chroma planes are filtered with the luma filter folded onto the chroma grid and converted at
  * the output size. One difference, where the source leaves the RGB gamut: the clamp to 0..255
  * comes after the filter (as in libswscale-based readers: ffmpeg, PyAV), not per source pixel
- * (tests/test_decode_convert.c measures both). Against libswscale's plane scalers and the one-pass conversion after them
- * it cuts fractional crops exactly (they snapped to the chroma grid), interpolates chroma at
- * the output size (it was repeated after scaling) and costs ~10% less (320x240 -> 299x224: ~94
- * us against ~105 us here; bench/RESULTS.md "decode").
+ * (tests/test_decode_convert.c measures both). Against libswscale's plane scalers and the
+ * one-pass conversion after them it cuts fractional crops exactly (they snapped to the chroma
+ * grid), interpolates chroma at the output size (it was repeated after scaling) and costs ~15%
+ * less (320x240 -> 299x224: ~88 us against ~105 us here; bench/RESULTS.md "decode").
  *
  * Work goes in blocks of 8 output rows: vertical filter of the 8 rows (vectorised along the
  * row), a transpose so that each source column holds its 8 rows in one vector, the horizontal
@@ -138,7 +138,8 @@ static int axis_build(tal_resample_axis *a, double origin, double extent, int n_
             int first = lo_nz[i] > n_src - taps ? n_src - taps : lo_nz[i];
             for (int t = 0; t < taps; t++) {
                 int at = first + t - row_first[i];
-                a->w[(size_t)i * taps + t] = at >= 0 && at < wide ? (float)acc[(size_t)i * wide + at] : 0;
+                a->w[(size_t)i * taps + t] =
+                    at >= 0 && at < wide ? (float)acc[(size_t)i * wide + at] : 0;
             }
             a->first[i] = first;
         }
@@ -164,7 +165,8 @@ static int axis_halve(tal_resample_axis *c, const tal_resample_axis *l, int n_sr
         if (first > n_src - taps) first = n_src - taps;
         float *w = c->w + (size_t)i * taps;
         memset(w, 0, sizeof *w * taps);
-        for (int t = 0; t < l->taps; t++) w[((l->first[i] + t) >> 1) - first] += l->w[(size_t)i * l->taps + t];
+        for (int t = 0; t < l->taps; t++)
+            w[((l->first[i] + t) >> 1) - first] += l->w[(size_t)i * l->taps + t];
         c->first[i] = first;
     }
     return 1;
@@ -202,10 +204,14 @@ static void filter_vertical(float *restrict v, int stride, const uint8_t *restri
 /* 8 vectors (rows) -> 8 vectors (columns), spelled out so that it stays in registers. */
 #define SHUF __builtin_shufflevector
 static inline __attribute__((always_inline)) void transpose8(v8f o[8], const v8f r[8]) {
-    v8f t0 = SHUF(r[0], r[1], 0, 8, 1, 9, 4, 12, 5, 13), t1 = SHUF(r[0], r[1], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t2 = SHUF(r[2], r[3], 0, 8, 1, 9, 4, 12, 5, 13), t3 = SHUF(r[2], r[3], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t4 = SHUF(r[4], r[5], 0, 8, 1, 9, 4, 12, 5, 13), t5 = SHUF(r[4], r[5], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t6 = SHUF(r[6], r[7], 0, 8, 1, 9, 4, 12, 5, 13), t7 = SHUF(r[6], r[7], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t0 = SHUF(r[0], r[1], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t1 = SHUF(r[0], r[1], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t2 = SHUF(r[2], r[3], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t3 = SHUF(r[2], r[3], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t4 = SHUF(r[4], r[5], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t5 = SHUF(r[4], r[5], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t6 = SHUF(r[6], r[7], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t7 = SHUF(r[6], r[7], 2, 10, 3, 11, 6, 14, 7, 15);
     v8f s0 = SHUF(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13), s1 = SHUF(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
     v8f s2 = SHUF(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13), s3 = SHUF(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
     v8f s4 = SHUF(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13), s5 = SHUF(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
@@ -304,20 +310,26 @@ static void yuv_to_rgb(float *restrict y, float *restrict u, float *restrict v, 
  * wait on the output stores before it (they alias in the low address bits). */
 static inline __attribute__((always_inline)) void transpose8_store(float *o, int64_t W,
                                                                    const v8f *c) {
-    v8f t0 = SHUF(c[0], c[1], 0, 8, 1, 9, 4, 12, 5, 13), t1 = SHUF(c[0], c[1], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t2 = SHUF(c[2], c[3], 0, 8, 1, 9, 4, 12, 5, 13), t3 = SHUF(c[2], c[3], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t4 = SHUF(c[4], c[5], 0, 8, 1, 9, 4, 12, 5, 13), t5 = SHUF(c[4], c[5], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t6 = SHUF(c[6], c[7], 0, 8, 1, 9, 4, 12, 5, 13), t7 = SHUF(c[6], c[7], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t0 = SHUF(c[0], c[1], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t1 = SHUF(c[0], c[1], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t2 = SHUF(c[2], c[3], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t3 = SHUF(c[2], c[3], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t4 = SHUF(c[4], c[5], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t5 = SHUF(c[4], c[5], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t6 = SHUF(c[6], c[7], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t7 = SHUF(c[6], c[7], 2, 10, 3, 11, 6, 14, 7, 15);
     v8f s0 = SHUF(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13), s4 = SHUF(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13);
     *(v8f_unaligned *)o = SHUF(s0, s4, 0, 1, 2, 3, 8, 9, 10, 11);
     *(v8f_unaligned *)(o + 4 * W) = SHUF(s0, s4, 4, 5, 6, 7, 12, 13, 14, 15);
-    v8f s1 = SHUF(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15), s5 = SHUF(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
+    v8f s1 = SHUF(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
+    v8f s5 = SHUF(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
     *(v8f_unaligned *)(o + W) = SHUF(s1, s5, 0, 1, 2, 3, 8, 9, 10, 11);
     *(v8f_unaligned *)(o + 5 * W) = SHUF(s1, s5, 4, 5, 6, 7, 12, 13, 14, 15);
     v8f s2 = SHUF(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13), s6 = SHUF(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13);
     *(v8f_unaligned *)(o + 2 * W) = SHUF(s2, s6, 0, 1, 2, 3, 8, 9, 10, 11);
     *(v8f_unaligned *)(o + 6 * W) = SHUF(s2, s6, 4, 5, 6, 7, 12, 13, 14, 15);
-    v8f s3 = SHUF(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15), s7 = SHUF(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
+    v8f s3 = SHUF(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
+    v8f s7 = SHUF(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
     *(v8f_unaligned *)(o + 3 * W) = SHUF(s3, s7, 0, 1, 2, 3, 8, 9, 10, 11);
     *(v8f_unaligned *)(o + 7 * W) = SHUF(s3, s7, 4, 5, 6, 7, 12, 13, 14, 15);
 }

@@ -1,11 +1,11 @@
 /* nn/gemm_thin.c: C = alpha op(A) op(B) + beta C for "thin" products, where op(B) is small
  * (at most a few hundred columns, fits in L2) and op(A) is tall: the window attention's
- * Q K^T, P V, dO V^T, P^T dO, dS K, dS^T Q and the Swin linears' X W^T and dY W. OpenBLAS copies ("packs") all
- * of op(A) into its own layout before multiplying, one extra pass over the largest operand (the
- * 392 x 392 probabilities, or 25088 x 384 activations) for a product that reads it only once:
- * 15% of a Swin block's step was spent packing. Here op(A) is read where it lies (one
- * broadcast per element) and only the small op(B) is copied into 32-column panels; 6 x 32
- * tiles of C stay in 12 AVX-512 registers over the whole K loop.
+ * Q K^T, P V, dO V^T, P^T dO, dS K, dS^T Q and the Swin linears' X W^T and dY W. OpenBLAS
+ * copies ("packs") all of op(A) into its own layout before multiplying, one extra pass over the
+ * largest operand (the 392 x 392 probabilities, or 25088 x 384 activations) for a product that
+ * reads it only once: 15% of a Swin block's step was spent packing. Here op(A) is read where it
+ * lies (one broadcast per element) and only the small op(B) is copied into 32-column panels;
+ * 6 x 32 tiles of C stay in 12 AVX-512 registers over the whole K loop.
  *
  * AVX-512 only (compiled for it: nn/CMakeLists.txt; used where the CPU has it); elsewhere, or
  * with RE2TAL_THIN_GEMM=0, every product goes to OpenBLAS. */
