@@ -201,25 +201,35 @@ static void filter_vertical(float *restrict v, int stride, const uint8_t *restri
     }
 }
 
-/* 8 vectors (rows) -> 8 vectors (columns), spelled out so that it stays in registers. */
 #define SHUF __builtin_shufflevector
-static inline __attribute__((always_inline)) void transpose8(v8f o[8], const v8f r[8]) {
-    v8f t0 = SHUF(r[0], r[1], 0, 8, 1, 9, 4, 12, 5, 13);
-    v8f t1 = SHUF(r[0], r[1], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t2 = SHUF(r[2], r[3], 0, 8, 1, 9, 4, 12, 5, 13);
-    v8f t3 = SHUF(r[2], r[3], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t4 = SHUF(r[4], r[5], 0, 8, 1, 9, 4, 12, 5, 13);
-    v8f t5 = SHUF(r[4], r[5], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t6 = SHUF(r[6], r[7], 0, 8, 1, 9, 4, 12, 5, 13);
-    v8f t7 = SHUF(r[6], r[7], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f s0 = SHUF(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13), s1 = SHUF(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
-    v8f s2 = SHUF(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13), s3 = SHUF(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
-    v8f s4 = SHUF(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13), s5 = SHUF(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
-    v8f s6 = SHUF(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13), s7 = SHUF(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
-    o[0] = SHUF(s0, s4, 0, 1, 2, 3, 8, 9, 10, 11), o[4] = SHUF(s0, s4, 4, 5, 6, 7, 12, 13, 14, 15);
-    o[1] = SHUF(s1, s5, 0, 1, 2, 3, 8, 9, 10, 11), o[5] = SHUF(s1, s5, 4, 5, 6, 7, 12, 13, 14, 15);
-    o[2] = SHUF(s2, s6, 0, 1, 2, 3, 8, 9, 10, 11), o[6] = SHUF(s2, s6, 4, 5, 6, 7, 12, 13, 14, 15);
-    o[3] = SHUF(s3, s7, 0, 1, 2, 3, 8, 9, 10, 11), o[7] = SHUF(s3, s7, 4, 5, 6, 7, 12, 13, 14, 15);
+/* The 8 x 8 transpose: vectors c[0..7] (8 lanes each) -> 8 vectors stored W floats apart from
+ * o (lane k of every c[i] forms the k-th), each stored as soon as it is formed: through a local
+ * array the compiler spills them, and reloading a spilled vector can wait on the output stores
+ * before it (they alias in the low address bits). */
+static inline __attribute__((always_inline)) void transpose8_store(float *o, int64_t W,
+                                                                   const v8f *c) {
+    v8f t0 = SHUF(c[0], c[1], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t1 = SHUF(c[0], c[1], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t2 = SHUF(c[2], c[3], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t3 = SHUF(c[2], c[3], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t4 = SHUF(c[4], c[5], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t5 = SHUF(c[4], c[5], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t6 = SHUF(c[6], c[7], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t7 = SHUF(c[6], c[7], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f s0 = SHUF(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13), s4 = SHUF(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13);
+    *(v8f_unaligned *)o = SHUF(s0, s4, 0, 1, 2, 3, 8, 9, 10, 11);
+    *(v8f_unaligned *)(o + 4 * W) = SHUF(s0, s4, 4, 5, 6, 7, 12, 13, 14, 15);
+    v8f s1 = SHUF(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
+    v8f s5 = SHUF(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
+    *(v8f_unaligned *)(o + W) = SHUF(s1, s5, 0, 1, 2, 3, 8, 9, 10, 11);
+    *(v8f_unaligned *)(o + 5 * W) = SHUF(s1, s5, 4, 5, 6, 7, 12, 13, 14, 15);
+    v8f s2 = SHUF(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13), s6 = SHUF(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13);
+    *(v8f_unaligned *)(o + 2 * W) = SHUF(s2, s6, 0, 1, 2, 3, 8, 9, 10, 11);
+    *(v8f_unaligned *)(o + 6 * W) = SHUF(s2, s6, 4, 5, 6, 7, 12, 13, 14, 15);
+    v8f s3 = SHUF(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
+    v8f s7 = SHUF(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
+    *(v8f_unaligned *)(o + 3 * W) = SHUF(s3, s7, 0, 1, 2, 3, 8, 9, 10, 11);
+    *(v8f_unaligned *)(o + 7 * W) = SHUF(s3, s7, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
 /* v[8][stride] -> cols[stride]: column j's 8 rows in one vector. stride is a multiple of 8. */
@@ -228,7 +238,7 @@ static void to_columns(v8f *restrict cols, const float *restrict v, int stride) 
     for (int j = 0; j < stride; j += 8) {
         v8f r[8];
         for (int k = 0; k < 8; k++) r[k] = *(const v8f_unaligned *)(v + (size_t)k * stride + j);
-        transpose8(cols + j, r);
+        transpose8_store((float *)(cols + j), 8, r);
     }
 }
 
@@ -303,35 +313,6 @@ static void yuv_to_rgb(float *restrict y, float *restrict u, float *restrict v, 
         u[i] = g;
         v[i] = b;
     }
-}
-
-/* Columns c[0..7] (8 rows each) -> 8 rows of o (row stride W), each stored as soon as it is
- * formed: through a local array the compiler spills them, and reloading a spilled vector can
- * wait on the output stores before it (they alias in the low address bits). */
-static inline __attribute__((always_inline)) void transpose8_store(float *o, int64_t W,
-                                                                   const v8f *c) {
-    v8f t0 = SHUF(c[0], c[1], 0, 8, 1, 9, 4, 12, 5, 13);
-    v8f t1 = SHUF(c[0], c[1], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t2 = SHUF(c[2], c[3], 0, 8, 1, 9, 4, 12, 5, 13);
-    v8f t3 = SHUF(c[2], c[3], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t4 = SHUF(c[4], c[5], 0, 8, 1, 9, 4, 12, 5, 13);
-    v8f t5 = SHUF(c[4], c[5], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f t6 = SHUF(c[6], c[7], 0, 8, 1, 9, 4, 12, 5, 13);
-    v8f t7 = SHUF(c[6], c[7], 2, 10, 3, 11, 6, 14, 7, 15);
-    v8f s0 = SHUF(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13), s4 = SHUF(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13);
-    *(v8f_unaligned *)o = SHUF(s0, s4, 0, 1, 2, 3, 8, 9, 10, 11);
-    *(v8f_unaligned *)(o + 4 * W) = SHUF(s0, s4, 4, 5, 6, 7, 12, 13, 14, 15);
-    v8f s1 = SHUF(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
-    v8f s5 = SHUF(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
-    *(v8f_unaligned *)(o + W) = SHUF(s1, s5, 0, 1, 2, 3, 8, 9, 10, 11);
-    *(v8f_unaligned *)(o + 5 * W) = SHUF(s1, s5, 4, 5, 6, 7, 12, 13, 14, 15);
-    v8f s2 = SHUF(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13), s6 = SHUF(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13);
-    *(v8f_unaligned *)(o + 2 * W) = SHUF(s2, s6, 0, 1, 2, 3, 8, 9, 10, 11);
-    *(v8f_unaligned *)(o + 6 * W) = SHUF(s2, s6, 4, 5, 6, 7, 12, 13, 14, 15);
-    v8f s3 = SHUF(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
-    v8f s7 = SHUF(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
-    *(v8f_unaligned *)(o + 3 * W) = SHUF(s3, s7, 0, 1, 2, 3, 8, 9, 10, 11);
-    *(v8f_unaligned *)(o + 7 * W) = SHUF(s3, s7, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
 /* Channel vectors ch[W] (8 rows each) -> rows y0.. (at most `rows`) of a [H, W] plane. */
