@@ -88,6 +88,19 @@ static tal_frame_transform raw_transform(int out_w, int out_h) {
     return tf;
 }
 
+/* Frame 0 of path through tf as [3, 1, out_h, out_w] (the one-pass / resize paths for YUV420P). */
+static tal_tensor read_first_frame(const char *path, tal_frame_transform tf) {
+    tal_decoder *dec = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
+    cr_assert_str_eq(tal_decoder_info(dec)->pix_fmt, "yuv420p");
+    tal_tensor out = test_tensor(4, (int64_t[]){3, 1, tf.out_h, tf.out_w});
+    double t0 = 0;
+    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, out, &err), TAL_OK, "%s", err.msg);
+    tal_decoder_close(dec);
+    return out;
+}
+
 /* Reads frame 0 with tf twice: [3, 1, H, W] (the one-pass path for YUV420P) and [1, H, W, 3]
  * (libswscale's RGB24 converter on the same planes); returns the largest difference and the
  * fraction of values that differ at all. */
@@ -121,14 +134,7 @@ Test(decode_convert, every_yuv_value_is_ffmpeg_rgb24) {
     enum { W = 512, H = 512 };
     const char *path = make_yuv_video("grid", W, H, 0);
     unsigned char *want = ffmpeg_rgb24(path, NULL, W, H);
-    tal_decoder *dec = NULL;
-    tal_err err = {0};
-    cr_assert_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
-    cr_assert_str_eq(tal_decoder_info(dec)->pix_fmt, "yuv420p");
-    tal_frame_transform tf = raw_transform(W, H);
-    tal_tensor out = test_tensor(4, (int64_t[]){3, 1, H, W});
-    double t0 = 0;
-    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, out, &err), TAL_OK, "%s", err.msg);
+    tal_tensor out = read_first_frame(path, raw_transform(W, H));
     double worst = 0, n_differ = 0;
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++)
@@ -141,7 +147,6 @@ Test(decode_convert, every_yuv_value_is_ffmpeg_rgb24) {
     cr_expect_leq(n_differ / (3.0 * W * H), MAX_FRAC_DIFFER,
                   "%.0f values differ from ffmpeg's rgb24", n_differ);
     free(want);
-    tal_decoder_close(dec);
 }
 
 /* An odd height: libswscale's rgb24 then takes its general scaler, which interpolates chroma
@@ -152,13 +157,7 @@ Test(decode_convert, odd_height_keeps_chroma_blocks) {
     enum { W = 67, H = 45 };
     unsigned char *want = ffmpeg_rgb24(make_yuv_video("even", W, H + 1, 0), NULL, W, H + 1);
     const char *path = make_yuv_video("odd_h", W, H, 0);
-    tal_decoder *dec = NULL;
-    tal_err err = {0};
-    cr_assert_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
-    tal_frame_transform tf = raw_transform(W, H);
-    tal_tensor out = test_tensor(4, (int64_t[]){3, 1, H, W});
-    double t0 = 0;
-    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, out, &err), TAL_OK, "%s", err.msg);
+    tal_tensor out = read_first_frame(path, raw_transform(W, H));
     double worst = 0;
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++)
@@ -166,7 +165,6 @@ Test(decode_convert, odd_height_keeps_chroma_blocks) {
                 worst = fmax(worst, fabs(out.data[(c * H + y) * W + x] - want[(y * W + x) * 3 + c]));
     cr_expect_leq(worst, MAX_DIFF, "largest difference %.0f", worst);
     free(want);
-    tal_decoder_close(dec);
 }
 
 /* Odd widths, crops touching each edge, mirroring: at the native size and on the chroma grid
@@ -251,12 +249,8 @@ static void check_resize_against_filtered_rgb24(int pattern) {
         tf.flip = cases[i].flip, tf.area = cases[i].area;
         double rx = cases[i].w > 0 ? cases[i].x : 0, rw = cases[i].w > 0 ? cases[i].w : W;
         double ry = cases[i].h > 0 ? cases[i].y : 0, rh = cases[i].h > 0 ? cases[i].h : H;
-        tal_decoder *dec = NULL;
-        tal_err err = {0};
-        cr_assert_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
-        tal_tensor out = test_tensor(4, (int64_t[]){3, 1, OH, OW});
-        double t0 = 0, mad = 0, worst = 0, bias[3] = {0};
-        cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, out, &err), TAL_OK, "%s", err.msg);
+        tal_tensor out = read_first_frame(path, tf);
+        double mad = 0, worst = 0, bias[3] = {0};
         for (int y = 0; y < OH; y++) {
             filter_weights(wy, H, ry, rh, OH, y, tf.area);
             for (int x = 0; x < OW; x++) {
@@ -285,7 +279,6 @@ static void check_resize_against_filtered_rgb24(int pattern) {
         for (int c = 0; c < 3 && rw * rh >= 100; c++)
             cr_expect_lt(fabs(bias[c] / n), 0.35, "case %zu: channel %d off by %.3f on average", i,
                          c, bias[c] / n);
-        tal_decoder_close(dec);
     }
     free(wx);
     free(wy);
@@ -318,13 +311,7 @@ Test(decode_convert, resized_output_matches_independent_references) {
     const char *path = make_yuv_video("resize", W, H, 1);
     unsigned char *native = ffmpeg_rgb24(path, NULL, W, H);
     unsigned char *scaled = ffmpeg_rgb24(path, "scale=80:60:flags=bilinear", OW, OH);
-    tal_decoder *dec = NULL;
-    tal_err err = {0};
-    cr_assert_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
-    tal_frame_transform tf = raw_transform(OW, OH);
-    tal_tensor out = test_tensor(4, (int64_t[]){3, 1, OH, OW});
-    double t0 = 0;
-    cr_assert_eq(tal_decoder_read_times(dec, &t0, 1, &tf, out, &err), TAL_OK, "%s", err.msg);
+    tal_tensor out = read_first_frame(path, raw_transform(OW, OH));
     double mad_ff = 0, mad_box = 0, mad_shift = 0;
     for (int y = 0; y < OH; y++)
         for (int x = 0; x < OW; x++)
@@ -350,5 +337,4 @@ Test(decode_convert, resized_output_matches_independent_references) {
     cr_expect_gt(mad_shift, 2 * mad_box, "shifted reference %.2f vs %.2f", mad_shift, mad_box);
     free(native);
     free(scaled);
-    tal_decoder_close(dec);
 }
