@@ -243,8 +243,6 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
     TAL_ASSERT(N == (int64_t)g->B * g->D * g->H * g->W);
     size_t mark = tal_arena_mark(scratch);
     tal_tensor bias = tal_arena_tensor_uninit(scratch, 3, (int64_t[]){heads, n, n});
-    tal_tensor mask =
-        sh ? tal_arena_tensor_uninit(scratch, 3, (int64_t[]){G, n, n}) : tal_tensor_none();
     tal_tensor dbias = bwd ? tal_arena_like(scratch, bias) /* summed into */ : tal_tensor_none();
     /* dout after drop-path: a buffer only when there is drop-path, else dout itself is read */
     tal_tensor dp = bwd && f->drop_p > 0 ? tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C})
@@ -277,18 +275,9 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
             dp = tal_t2(dout.data, N, C);
     }
     tal_tensor x2 = tal_t2(x.data, N, C);
-    int64_t mask_w0 = -1; /* the group whose window classes mask now holds */
     for (int64_t b = 0; b < g->B; b++)
         for (int64_t w0 = 0; w0 < g->nW; w0 += G) {
             attn_bufs s = saved ? attn_bufs_slice(saved, b * g->nW + w0, G, n) : tmp;
-            /* Groups often repeat the previous one's classes (every sample, and the inner
-             * rows of windows): the G x n x n copy is then skipped. */
-            if (sh && (mask_w0 < 0 || memcmp(g->win_cls + w0, g->win_cls + mask_w0, (size_t)G))) {
-                for (int64_t w = 0; w < G; w++)
-                    memcpy(mask.data + w * n * n, g->mask.data + g->win_cls[w0 + w] * n * n,
-                           sizeof(float) * (size_t)(n * n));
-                mask_w0 = w0;
-            }
             group_gather(xg, x2, g, map, b, w0, G);
             if (fwd) {
                 tal_layernorm_forward(s.ug, s.mean, s.rstd, xg, bb_value(p, f->norm_w),
@@ -296,8 +285,10 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
                 zero_pad_rows(s.ug, map, w0, rows, n); /* the reference pads after the norm */
                 tal_linear_forward(tal_t2(s.qkv.data, rows, 3 * C), s.ug, bb_value(p, f->qkv_w),
                                    bb_value(p, f->qkv_b));
+                /* each window's shift mask is its class's, read in place (no per-group copy) */
                 tal_attention_qkv_forward(tal_t3(s.ow.data, G, n, C), s.probs, s.qkv, heads, bias,
-                                          mask, scale);
+                                          sh ? g->mask : tal_tensor_none(),
+                                          sh ? g->win_cls + w0 : NULL, scale);
                 tal_linear_forward(yw, s.ow, bb_value(p, f->proj_w), bb_value(p, f->proj_b));
                 group_scatter(tal_t2(out.data, N, C), yw, g, map, b, w0, G, 0);
             }

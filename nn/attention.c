@@ -137,9 +137,10 @@ typedef struct attn_dims {
     int64_t B, H, N, Nk, d;
 } attn_dims;
 
+/* Item b uses mask[mask_of[b]] when mask_of is given, else mask[b % M]. */
 static void attention_forward_cpu(attn_view out, float *probs, attn_view q, attn_view k,
                                   attn_view v, attn_dims s, tal_tensor bias, tal_tensor mask,
-                                  float scale) {
+                                  const uint8_t *mask_of, float scale) {
     int64_t B = s.B, H = s.H, N = s.N, d = s.d, Nk = s.Nk;
     int64_t M = mask.data ? mask.shape[0] : 1;
     int threads = threads_here();
@@ -149,7 +150,8 @@ static void attention_forward_cpu(attn_view out, float *probs, attn_view q, attn
         float *p = probs + bh * N * Nk;
         gemm1(0, 1, N, Nk, d, scale, view_at(q, b, h), q.ld, view_at(k, b, h), k.ld, 0.0f, p, Nk);
         bias_mask_softmax(p, bias.data ? bias.data + h * N * Nk : NULL,
-                          mask.data ? mask.data + (b % M) * N * Nk : NULL, N, Nk);
+                          mask.data ? mask.data + (mask_of ? mask_of[b] : b % M) * N * Nk : NULL,
+                          N, Nk);
         gemm1(0, 0, N, d, Nk, 1.0f, p, Nk, view_at(v, b, h), v.ld, 0.0f, view_at(out, b, h),
               out.ld);
     }
@@ -166,7 +168,7 @@ void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_t
     TAL_ASSERT(out.data != q.data || tal_tensor_numel(q) == 0); /* q is read after out written */
     attn_dims s = {q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
     attention_forward_cpu(bhnd_view(out), probs.data, bhnd_view(q), bhnd_view(k), bhnd_view(v),
-                          s, bias, mask, scale);
+                          s, bias, mask, NULL, scale);
 }
 
 /* The (b, h) pairs run in h-major order (i = h * B + b) over fixed ranges per thread, so every
@@ -269,7 +271,8 @@ static attn_dims qkv_dims(tal_tensor qkv, int64_t heads) {
 }
 
 void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, tal_tensor qkv, int64_t heads,
-                               tal_tensor bias, tal_tensor mask, float scale) {
+                               tal_tensor bias, tal_tensor mask, const uint8_t *mask_of,
+                               float scale) {
     attn_dims s = qkv_dims(qkv, heads);
     int64_t C = s.H * s.d;
     TAL_ASSERT(out.ndim == 3 && out.shape[0] == s.B && out.shape[1] == s.N && out.shape[2] == C);
@@ -280,9 +283,13 @@ void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, tal_tensor qkv,
                               bias.shape[2] == s.N));
     TAL_ASSERT(!mask.data || (mask.ndim == 3 && mask.shape[0] >= 1 && mask.shape[1] == s.N &&
                               mask.shape[2] == s.N));
+    if (mask.data && mask_of)
+        for (int64_t b = 0; b < s.B; b++)
+            TAL_ASSERT_MSG(mask_of[b] < mask.shape[0], "item %lld: mask %d of %lld", (long long)b,
+                           mask_of[b], (long long)mask.shape[0]);
     attention_forward_cpu(tokens_view(out, s.N, C, s.d), probs.data, qkv_view(qkv, 0, s.N, C, s.d),
                           qkv_view(qkv, 1, s.N, C, s.d), qkv_view(qkv, 2, s.N, C, s.d), s, bias,
-                          mask, scale);
+                          mask, mask_of, scale);
 }
 
 void tal_attention_qkv_backward(tal_tensor dqkv, tal_tensor dbias, tal_tensor dout,

@@ -3,7 +3,7 @@
  * double-precision reference on Swin-sized windows (N 49, d 32, bias and per-window masks) at
  * several thread counts (the dbias sums split across threads; the rest bit-identical to one
  * thread); an all -inf row; planner == real scratch; Swin's packed qkv / token layouts give
- * the same bits as the head layout.
+ * the same bits as the head layout, masks picked per item included.
  * Tolerances: forward atol 1e-6 + rtol 1e-5 (softmax of O(1) logits, sums of <= 12 terms);
  * gradients atol 1e-5 + rtol 1e-4 (dS = P (dP - rowsum) cancels; ~100 ulps floor). */
 #include <math.h>
@@ -283,10 +283,18 @@ static void check_qkv_layout(int64_t B, int64_t H, int64_t N, int64_t d) {
                             qkv.data[(b * N + t) * 3 * C + part * C + h * d + e];
                     dout.data[((b * H + h) * N + t) * d + e] = dout_tok.data[(b * N + t) * C + h * d + e];
                 }
+    /* item b takes mask class mask_of[b] (not b % 2); the head call gets them spelled out */
+    uint8_t *mask_of = malloc((size_t)B);
+    tal_tensor per_item = test_tensor(3, (int64_t[]){B, N, N});
+    for (int64_t b = 0; b < B; b++) {
+        mask_of[b] = (uint8_t)((b * 7 / 3 + 1) % 2);
+        memcpy(per_item.data + b * N * N, mask.data + mask_of[b] * N * N, sizeof(float) * N * N);
+    }
     tal_tensor out = test_tensor(4, s4), probs = test_tensor(4, (int64_t[]){B, H, N, N});
     tal_tensor out_tok = test_tensor(3, (int64_t[]){B, N, C}), probs2 = test_tensor_like(probs);
-    tal_attention_forward(out, probs, q, k, v, bias, mask, scale);
-    tal_attention_qkv_forward(out_tok, probs2, qkv, H, bias, mask, scale);
+    tal_attention_forward(out, probs, q, k, v, bias, per_item, scale);
+    tal_attention_qkv_forward(out_tok, probs2, qkv, H, bias, mask, mask_of, scale);
+    free(mask_of);
     expect_close(probs2, probs, 0, 0);
     tal_arena *scratch = make_arena((size_t)4 * 4 * N * N * sizeof(float)); /* 2 threads x 2 */
     tal_tensor dq = test_tensor(4, s4), dk = test_tensor(4, s4), dv = test_tensor(4, s4);
