@@ -42,13 +42,12 @@ static void synth_signature(const tal_synth_opts *so, char *buf, size_t size) {
              so->val_fraction, so->codec ? so->codec : "default");
 }
 
-/* 1 if data_dir holds a complete set rendered with these options. */
-static int synth_matches(const char *data_dir, const char *annotations, const char *signature) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/synth_options.txt", data_dir);
+/* 1 if the set's annotations exist and options_path holds these options. */
+static int synth_matches(const char *options_path, const char *annotations,
+                         const char *signature) {
     if (access(annotations, R_OK) != 0) return 0;
     tal_err ignore = {0};
-    char *kept = tal_read_file(path, &ignore);
+    char *kept = tal_read_file(options_path, &ignore);
     int same = kept && !strcmp(kept, signature);
     free(kept);
     return same;
@@ -110,7 +109,8 @@ static int cmd_demo(int argc, char **argv) {
     /* 1. data (kept between runs: the same options give the same bytes) */
     char signature[512];
     synth_signature(&so, signature, sizeof signature);
-    if (!synth_matches(data_dir, rc.annotations, signature)) {
+    snprintf(path, sizeof path, "%s/synth_options.txt", data_dir);
+    if (!synth_matches(path, rc.annotations, signature)) {
         if (!quiet && access(rc.annotations, R_OK) == 0)
             fprintf(stderr, "1/4 %s was rendered with other options: rendering it again\n",
                     data_dir);
@@ -118,7 +118,6 @@ static int cmd_demo(int argc, char **argv) {
         tal_progress_start(&bar, stderr, "1/4 render synthetic videos", "videos", so.n_videos, quiet);
         if (tal_synth_generate(&so, data_dir, on_synth, &bar, &err) != TAL_OK) goto fail;
         tal_progress_finish(&bar, NULL);
-        snprintf(path, sizeof path, "%s/synth_options.txt", data_dir);
         if (tal_write_file_atomic(path, signature, &err) != TAL_OK) goto fail;
     } else if (!quiet) {
         fprintf(stderr, "1/4 synthetic videos: reusing %s (same options)\n", data_dir);

@@ -9,9 +9,9 @@
 #include "decode/decode.h"
 
 /* One axis of a separable resampling filter: output i = sum over t < taps of
- * w[i * taps + t] * source[first[i] + t] (first[i] + taps <= n_src). */
+ * w[i * taps + t] * source[first[i] + t] (first[i] + taps <= the source's length). */
 typedef struct tal_resample_axis {
-    int n_out, n_src, taps;
+    int n_out, taps;
     int *first;
     float *w;
 } tal_resample_axis;

@@ -133,7 +133,6 @@ static int axis_build(tal_resample_axis *a, double origin, double extent, int n_
     }
     int ok = axis_alloc(a, n_out, taps);
     if (ok) {
-        a->n_src = n_src;
         for (int i = 0; i < n_out; i++) {
             int first = lo_nz[i] > n_src - taps ? n_src - taps : lo_nz[i];
             for (int t = 0; t < taps; t++) {
@@ -159,7 +158,6 @@ static int axis_halve(tal_resample_axis *c, const tal_resample_axis *l, int n_sr
     }
     if (taps > n_src) taps = n_src;
     if (!axis_alloc(c, l->n_out, taps)) return 0;
-    c->n_src = n_src;
     for (int i = 0; i < l->n_out; i++) {
         int first = l->first[i] >> 1;
         if (first > n_src - taps) first = n_src - taps;

@@ -223,6 +223,17 @@ static void attention_backward_cpu(attn_view dq, attn_view dk, attn_view dv, tal
     tal_arena_release(scratch, mark);
 }
 
+/* Planning (a planner arena): counts exactly the scratch attention_backward_cpu takes (one
+ * [N, Nk] buffer per thread, two with dbias) and returns 1: nothing to compute. */
+static int counted_backward_scratch(tal_arena *scratch, int threads, int64_t nn, int want_dbias) {
+    if (!tal_arena_is_planner(scratch)) return 0;
+    size_t mark = tal_arena_mark(scratch);
+    tal_arena_floats(scratch, (int64_t)threads * nn);
+    if (want_dbias) tal_arena_floats(scratch, (int64_t)threads * nn);
+    tal_arena_release(scratch, mark);
+    return 1;
+}
+
 void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_tensor dbias,
                             tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor v,
                             tal_tensor probs, float scale, tal_arena *scratch) {
@@ -236,14 +247,7 @@ void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_ten
     int want_dbias = dbias.data || dbias.ndim;
     if (want_dbias) check_bias(dbias, q, k);
     int threads = threads_here();
-    int64_t nn = q.shape[2] * k.shape[2];
-    if (tal_arena_is_planner(scratch)) { /* planning: count exactly what the real call takes */
-        size_t mark = tal_arena_mark(scratch);
-        tal_arena_floats(scratch, (int64_t)threads * nn);
-        if (want_dbias) tal_arena_floats(scratch, (int64_t)threads * nn);
-        tal_arena_release(scratch, mark);
-        return;
-    }
+    if (counted_backward_scratch(scratch, threads, q.shape[2] * k.shape[2], want_dbias)) return;
     TAL_ASSERT_SAME_DEVICE(dq, q);
     attn_dims sz = {q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
     attention_backward_cpu(bhnd_view(dq), bhnd_view(dk), bhnd_view(dv), dbias, bhnd_view(dout),
@@ -307,13 +311,7 @@ void tal_attention_qkv_backward(tal_tensor dqkv, tal_tensor dbias, tal_tensor do
         TAL_ASSERT(dbias.ndim == 3 && dbias.shape[0] == s.H && dbias.shape[1] == s.N &&
                    dbias.shape[2] == s.N);
     int threads = threads_here();
-    if (tal_arena_is_planner(scratch)) { /* planning: count exactly what the real call takes */
-        size_t mark = tal_arena_mark(scratch);
-        tal_arena_floats(scratch, (int64_t)threads * s.N * s.N);
-        if (want_dbias) tal_arena_floats(scratch, (int64_t)threads * s.N * s.N);
-        tal_arena_release(scratch, mark);
-        return;
-    }
+    if (counted_backward_scratch(scratch, threads, s.N * s.N, want_dbias)) return;
     attention_backward_cpu(qkv_view(dqkv, 0, s.N, C, s.d), qkv_view(dqkv, 1, s.N, C, s.d),
                            qkv_view(dqkv, 2, s.N, C, s.d), dbias, tokens_view(dout, s.N, C, s.d),
                            qkv_view(qkv, 0, s.N, C, s.d), qkv_view(qkv, 1, s.N, C, s.d),
