@@ -29,6 +29,8 @@ static void usage(FILE *out) {
             "Times training steps (forward + backward) of one Swin stage on a random clip\n"
             "[1, 3, T, S, S] (patch 2x4x4) and prints one JSON line: mode, blocks, frames,\n"
             "step_ms (mean of K steps after one warm-up), best_step_ms, fwd_ms, bwd_ms,\n"
+            "blocks_fwd_ms, blocks_bwd_ms, best_blocks_ms (the part of the step inside the\n"
+            "residual blocks, without patch embedding, merging, final norm and pooling),\n"
             "step_cpu_ms (process CPU time per step, all threads: at --threads 1 it does not\n"
             "count time other processes take on a loaded machine),\n"
             "peak_activation_bytes (arena high-water marks) and peak_rss_bytes (VmHWM).\n"
@@ -130,7 +132,7 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
     for (int64_t i = 0; i < (int64_t)3 * frames * size * size; i++)
         v[i] = 2.0f * tal_rng_uniform(key, (uint64_t)i) - 1.0f;
     tal_tensor video = tal_t5(v, 1, 3, frames, size, size), feats = tal_t3(f, 1, C, To);
-    double fwd = 0, bwd = 0, best = INFINITY, cpu = 0;
+    double fwd = 0, bwd = 0, best = INFINITY, cpu = 0, bfwd = 0, bbwd = 0, bbest = INFINITY;
     for (int s = 0; s <= steps; s++) { /* step 0 warms up */
         tal_backbone_set_step(bb, (uint64_t)s);
         double c0 = cpu_s(), t0 = tal_now_s();
@@ -141,6 +143,10 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
         double t2 = tal_now_s(), c2 = cpu_s();
         if (s) fwd += t1 - t0, bwd += t2 - t1, cpu += c2 - c0;
         if (s && t2 - t0 < best) best = t2 - t0;
+        double bf, bb_;
+        tal_backbone_block_seconds(bb, &bf, &bb_);
+        if (s) bfwd += bf, bbwd += bb_;
+        if (s && bf + bb_ < bbest) bbest = bf + bb_;
     }
     size_t keep = 0, scratch = 0;
     tal_backbone_high_water(bb, &keep, &scratch);
@@ -150,13 +156,15 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
            "\"dim\": %d, \"heads\": %d, "
            "\"size\": %d, \"threads\": %d, \"step_ms\": %.1f, \"best_step_ms\": %.1f, "
            "\"step_cpu_ms\": %.1f, \"fwd_ms\": %.1f, "
-           "\"bwd_ms\": %.1f, \"peak_activation_bytes\": %zu, \"planned_activation_bytes\": %zu, "
+           "\"bwd_ms\": %.1f, \"blocks_fwd_ms\": %.1f, \"blocks_bwd_ms\": %.1f, "
+           "\"best_blocks_ms\": %.1f, \"peak_activation_bytes\": %zu, \"planned_activation_bytes\": %zu, "
            "\"params_bytes\": %zu, \"peak_rss_bytes\": %lld}\n",
            preset ? preset : "stage", tal_stage_mode_name((tal_stage_mode)mode), blocks, frames,
            dim, heads, size,
            tal_threads_get(), 1000.0 * (fwd + bwd) / steps, 1000.0 * best, 1000.0 * cpu / steps,
            1000.0 * fwd / steps,
-           1000.0 * bwd / steps, plan.consts_bytes + keep + scratch,
+           1000.0 * bwd / steps, 1000.0 * bfwd / steps, 1000.0 * bbwd / steps, 1000.0 * bbest,
+           plan.consts_bytes + keep + scratch,
            plan.consts_bytes + plan.keep_bytes + plan.scratch_bytes, plan.params_bytes,
            (long long)tal_peak_rss_bytes());
     rc = 0;

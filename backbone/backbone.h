@@ -62,6 +62,8 @@ tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode m
 void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal_revstage *st,
                            tal_tensor dx, tal_tensor dy, tal_tensor x, tal_arena *scratch,
                            uint64_t step, double *recon_err);
+/* Wall seconds of st's training forward and of its backward (0 before it ran; st may be NULL). */
+void tal_revstage_seconds(const tal_revstage *st, double *fwd_s, double *bwd_s);
 
 /* ---------------------------------------------------------------- models ---------------- */
 typedef enum { TAL_ARCH_SWIN = 0, TAL_ARCH_RESNET3D = 1 } tal_backbone_arch;
@@ -135,6 +137,9 @@ tal_status tal_backbone_prepare(tal_backbone *bb, int batch, int frames, int hei
                                 tal_err *err);
 /* Arena high-water marks since prepare (keep, scratch), for comparing with the plan. */
 void tal_backbone_high_water(const tal_backbone *bb, size_t *keep_bytes, size_t *scratch_bytes);
+/* Wall seconds the last training forward / backward spent inside the residual chains (the
+ * stages' blocks, without stem, merging and head adapter): what a per-block benchmark times. */
+void tal_backbone_block_seconds(const tal_backbone *bb, double *fwd_s, double *bwd_s);
 
 /* Inference: video [B, 3, T, H, W] (T = prepared frames, or any multiple of the chunk when
  * chunking; a short last chunk is zero-padded) -> feats [B, C_out, T_out]. */

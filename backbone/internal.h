@@ -108,6 +108,7 @@ struct tal_backbone {
     int prepared, pending_backward;
     tal_arena *consts, *keep, *scratch;
     uint64_t step;
+    double block_fwd_s, block_bwd_s; /* last training step's time inside the residual chains */
     tal_tensor chunk, chunk_feats; /* chunk_frames > 0: one chunk's clip and features */
     /* Swin */
     int pe_w, pe_b, pe_nw, pe_nb, fin_w, fin_b;
@@ -143,6 +144,14 @@ void bb_init_trunc_normal(tal_tensor t, float std, uint64_t seed, uint64_t strea
 /* [B, C, S] <-> [B, S, C] (to_last = 1: channel-first to channel-last). */
 void bb_transpose_cs(tal_tensor dst, tal_tensor src, int64_t B, int64_t C, int64_t S,
                      int to_last);
+
+/* Adds the chain's forward (fwd = 1) or backward time to bb's block timers. */
+static inline void bb_count_block_time(tal_backbone *bb, const tal_revstage *rs, int fwd) {
+    double f, b;
+    tal_revstage_seconds(rs, &f, &b);
+    if (fwd) bb->block_fwd_s += f;
+    else bb->block_bwd_s += b;
+}
 
 /* The step inference runs at: drop-path is a training-time regulariser, so a forward at this
  * step leaves every residual branch whole (eval mode in the reference). */

@@ -347,6 +347,7 @@ static void setup_shapes(tal_backbone *bb) {
 }
 
 static void run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int train) {
+    bb->block_fwd_s = bb->block_bwd_s = 0;
     if (bb->cfg.arch == TAL_ARCH_SWIN)
         swin_run_forward(bb, feats, video, train);
     else
@@ -354,6 +355,7 @@ static void run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
 }
 
 static void run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
+    bb->block_bwd_s = 0;
     if (bb->cfg.arch == TAL_ARCH_SWIN)
         swin_run_backward(bb, dfeats, recon_err);
     else
@@ -456,6 +458,11 @@ tal_status tal_backbone_prepare(tal_backbone *bb, int batch, int frames, int hei
     setup_shapes(bb);
     bb->prepared = 1;
     return TAL_OK;
+}
+
+void tal_backbone_block_seconds(const tal_backbone *bb, double *fwd_s, double *bwd_s) {
+    *fwd_s = bb->block_fwd_s;
+    *bwd_s = bb->block_bwd_s;
 }
 
 void tal_backbone_high_water(const tal_backbone *bb, size_t *keep_bytes, size_t *scratch_bytes) {

@@ -334,6 +334,7 @@ void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
         st->z0 = tal_arena_tensor(kk, 5, shp);
         st->first_saved = bneck_forward_impl(&st->first, st->stride, st->z0, x,
                                              train ? bb->keep : NULL, sc, step);
+            if (train && !plan) bb_count_block_time(bb, st->rs, 1);
         size_t m = tal_arena_mark(sc);
         tal_tensor pc = tal_arena_tensor(sc, 5, shp);
         tal_conv3d_forward(pc, x, bb_value(p, st->proj_w), tal_tensor_none(),
@@ -348,6 +349,7 @@ void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
             st->y = tal_arena_tensor(kk, 5, shp);
             st->rs = tal_revstage_forward(st->fns, st->depth - 1, c->mode[s], st->y, st->z0,
                                           train ? bb->keep : NULL, sc, step);
+            if (train && !plan) bb_count_block_time(bb, st->rs, 1);
         } else {
             st->y = st->z0;
         }
@@ -376,6 +378,7 @@ void resnet_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err)
             double e = -1;
             tal_revstage_backward(st->fns, st->depth - 1, c->mode[s], st->rs, dz, dy, st->z0, sc,
                                   bb->step, recon_err ? &e : NULL);
+            if (!plan) bb_count_block_time(bb, st->rs, 0);
             if (recon_err && e > *recon_err) *recon_err = e;
         }
         tal_tensor dsum = tal_arena_like(sc, st->z0);

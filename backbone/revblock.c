@@ -4,6 +4,7 @@
  * (re2tal-paper.md §2.2, §3.2). Tensors are treated as flat buffers, so any layout works. */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "backbone.h"
 
@@ -13,7 +14,19 @@ struct tal_revstage {
     tal_tensor *z;  /* stored modes: z[0..n] (z[0] = x borrowed) */
     void **saved;   /* stored modes: saved[1..n] */
     tal_tensor s0, s1; /* reversible: the two final streams z_{N-1}, z_N */
+    double fwd_s, bwd_s; /* wall time of the last forward / backward over the chain */
 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void tal_revstage_seconds(const tal_revstage *st, double *fwd_s, double *bwd_s) {
+    *fwd_s = st ? st->fwd_s : 0;
+    *bwd_s = st ? st->bwd_s : 0;
+}
 
 const char *tal_stage_mode_name(tal_stage_mode m) {
     switch (m) {
@@ -78,6 +91,7 @@ tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode m
         forward_infer(fns, n, mode, y, x, scratch, step);
         return NULL;
     }
+    double t0 = now_s();
     tal_revstage *st = tal_arena_bytes(keep, sizeof *st);
     tal_revstage local = {.mode = mode, .n = n};
     size_t mark = tal_arena_mark(scratch);
@@ -118,6 +132,7 @@ tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode m
         if (mode == TAL_STAGE_REWIRED_STORED) average(y, prev2, prev);
     }
     tal_arena_release(scratch, mark);
+    local.fwd_s = now_s() - t0;
     if (st) *st = local;
     return st;
 }
@@ -131,6 +146,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
     int plan = planning(dy);
     TAL_ASSERT(plan || (st != NULL && st->mode == mode && st->n == n));
     if (recon_err) *recon_err = -1;
+    double t0 = now_s();
     size_t mark = tal_arena_mark(scratch);
     tal_tensor none_z = dy; /* planning: stands in for stored z's (data NULL, right shape) */
 #define Z(i) (plan ? none_z : st->z[(i)])
@@ -148,6 +164,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
         }
         if (!plan) tal_copy(dx, g);
         tal_arena_release(scratch, mark);
+        if (!plan) st->bwd_s = now_s() - t0;
         return;
     }
     tal_tensor ga = tal_arena_like_uninit(scratch, dy), gb = tal_arena_like_uninit(scratch, dy);
@@ -204,4 +221,5 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
 #undef SAVED
     if (!plan) tal_add(dx, ga, gb);
     tal_arena_release(scratch, mark);
+    if (!plan) st->bwd_s = now_s() - t0;
 }

@@ -257,6 +257,7 @@ void swin_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int 
         st->y = y;
         st->rs = tal_revstage_forward(st->fns, 2 * st->depth, c->mode[s], y, x,
                                       train ? bb->keep : NULL, sc, step);
+        if (train && !plan) bb_count_block_time(bb, st->rs, 1);
         if (s + 1 == c->n_stages) break;
         int64_t H2 = (st->H + 1) / 2, W2 = (st->W + 1) / 2, R = B * st->D * H2 * W2;
         st->m4 = tal_arena_tensor(kk, 2, (int64_t[]){R, 4 * C});
@@ -318,6 +319,7 @@ void swin_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
         double e = -1;
         tal_revstage_backward(st->fns, 2 * st->depth, c->mode[s], st->rs, dx, dy, st->x, sc,
                               bb->step, recon_err ? &e : NULL);
+        if (!plan) bb_count_block_time(bb, st->rs, 0);
         if (recon_err && e > *recon_err) *recon_err = e;
         if (s > 0) {
             swin_stage *pv = &bb->st[s - 1];
