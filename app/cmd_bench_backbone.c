@@ -25,7 +25,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal bench backbone [--mode vanilla|reversible|rewired_stored] [--blocks N]"
             "\n         [--frames T] [--dim C] [--heads H] [--size S] [--window T,H,W] "
-            "[--steps K]\n         [--preset NAME]\n\n"
+            "[--steps K]\n         [--drop-path P] [--preset NAME]\n\n"
             "Times training steps (forward + backward) of one Swin stage on a random clip\n"
             "[1, 3, T, S, S] (patch 2x4x4) and prints one JSON line: mode, blocks, frames,\n"
             "step_ms (mean of K steps after one warm-up), best_step_ms, fwd_ms, bwd_ms,\n"
@@ -35,7 +35,8 @@ static void usage(FILE *out) {
             "count time other processes take on a loaded machine),\n"
             "peak_activation_bytes (arena high-water marks) and peak_rss_bytes (VmHWM).\n"
             "Defaults: Swin-T stage 1: reversible, 2 blocks, 16 frames, dim 96, 3 heads,\n"
-            "size 224, window 8,7,7, 3 steps. --preset swin_t (etc.) times the whole model\n"
+            "size 224, window 8,7,7, 3 steps, drop-path rate 0.1 (0: no drop-path, as in\n"
+            "a plain PyTorch block). --preset swin_t (etc.) times the whole model\n"
             "instead (all stages in --mode; --blocks, --dim, --heads, --window ignored).\n");
 }
 
@@ -53,6 +54,7 @@ static int parse_pos(const char *opt, const char *v, int *out) {
 int tal_cmd_bench_backbone(int argc, char **argv) {
     int mode = TAL_STAGE_REVERSIBLE, blocks = 2, frames = 16, dim = 96, heads = 3, size = 224;
     int steps = 3, win[3] = {8, 7, 7};
+    float drop_path = 0.1f;
     const char *preset = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -76,6 +78,11 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
         else if (!strcmp(a, "--preset")) {
             preset = v;
             ok = v != NULL;
+        } else if (!strcmp(a, "--drop-path")) {
+            char *end = NULL;
+            drop_path = v ? strtof(v, &end) : -1.0f;
+            ok = v && !*end && drop_path >= 0.0f && drop_path < 1.0f;
+            if (!ok) fprintf(stderr, "re2tal bench backbone: --drop-path wants a rate in [0, 1)\n");
         } else if (!strcmp(a, "--window")) {
             ok = v && sscanf(v, "%d,%d,%d", &win[0], &win[1], &win[2]) == 3;
             if (!ok) fprintf(stderr, "re2tal bench backbone: --window wants T,H,W\n");
@@ -108,7 +115,7 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
         memcpy(cfg.window, win, sizeof win);
         cfg.mode[0] = (tal_stage_mode)mode;
     }
-    cfg.drop_path_rate = 0.1f;
+    cfg.drop_path_rate = drop_path;
     tal_params *p = tal_params_create();
     tal_params_add_group(p, "backbone", 1.0f, 0.0f);
     tal_backbone *bb = NULL;

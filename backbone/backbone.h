@@ -22,8 +22,10 @@ typedef struct tal_resfn {
      * allocation comes before the function takes its scratch mark. */
     void *(*forward)(void *self, tal_tensor out, tal_tensor x, tal_arena *keep,
                      tal_arena *scratch, uint64_t step);
-    /* Accumulates dx += J_M(x)^T dout and the parameter gradients; dout is left unchanged;
-     * saved: what forward returned (NULL while planning). */
+    /* Accumulates dx += J_M(x)^T dout and the parameter gradients; saved: what forward
+     * returned (NULL while planning). dx may be dout itself (the vanilla chain's
+     * g += J^T g, with no copy): every element of dout is read before its dx element is
+     * written; otherwise dout is left unchanged. */
     void (*backward)(void *self, tal_tensor dx, tal_tensor dout, tal_tensor x, void *saved,
                      tal_arena *scratch, uint64_t step);
     void *self;

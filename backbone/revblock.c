@@ -152,17 +152,10 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
 #define Z(i) (plan ? none_z : st->z[(i)])
 #define SAVED(i) (plan ? NULL : st->saved[(i)])
     if (mode == TAL_STAGE_VANILLA) {
-        tal_tensor g = tal_arena_like_uninit(scratch, dy);
-        tal_tensor gprev = tal_arena_like_uninit(scratch, dy);
-        if (!plan) tal_copy(g, dy);
-        for (int i = n; i >= 1; i--) {
-            if (!plan) tal_copy(gprev, g);
-            fns[i - 1].backward(fns[i - 1].self, gprev, g, Z(i - 1), SAVED(i), scratch, step);
-            tal_tensor t = g;
-            g = gprev;
-            gprev = t;
-        }
-        if (!plan) tal_copy(dx, g);
+        /* g_{i-1} = g_i + J_i^T g_i, accumulated in place in dx (backward allows dx == dout) */
+        if (!plan) tal_copy(dx, dy);
+        for (int i = n; i >= 1; i--)
+            fns[i - 1].backward(fns[i - 1].self, dx, dx, Z(i - 1), SAVED(i), scratch, step);
         tal_arena_release(scratch, mark);
         if (!plan) st->bwd_s = now_s() - t0;
         return;

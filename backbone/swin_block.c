@@ -458,7 +458,10 @@ static void mlp_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor 
     int64_t C = tal_tensor_cols(dout), N = tal_tensor_numel(dout) / C;
     mlp_saved *s = saved;
     size_t mark = tal_arena_mark(scratch);
-    tal_tensor dp = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C});
+    /* dout after drop-path: a buffer only when there is drop-path, else dout itself is read
+     * (it is read whole by fc2's backward, before dx, which may be dout, is written) */
+    tal_tensor dp = f->drop_p > 0 ? tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C})
+                                  : tal_tensor_none();
     tal_tensor da = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, f->hidden});
     tal_tensor dh = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, f->hidden});
     if (!plan) {
@@ -466,15 +469,15 @@ static void mlp_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor 
             tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,
                                    f->drop_p, drop_key(f->seed, step, f->stream));
         else
-            tal_copy(dp, dout);
+            dp = tal_t2(dout.data, N, C);
         tal_linear_backward(da, bb_grad(p, f->fc2_w), bb_grad(p, f->fc2_b), dp, s->a,
                             bb_value(p, f->fc2_w));
         tal_gelu_backward(dh, da, s->h);
-        /* dp is dead after fc2: it takes du, and da the LN input gradient */
-        tal_linear_backward(dp, bb_grad(p, f->fc1_w), bb_grad(p, f->fc1_b), dh, s->u,
+        /* da is dead after the GELU: it takes du; dh, dead after fc1, the LN input gradient */
+        tal_tensor du = tal_t2(da.data, N, C), dxt = tal_t2(dh.data, N, C);
+        tal_linear_backward(du, bb_grad(p, f->fc1_w), bb_grad(p, f->fc1_b), dh, s->u,
                             bb_value(p, f->fc1_w));
-        tal_tensor dxt = tal_t2(da.data, N, C);
-        tal_layernorm_backward(dxt, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), dp,
+        tal_layernorm_backward(dxt, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), du,
                                tal_t2(x.data, N, C), bb_value(p, f->norm_w), s->mean, s->rstd);
         tal_axpy(tal_t2(dx.data, N, C), 1.0f, dxt);
     }

@@ -104,6 +104,9 @@ static void *take(tal_arena *a, size_t n, int fill) {
             cudaMemset(p, byte, need);
         else
 #endif
+            if (!byte && need % sizeof(float) == 0)
+            tal_fill(tal_t1((float *)(void *)p, (int64_t)(need / sizeof(float))), 0.0f);
+        else
             memset(p, byte, need);
     }
     return p;

@@ -1,13 +1,16 @@
 /* nn/attention.c: scaled dot-product attention on [B, H, N, d] with an optional additive bias
  * [H, N, Nk] (relative position bias) and mask [M, N, Nk] (item b uses mask[b % M], as Swin's
- * shifted windows do). Work is split over the (b, h) pairs, each a few 1-thread GEMMs on one
- * window, with the softmax done row by row while the row is in L1. */
+ * shifted windows do). Work is split over the (b, h) pairs, each done in blocks of query rows
+ * with 1-thread GEMMs: a block's logits, softmax and products stay in L2 (its keys and values
+ * are packed once per pair), and the probabilities backward needs are streamed out to memory
+ * without being read first. */
 #include "nn.h"
 #include "gemm_thin.h"
 #include "simd_math.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -18,18 +21,6 @@ static int threads_here(void) {
     if (!omp_in_parallel()) return omp_get_max_threads();
 #endif
     return 1;
-}
-
-static void gemm1(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    if (M == 0 || N == 0) return;
-    if (K == 0) { /* empty sum (d = 0 or Nk = 0): the product is zero */
-        for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
-        return;
-    }
-    if (tal_gemm_thin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
 /* Adds bias and mask rows (either may be NULL) to logits rows and turns each row into softmax
@@ -137,23 +128,104 @@ typedef struct attn_dims {
     int64_t B, H, N, Nk, d;
 } attn_dims;
 
+/* Rows of queries per block: a block's [rows, Nk] logits (<= 96 KiB) stay in L2 between the
+ * products and the softmax; a multiple of the kernel's 6-row tile. */
+static int64_t row_block(int64_t N, int64_t Nk) {
+    int64_t rb = 24576 / (Nk > 0 ? Nk : 1) / 6 * 6;
+    rb = rb < 6 ? 6 : rb > 96 ? 96 : rb;
+    return rb < N ? rb : N;
+}
+
+/* op(B) of the row-block products of one (b, h) pair: copied once into the thin kernel's
+ * panels, or (no AVX-512, or a B too big for them) left in place for OpenBLAS. */
+typedef struct prep_b {
+    const float *b;
+    int64_t ldb;
+    int trans;
+    float *packed;
+} prep_b;
+
+static prep_b prep_b_make(int trans_b, int64_t N, int64_t K, const float *B, int64_t ldb) {
+    prep_b p = {B, ldb, trans_b,
+                tal_gemm_thin_available() && N > 0 && K > 0
+                    ? tal_gemm_thin_pack(trans_b, N, K, B, ldb)
+                    : NULL};
+    return p;
+}
+
+static void zero_rows(float *C, int64_t M, int64_t N, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+}
+
+/* C = alpha op(A) op(B) + beta C with op(B) prepared. */
+static void gemm_prep(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const prep_b *b, float beta, float *C, int64_t ldc) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) { /* empty sum (d = 0 or Nk = 0) */
+        if (beta == 0) zero_rows(C, M, N, ldc);
+        return;
+    }
+    if (b->packed) {
+        tal_gemm_thin_with(ta, M, N, K, alpha, A, lda, b->packed, 0, 1, beta, C, ldc);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                b->trans ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda,
+                b->b, (int)b->ldb, beta, C, (int)ldc);
+}
+
+/* C = alpha op(A) B + beta C with a small row-major B read where it lies (no copy). */
+static void gemm_b_in_place(int ta, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                            float *C, int64_t ldc) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        if (beta == 0) zero_rows(C, M, N, ldc);
+        return;
+    }
+    if (tal_gemm_thin_available()) {
+        tal_gemm_thin_with(ta, M, N, K, alpha, A, lda, B, ldb, 0, beta, C, ldc);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)M, (int)N,
+                (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
 /* Item b uses mask[mask_of[b]] when mask_of is given, else mask[b % M]. */
 static void attention_forward_cpu(attn_view out, float *probs, attn_view q, attn_view k,
                                   attn_view v, attn_dims s, tal_tensor bias, tal_tensor mask,
                                   const uint8_t *mask_of, float scale) {
-    int64_t B = s.B, H = s.H, N = s.N, d = s.d, Nk = s.Nk;
-    int64_t M = mask.data ? mask.shape[0] : 1;
+    int64_t B = s.B, H = s.H, N = s.N, d = s.d, Nk = s.Nk, nn = N * Nk;
+    int64_t M = mask.data ? mask.shape[0] : 1, rb = row_block(N, Nk);
     int threads = threads_here();
-#pragma omp parallel for schedule(static) num_threads(threads) if (B * H > 1)
-    for (int64_t bh = 0; bh < B * H; bh++) {
-        int64_t b = bh / H, h = bh % H;
-        float *p = probs + bh * N * Nk;
-        gemm1(0, 1, N, Nk, d, scale, view_at(q, b, h), q.ld, view_at(k, b, h), k.ld, 0.0f, p, Nk);
-        bias_mask_softmax(p, bias.data ? bias.data + h * N * Nk : NULL,
-                          mask.data ? mask.data + (mask_of ? mask_of[b] : b % M) * N * Nk : NULL,
-                          N, Nk);
-        gemm1(0, 0, N, d, Nk, 1.0f, p, Nk, view_at(v, b, h), v.ld, 0.0f, view_at(out, b, h),
-              out.ld);
+#pragma omp parallel num_threads(threads) if (B * H > 1)
+    {
+        /* a block's logits; without it (out of memory) they go straight into probs */
+        float *blk = malloc(sizeof(float) * (size_t)(rb * Nk > 0 ? rb * Nk : 1));
+#pragma omp for schedule(static)
+        for (int64_t bh = 0; bh < B * H; bh++) {
+            int64_t b = bh / H, h = bh % H;
+            float *p = probs + bh * nn;
+            const float *qb = view_at(q, b, h);
+            float *ob = view_at(out, b, h);
+            const float *bias_h = bias.data ? bias.data + h * nn : NULL;
+            const float *mask_b =
+                mask.data ? mask.data + (mask_of ? mask_of[b] : b % M) * nn : NULL;
+            prep_b kt = prep_b_make(1, Nk, d, view_at(k, b, h), k.ld);
+            prep_b vv = prep_b_make(0, d, Nk, view_at(v, b, h), v.ld);
+            for (int64_t r0 = 0; r0 < N; r0 += rb) {
+                int64_t r = N - r0 < rb ? N - r0 : rb;
+                float *sb = blk ? blk : p + r0 * Nk;
+                gemm_prep(0, r, Nk, d, scale, qb + r0 * q.ld, q.ld, &kt, 0.0f, sb, Nk);
+                bias_mask_softmax(sb, bias_h ? bias_h + r0 * Nk : NULL,
+                                  mask_b ? mask_b + r0 * Nk : NULL, r, Nk);
+                gemm_prep(0, r, d, Nk, 1.0f, sb, Nk, &vv, 0.0f, ob + r0 * out.ld, out.ld);
+                if (blk) tal_copy_streaming(p + r0 * Nk, sb, r * Nk);
+            }
+            free(kt.packed);
+            free(vv.packed);
+        }
+        free(blk);
     }
 }
 
@@ -174,16 +246,18 @@ void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_t
 /* The (b, h) pairs run in h-major order (i = h * B + b) over fixed ranges per thread, so every
  * dbias[h] gets its sum over b in a fixed order. A thread whose range starts inside some h's run
  * (shared with the thread before it) sums that h into its private `edge` buffer, added after
- * the loop in thread order; every other h it has is its alone and is summed in place. */
+ * the loop in thread order; every other h it has is its alone and is summed in place.
+ * Each pair goes in blocks of query rows: a block's probabilities are read from memory once
+ * and its dP / dS stay in L2 for all four products; dV and dK add up over the blocks. */
 static void attention_backward_cpu(attn_view dq, attn_view dk, attn_view dv, tal_tensor dbias,
                                    attn_view dout, attn_view q, attn_view k, attn_view v,
                                    const float *probs, attn_dims sz, float scale,
                                    tal_arena *scratch, int threads) {
     int64_t B = sz.B, H = sz.H, N = sz.N, d = sz.d, Nk = sz.Nk;
-    int64_t pairs = B * H, nn = N * Nk;
+    int64_t pairs = B * H, nn = N * Nk, rb = row_block(N, Nk);
     size_t mark = tal_arena_mark(scratch);
     /* ds is written by a beta = 0 product, edge zeroed where used: neither needs zero fill */
-    float *ds_all = tal_arena_floats_uninit(scratch, (int64_t)threads * nn);
+    float *ds_all = tal_arena_floats_uninit(scratch, (int64_t)threads * rb * Nk);
     float *edge_all = dbias.data ? tal_arena_floats_uninit(scratch, (int64_t)threads * nn) : NULL;
     int used = 1;
 #pragma omp parallel num_threads(threads) if (pairs > 1)
@@ -194,21 +268,33 @@ static void attention_backward_cpu(attn_view dq, attn_view dk, attn_view dv, tal
         int t = 0, nt = 1;
 #endif
         if (t == 0) used = nt;
-        float *ds = ds_all + (int64_t)t * nn, *edge = edge_all ? edge_all + (int64_t)t * nn : NULL;
+        float *ds = ds_all + (int64_t)t * rb * Nk;
+        float *edge = edge_all ? edge_all + (int64_t)t * nn : NULL;
         int64_t i0 = pairs * t / nt, i1 = pairs * (t + 1) / nt;
         int64_t shared_h = i0 < i1 && i0 % B != 0 ? i0 / B : -1;
         if (edge && shared_h >= 0) memset(edge, 0, (size_t)nn * sizeof(float));
         for (int64_t i = i0; i < i1; i++) {
             int64_t h = i / B, b = i % B, bh = b * H + h;
-            const float *p = probs + bh * nn, *go = view_at(dout, b, h);
-            gemm1(1, 0, Nk, d, N, 1.0f, p, Nk, go, dout.ld, 0.0f, view_at(dv, b, h), dv.ld); /* P^T dO */
-            gemm1(0, 1, N, Nk, d, 1.0f, go, dout.ld, view_at(v, b, h), v.ld, 0.0f, ds, Nk); /* dO v^T */
-            softmax_grad_rows(ds, p, !dbias.data ? NULL : h == shared_h ? edge : dbias.data + h * nn,
-                              N, Nk);
-            gemm1(0, 0, N, d, Nk, scale, ds, Nk, view_at(k, b, h), k.ld, 0.0f, view_at(dq, b, h),
-                  dq.ld);
-            gemm1(1, 0, Nk, d, N, scale, ds, Nk, view_at(q, b, h), q.ld, 0.0f, view_at(dk, b, h),
-                  dk.ld);
+            const float *p = probs + bh * nn, *go = view_at(dout, b, h), *qb = view_at(q, b, h);
+            float *dqb = view_at(dq, b, h), *dkb = view_at(dk, b, h), *dvb = view_at(dv, b, h);
+            float *db = !dbias.data ? NULL : h == shared_h ? edge : dbias.data + h * nn;
+            prep_b vt = prep_b_make(1, Nk, d, view_at(v, b, h), v.ld);
+            prep_b kk = prep_b_make(0, d, Nk, view_at(k, b, h), k.ld);
+            for (int64_t r0 = 0; r0 < N; r0 += rb) {
+                int64_t r = N - r0 < rb ? N - r0 : rb;
+                const float *pb = p + r0 * Nk, *gob = go + r0 * dout.ld;
+                float beta = r0 ? 1.0f : 0.0f; /* dV, dK: sums over the blocks */
+                gemm_prep(0, r, Nk, d, 1.0f, gob, dout.ld, &vt, 0.0f, ds, Nk); /* dO v^T */
+                gemm_b_in_place(1, Nk, d, r, 1.0f, pb, Nk, gob, dout.ld, beta, dvb,
+                                dv.ld); /* P^T dO */
+                softmax_grad_rows(ds, pb, db ? db + r0 * Nk : NULL, r, Nk);
+                gemm_prep(0, r, d, Nk, scale, ds, Nk, &kk, 0.0f, dqb + r0 * dq.ld,
+                          dq.ld); /* dS k */
+                gemm_b_in_place(1, Nk, d, r, scale, ds, Nk, qb + r0 * q.ld, q.ld, beta, dkb,
+                                dk.ld); /* dS^T q */
+            }
+            free(vt.packed);
+            free(kk.packed);
         }
     }
     if (dbias.data)
@@ -224,12 +310,14 @@ static void attention_backward_cpu(attn_view dq, attn_view dk, attn_view dv, tal
 }
 
 /* Planning (a planner arena): counts exactly the scratch attention_backward_cpu takes (one
- * [N, Nk] buffer per thread, two with dbias) and returns 1: nothing to compute. */
-static int counted_backward_scratch(tal_arena *scratch, int threads, int64_t nn, int want_dbias) {
+ * [rows, Nk] block per thread, and one [N, Nk] edge per thread with dbias) and returns 1:
+ * nothing to compute. */
+static int counted_backward_scratch(tal_arena *scratch, int threads, int64_t N, int64_t Nk,
+                                    int want_dbias) {
     if (!tal_arena_is_planner(scratch)) return 0;
     size_t mark = tal_arena_mark(scratch);
-    tal_arena_floats(scratch, (int64_t)threads * nn);
-    if (want_dbias) tal_arena_floats(scratch, (int64_t)threads * nn);
+    tal_arena_floats(scratch, (int64_t)threads * row_block(N, Nk) * Nk);
+    if (want_dbias) tal_arena_floats(scratch, (int64_t)threads * N * Nk);
     tal_arena_release(scratch, mark);
     return 1;
 }
@@ -247,7 +335,7 @@ void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_ten
     int want_dbias = dbias.data || dbias.ndim;
     if (want_dbias) check_bias(dbias, q, k);
     int threads = threads_here();
-    if (counted_backward_scratch(scratch, threads, q.shape[2] * k.shape[2], want_dbias)) return;
+    if (counted_backward_scratch(scratch, threads, q.shape[2], k.shape[2], want_dbias)) return;
     TAL_ASSERT_SAME_DEVICE(dq, q);
     attn_dims sz = {q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
     attention_backward_cpu(bhnd_view(dq), bhnd_view(dk), bhnd_view(dv), dbias, bhnd_view(dout),
@@ -311,7 +399,7 @@ void tal_attention_qkv_backward(tal_tensor dqkv, tal_tensor dbias, tal_tensor do
         TAL_ASSERT(dbias.ndim == 3 && dbias.shape[0] == s.H && dbias.shape[1] == s.N &&
                    dbias.shape[2] == s.N);
     int threads = threads_here();
-    if (counted_backward_scratch(scratch, threads, s.N * s.N, want_dbias)) return;
+    if (counted_backward_scratch(scratch, threads, s.N, s.N, want_dbias)) return;
     attention_backward_cpu(qkv_view(dqkv, 0, s.N, C, s.d), qkv_view(dqkv, 1, s.N, C, s.d),
                            qkv_view(dqkv, 2, s.N, C, s.d), dbias, tokens_view(dout, s.N, C, s.d),
                            qkv_view(qkv, 0, s.N, C, s.d), qkv_view(qkv, 1, s.N, C, s.d),

@@ -61,17 +61,21 @@ static inline __attribute__((always_inline)) void store_row(float *c, __m512 lo,
 #define A_AT(r, k) (trans_a ? a[(k) * lda + (r)] : a[(r) * lda + (k)])
 
 /* One MR x NR tile: rows of op(A) from a, columns of op(B) from bp (row k at bp + k * ldbp;
- * columns masked to N: a packed panel is zero-padded, B read in place is not). */
+ * columns masked to N: a packed panel is zero-padded, B read in place is not). full: all NR
+ * columns (a constant after inlining): plain loads, and the loop unrolled by two, measured
+ * 10-13% faster than masked loads in a rolled loop (95 -> 107-113 GFLOP/s on one core). */
 static inline __attribute__((always_inline)) void tile6(int trans_a, const float *a, int64_t lda,
                                                         const float *bp, int64_t ldbp, int64_t K,
                                                         float *c, int64_t ldc, __m512 alpha,
                                                         const float *bias, float beta,
-                                                        __mmask16 m0, __mmask16 m1) {
+                                                        __mmask16 m0, __mmask16 m1, int full) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 2
     for (int64_t k = 0; k < K; k++) {
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, bp + k * ldbp);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, bp + k * ldbp + 16), x;
+        const float *brow = bp + k * ldbp;
+        __m512 b0 = full ? _mm512_loadu_ps(brow) : _mm512_maskz_loadu_ps(m0, brow);
+        __m512 b1 = full ? _mm512_loadu_ps(brow + 16) : _mm512_maskz_loadu_ps(m1, brow + 16), x;
 #define ROW(r, lo, hi)                                                                             \
     x = _mm512_set1_ps(A_AT(r, k));                                                                \
     lo = _mm512_fmadd_ps(x, b0, lo);                                                               \
@@ -90,6 +94,33 @@ static inline __attribute__((always_inline)) void tile6(int trans_a, const float
     store_row(c + 3 * ldc, c30, c31, alpha, bias, beta, m0, m1);
     store_row(c + 4 * ldc, c40, c41, alpha, bias, beta, m0, m1);
     store_row(c + 5 * ldc, c50, c51, alpha, bias, beta, m0, m1);
+}
+
+/* An MR x 16 tile for a last panel of at most 16 columns (half the work of a masked NR one:
+ * the 392-key attention's last panel has 8). */
+static inline __attribute__((always_inline)) void tile6_half(int trans_a, const float *a,
+                                                             int64_t lda, const float *bp,
+                                                             int64_t ldbp, int64_t K, float *c,
+                                                             int64_t ldc, __m512 alpha,
+                                                             const float *bias, float beta,
+                                                             __mmask16 m0) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    for (int64_t k = 0; k < K; k++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, bp + k * ldbp);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(A_AT(0, k)), b0, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(A_AT(1, k)), b0, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(A_AT(2, k)), b0, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(A_AT(3, k)), b0, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(A_AT(4, k)), b0, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(A_AT(5, k)), b0, c5);
+    }
+    __m512 zero = _mm512_setzero_ps();
+    store_row(c, c0, zero, alpha, bias, beta, m0, 0);
+    store_row(c + ldc, c1, zero, alpha, bias, beta, m0, 0);
+    store_row(c + 2 * ldc, c2, zero, alpha, bias, beta, m0, 0);
+    store_row(c + 3 * ldc, c3, zero, alpha, bias, beta, m0, 0);
+    store_row(c + 4 * ldc, c4, zero, alpha, bias, beta, m0, 0);
+    store_row(c + 5 * ldc, c5, zero, alpha, bias, beta, m0, 0);
 }
 
 /* The last rows (fewer than MR), one at a time. */
@@ -122,9 +153,15 @@ static void thin(int trans_a, int64_t M, int64_t N, int64_t K, float alpha_s, co
             const float *bp = packed ? b + p * K * NR : b + n0;
             float *c = C + i * ldc + n0;
             const float *bn = bias ? bias + n0 : NULL;
-            if (i + MR <= M) {
-                if (trans_a) tile6(1, a, lda, bp, ldbp, K, c, ldc, alpha, bn, beta, m0, m1);
-                else tile6(0, a, lda, bp, ldbp, K, c, ldc, alpha, bn, beta, m0, m1);
+            if (i + MR <= M && nn == NR) {
+                if (trans_a) tile6(1, a, lda, bp, ldbp, K, c, ldc, alpha, bn, beta, m0, m1, 1);
+                else tile6(0, a, lda, bp, ldbp, K, c, ldc, alpha, bn, beta, m0, m1, 1);
+            } else if (i + MR <= M && nn <= 16) {
+                if (trans_a) tile6_half(1, a, lda, bp, ldbp, K, c, ldc, alpha, bn, beta, m0);
+                else tile6_half(0, a, lda, bp, ldbp, K, c, ldc, alpha, bn, beta, m0);
+            } else if (i + MR <= M) {
+                if (trans_a) tile6(1, a, lda, bp, ldbp, K, c, ldc, alpha, bn, beta, m0, m1, 0);
+                else tile6(0, a, lda, bp, ldbp, K, c, ldc, alpha, bn, beta, m0, m1, 0);
             } else {
                 for (int64_t r = 0; r < M - i; r++)
                     tile1(trans_a, trans_a ? a + r : a + r * lda, lda, bp, ldbp, K, c + r * ldc,
@@ -195,7 +232,35 @@ int tal_gemm_thin(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, flo
     return 1;
 }
 
+void tal_gemm_thin_with(int trans_a, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, int packed,
+                        float beta, float *C, int64_t ldc) {
+    thin(trans_a, M, N, K, alpha, A, lda, B, ldb, packed, NULL, beta, C, ldc);
+}
+
+int tal_gemm_thin_available(void) { return enabled(); }
+
+void tal_copy_streaming(float *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    if (((uintptr_t)dst & 63) == 0) {
+        for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+        _mm_sfence(); /* streaming stores are weakly ordered: done before anyone reads dst */
+    }
+    if (i < n) memcpy(dst + i, src + i, sizeof(float) * (size_t)(n - i));
+}
+
 #else
+int tal_gemm_thin_available(void) { return 0; }
+/* never called: tal_gemm_thin_available() says no here */
+void tal_gemm_thin_with(int trans_a, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, int packed,
+                        float beta, float *C, int64_t ldc) {
+    (void)trans_a, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B;
+    (void)ldb, (void)packed, (void)beta, (void)C, (void)ldc;
+}
+void tal_copy_streaming(float *dst, const float *src, int64_t n) {
+    memcpy(dst, src, sizeof(float) * (size_t)n);
+}
 int tal_gemm_thin(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc) {

@@ -19,4 +19,18 @@ float *tal_gemm_thin_pack(int trans_b, int64_t N, int64_t K, const float *B, int
 void tal_gemm_thin_run(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                        const float *packed, const float *bias, float *C, int64_t ldc);
 
+/* C[M,N] = alpha op(A) B' + beta C with B' either op(B) from tal_gemm_thin_pack (packed = 1)
+ * or B [K, N] read in place, row-major with row stride ldb (packed = 0): for many products
+ * against one op(B) (row blocks), or a small B that needs no copy. Any M >= 1. Only where
+ * tal_gemm_thin_available(). */
+void tal_gemm_thin_with(int trans_a, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, int packed,
+                        float beta, float *C, int64_t ldc);
+/* 1 when the kernel runs here (AVX-512 CPU and build, not switched off by RE2TAL_THIN_GEMM=0). */
+int tal_gemm_thin_available(void);
+
+/* dst[0, n) = src[0, n) with streaming stores (no read of dst's lines first) when dst is
+ * 64-byte aligned; a plain copy otherwise. For results written once and read much later. */
+void tal_copy_streaming(float *dst, const float *src, int64_t n);
+
 #endif

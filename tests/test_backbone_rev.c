@@ -42,15 +42,19 @@ static void toy_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor 
     if (!dout.data) return;
     tal_tensor y = *(tal_tensor *)saved;
     int64_t C = tal_tensor_cols(x), N = tal_tensor_numel(x) / C;
-    for (int64_t r = 0; r < N; r++)
+    double g[16]; /* one row of dout read whole before dx's row is written (dx may be dout) */
+    TAL_ASSERT(C <= 16);
+    for (int64_t r = 0; r < N; r++) {
+        for (int64_t o = 0; o < C; o++)
+            g[o] = dout.data[r * C + o] * (1.0 - (double)y.data[r * C + o] * y.data[r * C + o]);
         for (int64_t o = 0; o < C; o++) {
-            double g = dout.data[r * C + o] * (1.0 - (double)y.data[r * C + o] * y.data[r * C + o]);
-            t->db.data[o] += (float)g;
+            t->db.data[o] += (float)g[o];
             for (int64_t i = 0; i < C; i++) {
-                t->dw.data[o * C + i] += (float)(g * x.data[r * C + i]);
-                dx.data[r * C + i] += (float)(g * t->w.data[o * C + i]);
+                t->dw.data[o * C + i] += (float)(g[o] * x.data[r * C + i]);
+                dx.data[r * C + i] += (float)(g[o] * t->w.data[o * C + i]);
             }
         }
+    }
 }
 
 #define NF 5
