@@ -176,14 +176,16 @@ static tal_rng_key drop_key(uint64_t seed, uint64_t step, uint64_t stream) {
     return k;
 }
 
-/* Buffers for Gw windows from arena a. */
-static void attn_bufs_alloc(attn_bufs *s, tal_arena *a, const swin_geom *g, int64_t Gw) {
+/* Buffers for Gw windows from arena a; the probabilities only for a backward (with_probs). */
+static void attn_bufs_alloc(attn_bufs *s, tal_arena *a, const swin_geom *g, int64_t Gw,
+                            int with_probs) {
     int64_t n = g->n, rows = Gw * n;
     s->mean = tal_arena_tensor_uninit(a, 1, (int64_t[]){rows});
     s->rstd = tal_arena_tensor_uninit(a, 1, (int64_t[]){rows});
     s->ug = tal_arena_tensor_uninit(a, 2, (int64_t[]){rows, g->C});
     s->qkv = tal_arena_tensor_uninit(a, 3, (int64_t[]){Gw, n, 3 * g->C});
-    s->probs = tal_arena_tensor_uninit(a, 4, (int64_t[]){Gw, g->heads, n, n});
+    s->probs = with_probs ? tal_arena_tensor_uninit(a, 4, (int64_t[]){Gw, g->heads, n, n})
+                          : tal_tensor_none();
     s->ow = tal_arena_tensor_uninit(a, 2, (int64_t[]){rows, g->C});
 }
 
@@ -194,7 +196,7 @@ static attn_bufs attn_bufs_slice(const attn_bufs *s, int64_t w, int64_t G, int64
     r.rstd = tal_tensor_slice0(s->rstd, w * n, G * n);
     r.ug = tal_tensor_slice0(s->ug, w * n, G * n);
     r.qkv = tal_tensor_slice0(s->qkv, w, G);
-    r.probs = tal_tensor_slice0(s->probs, w, G);
+    if (tal_tensor_present(s->probs)) r.probs = tal_tensor_slice0(s->probs, w, G);
     r.ow = tal_tensor_slice0(s->ow, w * n, G * n);
     return r;
 }
@@ -248,7 +250,7 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
     tal_tensor dp = bwd && f->drop_p > 0 ? tal_arena_tensor_uninit(scratch, 2, (int64_t[]){N, C})
                                          : tal_tensor_none();
     attn_bufs tmp = {0};
-    if (!saved) attn_bufs_alloc(&tmp, scratch, g, G);
+    if (!saved) attn_bufs_alloc(&tmp, scratch, g, G, bwd); /* inference: no probabilities */
     tal_tensor xg = tal_arena_tensor_uninit(scratch, 2, (int64_t[]){rows, C});
     tal_tensor yw = tal_arena_like_uninit(scratch, xg); /* also dyw */
     tal_tensor dqkv =
@@ -321,7 +323,7 @@ static void *attn_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *k
         return NULL;
     }
     attn_bufs local, *s = tal_arena_bytes(keep, sizeof *s);
-    attn_bufs_alloc(&local, keep, f->g, (int64_t)f->g->B * f->g->nW);
+    attn_bufs_alloc(&local, keep, f->g, (int64_t)f->g->B * f->g->nW, 1);
     if (s) *s = local; /* NULL while planning; the buffers still count */
     attn_run(f, RUN_FWD, &local, out, tal_tensor_none(), tal_tensor_none(), x, scratch, step);
     return s;

@@ -23,11 +23,13 @@ static int threads_here(void) {
     return 1;
 }
 
-/* Adds bias and mask rows (either may be NULL) to logits rows and turns each row into softmax
- * probabilities; a row that is all -inf becomes zeros (nothing to attend to), not NaN. */
+/* Adds bias and mask rows (either may be NULL) to logits rows and exponentiates each after
+ * subtracting its maximum: the rows are left unnormalised, inv[r] gets 1 / (row r's sum), so
+ * the caller folds the normalisation into passes it makes anyway (the P V product's rows and
+ * the copy out). A row that is all -inf becomes zeros with inv 0 (nothing to attend to). */
 VECTOR_CLONES
-static void bias_mask_softmax(float *p, const float *bias, const float *mask, int64_t rows,
-                              int64_t n) {
+static void bias_mask_exp(float *p, const float *bias, const float *mask, float *inv,
+                          int64_t rows, int64_t n) {
     for (int64_t r = 0; r < rows; r++) {
         float *restrict row = p + r * n;
         /* One pass adds bias then mask (that order: the same bits as two passes) and finds the
@@ -56,16 +58,29 @@ static void bias_mask_softmax(float *p, const float *bias, const float *mask, in
         }
         if (m == -INFINITY) {
             memset(row, 0, (size_t)n * sizeof(float));
+            inv[r] = 0;
             continue;
         }
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) row[j] = tal_exp_nonpos(row[j] - m);
-        double s = 0; /* a separate pass: mixed float/double in one loop does not vectorise */
+        /* one pass: exp and the sum in vector lanes (a few dozen float terms each: relative
+         * error ~1e-6 at worst, well inside what the probabilities are checked to) */
+        float s = 0;
 #pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < n; j++) s += row[j];
-        float inv = (float)(1.0 / s);
+        for (int64_t j = 0; j < n; j++) {
+            float e = tal_exp_nonpos(row[j] - m);
+            row[j] = e;
+            s += e;
+        }
+        inv[r] = 1.0f / s; /* s >= 1: the maximum's own term is e^0 */
+    }
+}
+
+/* Multiplies rows [rows, n] (row stride ld) by scale[r]. */
+static void scale_rows(float *x, int64_t ld, const float *scale, int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict xr = x + r * ld;
+        float sr = scale[r];
 #pragma omp simd
-        for (int64_t j = 0; j < n; j++) row[j] *= inv;
+        for (int64_t j = 0; j < n; j++) xr[j] *= sr;
     }
 }
 
@@ -79,12 +94,17 @@ static void softmax_grad_rows(float *ds, const float *p, float *dbias, int64_t r
 #pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < n; j++) s += (double)dr[j] * pr[j];
         float sf = (float)s;
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - sf);
         if (dbias) {
             float *restrict db = dbias + r * n;
 #pragma omp simd
-            for (int64_t j = 0; j < n; j++) db[j] += dr[j];
+            for (int64_t j = 0; j < n; j++) {
+                float g = pr[j] * (dr[j] - sf);
+                dr[j] = g;
+                db[j] += g;
+            }
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - sf);
         }
     }
 }
@@ -202,10 +222,13 @@ static void attention_forward_cpu(attn_view out, float *probs, attn_view q, attn
     {
         /* a block's logits; without it (out of memory) they go straight into probs */
         float *blk = malloc(sizeof(float) * (size_t)(rb * Nk > 0 ? rb * Nk : 1));
+        float inv[96]; /* 1 / row sums of a block (rb <= 96) */
+        TAL_ASSERT_MSG(blk || probs, "attention: out of memory for a %lld x %lld block",
+                       (long long)rb, (long long)Nk);
 #pragma omp for schedule(static)
         for (int64_t bh = 0; bh < B * H; bh++) {
             int64_t b = bh / H, h = bh % H;
-            float *p = probs + bh * nn;
+            float *p = probs ? probs + bh * nn : NULL;
             const float *qb = view_at(q, b, h);
             float *ob = view_at(out, b, h);
             const float *bias_h = bias.data ? bias.data + h * nn : NULL;
@@ -215,12 +238,16 @@ static void attention_forward_cpu(attn_view out, float *probs, attn_view q, attn
             prep_b vv = prep_b_make(0, d, Nk, view_at(v, b, h), v.ld);
             for (int64_t r0 = 0; r0 < N; r0 += rb) {
                 int64_t r = N - r0 < rb ? N - r0 : rb;
-                float *sb = blk ? blk : p + r0 * Nk;
+                float *sb = blk && p ? blk : p ? p + r0 * Nk : blk;
                 gemm_prep(0, r, Nk, d, scale, qb + r0 * q.ld, q.ld, &kt, 0.0f, sb, Nk);
-                bias_mask_softmax(sb, bias_h ? bias_h + r0 * Nk : NULL,
-                                  mask_b ? mask_b + r0 * Nk : NULL, r, Nk);
+                bias_mask_exp(sb, bias_h ? bias_h + r0 * Nk : NULL,
+                              mask_b ? mask_b + r0 * Nk : NULL, inv, r, Nk);
+                /* softmax(l) v = (e^(l - max) v) / sum: the output rows take the 1 / sum */
                 gemm_prep(0, r, d, Nk, 1.0f, sb, Nk, &vv, 0.0f, ob + r0 * out.ld, out.ld);
-                if (blk) tal_copy_streaming(p + r0 * Nk, sb, r * Nk);
+                scale_rows(ob + r0 * out.ld, out.ld, inv, r, d);
+                if (!p) continue; /* inference: nobody reads the probabilities */
+                if (sb == blk) tal_scale_rows_streaming(p + r0 * Nk, sb, inv, r, Nk);
+                else scale_rows(sb, Nk, inv, r, Nk);
             }
             free(kt.packed);
             free(vv.packed);
@@ -285,9 +312,11 @@ static void attention_backward_cpu(attn_view dq, attn_view dk, attn_view dv, tal
                 const float *pb = p + r0 * Nk, *gob = go + r0 * dout.ld;
                 float beta = r0 ? 1.0f : 0.0f; /* dV, dK: sums over the blocks */
                 gemm_prep(0, r, Nk, d, 1.0f, gob, dout.ld, &vt, 0.0f, ds, Nk); /* dO v^T */
+                /* the softmax gradient first: its row-wise pass brings the block of P from
+                 * memory into L2 for P^T dO, whose column-wise reads would stall on it */
+                softmax_grad_rows(ds, pb, db ? db + r0 * Nk : NULL, r, Nk);
                 gemm_b_in_place(1, Nk, d, r, 1.0f, pb, Nk, gob, dout.ld, beta, dvb,
                                 dv.ld); /* P^T dO */
-                softmax_grad_rows(ds, pb, db ? db + r0 * Nk : NULL, r, Nk);
                 gemm_prep(0, r, d, Nk, scale, ds, Nk, &kk, 0.0f, dqb + r0 * dq.ld,
                           dq.ld); /* dS k */
                 gemm_b_in_place(1, Nk, d, r, scale, ds, Nk, qb + r0 * q.ld, q.ld, beta, dkb,
@@ -368,7 +397,7 @@ void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, tal_tensor qkv,
     attn_dims s = qkv_dims(qkv, heads);
     int64_t C = s.H * s.d;
     TAL_ASSERT(out.ndim == 3 && out.shape[0] == s.B && out.shape[1] == s.N && out.shape[2] == C);
-    TAL_ASSERT_MSG(tal_tensor_numel(probs) == s.B * s.H * s.N * s.N,
+    TAL_ASSERT_MSG(!probs.data || tal_tensor_numel(probs) == s.B * s.H * s.N * s.N,
                    "probs has %lld elements, not %lld", (long long)tal_tensor_numel(probs),
                    (long long)(s.B * s.H * s.N * s.N));
     TAL_ASSERT(!bias.data || (bias.ndim == 3 && bias.shape[0] == s.H && bias.shape[1] == s.N &&

@@ -240,13 +240,19 @@ void tal_gemm_thin_with(int trans_a, int64_t M, int64_t N, int64_t K, float alph
 
 int tal_gemm_thin_available(void) { return enabled(); }
 
-void tal_copy_streaming(float *dst, const float *src, int64_t n) {
-    int64_t i = 0;
-    if (((uintptr_t)dst & 63) == 0) {
-        for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
-        _mm_sfence(); /* streaming stores are weakly ordered: done before anyone reads dst */
+void tal_scale_rows_streaming(float *dst, const float *src, const float *scale, int64_t rows,
+                              int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *d = dst + r * n;
+        const float *sr = src + r * n;
+        __m256 k = _mm256_set1_ps(scale[r]);
+        int64_t j = 0;
+        for (; j < n && ((uintptr_t)(d + j) & 31) != 0; j++) d[j] = sr[j] * scale[r];
+        for (; j + 8 <= n; j += 8)
+            _mm256_stream_ps(d + j, _mm256_mul_ps(_mm256_loadu_ps(sr + j), k));
+        for (; j < n; j++) d[j] = sr[j] * scale[r];
     }
-    if (i < n) memcpy(dst + i, src + i, sizeof(float) * (size_t)(n - i));
+    _mm_sfence(); /* streaming stores are weakly ordered: done before anyone reads dst */
 }
 
 #else
@@ -258,8 +264,10 @@ void tal_gemm_thin_with(int trans_a, int64_t M, int64_t N, int64_t K, float alph
     (void)trans_a, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B;
     (void)ldb, (void)packed, (void)beta, (void)C, (void)ldc;
 }
-void tal_copy_streaming(float *dst, const float *src, int64_t n) {
-    memcpy(dst, src, sizeof(float) * (size_t)n);
+void tal_scale_rows_streaming(float *dst, const float *src, const float *scale, int64_t rows,
+                              int64_t n) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++) dst[r * n + j] = src[r * n + j] * scale[r];
 }
 int tal_gemm_thin(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,

@@ -29,8 +29,10 @@ void tal_gemm_thin_with(int trans_a, int64_t M, int64_t N, int64_t K, float alph
 /* 1 when the kernel runs here (AVX-512 CPU and build, not switched off by RE2TAL_THIN_GEMM=0). */
 int tal_gemm_thin_available(void);
 
-/* dst[0, n) = src[0, n) with streaming stores (no read of dst's lines first) when dst is
- * 64-byte aligned; a plain copy otherwise. For results written once and read much later. */
-void tal_copy_streaming(float *dst, const float *src, int64_t n);
+/* dst row r = src row r * scale[r] for rows [rows, n] (both contiguous), with streaming stores
+ * (no read of dst's lines first) from each row's first 32-byte boundary on. For results
+ * written once and read much later (the attention probabilities backward needs). */
+void tal_scale_rows_streaming(float *dst, const float *src, const float *scale, int64_t rows,
+                              int64_t n);
 
 #endif

@@ -219,7 +219,8 @@ void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_ten
  * linear writes it (token t's q, k, v side by side, C = heads * d split into heads within
  * each), out / dout [B, N, C] as the output projection reads it (tokens, heads side by side),
  * dqkv like qkv (written). probs, bias, mask, scale, scratch as above, with Nk = N; mask_of
- * (NULL: b % M as above) picks item b's mask, mask[mask_of[b]] (Swin's window classes). */
+ * (NULL: b % M as above) picks item b's mask, mask[mask_of[b]] (Swin's window classes).
+ * The forward takes probs none when no backward follows (inference): nothing is stored. */
 void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, tal_tensor qkv, int64_t heads,
                                tal_tensor bias, tal_tensor mask, const uint8_t *mask_of,
                                float scale);
