@@ -233,10 +233,8 @@ Test(nn_gemm, linear_backward_skips_absent_outputs) {
     fixture_free(&fx);
 }
 
-/* Swin-T-like layer (rows not a multiple of the 256-row block, Cout past the 64-column db
- * block) against double references, at 1, 2 and 3 threads. */
-Test(nn_gemm, linear_large_matches_reference_at_any_thread_count) {
-    int64_t rows = 600, cin = 96, cout = 150;
+/* A layer against double references at 1, 2 and 3 threads; dW and db accumulate onto 0.5. */
+static void check_linear_large(int64_t rows, int64_t cin, int64_t cout) {
     tal_tensor x = rand_tensor(2, (int64_t[]){rows, cin}, 10);
     tal_tensor w = rand_tensor(2, (int64_t[]){cout, cin}, 11);
     tal_tensor b = rand_tensor(1, &cout, 12), dy = rand_tensor(2, (int64_t[]){rows, cout}, 13);
@@ -246,9 +244,10 @@ Test(nn_gemm, linear_large_matches_reference_at_any_thread_count) {
         for (int64_t o = 0; o < cout; o++) y_ref.data[r * cout + o] = b.data[o];
     gemm_ref(0, 1, rows, cout, cin, 1, x.data, cin, w.data, cin, 1, y_ref.data, cout);
     gemm_ref(0, 0, rows, cin, cout, 1, dy.data, cout, w.data, cin, 0, dx_ref.data, cin);
-    gemm_ref(1, 0, cout, cin, rows, 1, dy.data, cout, x.data, cin, 0, dw_ref.data, cin);
+    tal_fill(dw_ref, 0.5f);
+    gemm_ref(1, 0, cout, cin, rows, 1, dy.data, cout, x.data, cin, 1, dw_ref.data, cin);
     for (int64_t o = 0; o < cout; o++) {
-        double s = 0;
+        double s = 0.5;
         for (int64_t r = 0; r < rows; r++) s += dy.data[r * cout + o];
         db_ref.data[o] = (float)s;
     }
@@ -256,13 +255,27 @@ Test(nn_gemm, linear_large_matches_reference_at_any_thread_count) {
         tal_threads_set(threads);
         tal_tensor y = test_tensor_like(y_ref), dx = test_tensor_like(x);
         tal_tensor dw = test_tensor_like(w), db = test_tensor_like(b);
+        tal_fill(dw, 0.5f);
+        tal_fill(db, 0.5f);
         tal_linear_forward(y, x, w, b);
         tal_linear_backward(dx, dw, db, dy, x, w);
         expect_close(y, y_ref, 1e-5, 1e-4);
         expect_close(dx, dx_ref, 1e-5, 1e-4);
-        expect_close(dw, dw_ref, 1e-3, 1e-4); /* K = 600 rows */
+        expect_close(dw, dw_ref, 1e-3, 1e-4); /* K = rows */
         expect_close(db, db_ref, 1e-5, 1e-5);  /* double sums: rounding of the result only */
     }
+}
+
+/* Swin-T-like layer (rows not a multiple of the 256-row block, Cout past the 64-column db
+ * block). */
+Test(nn_gemm, linear_large_matches_reference_at_any_thread_count) {
+    check_linear_large(600, 96, 150);
+}
+
+/* A narrowing layer (Cin > 128 >= Cout, like the MLP's fc2) over enough rows that dW goes as
+ * dW^T = x^T dy and is added transposed (nn/linear.c, where the thin kernel runs). */
+Test(nn_gemm, linear_narrowing_layer_weight_grad_matches_reference) {
+    check_linear_large(1100, 200, 40);
 }
 
 Test(nn_gemm, linear_zero_rows) {
