@@ -212,16 +212,18 @@ static void gemm_b_in_place(int ta, int64_t M, int64_t N, int64_t K, float alpha
 }
 
 /* Item b uses mask[mask_of[b]] when mask_of is given, else mask[b % M]. */
-static void attention_forward_cpu(attn_view out, float *probs, attn_view q, attn_view k,
-                                  attn_view v, attn_dims s, tal_tensor bias, tal_tensor mask,
-                                  const uint8_t *mask_of, float scale) {
+static void attention_forward_cpu(attn_view out, float *probs, int stream, attn_view q,
+                                  attn_view k, attn_view v, attn_dims s, tal_tensor bias,
+                                  tal_tensor mask, const uint8_t *mask_of, float scale) {
     int64_t B = s.B, H = s.H, N = s.N, d = s.d, Nk = s.Nk, nn = N * Nk;
     int64_t M = mask.data ? mask.shape[0] : 1, rb = row_block(N, Nk);
     int threads = threads_here();
 #pragma omp parallel num_threads(threads) if (B * H > 1)
     {
-        /* a block's logits; without it (out of memory) they go straight into probs */
-        float *blk = malloc(sizeof(float) * (size_t)(rb * Nk > 0 ? rb * Nk : 1));
+        /* a block's logits, then streamed to probs; without it (not streaming, or out of
+         * memory) they are computed in probs */
+        float *blk = stream || !probs ? malloc(sizeof(float) * (size_t)(rb * Nk > 0 ? rb * Nk : 1))
+                                      : NULL;
         float inv[96]; /* 1 / row sums of a block (rb <= 96) */
         TAL_ASSERT_MSG(blk || probs, "attention: out of memory for a %lld x %lld block",
                        (long long)rb, (long long)Nk);
@@ -266,7 +268,7 @@ void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_t
                               mask.shape[1] == q.shape[2] && mask.shape[2] == k.shape[2]));
     TAL_ASSERT(out.data != q.data || tal_tensor_numel(q) == 0); /* q is read after out written */
     attn_dims s = {q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
-    attention_forward_cpu(bhnd_view(out), probs.data, bhnd_view(q), bhnd_view(k), bhnd_view(v),
+    attention_forward_cpu(bhnd_view(out), probs.data, 1, bhnd_view(q), bhnd_view(k), bhnd_view(v),
                           s, bias, mask, NULL, scale);
 }
 
@@ -391,9 +393,9 @@ static attn_dims qkv_dims(tal_tensor qkv, int64_t heads) {
     return s;
 }
 
-void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, tal_tensor qkv, int64_t heads,
-                               tal_tensor bias, tal_tensor mask, const uint8_t *mask_of,
-                               float scale) {
+void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, int probs_read_soon,
+                               tal_tensor qkv, int64_t heads, tal_tensor bias, tal_tensor mask,
+                               const uint8_t *mask_of, float scale) {
     attn_dims s = qkv_dims(qkv, heads);
     int64_t C = s.H * s.d;
     TAL_ASSERT(out.ndim == 3 && out.shape[0] == s.B && out.shape[1] == s.N && out.shape[2] == C);
@@ -408,7 +410,8 @@ void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, tal_tensor qkv,
         for (int64_t b = 0; b < s.B; b++)
             TAL_ASSERT_MSG(mask_of[b] < mask.shape[0], "item %lld: mask %d of %lld", (long long)b,
                            mask_of[b], (long long)mask.shape[0]);
-    attention_forward_cpu(tokens_view(out, s.N, C, s.d), probs.data, qkv_view(qkv, 0, s.N, C, s.d),
+    attention_forward_cpu(tokens_view(out, s.N, C, s.d), probs.data, !probs_read_soon,
+                          qkv_view(qkv, 0, s.N, C, s.d),
                           qkv_view(qkv, 1, s.N, C, s.d), qkv_view(qkv, 2, s.N, C, s.d), s, bias,
                           mask, mask_of, scale);
 }

@@ -220,10 +220,12 @@ void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_ten
  * each), out / dout [B, N, C] as the output projection reads it (tokens, heads side by side),
  * dqkv like qkv (written). probs, bias, mask, scale, scratch as above, with Nk = N; mask_of
  * (NULL: b % M as above) picks item b's mask, mask[mask_of[b]] (Swin's window classes).
- * The forward takes probs none when no backward follows (inference): nothing is stored. */
-void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, tal_tensor qkv, int64_t heads,
-                               tal_tensor bias, tal_tensor mask, const uint8_t *mask_of,
-                               float scale);
+ * The forward takes probs none when no backward follows (inference): nothing is stored.
+ * probs_read_soon: 1 when the backward follows at once (a recompute: the probabilities stay
+ * in cache), 0 when it comes much later (they are streamed to memory, not read first). */
+void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, int probs_read_soon,
+                               tal_tensor qkv, int64_t heads, tal_tensor bias, tal_tensor mask,
+                               const uint8_t *mask_of, float scale);
 void tal_attention_qkv_backward(tal_tensor dqkv, tal_tensor dbias, tal_tensor dout,
                                 tal_tensor qkv, tal_tensor probs, int64_t heads, float scale,
                                 tal_arena *scratch);

@@ -306,7 +306,7 @@ static void check_qkv_layout(int64_t B, int64_t H, int64_t N, int64_t d) {
     tal_tensor out = test_tensor(4, s4), probs = test_tensor(4, (int64_t[]){B, H, N, N});
     tal_tensor out_tok = test_tensor(3, (int64_t[]){B, N, C}), probs2 = test_tensor_like(probs);
     tal_attention_forward(out, probs, q, k, v, bias, per_item, scale);
-    tal_attention_qkv_forward(out_tok, probs2, qkv, H, bias, mask, mask_of, scale);
+    tal_attention_qkv_forward(out_tok, probs2, 0, qkv, H, bias, mask, mask_of, scale);
     free(mask_of);
     expect_close(probs2, probs, 0, 0);
     tal_arena *scratch = make_arena((size_t)4 * 4 * N * N * sizeof(float)); /* 2 threads x 2 */
