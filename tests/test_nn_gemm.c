@@ -74,11 +74,13 @@ Test(nn_gemm, all_transposes_strided_one_and_two_threads) {
 
 /* Shapes at the thin-product kernel's edges (nn/gemm_thin.c, where the CPU has AVX-512): rows
  * not a multiple of its 6-row tiles, columns around its 16- and 32-wide vectors and panels, the
- * window attention's 392 x 392 x 32 and 392 x 32 x 392, and the smallest K it takes. */
+ * window attention's 392 x 392 x 32 and 392 x 32 x 392, the smallest K it takes, and op(B)
+ * too big to copy (read in place: a window group's weight gradients). */
 Test(nn_gemm, thin_product_edges) {
     static const int64_t shapes[][3] = {{24, 1, 16},  {25, 15, 17},  {29, 16, 40}, {30, 17, 33},
                                         {31, 31, 64}, {35, 33, 100}, {41, 96, 96}, {47, 130, 20},
-                                        {392, 392, 32}, {392, 32, 392}, {60, 512, 24}};
+                                        {392, 392, 32}, {392, 32, 392}, {60, 512, 24},
+                                        {40, 128, 600}, {96, 384, 200}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
