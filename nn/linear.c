@@ -109,7 +109,8 @@ static void bias_grad(float *db, const float *dy, int64_t rows, int64_t cout) {
 /* dW += dy^T x (K = rows). The thin kernel takes it when dW has at most 128 columns (cin); a
  * layer that narrows (cin > 128 >= cout: the Swin MLP's fc2, 384 -> 96) goes as
  * dW^T = x^T dy into a buffer added to dW transposed, instead of OpenBLAS packing both tall
- * operands first (measured: fc2's backward 26.8 -> ms at Swin-T stage 1). */
+ * operands first (measured at Swin-T stage 1, 25088 rows, 2 threads: fc2's dW 13.3 -> 9.2 ms,
+ * its whole backward 23.3 -> 19.0 ms). */
 static void weight_grad(float *dw, const float *dy, const float *x, int64_t rows, int64_t cin,
                         int64_t cout) {
     if (tal_gemm_thin_available() && cin > 128 && cin <= 512 && cout <= 128 && rows >= 1024) {
