@@ -334,7 +334,6 @@ void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
         st->z0 = tal_arena_tensor(kk, 5, shp);
         st->first_saved = bneck_forward_impl(&st->first, st->stride, st->z0, x,
                                              train ? bb->keep : NULL, sc, step);
-            if (train && !plan) bb_count_block_time(bb, st->rs, 1);
         size_t m = tal_arena_mark(sc);
         tal_tensor pc = tal_arena_tensor(sc, 5, shp);
         tal_conv3d_forward(pc, x, bb_value(p, st->proj_w), tal_tensor_none(),

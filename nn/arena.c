@@ -97,18 +97,18 @@ static void *take(tal_arena *a, size_t n, int fill) {
     unsigned char *p = a->base ? a->base + a->used : NULL;
     a->used += need;
     if (a->used > a->high_water) a->high_water = a->used;
-    if (p && need && fill >= 0) {
-        int byte = fill ? 0xff : 0;
+    if (!p || !need || fill < 0) return p;
+    int byte = fill ? 0xff : 0;
 #ifdef TAL_HAVE_CUDA
-        if (a->device == TAL_DEV_CUDA)
-            cudaMemset(p, byte, need);
-        else
-#endif
-            if (!byte && need % sizeof(float) == 0)
-            tal_fill(tal_t1((float *)(void *)p, (int64_t)(need / sizeof(float))), 0.0f);
-        else
-            memset(p, byte, need);
+    if (a->device == TAL_DEV_CUDA) {
+        cudaMemset(p, byte, need);
+        return p;
     }
+#endif
+    if (!byte && need % sizeof(float) == 0) /* zeros: large fills split over the threads */
+        tal_fill(tal_t1((float *)(void *)p, (int64_t)(need / sizeof(float))), 0.0f);
+    else
+        memset(p, byte, need);
     return p;
 }
 

@@ -2,8 +2,8 @@
  * [H, N, Nk] (relative position bias) and mask [M, N, Nk] (item b uses mask[b % M], as Swin's
  * shifted windows do). Work is split over the (b, h) pairs, each done in blocks of query rows
  * with 1-thread GEMMs: a block's logits, softmax and products stay in L2 (its keys and values
- * are packed once per pair), and the probabilities backward needs are streamed out to memory
- * without being read first. */
+ * are packed once per pair), and the probabilities a later backward needs are streamed out to
+ * memory without being read first. */
 #include "nn.h"
 #include "gemm_thin.h"
 #include "simd_math.h"
