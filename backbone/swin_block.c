@@ -276,7 +276,7 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
         return;
     }
     tal_tensor gtab = table_grad ? bb_grad(p, f->table) : tal_tensor_none();
-    expand_bias(bias, bb_value(p, f->table), g);
+    if (fwd) expand_bias(bias, bb_value(p, f->table), g); /* a backward alone reads probs */
     if (bwd) {
         if (f->drop_p > 0)
             tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,
