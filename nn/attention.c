@@ -240,7 +240,7 @@ static void attention_forward_cpu(attn_view out, float *probs, int stream, attn_
             prep_b vv = prep_b_make(0, d, Nk, view_at(v, b, h), v.ld);
             for (int64_t r0 = 0; r0 < N; r0 += rb) {
                 int64_t r = N - r0 < rb ? N - r0 : rb;
-                float *sb = blk && p ? blk : p ? p + r0 * Nk : blk;
+                float *sb = blk ? blk : p + r0 * Nk; /* no blk: p is there (asserted) */
                 gemm_prep(0, r, Nk, d, scale, qb + r0 * q.ld, q.ld, &kt, 0.0f, sb, Nk);
                 bias_mask_exp(sb, bias_h ? bias_h + r0 * Nk : NULL,
                               mask_b ? mask_b + r0 * Nk : NULL, inv, r, Nk);
