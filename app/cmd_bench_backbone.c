@@ -164,7 +164,8 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
            "\"size\": %d, \"threads\": %d, \"step_ms\": %.1f, \"best_step_ms\": %.1f, "
            "\"step_cpu_ms\": %.1f, \"fwd_ms\": %.1f, "
            "\"bwd_ms\": %.1f, \"blocks_fwd_ms\": %.1f, \"blocks_bwd_ms\": %.1f, "
-           "\"best_blocks_ms\": %.1f, \"peak_activation_bytes\": %zu, \"planned_activation_bytes\": %zu, "
+           "\"best_blocks_ms\": %.1f, \"peak_activation_bytes\": %zu, "
+           "\"planned_activation_bytes\": %zu, "
            "\"params_bytes\": %zu, \"peak_rss_bytes\": %lld}\n",
            preset ? preset : "stage", tal_stage_mode_name((tal_stage_mode)mode), blocks, frames,
            dim, heads, size,

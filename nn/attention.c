@@ -157,58 +157,47 @@ static int64_t row_block(int64_t N, int64_t Nk) {
 }
 
 /* op(B) of the row-block products of one (b, h) pair: copied once into the thin kernel's
- * panels, or (no AVX-512, or a B too big for them) left in place for OpenBLAS. */
+ * panels (prep_b_make), or a small row-major B read where it lies (prep_b_in_place); OpenBLAS
+ * takes either where the kernel does not run (no AVX-512, or a B too big for its panels). */
 typedef struct prep_b {
     const float *b;
     int64_t ldb;
     int trans;
     float *packed;
+    int in_place;
 } prep_b;
 
 static prep_b prep_b_make(int trans_b, int64_t N, int64_t K, const float *B, int64_t ldb) {
     prep_b p = {B, ldb, trans_b,
                 tal_gemm_thin_available() && N > 0 && K > 0
                     ? tal_gemm_thin_pack(trans_b, N, K, B, ldb)
-                    : NULL};
+                    : NULL,
+                0};
     return p;
 }
 
-static void zero_rows(float *C, int64_t M, int64_t N, int64_t ldc) {
-    for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+static prep_b prep_b_in_place(const float *B, int64_t ldb) {
+    prep_b p = {B, ldb, 0, NULL, tal_gemm_thin_available()};
+    return p;
 }
 
 /* C = alpha op(A) op(B) + beta C with op(B) prepared. */
 static void gemm_prep(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const prep_b *b, float beta, float *C, int64_t ldc) {
+                      int64_t lda, prep_b b, float beta, float *C, int64_t ldc) {
     if (M == 0 || N == 0) return;
     if (K == 0) { /* empty sum (d = 0 or Nk = 0) */
-        if (beta == 0) zero_rows(C, M, N, ldc);
+        if (beta == 0)
+            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
         return;
     }
-    if (b->packed) {
-        tal_gemm_thin_with(ta, M, N, K, alpha, A, lda, b->packed, 0, 1, beta, C, ldc);
+    if (b.packed || b.in_place) {
+        tal_gemm_thin_with(ta, M, N, K, alpha, A, lda, b.packed ? b.packed : b.b, b.ldb,
+                           b.packed != NULL, beta, C, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                b->trans ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda,
-                b->b, (int)b->ldb, beta, C, (int)ldc);
-}
-
-/* C = alpha op(A) B + beta C with a small row-major B read where it lies (no copy). */
-static void gemm_b_in_place(int ta, int64_t M, int64_t N, int64_t K, float alpha,
-                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                            float *C, int64_t ldc) {
-    if (M == 0 || N == 0) return;
-    if (K == 0) {
-        if (beta == 0) zero_rows(C, M, N, ldc);
-        return;
-    }
-    if (tal_gemm_thin_available()) {
-        tal_gemm_thin_with(ta, M, N, K, alpha, A, lda, B, ldb, 0, beta, C, ldc);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)M, (int)N,
-                (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+                b.trans ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda,
+                b.b, (int)b.ldb, beta, C, (int)ldc);
 }
 
 /* Item b uses mask[mask_of[b]] when mask_of is given, else mask[b % M]. */
@@ -241,11 +230,11 @@ static void attention_forward_cpu(attn_view out, float *probs, int stream, attn_
             for (int64_t r0 = 0; r0 < N; r0 += rb) {
                 int64_t r = N - r0 < rb ? N - r0 : rb;
                 float *sb = blk ? blk : p + r0 * Nk; /* no blk: p is there (asserted) */
-                gemm_prep(0, r, Nk, d, scale, qb + r0 * q.ld, q.ld, &kt, 0.0f, sb, Nk);
+                gemm_prep(0, r, Nk, d, scale, qb + r0 * q.ld, q.ld, kt, 0.0f, sb, Nk);
                 bias_mask_exp(sb, bias_h ? bias_h + r0 * Nk : NULL,
                               mask_b ? mask_b + r0 * Nk : NULL, inv, r, Nk);
                 /* softmax(l) v = (e^(l - max) v) / sum: the output rows take the 1 / sum */
-                gemm_prep(0, r, d, Nk, 1.0f, sb, Nk, &vv, 0.0f, ob + r0 * out.ld, out.ld);
+                gemm_prep(0, r, d, Nk, 1.0f, sb, Nk, vv, 0.0f, ob + r0 * out.ld, out.ld);
                 scale_rows(ob + r0 * out.ld, out.ld, inv, r, d);
                 if (!p) continue; /* inference: nobody reads the probabilities */
                 if (sb == blk) tal_scale_rows_streaming(p + r0 * Nk, sb, inv, r, Nk);
@@ -313,16 +302,16 @@ static void attention_backward_cpu(attn_view dq, attn_view dk, attn_view dv, tal
                 int64_t r = N - r0 < rb ? N - r0 : rb;
                 const float *pb = p + r0 * Nk, *gob = go + r0 * dout.ld;
                 float beta = r0 ? 1.0f : 0.0f; /* dV, dK: sums over the blocks */
-                gemm_prep(0, r, Nk, d, 1.0f, gob, dout.ld, &vt, 0.0f, ds, Nk); /* dO v^T */
+                gemm_prep(0, r, Nk, d, 1.0f, gob, dout.ld, vt, 0.0f, ds, Nk); /* dO v^T */
                 /* the softmax gradient first: its row-wise pass brings the block of P from
                  * memory into L2 for P^T dO, whose column-wise reads would stall on it */
                 softmax_grad_rows(ds, pb, db ? db + r0 * Nk : NULL, r, Nk);
-                gemm_b_in_place(1, Nk, d, r, 1.0f, pb, Nk, gob, dout.ld, beta, dvb,
-                                dv.ld); /* P^T dO */
-                gemm_prep(0, r, d, Nk, scale, ds, Nk, &kk, 0.0f, dqb + r0 * dq.ld,
+                gemm_prep(1, Nk, d, r, 1.0f, pb, Nk, prep_b_in_place(gob, dout.ld), beta, dvb,
+                          dv.ld); /* P^T dO */
+                gemm_prep(0, r, d, Nk, scale, ds, Nk, kk, 0.0f, dqb + r0 * dq.ld,
                           dq.ld); /* dS k */
-                gemm_b_in_place(1, Nk, d, r, scale, ds, Nk, qb + r0 * q.ld, q.ld, beta, dkb,
-                                dk.ld); /* dS^T q */
+                gemm_prep(1, Nk, d, r, scale, ds, Nk, prep_b_in_place(qb + r0 * q.ld, q.ld), beta,
+                          dkb, dk.ld); /* dS^T q */
             }
             free(vt.packed);
             free(kk.packed);

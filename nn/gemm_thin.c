@@ -56,7 +56,8 @@ static void pack_b(float *bp, int trans_b, int64_t N, int64_t K, const float *B,
                     for (int jj = 0; jj < 8; jj++)
                         r[jj] = _mm256_loadu_ps(B + (n0 + j0 + jj) * ldb + k);
                     transpose8(r);
-                    for (int kk = 0; kk < 8; kk++) _mm256_storeu_ps(dst + (k + kk) * NR + j0, r[kk]);
+                    for (int kk = 0; kk < 8; kk++)
+                        _mm256_storeu_ps(dst + (k + kk) * NR + j0, r[kk]);
                 }
                 for (int kk = 0; kk < 8; kk++) {
                     float *d = dst + (k + kk) * NR;
