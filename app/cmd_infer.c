@@ -11,7 +11,8 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal infer --model RUN_DIR VIDEO... [--out results.json] [--srt DIR]\n"
-            "                    [--classifier FILE [--classifier-topk K]] [--quiet]\n\n"
+            "                    [--classifier FILE [--classifier-topk K]] [--quiet]\n"
+            "                    [--allow-nonfinite]\n\n"
             "Finds action segments in raw videos with a trained model (a run folder of re2tal\n"
             "train: best/ weights, else last/), any length: test windows are decoded one after\n"
             "another, so memory stays bounded. Writes ActivityNet results JSON (default\n"
@@ -20,7 +21,8 @@ static void usage(FILE *out) {
             "A class-agnostic model (data.class_agnostic 1, the ActivityNet recipe) finds\n"
             "\"action\" segments; --classifier FILE (video-level class scores, the CUHK JSON\n"
             "format {\"class\": [...], \"results\": {id: [scores]}}) turns each into the video's\n"
-            "top K classes (default 2), score x class score. Default: the run's eval.classifier.\n");
+            "top K classes (default 2), score x class score. Default: the run's eval.classifier.\n"
+            "Weights holding NaN or Inf (a diverged run) are refused unless --allow-nonfinite.\n");
 }
 
 static int cmd_infer(int argc, char **argv) {

@@ -56,9 +56,10 @@ static tal_status parse_header(const char *path, const char *hdr, int *f16, int 
 
 tal_status tal_features_load(tal_features *out, const char *path, int channels, tal_err *err) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    tal_status rc = TAL_OK;
+    FILE *f = NULL;
+    size_t file_bytes = 0;
+    tal_status rc = tal_file_open(&f, &file_bytes, path, 0, err);
+    if (rc) return rc;
     unsigned char pre[10];
     char *hdr = NULL;
     void *raw = NULL;
@@ -112,12 +113,18 @@ tal_status tal_features_load(tal_features *out, const char *path, int channels, 
                          channels);
         goto done;
     }
-    int64_t T = tc ? r : cc, n = r * cc;
+    int64_t T = tc ? r : cc;
     if (T > (1 << 28)) {
         rc = tal_err_set(err, TAL_EFORMAT, "%s: %lld positions", path, (long long)T);
         goto done;
     }
-    size_t esz = f16 ? 2 : 4;
+    int64_t n = r * cc; /* both bounded now: no overflow */
+    size_t esz = f16 ? 2 : 4, at = (size_t)ftell(f);
+    if ((double)n * esz > (double)(file_bytes - at)) { /* before allocating what it promises */
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: truncated: the header promises %lld values, the "
+                         "file holds %zu bytes after it", path, (long long)n, file_bytes - at);
+        goto done;
+    }
     raw = malloc((size_t)(n > 0 ? n : 1) * esz);
     out->data = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     if (!raw || !out->data) {
