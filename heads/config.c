@@ -27,6 +27,7 @@ static void common(tal_head_config *c) {
     c->pre_nms_topk = 2000;
     c->nms_sigma = 0.7f;
     c->nms_min_score = 0.001f;
+    c->duration_thresh = 0.05f;
 }
 
 void tal_head_config_thumos(tal_head_config *c) {
@@ -93,6 +94,8 @@ tal_status tal_head_config_check(const tal_head_config *c, tal_err *err) {
         BAD("focal_alpha %g not in [0, 1]", c->focal_alpha);
     if (!(c->focal_gamma >= 0)) BAD("focal_gamma %g < 0", c->focal_gamma);
     if (!(c->nms_sigma > 0)) BAD("nms_sigma %g <= 0", c->nms_sigma);
+    if (!(c->duration_thresh >= 0 && isfinite(c->duration_thresh)))
+        BAD("duration_thresh %g: expected >= 0 (feature steps; 0 keeps all)", c->duration_thresh);
     if (!isfinite(c->reg_loss_weight)) BAD("reg_loss_weight is not finite");
     return TAL_OK;
 #undef BAD
@@ -121,7 +124,7 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
         F(center_radius, 0), F(init_loss_norm, 0), F(loss_norm_momentum, 0),
         F(label_smoothing, 0), F(reg_loss_weight, 0), F(focal_alpha, 0), F(focal_gamma, 0),
         F(pre_nms_thresh, 0), F(pre_nms_topk, 1), F(nms_sigma, 0), F(nms_min_score, 0),
-        F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1),
+        F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1), F(duration_thresh, 0),
 #undef F
     };
     for (cJSON *it = root->child; it && rc == TAL_OK; it = it->next) {
