@@ -149,6 +149,20 @@ tal_status tal_decoder_open_io(tal_decoder **out, const char *path, AVIOContext 
                          path, tal_av_error(ret, e, sizeof e));
         goto fail;
     }
+    /* Before any decoding (find_stream_info decodes): a still image is no video; and libjxl
+     * 0.7 (Debian 12) dereferences NULL on some broken JPEG XL codestreams, 11 bytes were
+     * enough (fuzz_decode_video), so JPEG XL is never decoded */
+    const char *demuxer = dec->fmt->iformat->name;
+    size_t dl = strlen(demuxer);
+    if (!strcmp(demuxer, "image2") || (dl > 5 && !strcmp(demuxer + dl - 5, "_pipe"))) {
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: a still image (%s), not a video", path, demuxer);
+        goto fail;
+    }
+    for (unsigned i = 0; i < dec->fmt->nb_streams; i++)
+        if (dec->fmt->streams[i]->codecpar->codec_id == AV_CODEC_ID_JPEGXL) {
+            rc = tal_err_set(err, TAL_EFORMAT, "%s: JPEG XL, not a video codec", path);
+            goto fail;
+        }
     if ((ret = avformat_find_stream_info(dec->fmt, NULL)) < 0) {
         rc = tal_err_set(err, TAL_EFORMAT, "%s: cannot read stream info: %s", path,
                          tal_av_error(ret, e, sizeof e));
@@ -165,6 +179,7 @@ tal_status tal_decoder_open_io(tal_decoder **out, const char *path, AVIOContext 
                          path);
         goto fail;
     }
+
     dec->st = dec->fmt->streams[dec->stream];
     for (unsigned i = 0; i < dec->fmt->nb_streams; i++) /* demux only what we decode */
         if ((int)i != dec->stream) dec->fmt->streams[i]->discard = AVDISCARD_ALL;

@@ -146,15 +146,26 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
                 *(float *)p = (float)v;
             }
         } else if (!strcmp(it->string, "seed")) {
-            if ((rc = num(it, name, &v, err)) == TAL_OK) c->seed = (uint64_t)v;
+            if ((rc = num(it, name, &v, err)) != TAL_OK) break;
+            if (!(v >= 0 && v < 18446744073709551616.0 && v == floor(v))) { /* cast is UB beyond */
+                rc = tal_err_set(err, TAL_EINVAL, "%s: key \"seed\": expected a whole number >= 0, "
+                                 "got %g", name, v);
+                break;
+            }
+            c->seed = (uint64_t)v;
         } else if (!strcmp(it->string, "arch")) {
             if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 3) {
                 rc = tal_err_set(err, TAL_EINVAL, "%s: key \"arch\": expected 3 integers", name);
                 break;
             }
-            for (int k = 0; k < 3 && rc == TAL_OK; k++)
-                if ((rc = num(cJSON_GetArrayItem(it, k), name, &v, err)) == TAL_OK)
+            for (int k = 0; k < 3 && rc == TAL_OK; k++) {
+                if ((rc = num(cJSON_GetArrayItem(it, k), name, &v, err)) != TAL_OK) break;
+                if (v != floor(v) || fabs(v) > 1e9) /* checked before the cast: UB beyond int */
+                    rc = tal_err_set(err, TAL_EINVAL, "%s: key \"arch\": expected 3 integers, "
+                                     "got %g", name, v);
+                else
                     c->arch[k] = (int)v;
+            }
         } else if (!strcmp(it->string, "regression_range")) {
             int n = cJSON_GetArraySize(it);
             if (!cJSON_IsArray(it) || n < 1 || n > TAL_HEAD_MAX_LEVELS) {

@@ -260,3 +260,24 @@ Test(decode_hostile, a_video_in_memory_reads_as_the_file) {
     cr_expect_eq(tal_decoder_open_memory(&mem, "empty.mp4", b, 0, NULL, &err), TAL_EFORMAT);
     free(b);
 }
+
+/* fuzz_decode_video: 11 bytes that libavformat takes for a JPEG XL codestream made libjxl 0.7
+ * dereference NULL inside avcodec_send_packet; still images are no videos, and JPEG XL is never
+ * opened. */
+Test(decode_hostile, still_images_and_jpeg_xl_are_refused) {
+    static const unsigned char jxl[11] = {0xff, 0x0a, 'S', 'a', 't', 'a', 4, 0, 0, 'S', ' '};
+    tal_decoder *dec = NULL;
+    tal_err err = {0};
+    cr_expect_eq(tal_decoder_open_memory(&dec, "crash.mp4", jxl, sizeof jxl, NULL, &err),
+                 TAL_EFORMAT);
+    cr_expect_null(dec);
+    cr_expect(strstr(err.msg, "crash.mp4: a still image"), "%s", err.msg);
+    const char *path = tmp("frame.png");
+    ffmpeg("-f lavfi -i testsrc=size=32x32 -frames:v 1", path);
+    cr_expect_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_EFORMAT);
+    cr_expect(strstr(err.msg, "frame.png: a still image (png_pipe), not a video"), "%s", err.msg);
+    path = tmp("clip.gif"); /* an animated GIF is a video */
+    ffmpeg("-f lavfi -i testsrc=size=32x32:rate=5:duration=1", path);
+    cr_expect_eq(tal_decoder_open(&dec, path, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_decoder_close(dec);
+}

@@ -293,6 +293,19 @@ Test(heads_post, decode_drops_segments_not_longer_than_the_threshold) {
     cr_assert(strstr(err.msg, "duration_thresh"), "%s", err.msg);
 }
 
+/* Numbers a float-to-int cast cannot hold are refused before the cast (undefined behaviour). */
+Test(heads_post, config_numbers_out_of_range_are_errors) {
+    const char *bad[] = {"{\"seed\": -1}", "{\"seed\": 1e30}", "{\"seed\": 0.5}",
+                         "{\"arch\": [1e22, 1, 2]}", "{\"arch\": [2, 1.5, 2]}"};
+    for (int i = 0; i < 5; i++) {
+        tal_head_config c;
+        tal_head_config_thumos(&c);
+        tal_err err = {0};
+        cr_expect_eq(tal_head_config_from_json(&c, "cfg", bad[i], &err), TAL_EINVAL, "%s", bad[i]);
+        cr_expect(strstr(err.msg, "cfg"), "%s: %s", bad[i], err.msg);
+    }
+}
+
 Test(heads_post, decode_empty_video_gives_nothing) {
     tal_params *pp;
     tal_head *h = small_head(&pp, 3);

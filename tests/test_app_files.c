@@ -1,6 +1,7 @@
-/* app/checkpoint.c directly (compiled into this test): a checkpoint is never written from NaN or
- * Inf weights, EMA weights included, not even under --allow-nonfinite, and the one before stays
- * whole; the error names the tensor and the count. */
+/* app/'s own file readers and writers, compiled into this test (app/ is a program): a checkpoint
+ * is never written from NaN or Inf weights, EMA weights included, not even under
+ * --allow-nonfinite, and the one before stays whole; run configs read back what they wrote,
+ * inputs fuzz_app_config found included. */
 #include "testlib.h"
 
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "app/checkpoint.h"
+#include "app/run_config.h"
 
 static tal_params *two_params(void) {
     tal_params *p = tal_params_create();
@@ -21,7 +23,7 @@ static tal_params *two_params(void) {
     return p;
 }
 
-Test(app_checkpoint, nonfinite_weights_are_never_saved) {
+Test(app_files, nonfinite_weights_are_never_saved) {
     char run[1024], cmd[1200];
     snprintf(run, sizeof run, "%s/ckpt_%d", TEST_TMP, (int)getpid());
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", run, run);
@@ -55,4 +57,35 @@ Test(app_checkpoint, nonfinite_weights_are_never_saved) {
     cr_expect_eq(back.step, 3, "the checkpoint before stays");
     tal_ema_destroy(ema);
     tal_params_destroy(p);
+}
+
+/* fuzz_app_config: a "sampler" of 128 characters was copied into its 16-byte field, over
+ * frames, resize_len, ... trunc_thresh (NaN), and the config as run no longer loaded. */
+Test(app_files, long_strings_stay_in_their_fields) {
+    char path[1024], json[2048], name[200];
+    snprintf(path, sizeof path, "%s/files_%d_config.json", TEST_TMP, (int)getpid());
+    memset(name, 'r', 128);
+    name[128] = 0;
+    snprintf(json, sizeof json, "{\"data\": {\"sampler\": \"%s\", \"train_subset\": \"%s\", "
+             "\"val_subset\": \"%s\", \"frames\": 16}}", name, name, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(json, f);
+    fclose(f);
+    tal_run_config c;
+    tal_run_config_default(&c);
+    double trunc_thresh = c.trunc_thresh, overlap = c.window_overlap;
+    tal_err err = {0};
+    cr_assert_eq(tal_run_config_load(&c, path, &err), TAL_OK, "%s", err.msg);
+    cr_expect_str_eq(c.sampler, name);
+    cr_expect_str_eq(c.val_subset, name);
+    cr_expect_eq(c.frames, 16);
+    cr_expect_eq(c.trunc_thresh, trunc_thresh);
+    cr_expect_eq(c.window_overlap, overlap);
+    char *text = tal_run_config_to_json(&c);
+    tal_run_config again;
+    tal_run_config_default(&again);
+    cr_expect_eq(tal_run_config_parse(&again, text, "again", &err), TAL_OK, "%s", err.msg);
+    cr_expect_str_eq(again.sampler, name);
+    free(text);
 }
