@@ -16,7 +16,8 @@ static void usage(FILE *out) {
                  "(n_frames_from \"count\"); otherwise it is the container's (\"header\", when its\n"
                  "index lies whole inside the file) or an estimate (\"estimate\": duration x fps,\n"
                  "or the frames indexed inside a file cut short). frames_dropped: frames whose\n"
-                 "timestamp lay far outside the duration or their neighbours (a corrupt stamp).\n"
+                 "timestamp lay far outside the duration or their neighbours (a corrupt stamp);\n"
+                 "corrupt_packets: packets the decoder rejected (both seen only while decoding).\n"
                  "Exit 1 if any file failed.\n");
 }
 
@@ -62,7 +63,9 @@ static int cmd_probe(int argc, char **argv) {
         cJSON_AddStringToObject(o, "n_frames_from", in->n_frames_counted ? "count"
                                                     : in->n_frames_exact ? "header"
                                                                          : "estimate");
-        cJSON_AddNumberToObject(o, "frames_dropped", (double)tal_decoder_stats(dec)->dropped_frames);
+        const tal_decode_stats *st = tal_decoder_stats(dec);
+        cJSON_AddNumberToObject(o, "frames_dropped", (double)st->dropped_frames);
+        cJSON_AddNumberToObject(o, "corrupt_packets", (double)st->corrupt_packets);
         cJSON_AddNumberToObject(o, "width", in->width);
         cJSON_AddNumberToObject(o, "height", in->height);
         cJSON_AddNumberToObject(o, "rotation", in->rotation);
