@@ -1,7 +1,8 @@
 /* app/'s own file readers and writers, compiled into this test (app/ is a program): a checkpoint
  * is never written from NaN or Inf weights, EMA weights included, not even under
  * --allow-nonfinite, and the one before stays whole; run configs read back what they wrote,
- * inputs fuzz_app_config found included. */
+ * inputs fuzz_app_config found included; whole-video inference names a video that decoded with
+ * trouble. */
 #include "testlib.h"
 
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "app/checkpoint.h"
+#include "app/model_dir.h"
 #include "app/run_config.h"
 
 static tal_params *two_params(void) {
@@ -88,4 +90,68 @@ Test(app_files, long_strings_stay_in_their_fields) {
     cr_expect_eq(tal_run_config_parse(&again, text, "again", &err), TAL_OK, "%s", err.msg);
     cr_expect_str_eq(again.sampler, name);
     free(text);
+}
+
+static const char *TINY_RUN =
+    "{\"data\": {\"sampler\": \"resize\", \"frames\": 16, \"resize_len\": 8, \"short_side\": 32, "
+    "\"crop\": 32}, \"backbone\": {\"preset\": \"swin_small_test\", \"embed_dim\": 16, "
+    "\"depths\": [2, 2], \"heads\": [1, 2], \"window\": [4, 4, 4], \"mode\": \"reversible\"}, "
+    "\"head\": {\"channels\": 32, \"n_head\": 2, \"arch\": [2, 1, 2], \"max_seg_num\": 20}}";
+
+/* Runs a random tiny model over path; returns the status, the warning in *msg. */
+static tal_status infer_one(const char *path, char *msg, size_t size) {
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "%s/files_%d_tiny.json", TEST_TMP, (int)getpid());
+    FILE *f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fputs(TINY_RUN, f);
+    fclose(f);
+    tal_run_config rc;
+    tal_run_config_default(&rc);
+    tal_err err = {0};
+    cr_assert_eq(tal_run_config_load(&rc, cfg, &err), TAL_OK, "%s", err.msg);
+    tal_model m = {0};
+    cr_assert_eq(tal_model_create(&m, &rc, 2, 1, &err), TAL_OK, "%s", err.msg);
+    tal_video_anno v = {0};
+    cr_assert_eq(tal_video_anno_probe(&v, path, &err), TAL_OK, "%s", err.msg);
+    tal_tensor buf = test_tensor(1, (int64_t[]){3LL * m.clip_frames * m.crop * m.crop});
+    tal_dets dets = {0};
+    tal_err e = {0};
+    tal_status st = tal_model_infer_video(&m, &rc, path, &v, buf, &dets, &e);
+    snprintf(msg, size, "%s", e.msg);
+    tal_dets_free(&dets);
+    free(v.id);
+    tal_model_destroy(&m);
+    return st;
+}
+
+Test(app_files, inference_names_a_video_that_decoded_with_trouble) {
+    char clean[1024], flipped[1024], cmd[4096], msg[512];
+    snprintf(clean, sizeof clean, "%s/files_%d_clean.mp4", TEST_TMP, (int)getpid());
+    snprintf(flipped, sizeof flipped, "%s/files_%d_flipped.mp4", TEST_TMP, (int)getpid());
+    snprintf(cmd, sizeof cmd, "ffmpeg -v error -y -f lavfi -i testsrc2=size=64x48:rate=25:"
+             "duration=4 -c:v libx264 -g 10 -pix_fmt yuv420p -movflags +faststart '%s'", clean);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(infer_one(clean, msg, sizeof msg), TAL_OK);
+    cr_expect_str_eq(msg, "", "a clean video: no warning");
+    /* 40 bits flipped in the middle half of the file (the index stays whole at the front) */
+    FILE *f = fopen(clean, "rb");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    unsigned char *b = malloc((size_t)n);
+    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    tal_rng_key key = {7, 0, 0};
+    for (int i = 0; i < 40; i++)
+        b[n / 4 + (long)(tal_rng_u64(key, 2 * i) % (uint64_t)(n / 2))] ^=
+            (unsigned char)(1u << (tal_rng_u64(key, 2 * i + 1) % 8));
+    f = fopen(flipped, "wb");
+    fwrite(b, 1, (size_t)n, f);
+    fclose(f);
+    free(b);
+    cr_assert_eq(infer_one(flipped, msg, sizeof msg), TAL_OK, "answered, with a warning");
+    cr_expect(strstr(msg, "files_") && strstr(msg, "_flipped.mp4: decoded with trouble, ") &&
+                  strstr(msg, "corrupt packets skipped"),
+              "%s", msg);
 }
