@@ -127,8 +127,9 @@ int rn_declare_conv(tal_backbone *bb, const char *prefix, int64_t co, int64_t ci
  * bb->scratch (released by the caller). video stays borrowed until the stem's backward. */
 tal_tensor rn_stem_forward(tal_backbone *bb, rn_pathway *pw, tal_tensor video, int train);
 tal_tensor rn_stage_forward(tal_backbone *bb, rn_pathway *pw, int s, tal_tensor x, int train);
-/* dx (stage s's input shape) = J^T dy, overwritten; parameter gradients accumulate. The worst
- * reversible reconstruction error goes to *recon_err when larger. */
+/* dx (stage s's input shape) = J^T dy, overwritten; dy is used up (overwritten too);
+ * parameter gradients accumulate. The worst reversible reconstruction error goes to
+ * *recon_err when larger. */
 void rn_stage_backward(tal_backbone *bb, rn_pathway *pw, int s, tal_tensor dx, tal_tensor dy,
                        double *recon_err);
 void rn_stem_backward(tal_backbone *bb, rn_pathway *pw, tal_tensor dpooled);

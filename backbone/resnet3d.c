@@ -453,9 +453,8 @@ void rn_stage_backward(tal_backbone *bb, rn_pathway *pw, int s, tal_tensor dx, t
     rn_stage *st = &pw->st[s];
     tal_arena *sc = bb->scratch;
     size_t m = tal_arena_mark(sc);
-    tal_tensor dz = dy;
+    tal_tensor dz = dy; /* the chain's input gradient overwrites dy (the engine allows it) */
     if (st->depth > 1) {
-        dz = tal_arena_like_uninit(sc, dy);
         double e = -1;
         /* reversible: z0 was not kept; the first block measures the rebuilt one */
         tal_revstage_backward(st->fns, st->depth - 1, st->mode, st->rs, dz, dy,

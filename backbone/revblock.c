@@ -171,7 +171,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
 #define SAVED(i) (plan ? NULL : st->saved[(i)])
     if (mode == TAL_STAGE_VANILLA) {
         /* g_{i-1} = g_i + J_i^T g_i, accumulated in place in dx (backward allows dx == dout) */
-        if (!plan) tal_copy(dx, dy);
+        if (!plan && dx.data != dy.data) tal_copy(dx, dy);
         for (int i = n; i >= 1; i--) {
             if (!plan && fns[i - 1].post_relu) tal_relu_backward(dx, dx, Z(i));
             fns[i - 1].backward(fns[i - 1].self, dx, dx, Z(i - 1), SAVED(i), scratch, step);
