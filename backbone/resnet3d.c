@@ -424,7 +424,7 @@ static void first_block_backward(tal_backbone *bb, rn_stage *st, tal_tensor dx, 
 tal_tensor rn_stage_forward(tal_backbone *bb, rn_pathway *pw, int s, tal_tensor x, int train) {
     rn_stage *st = &pw->st[s];
     tal_arena *sc = bb->scratch, *kk = train ? bb->keep : sc;
-    uint64_t step = train ? bb->step : BB_STEP_INFER; /* inference: no drop-path */
+    uint64_t step = bb_forward_step(bb, train); /* inference: no drop-path */
     int64_t shp[5];
     rn_stage_out_shape(pw, s, x.shape[0], shp);
     st->x = x;
