@@ -330,6 +330,20 @@ Test(app_e2e, interrupt_inside_an_update_resumes_exactly) {
 }
 
 /* backbone.chunk_frames below the clip length: training runs chunk by chunk. */
+/* SlowFast goes through training, inference and extraction like Swin (2 stages of the tiny
+ * config: 4 * 16 * 2 slow + 4 * 2 * 2 fast channels on the fast grid of 16 frames). */
+Test(app_e2e, slowfast_trains_infers_and_extracts) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=sf --set optim.epochs=1 "
+                    "--set backbone.preset=slowfast_r50 --quiet"), 0);
+    char *l = losses("sf/log.jsonl");
+    cr_expect(strlen(l) > 4 && !strstr(l, "nan"), "%s", l);
+    free(l);
+    cr_expect_eq(sh(BIN " infer --model sf data/videos/synth_00000.mp4 --out res.json --quiet"), 0);
+    cr_expect_eq(sh("grep -q '\"segment\"' res.json"), 0);
+    cr_expect_eq(sh(BIN " extract --model sf data/videos/synth_00001.mp4 --out feats --quiet"), 0);
+    cr_expect_eq(sh("grep -q '\"channels\": 144, \"length\": 16' feats/synth_00001.json"), 0);
+}
+
 Test(app_e2e, chunked_training_runs) {
     cr_expect_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=ch --set optim.epochs=1 "
                     "--set backbone.chunk_frames=8 --quiet"), 0);
