@@ -329,7 +329,6 @@ Test(app_e2e, interrupt_inside_an_update_resumes_exactly) {
     cr_expect_eq(sh("cmp -s u/last/model.safetensors i/last/model.safetensors"), 0);
 }
 
-/* backbone.chunk_frames below the clip length: training runs chunk by chunk. */
 /* SlowFast goes through training, inference and extraction like Swin (2 stages of the tiny
  * config: 4 * 16 * 2 slow + 4 * 2 * 2 fast channels on the fast grid of 16 frames). */
 Test(app_e2e, slowfast_trains_infers_and_extracts) {
@@ -344,6 +343,7 @@ Test(app_e2e, slowfast_trains_infers_and_extracts) {
     cr_expect_eq(sh("grep -q '\"channels\": 144, \"length\": 16' feats/synth_00001.json"), 0);
 }
 
+/* backbone.chunk_frames below the clip length: training runs chunk by chunk. */
 Test(app_e2e, chunked_training_runs) {
     cr_expect_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=ch --set optim.epochs=1 "
                     "--set backbone.chunk_frames=8 --quiet"), 0);
