@@ -61,10 +61,11 @@ typedef struct tal_revstage tal_revstage; /* what a training forward keeps (live
 tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode mode, tal_tensor y,
                                    tal_tensor x, tal_arena *keep, tal_arena *scratch,
                                    uint64_t step);
-/* Writes dx from dy (dx may be dy itself); parameter gradients accumulate. Consumes st (reversible overwrites the
- * kept streams while rebuilding). x: the stage input if still available (optional for
- * reversible): then *recon_err (if non-NULL) gets max |rebuilt z_0 - x| over both streams,
- * else -1. mode must be the forward's (it is passed again because planning keeps no state). */
+/* Writes dx from dy (dx may be dy itself); parameter gradients accumulate. Consumes st
+ * (reversible overwrites the kept streams while rebuilding). x: the stage input if still
+ * available (optional for reversible): then *recon_err (if non-NULL) gets max |rebuilt z_0 - x|
+ * over both streams, else -1. mode must be the forward's (it is passed again because planning
+ * keeps no state). */
 void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal_revstage *st,
                            tal_tensor dx, tal_tensor dy, tal_tensor x, tal_arena *scratch,
                            uint64_t step, double *recon_err);

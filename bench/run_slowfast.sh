@@ -31,12 +31,14 @@ for f in 32 64 128; do
     num() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
     va="$(num peak_activation_bytes <<< "$v")"
     ra="$(num peak_activation_bytes <<< "$r")"
-    awk -v m="$m" -v f="$f" -v a="$va" -v b="$ra" \
-      'BEGIN { printf "| %s | %d | %.1f | %.1f | %.2fx |\n", m, f, a / 1048576, b / 1048576, a / b }'
+    awk -v m="$m" -v f="$f" -v a="$va" -v b="$ra" 'BEGIN {
+      printf "| %s | %d | %.1f | %.1f | %.2fx |\n", m, f, a / 1048576, b / 1048576, a / b }'
   done
 done
 
-echo "# SlowFast-R101 training step, 1x3x${frames}x${size}x${size}, threads $threads, $("$py" -c 'import torch; print("torch", torch.__version__)')"
+torch_version="$("$py" -c 'import torch; print(torch.__version__)')"
+echo "# SlowFast-R101 training step, 1x3x${frames}x${size}x${size}, threads $threads," \
+     "torch $torch_version"
 for round in $(seq "$rounds"); do
   ours="$("$bin" --threads "$threads" bench backbone --preset slowfast_r101 --mode vanilla \
           --frames "$frames" --size "$size" --steps "$steps")" || exit 1
