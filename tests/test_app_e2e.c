@@ -329,14 +329,21 @@ Test(app_e2e, interrupt_inside_an_update_resumes_exactly) {
     cr_expect_eq(sh("cmp -s u/last/model.safetensors i/last/model.safetensors"), 0);
 }
 
+/* One epoch of tiny.json with `sets` into run folder `dir`: it trains and its losses are finite. */
+static void expect_one_epoch_trains(const char *dir, const char *sets) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=%s --set optim.epochs=1 "
+                    "%s --quiet", dir, sets), 0);
+    char log[64];
+    snprintf(log, sizeof log, "%s/log.jsonl", dir);
+    char *l = losses(log);
+    cr_expect(strlen(l) > 4 && !strstr(l, "nan"), "%s", l);
+    free(l);
+}
+
 /* SlowFast goes through training, inference and extraction like Swin (2 stages of the tiny
  * config: 4 * 16 * 2 slow + 4 * 2 * 2 fast channels on the fast grid of 16 frames). */
 Test(app_e2e, slowfast_trains_infers_and_extracts) {
-    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=sf --set optim.epochs=1 "
-                    "--set backbone.preset=slowfast_r50 --quiet"), 0);
-    char *l = losses("sf/log.jsonl");
-    cr_expect(strlen(l) > 4 && !strstr(l, "nan"), "%s", l);
-    free(l);
+    expect_one_epoch_trains("sf", "--set backbone.preset=slowfast_r50");
     cr_expect_eq(sh(BIN " infer --model sf data/videos/synth_00000.mp4 --out res.json --quiet"), 0);
     cr_expect_eq(sh("grep -q '\"segment\"' res.json"), 0);
     cr_expect_eq(sh(BIN " extract --model sf data/videos/synth_00001.mp4 --out feats --quiet"), 0);
@@ -345,11 +352,7 @@ Test(app_e2e, slowfast_trains_infers_and_extracts) {
 
 /* backbone.chunk_frames below the clip length: training runs chunk by chunk. */
 Test(app_e2e, chunked_training_runs) {
-    cr_expect_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=ch --set optim.epochs=1 "
-                    "--set backbone.chunk_frames=8 --quiet"), 0);
-    char *l = losses("ch/log.jsonl");
-    cr_expect(strlen(l) > 4 && !strstr(l, "nan"), "%s", l);
-    free(l);
+    expect_one_epoch_trains("ch", "--set backbone.chunk_frames=8");
 }
 
 /* The ActivityNet recipe: a class-agnostic model ("action"), validated class-agnostically, whose
