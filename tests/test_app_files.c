@@ -62,14 +62,15 @@ Test(app_files, nonfinite_weights_are_never_saved) {
 }
 
 /* fuzz_app_config: a "sampler" of 128 characters was copied into its 16-byte field, over
- * frames, resize_len, ... trunc_thresh (NaN), and the config as run no longer loaded. */
+ * frames, resize_len, ... trunc_thresh (NaN), and the config as run no longer loaded (the
+ * sampler is now one of two names; the subsets, 32 bytes, had the same flaw). */
 Test(app_files, long_strings_stay_in_their_fields) {
     char path[1024], json[2048], name[200];
     snprintf(path, sizeof path, "%s/files_%d_config.json", TEST_TMP, (int)getpid());
     memset(name, 'r', 128);
     name[128] = 0;
-    snprintf(json, sizeof json, "{\"data\": {\"sampler\": \"%s\", \"train_subset\": \"%s\", "
-             "\"val_subset\": \"%s\", \"frames\": 16}}", name, name, name);
+    snprintf(json, sizeof json, "{\"data\": {\"train_subset\": \"%s\", \"val_subset\": \"%s\", "
+             "\"frames\": 16}}", name, name);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fputs(json, f);
@@ -79,8 +80,9 @@ Test(app_files, long_strings_stay_in_their_fields) {
     double trunc_thresh = c.trunc_thresh, overlap = c.window_overlap;
     tal_err err = {0};
     cr_assert_eq(tal_run_config_load(&c, path, &err), TAL_OK, "%s", err.msg);
-    cr_expect_str_eq(c.sampler, name);
+    cr_expect_str_eq(c.train_subset, name);
     cr_expect_str_eq(c.val_subset, name);
+    cr_expect_str_eq(c.sampler, "resize");
     cr_expect_eq(c.frames, 16);
     cr_expect_eq(c.trunc_thresh, trunc_thresh);
     cr_expect_eq(c.window_overlap, overlap);
@@ -88,7 +90,7 @@ Test(app_files, long_strings_stay_in_their_fields) {
     tal_run_config again;
     tal_run_config_default(&again);
     cr_expect_eq(tal_run_config_parse(&again, text, "again", &err), TAL_OK, "%s", err.msg);
-    cr_expect_str_eq(again.sampler, name);
+    cr_expect_str_eq(again.val_subset, name);
     free(text);
 }
 
