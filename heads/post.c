@@ -242,6 +242,15 @@ tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
         else d->n = kept;
     }
     if (o->max_seg_num > 0 && d->n > o->max_seg_num) d->n = o->max_seg_num;
+    /* a video's pooled candidates (thousands per window) shrink to what is kept: inference over
+     * many videos holds every video's detections until the results file is written */
+    if (d->capacity > 2 * d->n + 16) {
+        tal_detection *p = realloc(d->items, (size_t)(d->n > 0 ? d->n : 1) * sizeof *p);
+        if (p) {
+            d->items = p;
+            d->capacity = d->n > 0 ? d->n : 1;
+        }
+    }
     return rc;
 }
 
