@@ -66,7 +66,10 @@ ls data/videos/*.mp4 | awk -v bad="$(ls bad/*.mp4 | tr '\n' ' ')" -v n_good="$n_
 pid=$!
 : > rss.txt
 while kill -0 "$pid" 2> /dev/null; do
-  awk '/^VmRSS/ {print $2}' "/proc/$pid/status" >> rss.txt 2> /dev/null || true
+  # from the exec on: the forked shell before it is not re2tal
+  if grep -qa infer "/proc/$pid/cmdline" 2> /dev/null; then
+    awk '/^VmRSS/ {print $2}' "/proc/$pid/status" >> rss.txt 2> /dev/null || true
+  fi
   sleep 1
 done
 set +e
