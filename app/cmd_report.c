@@ -11,12 +11,13 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal report --gt GT --pred PRED [--run RUN_DIR] --out report.html [options]\n"
-            "One self-contained HTML page (inline CSS, SVG and a little JavaScript; no network, no\n"
-            "other file; open it from disk): the mAP table and per-class AP (sortable), PR curves,\n"
-            "false positives by cause, mAP by GT length, the diagnosis of the input, and a\n"
-            "timeline per video (GT lane, detections in lanes by class coloured by score, a score\n"
-            "threshold, tIoU to the best GT on hover), videos sorted by the mAP lost in them,\n"
-            "worst first, with a filter box; with --run, the training curves of RUN_DIR/log.jsonl.\n\n"
+            "One self-contained HTML page (inline CSS, SVG and a little JavaScript; no network,\n"
+            "no other file; open it from disk): the mAP table and per-class AP (sortable), PR\n"
+            "curves, false positives by cause, mAP by GT length, the diagnosis of the input,\n"
+            "and a timeline per video (GT lane, detections in lanes by class coloured by score,\n"
+            "a score threshold, tIoU to the best GT on hover), videos sorted by the mAP lost in\n"
+            "them, worst first, with a filter box; with --run, the training curves of\n"
+            "RUN_DIR/log.jsonl.\n\n"
             "  --out FILE          the page to write (required)\n"
             "  --run RUN_DIR       a training run folder: losses, learning rate, validation mAP\n");
     tal_eval_args_usage(out);

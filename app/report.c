@@ -96,7 +96,8 @@ static tal_status read_log(const char *path, curve *steps, curve *val, tal_err *
         const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(o, "epoch");
         int bad = 0;
         if (cJSON_IsNumber(step)) bad = curve_add(steps, step->valuedouble, y);
-        else if (cJSON_IsNumber(epoch) && !isnan(y[S_VAL_AVG])) bad = curve_add(val, epoch->valuedouble, y);
+        else if (cJSON_IsNumber(epoch) && !isnan(y[S_VAL_AVG]))
+            bad = curve_add(val, epoch->valuedouble, y);
         cJSON_Delete(o);
         if (bad) {
             st = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);

@@ -127,12 +127,14 @@ int score_class_th14(const scoring *s, const class_job *cj, const long *amb_star
         long n = 0, n_tp = 0;
         for (long i = 0; i < P; i++) { /* tpconf then fpconf, each in video order */
             long pi = byv[i];
-            if (!fr[pi]) cf[n] = (conf_flag){D[cj->det[pi]].score, 1, n, cj->det[pi]}, n++, n_tp++;
+            if (!fr[pi])
+                cf[n] = (conf_flag){D[cj->det[pi]].score, 1, n, cj->det[pi]}, n++, n_tp++;
             if (!fr[pi] && det_tp) det_tp[cj->det[pi]] |= 1u << t;
         }
         for (long i = 0; i < P; i++) {
             long pi = byv[i];
-            if (fr[pi] && !amb[pi]) cf[n] = (conf_flag){D[cj->det[pi]].score, 0, n, cj->det[pi]}, n++;
+            if (fr[pi] && !amb[pi])
+                cf[n] = (conf_flag){D[cj->det[pi]].score, 0, n, cj->det[pi]}, n++;
             else if (fr[pi] && t == 0) (*n_amb_dropped)++;
         }
         if (n_tp == 0) {

@@ -61,7 +61,8 @@ static tal_status page_build(page *p, const tal_eval_gt *gt, const tal_eval_dets
         st = tal_err_set(err, TAL_ENOMEM, "report: out of memory (%ld detections)", d->n);
         goto done;
     }
-    for (int l = 0; l < d->labels.n; l++) p->det_class[l] = strtab_find(&gt->classes, d->labels.names[l]);
+    for (int l = 0; l < d->labels.n; l++)
+        p->det_class[l] = strtab_find(&gt->classes, d->labels.names[l]);
     /* page videos: the GT subset's in file order, then detection-only videos */
     for (int v = 0; v < nv_gt; v++) p->videos[v] = (page_video){.gt_video = v, .det_video = -1};
     p->n_videos = nv_gt;
@@ -77,7 +78,8 @@ static tal_status page_build(page *p, const tal_eval_gt *gt, const tal_eval_dets
         p->videos[p->n_videos++] = (page_video){.gt_video = -1, .det_video = v};
     }
     for (long i = 0; i < d->n; i++)
-        if (p->det_class[d->dets[i].label] >= 0) det_count[page_of_det_video[d->dets[i].video] + 1]++;
+        if (p->det_class[d->dets[i].label] >= 0)
+            det_count[page_of_det_video[d->dets[i].video] + 1]++;
     for (int v = 0; v < p->n_videos; v++) det_count[v + 1] += det_count[v];
     for (int v = 0; v < p->n_videos; v++) {
         p->videos[v].first_det = det_count[v];
@@ -233,7 +235,8 @@ static void summary(jsonbuf *b, const tal_eval_gt *gt, const tal_eval_result *r,
  * best_tiou|null, best_gt (position in gt) | -1, tp_mask, loss]...; losses in mAP points. */
 static void video_json(jsonbuf *b, const page *p, const page_video *pv, const tal_eval_gt *gt,
                        const tal_eval_dets *d, const tal_eval_result *r) {
-    const char *id = pv->gt_video >= 0 ? gt->videos.names[pv->gt_video] : d->videos.names[pv->det_video];
+    const char *id = pv->gt_video >= 0 ? gt->videos.names[pv->gt_video]
+                                       : d->videos.names[pv->det_video];
     jb_char(b, '[');
     jb_json_string(b, id);
     jb_char(b, ',');

@@ -5,6 +5,7 @@
  * nodes or attribute values, never markup. No network, no other file. */
 (function () {
   'use strict';
+  const started = performance.now();
   const D = JSON.parse(document.getElementById('report-data').textContent);
   const app = document.getElementById('app');
   const SVGNS = 'http://www.w3.org/2000/svg';
@@ -13,8 +14,10 @@
 
   /* ------------------------------------------------------------------ small helpers ---- */
   function fill(e, attrs, kids) {
-    for (const k in attrs || {}) if (attrs[k] !== undefined && attrs[k] !== null) e.setAttribute(k, attrs[k]);
-    for (const k of kids) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
+    for (const k in attrs || {})
+      if (attrs[k] !== undefined && attrs[k] !== null) e.setAttribute(k, attrs[k]);
+    for (const k of kids)
+      if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
     return e;
   }
   const h = (tag, attrs, ...kids) => fill(document.createElement(tag), attrs, kids);
@@ -26,7 +29,8 @@
 
   const TAB10 = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2',
                  '#7f7f7f', '#bcbd22', '#17becf'];
-  const classColour = c => c < 10 ? TAB10[c] : 'hsl(' + ((c * 137.508) % 360).toFixed(1) + ',55%,45%)';
+  const classColour = c =>
+    c < 10 ? TAB10[c] : 'hsl(' + ((c * 137.508) % 360).toFixed(1) + ',55%,45%)';
   /* scores: light yellow (low) to dark purple (high), so that strong detections stand out */
   const RAMP = [[253, 231, 37], [94, 201, 98], [33, 145, 140], [59, 82, 139], [68, 1, 84]];
   function rampColour(u) {
@@ -42,7 +46,8 @@
     const raw = (hi - lo) / n, p = Math.pow(10, Math.floor(Math.log10(raw)));
     const step = [1, 2, 5, 10].map(m => m * p).find(v => v >= raw);
     const out = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9 * step; v += step) out.push(+v.toPrecision(12));
+    for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9 * step; v += step)
+      out.push(+v.toPrecision(12));
     return out;
   }
 
@@ -64,7 +69,8 @@
     if (opts.yTo !== undefined) y1 = Math.max(y1, opts.yTo);
     const svg = s('svg', {width: W, height: H, role: 'img'});
     if (!isFinite(x0)) {
-      svg.append(s('text', {x: W / 2, y: H / 2, 'text-anchor': 'middle', class: 'tick'}, 'no data'));
+      svg.append(s('text', {x: W / 2, y: H / 2, 'text-anchor': 'middle', class: 'tick'},
+                   'no data'));
       return svg;
     }
     if (x1 === x0) x1 = x0 + 1;
@@ -77,20 +83,24 @@
                    opts.yFormat ? opts.yFormat(v) : String(v)));
     }
     for (const v of ticks(x0, x1, 6).filter(v => !opts.xInteger || v === Math.round(v)))
-      svg.append(s('text', {x: X(v), y: H - B + 15, 'text-anchor': 'middle', class: 'tick'}, String(v)));
+      svg.append(s('text', {x: X(v), y: H - B + 15, 'text-anchor': 'middle', class: 'tick'},
+                   String(v)));
     svg.append(s('path', {d: 'M' + L + ',' + TOP + 'V' + (H - B) + 'H' + (W - R), class: 'axis'}));
-    svg.append(s('text', {x: (L + W - R) / 2, y: H - 6, 'text-anchor': 'middle', class: 'tick'}, opts.xLabel || ''));
+    svg.append(s('text', {x: (L + W - R) / 2, y: H - 6, 'text-anchor': 'middle', class: 'tick'},
+                 opts.xLabel || ''));
     for (const sr of series) {
       let d = '', pen = 'M';
       sr.xs.forEach((x, i) => {
         const y = sr.ys[i];
         if (y === null || !isFinite(y)) { pen = 'M'; return; }
-        if (opts.step) d += (pen === 'M' ? 'M' + X(x0).toFixed(1) + ',' : 'V') + Y(y).toFixed(1) + 'H' + X(x).toFixed(1);
-        else d += pen + X(x).toFixed(1) + ',' + Y(y).toFixed(1);
+        const px = X(x).toFixed(1), py = Y(y).toFixed(1);
+        if (opts.step) d += (pen === 'M' ? 'M' + X(x0).toFixed(1) + ',' : 'V') + py + 'H' + px;
+        else d += pen + px + ',' + py;
         pen = 'L';
       });
       if (opts.step && d) d += 'V' + Y(y0).toFixed(1);
-      const path = s('path', {d: d || 'M0,0', class: 'curve', stroke: sr.colour}, s('title', {}, sr.name));
+      const path = s('path', {d: d || 'M0,0', class: 'curve', stroke: sr.colour},
+                     s('title', {}, sr.name));
       if (sr.dataC !== undefined) path.setAttribute('data-c', sr.dataC);
       svg.append(path);
     }
@@ -140,9 +150,11 @@
     if (D.gt_path) meta.append(h('span', {}, 'ground truth ', h('code', {}, D.gt_path)));
     if (D.pred_path) meta.append(h('span', {}, 'detections ', h('code', {}, D.pred_path)));
     meta.append(h('span', {}, 'protocol ' + D.protocol + ', subset ' + D.subset));
-    meta.append(h('span', {}, C + ' classes, ' + D.n_gt_videos + ' GT videos, ' + nDet + ' scored detections'));
+    meta.append(h('span', {}, C + ' classes, ' + D.n_gt_videos + ' GT videos, ' + nDet +
+                  ' scored detections'));
     app.append(meta);
-    const links = [['map', 'mAP'], ['pr', 'PR curves'], ['errors', 'errors'], ['diagnosis', 'diagnosis']];
+    const links = [['map', 'mAP'], ['pr', 'PR curves'], ['errors', 'errors'],
+                   ['diagnosis', 'diagnosis']];
     if (D.training) links.push(['training', 'training']);
     links.push(['videos', 'videos']);
     app.append(h('nav', {}, ...links.map(([id, name]) => h('a', {href: '#' + id}, name))));
@@ -152,18 +164,22 @@
   function mapSection() {
     const sec = h('section', {id: 'map'}, h('h2', {}, 'mAP at each tIoU threshold'));
     sec.append(h('table', {id: 'map-table'},
-      h('thead', {}, h('tr', {}, h('th', {}, 'tIoU'), ...D.tiou.map((t, k) => h('th', {}, tiouLabel(k))),
-                       h('th', {}, 'average'))),
+      h('thead', {}, h('tr', {}, h('th', {}, 'tIoU'),
+                       ...D.tiou.map((t, k) => h('th', {}, tiouLabel(k))), h('th', {}, 'average'))),
       h('tbody', {}, h('tr', {}, h('th', {scope: 'row'}, 'mAP (%)'),
-        ...D.mAP.map((m, k) => h('td', {'data-v': String(m), 'data-tiou': String(D.tiou[k])}, pct(m))),
+        ...D.mAP.map((m, k) => h('td', {'data-v': String(m), 'data-tiou': String(D.tiou[k])},
+                                 pct(m))),
         h('td', {'data-v': String(D.average_mAP), 'data-tiou': 'average'}, pct(D.average_mAP))))));
     if (D.proposals) {
       const ar = D.proposals.AR_at, names = ['AR@1', 'AR@5', 'AR@10', 'AR@50', 'AR@100'];
-      sec.append(h('p', {class: 'note', id: 'proposals'}, 'Proposals (labels ignored, at most 100 per video): ' +
-        names.map((n, i) => n + ' ' + pct(ar[i])).join(', ') + ', AUC ' + num(D.proposals.AUC, 2) + '.'));
+      sec.append(h('p', {class: 'note', id: 'proposals'},
+        'Proposals (labels ignored, at most 100 per video): ' +
+        names.map((n, i) => n + ' ' + pct(ar[i])).join(', ') + ', AUC ' +
+        num(D.proposals.AUC, 2) + '.'));
     }
     sec.append(h('h3', {}, 'AP (%) per class'),
-               h('p', {class: 'note'}, 'Click a column to sort; hover a row to find its PR curve.'));
+               h('p', {class: 'note'},
+                 'Click a column to sort; hover a row to find its PR curve.'));
     const rows = D.classes.map((name, c) => {
       const ap = D.AP[c];
       return {attrs: {'data-c': c}, cells: [{text: name}, {text: String(D.n_gt[c]), v: D.n_gt[c]},
@@ -188,9 +204,10 @@
   /* ------------------------------------------------------------------ PR curves --------- */
   function prSection() {
     const sec = h('section', {id: 'pr'}, h('h2', {}, 'Precision-recall curves'),
-      h('p', {class: 'note'}, 'Per class, the interpolated precision (the highest precision at this ' +
-        'recall or beyond) that the AP integrates; hover a curve for its class.'));
-    const sel = h('select', {id: 'pr-tiou'}, ...D.tiou.map((t, k) => h('option', {value: k}, 'tIoU ' + tiouLabel(k))));
+      h('p', {class: 'note'}, 'Per class, the interpolated precision (the highest precision at ' +
+        'this recall or beyond) that the AP integrates; hover a curve for its class.'));
+    const sel = h('select', {id: 'pr-tiou'},
+      ...D.tiou.map((t, k) => h('option', {value: k}, 'tIoU ' + tiouLabel(k))));
     const half = D.tiou.findIndex(t => Math.abs(t - 0.5) < 1e-9);
     sel.value = String(half >= 0 ? half : 0);
     const holder = h('div', {id: 'pr-plot'});
@@ -199,7 +216,8 @@
       /* the page holds each envelope from high recall to low */
       const series = D.pr[t].map((pts, c) => ({
         name: D.classes[c] + ': AP ' + pct(D.AP[c][t]) + '%', colour: classColour(c), dataC: c,
-        xs: pts.filter((_, i) => i % 2 === 0).reverse(), ys: pts.filter((_, i) => i % 2 === 1).reverse()}));
+        xs: pts.filter((_, i) => i % 2 === 0).reverse(),
+        ys: pts.filter((_, i) => i % 2 === 1).reverse()}));
       holder.replaceChildren(lineChart(series, {width: 560, height: 420, xLabel: 'recall', xFrom: 0,
         xTo: 1, yFrom: 0, yTo: 1, step: true}));
     }
@@ -211,11 +229,13 @@
   }
 
   /* ------------------------------------------------------------------ errors ------------ */
-  const FP_NAMES = ['duplicate', 'localization', 'wrong label', 'confusion (label + loc.)', 'background'];
+  const FP_NAMES = ['duplicate', 'localization', 'wrong label', 'confusion (label + loc.)',
+                    'background'];
   const FP_COLOURS = ['#8c6bb1', '#f0a030', '#d6604d', '#c994c7', '#7f8c8d'];
 
   function errorSection() {
-    const sec = h('section', {id: 'errors'}, h('h2', {}, 'False positives by cause and mAP by GT length'));
+    const sec = h('section', {id: 'errors'},
+                  h('h2', {}, 'False positives by cause and mAP by GT length'));
     const row = h('div', {class: 'row'});
     if (D.false_positives) {
       const fp = D.false_positives, W = 520, L = 56, barH = 18;
@@ -223,11 +243,13 @@
       const svg = s('svg', {width: W, height: T * (barH + 6) + 8, id: 'fp-plot'});
       fp.forEach((counts, t) => {
         const y = 4 + t * (barH + 6);
-        svg.append(s('text', {x: L - 6, y: y + 13, 'text-anchor': 'end', class: 'tick'}, tiouLabel(t)));
+        svg.append(s('text', {x: L - 6, y: y + 13, 'text-anchor': 'end', class: 'tick'},
+                     tiouLabel(t)));
         let x = L;
         counts.forEach((n, k) => {
           const w = n / maxTotal * (W - L - 10);
-          svg.append(s('rect', {x: x, y: y, width: Math.max(0, w), height: barH, fill: FP_COLOURS[k]},
+          svg.append(s('rect', {x: x, y: y, width: Math.max(0, w), height: barH,
+                                fill: FP_COLOURS[k]},
             s('title', {}, FP_NAMES[k] + ' at tIoU ' + tiouLabel(t) + ': ' + n)));
           x += w;
         });
@@ -238,22 +260,24 @@
           ...fp.map(r => h('td', {}, String(r[k])))))));
       row.append(h('div', {}, h('h3', {}, 'False positives by cause, at each tIoU'), svg,
         legend(FP_NAMES.map((n, k) => [n, FP_COLOURS[k]])), table,
-        h('p', {class: 'note'}, 'Judged by the best tIoU of a false positive with the GT of its video: ' +
-          'duplicate (its GT was already matched), localization (same class, tIoU 0.1 to the ' +
-          'threshold), wrong label (another class\u2019s GT above the threshold), confusion (another ' +
-          'class, 0.1 to the threshold), background (the rest).')));
+        h('p', {class: 'note'}, 'Judged by the best tIoU of a false positive with the GT of its ' +
+          'video: duplicate (its GT was already matched), localization (same class, tIoU 0.1 to ' +
+          'the threshold), wrong label (another class\u2019s GT above the threshold), confusion ' +
+          '(another class, 0.1 to the threshold), background (the rest).')));
     }
     if (D.by_gt_length.length) {
       const rows = D.by_gt_length.map(b => h('tr', {},
-        h('td', {}, isFinite(b.to_s) && b.to_s !== null ? b.from_s + '\u2013' + b.to_s + ' s' : '\u2265 ' + b.from_s + ' s'),
+        h('td', {}, b.to_s !== null && isFinite(b.to_s) ? b.from_s + '\u2013' + b.to_s + ' s'
+                                                         : '\u2265 ' + b.from_s + ' s'),
         h('td', {}, String(b.n_gt)), h('td', {}, String(b.n_classes)),
         ...b.mAP.map(m => h('td', {}, b.n_gt ? pct(m) : '-')),
         h('td', {}, b.n_gt ? pct(b.average_mAP) : '-'),
-        h('td', {}, s('svg', {width: 120, height: 12}, s('rect', {x: 0, y: 1, height: 10, fill: '#2f5aa8',
-          width: b.n_gt ? 120 * Math.max(0, b.average_mAP) : 0})))));
+        h('td', {}, s('svg', {width: 120, height: 12}, s('rect', {x: 0, y: 1, height: 10,
+          fill: '#2f5aa8', width: b.n_gt ? 120 * Math.max(0, b.average_mAP) : 0})))));
       row.append(h('div', {}, h('h3', {}, 'mAP (%) by GT length'),
-        h('table', {id: 'length-table'}, h('thead', {}, h('tr', {}, h('th', {}, 'GT length'), h('th', {}, '#GT'),
-          h('th', {}, 'classes'), ...D.tiou.map((t, k) => h('th', {}, tiouLabel(k))), h('th', {}, 'average'),
+        h('table', {id: 'length-table'}, h('thead', {}, h('tr', {}, h('th', {}, 'GT length'),
+          h('th', {}, '#GT'), h('th', {}, 'classes'),
+          ...D.tiou.map((t, k) => h('th', {}, tiouLabel(k))), h('th', {}, 'average'),
           h('th', {}, ''))), h('tbody', {}, ...rows)),
         h('p', {class: 'note'}, 'Each bucket keeps only its own GT; detections that found GT of ' +
           'another bucket are left out.')));
@@ -270,7 +294,8 @@
   function diagnosisSection() {
     const rows = D.diagnosis.filter((e, i) => e[1] !== 0 || i < 2 || i === 8 || i === 9);
     app.append(h('section', {id: 'diagnosis'}, h('h2', {}, 'Diagnosis of the input'),
-      h('table', {}, h('tbody', {}, ...rows.map(e => h('tr', {}, h('td', {}, e[0]), h('td', {}, String(e[1]))))))));
+      h('table', {}, h('tbody', {},
+        ...rows.map(e => h('tr', {}, h('td', {}, e[0]), h('td', {}, String(e[1]))))))));
   }
 
   /* ------------------------------------------------------------------ training ---------- */
@@ -282,14 +307,17 @@
     const block = (title, group, xs, xLabel, yFormat, xInteger) => {
       const names = Object.keys(group || {});
       if (!names.length || !xs.length) return;
-      const series = names.map((n, i) => ({name: n, colour: colours[i % colours.length], xs: xs, ys: group[n]}));
+      const colour = i => colours[i % colours.length];
+      const series = names.map((n, i) => ({name: n, colour: colour(i), xs: xs, ys: group[n]}));
       row.append(h('div', {}, h('h3', {}, title), lineChart(series, {width: 400, height: 240,
-        xLabel: xLabel, yFormat: yFormat || undefined, xInteger: xInteger}), legend(names.map((n, i) => [n, colours[i % colours.length]]))));
+        xLabel: xLabel, yFormat: yFormat || undefined, xInteger: xInteger}),
+        legend(names.map((n, i) => [n, colour(i)]))));
     };
     block('Losses', tr.series, tr.steps || [], 'update step');
     block('Learning rate', tr.lr, tr.steps || [], 'update step', v => v.toExponential(1));
     block('Validation mAP', tr.val, tr.val_epochs || [], 'epoch', null, true);
-    if (!row.children.length) row.append(h('p', {class: 'empty'}, 'The training log holds no lines yet.'));
+    if (!row.children.length)
+      row.append(h('p', {class: 'empty'}, 'The training log holds no lines yet.'));
     sec.append(row);
     app.append(sec);
   }
@@ -298,17 +326,24 @@
   const GT_STRIDE = 6, DET_STRIDE = 8, AXIS_H = 20, LANE_H = 18, LABEL_W = 150, RIGHT = 12;
   let minScore = Infinity, maxScore = -Infinity;
   for (const v of D.videos)
-    for (let k = 3; k < v[6].length; k += DET_STRIDE) minScore = Math.min(minScore, v[6][k]), maxScore = Math.max(maxScore, v[6][k]);
+    for (let k = 3; k < v[6].length; k += DET_STRIDE)
+      minScore = Math.min(minScore, v[6][k]), maxScore = Math.max(maxScore, v[6][k]);
   if (!isFinite(minScore)) minScore = 0, maxScore = 1;
-  const scoreColour = x => rampColour(maxScore > minScore ? (x - minScore) / (maxScore - minScore) : 1);
-  const view = {threshold: minScore, tiou: Math.max(0, D.tiou.findIndex(t => Math.abs(t - 0.5) < 1e-9))};
+  const scoreColour = x =>
+    rampColour(maxScore > minScore ? (x - minScore) / (maxScore - minScore) : 1);
+  const view = {threshold: minScore,
+                tiou: Math.max(0, D.tiou.findIndex(t => Math.abs(t - 0.5) < 1e-9))};
 
-  /* the classes that get a lane in video v: those of its GT and of its detections */
+  /* the classes that get a lane in a video: those of its GT and of its detections */
+  const laneCache = new Map();
   function lanesOf(v) {
+    if (laneCache.has(v)) return laneCache.get(v);
     const set = new Set();
     for (let k = 0; k < v[5].length; k += GT_STRIDE) set.add(v[5][k]);
     for (let k = 0; k < v[6].length; k += DET_STRIDE) set.add(v[6][k]);
-    return Array.from(set).sort((a, b) => a - b);
+    const lanes = Array.from(set).sort((a, b) => a - b);
+    laneCache.set(v, lanes);
+    return lanes;
   }
   const timelineHeight = v => AXIS_H + (1 + lanesOf(v).length) * LANE_H + 6;
   const masked = (mask, t) => ((mask >>> t) & 1) === 1;
@@ -319,8 +354,10 @@
     const g = v[5], p = v[6], lanes = lanesOf(v);
     const W = Math.max(400, div.clientWidth || 1000), H = timelineHeight(v);
     let t0 = 0, t1 = v[1] || 0;
-    for (let k = 0; k < g.length; k += GT_STRIDE) t0 = Math.min(t0, g[k + 1]), t1 = Math.max(t1, g[k + 2]);
-    for (let k = 0; k < p.length; k += DET_STRIDE) t0 = Math.min(t0, p[k + 1]), t1 = Math.max(t1, p[k + 2]);
+    for (let k = 0; k < g.length; k += GT_STRIDE)
+      t0 = Math.min(t0, g[k + 1]), t1 = Math.max(t1, g[k + 2]);
+    for (let k = 0; k < p.length; k += DET_STRIDE)
+      t0 = Math.min(t0, p[k + 1]), t1 = Math.max(t1, p[k + 2]);
     if (!(t1 > t0)) t1 = t0 + 1;
     const X = t => LABEL_W + (t - t0) / (t1 - t0) * (W - LABEL_W - RIGHT);
     const laneY = i => AXIS_H + i * LANE_H;
@@ -360,11 +397,13 @@
   }
 
   function tooltipText(v, rect) {
-    const k = +rect.getAttribute('data-k'), span = (a, b) => num(a, 2) + '\u2013' + num(b, 2) + ' s';
+    const k = +rect.getAttribute('data-k');
+    const span = (a, b) => num(a, 2) + '\u2013' + num(b, 2) + ' s';
     if (rect.classList.contains('gt')) {
       const g = v[5].slice(k * GT_STRIDE, (k + 1) * GT_STRIDE), hit = thresholdsOf(g[3]);
       const missed = D.tiou.filter((_, t) => !masked(g[3], t)).map(x => x.toFixed(2));
-      const lines = ['GT: ' + D.classes[g[0]], span(g[1], g[2]) + ' (' + num(g[2] - g[1], 2) + ' s)'];
+      const lines = ['GT: ' + D.classes[g[0]],
+                     span(g[1], g[2]) + ' (' + num(g[2] - g[1], 2) + ' s)'];
       if (g[5] === 1) lines.push('not scored (removed as a duplicate by the protocol)');
       else {
         if (hit.length) lines.push('matched at tIoU ' + hit.join(', '));
@@ -381,7 +420,8 @@
     } else {
       lines.push('no GT of its class in this video');
     }
-    lines.push(tp.length ? 'true positive at tIoU ' + tp.join(', ') : 'false positive at every threshold');
+    lines.push(tp.length ? 'true positive at tIoU ' + tp.join(', ')
+                         : 'false positive at every threshold');
     if (d[7] > 0) lines.push('costs ' + d[7] + ' mAP points (ranked above TPs)');
     return lines.join('\n');
   }
@@ -389,18 +429,22 @@
   function videosSection() {
     const sec = h('section', {id: 'videos'}, h('h2', {}, 'Videos'));
     const total = 100 * (1 - D.average_mAP);
+    const unattributed = D.loss_unattributed > 0 ? ' less ' + num(100 * D.loss_unattributed, 2) +
+      ' points of classes left without GT' : '';
     sec.append(h('p', {class: 'note'}, 'Sorted by the mAP lost in each video, worst first. The ' +
       'average mAP misses ' + num(total, 2) + ' points of 100; they are shared out exactly: a ' +
-      'missed GT costs its class\u2019s recall step, and each true positive\u2019s shortfall from ' +
-      'precision 1 is charged in equal parts to the false positives ranked above it (averaged over ' +
-      'classes and thresholds; THUMOS-14\u2019s 11-point AP by recall level). The losses of all ' +
-      'videos add up to the total' + (D.loss_unattributed > 0 ? ' less ' + num(100 * D.loss_unattributed, 2) +
-      ' points of classes left without GT' : '') + '. Each timeline is drawn when it scrolls into view.'));
-    const filter = h('input', {type: 'search', id: 'filter', placeholder: 'filter: video id or class'});
+      'missed GT costs its class\u2019s recall step, and each true positive\u2019s shortfall ' +
+      'from precision 1 is charged in equal parts to the false positives ranked above it ' +
+      '(averaged over classes and thresholds; THUMOS-14\u2019s 11-point AP by recall level). ' +
+      'The losses of all videos add up to the total' + unattributed + '. Each timeline is ' +
+      'drawn when it scrolls into view.'));
+    const filter = h('input', {type: 'search', id: 'filter',
+                               placeholder: 'filter: video id or class'});
     const slider = h('input', {type: 'range', id: 'score-threshold', min: minScore, max: maxScore,
       step: (maxScore - minScore) / 200 || 0.01, value: minScore});
     const sliderLabel = h('span', {id: 'score-label'}, '');
-    const tiouSel = h('select', {id: 'video-tiou'}, ...D.tiou.map((t, k) => h('option', {value: k}, tiouLabel(k))));
+    const tiouSel = h('select', {id: 'video-tiou'},
+      ...D.tiou.map((t, k) => h('option', {value: k}, tiouLabel(k))));
     tiouSel.value = String(view.tiou);
     const shown = h('span', {id: 'shown'}, '');
     const gradient = h('span', {class: 'gradient', style: 'background:linear-gradient(90deg,' +
@@ -417,11 +461,13 @@
       const counts = h('span', {class: 'counts'}); /* filled by updateLabels */
       const head = h('div', {class: 'vhead'}, h('span', {class: 'rank'}, '#' + (i + 1)),
         h('span', {class: 'vid', title: v[0]}, v[0]),
-        h('span', {class: 'loss', title: 'mAP points lost in this video (' + v[3] + ' by missed GT)'},
+        h('span', {class: 'loss',
+                   title: 'mAP points lost in this video (' + v[3] + ' by missed GT)'},
           '\u2212' + num(v[2], 3) + ' mAP points'), counts,
         v[4] ? null : h('span', {class: 'badge'}, 'not in the GT subset'));
       const tl = h('div', {class: 'timeline', 'data-i': i, 'data-state': 'pending',
-        'data-video': v[0], 'data-gt': v[5].length / GT_STRIDE, 'data-dets': v[6].length / DET_STRIDE,
+        'data-video': v[0], 'data-gt': v[5].length / GT_STRIDE,
+        'data-dets': v[6].length / DET_STRIDE,
         style: 'height:' + timelineHeight(v) + 'px'});
       frag.append(h('div', {class: 'video', id: 'video-' + i}, head, tl));
       searchText.push((v[0] + '\n' + lanesOf(v).map(c => D.classes[c]).join('\n')).toLowerCase());
@@ -453,7 +499,8 @@
       pending = requestAnimationFrame(() => {
         for (const tl of timelines) {
           if (visible.has(tl) || location.hash === '#all') drawTimeline(tl);
-          else if (tl.getAttribute('data-state') === 'drawn') tl.replaceChildren(), tl.setAttribute('data-state', 'pending');
+          else if (tl.getAttribute('data-state') === 'drawn')
+            tl.replaceChildren(), tl.setAttribute('data-state', 'pending');
         }
       });
     }
@@ -467,15 +514,26 @@
         for (let k = 0; k < v[5].length; k += GT_STRIDE)
           if (v[5][k + 5] !== 1 && !masked(v[5][k + 3], view.tiou)) missed++;
         el.querySelector('.counts').textContent = v[5].length / GT_STRIDE + ' GT, ' +
-          v[6].length / DET_STRIDE + ' detections, ' + missed + ' GT missed at ' + tiouLabel(view.tiou);
+          v[6].length / DET_STRIDE + ' detections, ' + missed + ' GT missed at ' +
+          tiouLabel(view.tiou);
       });
       shown.textContent = n + ' of ' + D.videos.length + ' videos';
     }
-    slider.addEventListener('input', () => { view.threshold = +slider.value; updateLabels(); redraw(); });
-    tiouSel.addEventListener('change', () => { view.tiou = +tiouSel.value; updateLabels(); redraw(); });
+    slider.addEventListener('input', () => {
+      view.threshold = +slider.value;
+      updateLabels();
+      redraw();
+    });
+    tiouSel.addEventListener('change', () => {
+      view.tiou = +tiouSel.value;
+      updateLabels();
+      redraw();
+    });
     filter.addEventListener('input', () => {
       const q = filter.value.trim().toLowerCase();
-      list.querySelectorAll('.video').forEach((el, i) => { el.hidden = q !== '' && !searchText[i].includes(q); });
+      list.querySelectorAll('.video').forEach((el, i) => {
+        el.hidden = q !== '' && !searchText[i].includes(q);
+      });
       updateLabels();
     });
     list.addEventListener('mousemove', e => {
@@ -485,7 +543,8 @@
       tip.textContent = tooltipText(D.videos[+tl.getAttribute('data-i')], rect);
       tip.style.display = 'block';
       const x = Math.min(e.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
-      const y = e.clientY + 16 + tip.offsetHeight > window.innerHeight ? e.clientY - tip.offsetHeight - 10 : e.clientY + 16;
+      const below = e.clientY + 16 + tip.offsetHeight <= window.innerHeight;
+      const y = below ? e.clientY + 16 : e.clientY - tip.offsetHeight - 10;
       tip.style.left = x + 'px';
       tip.style.top = y + 'px';
     });
@@ -506,4 +565,8 @@
     if (target) target.scrollIntoView();
   }
   document.body.setAttribute('data-ready', 'yes');
+  /* for benchmarks: the script's time, and the time since navigation began (file read, HTML
+   * and JSON parsed, page built) */
+  document.body.setAttribute('data-script-ms', String(Math.round(performance.now() - started)));
+  document.body.setAttribute('data-ready-ms', String(Math.round(performance.now())));
 })();

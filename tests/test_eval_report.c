@@ -77,8 +77,8 @@ static tal_eval_result *run(const input *in, tal_eval_protocol p, const char *ti
     "\"v1\": [{\"label\": \"A\", \"score\": 0.8, \"segment\": [0, 8]}]}}"
 
 Test(eval_report, hand_worked_losses_all_points) {
-    input in = load(write_tmp("rep_hand_gt.json", HAND_GT), write_tmp("rep_hand_pred.json", HAND_PRED),
-                    NULL);
+    input in = load(write_tmp("rep_hand_gt.json", HAND_GT),
+                    write_tmp("rep_hand_pred.json", HAND_PRED), NULL);
     tal_eval_result *r = run(&in, TAL_EVAL_ACTIVITYNET, "0.5", 1);
     /* class A: AP = (1/2) x 1/2 = 1/4; class B: 1. mAP 5/8, lost 3/8 = (3/4) / 2 classes */
     cr_assert_float_eq(r->map[0], 0.625, 1e-15);
@@ -122,10 +122,12 @@ Test(eval_report, hand_worked_losses_11_points) {
 }
 
 /* Everything the matches must satisfy on one input and protocol. */
-static void check_matches(const input *in, tal_eval_protocol p, const char *tiou, const char *what) {
+static void check_matches(const input *in, tal_eval_protocol p, const char *tiou,
+                          const char *what) {
     tal_eval_result *plain = run(in, p, tiou, 0), *r = run(in, p, tiou, 1);
     for (int t = 0; t < r->n_tiou; t++)
-        cr_expect_eq(plain->map[t], r->map[t], "%s: keeping matches moved mAP@%g", what, r->tiou[t]);
+        cr_expect_eq(plain->map[t], r->map[t], "%s: keeping matches moved mAP@%g", what,
+                     r->tiou[t]);
     long n_det = tal_eval_dets_count(in->d);
     int n_gt = tal_eval_gt_n_instances(in->gt);
     double sum = r->loss_unattributed;
@@ -146,8 +148,8 @@ static void check_matches(const input *in, tal_eval_protocol p, const char *tiou
         for (int i = 0; i < n_gt; i++) matched += (r->gt_tp_mask[i] >> t) & 1u;
         for (int c = 0; c < r->n_classes; c++) {
             long n = r->pr_len[(long)c * r->n_tiou + t];
-            if (n) from_pr += lround(r->pr_recall[(long)t * r->pr_stride + r->pr_offset[c] + n - 1] *
-                                     (double)r->n_gt_class[c]);
+            const double *recall = r->pr_recall + (long)t * r->pr_stride + r->pr_offset[c];
+            if (n) from_pr += lround(recall[n - 1] * (double)r->n_gt_class[c]);
         }
         cr_expect_eq(tps, matched, "%s, tIoU %g: %ld TPs, %ld matched GT", what, r->tiou[t], tps,
                      matched);
@@ -205,8 +207,8 @@ Test(eval_report, page_escapes_hostile_names) {
     cJSON_Delete(gt_json);
     input in = {0};
     tal_err err = {0};
-    cr_assert_eq(tal_eval_gt_load(&in.gt, write_tmp("rep_hostile_gt.json", text), NULL, &err), TAL_OK,
-                 "%s", err.msg);
+    cr_assert_eq(tal_eval_gt_load(&in.gt, write_tmp("rep_hostile_gt.json", text), NULL, &err),
+                 TAL_OK, "%s", err.msg);
     free(text);
     cr_assert_eq(tal_eval_dets_create(&in.d, &err), TAL_OK);
     cr_assert_eq(tal_eval_dets_add(in.d, HOSTILE_VIDEO, HOSTILE_CLASS, 1, 4, 0.9, &err), TAL_OK);
@@ -242,8 +244,8 @@ Test(eval_report, page_escapes_hostile_names) {
 }
 
 Test(eval_report, page_data_per_video) {
-    input in = load(write_tmp("rep_page_gt.json", HAND_GT), write_tmp("rep_page_pred.json", HAND_PRED),
-                    NULL);
+    input in = load(write_tmp("rep_page_gt.json", HAND_GT),
+                    write_tmp("rep_page_pred.json", HAND_PRED), NULL);
     tal_eval_dets_add(in.d, "v7", "A", 1, 2, 0.95, &(tal_err){0}); /* a video outside the GT */
     tal_eval_dets_add(in.d, "v1", "Z", 1, 2, 0.95, &(tal_err){0}); /* a label outside the GT */
     tal_eval_result *r = run(&in, TAL_EVAL_ACTIVITYNET, "0.5", 1);
@@ -283,14 +285,16 @@ Test(eval_report, page_data_per_video) {
 }
 
 Test(eval_report, page_refuses_a_result_without_matches) {
-    input in = load(write_tmp("rep_ref_gt.json", HAND_GT), write_tmp("rep_ref_pred.json", HAND_PRED),
-                    NULL);
-    tal_eval_result *plain = run(&in, TAL_EVAL_ACTIVITYNET, NULL, 0), *r = run(&in, TAL_EVAL_ACTIVITYNET, NULL, 1);
+    input in = load(write_tmp("rep_ref_gt.json", HAND_GT),
+                    write_tmp("rep_ref_pred.json", HAND_PRED), NULL);
+    tal_eval_result *plain = run(&in, TAL_EVAL_ACTIVITYNET, NULL, 0);
+    tal_eval_result *r = run(&in, TAL_EVAL_ACTIVITYNET, NULL, 1);
     tal_err err = {0};
     cr_expect_eq(tal_eval_write_html(test_tmp_path("rep_no.html"), in.gt, in.d, plain, NULL, &err),
                  TAL_EINVAL);
     cr_expect(strstr(err.msg, "keep_matches"), "%s", err.msg);
-    cr_expect_eq(tal_eval_write_html("/nonexistent-dir/r.html", in.gt, in.d, r, NULL, &err), TAL_EIO);
+    cr_expect_eq(tal_eval_write_html("/nonexistent-dir/r.html", in.gt, in.d, r, NULL, &err),
+                 TAL_EIO);
     cr_expect(strstr(err.msg, "/nonexistent-dir/r.html"), "names the file: %s", err.msg);
     tal_eval_result_destroy(plain);
     tal_eval_result_destroy(r);
