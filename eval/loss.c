@@ -45,39 +45,24 @@ static void charge_fps(const scoring *s, const long *rank_det, long n, int t, co
     }
 }
 
-int charge_loss_all_points(const scoring *s, const class_job *cj, int t, const long *rank_det,
-                           long n) {
-    double *prec = malloc(sizeof *prec * (size_t)(n + 1));
-    double *add = calloc((size_t)n + 1, sizeof *add);
-    long *arg = malloc(sizeof *arg * (size_t)(n + 1));
-    if (!prec || !add || !arg) {
-        free(prec), free(add), free(arg);
-        return -1;
-    }
+/* All points (activitynet / opentad): the TP at rank k adds 1 / n_gt of recall at precision
+ * prec[m], m = arg[k]; its shortfall 1 - prec[m] = FP(m) / (m + 1) is 1 / (m + 1) per FP at
+ * ranks 0..m. Missed GT are charged their 1 / n_gt. */
+static void charge_all_points(const scoring *s, const class_job *cj, int t, const long *rank_det,
+                              long n, const long *arg, double *add) {
     double w = s->loss_weight / cj->n_gt;
-    precision_and_argmax(s, rank_det, n, t, prec, arg);
-    /* the TP at rank k adds 1 / n_gt of recall at precision prec[m], m = arg[k]; its shortfall
-     * 1 - prec[m] = FP(m) / (m + 1) is 1 / (m + 1) per FP at ranks 0..m */
     for (long k = 0; k < n; k++)
         if (is_tp(s, rank_det[k], t)) add[arg[k]] += w / (double)(arg[k] + 1);
-    charge_fps(s, rank_det, n, t, add);
     charge_missed_at(s, cj, t, w);
-    free(prec), free(add), free(arg);
-    return 0;
 }
 
-int charge_loss_11_points(const scoring *s, const class_job *cj, int t, const long *rank_det,
-                          long n) {
-    double *prec = malloc(sizeof *prec * (size_t)(n + 1));
-    double *add = calloc((size_t)n + 1, sizeof *add);
-    long *arg = malloc(sizeof *arg * (size_t)(n + 1));
-    if (!prec || !add || !arg) {
-        free(prec), free(add), free(arg);
-        return -1;
-    }
-    precision_and_argmax(s, rank_det, n, t, prec, arg);
+/* 11 points (thumos14): a recall level reached first at rank `first` takes the precision of
+ * rank m = arg[first], whose shortfall goes to the FPs at ranks 0..m; a level not reached is
+ * charged to the missed GT. */
+static void charge_11_points(const scoring *s, const class_job *cj, int t, const long *rank_det,
+                             long n, const long *arg, double *add) {
     double w = s->loss_weight / 11.0;
-    long tpc = 0, first = 0; /* first rank whose recall reaches the level */
+    long tpc = 0, first = 0;
     int n_missed = 0;
     for (int j = 0; j < cj->n_gt; j++)
         n_missed += !((s->r->gt_tp_mask[s->g_src[cj->gt[j]]] >> t) & 1u);
@@ -89,10 +74,23 @@ int charge_loss_11_points(const scoring *s, const class_job *cj, int t, const lo
         if (first < n) {
             long m = arg[first];
             add[m] += w / (double)(m + 1);
-        } else if (n_missed > 0) { /* level not reached: the missed GT cost it */
+        } else if (n_missed > 0) {
             charge_missed_at(s, cj, t, w / n_missed);
         }
     }
+}
+
+int charge_loss(const scoring *s, const class_job *cj, int t, const long *rank_det, long n) {
+    double *prec = malloc(sizeof *prec * (size_t)(n + 1));
+    double *add = calloc((size_t)n + 1, sizeof *add);
+    long *arg = malloc(sizeof *arg * (size_t)(n + 1));
+    if (!prec || !add || !arg) {
+        free(prec), free(add), free(arg);
+        return -1;
+    }
+    precision_and_argmax(s, rank_det, n, t, prec, arg);
+    if (s->o->protocol == TAL_EVAL_THUMOS14) charge_11_points(s, cj, t, rank_det, n, arg, add);
+    else charge_all_points(s, cj, t, rank_det, n, arg, add);
     charge_fps(s, rank_det, n, t, add);
     free(prec), free(add), free(arg);
     return 0;

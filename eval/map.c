@@ -213,7 +213,7 @@ static int keep_matches(const scoring *s, const class_job *cj, const int *lock,
             if (lock[(long)t * cj->n_gt + j] >= 0) r->gt_tp_mask[s->g_src[cj->gt[j]]] |= 1u << t;
     }
     for (int t = 0; t < s->n_tiou; t++)
-        if (charge_loss_all_points(s, cj, t, cj->det, P)) return -1;
+        if (charge_loss(s, cj, t, cj->det, P)) return -1;
     return 0;
 }
 

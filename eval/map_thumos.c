@@ -162,7 +162,7 @@ int score_class_th14(const scoring *s, const class_job *cj, const long *amb_star
         ap[t] = sum;
         if (det_tp) {
             for (long i = 0; i < n; i++) rank[i] = cf[i].det;
-            if (charge_loss_11_points(s, cj, t, rank, n)) failed = 1;
+            if (charge_loss(s, cj, t, rank, n)) failed = 1;
         }
     }
     free(cnt), free(cf), free(byv), free(fr), free(amb), free(prec), free(rec), free(rank);

@@ -57,12 +57,10 @@ int score_class_th14(const scoring *s, const class_job *cj, const long *amb_star
                      const int *amb_order, double *ap, long *n_amb_dropped);
 
 /* loss.c (with keep_matches; see eval.h): charges class cj's loss at threshold t to its FPs and
- * missed GT. The ranked list is rank_det[0..n) (indices into d->dets); TP flags and matched GT
- * are read from bit t of r->det_tp_mask / r->gt_tp_mask. Return 0, or -1 out of memory. */
-int charge_loss_all_points(const scoring *s, const class_job *cj, int t, const long *rank_det,
-                           long n);
-int charge_loss_11_points(const scoring *s, const class_job *cj, int t, const long *rank_det,
-                          long n);
+ * missed GT, by the protocol's AP rule (all points, or 11 points under thumos14). The ranked
+ * list is rank_det[0..n) (indices into d->dets); TP flags and matched GT are read from bit t of
+ * r->det_tp_mask / r->gt_tp_mask. Returns 0, or -1 out of memory. */
+int charge_loss(const scoring *s, const class_job *cj, int t, const long *rank_det, long n);
 /* Charges `weight` to the class's GT in equal parts (a class without any TP). */
 void charge_loss_missed(const scoring *s, const class_job *cj, double weight);
 

@@ -13,9 +13,12 @@
 #include "eval/jsonbuf.h"
 #include "testlib.h"
 
-/* Returns the path (owned by the test process: test_tmp_path's buffer is reused). */
+/* Returns the path, valid for the next 3 calls (test_tmp_path's own buffer is reused). */
 static const char *write_tmp(const char *name, const char *text) {
-    const char *path = strdup(test_tmp_path(name));
+    static char paths[4][1024];
+    static int next;
+    char *path = paths[next++ % 4];
+    snprintf(path, sizeof paths[0], "%s", test_tmp_path(name));
     FILE *f = fopen(path, "w");
     cr_assert(f, "cannot write %s", path);
     fputs(text, f);
