@@ -8,8 +8,8 @@
 void tal_eval_args_init(tal_eval_args *a) {
     memset(a, 0, sizeof *a);
     a->proposals = 1;
-    a->opts.n_bucket_edges = 4;
-    memcpy(a->opts.bucket_edges, (double[]){2, 5, 20, 60}, 4 * sizeof(double));
+    tal_err ignore = {0};
+    tal_eval_parse_buckets(TAL_EVAL_DEFAULT_BUCKETS, &a->opts, &ignore);
 }
 
 void tal_eval_args_usage(FILE *out) {

@@ -103,8 +103,10 @@ tal_status tal_evaluate_report(const tal_run_config *rc, const char *results_pat
     tal_eval_dets *d = NULL;
     tal_eval_opts o;
     tal_status st = load_run_eval(rc, results_path, &gt, &d, &o, err);
+    /* the page also shows what `re2tal eval` adds by default: mAP by GT length, proposals */
+    if (!st) st = tal_eval_parse_buckets(TAL_EVAL_DEFAULT_BUCKETS, &o, err);
     tal_report_opts ro = {.gt_path = rc->annotations, .pred_path = results_path,
-                          .run_dir = rc->out_dir};
+                          .run_dir = rc->out_dir, .proposals = 1};
     if (!st) st = tal_report_write(html_path, gt, d, &o, &ro, NULL, err);
     tal_eval_dets_destroy(d);
     tal_eval_gt_destroy(gt);

@@ -179,6 +179,7 @@ void tal_eval_linspace(double *out, double start, double stop, int n);
 tal_status tal_eval_parse_tiou(const char *spec, double *tiou, int *n_tiou, tal_err *err);
 /* Parses "2,5,20,60" (ascending positive seconds, at most TAL_EVAL_MAX_BUCKETS - 1) or "none"
  * (no breakdown) into opts->bucket_edges / n_bucket_edges. */
+#define TAL_EVAL_DEFAULT_BUCKETS "2,5,20,60" /* re2tal eval's and the report's default */
 tal_status tal_eval_parse_buckets(const char *spec, tal_eval_opts *opts, tal_err *err);
 const char *tal_eval_protocol_name(tal_eval_protocol p);
 /* "activitynet" | "opentad" | "thumos14" -> 0; anything else TAL_EINVAL. */

@@ -99,8 +99,8 @@
         pen = 'L';
       });
       if (opts.step && d) d += 'V' + Y(y0).toFixed(1);
-      const path = s('path', {d: d || 'M0,0', class: 'curve', stroke: sr.colour},
-                     s('title', {}, sr.name));
+      const path = s('path', {d: d || 'M0,0', class: sr.faint ? 'curve faint' : 'curve',
+                              stroke: sr.colour}, s('title', {}, sr.name));
       if (sr.dataC !== undefined) path.setAttribute('data-c', sr.dataC);
       svg.append(path);
     }
@@ -304,16 +304,32 @@
     if (tr.source) sec.append(h('p', {class: 'note'}, 'From ', h('code', {}, tr.source), '.'));
     const row = h('div', {class: 'row'});
     const colours = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
-    const block = (title, group, xs, xLabel, yFormat, xInteger) => {
+    /* a running mean over ~2% of the points, drawn over the faint raw curve */
+    const smooth = ys => {
+      const w = Math.max(1, Math.round(ys.length / 50)), out = [];
+      let sum = 0, n = 0;
+      ys.forEach((y, i) => {
+        if (y !== null && isFinite(y)) sum += y, n++;
+        const old = i >= w ? ys[i - w] : null;
+        if (old !== null && isFinite(old)) sum -= old, n--;
+        out.push(n ? sum / n : null);
+      });
+      return out;
+    };
+    const block = (title, group, xs, xLabel, yFormat, xInteger, smoothed) => {
       const names = Object.keys(group || {});
       if (!names.length || !xs.length) return;
       const colour = i => colours[i % colours.length];
-      const series = names.map((n, i) => ({name: n, colour: colour(i), xs: xs, ys: group[n]}));
-      row.append(h('div', {}, h('h3', {}, title), lineChart(series, {width: 400, height: 240,
+      let series = names.map((n, i) => ({name: n, colour: colour(i), xs: xs, ys: group[n]}));
+      if (smoothed && xs.length > 100)
+        series = series.map(sr => Object.assign({}, sr, {faint: true})).concat(
+          series.map(sr => Object.assign({}, sr, {name: sr.name + ' (running mean)',
+                                                  ys: smooth(sr.ys)})));
+      row.append(h('div', {}, h('h3', {}, title), lineChart(series, {width: 370, height: 240,
         xLabel: xLabel, yFormat: yFormat || undefined, xInteger: xInteger}),
         legend(names.map((n, i) => [n, colour(i)]))));
     };
-    block('Losses', tr.series, tr.steps || [], 'update step');
+    block('Losses', tr.series, tr.steps || [], 'update step', null, false, true);
     block('Learning rate', tr.lr, tr.steps || [], 'update step', v => v.toExponential(1));
     block('Validation mAP', tr.val, tr.val_epochs || [], 'epoch', null, true);
     if (!row.children.length)
@@ -331,7 +347,20 @@
   if (!isFinite(minScore)) minScore = 0, maxScore = 1;
   const scoreColour = x =>
     rampColour(maxScore > minScore ? (x - minScore) / (maxScore - minScore) : 1);
-  const view = {threshold: minScore,
+  /* The default score threshold keeps the best 3 x #GT detections of the page: the hits and
+   * the strongest false positives, not a wall of low scores; #all keeps every detection. */
+  function defaultThreshold() {
+    let nGt = 0, n = 0;
+    for (const v of D.videos) nGt += v[5].length / GT_STRIDE, n += v[6].length / DET_STRIDE;
+    if (location.hash === '#all' || !n || 3 * nGt >= n) return minScore;
+    const scores = new Float64Array(n);
+    let i = 0;
+    for (const v of D.videos)
+      for (let k = 3; k < v[6].length; k += DET_STRIDE) scores[i++] = v[6][k];
+    scores.sort();
+    return scores[n - 3 * nGt];
+  }
+  const view = {threshold: defaultThreshold(),
                 tiou: Math.max(0, D.tiou.findIndex(t => Math.abs(t - 0.5) < 1e-9))};
 
   /* the classes that get a lane in a video: those of its GT and of its detections */
@@ -441,7 +470,8 @@
     const filter = h('input', {type: 'search', id: 'filter',
                                placeholder: 'filter: video id or class'});
     const slider = h('input', {type: 'range', id: 'score-threshold', min: minScore, max: maxScore,
-      step: (maxScore - minScore) / 200 || 0.01, value: minScore});
+      step: 'any', value: view.threshold,
+      title: 'default: the best 3 \u00d7 #GT detections of the page'});
     const sliderLabel = h('span', {id: 'score-label'}, '');
     const tiouSel = h('select', {id: 'video-tiou'},
       ...D.tiou.map((t, k) => h('option', {value: k}, tiouLabel(k))));
