@@ -13,18 +13,7 @@
 #include "eval/jsonbuf.h"
 #include "testlib.h"
 
-/* Returns the path, valid for the next 3 calls (test_tmp_path's own buffer is reused). */
-static const char *write_tmp(const char *name, const char *text) {
-    static char paths[4][1024];
-    static int next;
-    char *path = paths[next++ % 4];
-    snprintf(path, sizeof paths[0], "%s", test_tmp_path(name));
-    FILE *f = fopen(path, "w");
-    cr_assert(f, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
+#define write_tmp test_write_tmp
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");

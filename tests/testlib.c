@@ -142,3 +142,15 @@ char *test_slurp_in(const char *dir, const char *name) {
     fclose(f);
     return s;
 }
+
+const char *test_write_tmp(const char *name, const char *text) {
+    static char paths[8][1024];
+    static int next;
+    char *path = paths[next++ % 8];
+    snprintf(path, sizeof paths[0], "%s", test_tmp_path(name));
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
