@@ -135,7 +135,7 @@ static int fp_category(const scoring *s, const det_inst *p, int v, int cls, cons
 }
 
 void keep_curve(const scoring *s, const class_job *cj, int t, const double *prec,
-                       const double *rec, long n) {
+                const double *rec, long n) {
     tal_eval_result *r = s->r;
     if (!r->pr_recall) return;
     long at = (long)t * r->pr_stride + cj->base;

@@ -2,7 +2,8 @@
  * Chromium (Debian's chromium, installed by scripts/install-deps.sh; its absence fails these
  * tests): the page's script runs to the end, there is one timeline per video, the mAP tables
  * hold the numbers of `re2tal eval --json`, timelines are drawn lazily (all of them with #all,
- * each with its GT and detections), hostile names stay text, and a screenshot is not blank.
+ * each with its GT and detections), the filter box, score slider, hover and sorting work,
+ * hostile names stay text, and a screenshot is not blank.
  * Also the command line: usage errors, bad input, the training log. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -274,6 +275,80 @@ Test(app_report, many_videos_drawn_lazily) {
     free(dom);
     dom = dump_dom("many.html", "#all");
     cr_expect_eq(check_timelines(dom, 1), 300);
+    free(dom);
+}
+
+/* The controls work: the page with a script appended that types in the filter box, moves the
+ * score slider to the top, hovers a detection and sorts the per-class table by its last column,
+ * writing what it saw into data- attributes of <body>. */
+static const char *DRIVE =
+    "<script>(function () {\n"
+    "  const b = document.body, f = document.getElementById('filter');\n"
+    "  f.value = 'vid001'; f.dispatchEvent(new Event('input'));\n"
+    "  b.dataset.shownAfterFilter = document.querySelectorAll('.video:not([hidden])').length;\n"
+    "  f.value = ''; f.dispatchEvent(new Event('input'));\n"
+    "  const r = document.querySelector('rect.pred');\n"
+    "  r.dispatchEvent(new MouseEvent('mousemove', {bubbles: true, clientX: 10, clientY: 10}));\n"
+    "  b.dataset.tooltip = document.getElementById('tooltip').textContent;\n"
+    "  const sl = document.getElementById('score-threshold');\n"
+    "  sl.value = sl.max; sl.dispatchEvent(new Event('input'));\n"
+    "  const th = document.querySelectorAll('#class-table th');\n"
+    "  th[th.length - 1].click(); th[th.length - 1].click();\n"
+    "  b.dataset.firstAfterSort = document.querySelector('#class-table tbody tr').dataset.c;\n"
+    "  requestAnimationFrame(() => requestAnimationFrame(() => {\n"
+    "    b.dataset.predsAtTop = document.querySelectorAll('rect.pred').length;\n"
+    "  }));\n"
+    "})();</script>\n";
+
+Test(app_report, controls_filter_slider_hover_sort) {
+    cr_assert_eq(chdir(g_dir), 0);
+    write_many(300);
+    cr_assert_eq(sh(BIN " report --gt many_gt.json --pred many_pred.json --out m.html > r.txt"), 0);
+    char *page = slurp("m.html");
+    char *end = strstr(page, "</body>");
+    cr_assert(end);
+    *end = 0;
+    FILE *f = fopen("driven.html", "w");
+    cr_assert(f);
+    fprintf(f, "%s%s</body></html>\n", page, DRIVE);
+    fclose(f);
+    /* what to expect, from the page's own data: the class of lowest average AP, and how many
+     * detections hold the top score */
+    char *start = strstr(page, "id=\"report-data\">") + strlen("id=\"report-data\">");
+    *strstr(start, "</script>") = 0;
+    cJSON *data = cJSON_Parse(start), *ap, *video;
+    cr_assert(data);
+    int worst = -1, c = 0, n_top = 0;
+    double worst_avg = 2, top = -1;
+    cJSON_ArrayForEach(ap, cJSON_GetObjectItem(data, "AP")) {
+        double sum = 0;
+        int n = cJSON_GetArraySize(ap);
+        for (int t = 0; t < n; t++) sum += cJSON_GetArrayItem(ap, t)->valuedouble;
+        if (sum / n < worst_avg) worst_avg = sum / n, worst = c;
+        c++;
+    }
+    cJSON_ArrayForEach(video, cJSON_GetObjectItem(data, "videos")) {
+        cJSON *dets = cJSON_GetArrayItem(video, 6);
+        for (int k = 3; k < cJSON_GetArraySize(dets); k += 8) {
+            double score = cJSON_GetArrayItem(dets, k)->valuedouble;
+            if (score > top) top = score, n_top = 0;
+            n_top += score == top;
+        }
+    }
+    cJSON_Delete(data);
+    free(page);
+    char *dom = dump_dom("driven.html", "#all"), v[256];
+    const char *body = strstr(dom, "<body");
+    cr_assert(attr(body, "data-shown-after-filter", v, sizeof v));
+    cr_expect_str_eq(v, "10", "the filter 'vid001' leaves vid0010..vid0019");
+    cr_assert(attr(body, "data-tooltip", v, sizeof v), "no tooltip");
+    cr_expect(strstr(v, "score ") && strstr(v, "tIoU with its best GT"), "tooltip: %s", v);
+    cr_assert(attr(body, "data-preds-at-top", v, sizeof v));
+    cr_expect_eq(atoi(v), n_top, "%s detections drawn at the top score %g (%d hold it)", v, top,
+                 n_top);
+    cr_assert(attr(body, "data-first-after-sort", v, sizeof v));
+    cr_expect_eq(atoi(v), worst, "sorted by average AP, ascending: class %s first, not %d", v,
+                 worst);
     free(dom);
 }
 
