@@ -510,6 +510,16 @@
     document.body.append(tip);
 
     const visible = new Set();
+    /* The timelines in or near the view, drawn at once: the observer reports only at the next
+     * frame (and a headless browser may draw none). */
+    function drawNearView() {
+      const below = window.innerHeight + 600;
+      for (const tl of timelines) {
+        if (tl.getAttribute('data-state') === 'drawn' || tl.parentNode.hidden) continue;
+        const r = tl.getBoundingClientRect();
+        if (r.bottom >= -600 && r.top <= below) drawTimeline(tl);
+      }
+    }
     const io = new IntersectionObserver(entries => {
       for (const e of entries) {
         if (e.isIntersecting) {
@@ -523,16 +533,15 @@
     const timelines = Array.from(list.querySelectorAll('.timeline'));
     timelines.forEach(tl => io.observe(tl));
 
-    let pending = 0;
-    function redraw() { /* visible timelines now; the others when they come into view */
-      cancelAnimationFrame(pending);
-      pending = requestAnimationFrame(() => {
-        for (const tl of timelines) {
-          if (visible.has(tl) || location.hash === '#all') drawTimeline(tl);
-          else if (tl.getAttribute('data-state') === 'drawn')
-            tl.replaceChildren(), tl.setAttribute('data-state', 'pending');
-        }
-      });
+    /* After a control changed: the timelines in or near the view now, the others when they
+     * come into view. */
+    function redraw() {
+      for (const tl of timelines) {
+        if (visible.has(tl) || location.hash === '#all') drawTimeline(tl);
+        else if (tl.getAttribute('data-state') === 'drawn')
+          tl.replaceChildren(), tl.setAttribute('data-state', 'pending');
+      }
+      drawNearView();
     }
     function updateLabels() {
       sliderLabel.textContent = num(view.threshold, 3);
@@ -565,6 +574,7 @@
         el.hidden = q !== '' && !searchText[i].includes(q);
       });
       updateLabels();
+      drawNearView();
     });
     list.addEventListener('mousemove', e => {
       const rect = e.target.closest('rect.gt, rect.pred');
@@ -581,6 +591,7 @@
     list.addEventListener('mouseleave', () => { tip.style.display = 'none'; });
     updateLabels();
     if (location.hash === '#all') timelines.forEach(drawTimeline);
+    return drawNearView;
   }
 
   header();
@@ -589,11 +600,12 @@
   errorSection();
   diagnosisSection();
   if (D.training) trainingSection();
-  videosSection();
+  const drawNearView = videosSection();
   if (location.hash && location.hash !== '#all') {
     const target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
     if (target) target.scrollIntoView();
   }
+  drawNearView();
   document.body.setAttribute('data-ready', 'yes');
   /* for benchmarks: the script's time, and the time since navigation began (file read, HTML
    * and JSON parsed, page built) */

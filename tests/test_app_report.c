@@ -229,6 +229,22 @@ Test(app_report, demo_report_in_chromium) {
     cJSON_Delete(eval);
 }
 
+/* A copy of the page `from` with `script` run after the page's own (to drive its controls). */
+static void write_driven(const char *from, const char *to, const char *script) {
+    char *page = slurp(from);
+    cr_assert(page, "%s not written", from);
+    char *end = strstr(page, "</body>");
+    cr_assert(end);
+    *end = 0;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", g_dir, to);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "%s<script>\n%s</script>\n</body>\n</html>\n", page, script);
+    fclose(f);
+    free(page);
+}
+
 /* ---------------------------------------------------------------- at scale, lazily ------ */
 /* n videos of 60 s with 2 GT and 20 detections each (3 classes), deterministic. */
 static void write_many(int n) {
@@ -257,6 +273,9 @@ static void write_many(int n) {
     fclose(p);
 }
 
+/* Placeholders for all, drawn near the view at load (or at #anchor), all with #all. Drawing on
+ * scroll (IntersectionObserver) needs the browser to render frames, which headless --dump-dom
+ * does not do reliably: that part is not checked here. */
 Test(app_report, many_videos_drawn_lazily) {
     cr_assert_eq(chdir(g_dir), 0);
     write_many(300);
@@ -282,7 +301,7 @@ Test(app_report, many_videos_drawn_lazily) {
  * score slider to the top, hovers a detection and sorts the per-class table by its last column,
  * writing what it saw into data- attributes of <body>. */
 static const char *DRIVE =
-    "<script>(function () {\n"
+    "(function () {\n"
     "  const b = document.body, f = document.getElementById('filter');\n"
     "  f.value = 'vid001'; f.dispatchEvent(new Event('input'));\n"
     "  b.dataset.shownAfterFilter = document.querySelectorAll('.video:not([hidden])').length;\n"
@@ -295,23 +314,15 @@ static const char *DRIVE =
     "  const th = document.querySelectorAll('#class-table th');\n"
     "  th[th.length - 1].click(); th[th.length - 1].click();\n"
     "  b.dataset.firstAfterSort = document.querySelector('#class-table tbody tr').dataset.c;\n"
-    "  requestAnimationFrame(() => requestAnimationFrame(() => {\n"
-    "    b.dataset.predsAtTop = document.querySelectorAll('rect.pred').length;\n"
-    "  }));\n"
-    "})();</script>\n";
+    "  b.dataset.predsAtTop = document.querySelectorAll('rect.pred').length;\n"
+    "})();\n";
 
 Test(app_report, controls_filter_slider_hover_sort) {
     cr_assert_eq(chdir(g_dir), 0);
     write_many(300);
     cr_assert_eq(sh(BIN " report --gt many_gt.json --pred many_pred.json --out m.html > r.txt"), 0);
+    write_driven("m.html", "driven.html", DRIVE);
     char *page = slurp("m.html");
-    char *end = strstr(page, "</body>");
-    cr_assert(end);
-    *end = 0;
-    FILE *f = fopen("driven.html", "w");
-    cr_assert(f);
-    fprintf(f, "%s%s</body></html>\n", page, DRIVE);
-    fclose(f);
     /* what to expect, from the page's own data: the class of lowest average AP, and how many
      * detections hold the top score */
     char *start = strstr(page, "id=\"report-data\">") + strlen("id=\"report-data\">");
