@@ -4,8 +4,7 @@
  * mAPs in [0, 1] under all three protocols and recalls in [0, 1]; anything else is an error
  * naming the file or folder. Never a crash, leak, hang or undefined behaviour.
  * Build: cmake -DRE2TAL_FUZZ=ON -DCMAKE_C_COMPILER=clang; seeds: tests/fuzz/eval_gt. */
-#include "eval/eval.h"
-#include "fuzz_util.h"
+#include "fuzz_eval_util.h"
 
 static tal_eval_dets *fixed_dets(void) {
     tal_eval_dets *d = NULL;
@@ -17,28 +16,6 @@ static tal_eval_dets *fixed_dets(void) {
         FUZZ_CHECK(tal_eval_dets_add(d, videos[i], labels[i], i, 2.5 * i + 1, 0.9 - 0.2 * i,
                                      &err) == TAL_OK, "%s", err.msg);
     return d;
-}
-
-static void score(const tal_eval_gt *gt, const tal_eval_dets *d) {
-    tal_err err = {0};
-    for (int p = 0; p < 3; p++) {
-        tal_eval_opts o;
-        memset(&o, 0, sizeof o);
-        o.protocol = (tal_eval_protocol)p;
-        o.ignore_unknown_labels = 1;
-        o.threads = 1;
-        o.keep_pr = 1;
-        tal_eval_result *r = NULL;
-        if (tal_eval_run(&r, gt, d, &o, &err) != TAL_OK) continue;
-        for (int t = 0; t < r->n_tiou; t++)
-            FUZZ_CHECK(r->map[t] >= 0 && r->map[t] <= 1, "protocol %d mAP %g", p, r->map[t]);
-        free(tal_eval_result_json(r));
-        tal_eval_result_destroy(r);
-    }
-    tal_eval_ar_result ar;
-    if (tal_eval_proposals_ar(&ar, gt, d, 100, 0, NULL, &err) == TAL_OK)
-        for (int j = 0; j < TAL_EVAL_AR_POINTS; j++)
-            FUZZ_CHECK(ar.avg_recall[j] >= 0 && ar.avg_recall[j] <= 1, "AR %g", ar.avg_recall[j]);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size) {
@@ -70,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size) {
         FUZZ_CHECK(tal_eval_gt_n_instances(gt) > 0, "an empty GT loaded");
         for (int c = 0; c < tal_eval_gt_n_classes(gt); c++)
             FUZZ_CHECK(tal_eval_gt_class_name(gt, c) != NULL, "class %d", c);
-        score(gt, dets);
+        fuzz_score(gt, dets);
         tal_eval_gt_destroy(gt);
     } else {
         FUZZ_CHECK(gt == NULL, "a GT with an error");

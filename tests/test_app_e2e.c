@@ -518,22 +518,7 @@ Test(app_e2e, infer_names_a_video_that_decoded_with_trouble) {
     char in[1200], out[1200];
     snprintf(in, sizeof in, "%s/data/videos/synth_00001.mp4", g_dir);
     snprintf(out, sizeof out, "%s/flipped.mp4", g_dir);
-    FILE *f = fopen(in, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    unsigned char *b = malloc((size_t)n);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    tal_rng_key key = {11, 0, 0};
-    for (int i = 0; i < 40; i++) /* the middle half: frames, not the index at the end */
-        b[n / 4 + (long)(tal_rng_u64(key, 2 * i) % (uint64_t)(n / 2))] ^=
-            (unsigned char)(1u << (tal_rng_u64(key, 2 * i + 1) % 8));
-    f = fopen(out, "wb");
-    fwrite(b, 1, (size_t)n, f);
-    fclose(f);
-    free(b);
+    test_flip_bits(in, out, 40, 11);
     cr_expect_eq(sh(BIN " infer --model t flipped.mp4 --out fl.json --quiet 2> fl.err"), 0);
     char *e = slurp("fl.err"), *res = slurp("fl.json");
     cr_expect(e && strstr(e, "warning: flipped.mp4: decoded with trouble, ") &&

@@ -15,13 +15,6 @@ static void cleanup(void) {
 }
 TestSuite(nn_files, .fini = cleanup);
 
-static char g_path[512];
-
-static const char *tmp(const char *name) {
-    snprintf(g_path, sizeof g_path, "%s/nn_files_%d_%s", TEST_TMP, (int)getpid(), name);
-    return g_path;
-}
-
 static void write_text(const char *path, const char *text, size_t n) {
     FILE *f = fopen(path, "wb");
     cr_assert_not_null(f, "cannot write %s", path);
@@ -43,7 +36,7 @@ static void expect_refused(const char *path, tal_status code, const char *says) 
 }
 
 Test(nn_files, reads_a_regular_file_whole) {
-    const char *path = tmp("ok.txt");
+    const char *path = test_tmp_path("nn_files_ok.txt");
     write_text(path, "abc\0def", 7);
     char *text = NULL;
     size_t n = 0;
@@ -63,16 +56,16 @@ Test(nn_files, folders_devices_pipes_and_missing_files_are_refused) {
     snprintf(dir, sizeof dir, "%s", TEST_TMP);
     expect_refused(dir, TAL_EIO, "is a folder, not a file");
     expect_refused("/dev/zero", TAL_EIO, "is a character device, not a file");
-    const char *fifo = tmp("fifo");
+    const char *fifo = test_tmp_path("nn_files_fifo");
     unlink(fifo);
     cr_assert_eq(mkfifo(fifo, 0600), 0);
     expect_refused(fifo, TAL_EIO, "is a pipe, not a file"); /* and does not wait for a writer */
     unlink(fifo);
-    expect_refused(tmp("missing.json"), TAL_EIO, "cannot open");
+    expect_refused(test_tmp_path("nn_files_missing.json"), TAL_EIO, "cannot open");
 }
 
 Test(nn_files, size_limit_from_the_caller_and_the_environment) {
-    const char *path = tmp("big.json");
+    const char *path = test_tmp_path("nn_files_big.json");
     char buf[3000];
     memset(buf, ' ', sizeof buf);
     write_text(path, buf, sizeof buf);
@@ -103,7 +96,7 @@ Test(nn_files, size_limit_from_the_caller_and_the_environment) {
 }
 
 Test(nn_files, file_open_gives_the_size_and_the_same_checks) {
-    const char *path = tmp("open.bin");
+    const char *path = test_tmp_path("nn_files_open.bin");
     write_text(path, "12345", 5);
     FILE *f = NULL;
     size_t n = 0;
@@ -130,7 +123,7 @@ static const char *write_weights(const char *name, float bad_value, int n_bad_te
     tal_named_tensor items[3] = {{"head.w", tal_t2(a, 2, 3), "F32"},
                                  {"layers.1.bias", tal_t1(b, 4), "F32"},
                                  {"norm.weight", tal_t1(c, 3), "F32"}};
-    const char *path = tmp(name);
+    const char *path = test_tmp_path(name);
     tal_err err = {0};
     tal_safetensors_allow_nonfinite(1);
     cr_assert_eq(tal_safetensors_write(path, items, 3, NULL, &err), TAL_OK, "%s", err.msg);
@@ -139,7 +132,7 @@ static const char *write_weights(const char *name, float bad_value, int n_bad_te
 }
 
 Test(nn_files, nonfinite_weights_are_refused_on_read_naming_the_tensor) {
-    const char *path = write_weights("nan.safetensors", NAN, 2);
+    const char *path = write_weights("nn_files_nan.safetensors", NAN, 2);
     tal_tensor_set set;
     tal_err err = {0};
     cr_assert_eq(tal_safetensors_read(&set, path, &err), TAL_EFORMAT, "%s", err.msg);
@@ -150,7 +143,7 @@ Test(nn_files, nonfinite_weights_are_refused_on_read_naming_the_tensor) {
               "%s", err.msg);
     cr_assert(strstr(err.msg, "--allow-nonfinite"), "how to load it anyway: %s", err.msg);
 
-    path = write_weights("inf.safetensors", -INFINITY, 1);
+    path = write_weights("nn_files_inf.safetensors", -INFINITY, 1);
     cr_assert_eq(tal_safetensors_read(&set, path, &err), TAL_EFORMAT);
     cr_assert(strstr(err.msg, "(first at index 2: -inf); 1 of 3 tensors"), "%s", err.msg);
 
@@ -162,7 +155,7 @@ Test(nn_files, nonfinite_weights_are_refused_on_read_naming_the_tensor) {
 }
 
 Test(nn_files, params_load_refuses_nonfinite_and_changes_nothing) {
-    const char *path = write_weights("params_nan.safetensors", NAN, 1);
+    const char *path = write_weights("nn_files_params_nan.safetensors", NAN, 1);
     tal_params *p = tal_params_create();
     int g = tal_params_add_group(p, "all", 1, 0);
     tal_params_declare(p, "head.w", 2, (int64_t[]){2, 3}, g, 1);
@@ -183,7 +176,7 @@ Test(nn_files, params_load_refuses_nonfinite_and_changes_nothing) {
 Test(nn_files, nonfinite_tensors_are_not_written) {
     float v[5] = {1, 2, INFINITY, NAN, 3};
     tal_named_tensor items[2] = {{"ok", tal_t1(v, 2), "F32"}, {"bad", tal_t1(v, 5), "F32"}};
-    const char *path = tmp("never.safetensors");
+    const char *path = test_tmp_path("nn_files_never.safetensors");
     unlink(path);
     tal_err err = {0};
     cr_assert_eq(tal_safetensors_write(path, items, 2, NULL, &err), TAL_EFORMAT);

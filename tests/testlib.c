@@ -158,3 +158,22 @@ const char *test_write_tmp(const char *name, const char *text) {
     fclose(f);
     return path;
 }
+
+void test_flip_bits(const char *from, const char *to, int n_bits, uint64_t seed) {
+    FILE *f = fopen(from, "rb");
+    cr_assert(f, "cannot read %s", from);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    unsigned char *b = malloc((size_t)n + 1);
+    cr_assert(b && fread(b, 1, (size_t)n, f) == (size_t)n, "cannot read %s", from);
+    fclose(f);
+    tal_rng_key key = {seed, 0, 0};
+    for (int i = 0; i < n_bits && n >= 4; i++)
+        b[n / 4 + (long)(tal_rng_u64(key, 2 * (uint64_t)i) % (uint64_t)(n / 2))] ^=
+            (unsigned char)(1u << (tal_rng_u64(key, 2 * (uint64_t)i + 1) % 8));
+    f = fopen(to, "wb");
+    cr_assert(f && fwrite(b, 1, (size_t)n, f) == (size_t)n, "cannot write %s", to);
+    fclose(f);
+    free(b);
+}
