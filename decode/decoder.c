@@ -41,11 +41,12 @@ static int rotation_of(const AVStream *st) {
 }
 
 /* How many of the container's indexed frames have their data inside the file, and the time
- * just past the last of them; -1 when that cannot be told (no index, unknown file size). */
+ * just past the last of them; -1 when that cannot be told (unknown file size, or an index of
+ * keyframes only, as Matroska's cues: it says nothing of the frames between). */
 static int64_t indexed_frames_present(const tal_decoder *dec, double *end_s) {
     int n = avformat_index_get_entries_count(dec->st);
     int64_t file_bytes = dec->fmt->pb ? avio_size(dec->fmt->pb) : -1;
-    if (n <= 0 || file_bytes <= 0) return -1;
+    if (n <= 0 || n < dec->st->nb_frames || file_bytes <= 0) return -1;
     int64_t present = 0, last_ts = AV_NOPTS_VALUE;
     for (int i = 0; i < n; i++) {
         const AVIndexEntry *e = avformat_index_get_entry(dec->st, i);
