@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "app/checkpoint.h"
+#include "app/classifier.h"
 #include "app/model_dir.h"
 #include "app/run_config.h"
 
@@ -141,4 +142,21 @@ Test(app_files, inference_names_a_video_that_decoded_with_trouble) {
     cr_expect(strstr(msg, "files_") && strstr(msg, "_flipped.mp4: decoded with trouble, ") &&
                   strstr(msg, "corrupt packets skipped"),
               "%s", msg);
+}
+
+/* fuzz_app_config: a score of 5e42 is a finite double but an infinite float. */
+Test(app_files, classifier_scores_beyond_float_are_errors) {
+    const char *path = test_write_tmp("files_classifier.json",
+                                      "{\"class\": [\"a\", \"b\"], \"results\": {\"v1\": [0.5, "
+                                      "5444444444444444444444444444444444444444444], "
+                                      "\"v2\": [0.25, 3.4e38]}}");
+    tal_video_classifier *c = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_classifier_load(&c, path, &err), TAL_OK, "%s", err.msg);
+    float s[2];
+    cr_expect_eq(tal_classifier_scores(c, "v1", s, &err), TAL_EINVAL);
+    cr_expect(strstr(err.msg, "results.v1[1]: expected a finite score"), "%s", err.msg);
+    cr_expect_eq(tal_classifier_scores(c, "v2", s, &err), TAL_OK, "%s", err.msg);
+    cr_expect(isfinite(s[1]));
+    tal_classifier_destroy(c);
 }
