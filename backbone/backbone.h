@@ -35,6 +35,10 @@ typedef struct tal_resfn {
      * Planning: dout is a NULL-data view of the right shape. */
     void (*recompute_backward)(void *self, tal_tensor out, tal_tensor dx, tal_tensor dout,
                                tal_tensor x, tal_arena *scratch, uint64_t step);
+    /* Optional (NULL: no notice): the store of M's parameters and the index of its first one.
+     * After M's backward the engine calls tal_params_grads_ready(params, first_param). */
+    tal_params *params;
+    int first_param;
 } tal_resfn;
 
 typedef enum {

@@ -185,7 +185,7 @@ static void bneck_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tenso
 }
 
 tal_resfn resnet_bneck_resfn(resnet_bneck_fn *f) {
-    tal_resfn r = {bneck_forward, bneck_backward, f, NULL};
+    tal_resfn r = {bneck_forward, bneck_backward, f, NULL, f->params, f->conv[0]};
     return r;
 }
 

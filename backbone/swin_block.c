@@ -351,7 +351,7 @@ static void attn_recompute_backward(void *self, tal_tensor out, tal_tensor dx, t
 }
 
 tal_resfn swin_attn_resfn(swin_attn_fn *f) {
-    tal_resfn r = {attn_forward, attn_backward, f, attn_recompute_backward};
+    tal_resfn r = {attn_forward, attn_backward, f, attn_recompute_backward, f->params, f->norm_w};
     return r;
 }
 
@@ -496,6 +496,6 @@ static void mlp_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor 
 }
 
 tal_resfn swin_mlp_resfn(swin_mlp_fn *f) {
-    tal_resfn r = {mlp_forward, mlp_backward, f, mlp_recompute_backward};
+    tal_resfn r = {mlp_forward, mlp_backward, f, mlp_recompute_backward, f->params, f->norm_w};
     return r;
 }

@@ -370,6 +370,14 @@ int tal_params_group_count(const tal_params *p);
 tal_param_group *tal_params_group_at(tal_params *p, int g);
 int64_t tal_params_numel(const tal_params *p, int trainable_only);
 void tal_params_zero_grad(tal_params *p);
+/* Gradients-final notification, for a caller that starts communicating a gradient as soon as
+ * the backward has finished it (data-parallel ranks). The backward calls
+ * tal_params_grads_ready(p, first) when the gradients of parameters [first, count) will not
+ * change again in this backward (parameters are declared in forward order and the backward runs
+ * in reverse, so what is final is always a tail). No callback set: nothing happens. */
+typedef void (*tal_grads_ready_fn)(void *ctx, int first);
+void tal_params_set_grads_ready(tal_params *p, tal_grads_ready_fn fn, void *ctx);
+void tal_params_grads_ready(tal_params *p, int first);
 /* Global L2 norm of all trainable gradients (double accumulation); scales them down to max_norm
  * if above it (max_norm <= 0: no clipping). Returns the norm before clipping. */
 double tal_params_clip_grad_norm(tal_params *p, double max_norm);

@@ -6,7 +6,8 @@ set -euo pipefail
 
 packages=(cmake make gcc pkg-config
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
-          libopenblas-dev libcjson-dev libcriterion-dev)
+          libopenblas-dev libcjson-dev libcriterion-dev
+          libopenmpi-dev openmpi-bin)  # MPI: optional at build time, tested when present
 if [[ "${1:-}" == "--dev" ]]; then
   packages+=(python3-torch python3-numpy python3-pandas python3-av clang valgrind)
 fi

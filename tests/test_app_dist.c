@@ -1,0 +1,305 @@
+/* Data-parallel ranks through `mpirun -np 2 --oversubscribe re2tal ...` on a tiny synthetic set:
+ * 2 ranks x batch 1 train what 1 rank x batch 2 trains (losses and weights), deterministic
+ * reductions give the same bits whatever the buckets and their timing, sharded inference writes
+ * the one-process results file byte for byte, a 2-rank checkpoint resumes on 1 rank, and kill -9
+ * of a rank ends the job quickly with a message naming the rank and host, leaving a checkpoint
+ * that loads. Skipped (visibly) when mpirun or an MPI build is missing. */
+#include "testlib.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char g_dir[1024];
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) {
+    char cmd[8192], full[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "cd '%s' && %s", g_dir, cmd);
+    int rc = system(full);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+static char *slurp(const char *name) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc(1, (size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
+    fclose(f);
+    return s;
+}
+
+/* The e2e test's tiny model; 4 training videos, so batch 2 gives 2 updates per epoch. */
+static const char *TINY =
+    "{\n"
+    "  \"data\": {\"sampler\": \"resize\", \"frames\": 16, \"resize_len\": 8, \"short_side\": 32,"
+    " \"crop\": 32, \"rrc_scale_min\": 0, \"flip\": 0.5, \"prefetch\": 2},\n"
+    "  \"backbone\": {\"preset\": \"swin_small_test\", \"embed_dim\": 16, \"depths\": [2, 2],"
+    " \"heads\": [1, 2], \"window\": [4, 4, 4], \"drop_path_rate\": 0.1, \"mode\": \"reversible\"},\n"
+    "  \"head\": {\"channels\": 32, \"n_head\": 2, \"arch\": [2, 1, 2], \"init_loss_norm\": 4,"
+    " \"max_seg_num\": 20},\n"
+    "  \"optim\": {\"epochs\": 10, \"batch_size\": 2, \"lr_head\": 0.001, \"lr_backbone\": 0.0005,"
+    " \"warmup_epochs\": 1, \"ema_decay\": 0.9},\n"
+    "  \"train\": {\"seed\": 3, \"eval_every\": 0, \"checkpoint_every\": 1},\n"
+    "  \"eval\": {\"tiou\": [0.3, 0.5, 0.7]}\n"
+    "}\n";
+
+#define BIN RE2TAL_BIN " --threads 1"
+#define MPIRUN "mpirun -np 2 --oversubscribe --bind-to none "
+#define DATA "--set data.annotations=data/annotations.json --set data.videos=data/videos"
+#define TRAIN " train tiny.json " DATA " --quiet"
+#define ONE_RANK BIN TRAIN " --set optim.batch_size=2"
+#define TWO_RANKS MPIRUN BIN TRAIN " --set optim.batch_size=1"
+
+static void setup(void) {
+    snprintf(g_dir, sizeof g_dir, "%s/dist_%d", TEST_TMP, (int)getpid());
+    mkdir(g_dir, 0755);
+    if (getuid() == 0) { /* OpenMPI refuses root unless told twice */
+        setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+        setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    }
+    if (sh("command -v mpirun > /dev/null") != 0)
+        cr_skip_test("mpirun not found (Debian: openmpi-bin); MPI tests skipped");
+    if (sh(BIN " version | grep -q 'MPI: yes'") != 0)
+        cr_skip_test("re2tal built without MPI (Debian: libopenmpi-dev); MPI tests skipped");
+    cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "
+                        "--max-len 12 --min-action 1 --max-action 4 --max-instances 2 "
+                        "--val-fraction 0.34 --quiet"), 0);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tiny.json", g_dir);
+    FILE *f = fopen(path, "w");
+    fputs(TINY, f);
+    fclose(f);
+}
+
+static void teardown(void) { sh("cd .. && rm -rf '%s'", g_dir); }
+
+TestSuite(app_dist, .init = setup, .fini = teardown, .timeout = 600);
+
+/* The "loss" values of a log, in order. */
+static int losses(const char *log_name, double *out, int cap) {
+    char *log = slurp(log_name);
+    cr_assert_not_null(log, "no %s", log_name);
+    int n = 0;
+    for (char *p = log; (p = strstr(p, "\"loss\": ")) && n < cap; p += 8) out[n++] = atof(p + 8);
+    free(log);
+    return n;
+}
+
+/* Weights of two checkpoints: max |a - b| over all tensors, relative to the largest |a| of the
+ * tensor, and whether every bit agrees. */
+typedef struct weight_diff {
+    double worst_rel;
+    int identical;
+    char worst_name[128];
+} weight_diff;
+
+static weight_diff compare_weights(const char *a_rel, const char *b_rel) {
+    char pa[1200], pb[1200];
+    snprintf(pa, sizeof pa, "%s/%s", g_dir, a_rel);
+    snprintf(pb, sizeof pb, "%s/%s", g_dir, b_rel);
+    tal_tensor_set a = {0}, b = {0};
+    tal_err err = {0};
+    cr_assert_eq(tal_safetensors_read(&a, pa, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_safetensors_read(&b, pb, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(a.count, b.count);
+    weight_diff d = {0, 1, ""};
+    for (int i = 0; i < a.count; i++) {
+        const tal_named_tensor *x = &a.items[i], *y = tal_tensor_set_find(&b, x->name);
+        cr_assert_not_null(y, "%s missing from %s", x->name, b_rel);
+        int64_t n = tal_tensor_numel(x->t);
+        cr_assert_eq(n, tal_tensor_numel(y->t));
+        double scale = 0, diff = 0;
+        for (int64_t j = 0; j < n; j++) {
+            scale = fmax(scale, fabs(x->t.data[j]));
+            diff = fmax(diff, fabs((double)x->t.data[j] - y->t.data[j]));
+        }
+        if (memcmp(x->t.data, y->t.data, sizeof(float) * (size_t)n)) d.identical = 0;
+        double rel = scale > 0 ? diff / scale : diff;
+        if (rel > d.worst_rel) {
+            d.worst_rel = rel;
+            snprintf(d.worst_name, sizeof d.worst_name, "%s", x->name);
+        }
+    }
+    tal_tensor_set_free(&a);
+    tal_tensor_set_free(&b);
+    return d;
+}
+
+static void expect_same_losses(const char *a, const char *b, int want) {
+    double la[64], lb[64];
+    int na = losses(a, la, 64), nb = losses(b, lb, 64);
+    cr_assert_eq(na, want, "%s: %d updates logged, expected %d", a, na, want);
+    cr_assert_eq(nb, want, "%s: %d updates logged, expected %d", b, nb, want);
+    for (int i = 0; i < want; i++) /* printed with 6 decimals: 2e-6 is one unit of the last */
+        cr_expect(fabs(la[i] - lb[i]) <= 2e-6 + 1e-6 * fabs(la[i]),
+                  "update %d: loss %.6f (%s) vs %.6f (%s)", i + 1, la[i], a, lb[i], b);
+}
+
+/* Deterministic sums (the default): per-clip gradients added in sample order, one rank as two,
+ * so 20 updates give the same bits. */
+Test(app_dist, two_ranks_train_what_one_rank_with_twice_the_batch_trains) {
+    cr_assert_eq(sh(ONE_RANK " --set train.out_dir=one"), 0);
+    cr_assert_eq(sh(TWO_RANKS " --set train.out_dir=two 2> two.err"), 0);
+    expect_same_losses("one/log.jsonl", "two/log.jsonl", 20);
+    weight_diff d = compare_weights("one/last/model.safetensors", "two/last/model.safetensors");
+    cr_expect(d.identical, "weights after 20 updates differ by %.3g of %s's scale", d.worst_rel,
+              d.worst_name);
+    d = compare_weights("one/last/ema.safetensors", "two/last/ema.safetensors");
+    cr_expect(d.identical, "EMA weights differ by %.3g of %s's scale", d.worst_rel, d.worst_name);
+    char *err = slurp("two.err");
+    cr_expect(err && strstr(err, "layout: 2 rank(s) on 1 host(s)") &&
+                  strstr(err, "1 thread(s) per rank"), "no layout line: %s", err);
+    free(err);
+    char *log = slurp("two/log.jsonl");
+    cr_expect(log && strstr(log, "\"ranks\": 2"), "the log says nothing of the ranks");
+    free(log);
+}
+
+Test(app_dist, deterministic_reduction_gives_the_same_bits_whatever_the_buckets) {
+    /* many small buckets sent while the backward runs, against one bucket sent at the end */
+    cr_assert_eq(sh(TWO_RANKS " --set train.out_dir=a --set optim.epochs=3 "
+                    "--set train.bucket_mb=0.01 --set train.overlap_reduce=1"), 0);
+    cr_assert_eq(sh(TWO_RANKS " --set train.out_dir=b --set optim.epochs=3 "
+                    "--set train.bucket_mb=100 --set train.overlap_reduce=0"), 0);
+    weight_diff d = compare_weights("a/last/model.safetensors", "b/last/model.safetensors");
+    cr_expect(d.identical, "deterministic reductions differ: %.3g of %s's scale", d.worst_rel,
+              d.worst_name);
+    /* MPI's own all-reduce, gradients accumulated inside the kernels: the same training up to
+     * rounding. The losses agree to 1e-6 over 20 updates; weights are not compared, because
+     * parameters whose gradient is zero in exact arithmetic (a LayerNorm bias before a softmax)
+     * get rounding noise, which AdamW turns into steps of the learning rate. */
+    cr_assert_eq(sh(ONE_RANK " --set train.out_dir=c1 --set train.deterministic_reduce=0"), 0);
+    cr_assert_eq(sh(TWO_RANKS " --set train.out_dir=c2 --set train.deterministic_reduce=0 "
+                    "--set train.bucket_mb=0.01"), 0);
+    expect_same_losses("c1/log.jsonl", "c2/log.jsonl", 20);
+}
+
+Test(app_dist, sharded_infer_and_extract_equal_one_process) {
+    cr_assert_eq(sh(BIN TRAIN " --set train.out_dir=r --set optim.epochs=2"), 0);
+    cr_assert_eq(sh("printf 'not a video' > data/videos/broken.mp4 && ls data/videos/synth_*.mp4 "
+                    "> list.txt && echo data/videos/broken.mp4 >> list.txt"), 0);
+    cr_expect_eq(sh(BIN " infer --model r --list list.txt --out one.json --srt srt1 --quiet "
+                    "2> one.err"), 1, "a broken video: exit 1");
+    cr_expect_eq(sh(MPIRUN BIN " infer --model r --list list.txt --out two.json --srt srt2 "
+                    "--quiet 2> two.err"), 1, "a broken video: exit 1 on every rank");
+    cr_expect_eq(sh("cmp one.json two.json"), 0, "sharded results differ from one process's");
+    cr_expect_eq(sh("diff -r srt1 srt2"), 0, "subtitles differ");
+    cr_expect_eq(sh("test $(ls srt2 | wc -l) -eq 6"), 0, "one subtitle file per good video");
+    char *err = slurp("two.err");
+    cr_assert_not_null(err);
+    char *first = strstr(err, "broken.mp4");
+    cr_expect(first && !strstr(first + 1, "broken.mp4"), "the broken video is reported once:\n%s",
+              err);
+    free(err);
+    /* a folder of videos, features by whichever rank took the video */
+    cr_expect_eq(sh(BIN " extract --model r data/videos --out f1 --quiet 2> /dev/null"), 1);
+    cr_expect_eq(sh(MPIRUN BIN " extract --model r data/videos --out f2 --quiet 2> x2.err"), 1);
+    cr_expect_eq(sh("diff -r f1 f2"), 0, "sharded features differ");
+    cr_expect_eq(sh("test $(ls f2/*.npy | wc -l) -eq 6"), 0, "one .npy per good video");
+    cr_expect_eq(sh("test $(grep -c 'skipped video' x2.err) -eq 1"), 0, "reported once");
+}
+
+Test(app_dist, a_two_rank_checkpoint_resumes_on_one_rank) {
+    cr_assert_eq(sh(ONE_RANK " --set train.out_dir=one --set optim.epochs=4"), 0);
+    cr_assert_eq(sh(TWO_RANKS " --set train.out_dir=r --set optim.epochs=4 "
+                    "--set train.stop_after=3"), 130, "a stopped run exits 130 on every rank");
+    cr_assert_eq(sh(ONE_RANK " --set train.out_dir=r --set optim.epochs=4 --resume"), 0);
+    expect_same_losses("one/log.jsonl", "r/log.jsonl", 8);
+    weight_diff d = compare_weights("one/last/model.safetensors", "r/last/model.safetensors");
+    cr_expect(d.identical, "resumed on one rank: %.3g of %s's scale", d.worst_rel, d.worst_name);
+}
+
+/* PID of rank `rank` among mpirun's children (from its OMPI_COMM_WORLD_RANK), or -1. */
+static pid_t rank_pid(pid_t mpirun, int rank) {
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    char want[64], path[300], buf[1 << 15];
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    pid_t found = -1;
+    while (d && found < 0 && (e = readdir(d))) {
+        pid_t pid = (pid_t)atoi(e->d_name), ppid = -1;
+        if (pid <= 0) continue;
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fscanf(f, "%*d (%*[^)]) %*c %d", &ppid) != 1) ppid = -1;
+        fclose(f);
+        if (ppid != mpirun) continue;
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+        if (!(f = fopen(path, "rb"))) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+            buf[n] = 0;
+            if (!strcmp(buf + i, want)) found = pid;
+        }
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+Test(app_dist, kill_9_of_a_rank_ends_the_job_and_the_checkpoint_loads) {
+    pid_t job = fork();
+    if (job == 0) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "cd '%s' && exec " TWO_RANKS " --set train.out_dir=k "
+                 "--set optim.epochs=1000 2> kill.err", g_dir);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    char state[1200];
+    snprintf(state, sizeof state, "%s/k/last/state.json", g_dir);
+    pid_t victim = -1;
+    for (int i = 0; i < 600 && (victim < 0 || access(state, R_OK) != 0); i++) {
+        usleep(100000);
+        if (victim < 0) victim = rank_pid(job, 1);
+    }
+    cr_assert_gt(victim, 0, "rank 1 of mpirun %d not found", (int)job);
+    cr_assert_eq(access(state, R_OK), 0, "no checkpoint written within 60 s");
+    usleep(300000);
+    double t0 = now_s();
+    kill(victim, SIGKILL);
+    int status = 0, waited = 0;
+    while (now_s() - t0 < 60 && !(waited = waitpid(job, &status, WNOHANG) == job)) usleep(50000);
+    double took = now_s() - t0;
+    if (!waited) {
+        kill(job, SIGKILL);
+        waitpid(job, &status, 0);
+    }
+    cr_assert(waited && took <= 30, "the job went on %.1f s after kill -9 of rank 1", took);
+    cr_expect(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail");
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    char *err = slurp("kill.err");
+    cr_assert_not_null(err);
+    cr_expect(strstr(err, "rank 1") && strstr(err, host),
+              "the message must name rank 1 and host %s:\n%s", host, err);
+    cr_log_info("kill -9 of rank 1: job over in %.2f s", took);
+    free(err);
+    /* the last checkpoint is complete: training resumes from it */
+    cr_expect_eq(sh(ONE_RANK " --set train.out_dir=k --set optim.epochs=1000 "
+                    "--set train.stop_after=1 --resume"), 130);
+}
