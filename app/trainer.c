@@ -89,7 +89,12 @@ typedef struct trainer {
     tal_grad_span grads;         /* every gradient, one span */
     float *stash;                /* deterministic sums over several clips: the earlier clips */
     int agreed;                  /* the error returned is every rank's: no need to abort */
+    int stop;                    /* stop after this update: agreed by every rank */
 } trainer;
+
+/* A signal is this process's; a stop must be every rank's, so with ranks only the one agreed in
+ * an update's reduction counts (a signal between two updates waits for the next). */
+static int stopping(const trainer *t) { return t->stop || (t->sh.world == 1 && g_stop); }
 
 /* 5. checkpoints and validation: the writer rank writes, with the EMA weights swapped in where
  * they are what is evaluated and kept. */
@@ -346,7 +351,7 @@ static tal_status run_update(trainer *t, const tal_epoch_plan *plan, int epoch, 
     acc.stop = g_stop;
     tal_status st = tal_update_apply(&t->opt, t->m.params, &t->red, &acc, t->ts.step, &r, err);
     if (st) return st;
-    if (acc.stop > 0) g_stop = 1; /* Ctrl-C on any rank: every rank stops after this update */
+    if (acc.stop > 0) t->stop = 1; /* Ctrl-C on any rank: every rank stops after this update */
     advance_normalizer(t, start.loss_norm, &acc);
     t->ts.step++;
     int64_t next = (u + 1) * plan->per_update * plan->world; /* the same on every rank */
@@ -416,7 +421,7 @@ static tal_status run_epochs(trainer *t, tal_train_result *res, tal_err *err) {
                 ranks, (long long)tal_params_numel(t->m.params, 1), t->m.clip_frames, t->m.crop,
                 t->m.crop);
     tal_status st = TAL_OK;
-    for (int epoch = t->ts.epoch; epoch < rc->epochs && !g_stop; epoch++) {
+    for (int epoch = t->ts.epoch; epoch < rc->epochs && !stopping(t); epoch++) {
         tal_epoch_plan plan = plan0;
         int64_t first = epoch == t->ts.epoch ? t->ts.index : 0;
         int64_t base = t->ts.samples - first; /* samples of the earlier epochs */
@@ -441,15 +446,15 @@ static tal_status run_epochs(trainer *t, tal_train_result *res, tal_err *err) {
         for (int64_t u = u0; u < plan.updates && !interrupted; u++) {
             st = run_update(t, &plan, epoch, u, u == u0 ? j0 : 0, base, &bar, &interrupted, err);
             if (st) return st;
-            if (rc->stop_after > 0 && t->ts.step - t->step0 >= rc->stop_after) g_stop = 1;
-            if (g_stop) break;
+            if (rc->stop_after > 0 && t->ts.step - t->step0 >= rc->stop_after) t->stop = 1;
+            if (stopping(t)) break;
         }
         tal_batch_source_stop(t->src);
-        if (g_stop) break;
+        if (stopping(t)) break;
         tal_progress_finish(&bar, NULL);
         if ((st = end_epoch(t, epoch, res, err))) return st;
     }
-    if (g_stop) {
+    if (stopping(t)) {
         if ((st = save_last(t, err))) return st;
         res->interrupted = 1;
         if (!t->quiet && t->redo)
@@ -506,6 +511,8 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
         fprintf(stderr, "re2tal train: rank %d on %s: %s\n", t.sh.rank, tal_dist_host(), err->msg);
         tal_dist_abort(1);
     }
+    if (t.sh.world > 1) /* rank 0 may still be writing: no rank leaves before it is done */
+        tal_dist_count(0);
     res->best_map = t.ts.best_map;
     res->steps = t.ts.step;
     signal(SIGINT, SIG_DFL);

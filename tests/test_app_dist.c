@@ -261,39 +261,70 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-Test(app_dist, kill_9_of_a_rank_ends_the_job_and_the_checkpoint_loads) {
+/* Starts a long 2-rank run into folder `out` (stderr to out.err), waits for its first
+ * checkpoint, sends `sig` to rank 1 and waits up to 60 s for the job: its wait status, and
+ * the seconds it took to end in *took (> 60: it did not end, and was killed). */
+static int signal_rank_1(const char *out, int sig, double *took) {
     pid_t job = fork();
     if (job == 0) {
         char cmd[4096];
-        snprintf(cmd, sizeof cmd, "cd '%s' && exec " TWO_RANKS " --set train.out_dir=k "
-                 "--set optim.epochs=1000 2> kill.err", g_dir);
+        snprintf(cmd, sizeof cmd, "cd '%s' && exec " TWO_RANKS " --set train.out_dir=%s "
+                 "--set optim.epochs=1000 2> %s.err", g_dir, out, out);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
     char state[1200];
-    snprintf(state, sizeof state, "%s/k/last/state.json", g_dir);
+    snprintf(state, sizeof state, "%s/%s/last/state.json", g_dir, out);
     pid_t victim = -1;
     for (int i = 0; i < 600 && (victim < 0 || access(state, R_OK) != 0); i++) {
         usleep(100000);
         if (victim < 0) victim = rank_pid(job, 1);
     }
+    if (victim < 0 || access(state, R_OK) != 0) kill(job, SIGKILL);
     cr_assert_gt(victim, 0, "rank 1 of mpirun %d not found", (int)job);
     cr_assert_eq(access(state, R_OK), 0, "no checkpoint written within 60 s");
     usleep(300000);
     double t0 = now_s();
-    kill(victim, SIGKILL);
+    kill(victim, sig);
     int status = 0, waited = 0;
     while (now_s() - t0 < 60 && !(waited = waitpid(job, &status, WNOHANG) == job)) usleep(50000);
-    double took = now_s() - t0;
+    *took = now_s() - t0;
     if (!waited) {
         kill(job, SIGKILL);
         waitpid(job, &status, 0);
+        *took = 1e9;
     }
-    cr_assert(waited && took <= 30, "the job went on %.1f s after kill -9 of rank 1", took);
+    return status;
+}
+
+/* Ctrl-C reaches one rank only: the ranks agree on it in the next reduction, and all stop after
+ * that update with a checkpoint of it (no rank waits forever in an all-reduce). */
+Test(app_dist, a_signal_on_one_rank_stops_every_rank_after_the_same_update) {
+    double took = 0;
+    int status = signal_rank_1("s", SIGTERM, &took);
+    cr_assert(took <= 30, "the job went on %.1f s after SIGTERM to rank 1", took);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 130, "exit %d, expected 130",
+              WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+    double l[4096];
+    int n = losses("s/log.jsonl", l, 4096);
+    char *state = slurp("s/last/state.json");
+    cr_assert_not_null(state);
+    char *step = strstr(state, "\"step\":");
+    cr_assert_not_null(step);
+    cr_expect_eq(atoi(step + 7), n, "the checkpoint is not of the last update (%d): %s", n, state);
+    free(state);
+    cr_expect_eq(sh(TWO_RANKS " --set train.out_dir=s --set optim.epochs=1000 "
+                    "--set train.stop_after=1 --resume"), 130);
+}
+
+Test(app_dist, kill_9_of_a_rank_ends_the_job_and_the_checkpoint_loads) {
+    double took = 0;
+    int status = signal_rank_1("k", SIGKILL, &took);
+    cr_assert(took <= 30, "the job went on %.1f s after kill -9 of rank 1", took);
     cr_expect(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail");
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    char *err = slurp("kill.err");
+    char *err = slurp("k.err");
     cr_assert_not_null(err);
     cr_expect(strstr(err, "rank 1") && strstr(err, host),
               "the message must name rank 1 and host %s:\n%s", host, err);
