@@ -334,3 +334,58 @@ Test(app_dist, kill_9_of_a_rank_ends_the_job_and_the_checkpoint_loads) {
     cr_expect_eq(sh(ONE_RANK " --set train.out_dir=k --set optim.epochs=1000 "
                     "--set train.stop_after=1 --resume"), 130);
 }
+
+/* The 2-rank training again, each rank in its own network namespace with its own host name,
+ * the two joined by a veth pair: the launch (OpenMPI's rsh agent, here `ip netns exec`), the
+ * out-of-band wiring and the gradients cross a network interface as between two machines.
+ * Needs root and iproute2 (skipped otherwise). */
+Test(app_dist, two_ranks_across_network_namespaces_train_the_same_bits) {
+    if (getuid() != 0 || sh("command -v ip > /dev/null") != 0)
+        cr_skip_test("network namespaces need root and iproute2");
+    int id = (int)getpid() % 100000;
+    char a[32], b[32], va[16], vb[16];
+    snprintf(a, sizeof a, "r2t-%d-a", id); /* host names: letters, digits and '-' only */
+    snprintf(b, sizeof b, "r2t-%d-b", id);
+    snprintf(va, sizeof va, "r2t%da", id);
+    snprintf(vb, sizeof vb, "r2t%db", id);
+    if (sh("ip netns add %s 2> /dev/null", a) != 0)
+        cr_skip_test("cannot create network namespaces here (no CAP_SYS_ADMIN)");
+    int ok = sh("ip netns add %s && ip link add %s type veth peer name %s && "
+                "ip link set %s netns %s && ip link set %s netns %s && "
+                "ip -n %s addr add 169.254.77.1/30 dev %s && ip -n %s addr add 169.254.77.2/30 "
+                "dev %s && ip -n %s link set %s up && ip -n %s link set %s up && "
+                "ip -n %s link set lo up && ip -n %s link set lo up",
+                b, va, vb, va, a, vb, b, a, va, b, vb, a, va, b, vb, a, b) == 0;
+    /* the launch agent: "host" = a namespace, entered with its own host name */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/netns-rsh", g_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("#!/bin/sh\nhost=\"$1\"; shift\n"
+          "exec ip netns exec \"$host\" unshare --uts sh -c \"hostname $host && exec $*\"\n", f);
+    fclose(f);
+    ok = ok && sh("chmod +x netns-rsh && printf '%s slots=1\\n%s slots=1\\n' > hosts", a, b) == 0;
+    int rc = -1;
+    if (ok) {
+        cr_assert_eq(sh(ONE_RANK " --set train.out_dir=one"), 0);
+        rc = sh("ip netns exec %s unshare --uts sh -c 'hostname %s && exec mpirun -np 2 "
+                "--hostfile hosts --mca plm_rsh_agent \"$PWD/netns-rsh\" --mca btl tcp,self "
+                BIN TRAIN " --set optim.batch_size=1 --set train.out_dir=two' 2> two.err", a, a);
+        sh("ip -n %s -s link show %s | awk '/RX:/ {getline; print $1}' > rx_bytes", a, va);
+    }
+    sh("ip netns del %s; ip netns del %s", a, b); /* the veth pair goes with them */
+    cr_assert(ok, "could not wire the namespaces");
+    char *err = slurp("two.err");
+    cr_assert_eq(rc, 0, "2 ranks across namespaces failed:\n%s", err ? err : "");
+    char want[128];
+    snprintf(want, sizeof want, "2 host(s) (%s: rank 0, %s: rank 1)", a, b);
+    cr_expect(err && strstr(err, want), "layout: expected '%s' in:\n%s", want, err);
+    free(err);
+    char *rx = slurp("rx_bytes");
+    cr_expect(rx && atol(rx) > 1000000, "only %s bytes crossed the veth pair", rx ? rx : "?");
+    cr_log_info("%ld bytes crossed the veth pair", rx ? atol(rx) : 0L);
+    free(rx);
+    expect_same_losses("one/log.jsonl", "two/log.jsonl", 20);
+    weight_diff d = compare_weights("one/last/model.safetensors", "two/last/model.safetensors");
+    cr_expect(d.identical, "across namespaces: %.3g of %s's scale", d.worst_rel, d.worst_name);
+}
