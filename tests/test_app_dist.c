@@ -389,3 +389,45 @@ Test(app_dist, two_ranks_across_network_namespaces_train_the_same_bits) {
     weight_diff d = compare_weights("one/last/model.safetensors", "two/last/model.safetensors");
     cr_expect(d.identical, "across namespaces: %.3g of %s's scale", d.worst_rel, d.worst_name);
 }
+
+/* ---------------------------------------------------------------- video lists (no MPI) -- */
+static void setup_lists(void) {
+    snprintf(g_dir, sizeof g_dir, "%s/lists_%d", TEST_TMP, (int)getpid());
+    mkdir(g_dir, 0755);
+    cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "
+                        "--max-len 12 --min-action 1 --max-action 4 --max-instances 2 "
+                        "--val-fraction 0.34 --quiet"), 0);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tiny.json", g_dir);
+    FILE *f = fopen(path, "w");
+    fputs(TINY, f);
+    fclose(f);
+}
+
+TestSuite(app_video_list, .init = setup_lists, .fini = teardown, .timeout = 600);
+
+Test(app_video_list, folders_and_list_files_name_the_same_videos_as_paths) {
+    cr_assert_eq(sh(BIN TRAIN " --set train.out_dir=r --set optim.epochs=1"), 0);
+    cr_assert_eq(sh("mkdir -p v && cp data/videos/synth_00001.mp4 data/videos/synth_00004.mp4 v/ "
+                    "&& echo notes > v/readme.txt && printf '# two videos\\n\\n  v/synth_00004.mp4 "
+                    "\\nv/synth_00001.mp4\\n' > list.txt"), 0);
+    cr_assert_eq(sh(BIN " infer --model r v/synth_00001.mp4 v/synth_00004.mp4 --out a.json "
+                    "--quiet"), 0);
+    cr_assert_eq(sh(BIN " infer --model r v --out b.json --quiet"), 0, "a folder (readme.txt is "
+                 "not a video and is left out)");
+    cr_assert_eq(sh(BIN " infer --model r --list list.txt --out c.json --quiet"), 0);
+    cr_expect_eq(sh("cmp a.json b.json"), 0, "folder: other results than the paths");
+    char *a = slurp("a.json"), *c = slurp("c.json");
+    cr_assert(a && c);
+    cr_expect(strstr(c, "synth_00001") && strstr(c, "synth_00004"), "%s", c);
+    free(a);
+    free(c);
+}
+
+Test(app_video_list, bad_lists_and_folders_name_the_file) {
+    cr_assert_eq(sh("mkdir -p empty && echo x > empty/notes.txt"), 0);
+    cr_expect_eq(sh(BIN " infer --model r --list missing.txt 2> e1"), 1);
+    cr_expect_eq(sh("grep -q 'missing.txt: cannot open the list' e1"), 0);
+    cr_expect_eq(sh(BIN " extract --model r empty --out f 2> e2"), 1);
+    cr_expect_eq(sh("grep -q 'empty: no video files in the folder' e2"), 0);
+}
