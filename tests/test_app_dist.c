@@ -226,6 +226,19 @@ Test(app_dist, a_two_rank_checkpoint_resumes_on_one_rank) {
     cr_expect(d.identical, "resumed on one rank: %.3g of %s's scale", d.worst_rel, d.worst_name);
 }
 
+/* A training video that cannot be decoded costs the rank that draws it its clip, nothing more:
+ * that rank joins the reduction with what it has, no rank waits at a collective. */
+Test(app_dist, a_bad_training_video_on_one_rank_is_skipped_without_a_hang) {
+    cr_assert_eq(sh("printf 'not a video' > data/videos/synth_00000.mp4"), 0);
+    cr_assert_eq(sh("timeout 120 " TWO_RANKS " --set train.out_dir=b --set optim.epochs=3 "
+                    "2> b.err"), 0);
+    double l[16];
+    cr_expect_eq(losses("b/log.jsonl", l, 16), 6, "every update ran");
+    char *err = slurp("b.err");
+    cr_expect(err && strstr(err, "skipped a training clip (synth_00000)"), "%s", err);
+    free(err);
+}
+
 /* PID of rank `rank` among mpirun's children (from its OMPI_COMM_WORLD_RANK), or -1. */
 static pid_t rank_pid(pid_t mpirun, int rank) {
     DIR *d = opendir("/proc");
