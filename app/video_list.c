@@ -53,9 +53,9 @@ tal_status tal_video_list_add(tal_video_list *l, const char *arg, tal_err *err) 
         if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) st = push(l, path, err);
     }
     closedir(dir);
-    if (!st) qsort(l->paths + from, (size_t)(l->n - from), sizeof *l->paths, by_name);
     if (!st && l->n == from)
         st = tal_err_set(err, TAL_EINVAL, "%s: no video files in the folder", arg);
+    if (!st) qsort(l->paths + from, (size_t)(l->n - from), sizeof *l->paths, by_name);
     return st;
 }
 

@@ -1,0 +1,80 @@
+/* tests/app_cli.h: what the tests that drive the re2tal binary share: one folder per test
+ * process (g_dir), shell commands run in it, files read from it, and a tiny synthetic set with a
+ * tiny reversible Swin + head config (tiny.json: 4 training videos, 2 validation). */
+#ifndef TAL_TESTS_APP_CLI_H
+#define TAL_TESTS_APP_CLI_H
+
+#include "testlib.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BIN RE2TAL_BIN " --threads 1"
+#define DATA "--set data.annotations=data/annotations.json --set data.videos=data/videos"
+
+static char g_dir[1024];
+
+/* Runs a shell command in the test folder; returns the exit status. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2), unused));
+static int sh(const char *fmt, ...) {
+    char cmd[8192], full[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "cd '%s' && %s", g_dir, cmd);
+    int rc = system(full);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+/* A file of the test folder, whole (caller frees), or NULL. */
+static __attribute__((unused)) char *slurp(const char *name) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc(1, (size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
+    fclose(f);
+    return s;
+}
+
+static const char *TINY =
+    "{\n"
+    "  \"data\": {\"sampler\": \"resize\", \"frames\": 16, \"resize_len\": 8, \"short_side\": 32,"
+    " \"crop\": 32, \"rrc_scale_min\": 0, \"flip\": 0.5, \"prefetch\": 2},\n"
+    "  \"backbone\": {\"preset\": \"swin_small_test\", \"embed_dim\": 16, \"depths\": [2, 2],"
+    " \"heads\": [1, 2], \"window\": [4, 4, 4], \"drop_path_rate\": 0.1, \"mode\": \"reversible\"},\n"
+    "  \"head\": {\"channels\": 32, \"n_head\": 2, \"arch\": [2, 1, 2], \"init_loss_norm\": 4,"
+    " \"max_seg_num\": 20},\n"
+    "  \"optim\": {\"epochs\": 3, \"batch_size\": 2, \"lr_head\": 0.001, \"lr_backbone\": 0.0005,"
+    " \"warmup_epochs\": 1, \"ema_decay\": 0.9},\n"
+    "  \"train\": {\"seed\": 3, \"eval_every\": 0, \"checkpoint_every\": 1},\n"
+    "  \"eval\": {\"tiou\": [0.3, 0.5, 0.7]}\n"
+    "}\n";
+
+/* Makes TEST_TMP/<prefix>_<pid> with data/ (6 synthetic videos) and tiny.json. */
+static __attribute__((unused)) void app_make_tiny_set(const char *prefix) {
+    snprintf(g_dir, sizeof g_dir, "%s/%s_%d", TEST_TMP, prefix, (int)getpid());
+    mkdir(g_dir, 0755);
+    cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "
+                        "--max-len 12 --min-action 1 --max-action 4 --max-instances 2 "
+                        "--val-fraction 0.34 --quiet"), 0);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tiny.json", g_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(TINY, f);
+    fclose(f);
+}
+
+static __attribute__((unused)) void app_remove_dir(void) { sh("cd .. && rm -rf '%s'", g_dir); }
+
+#endif
