@@ -13,8 +13,9 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: re2tal infer --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] [--out results.json]\n"
-            "                    [--srt DIR] [--classifier FILE [--classifier-topk K]] [--quiet]\n\n"
+            "usage: re2tal infer --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE]\n"
+            "                    [--out results.json] [--srt DIR]\n"
+            "                    [--classifier FILE [--classifier-topk K]] [--quiet]\n\n"
             "Finds action segments in raw videos with a trained model (a run folder of re2tal\n"
             "train: best/ weights, else last/), any length: test windows are decoded one after\n"
             "another, so memory stays bounded. Writes ActivityNet results JSON (default\n"
@@ -23,7 +24,8 @@ static void usage(FILE *out) {
             "A class-agnostic model (data.class_agnostic 1, the ActivityNet recipe) finds\n"
             "\"action\" segments; --classifier FILE (video-level class scores, the CUHK JSON\n"
             "format {\"class\": [...], \"results\": {id: [scores]}}) turns each into the video's\n"
-            "top K classes (default 2), score x class score. Default: the run's eval.classifier.\n\n"
+            "top K classes (default 2), score x class score. Default: the run's\n"
+            "eval.classifier.\n\n"
             "Videos: files, folders (their video files in name order) and --list FILE (one path\n"
             "per line). Under `mpirun -np N` each rank takes a share balanced by duration and\n"
             "writes its videos' subtitles; rank 0 writes the results file, the same bytes as one\n"

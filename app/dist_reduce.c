@@ -7,6 +7,7 @@
 #include "app/dist.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,7 +40,9 @@ struct tal_dist_reducer {
     int nb;
     int next_start;          /* buckets start in the fixed order 0, 1, ... on every rank */
     int next_sum;            /* deterministic: next bucket whose first collective may be done */
-    int armed, ready_from;   /* notices count while armed; gradients [ready_from, count) final */
+    int armed;               /* notices count while armed (2), or only reduce() sends (1) */
+    uint8_t *ready;          /* [count]: reported final, or frozen (never written) */
+    int ready_from;          /* gradients [ready_from, count) are all final */
     const float *stash;      /* armed with the update's earlier clips set aside: added back */
     float *span;             /* start of the gradient span the stash mirrors */
     float *tmp_all;
@@ -104,11 +107,14 @@ static int progress(tal_dist_reducer *r) {
     return MPI_SUCCESS;
 }
 
-/* The backward's notice: gradients [first, count) are final. */
-static void on_grads_ready(void *ctx, int first) {
+/* The backward's notice: gradients [first, end) are final. A bucket may go once every gradient
+ * from its first parameter up is final, so the buckets start in their fixed order whatever order
+ * the backward reports in; what it never reports waits for its end. */
+static void on_grads_ready(void *ctx, int first, int end) {
     tal_dist_reducer *r = ctx;
     if (r->armed != 2) return;
-    if (first < r->ready_from) r->ready_from = first;
+    for (int i = first; i < end; i++) r->ready[i] = 1;
+    while (r->ready_from > 0 && r->ready[r->ready_from - 1]) r->ready_from--;
     int rc = MPI_SUCCESS;
     while (rc == MPI_SUCCESS && r->next_start < r->nb && r->b[r->next_start].first >= r->ready_from)
         rc = start_bucket(r, &r->b[r->next_start++]);
@@ -119,6 +125,13 @@ static void on_grads_ready(void *ctx, int first) {
         fprintf(stderr, "re2tal: %s\n", err.msg);
         tal_dist_abort(1);
     }
+}
+
+static void reset_ready(tal_dist_reducer *r) {
+    int count = tal_params_count(r->p);
+    for (int i = 0; i < count; i++) r->ready[i] = !tal_params_at(r->p, i)->trainable;
+    r->ready_from = count;
+    while (r->ready_from > 0 && r->ready[r->ready_from - 1]) r->ready_from--;
 }
 
 static tal_status reduce(void *ctx, tal_params *p, double *vals, int n, tal_err *err) {
@@ -140,7 +153,7 @@ static tal_status reduce(void *ctx, tal_params *p, double *vals, int n, tal_err 
     r->next_start = r->next_sum = 0;
     r->armed = 0;
     r->stash = NULL;
-    r->ready_from = tal_params_count(p);
+    reset_ready(r);
     if (rc != MPI_SUCCESS) return mpi_error(err, rc, "gradient all-reduce");
     tal_status st = tal_dist_sum(vals, n, err);
     r->wait_s += now_s() - t0;
@@ -159,11 +172,12 @@ tal_status tal_dist_reducer_create(tal_dist_reducer **out, tal_params *p,
     r->o = *o;
     r->rank = tal_dist_shard().rank;
     r->world = tal_dist_shard().world;
-    r->ready_from = count;
     r->span = tal_params_grad_span(p).data;
     r->c1 = r->c2 = MPI_COMM_NULL;
     r->b = calloc((size_t)count + 1, sizeof *r->b);
-    if (!r->b) goto nomem;
+    r->ready = calloc((size_t)count + 1, 1);
+    if (!r->b || !r->ready) goto nomem;
+    reset_ready(r);
     /* buckets from the last parameter back; each a span of the gradient arena */
     size_t limit = (size_t)(o->bucket_mb * 1e6), tmp_floats = 0;
     if (limit < 4) limit = 4;
@@ -234,6 +248,7 @@ void tal_dist_reducer_destroy(tal_dist_reducer *r) {
     if (r->c2 != MPI_COMM_NULL) MPI_Comm_free(&r->c2);
     for (int i = 0; r->b && i < r->nb; i++) free(r->b[i].counts);
     free(r->b);
+    free(r->ready);
     free(r->tmp_all);
     free(r);
 }

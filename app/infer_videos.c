@@ -139,11 +139,14 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
         int vi = idx[k];
         const tal_video_anno *v = &d->ds->videos[vi];
         tal_err e = {0};
-        tal_status s = d->paths[vi] ? tal_model_infer_video(m, rc, d->paths[vi], v, video, &dets[k], &e)
-                                    : tal_err_set(&e, TAL_EIO, "video %s: no file", v->id);
-        if (!s && clf) s = fuse_classifier(clf, v->id, class_scores, rc->classifier_topk, &dets[k], &e);
+        tal_status s = d->paths[vi]
+                           ? tal_model_infer_video(m, rc, d->paths[vi], v, video, &dets[k], &e)
+                           : tal_err_set(&e, TAL_EIO, "video %s: no file", v->id);
+        if (!s && clf)
+            s = fuse_classifier(clf, v->id, class_scores, rc->classifier_topk, &dets[k], &e);
         if (s) {
-            if (sh.world == 1) tal_progress_message(&bar, "warning: skipped video %s: %s", v->id, e.msg);
+            if (sh.world == 1) /* ranks: rank 0 reports every skip, in order, below */
+                tal_progress_message(&bar, "warning: skipped video %s: %s", v->id, e.msg);
             tal_dets_free(&dets[k]);
             msgs[k] = strdup(e.msg);
             TAL_ASSERT_MSG(msgs[k], "out of memory");

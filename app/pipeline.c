@@ -210,7 +210,8 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
         }
     }
     tal_head_backward(m->head, m->dfeats_head);
-    tal_params_grads_ready(m->params, m->head_first_param); /* the backbone's blocks say theirs */
+    /* the head's gradients are final; the backbone reports its blocks and layers as it goes */
+    tal_params_grads_ready(m->params, m->head_first_param, tal_params_count(m->params));
     tal_backbone_resize_backward(m->dfeats, m->dfeats_head);
     if (chunked(m)) {
         tal_backbone_backward_chunked(m->bb, m->dfeats, video5(m, video));
@@ -218,7 +219,7 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
     } else {
         tal_backbone_backward(m->bb, m->dfeats, &st->recon_err);
     }
-    tal_params_grads_ready(m->params, 0); /* the stem's and every other gradient */
+    tal_params_grads_ready(m->params, 0, tal_params_count(m->params)); /* all: the stem too */
     return TAL_OK;
 }
 

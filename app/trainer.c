@@ -255,7 +255,8 @@ static void log_update(trainer *t, int epoch, const tal_update_acc *a,
                  1e3 * tal_dist_reducer_take_wait_s(t->dist));
     snprintf(line, sizeof line,
              "{\"epoch\": %d, \"step\": %lld, \"loss\": %.6f, \"cls\": %.6f, \"reg\": %.6f, "
-             "\"lr_scale\": %.6g, \"grad_norm\": %.4f, \"recon_err\": %.3g, \"peak_rss\": %lld%s%s}",
+             "\"lr_scale\": %.6g, \"grad_norm\": %.4f, \"recon_err\": %.3g, "
+             "\"peak_rss\": %lld%s%s}",
              epoch + 1, (long long)t->ts.step, n ? a->loss / n : NAN, n ? a->cls / n : NAN,
              n ? a->reg / n : NAN, r->lr_scale, r->grad_norm, a->recon_max,
              (long long)tal_peak_rss_bytes(), ranks, r->applied ? "" : ", \"skipped\": true");

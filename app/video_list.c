@@ -42,7 +42,8 @@ tal_status tal_video_list_add(tal_video_list *l, const char *arg, tal_err *err) 
     struct stat sb;
     if (stat(arg, &sb) != 0 || !S_ISDIR(sb.st_mode)) return push(l, arg, err);
     DIR *dir = opendir(arg);
-    if (!dir) return tal_err_set(err, TAL_EIO, "%s: cannot read the folder: %s", arg, strerror(errno));
+    if (!dir)
+        return tal_err_set(err, TAL_EIO, "%s: cannot read the folder: %s", arg, strerror(errno));
     int from = l->n;
     tal_status st = TAL_OK;
     struct dirent *e;

@@ -333,6 +333,7 @@ void swin_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
                                        dm4n, pv->m4, bb_value(p, pv->ds_norm_w), pv->mmean,
                                        pv->mrstd);
                 merge_scatter(dy, dm4, B * pv->D, pv->H, pv->W, C);
+                tal_params_grads_ready(p, pv->ds_norm_w, pv->ds_red_w + 1); /* PatchMerging */
             }
         } else {
             int64_t C0 = c->embed_dim, S = (int64_t)st->D * st->H * st->W;

@@ -55,9 +55,12 @@ rate() {
 }
 
 # mean reduce_wait_ms of the last run's log (rank 0)
-wait_ms() { grep -o '"reduce_wait_ms": [0-9.]*' run/log.jsonl | awk '{s += $2} END {printf "%.1f", s / NR}'; }
+wait_ms() {
+  grep -o '"reduce_wait_ms": [0-9.]*' run/log.jsonl | awk '{s += $2} END {printf "%.1f", s / NR}'
+}
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(mpirun --version | head -1)"
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "machine: $(nproc) cores, $cpu, $(mpirun --version | head -1), load $(cut -d' ' -f1-3 /proc/loadavg)"
 demo="$here/../configs/demo.json"
 if [[ " $parts " == *" 1 "* ]]; then
 echo "-- 1. training: 2 ranks x 1 thread vs 1 rank x 2 threads (demo model, global batch 2, updates $u1 -> $u2)"

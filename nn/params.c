@@ -118,9 +118,9 @@ void tal_params_set_grads_ready(tal_params *p, tal_grads_ready_fn fn, void *ctx)
     p->on_ready_ctx = ctx;
 }
 
-void tal_params_grads_ready(tal_params *p, int first) {
-    TAL_ASSERT(first >= 0 && first <= p->count);
-    if (p->on_ready) p->on_ready(p->on_ready_ctx, first);
+void tal_params_grads_ready(tal_params *p, int first, int end) {
+    TAL_ASSERT(first >= 0 && first <= end && end <= p->count);
+    if (p->on_ready) p->on_ready(p->on_ready_ctx, first, end);
 }
 
 /* Eight independent double accumulators: the compiler vectorises them, where one running sum
