@@ -154,6 +154,32 @@ Test(app_dist, deterministic_reduction_gives_the_same_bits_whatever_the_buckets)
     expect_same_losses("c1/log.jsonl", "c2/log.jsonl", 20);
 }
 
+/* The backward reports gradients final in its own order (SlowFast runs both pathways stage by
+ * stage, not in declaration order): buckets sent early must hold final gradients, so tiny
+ * buckets sent during the backward give the bits of one bucket sent after it. Batch 2 per rank:
+ * the earlier clip's gradients are added back bucket by bucket too. */
+Test(app_dist, early_buckets_hold_final_gradients_on_every_backbone) {
+    const char *backbones[] = {
+        "--set backbone.preset=resnet3d_small --set backbone.depths=[2,2]",
+        "--set backbone.preset=slowfast_r50 --set backbone.depths=[2,2] "
+        "--set backbone.embed_dim=8",
+    };
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(sh(MPIRUN BIN TRAIN " %s --set optim.epochs=1 --set optim.batch_size=2 "
+                        "--set train.out_dir=e%d --set train.bucket_mb=0.001", backbones[i], i),
+                     0, "%s", backbones[i]);
+        cr_assert_eq(sh(MPIRUN BIN TRAIN " %s --set optim.epochs=1 --set optim.batch_size=2 "
+                        "--set train.out_dir=l%d --set train.bucket_mb=100 "
+                        "--set train.overlap_reduce=0", backbones[i], i), 0, "%s", backbones[i]);
+        char a[64], b[64];
+        snprintf(a, sizeof a, "e%d/last/model.safetensors", i);
+        snprintf(b, sizeof b, "l%d/last/model.safetensors", i);
+        weight_diff d = compare_weights(a, b);
+        cr_expect(d.identical, "%s: early buckets differ by %.3g of %s's scale", backbones[i],
+                  d.worst_rel, d.worst_name);
+    }
+}
+
 Test(app_dist, sharded_infer_and_extract_equal_one_process) {
     cr_assert_eq(sh(BIN TRAIN " --set train.out_dir=r --set optim.epochs=2"), 0);
     cr_assert_eq(sh("printf 'not a video' > data/videos/broken.mp4 && ls data/videos/synth_*.mp4 "
