@@ -6,11 +6,9 @@
 
 #include "testlib.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define BIN RE2TAL_BIN " --threads 1"
@@ -18,33 +16,9 @@
 
 static char g_dir[1024];
 
-/* Runs a shell command in the test folder; returns the exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2), unused));
-static int sh(const char *fmt, ...) {
-    char cmd[8192], full[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "cd '%s' && %s", g_dir, cmd);
-    int rc = system(full);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
-
-/* A file of the test folder, whole (caller frees), or NULL. */
-static __attribute__((unused)) char *slurp(const char *name) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc(1, (size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
-    fclose(f);
-    return s;
-}
+/* Shell commands and files in the test folder (testlib's helpers). */
+#define sh(...) test_sh_in(g_dir, __VA_ARGS__)
+#define slurp(name) test_slurp_in(g_dir, name)
 
 static const char *TINY =
     "{\n"
