@@ -35,6 +35,16 @@ static const char *TINY =
     "  \"eval\": {\"tiou\": [0.3, 0.5, 0.7]}\n"
     "}\n";
 
+/* Writes text to the test folder's file `name`. */
+static __attribute__((unused)) void app_write_file(const char *name, const char *text) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
 /* Makes TEST_TMP/<prefix>_<pid> with data/ (6 synthetic videos) and tiny.json. */
 static __attribute__((unused)) void app_make_tiny_set(const char *prefix) {
     snprintf(g_dir, sizeof g_dir, "%s/%s_%d", TEST_TMP, prefix, (int)getpid());
@@ -42,12 +52,7 @@ static __attribute__((unused)) void app_make_tiny_set(const char *prefix) {
     cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "
                         "--max-len 12 --min-action 1 --max-action 4 --max-instances 2 "
                         "--val-fraction 0.34 --quiet"), 0);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/tiny.json", g_dir);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "%s", path);
-    fputs(TINY, f);
-    fclose(f);
+    app_write_file("tiny.json", TINY);
 }
 
 static __attribute__((unused)) void app_remove_dir(void) { sh("cd .. && rm -rf '%s'", g_dir); }

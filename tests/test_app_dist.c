@@ -32,14 +32,10 @@ static void setup(void) {
     /* OpenMPI never frees what MPI_Init allocates and unloads its plugins at MPI_Finalize: those
      * leaks are suppressed by library, which needs the slow unwinder to see libmpi on their
      * stacks (every leak of ours is still reported) */
-    char supp[1200], opts[2048];
-    snprintf(supp, sizeof supp, "%s/lsan-mpi.supp", g_dir);
-    FILE *f = fopen(supp, "w");
-    cr_assert_not_null(f);
-    fputs("leak:libmpi.so\nleak:libopen-pal.so\nleak:libopen-rte.so\nleak:libpmix.so\n"
-          "leak:libhwloc.so\nleak:libevent\nleak:mca_\n", f);
-    fclose(f);
-    snprintf(opts, sizeof opts, "suppressions=%s", supp);
+    app_write_file("lsan-mpi.supp", "leak:libmpi.so\nleak:libopen-pal.so\nleak:libopen-rte.so\n"
+                   "leak:libpmix.so\nleak:libhwloc.so\nleak:libevent\nleak:mca_\n");
+    char opts[2048];
+    snprintf(opts, sizeof opts, "suppressions=%s/lsan-mpi.supp", g_dir);
     setenv("LSAN_OPTIONS", opts, 1);
     const char *asan = getenv("ASAN_OPTIONS");
     snprintf(opts, sizeof opts, "%s%sfast_unwind_on_malloc=0", asan ? asan : "", asan ? ":" : "");
@@ -359,13 +355,8 @@ Test(app_dist, two_ranks_across_network_namespaces_train_the_same_bits) {
                 "ip -n %s link set lo up && ip -n %s link set lo up",
                 b, va, vb, va, a, vb, b, a, va, b, vb, a, va, b, vb, a, b) == 0;
     /* the launch agent: "host" = a namespace, entered with its own host name */
-    char path[1200];
-    snprintf(path, sizeof path, "%s/netns-rsh", g_dir);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs("#!/bin/sh\nhost=\"$1\"; shift\n"
-          "exec ip netns exec \"$host\" unshare --uts sh -c \"hostname $host && exec $*\"\n", f);
-    fclose(f);
+    app_write_file("netns-rsh", "#!/bin/sh\nhost=\"$1\"; shift\nexec ip netns exec \"$host\" "
+                   "unshare --uts sh -c \"hostname $host && exec $*\"\n");
     ok = ok && sh("chmod +x netns-rsh && printf '%s slots=1\\n%s slots=1\\n' > hosts", a, b) == 0;
     int rc = -1;
     if (ok) {
