@@ -10,7 +10,8 @@
 # Rates come from two run lengths (U1 and U2 updates): (U2 - U1) x global batch / (t2 - t1), so
 # start-up (model, data, MPI) cancels; the training rates are the best of DIST_ROUNDS rounds that
 # alternate the two layouts (other work on the machine only ever slows a run down).
-# Environment: DIST_UPDATES="U1 U2", DIST_ROUNDS (3), DIST_REPS (5), DIST_PARTS ("1 2 3").
+# Environment: DIST_UPDATES="U1 U2", DIST_ROUNDS (3), DIST_REPS (5), DIST_PARTS ("1 2 3"),
+# DIST_SPIN (1).
 set -euo pipefail
 build="$(cd "${1:-build}" && pwd)"
 bin="$build/app/re2tal"
@@ -24,6 +25,7 @@ read -r u1 u2 <<< "${DIST_UPDATES:-4 12}"
 reps="${DIST_REPS:-5}"
 rounds="${DIST_ROUNDS:-3}"
 parts="${DIST_PARTS:-1 2 3}"
+spin="${DIST_SPIN:-1}" # 0: leave out 1 rank x 2 threads with OpenMP's default (spinning) wait
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -63,23 +65,33 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "machine: $(nproc) cores, $cpu, $(mpirun --version | head -1), load $(cut -d' ' -f1-3 /proc/loadavg)"
 demo="$here/../configs/demo.json"
 if [[ " $parts " == *" 1 "* ]]; then
-echo "-- 1. training: 2 ranks x 1 thread vs 1 rank x 2 threads (demo model, global batch 2, updates $u1 -> $u2)"
+echo "-- 1. training: 2 ranks x 1 thread vs 1 rank x 2 threads (demo model, global batch 2, runs of $u2 updates)"
 # 1 rank x 2 threads twice: OpenMP's default wait policy spins at barriers, which collapses
-# when other processes hold the cores; PASSIVE sleeps instead. The best of both is the baseline.
+# when other processes hold the cores; PASSIVE sleeps instead. Rates of whole runs of U2 updates
+# (start-up included: it counts against the ranks, whose MPI start is the slower), median of the
+# rounds: two-length differences blow up when one run of a pair is slowed by other work.
+whole() { # samples/s of one run of $u2 updates; $1: global batch, the rest: the command
+  local batch="$1"; shift
+  awk -v t="$(timed "$u2" "$@")" -v n=$((u2 * batch)) 'BEGIN {print n / t}'
+}
 ones=() passive=() twos=()
 for ((i = 0; i < rounds; i++)); do
-  ones+=("$(rate 2 "$bin" --threads 2 train "$demo" --set optim.batch_size=2)")
-  passive+=("$(OMP_WAIT_POLICY=PASSIVE rate 2 "$bin" --threads 2 train "$demo" \
+  [[ "$spin" == 1 ]] && ones+=("$(whole 2 "$bin" --threads 2 train "$demo" --set optim.batch_size=2)")
+  passive+=("$(OMP_WAIT_POLICY=PASSIVE whole 2 "$bin" --threads 2 train "$demo" \
                --set optim.batch_size=2)")
-  twos+=("$(rate 2 $mpi -np 2 "$bin" --threads 1 train "$demo" --set optim.batch_size=1)")
+  twos+=("$(whole 2 $mpi -np 2 "$bin" --threads 1 train "$demo" --set optim.batch_size=1)")
 done
-best() { printf '%s\n' "$@" | sort -g | tail -1; }
-one=$(best "${ones[@]}" "${passive[@]}") two=$(best "${twos[@]}")
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+one=0
+[[ ${#ones[@]} -gt 0 ]] && one=$(median "${ones[@]}")
+pas=$(median "${passive[@]}") two=$(median "${twos[@]}")
+base=$(awk -v a="${one:-0}" -v b="$pas" 'BEGIN {print (a > b ? a : b)}')
 list() { local IFS=,; echo "$*"; }
-printf '{"bench": "dist_train", "one_rank_2_threads_sps": [%s], "passive_wait_sps": [%s], ' \
-  "$(list "${ones[@]}")" "$(list "${passive[@]}")"
-printf '"two_ranks_1_thread_sps": [%s], "best_ratio": %.3f, "goal": 0.9}\n' \
-  "$(list "${twos[@]}")" "$(awk "BEGIN {print $two / $one}")"
+printf '{"bench": "dist_train", "updates": %d, "one_rank_2_threads_sps": [%s], ' "$u2" \
+  "$(list "${ones[@]}")"
+printf '"passive_wait_sps": [%s], "two_ranks_1_thread_sps": [%s], ' "$(list "${passive[@]}")" \
+  "$(list "${twos[@]}")"
+printf '"median_ratio": %.3f, "goal": 0.9}\n' "$(awk "BEGIN {print $two / $base}")"
 fi
 
 if [[ " $parts " == *" 2 "* ]]; then
