@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void fixture_load(fixture *fx, const char *name) {
     memset(fx, 0, sizeof *fx);
@@ -114,4 +115,10 @@ const char *test_tmp_path(const char *name) {
     static char buf[1024];
     snprintf(buf, sizeof buf, "%s/%s", TEST_TMP, name);
     return buf;
+}
+
+void test_require_binary(void) {
+    cr_assert(access(RE2TAL_BIN, X_OK) == 0,
+              "%s is not built or not executable: the CLI tests depend on the re2tal target",
+              RE2TAL_BIN);
 }

@@ -46,6 +46,10 @@ void test_numeric_grad(tal_tensor grad, tal_tensor x, test_scalar_fn f, void *ct
 /* Sum of w * y over all elements, in double (the usual "loss" for gradient checks). */
 double test_dot(tal_tensor y, tal_tensor w);
 
+/* Fails the test unless the re2tal binary (RE2TAL_BIN) is built. Every test that runs it
+ * depends on it in CMake, so a missing binary is a broken build, never a reason to skip. */
+void test_require_binary(void);
+
 /* A path under the build's tests/tmp for this test's files: TEST_TMP "/<name>". */
 const char *test_tmp_path(const char *name);
 
