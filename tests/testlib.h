@@ -22,12 +22,25 @@ float fixture_scalar(const fixture *fx, const char *tensor_name);
 int fixture_has(const fixture *fx, const char *tensor_name);
 void fixture_free(fixture *fx);
 
-/* Asserts |got - want| <= atol + rtol * |want| elementwise (and equal shapes); on failure
- * prints the worst index, both values and the maximum error. `what` names the quantity. */
+/* Asserts equal shapes (ndim and every dim), then |got - want| <= atol + rtol * |want|
+ * elementwise. Non-finite expected values are matched exactly: +-inf only by the same infinity,
+ * NaN only by NaN (and a finite expected value by no inf or NaN). Both tensors must be on the
+ * host. On failure prints the worst index, both values and the maximum error; `what` names the
+ * quantity. */
 void expect_close_impl(const char *what, tal_tensor got, tal_tensor want, double atol, double rtol,
                        const char *file, int line);
 #define expect_close(got, want, atol, rtol)                                                   \
     expect_close_impl(#got, (got), (want), (atol), (rtol), __FILE__, __LINE__)
+
+/* What expect_close judges, without asserting (so its own test can check it): whether the
+ * shapes agree and, if they do, how many elements are out of tolerance, the worst one's flat
+ * index (-1 if none) and the largest |got - want| that is not NaN. */
+typedef struct test_closeness {
+    int same_shape;
+    int64_t n_bad, worst;
+    double max_abs_err;
+} test_closeness;
+test_closeness test_compare(tal_tensor got, tal_tensor want, double atol, double rtol);
 
 /* Heap tensors for tests (freed with test_free_all at the end of the test, or leaked into the
  * forked test process' exit: Criterion runs each test in its own process). */
