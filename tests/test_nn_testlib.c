@@ -71,3 +71,49 @@ Test(nn_testlib, reports_the_worst_element_and_the_count) {
     cr_expect_eq(c.worst, -1, "exact equality passes a zero tolerance");
     test_free_all();
 }
+
+/* Sum of a[i] * b[i] in float: forwards, backwards, or in blocks of 16 added at the end (how a
+ * blocked kernel orders it). */
+static float dot_in_order(const float *a, const float *b, int n, int order) {
+    float s = 0;
+    if (order == 0)
+        for (int i = 0; i < n; i++) s += a[i] * b[i];
+    if (order == 1)
+        for (int i = n - 1; i >= 0; i--) s += a[i] * b[i];
+    if (order == 2)
+        for (int i0 = 0; i0 < n; i0 += 16) {
+            float block = 0;
+            for (int i = i0; i < n && i < i0 + 16; i++) block += a[i] * b[i];
+            s += block;
+        }
+    return s;
+}
+
+/* The bound holds for sums reordered as threads and kernels do, and a lost product breaks it. */
+Test(nn_testlib, reorder_atol_covers_summation_order_not_a_lost_product) {
+    const int sizes[5] = {3, 27, 216, 1200, 2400};
+    double worst_ratio = 0;
+    for (int s = 0; s < 5; s++) {
+        int n = sizes[s];
+        double atol = test_reorder_atol(n);
+        for (int trial = 0; trial < 200; trial++) {
+            tal_tensor a = test_tensor(1, (int64_t[]){n}), b = test_tensor(1, (int64_t[]){n});
+            test_fill_uniform(a, 1000 + 2 * trial);
+            test_fill_uniform(b, 1001 + 2 * trial);
+            float sums[3];
+            int largest = 0;
+            for (int o = 0; o < 3; o++) sums[o] = dot_in_order(a.data, b.data, n, o);
+            for (int i = 1; i < n; i++)
+                if (fabsf(a.data[i] * b.data[i]) > fabsf(a.data[largest] * b.data[largest]))
+                    largest = i;
+            for (int o = 1; o < 3; o++) {
+                double diff = fabs((double)sums[o] - sums[0]);
+                if (diff / atol > worst_ratio) worst_ratio = diff / atol;
+            }
+            float lost = sums[0] - a.data[largest] * b.data[largest];
+            cr_assert_gt(fabs((double)lost - sums[0]), atol, "n %d: a lost product must show", n);
+            test_free_all();
+        }
+    }
+    cr_expect_lt(worst_ratio, 1.0, "reordered sums differ by %.2f of the bound", worst_ratio);
+}

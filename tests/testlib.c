@@ -1,6 +1,7 @@
 /* tests/testlib.c: fixture loading, tolerant comparison and finite differences for tests. */
 #include "testlib.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,10 @@ void expect_close_impl(const char *what, tal_tensor got, tal_tensor want, double
                        file, line, what, (long long)c.n_bad, (long long)tal_tensor_numel(got),
                        atol, rtol, index_str(got, c.worst, si, sizeof si), (long long)c.worst,
                        got.data[c.worst], want.data[c.worst], c.max_abs_err);
+}
+
+double test_reorder_atol(int64_t n_products) {
+    return FLT_EPSILON * sqrt((double)n_products) * (double)n_products;
 }
 
 #define MAX_TEST_ALLOCS 4096

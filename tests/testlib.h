@@ -42,6 +42,17 @@ typedef struct test_closeness {
 } test_closeness;
 test_closeness test_compare(tal_tensor got, tal_tensor want, double atol, double rtol);
 
+/* atol for two results that each sum the same n products of values in [-1, 1) in different
+ * orders (threads split the sums, kernels block them differently): fp32 eps * sqrt(n) * n.
+ * Each addition rounds by up to eps times the running sum; with random signs n of them add up
+ * to about eps * sqrt(n) times the running sums' size (Higham & Mary's probabilistic bound), and
+ * a running sum is at most the sum of the products' magnitudes, < n. (Their typical size,
+ * sqrt(n) / 3, is too tight: conv3d's 216-term sums differ by 1.3e-5 over 19,200 outputs, 78%
+ * of that bound.) Use it with rtol 0: rounding follows the running sums, not the final value (a
+ * sum that cancels to ~0 rounds as much as one that does not). A real bug (a lost or doubled
+ * partial sum) moves elements by about one product, ~0.25, far above it (n = 2400: 1.4e-2). */
+double test_reorder_atol(int64_t n_products);
+
 /* Heap tensors for tests (freed with test_free_all at the end of the test, or leaked into the
  * forked test process' exit: Criterion runs each test in its own process). */
 tal_tensor test_tensor(int ndim, const int64_t *shape);
