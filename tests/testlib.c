@@ -150,9 +150,9 @@ double test_dot(tal_tensor y, tal_tensor w) {
     return s;
 }
 
-const char *test_tmp_path(const char *name) {
+const char *test_tmp_path_in(const char *dir, const char *name) {
     static char buf[1024];
-    snprintf(buf, sizeof buf, "%s/%s", TEST_TMP, name);
+    snprintf(buf, sizeof buf, "%s/%s", dir, name);
     return buf;
 }
 

@@ -74,7 +74,9 @@ double test_dot(tal_tensor y, tal_tensor w);
  * depends on it in CMake, so a missing binary is a broken build, never a reason to skip. */
 void test_require_binary(void);
 
-/* A path under the build's tests/tmp for this test's files: TEST_TMP "/<name>". */
-const char *test_tmp_path(const char *name);
+/* A path in this test binary's own scratch folder, TEST_TMP "/<name>" (TEST_TMP is
+ * build/tests/tmp/<binary>, defined per binary, hence the macro). Static buffer. */
+#define test_tmp_path(name) test_tmp_path_in(TEST_TMP, (name))
+const char *test_tmp_path_in(const char *dir, const char *name);
 
 #endif
