@@ -200,7 +200,8 @@ Test(nn_conv, conv3d_one_and_two_threads_agree) {
     }
     /* The threads sum in other orders. Terms per output: conv y Ci*27 + bias, dx Co*27, dW and
      * db B*T*H*W; patch y Ci*2*4*4 + bias, dx Co, dW B*(T/2)*(H/4)*(W/4). (At 1e-5 + 1e-5 * |y|,
-     * conv y passed here by luck: the same 216-term sums differ by 1.3e-5 in test_nn_conv_cases.) */
+     * conv y passed here by luck: the same 216-term sums differ by 1.3e-5 in
+     * test_nn_conv_cases.) */
     const int64_t positions = B * T * H * W;
     expect_close(y[1], y[0], test_reorder_atol(Ci * 27 + 1), 0);
     expect_close(dx[1], dx[0], test_reorder_atol(Co * 27), 0);
