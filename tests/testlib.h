@@ -79,4 +79,12 @@ void test_require_binary(void);
 #define test_tmp_path(name) test_tmp_path_in(TEST_TMP, (name))
 const char *test_tmp_path_in(const char *dir, const char *name);
 
+/* Writes text to test_tmp_path(name); returns that path, valid for the next 7 calls. */
+#define test_write_tmp(name, text) test_write_tmp_in(TEST_TMP, (name), (text))
+const char *test_write_tmp_in(const char *dir, const char *name, const char *text);
+/* Runs a shell command in folder `dir`; returns its exit status (128 + signal if killed). */
+int test_sh_in(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The contents of dir/name (caller frees), or NULL if it cannot be read. */
+char *test_slurp_in(const char *dir, const char *name);
+
 #endif
