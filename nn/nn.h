@@ -1,6 +1,7 @@
 /* nn/nn.h: re2tal's numeric core: errors, tensor views, arenas and the memory planner, the ops
- * (forward and backward, CPU now; a CUDA twin slots in beside each behind the same function),
- * parameters, AdamW, checkpoints (safetensors) and thread control.
+ * (forward and backward; each runs on the device of its tensors: the CPU code in <op>.c, the CUDA
+ * twin beside it in <op>.cu), parameters, AdamW, checkpoints (safetensors), thread control, the
+ * GPU context and the precision mode.
  * Conventions: outputs first, then inputs, then what forward saved; shapes come from the
  * tensors. "accumulates" means +=, "writes" means =. An empty tensor (data == NULL) means
  * "not wanted" for an optional output and "absent" for an optional input. */
@@ -10,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" { /* the CUDA sources (.cu) are C++ */
+#endif
 
 /* ---------------------------------------------------------------- errors ---------------- */
 typedef enum {
@@ -70,7 +75,7 @@ tal_tensor tal_t5(float *data, int64_t d0, int64_t d1, int64_t d2, int64_t d3, i
 tal_tensor tal_t6(float *data, int64_t d0, int64_t d1, int64_t d2, int64_t d3, int64_t d4,
                   int64_t d5);
 static inline tal_tensor tal_tensor_none(void) {
-    tal_tensor t = {0};
+    tal_tensor t = {NULL, {0}, 0, TAL_DEV_CPU}; /* every field named: C++ (.cu) reads it too */
     return t;
 }
 static inline int tal_tensor_present(tal_tensor t) { return t.data != NULL; }
@@ -98,6 +103,11 @@ const char *tal_tensor_shape_str(tal_tensor t, char *buf, size_t size);
         }                                                                                     \
     } while (0)
 #define TAL_ASSERT_SAME_DEVICE(a, b) TAL_ASSERT((a).device == (b).device)
+/* A CPU loop about to touch t: t must be a host tensor (an absent one touches nothing). Every
+ * op's CPU path checks its tensors this way, so a device tensor never reaches a CPU loop. */
+#define TAL_ASSERT_CPU(t)                                                                     \
+    TAL_ASSERT_MSG(!(t).data || (t).device == TAL_DEV_CPU,                                    \
+                   "%s is a CUDA tensor on a CPU-only path", #t)
 
 /* ---------------------------------------------------------------- arenas and planning --- */
 /* An arena hands out 64-byte-aligned blocks from one allocation, bump style, and frees them all
@@ -130,14 +140,55 @@ size_t tal_arena_used(const tal_arena *a);
 size_t tal_arena_capacity(const tal_arena *a);
 size_t tal_arena_high_water(const tal_arena *a); /* most ever in use since create */
 tal_device tal_arena_device(const tal_arena *a);
-/* CUDA devices usable by this build (0 when built without CUDA or when no GPU is present). */
-int tal_cuda_device_count(void);
-/* Copies between arenas' memory of any devices (host <-> device), bytes long. */
+/* Copies between arenas' memory of any devices (host <-> device <-> device), bytes long, in
+ * order with the ops on the compute stream; returns once a host destination holds the bytes
+ * (and a host source may be reused). TAL_EDEVICE (with CUDA's text) if the copy fails or the
+ * build has no CUDA. */
 tal_status tal_copy_bytes(void *dst, tal_device dst_dev, const void *src, tal_device src_dev,
                           size_t bytes, tal_err *err);
 
 /* Bytes an allocation of n bytes takes in an arena (alignment included): planners use it. */
 size_t tal_arena_round(size_t n);
+
+/* ---------------------------------------------------------------- GPU ------------------- */
+/* One CUDA context per process: a device, one compute stream that every op launches on (so ops
+ * run in call order), cuBLAS / cuBLASLt handles bound to it and a device workspace. It starts
+ * on first use (device 0 unless tal_cuda_select chose another). Builds without CUDA answer
+ * count 0 and TAL_EDEVICE. */
+/* CUDA devices usable by this build (0 when built without CUDA or when no GPU is present). */
+int tal_cuda_device_count(void);
+/* Chooses the device and starts the context on it. TAL_EDEVICE naming the ordinal and the
+ * device count when there is no such device; TAL_EINVAL if the context already runs on another
+ * device (arenas live on it). */
+tal_status tal_cuda_select(int ordinal, tal_err *err);
+/* Waits for every queued op; an asynchronous CUDA error pending from them (a kernel fault)
+ * becomes TAL_EDEVICE with CUDA's text. */
+tal_status tal_cuda_synchronize(tal_err *err);
+tal_status tal_cuda_mem_info(size_t *free_bytes, size_t *total_bytes, tal_err *err);
+/* "NVIDIA H100 80GB HBM3" once the context runs; "" before, or without CUDA. Borrowed. */
+const char *tal_cuda_device_name(void);
+/* Device memory the context holds besides the arenas: cuBLAS' fixed workspace (32 MiB) plus
+ * the op workspace, which grows (never shrinks) to the largest single request an op made:
+ * bf16 copies of a product's operands (2 bytes per element of op(A) and op(B)), the patch
+ * matrix of one sample of a patch conv3d (its input's bytes / B), and per-block partial sums
+ * of the deterministic reductions (a few KiB per 1000 columns). 0 before the context starts. */
+size_t tal_cuda_workspace_bytes(void);
+/* Grows the op workspace to at least bytes now (a trainer reserves its largest need once, so a
+ * later op never has to allocate); TAL_EDEVICE naming the byte count if it cannot. */
+tal_status tal_cuda_workspace_reserve(size_t bytes, tal_err *err);
+
+/* How the CUDA matrix products (gemm, bmm, linear, convs via GEMM, the attention's products)
+ * compute; a process-wide mode, like PyTorch's autocast. Tensors stay float32 in memory.
+ *   FP32: cuBLAS in pedantic fp32 (no TF32): CUDA matches the CPU to ~1e-5 relative.
+ *   TF32: cuBLAS may use TF32 tensor cores (10-bit mantissa inputs, fp32 accumulation).
+ *   BF16: the inputs are rounded to bf16 (to nearest even), multiplied on tensor cores with
+ *         fp32 accumulation, written as fp32. Everything else (norms, softmax statistics,
+ *         residual streams, optimiser) stays fp32.
+ * The CPU ops ignore the mode (they always compute in fp32). Default FP32. */
+typedef enum { TAL_PREC_FP32 = 0, TAL_PREC_TF32, TAL_PREC_BF16 } tal_precision;
+void tal_precision_set(tal_precision p);
+tal_precision tal_precision_get(void);
+const char *tal_precision_name(tal_precision p); /* "fp32", "tf32", "bf16" */
 
 /* ---------------------------------------------------------------- threads --------------- */
 /* Sets OpenMP's and OpenBLAS's thread counts alike. n <= 0: RE2TAL_THREADS if set, else the
@@ -160,7 +211,8 @@ uint64_t tal_rng_u64(tal_rng_key key, uint64_t i);
 /* ---------------------------------------------------------------- matrix products ------- */
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose if trans_*. Rows of C are
  * split over the threads, each calling a 1-thread sgemm (faster here than OpenBLAS's own
- * threading on these shapes). lda/ldb/ldc are row strides. */
+ * threading on these shapes). lda/ldb/ldc are row strides. Host pointers only (bare pointers
+ * carry no device): products of device tensors go through tal_bmm or the ops. */
 void tal_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
               int64_t ldc);
@@ -235,7 +287,9 @@ void tal_add(tal_tensor y, tal_tensor a, tal_tensor b);          /* y = a + b (m
 void tal_sub(tal_tensor y, tal_tensor a, tal_tensor b);          /* y = a - b */
 void tal_scale(tal_tensor y, tal_tensor x, float s);             /* y = s * x */
 void tal_axpy(tal_tensor y, float a, tal_tensor x);              /* y += a * x */
-void tal_copy(tal_tensor dst, tal_tensor src);                   /* same numel */
+/* Same numel; the one copy across devices too (host <-> device <-> device, by the tensors'
+ * devices: returns once a host destination holds the data). */
+void tal_copy(tal_tensor dst, tal_tensor src);
 void tal_fill(tal_tensor t, float value);
 void tal_mul(tal_tensor y, tal_tensor a, tal_tensor b);          /* y = a * b elementwise */
 
@@ -320,12 +374,13 @@ typedef struct tal_tensor_set {
 /* Reads the whole file. Errors name the file and, where it applies, the tensor. */
 tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *err);
 /* Writes atomically (temp file in the same folder + rename). metadata_json: a JSON object of
- * string values, or NULL. Tensors are borrowed. */
+ * string values, or NULL. Tensors are borrowed, on any device (device tensors pass through a
+ * host buffer). */
 tal_status tal_safetensors_write(const char *path, const tal_named_tensor *items, int count,
                                  const char *metadata_json, tal_err *err);
 /* Finds by exact name; NULL if absent. Borrowed. */
 const tal_named_tensor *tal_tensor_set_find(const tal_tensor_set *set, const char *name);
-/* Adds a copy of t under name. */
+/* Adds a host copy of t (on any device) under name. */
 tal_status tal_tensor_set_add(tal_tensor_set *set, const char *name, tal_tensor t, tal_err *err);
 void tal_tensor_set_free(tal_tensor_set *set); /* leaves an empty set; zeroed set is fine */
 
@@ -363,6 +418,11 @@ int tal_params_declare(tal_params *p, const char *name, int ndim, const int64_t 
                        int trainable);
 /* Allocates values and grads (zeroed) in one arena each. */
 tal_status tal_params_allocate(tal_params *p, tal_device dev, tal_err *err);
+/* Moves values and gradients into new arenas on dev: copies the values, zeroes the gradients,
+ * frees the old arenas (views into them are stale after). Models are built, initialised and
+ * loaded on the CPU, then moved; create the optimiser and the EMA after the move. A failed
+ * move (TAL_EDEVICE: no GPU, out of device memory) leaves everything where it was. */
+tal_status tal_params_move(tal_params *p, tal_device dev, tal_err *err);
 int tal_params_count(const tal_params *p);
 tal_param *tal_params_at(tal_params *p, int i);
 tal_param *tal_params_find(tal_params *p, const char *name); /* NULL if absent */
@@ -420,5 +480,9 @@ void tal_ema_update(tal_ema *e, const tal_params *p);
 /* Swaps EMA weights and live weights (call twice to swap back). */
 void tal_ema_swap(tal_ema *e, tal_params *p);
 tal_tensor tal_ema_value(const tal_ema *e, int param_index);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* TAL_NN_H */

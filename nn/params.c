@@ -61,23 +61,51 @@ int tal_params_declare(tal_params *p, const char *name, int ndim, const int64_t 
     return p->count++;
 }
 
-tal_status tal_params_allocate(tal_params *p, tal_device dev, tal_err *err) {
-    TAL_ASSERT(!p->values);
+/* Two zeroed arenas on dev holding every parameter's value and gradient. */
+static tal_status make_arenas(const tal_params *p, tal_device dev, tal_arena **values,
+                              tal_arena **grads, tal_err *err) {
     size_t bytes = 0;
     for (int i = 0; i < p->count; i++)
         bytes += tal_arena_round(tal_tensor_bytes(p->items[i].value));
-    tal_status rc = tal_arena_create(&p->values, dev, bytes, err);
-    if (rc == TAL_OK) rc = tal_arena_create(&p->grads, dev, bytes, err);
+    *values = *grads = NULL;
+    tal_status rc = tal_arena_create(values, dev, bytes, err);
+    if (rc == TAL_OK) rc = tal_arena_create(grads, dev, bytes, err);
     if (rc != TAL_OK) {
-        tal_arena_destroy(p->values);
-        p->values = NULL;
+        tal_arena_destroy(*values);
+        *values = NULL;
         return tal_err_prefix(err, "parameters (%zu bytes)", bytes);
     }
+    return TAL_OK;
+}
+
+tal_status tal_params_allocate(tal_params *p, tal_device dev, tal_err *err) {
+    TAL_ASSERT(!p->values);
+    tal_status rc = make_arenas(p, dev, &p->values, &p->grads, err);
+    if (rc != TAL_OK) return rc;
     for (int i = 0; i < p->count; i++) {
         tal_param *it = &p->items[i];
         it->value = tal_arena_tensor(p->values, it->value.ndim, it->value.shape);
         it->grad = tal_arena_tensor(p->grads, it->grad.ndim, it->grad.shape);
     }
+    return TAL_OK;
+}
+
+tal_status tal_params_move(tal_params *p, tal_device dev, tal_err *err) {
+    TAL_ASSERT_MSG(p->values, "move before allocate");
+    tal_arena *values, *grads;
+    tal_status rc = make_arenas(p, dev, &values, &grads, err);
+    if (rc != TAL_OK) return rc;
+    for (int i = 0; i < p->count; i++) {
+        tal_param *it = &p->items[i];
+        tal_tensor v = tal_arena_like_uninit(values, it->value);
+        tal_copy(v, it->value);
+        it->value = v;
+        it->grad = tal_arena_like(grads, it->grad); /* zeroed */
+    }
+    tal_arena_destroy(p->values);
+    tal_arena_destroy(p->grads);
+    p->values = values;
+    p->grads = grads;
     return TAL_OK;
 }
 

@@ -1,0 +1,78 @@
+/* nn/cuda_common.cuh: private to nn/'s .cu files: the context's stream, handles and workspace
+ * (cuda_context.cu), the error checks and the launch helpers every kernel file uses. */
+#ifndef TAL_CUDA_COMMON_CUH
+#define TAL_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "cuda_ops.h"
+#include "device_math.h"
+#include "nn.h"
+
+/* A CUDA API failure other than an allocation, or a failed launch, is a bug (bad arguments,
+ * a kernel that faulted): abort with file, line and CUDA's text. Allocations return TAL_EDEVICE
+ * instead (cuda_malloc_bytes). */
+#define TAL_CUDA_CHECK(call)                                                                  \
+    do {                                                                                      \
+        cudaError_t rc_ = (call);                                                             \
+        if (rc_ != cudaSuccess)                                                               \
+            tal_assert_fail(__FILE__, __LINE__, #call, "%s (%s)", cudaGetErrorString(rc_),    \
+                            cudaGetErrorName(rc_));                                           \
+    } while (0)
+#define TAL_CUBLAS_CHECK(call)                                                                \
+    do {                                                                                      \
+        cublasStatus_t st_ = (call);                                                          \
+        if (st_ != CUBLAS_STATUS_SUCCESS)                                                     \
+            tal_assert_fail(__FILE__, __LINE__, #call, "%s", cublasGetStatusString(st_));     \
+    } while (0)
+/* After every kernel launch: a bad configuration shows here, at its own line. */
+#define TAL_LAUNCH_CHECK() TAL_CUDA_CHECK(cudaGetLastError())
+
+/* The context (started: every device tensor came from a device arena, which started it). All
+ * ops launch on this stream, so they run in call order. */
+cudaStream_t tal_cuda_stream(void);
+cublasHandle_t tal_cuda_cublas(void);     /* bound to the stream and cuBLAS' fixed workspace */
+cublasLtHandle_t tal_cuda_cublaslt(void); /* made on first use */
+/* cuBLAS' fixed workspace, for cublasLt calls (shared: the stream orders its users). */
+void *tal_cuda_blas_workspace(size_t *bytes);
+
+/* The op workspace: at least `bytes` of device memory, 256-byte aligned, valid until the next
+ * call of this function (which may move it: growing frees the old block once the device is
+ * idle). So an op asks once for all it needs and must not keep the pointer across a call into
+ * another op (a product inside a linear asks for its own). Aborts if the device is out of
+ * memory (tal_cuda_workspace_reserve ahead of time turns that into an error). */
+void *tal_cuda_workspace(size_t bytes);
+
+/* Threads per block for the plain elementwise kernels. */
+#define TAL_BLOCK 256
+
+/* Blocks for n elements at TAL_BLOCK per block, the kernels loop (grid-stride) over the rest. */
+static inline unsigned grid_for(int64_t n) {
+    int64_t b = (n + TAL_BLOCK - 1) / TAL_BLOCK;
+    if (b < 1) b = 1;
+    return (unsigned)(b < 65535 * 32 ? b : 65535 * 32);
+}
+
+/* i, i + stride, ... below n for this thread of a 1-D grid. */
+#define GRID_STRIDE_LOOP(i, n)                                                                \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                 \
+         i += (int64_t)gridDim.x * blockDim.x)
+
+/* Sum over the block of one double per thread, in a fixed tree order (the same every run);
+ * every thread gets the total. shared: blockDim.x doubles; blockDim.x a power of two. */
+__device__ static inline double block_sum_double(double v, double *shared) {
+    shared[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) shared[threadIdx.x] += shared[threadIdx.x + s];
+        __syncthreads();
+    }
+    double total = shared[0];
+    __syncthreads(); /* shared is free again once everyone has read the total */
+    return total;
+}
+
+#endif /* TAL_CUDA_COMMON_CUH */

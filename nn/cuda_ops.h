@@ -1,0 +1,48 @@
+/* nn/cuda_ops.h: private to nn/: the CUDA side the .c dispatchers call, in plain C (no CUDA
+ * types, so .c files never include CUDA headers). Defined in the .cu files beside each op; the
+ * twins take the public op's arguments, already checked by the dispatcher (shapes, one device),
+ * and launch on the context's compute stream (cuda_common.cuh). Declared only in CUDA builds. */
+#ifndef TAL_CUDA_OPS_H
+#define TAL_CUDA_OPS_H
+
+#include "nn.h"
+
+#ifdef TAL_HAVE_CUDA
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- memory (cuda_context.cu); each starts the context if needed ---- */
+tal_status cuda_malloc_bytes(void **out, size_t bytes, tal_err *err);
+void cuda_free_bytes(void *p); /* NULL is fine */
+/* bytes of p set to byte, in order on the compute stream */
+void cuda_memset_bytes(void *p, int byte, size_t bytes);
+/* Any direction; a host side is waited for (see tal_copy_bytes). Overlapping device ranges
+ * go through the workspace. */
+tal_status cuda_copy_bytes(void *dst, tal_device dst_dev, const void *src, tal_device src_dev,
+                           size_t bytes, tal_err *err);
+
+/* ---- elementwise.cu: flat, y may alias inputs ---- */
+void add_cuda(tal_tensor y, tal_tensor a, tal_tensor b);
+void sub_cuda(tal_tensor y, tal_tensor a, tal_tensor b);
+void mul_cuda(tal_tensor y, tal_tensor a, tal_tensor b);
+void scale_cuda(tal_tensor y, tal_tensor x, float s);
+void axpy_cuda(tal_tensor y, float a, tal_tensor x);
+void fill_cuda(tal_tensor t, float value);
+
+/* ---- gemm.cu: products on cuBLAS in the precision mode (tal_precision_get) ---- */
+/* tal_gemm's contract on device pointers (row-major, row strides). */
+void gemm_cuda(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+               int64_t ldc);
+/* batch products c_i = alpha op(a_i) op(b_i) + beta c_i, operand i at X + i * stride_X. */
+void gemm_batched_cuda(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, int64_t stride_a, const float *B, int64_t ldb,
+                       int64_t stride_b, float beta, float *C, int64_t ldc, int64_t stride_c,
+                       int64_t batch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TAL_HAVE_CUDA */
+#endif /* TAL_CUDA_OPS_H */
