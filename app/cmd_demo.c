@@ -99,10 +99,7 @@ static int cmd_demo(int argc, char **argv) {
     mkdir(out, 0755);
     snprintf(data_dir, sizeof data_dir, "%s/data", out);
     tal_run_config rc;
-    tal_run_config_default(&rc);
-    if (tal_run_config_load(&rc, config, &err) != TAL_OK) goto fail;
-    for (int i = 0; i < n_sets; i++)
-        if (tal_run_config_set(&rc, sets[i], &err) != TAL_OK) goto fail;
+    if (tal_run_config_read(&rc, config, sets, n_sets, &err) != TAL_OK) goto fail;
     snprintf(rc.annotations, sizeof rc.annotations, "%s/annotations.json", data_dir);
     snprintf(rc.videos, sizeof rc.videos, "%s/videos", data_dir);
     snprintf(rc.out_dir, sizeof rc.out_dir, "%s/run", out);

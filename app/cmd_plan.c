@@ -51,8 +51,7 @@ static tal_status load_config(tal_backbone_config *cfg, const char *arg, int *fr
         rc = tal_backbone_config_from_json(cfg, s, err);
         free(s);
         tal_run_config run;
-        tal_run_config_default(&run);
-        if (!rc && !(rc = tal_run_config_load(&run, arg, err))) {
+        if (!rc && !(rc = tal_run_config_read(&run, arg, NULL, 0, err))) {
             *frames = strcmp(run.sampler, "truncate") ? run.frames : run.trunc_len;
             *crop = run.crop;
         }

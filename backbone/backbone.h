@@ -153,9 +153,11 @@ void tal_backbone_forward_train(tal_backbone *bb, tal_tensor feats, tal_tensor v
  * Reports the worst stage-input reconstruction error of reversible stages in *recon_err (if
  * non-NULL; -1 when no stage is reversible). */
 void tal_backbone_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err);
-/* Chunked training for long clips: for each chunk of the prepared length, a training forward
- * and a backward with that chunk's slice of dfeats (from an earlier tal_backbone_forward over
- * the whole clip), gradients accumulated. Memory: one chunk. */
+/* Chunked training for long clips, in two calls: the features of the whole clip, chunk by chunk,
+ * keeping nothing but with the training step's drop-path masks (set the step first); then, after
+ * the head, for each chunk a training forward and a backward with that chunk's slice of dfeats,
+ * gradients accumulated. Memory: one chunk. */
+void tal_backbone_forward_chunked_train(tal_backbone *bb, tal_tensor feats, tal_tensor video);
 void tal_backbone_backward_chunked(tal_backbone *bb, tal_tensor dfeats, tal_tensor video);
 /* Drop-path masks are keyed by (seed, step, block); set the step before each training step. */
 void tal_backbone_set_step(tal_backbone *bb, uint64_t step);

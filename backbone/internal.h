@@ -108,6 +108,7 @@ struct tal_backbone {
     int prepared, pending_backward;
     tal_arena *consts, *keep, *scratch;
     uint64_t step;
+    int features_for_training;  /* a chunked training step's first, keep-nothing forward */
     double block_fwd_s, block_bwd_s; /* last training step's time inside the residual chains */
     tal_tensor chunk, chunk_feats; /* chunk_frames > 0: one chunk's clip and features */
     /* Swin */
@@ -157,5 +158,11 @@ static inline void bb_count_block_time(tal_backbone *bb, const tal_revstage *rs,
  * step leaves every residual branch whole (eval mode in the reference). */
 #define BB_STEP_INFER UINT64_MAX
 static inline int bb_drop_path_on(float p, uint64_t step) { return p > 0 && step != BB_STEP_INFER; }
+/* The drop-path step of a forward: the training step when training, and also in the
+ * keep-nothing forward that gives a chunked training step its features (each chunk's recompute
+ * must draw the masks those features were computed with); inference otherwise. */
+static inline uint64_t bb_forward_step(const tal_backbone *bb, int train) {
+    return train || bb->features_for_training ? bb->step : BB_STEP_INFER;
+}
 
 #endif

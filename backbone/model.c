@@ -553,6 +553,14 @@ void tal_backbone_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_er
     tal_arena_reset(bb->keep);
 }
 
+void tal_backbone_forward_chunked_train(tal_backbone *bb, tal_tensor feats, tal_tensor video) {
+    TAL_ASSERT_MSG(bb->prepared, "tal_backbone_prepare first");
+    TAL_ASSERT_MSG(bb->cfg.chunk_frames > 0, "chunked training needs chunk_frames in the config");
+    bb->features_for_training = 1;
+    for_chunks(bb, feats, video, chunk_infer);
+    bb->features_for_training = 0;
+}
+
 void tal_backbone_backward_chunked(tal_backbone *bb, tal_tensor dfeats, tal_tensor video) {
     TAL_ASSERT_MSG(bb->prepared, "tal_backbone_prepare first");
     tal_arena_reset(bb->keep);

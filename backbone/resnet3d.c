@@ -313,7 +313,7 @@ void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
     resnet_model *rn = bb->rn;
     tal_params *p = bb->params;
     tal_arena *sc = bb->scratch, *kk = train ? bb->keep : sc;
-    uint64_t step = train ? bb->step : BB_STEP_INFER; /* inference: no drop-path */
+    uint64_t step = bb_forward_step(bb, train);
     int plan = bb_planning(video);
     int64_t B = bb->B;
     size_t mark0 = tal_arena_mark(sc);

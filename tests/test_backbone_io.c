@@ -367,6 +367,67 @@ Test(backbone_chunks, chunked_features_are_per_chunk_features) {
     test_free_all();
 }
 
+/* Chunked training is the sum of per-chunk training steps: its features are each chunk's
+ * training-forward features (drop-path masks of the step included, not the inference pass), and
+ * its gradients are those of each chunk's own forward + backward with that chunk's slice of
+ * dfeats, added up. */
+Test(backbone_chunks, chunked_training_equals_per_chunk_steps) {
+    tal_backbone_config c = preset("swin_small_test");
+    c.embed_dim = 8, c.n_stages = 2, c.drop_path_rate = 0.5f;
+    tal_backbone_config cc = c;
+    cc.chunk_frames = 4;
+    tal_err err = {0};
+    small_model m = {params_new(), NULL}, ch = {params_new(), NULL};
+    cr_assert_eq(tal_backbone_create(&m.bb, &c, m.p, 0, 0, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_backbone_create(&ch.bb, &cc, ch.p, 0, 0, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_params_allocate(m.p, TAL_DEV_CPU, &err), TAL_OK);
+    cr_assert_eq(tal_params_allocate(ch.p, TAL_DEV_CPU, &err), TAL_OK);
+    tal_backbone_init(m.bb, 3);
+    tal_backbone_init(ch.bb, 3);
+    cr_assert_eq(tal_backbone_prepare(m.bb, 1, 4, 32, 32, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_backbone_prepare(ch.bb, 1, 10, 32, 32, &err), TAL_OK, "%s", err.msg);
+    int C = tal_backbone_out_channels(&c);
+    tal_tensor video = test_tensor(5, (int64_t[]){1, 3, 10, 32, 32});
+    test_fill_uniform(video, 8);
+    tal_tensor all = test_tensor(3, (int64_t[]){1, C, 5}), infer = test_tensor_like(all);
+    tal_tensor d = test_tensor_like(all);
+    test_fill_uniform(d, 9);
+    tal_backbone_set_step(ch.bb, 7);
+    tal_backbone_forward_chunked_train(ch.bb, all, video);
+    tal_backbone_backward_chunked(ch.bb, d, video);
+    tal_backbone_forward(ch.bb, infer, video);
+    /* the same steps chunk by chunk: frames 0-3, 4-7, 8-9 + two zero frames */
+    tal_backbone_set_step(m.bb, 7);
+    tal_tensor part = test_tensor(5, (int64_t[]){1, 3, 4, 32, 32});
+    tal_tensor f = test_tensor(3, (int64_t[]){1, C, 2}), df = test_tensor_like(f);
+    double worst = 0, differs = 0;
+    for (int k = 0; k < 3; k++) {
+        int n = k < 2 ? 4 : 2;
+        memset(part.data, 0, tal_tensor_bytes(part));
+        for (int cc3 = 0; cc3 < 3; cc3++)
+            memcpy(part.data + cc3 * 4 * 1024, video.data + (cc3 * 10 + 4 * k) * 1024,
+                   sizeof(float) * 1024 * (size_t)n);
+        tal_backbone_forward_train(m.bb, f, part);
+        memset(df.data, 0, tal_tensor_bytes(df));
+        for (int q = 0; q < C; q++)
+            for (int t = 0; t < n / 2; t++) {
+                float want = f.data[q * 2 + t], got = all.data[q * 5 + 2 * k + t];
+                worst = fmax(worst, fabs(want - got));
+                differs = fmax(differs, fabs(infer.data[q * 5 + 2 * k + t] - got));
+                df.data[q * 2 + t] = d.data[q * 5 + 2 * k + t];
+            }
+        tal_backbone_backward(m.bb, df, NULL);
+    }
+    cr_expect_leq(worst, 1e-6, "chunked training features vs per-chunk training forward: %g", worst);
+    cr_expect_gt(differs, 1e-3, "with drop-path 0.5 the training features must differ from "
+                 "inference's (masks applied): %g", differs);
+    for (int i = 0; i < tal_params_count(m.p); i++)
+        expect_close(tal_params_at(ch.p, i)->grad, tal_params_at(m.p, i)->grad, 1e-6, 1e-5);
+    free_small(&m);
+    free_small(&ch);
+    test_free_all();
+}
+
 Test(backbone_chunks, resize_is_linear_interpolation) {
     tal_tensor x = test_tensor(3, (int64_t[]){1, 1, 2}), y = test_tensor(3, (int64_t[]){1, 1, 4});
     x.data[0] = 0, x.data[1] = 4;
