@@ -1,7 +1,8 @@
 /* backbone/revblock.c: the generic residual-chain engine. Runs residual functions M_1..M_N as
  * the original chain (z_n = z_{n-1} + M_n(z_{n-1})) or rewired (z_n = z_{n-2} + M_n(z_{n-1}),
  * z_{-1} = z_0 = x, output (z_{N-1} + z_N) / 2), with stored activations or reversibly
- * (re2tal-paper.md §2.2, §3.2). Tensors are treated as flat buffers, so any layout works. */
+ * (re2tal-paper.md §2.2, §3.2). Tensors are treated as flat buffers, so any layout works, on
+ * either device (only nn ops touch them). */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -198,17 +199,8 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
             ga = gb;
             gb = t;
         }
-        if (!plan && recon_err && tal_tensor_present(x)) {
-            double worst = 0;
-            int64_t cnt = tal_tensor_numel(x);
-            for (int64_t i = 0; i < cnt; i++) {
-                double e0 = fabs((double)a.data[i] - x.data[i]);
-                double e1 = fabs((double)b.data[i] - x.data[i]);
-                if (e0 > worst) worst = e0;
-                if (e1 > worst) worst = e1;
-            }
-            *recon_err = worst;
-        }
+        if (!plan && recon_err && tal_tensor_present(x))
+            *recon_err = fmax(tal_max_abs_diff(a, x), tal_max_abs_diff(b, x));
     }
 #undef Z
 #undef SAVED
