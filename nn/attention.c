@@ -5,6 +5,7 @@
  * are packed once per pair), and the probabilities a later backward needs are streamed out to
  * memory without being read first. */
 #include "nn.h"
+#include "dispatch.h"
 #include "gemm_thin.h"
 #include "simd_math.h"
 
@@ -15,6 +16,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+/* No CUDA twin yet: device tensors must never reach the CPU loops below. */
+#define ASSERT_ATTENTION_ON_CPU(dev)                                                          \
+    TAL_ASSERT_MSG((dev) == TAL_DEV_CPU, "%s: attention has no CUDA kernel yet", __func__)
 
 static int threads_here(void) {
 #ifdef _OPENMP
@@ -251,7 +256,7 @@ void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_t
                            tal_tensor v, tal_tensor bias, tal_tensor mask, float scale) {
     check_shapes(q, k, v, probs);
     TAL_ASSERT_SAME_SHAPE(out, q);
-    TAL_ASSERT_SAME_DEVICE(out, q);
+    ASSERT_ATTENTION_ON_CPU(OP_DEVICE(out, probs, q, k, v, bias, mask));
     if (bias.data) check_bias(bias, q, k);
     TAL_ASSERT(!mask.data || (mask.ndim == 3 && mask.shape[0] >= 1 &&
                               mask.shape[1] == q.shape[2] && mask.shape[2] == k.shape[2]));
@@ -356,7 +361,7 @@ void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_ten
     if (want_dbias) check_bias(dbias, q, k);
     int threads = threads_here();
     if (counted_backward_scratch(scratch, threads, q.shape[2], k.shape[2], want_dbias)) return;
-    TAL_ASSERT_SAME_DEVICE(dq, q);
+    ASSERT_ATTENTION_ON_CPU(OP_DEVICE(dq, dk, dv, dbias, dout, q, k, v, probs));
     attn_dims sz = {q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
     attention_backward_cpu(bhnd_view(dq), bhnd_view(dk), bhnd_view(dv), dbias, bhnd_view(dout),
                            bhnd_view(q), bhnd_view(k), bhnd_view(v), probs.data, sz, scale,
@@ -399,6 +404,7 @@ void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, int probs_read_
         for (int64_t b = 0; b < s.B; b++)
             TAL_ASSERT_MSG(mask_of[b] < mask.shape[0], "item %lld: mask %d of %lld", (long long)b,
                            mask_of[b], (long long)mask.shape[0]);
+    ASSERT_ATTENTION_ON_CPU(OP_DEVICE(out, probs, qkv, bias, mask));
     attention_forward_cpu(tokens_view(out, s.N, C, s.d), probs.data, !probs_read_soon,
                           qkv_view(qkv, 0, s.N, C, s.d),
                           qkv_view(qkv, 1, s.N, C, s.d), qkv_view(qkv, 2, s.N, C, s.d), s, bias,
@@ -421,6 +427,7 @@ void tal_attention_qkv_backward(tal_tensor dqkv, tal_tensor dbias, tal_tensor do
                    dbias.shape[2] == s.N);
     int threads = threads_here();
     if (counted_backward_scratch(scratch, threads, s.N, s.N, want_dbias)) return;
+    ASSERT_ATTENTION_ON_CPU(OP_DEVICE(dqkv, dbias, dout, qkv, probs));
     attention_backward_cpu(qkv_view(dqkv, 0, s.N, C, s.d), qkv_view(dqkv, 1, s.N, C, s.d),
                            qkv_view(dqkv, 2, s.N, C, s.d), dbias, tokens_view(dout, s.N, C, s.d),
                            qkv_view(qkv, 0, s.N, C, s.d), qkv_view(qkv, 1, s.N, C, s.d),
