@@ -39,11 +39,19 @@ cublasLtHandle_t tal_cuda_cublaslt(void); /* made on first use */
 /* cuBLAS' fixed workspace, for cublasLt calls (shared: the stream orders its users). */
 void *tal_cuda_blas_workspace(size_t *bytes);
 
-/* The op workspace: at least `bytes` of device memory, 256-byte aligned, valid until the next
- * call of this function (which may move it: growing frees the old block once the device is
- * idle). So an op asks once for all it needs and must not keep the pointer across a call into
- * another op (a product inside a linear asks for its own). Aborts if the device is out of
- * memory (tal_cuda_workspace_reserve ahead of time turns that into an error). */
+/* The workspace, in slots by purpose so that a helper one op calls never moves the op's own
+ * block: a slot's block (256-byte aligned) is valid until the next request for the *same* slot
+ * (which may move it: growing frees the old block once the device is idle). Each slot grows to
+ * the largest request it saw and never shrinks. Aborts if the device is out of memory
+ * (tal_cuda_workspace_reserve ahead of time turns that into an error for the op slot). */
+typedef enum {
+    TAL_WS_OP = 0,   /* an op's own buffers (patch matrices, staged copies) */
+    TAL_WS_OPERANDS, /* the products' bf16 operand copies (gemm.cu only) */
+    TAL_WS_PARTIALS, /* per-block partial sums of the reductions (cuda_reduce.cuh only) */
+    TAL_WS_SLOTS
+} tal_ws_slot;
+void *tal_cuda_workspace_slot(tal_ws_slot slot, size_t bytes);
+/* The op slot: what an op asks for once, for all its own buffers. */
 void *tal_cuda_workspace(size_t bytes);
 
 /* Threads per block for the plain elementwise kernels. */

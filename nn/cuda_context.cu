@@ -19,8 +19,8 @@ struct context {
     cublasHandle_t cublas;
     cublasLtHandle_t lt;
     void *blas_ws;
-    void *ws;
-    size_t ws_bytes;
+    void *ws[TAL_WS_SLOTS];
+    size_t ws_bytes[TAL_WS_SLOTS];
     char name[256];
 };
 context g;
@@ -103,33 +103,35 @@ void *tal_cuda_blas_workspace(size_t *bytes) {
     return started().blas_ws;
 }
 
-static tal_status grow_workspace(size_t bytes, tal_err *err) {
-    if (bytes <= g.ws_bytes) return TAL_OK;
+static tal_status grow_workspace(tal_ws_slot slot, size_t bytes, tal_err *err) {
+    if (bytes <= g.ws_bytes[slot]) return TAL_OK;
     size_t want = (bytes + WORKSPACE_STEP - 1) / WORKSPACE_STEP * WORKSPACE_STEP;
-    /* queued kernels may still read the old block */
+    void *p = NULL;
+    /* queued kernels may still read the old block: wait for them before it goes */
     TAL_CUDA_CHECK(cudaStreamSynchronize(g.stream));
-    TAL_CUDA_CHECK(cudaFree(g.ws));
-    g.ws = NULL;
-    g.ws_bytes = 0;
-    cudaError_t rc = cudaMalloc(&g.ws, want);
+    cudaError_t rc = cudaMalloc(&p, want);
     if (rc != cudaSuccess) {
         cudaGetLastError();
-        g.ws = NULL;
         return tal_err_set(err, TAL_EDEVICE, "CUDA workspace: cannot allocate %zu bytes: %s",
                            want, cudaGetErrorString(rc));
     }
-    g.ws_bytes = want;
+    TAL_CUDA_CHECK(cudaFree(g.ws[slot]));
+    g.ws[slot] = p;
+    g.ws_bytes[slot] = want;
     return TAL_OK;
 }
 
-void *tal_cuda_workspace(size_t bytes) {
+void *tal_cuda_workspace_slot(tal_ws_slot slot, size_t bytes) {
     started();
+    TAL_ASSERT(slot >= 0 && slot < TAL_WS_SLOTS);
     tal_err err = {TAL_OK, ""};
-    if (grow_workspace(bytes, &err) != TAL_OK)
+    if (grow_workspace(slot, bytes, &err) != TAL_OK)
         tal_assert_fail(__FILE__, __LINE__, "workspace", "%s (reserve it before training with "
                         "tal_cuda_workspace_reserve)", err.msg);
-    return g.ws;
+    return g.ws[slot];
 }
+
+void *tal_cuda_workspace(size_t bytes) { return tal_cuda_workspace_slot(TAL_WS_OP, bytes); }
 
 /* ---------------------------------------------------------------- public API ------------ */
 int tal_cuda_device_count(void) {
@@ -174,11 +176,16 @@ tal_status tal_cuda_mem_info(size_t *free_bytes, size_t *total_bytes, tal_err *e
 
 const char *tal_cuda_device_name(void) { return g.name; }
 
-size_t tal_cuda_workspace_bytes(void) { return g.ready ? BLAS_WORKSPACE_BYTES + g.ws_bytes : 0; }
+size_t tal_cuda_workspace_bytes(void) {
+    if (!g.ready) return 0;
+    size_t n = BLAS_WORKSPACE_BYTES;
+    for (int s = 0; s < TAL_WS_SLOTS; s++) n += g.ws_bytes[s];
+    return n;
+}
 
 tal_status tal_cuda_workspace_reserve(size_t bytes, tal_err *err) {
     tal_status st = start(err);
-    return st != TAL_OK ? st : grow_workspace(bytes, err);
+    return st != TAL_OK ? st : grow_workspace(TAL_WS_OP, bytes, err);
 }
 
 /* ---------------------------------------------------------------- memory ---------------- */

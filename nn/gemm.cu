@@ -65,7 +65,7 @@ void gemm_batched_cuda(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K
     if (mode == TAL_PREC_BF16) {
         size_t a_bytes = round_up((size_t)(a_rows * a_cols * batch) * sizeof(uint16_t));
         size_t b_bytes = round_up((size_t)(b_rows * b_cols * batch) * sizeof(uint16_t));
-        char *ws = (char *)tal_cuda_workspace(a_bytes + b_bytes);
+        char *ws = (char *)tal_cuda_workspace_slot(TAL_WS_OPERANDS, a_bytes + b_bytes);
         uint16_t *a16 = (uint16_t *)ws, *b16 = (uint16_t *)(ws + a_bytes);
         to_bf16(a16, A, a_rows, a_cols, lda, stride_a, batch);
         to_bf16(b16, B, b_rows, b_cols, ldb, stride_b, batch);

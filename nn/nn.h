@@ -172,13 +172,18 @@ tal_status tal_cuda_mem_info(size_t *free_bytes, size_t *total_bytes, tal_err *e
 /* "NVIDIA H100 80GB HBM3" once the context runs; "" before, or without CUDA. Borrowed. */
 const char *tal_cuda_device_name(void);
 /* Device memory the context holds besides the arenas: cuBLAS' fixed workspace (32 MiB) plus
- * the op workspace, which grows (never shrinks) to the largest single request an op made:
- * bf16 copies of a product's operands (2 bytes per element of op(A) and op(B)), the patch
- * matrix of one sample of a patch conv3d (its input's bytes / B), and per-block partial sums
- * of the deterministic reductions (a few KiB per 1000 columns). 0 before the context starts. */
+ * three workspaces, each grown (in whole MiB, never shrunk) to the largest request it saw,
+ * a deterministic function of the shapes the ops ran on:
+ *   op:       one sample's patch matrix of a patch conv3d (its input's bytes / B), and staging
+ *             for a device copy between overlapping ranges (the bytes copied);
+ *   operands: under bf16, the bf16 copies of a product's operands (2 bytes per element of
+ *             op(A) and op(B), all batches);
+ *   partials: the deterministic reductions' per-block sums (8 bytes x columns x blocks, at
+ *             most 256 blocks per column).
+ * 0 before the context starts. */
 size_t tal_cuda_workspace_bytes(void);
 /* Grows the op workspace to at least bytes now (a trainer reserves its largest need once, so a
- * later op never has to allocate); TAL_EDEVICE naming the byte count if it cannot. */
+ * later op does not allocate); TAL_EDEVICE naming the byte count if it cannot. */
 tal_status tal_cuda_workspace_reserve(size_t bytes, tal_err *err);
 
 /* How the CUDA matrix products (gemm, bmm, linear, convs via GEMM, the attention's products)

@@ -1,6 +1,7 @@
 /* nn/params.c: the named parameter store: declare, allocate (values and gradients in one arena
  * each), find by name, clip gradients by global norm, load and save by name (safetensors). */
 #include "nn.h"
+#include "cuda_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -14,6 +15,9 @@ struct tal_params {
     tal_param_group groups[MAX_GROUPS];
     int n_groups;
     tal_arena *values, *grads;
+#ifdef TAL_HAVE_CUDA
+    cuda_mt_table *grad_table; /* device: the trainable gradients, for the global norm */
+#endif
 };
 
 tal_params *tal_params_create(void) {
@@ -24,6 +28,9 @@ tal_params *tal_params_create(void) {
 
 void tal_params_destroy(tal_params *p) {
     if (!p) return;
+#ifdef TAL_HAVE_CUDA
+    cuda_mt_destroy(p->grad_table);
+#endif
     tal_arena_destroy(p->values);
     tal_arena_destroy(p->grads);
     free(p->items);
@@ -104,6 +111,10 @@ tal_status tal_params_move(tal_params *p, tal_device dev, tal_err *err) {
     }
     tal_arena_destroy(p->values);
     tal_arena_destroy(p->grads);
+#ifdef TAL_HAVE_CUDA
+    cuda_mt_destroy(p->grad_table); /* it pointed into the old gradients */
+    p->grad_table = NULL;
+#endif
     p->values = values;
     p->grads = grads;
     return TAL_OK;
@@ -151,11 +162,46 @@ static double sum_squares(const float *x, int64_t n) {
     return s;
 }
 
+#ifdef TAL_HAVE_CUDA
+/* The trainable gradients' table, made on first use and again after the arenas moved. */
+static cuda_mt_table *grad_table(tal_params *p) {
+    tal_mt_entry *now = calloc((size_t)p->count + 1, sizeof *now);
+    TAL_ASSERT_MSG(now != NULL, "out of memory");
+    int n = 0;
+    for (int i = 0; i < p->count; i++)
+        if (p->items[i].trainable) {
+            tal_mt_entry e = {{p->items[i].grad.data, NULL, NULL, NULL},
+                              tal_tensor_numel(p->items[i].grad), 0};
+            now[n++] = e;
+        }
+    if (!cuda_mt_matches(p->grad_table, now, n)) {
+        cuda_mt_destroy(p->grad_table);
+        p->grad_table = NULL;
+        tal_err err = {TAL_OK, ""};
+        /* a few bytes per tensor: failing here means the device is gone, not a bad input */
+        TAL_ASSERT_MSG(cuda_mt_create(&p->grad_table, now, n, &err) == TAL_OK, "%s", err.msg);
+    }
+    free(now);
+    return p->grad_table;
+}
+#endif
+
 double tal_params_clip_grad_norm(tal_params *p, double max_norm) {
+#ifdef TAL_HAVE_CUDA
+    if (p->grads && tal_arena_device(p->grads) == TAL_DEV_CUDA) {
+        /* one launch, partial sums in a fixed layout: the same norm every run */
+        cuda_mt_table *t = grad_table(p);
+        double norm = sqrt(sum_squares_cuda(t));
+        if (max_norm > 0 && norm > max_norm) scale_all_cuda(t, (float)(max_norm / (norm + 1e-6)));
+        return norm;
+    }
+#endif
     double ss = 0;
     for (int i = 0; i < p->count; i++)
-        if (p->items[i].trainable)
+        if (p->items[i].trainable) {
+            TAL_ASSERT_CPU(p->items[i].grad);
             ss += sum_squares(p->items[i].grad.data, tal_tensor_numel(p->items[i].grad));
+        }
     double norm = sqrt(ss);
     /* as torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above */
     if (max_norm > 0 && norm > max_norm) {
