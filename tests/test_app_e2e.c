@@ -329,13 +329,30 @@ Test(app_e2e, interrupt_inside_an_update_resumes_exactly) {
     cr_expect_eq(sh("cmp -s u/last/model.safetensors i/last/model.safetensors"), 0);
 }
 
-/* backbone.chunk_frames below the clip length: training runs chunk by chunk. */
-Test(app_e2e, chunked_training_runs) {
-    cr_expect_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=ch --set optim.epochs=1 "
-                    "--set backbone.chunk_frames=8 --quiet"), 0);
-    char *l = losses("ch/log.jsonl");
+/* One epoch of tiny.json with `sets` into run folder `dir`: it trains and its losses are finite. */
+static void expect_one_epoch_trains(const char *dir, const char *sets) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=%s --set optim.epochs=1 "
+                    "%s --quiet", dir, sets), 0);
+    char log[64];
+    snprintf(log, sizeof log, "%s/log.jsonl", dir);
+    char *l = losses(log);
     cr_expect(strlen(l) > 4 && !strstr(l, "nan"), "%s", l);
     free(l);
+}
+
+/* SlowFast goes through training, inference and extraction like Swin (2 stages of the tiny
+ * config: 4 * 16 * 2 slow + 4 * 2 * 2 fast channels on the fast grid of 16 frames). */
+Test(app_e2e, slowfast_trains_infers_and_extracts) {
+    expect_one_epoch_trains("sf", "--set backbone.preset=slowfast_r50");
+    cr_expect_eq(sh(BIN " infer --model sf data/videos/synth_00000.mp4 --out res.json --quiet"), 0);
+    cr_expect_eq(sh("grep -q '\"segment\"' res.json"), 0);
+    cr_expect_eq(sh(BIN " extract --model sf data/videos/synth_00001.mp4 --out feats --quiet"), 0);
+    cr_expect_eq(sh("grep -q '\"channels\": 144, \"length\": 16' feats/synth_00001.json"), 0);
+}
+
+/* backbone.chunk_frames below the clip length: training runs chunk by chunk. */
+Test(app_e2e, chunked_training_runs) {
+    expect_one_epoch_trains("ch", "--set backbone.chunk_frames=8");
 }
 
 /* The ActivityNet recipe: a class-agnostic model ("action"), validated class-agnostically, whose
@@ -418,8 +435,9 @@ Test(app_e2e, demo_renders_again_when_its_options_change) {
 
 Test(app_e2e, shipped_configs_parse) {
     const char *names[] = {"demo", "thumos14_re2swin_t", "thumos14_swin_t", "anet13_re2swin_t",
-                           "anet13_swin_t"};
-    for (int i = 0; i < 5; i++) {
+                           "anet13_swin_t", "thumos14_re2slowfast_r101",
+                           "anet13_re2slowfast_r101"};
+    for (int i = 0; i < 7; i++) {
         cr_expect_eq(sh(BIN " train " FIXTURES "/../../configs/%s.json --set data.annotations=nowhere.json "
                         "--set train.out_dir=cfg 2> e", names[i]), 1, "%s", names[i]);
         char *e = slurp("e");
