@@ -84,13 +84,6 @@ typedef struct resnet_bneck_fn {
 } resnet_bneck_fn;
 tal_resfn resnet_bneck_resfn(resnet_bneck_fn *f);
 
-/* Frozen BN as a per-channel affine on channel-first x [B, C, ...]: y = x * s[c] + t[c] where
- * s = w / sqrt(var + eps), t = b - mean * s. y may alias x. */
-void bn_frozen_forward(tal_tensor y, tal_tensor x, const float *w, const float *b,
-                       const float *mean, const float *var);
-/* dx = dy * s[c] (may alias). */
-void bn_frozen_backward(tal_tensor dx, tal_tensor dy, const float *w, const float *var);
-
 static inline tal_tensor bb_value(tal_params *p, int i) {
     return i < 0 ? tal_tensor_none() : tal_params_at(p, i)->value;
 }
