@@ -174,7 +174,9 @@ __global__ void __launch_bounds__(FUSED_ROWS)
     if (!active) return;
     float *op = view_ptr(out, b, h) + i * out.ld;
     float inv = l > 0.0f ? 1.0f / l : 0.0f; /* a row of all -inf gives zeros */
-    for (int c = 0; c < d; c++) op[c] = acc[c] * inv;
+#pragma unroll
+    for (int c = 0; c < D; c++) /* constant indices keep acc in registers */
+        if (c < d) op[c] = acc[c] * inv;
 }
 
 /* RE2TAL_ATTN_FUSED=1 and a shape the kernel takes. Read per call (a getenv is cheap next to

@@ -174,8 +174,10 @@ const char *tal_cuda_device_name(void);
 /* Device memory the context holds besides the arenas: cuBLAS' fixed workspace (32 MiB) plus
  * three workspaces, each grown (in whole MiB, never shrunk) to the largest request it saw,
  * a deterministic function of the shapes the ops ran on:
- *   op:       one sample's patch matrix of a patch conv3d (its input's bytes / B), and staging
- *             for a device copy between overlapping ranges (the bytes copied);
+ *   op:       one sample's patch matrix of a patch conv3d (its input's bytes / B), staging
+ *             for a device copy between overlapping ranges (the bytes copied), one item's
+ *             probabilities of an attention forward that keeps none ([H, N, Nk] floats), and
+ *             tal_max_abs_diff's block maxima (8 KiB at most);
  *   operands: under bf16, the bf16 copies of a product's operands (2 bytes per element of
  *             op(A) and op(B), all batches);
  *   partials: the deterministic reductions' per-block sums (8 bytes x columns x blocks, at
