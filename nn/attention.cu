@@ -5,27 +5,12 @@
  * the forward's output comes from one fused kernel instead (logits on chip, online softmax).
  * Forward kernels are deterministic and nothing uses atomics: dbias adds each item's gradient
  * in item order, one thread per element. */
-#include "cuda_common.cuh"
+#include "cuda_reduce.cuh"
 
 #include <stdlib.h>
 
 /* ---------------------------------------------------------------- row kernels ----------- */
 #define ROW_WARPS 4 /* rows per block: one warp per row, lanes stride over its columns */
-
-__device__ static inline float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-
-__device__ static inline float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ static inline double warp_sum_double(double v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 /* Item b's mask rows [N, Nk] (NULL without a mask): mask[mask_of[b]], or mask[b % M]. */
 __device__ static inline const float *item_mask(const float *mask, const uint8_t *mask_of,
@@ -36,8 +21,8 @@ __device__ static inline const float *item_mask(const float *mask, const uint8_t
 }
 
 /* Logits l [H N, Nk] of one item (row r = h N + i) in place -> probabilities: l + bias[h, i]
- * + mask[i] (that order, as the CPU), then softmax with fp32 statistics; a row of all -inf
- * becomes zeros. */
+ * + mask[i] (that order, as the CPU), then softmax (maximum in float, the sum in double: fp32
+ * statistics or better); a row of all -inf becomes zeros. */
 __global__ void bias_mask_softmax_rows(float *l, int64_t rows, int64_t N, int64_t Nk,
                                        const float *bias, const float *mask,
                                        const uint8_t *mask_of, int64_t b, int64_t M) {
@@ -56,18 +41,18 @@ __global__ void bias_mask_softmax_rows(float *l, int64_t rows, int64_t N, int64_
         row[j] = v;
         m = fmaxf(m, v);
     }
-    m = warp_max(m);
+    m = warp_max_float(m);
     if (m == -INFINITY) { /* nothing to attend to */
         for (int64_t j = lane; j < Nk; j += 32) row[j] = 0.0f;
         return;
     }
-    float s = 0;
+    double s = 0;
     for (int64_t j = lane; j < Nk; j += 32) {
         float e = expf(row[j] - m);
         row[j] = e;
         s += e;
     }
-    float inv = 1.0f / warp_sum(s); /* >= 1: the maximum's own term is e^0 */
+    float inv = (float)(1.0 / warp_sum_double(s)); /* sum >= 1: the maximum's term is e^0 */
     for (int64_t j = lane; j < Nk; j += 32) row[j] *= inv;
 }
 

@@ -92,13 +92,21 @@ static tal_backbone_config small_cfg(tal_stage_mode mode) {
     return c;
 }
 
-/* B = 2, 12 frames of 40 x 40: windows padded at every stage, shifted blocks with masks. */
+/* The clip the small model tests run: B = 2, 12 frames of 40 x 40 (windows padded at every
+ * stage, shifted blocks with masks), and random feature gradients for it. */
+enum { CLIP_B = 2, CLIP_T = 12, CLIP_HW = 40 };
+
+static void small_clip(const tal_backbone_config *c, tal_tensor *video, tal_tensor *wts) {
+    *video = rand_host(5, (int64_t[]){CLIP_B, 3, CLIP_T, CLIP_HW, CLIP_HW}, 3);
+    *wts = rand_host(3, (int64_t[]){CLIP_B, tal_backbone_out_channels(c),
+                                    tal_backbone_out_frames(c, CLIP_T)}, 4);
+}
+
 static void check_mode(tal_stage_mode mode) {
     tal_backbone_config c = small_cfg(mode);
-    int B = 2, T = 12, H = 40, W = 40;
-    tal_tensor video = rand_host(5, (int64_t[]){B, 3, T, H, W}, 3);
-    tal_tensor wts = rand_host(3, (int64_t[]){B, tal_backbone_out_channels(&c),
-                                              tal_backbone_out_frames(&c, T)}, 4);
+    int B = CLIP_B, T = CLIP_T, H = CLIP_HW, W = CLIP_HW;
+    tal_tensor video, wts;
+    small_clip(&c, &video, &wts);
     model cpu = make_model(&c, TAL_DEV_CPU, B, T, H, W);
     model dev = make_model(&c, TAL_DEV_CUDA, B, T, H, W);
     step_out a = run_step(&cpu, video, wts, 5), b = run_step(&dev, video, wts, 5);
@@ -143,10 +151,9 @@ Test(cuda_backbone, reversible_on_device_equals_cpu_stored_activations) {
     CUDA_ONLY();
     tal_backbone_config rc = small_cfg(TAL_STAGE_REVERSIBLE);
     tal_backbone_config sc = small_cfg(TAL_STAGE_REWIRED_STORED);
-    int B = 2, T = 12, H = 40, W = 40;
-    tal_tensor video = rand_host(5, (int64_t[]){B, 3, T, H, W}, 3);
-    tal_tensor wts = rand_host(3, (int64_t[]){B, tal_backbone_out_channels(&rc),
-                                              tal_backbone_out_frames(&rc, T)}, 4);
+    int B = CLIP_B, T = CLIP_T, H = CLIP_HW, W = CLIP_HW;
+    tal_tensor video, wts;
+    small_clip(&rc, &video, &wts);
     model cpu = make_model(&sc, TAL_DEV_CPU, B, T, H, W);
     model cpu_rev = make_model(&rc, TAL_DEV_CPU, B, T, H, W);
     model dev = make_model(&rc, TAL_DEV_CUDA, B, T, H, W);

@@ -4,8 +4,7 @@
  * odd PatchMerging edges, lengths that are not multiples of the 256-thread block, a batch of 1.
  * Skipped without a GPU. */
 #include "cuda_check.h"
-
-#include <stdlib.h>
+#include "layout_check.h"
 
 TestSuite(cuda_layout, .fini = cuda_test_cleanup);
 
@@ -14,27 +13,6 @@ static tal_index dev_index(const int32_t *host, int64_t n) {
     tal_index ix = tal_arena_index(dev_arena(), n);
     tal_index_upload(ix, host);
     return ix;
-}
-
-static tal_index host_index(int32_t *data, int64_t n) {
-    tal_index ix = {data, n, TAL_DEV_CPU};
-    return ix;
-}
-
-/* R slots over S rows: every third slot padding, the rest distinct rows in a scrambled order. */
-static int32_t *make_map(int64_t R, int64_t S) {
-    int32_t *map = malloc(sizeof(int32_t) * (size_t)R);
-    int64_t next = 0;
-    for (int64_t r = 0; r < R; r++) map[r] = (r % 3 == 2 || next >= S) ? -1 : (int32_t)next++;
-    for (int64_t r = R - 1; r > 0; r--) {
-        int64_t o = (r * 7919) % (r + 1);
-        if (map[r] >= 0 && map[o] >= 0) {
-            int32_t t = map[r];
-            map[r] = map[o];
-            map[o] = t;
-        }
-    }
-    return map;
 }
 
 Test(cuda_layout, rows_gather_scatter_zero_match_cpu_bits) {
@@ -66,18 +44,9 @@ Test(cuda_layout, rows_gather_scatter_zero_match_cpu_bits) {
 Test(cuda_layout, bias_table_and_its_gradient_match_cpu_bits) {
     CUDA_ONLY();
     /* Swin-T's window (8, 7, 7) clamped to (2, 7, 7): 98 tokens, 3 heads */
-    int fd = 8, fh = 7, fw = 7, wd = 2, n = wd * fh * fw;
-    int64_t nn = (int64_t)n * n, rows = (int64_t)(2 * fd - 1) * (2 * fh - 1) * (2 * fw - 1);
-    int64_t heads = 3;
-    int32_t *ix = malloc(sizeof(int32_t) * (size_t)nn);
+    int64_t rows, heads = 3, n = 2 * 7 * 7, nn = n * n;
+    int32_t *ix = rel_index(2, 7, 7, 8, 7, 7, &rows);
     int32_t *grouped = malloc(sizeof(int32_t) * (size_t)(rows + 1 + nn));
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) {
-            int di = i / (fh * fw), hi = (i / fw) % fh, wi = i % fw;
-            int dj = j / (fh * fw), hj = (j / fw) % fh, wj = j % fw;
-            ix[i * n + j] = (di - dj + fd - 1) * (2 * fh - 1) * (2 * fw - 1) +
-                            (hi - hj + fh - 1) * (2 * fw - 1) + (wi - wj + fw - 1);
-        }
     tal_index_group_by(grouped, ix, nn, rows);
     tal_tensor table = rand_host(2, (int64_t[]){rows, heads}, 1);
     tal_tensor bias = test_tensor(3, (int64_t[]){heads, n, n});
