@@ -26,8 +26,27 @@
     do {                                                                                      \
         cublasStatus_t st_ = (call);                                                          \
         if (st_ != CUBLAS_STATUS_SUCCESS)                                                     \
-            tal_assert_fail(__FILE__, __LINE__, #call, "%s", cublasGetStatusString(st_));     \
+            tal_assert_fail(__FILE__, __LINE__, #call, "%s",                                  \
+                            TAL_BLAS(cublasGetStatusString)(st_));                            \
     } while (0)
+
+/* cuBLAS and cuBLASLt are loaded when the context starts (dlopen), not with the program: their
+ * ~600 MB take every process about half a second to map and relocate, and most processes (the
+ * CPU tests, CI) never start a context. So no file calls them directly: TAL_BLAS(fn) is fn from
+ * the loaded library, with fn's own type, which the compiler checks against the header. For a
+ * function the header overloads (cublasGemmEx has C++ overloads), name its type:
+ * TAL_BLAS_AS(type, fn). The first use on each line looks the symbol up once. */
+#define TAL_STR2(x) #x
+#define TAL_STR(x) TAL_STR2(x)
+/* The symbol `name` of the loaded libcublas / libcublasLt; aborts if neither has it. */
+void *tal_cuda_blas_symbol(const char *name);
+#define TAL_BLAS_AS(F, fn)                                                                    \
+    ([]() -> F {                                                                              \
+        static_assert(sizeof(static_cast<F>(&fn)) > 0, "the type of " #fn);                   \
+        static F p = reinterpret_cast<F>(tal_cuda_blas_symbol(TAL_STR(fn)));                  \
+        return p;                                                                             \
+    }())
+#define TAL_BLAS(fn) TAL_BLAS_AS(decltype(&fn), fn)
 /* After every kernel launch: a bad configuration shows here, at its own line. */
 #define TAL_LAUNCH_CHECK() TAL_CUDA_CHECK(cudaGetLastError())
 

@@ -3,7 +3,12 @@
  * arenas, and copies across devices. */
 #include "cuda_common.cuh"
 
+#include <dlfcn.h>
 #include <string.h>
+
+#ifndef TAL_CUDA_LIBDIR
+#define TAL_CUDA_LIBDIR "/usr/local/cuda/lib64"
+#endif
 
 /* cuBLAS' own workspace, fixed so its memory is known in advance and its choices (hence its
  * results) do not depend on what it could allocate; 32 MiB is NVIDIA's advice for Hopper. */
@@ -24,7 +29,37 @@ struct context {
     char name[256];
 };
 context g;
+/* libcublasLt and libcublas of the toolkit we were built with, once loaded (never unloaded) */
+void *g_blas_libs[2];
 } // namespace
+
+/* dlopen by soname (LD_LIBRARY_PATH, the program's run path, the loader's cache), then from
+ * the toolkit's folder as the build found it. */
+static tal_status load_blas(tal_err *err) {
+    static const char *const names[2] = {"libcublasLt.so." TAL_STR(CUBLAS_VER_MAJOR),
+                                         "libcublas.so." TAL_STR(CUBLAS_VER_MAJOR)};
+    for (int i = 0; i < 2; i++) {
+        if (g_blas_libs[i]) continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", TAL_CUDA_LIBDIR, names[i]);
+        void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        if (!h) h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!h)
+            return tal_err_set(err, TAL_EDEVICE, "CUDA device %d: cannot load %s (nor %s): %s",
+                               g.ordinal, names[i], path, dlerror());
+        g_blas_libs[i] = h;
+    }
+    return TAL_OK;
+}
+
+void *tal_cuda_blas_symbol(const char *name) {
+    TAL_ASSERT_MSG(g_blas_libs[0] && g_blas_libs[1], "%s: cuBLAS is not loaded (no context)",
+                   name);
+    void *p = dlsym(g_blas_libs[1], name);
+    if (!p) p = dlsym(g_blas_libs[0], name);
+    TAL_ASSERT_MSG(p != NULL, "%s: not in libcublas / libcublasLt %d", name, CUBLAS_VER_MAJOR);
+    return p;
+}
 
 /* The ordinal and count in a message, and why the count is what it is when CUDA said why. */
 static tal_status no_such_device(tal_err *err, int ordinal) {
@@ -40,8 +75,8 @@ static tal_status no_such_device(tal_err *err, int ordinal) {
 }
 
 static void stop_partial(void) {
-    if (g.lt) cublasLtDestroy(g.lt);
-    if (g.cublas) cublasDestroy(g.cublas);
+    if (g.lt) TAL_BLAS(cublasLtDestroy)(g.lt);
+    if (g.cublas) TAL_BLAS(cublasDestroy)(g.cublas);
     if (g.blas_ws) cudaFree(g.blas_ws);
     if (g.stream) cudaStreamDestroy(g.stream);
     cudaGetLastError();
@@ -64,17 +99,22 @@ static tal_status start(tal_err *err) {
         return tal_err_set(err, TAL_EDEVICE, "CUDA device %d: cannot start: %s", g.ordinal,
                            cudaGetErrorString(rc));
     }
-    cublasStatus_t st = cublasCreate(&g.cublas);
-    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetStream(g.cublas, g.stream);
+    tal_status loaded = load_blas(err);
+    if (loaded != TAL_OK) {
+        stop_partial();
+        return loaded;
+    }
+    cublasStatus_t st = TAL_BLAS(cublasCreate)(&g.cublas);
+    if (st == CUBLAS_STATUS_SUCCESS) st = TAL_BLAS(cublasSetStream)(g.cublas, g.stream);
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasSetWorkspace(g.cublas, g.blas_ws, BLAS_WORKSPACE_BYTES);
+        st = TAL_BLAS(cublasSetWorkspace)(g.cublas, g.blas_ws, BLAS_WORKSPACE_BYTES);
     /* no atomics: the same product gives the same bits every run (the recompute relies on it) */
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasSetAtomicsMode(g.cublas, CUBLAS_ATOMICS_NOT_ALLOWED);
+        st = TAL_BLAS(cublasSetAtomicsMode)(g.cublas, CUBLAS_ATOMICS_NOT_ALLOWED);
     if (st != CUBLAS_STATUS_SUCCESS) {
         stop_partial();
         return tal_err_set(err, TAL_EDEVICE, "CUDA device %d: cuBLAS: %s", g.ordinal,
-                           cublasGetStatusString(st));
+                           TAL_BLAS(cublasGetStatusString)(st));
     }
     cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, g.ordinal) == cudaSuccess)
@@ -94,7 +134,7 @@ cublasHandle_t tal_cuda_cublas(void) { return started().cublas; }
 
 cublasLtHandle_t tal_cuda_cublaslt(void) {
     context &c = started();
-    if (!c.lt) TAL_CUBLAS_CHECK(cublasLtCreate(&c.lt));
+    if (!c.lt) TAL_CUBLAS_CHECK(TAL_BLAS(cublasLtCreate)(&c.lt));
     return c.lt;
 }
 

@@ -75,14 +75,24 @@ void gemm_batched_cuda(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K
         compute = CUBLAS_COMPUTE_32F;
     }
     cublasHandle_t h = tal_cuda_cublas();
+    /* the C entry points (the header adds C++ overloads of both) */
+    typedef cublasStatus_t (*gemm_ex_fn)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int,
+                                         int, int, const void *, const void *, cudaDataType, int,
+                                         const void *, cudaDataType, int, const void *, void *,
+                                         cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+    typedef cublasStatus_t (*gemm_batched_ex_fn)(
+        cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+        const void *, cudaDataType, int, long long, const void *, cudaDataType, int, long long,
+        const void *, void *, cudaDataType, int, long long, int, cublasComputeType_t,
+        cublasGemmAlgo_t);
     cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (batch == 1)
-        TAL_CUBLAS_CHECK(cublasGemmEx(h, op_b, op_a, (int)N, (int)M, (int)K, &alpha, pb, in_type,
-                                      (int)lb, pa, in_type, (int)la, &beta, C, CUDA_R_32F,
-                                      (int)ldc, compute, CUBLAS_GEMM_DEFAULT));
+        TAL_CUBLAS_CHECK(TAL_BLAS_AS(gemm_ex_fn, cublasGemmEx)(
+            h, op_b, op_a, (int)N, (int)M, (int)K, &alpha, pb, in_type, (int)lb, pa, in_type,
+            (int)la, &beta, C, CUDA_R_32F, (int)ldc, compute, CUBLAS_GEMM_DEFAULT));
     else
-        TAL_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        TAL_CUBLAS_CHECK(TAL_BLAS_AS(gemm_batched_ex_fn, cublasGemmStridedBatchedEx)(
             h, op_b, op_a, (int)N, (int)M, (int)K, &alpha, pb, in_type, (int)lb, (long long)sb,
             pa, in_type, (int)la, (long long)sa, &beta, C, CUDA_R_32F, (int)ldc,
             (long long)stride_c, (int)batch, compute, CUBLAS_GEMM_DEFAULT));

@@ -17,6 +17,18 @@
 
 #define DEV_ARENA_BYTES ((size_t)512 << 20)
 
+/* Tolerances against the CPU op on the same inputs.
+ * fp32: the two devices sum in other orders (and may fuse multiply-adds differently): a sum of
+ * K terms of size ~1 differs by ~6e-8 sqrt(K); 2e-6 sqrt(K) absolute (~30x that) plus 1e-5
+ * relative, while a wrong index or a missing term is off by O(0.1-1).
+ * bf16 products: each input rounded to 8 significant bits (u = 2^-8), so a product of K terms
+ * of inputs in [-1, 1) moves by ~0.27 2^-8 sqrt(K) (one sigma); 2 x 2^-8 sqrt(K) is ~7 sigma.
+ * tf32: 11 significant bits, rounded or truncated: 2^-9 sqrt(K). */
+#define FP32_ATOL(K) (2e-6 * sqrt((double)(K)))
+#define FP32_RTOL 1e-5
+#define BF16_ATOL(K) (2.0 / 256.0 * sqrt((double)(K)))
+#define TF32_ATOL(K) (1.0 / 512.0 * sqrt((double)(K)))
+
 /* One device arena per test process (Criterion forks a process per test). */
 static tal_arena *g_dev_arena;
 
@@ -40,6 +52,9 @@ static inline void cuda_test_cleanup(void) {
 static inline tal_tensor dev_tensor(int ndim, const int64_t *shape) {
     return tal_arena_tensor(dev_arena(), ndim, shape);
 }
+
+/* A zeroed device tensor shaped like t. */
+static inline tal_tensor dev_like(tal_tensor t) { return dev_tensor(t.ndim, t.shape); }
 
 /* A device copy of a host tensor (same shape). */
 static inline tal_tensor dev_copy(tal_tensor host) {
@@ -67,6 +82,23 @@ static inline tal_tensor rand_host(int ndim, const int64_t *shape, uint64_t seed
     tal_tensor t = test_tensor(ndim, shape);
     test_fill_uniform(t, seed);
     return t;
+}
+
+/* A host tensor of uniform values in [lo, hi). */
+static inline tal_tensor rand_range(int ndim, const int64_t *shape, uint64_t seed, float lo,
+                                    float hi) {
+    tal_tensor t = rand_host(ndim, shape, seed);
+    for (int64_t i = 0; i < tal_tensor_numel(t); i++)
+        t.data[i] = lo + (hi - lo) * 0.5f * (t.data[i] + 1.0f);
+    return t;
+}
+
+/* Every element rounded to bf16 (what a bf16 product multiplies). */
+static inline tal_tensor bf16_rounded(tal_tensor t) {
+    tal_tensor r = test_clone(t);
+    for (int64_t i = 0; i < tal_tensor_numel(r); i++)
+        r.data[i] = tal_bf16_to_f32(tal_f32_to_bf16(r.data[i]));
+    return r;
 }
 
 /* Device result against the CPU op's result. */

@@ -1,7 +1,8 @@
-/* The CUDA twins of the elementwise ops against the CPU ops on the same random inputs: lengths
- * of 1, below and past a block (256), not multiples of it, past a million; outputs aliasing
- * inputs. Each output element is one IEEE operation on both devices (nvcc kept from fusing
- * into FMAs where it could), so the results must agree bit for bit. Skipped without a GPU. */
+/* The CUDA twins of the elementwise ops, activations, softmax, dropout and drop-path against
+ * the CPU ops on the same random inputs: lengths of 1, below and past a block (256), not
+ * multiples of it, past a million; outputs aliasing inputs. Where each output element is one
+ * IEEE operation on both devices (nvcc kept from fusing into FMAs where it could), and for the
+ * dropout masks, the results must agree bit for bit. Skipped without a GPU. */
 #include "cuda_check.h"
 
 TestSuite(cuda_pointwise, .fini = cuda_test_cleanup);
@@ -82,4 +83,100 @@ Test(cuda_pointwise, copy_between_devices_and_overlapping) {
     tal_tensor d3 = dev_copy(h3);
     tal_copy(h2, d3);
     expect_close(h2, h3, 0, 0);
+}
+
+/* ---------------------------------------------------------------- activations ----------- */
+/* GELU: CUDA's erff / expf against the CPU's polynomials (both within a few 1e-7): 1e-6
+ * absolute + 1e-5 relative. ReLU: one comparison, bit for bit. */
+Test(cuda_pointwise, gelu_relu_forward_backward) {
+    CUDA_ONLY();
+    for (int li = 0; li < N_LENGTHS; li++) {
+        int64_t n = LENGTHS[li];
+        tal_tensor x = rand_range(1, &n, 1 + li, -4.0f, 4.0f), dy = rand_host(1, &n, 50 + li);
+        tal_tensor gx = dev_copy(x), gdy = dev_copy(dy);
+        tal_tensor y = test_tensor_like(x), gy = dev_like(x);
+        tal_gelu_forward(y, x);
+        tal_gelu_forward(gy, gx);
+        expect_dev_close(gy, y, 1e-6, 1e-5);
+        tal_tensor dx = test_clone(dy), gdx = dev_copy(dy); /* dx aliases dy */
+        tal_gelu_backward(dx, dx, x);
+        tal_gelu_backward(gdx, gdx, gx);
+        expect_dev_close(gdx, dx, 1e-6, 1e-5);
+        tal_relu_forward(y, x);
+        tal_relu_forward(gy, gx);
+        expect_dev_bits(gy, y);
+        tal_relu_backward(dx, dy, y);
+        tal_relu_backward(gdx, gdy, gy);
+        expect_dev_bits(gdx, dx);
+        tal_relu_forward(gx, gx); /* in place */
+        expect_dev_bits(gx, y);
+    }
+}
+
+/* ---------------------------------------------------------------- softmax --------------- */
+/* Rows of 1, 31, 257 and 4099; -inf entries, a row of all -inf (zeros), in place. expf against
+ * the CPU's polynomial: 1e-6 relative on the probabilities, 1e-7 absolute. */
+Test(cuda_pointwise, softmax_rows_of_any_length) {
+    CUDA_ONLY();
+    const int64_t widths[] = {1, 31, 257, 4099};
+    for (int wi = 0; wi < 4; wi++) {
+        int64_t rows = 9, n = widths[wi];
+        tal_tensor x = rand_range(2, (int64_t[]){rows, n}, 3 + wi, -8.0f, 8.0f);
+        for (int64_t j = 0; j < n; j += 3) x.data[1 * n + j] = -INFINITY; /* some -inf */
+        for (int64_t j = 0; j < n; j++) x.data[4 * n + j] = -INFINITY;    /* all -inf */
+        tal_tensor gx = dev_copy(x), y = test_tensor_like(x), gy = dev_like(x);
+        tal_softmax_forward(y, x);
+        tal_softmax_forward(gy, gx);
+        expect_dev_close(gy, y, 1e-7, 1e-6);
+        for (int64_t j = 0; j < n; j++) cr_assert_eq(y.data[4 * n + j], 0.0f);
+        tal_tensor dy = rand_host(2, x.shape, 9 + wi), dx = test_tensor_like(x);
+        tal_tensor gdy = dev_copy(dy);
+        tal_softmax_backward(dx, dy, y);
+        tal_softmax_backward(gdy, gdy, gy); /* dx aliases dy */
+        expect_dev_close(gdy, dx, 1e-7, 1e-5);
+        tal_softmax_forward(gx, gx); /* y aliases x */
+        expect_dev_close(gx, y, 1e-7, 1e-6);
+    }
+}
+
+/* ---------------------------------------------------------------- dropout --------------- */
+/* The same Philox draws on both devices: the same elements dropped, the same values kept (one
+ * multiply each), bit for bit; forward and backward alike; p = 0 copies. */
+Test(cuda_pointwise, dropout_masks_equal_the_cpu_bits) {
+    CUDA_ONLY();
+    const float ps[] = {0.0f, 0.1f, 0.5f, 0.9f};
+    for (int li = 0; li < N_LENGTHS; li++)
+        for (int pi = 0; pi < 4; pi++) {
+            int64_t n = LENGTHS[li];
+            tal_rng_key key = {77, (uint64_t)li, (uint64_t)pi};
+            tal_tensor x = rand_host(1, &n, 30 + li), y = test_tensor_like(x);
+            tal_tensor gx = dev_copy(x), gy = dev_like(x);
+            tal_dropout_forward(y, x, ps[pi], key);
+            tal_dropout_forward(gy, gx, ps[pi], key);
+            expect_dev_bits(gy, y);
+            tal_dropout_backward(y, x, ps[pi], key);
+            tal_dropout_backward(gy, gx, ps[pi], key);
+            expect_dev_bits(gy, y);
+            tal_dropout_forward(gx, gx, ps[pi], key); /* in place */
+            expect_dev_bits(gx, y);
+        }
+}
+
+Test(cuda_pointwise, drop_path_masks_equal_the_cpu_bits) {
+    CUDA_ONLY();
+    const int64_t batches[] = {1, 3, 64};
+    for (int bi = 0; bi < 3; bi++)
+        for (int pi = 0; pi < 3; pi++) {
+            float p = pi == 0 ? 0.0f : pi == 1 ? 0.2f : 0.5f;
+            tal_rng_key key = {5, 11, (uint64_t)(bi * 3 + pi)};
+            int64_t shape[3] = {batches[bi], 7, 33};
+            tal_tensor x = rand_host(3, shape, 40 + bi), y = test_tensor_like(x);
+            tal_tensor gx = dev_copy(x), gy = dev_like(x);
+            tal_drop_path_forward(y, x, p, key);
+            tal_drop_path_forward(gy, gx, p, key);
+            expect_dev_bits(gy, y);
+            tal_drop_path_backward(y, x, p, key);
+            tal_drop_path_backward(gy, gx, p, key);
+            expect_dev_bits(gy, y);
+        }
 }
