@@ -62,22 +62,29 @@ static int bucket_of(double len, const double *edges, int n_edges) {
  * another bucket are left out (neither TP nor FP), the rest keep their status; this is the
  * same as re-running the matching with only the bucket's GT (the greedy matching of the
  * remaining detections does not change). */
+/* The class's GT per length bucket (their bucket into gb[n_gt] when given): a class that has GT
+ * in a bucket counts in that bucket's mAP, with AP 0 when it has no detection at all. */
+static void count_bucket_gt(const scoring *s, const class_job *cj, int *gb) {
+    int NB = s->n_buckets, c = (int)(cj - s->jobs);
+    for (int j = 0; j < cj->n_gt; j++) {
+        const gt_inst *g = &s->g[cj->gt[j]];
+        int b = bucket_of(g->t1 - g->t0, s->o->bucket_edges, NB - 1);
+        if (gb) gb[j] = b;
+        s->bucket_npos[(long)c * NB + b]++;
+    }
+}
+
 static void bucket_aps(const scoring *s, const class_job *cj, const int *lock,
                        const unsigned char *tp, double *prec, double *rec, double *work) {
     int T = s->n_tiou, NB = s->n_buckets, c = (int)(cj - s->jobs);
     long P = cj->n_det;
-    const double *edges = s->o->bucket_edges;
     int *gb = malloc(sizeof *gb * (size_t)(cj->n_gt ? cj->n_gt : 1));
     int *db = malloc(sizeof *db * (size_t)(P ? P : 1));
     if (!gb || !db) {
         free(gb), free(db);
         return; /* out of memory: the breakdown of this class stays 0 */
     }
-    for (int j = 0; j < cj->n_gt; j++) {
-        const gt_inst *g = &s->g[cj->gt[j]];
-        gb[j] = bucket_of(g->t1 - g->t0, edges, NB - 1);
-        s->bucket_npos[(long)c * NB + gb[j]]++;
-    }
+    count_bucket_gt(s, cj, gb);
     for (int t = 0; t < T; t++) {
         for (long i = 0; i < P; i++) db[i] = -1;
         for (int j = 0; j < cj->n_gt; j++) {
@@ -423,6 +430,7 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
         } else if (cj->n_det == 0) { /* AP 0: every GT missed */
             for (int t = 0; t < T; t++) ap[t] = 0;
             if (r->det_tp_mask) charge_loss_missed(&s, cj, T * s.loss_weight);
+            if (s.n_buckets) count_bucket_gt(&s, cj, NULL);
             rc = 0;
         } else if (o->protocol == TAL_EVAL_THUMOS14) {
             rc = score_class_th14(&s, cj, amb_start, amb_order, ap, &n_amb_dropped);

@@ -47,6 +47,7 @@ static __attribute__((unused)) void app_write_file(const char *name, const char 
 
 /* Makes TEST_TMP/<prefix>_<pid> with data/ (6 synthetic videos) and tiny.json. */
 static __attribute__((unused)) void app_make_tiny_set(const char *prefix) {
+    test_require_binary();
     snprintf(g_dir, sizeof g_dir, "%s/%s_%d", TEST_TMP, prefix, (int)getpid());
     mkdir(g_dir, 0755);
     cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "

@@ -1,4 +1,5 @@
-/* Data-parallel ranks through `mpirun -np 2 --oversubscribe re2tal ...` on a tiny synthetic set:
+/* Data-parallel ranks through `mpirun -np 2 --oversubscribe re2tal ...` (RE2TAL_BIN, through
+ * tests/app_cli.h) on a tiny synthetic set:
  * 2 ranks x batch 1 train what 1 rank x batch 2 trains (losses and weights), deterministic
  * reductions give the same bits whatever the buckets and their timing, sharded inference writes
  * the one-process results file byte for byte, a 2-rank checkpoint resumes on 1 rank, and kill -9

@@ -1,7 +1,8 @@
-/* The whole pipeline through the re2tal binary on a tiny synthetic set: synth -> train ->
- * checkpoint -> resume (the resumed run reproduces the uninterrupted run's losses exactly) ->
- * kill -9 and resume -> infer on raw videos (a corrupt one skipped and reported) -> extract ->
- * evaluate; plus config errors that name the key. Any broken stage fails a test here. */
+/* The whole pipeline through the re2tal binary (RE2TAL_BIN, through tests/app_cli.h) on a tiny
+ * synthetic set: synth -> train -> checkpoint -> resume (the resumed run reproduces the
+ * uninterrupted run's losses exactly) -> kill -9 and resume -> infer on raw videos (a corrupt one
+ * skipped and reported) -> extract -> evaluate; plus config errors that name the key. Any broken
+ * stage fails a test here. */
 #include "app_cli.h"
 
 #include <math.h>
