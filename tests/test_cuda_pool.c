@@ -1,9 +1,8 @@
 /* The CUDA max-pool, spatial mean and linear interpolation against the CPU ops on the same
  * inputs. Max-pool: ties (the first index wins), NaN (wins), padding, a stride; the backward
  * adds in the CPU's order, so both directions agree bit for bit. Mean: double sums on both, 1e-6
- * relative. Interpolation: the same weights (device_math.h), bit for bit in the backward's row
- * loop, a few ulps in the forward (a multiply-add may fuse on the device). Skipped without a
- * GPU. */
+ * relative. Interpolation: the same positions and weights (device_math.h) and the same order of
+ * sums; a multiply-add may fuse on the device, so a few ulps. Skipped without a GPU. */
 #include "cuda_check.h"
 
 TestSuite(cuda_pool, .fini = cuda_test_cleanup);
