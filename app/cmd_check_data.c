@@ -1,14 +1,16 @@
 /* app/cmd_check_data.c: `re2tal check-data`: loads an annotation file (or the annotation named
  * by a config), checks it and its video folder (tal_dataset_check), prints a table of findings
  * and optionally writes them as JSON. */
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
+#include "app/checkpoint.h"
 #include "app/commands.h"
+#include "app/run_config.h"
 #include "data/data.h"
 #include "decode/decode.h"
 
@@ -18,8 +20,9 @@ static void usage(FILE *out) {
             "Checks a dataset: videos missing on disk or undecodable, annotated vs real\n"
             "duration, segments outside [0, duration] (clipped, counted), zero-length and\n"
             "duplicate segments, labels missing from the class map, classes without instances.\n"
-            "ANNOTATION: ActivityNet/THUMOS JSON or a THUMOS per-class text folder. A config\n"
-            "JSON names them under \"data\": annotations, video_dir, class_map, block_list.\n\n"
+            "ANNOTATION: ActivityNet/THUMOS JSON or a THUMOS per-class text folder. A run\n"
+            "config (as `re2tal train` takes) names them under \"data\": annotations, videos,\n"
+            "classes, block_list (paths relative to the working folder, as in training).\n\n"
             "options:\n"
             "  --videos DIR      video folder (<id>.mp4, .mkv, ...; v_ prefix optional)\n"
             "  --classes FILE    class map (one name per line, '<id> <name>', or JSON list)\n"
@@ -61,55 +64,32 @@ typedef struct paths {
     char annotations[4096], videos[4096], classes[4096], block[4096];
 } paths;
 
-/* Copies a string key of obj (relative paths are taken from the config's folder). */
-static void config_path(char *dst, const cJSON *obj, const char *key, const char *base_dir) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsString(j) || dst[0]) return;
-    if (j->valuestring[0] == '/' || !base_dir)
-        snprintf(dst, 4096, "%s", j->valuestring);
-    else
-        snprintf(dst, 4096, "%s/%s", base_dir, j->valuestring);
-}
-
-/* If path is a config (JSON with a "data" object naming an annotation file), fills what it
- * names (command-line values win). Returns 1 if it was a config. */
-static int read_config(paths *p, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n <= 0 || n > (64 << 20)) {
-        fclose(f);
-        return 0;
-    }
-    char *text = malloc((size_t)n + 1);
-    size_t got = text ? fread(text, 1, (size_t)n, f) : 0;
-    fclose(f);
-    if (!text || got != (size_t)n) {
-        free(text);
-        return 0;
-    }
-    text[n] = 0;
-    cJSON *root = cJSON_Parse(text);
+/* A run config (a JSON object with a "data" section and no "database") is read with the one
+ * reader `re2tal train` uses, so both name the same keys and resolve paths alike (relative to
+ * the working folder): data.annotations, data.videos, data.classes, data.block_list
+ * (command-line values win). Returns 1 for a config, 0 for anything else, -1 for a config that
+ * does not check out (*err says why). */
+static int read_config(paths *p, const char *path, tal_err *err) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > (64 << 20)) return 0;
+    char *text = tal_read_file(path, NULL);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(data, "annotations");
-    int is_config = cJSON_IsObject(data) && cJSON_IsString(ann) &&
+    int is_config = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "data")) &&
                     !cJSON_GetObjectItemCaseSensitive(root, "database");
-    if (is_config) {
-        char dir_buf[4096];
-        snprintf(dir_buf, sizeof dir_buf, "%s", path);
-        const char *base = dirname(dir_buf);
-        char ann_path[4096] = "";
-        config_path(ann_path, data, "annotations", base);
-        snprintf(p->annotations, sizeof p->annotations, "%s", ann_path);
-        config_path(p->videos, data, "video_dir", base);
-        config_path(p->classes, data, "class_map", base);
-        config_path(p->block, data, "block_list", base);
-    }
     cJSON_Delete(root);
-    return is_config;
+    if (!is_config) return 0;
+    tal_run_config rc;
+    if (tal_run_config_read(&rc, path, NULL, 0, err) != TAL_OK) return -1;
+    if (!rc.annotations[0]) {
+        tal_err_set(err, TAL_EINVAL, "%s: data.annotations: no annotation file named", path);
+        return -1;
+    }
+    snprintf(p->annotations, sizeof p->annotations, "%s", rc.annotations);
+    if (!p->videos[0]) snprintf(p->videos, sizeof p->videos, "%s", rc.videos);
+    if (!p->classes[0]) snprintf(p->classes, sizeof p->classes, "%s", rc.classes);
+    if (!p->block[0]) snprintf(p->block, sizeof p->block, "%s", rc.block_list);
+    return 1;
 }
 
 static int cmd_check_data(int argc, char **argv) {
@@ -182,7 +162,12 @@ static int cmd_check_data(int argc, char **argv) {
         fprintf(stderr, "re2tal check-data: --subset: %s\n", err.msg);
         return 2;
     }
-    if (!read_config(&p, input)) snprintf(p.annotations, sizeof p.annotations, "%s", input);
+    int is_config = read_config(&p, input, &err);
+    if (is_config < 0) {
+        fprintf(stderr, "re2tal check-data: %s\n", err.msg);
+        return 1;
+    }
+    if (!is_config) snprintf(p.annotations, sizeof p.annotations, "%s", input);
 
     int rc = 1;
     tal_dataset *ds = NULL;

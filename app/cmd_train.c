@@ -38,7 +38,8 @@ static int cmd_train(int argc, char **argv) {
             int n;
             const tal_cfg_key *keys = tal_run_config_keys(&n);
             printf("keys (configs/README.md explains them; \"backbone\" and \"head\" sections take "
-                   "backbone/ and heads/ keys):\n");
+                   "backbone/ and heads/ keys).\nRanges: [a, b] includes its ends, (a, b) "
+                   "excludes them; every value is checked before any data is read.\n");
             tal_cfg_print_help(stdout, &c, keys, n);
             free(sets);
             return 0;
@@ -65,20 +66,13 @@ static int cmd_train(int argc, char **argv) {
         return 2;
     }
     tal_run_config rc;
-    tal_run_config_default(&rc);
     tal_err err = {0};
     int code = 0;
-    if (tal_run_config_load(&rc, config, &err) != TAL_OK) {
+    if (tal_run_config_read(&rc, config, sets, o.n_sets, &err) != TAL_OK) {
         fprintf(stderr, "re2tal train: %s\n", err.msg);
         free(sets);
-        return 1;
+        return strncmp(err.msg, "--set", 5) ? 1 : 2; /* a bad --set is a usage error */
     }
-    for (int i = 0; i < o.n_sets; i++)
-        if (tal_run_config_set(&rc, sets[i], &err) != TAL_OK) {
-            fprintf(stderr, "re2tal train: %s\n", err.msg);
-            free(sets);
-            return 2;
-        }
     o.config_path = config;
     o.sets = sets;
     tal_train_result res;

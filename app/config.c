@@ -30,17 +30,74 @@ static int is_int(const cJSON *v) {
            fabs(v->valuedouble) < 2147483647.0;
 }
 
-/* Stores one JSON value into the field described by k; `where` names the source for errors. */
+static void number_str(double x, char *buf, size_t size) {
+    if (isinf(x))
+        snprintf(buf, size, "%sinf", x < 0 ? "-" : "");
+    else
+        snprintf(buf, size, "%.10g", x);
+}
+
+const char *tal_cfg_range_str(const tal_cfg_key *k, char *buf, size_t size) {
+    if (k->type == TAL_CFG_STRING) {
+        snprintf(buf, size, "%s", k->choices ? k->choices : "");
+        return buf;
+    }
+    if (!(k->flags & TAL_CFG_RANGED)) {
+        snprintf(buf, size, "any");
+        return buf;
+    }
+    char lo[32], hi[32];
+    number_str(k->lo, lo, sizeof lo);
+    number_str(k->hi, hi, sizeof hi);
+    snprintf(buf, size, "%c%s, %s%c", k->flags & TAL_CFG_LO_OPEN ? '(' : '[', lo, hi,
+             k->flags & TAL_CFG_HI_OPEN ? ')' : ']');
+    return buf;
+}
+
+static int in_range(const tal_cfg_key *k, double x) {
+    if (!(k->flags & TAL_CFG_RANGED)) return 1;
+    int lo_ok = k->flags & TAL_CFG_LO_OPEN ? x > k->lo : x >= k->lo;
+    int hi_ok = k->flags & TAL_CFG_HI_OPEN ? x < k->hi : x <= k->hi;
+    return lo_ok && hi_ok;
+}
+
+static tal_status out_of_range(const tal_cfg_key *k, double x, int index, const char *where,
+                               tal_err *err) {
+    char range[64], value[32], item[24] = "";
+    number_str(x, value, sizeof value);
+    if (index >= 0) snprintf(item, sizeof item, "[%d]", index);
+    return tal_err_set(err, TAL_EINVAL, "%s: %s%s: %s is outside the allowed range %s (%s)",
+                       where, k->key, item, value, tal_cfg_range_str(k, range, sizeof range),
+                       k->doc);
+}
+
+/* A string key with choices takes one of them, exactly. */
+static int is_choice(const char *choices, const char *s) {
+    size_t n = strlen(s);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, s, n)) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+/* Stores one JSON value into the field described by k; `where` names the source for errors.
+ * Nothing is stored unless the whole value is valid (type and range). */
 static tal_status store(void *cfg, const tal_cfg_key *k, const cJSON *v, const char *where,
                         tal_err *err) {
     char *field = (char *)cfg + k->offset;
     switch (k->type) {
     case TAL_CFG_INT:
         if (!is_int(v)) break;
+        if (!in_range(k, v->valuedouble)) return out_of_range(k, v->valuedouble, -1, where, err);
         *(int *)field = (int)v->valuedouble;
         return TAL_OK;
     case TAL_CFG_FLOAT:
         if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) break;
+        if (!in_range(k, v->valuedouble)) return out_of_range(k, v->valuedouble, -1, where, err);
         *(double *)field = v->valuedouble;
         return TAL_OK;
     case TAL_CFG_BOOL:
@@ -52,6 +109,9 @@ static tal_status store(void *cfg, const tal_cfg_key *k, const cJSON *v, const c
         if (strlen(v->valuestring) >= TAL_CFG_STR)
             return tal_err_set(err, TAL_EINVAL, "%s: %s: string longer than %d characters", where,
                                k->key, TAL_CFG_STR - 1);
+        if (k->choices && !is_choice(k->choices, v->valuestring))
+            return tal_err_set(err, TAL_EINVAL, "%s: %s: '%s' is not one of %s (%s)", where,
+                               k->key, v->valuestring, k->choices, k->doc);
         strcpy(field, v->valuestring);
         return TAL_OK;
     case TAL_CFG_INTS:
@@ -63,9 +123,12 @@ static tal_status store(void *cfg, const tal_cfg_key *k, const cJSON *v, const c
                                TAL_CFG_LIST);
         for (int i = 0; i < n; i++) {
             const cJSON *it = cJSON_GetArrayItem(v, i);
-            if (k->type == TAL_CFG_INTS ? !is_int(it) : !cJSON_IsNumber(it))
+            if (k->type == TAL_CFG_INTS ? !is_int(it)
+                                        : (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)))
                 return tal_err_set(err, TAL_EINVAL, "%s: %s[%d]: expected %s", where, k->key, i,
                                    k->type == TAL_CFG_INTS ? "an integer" : "a number");
+            if (!in_range(k, it->valuedouble))
+                return out_of_range(k, it->valuedouble, i, where, err);
         }
         for (int i = 0; i < n; i++) {
             double x = cJSON_GetArrayItem(v, i)->valuedouble;
@@ -221,11 +284,12 @@ char *tal_cfg_to_json(const void *cfg, const tal_cfg_key *keys, int n_keys) {
 }
 
 void tal_cfg_print_help(FILE *out, const void *cfg, const tal_cfg_key *keys, int n_keys) {
+    fprintf(out, "  %-34s %-16s %-22s %-14s %s\n", "key", "type", "allowed", "default", "meaning");
     for (int i = 0; i < n_keys; i++) {
         cJSON *v = value_json(cfg, &keys[i]);
-        char *s = cJSON_PrintUnformatted(v);
-        fprintf(out, "  %-34s %-16s default %-14s %s\n", keys[i].key, type_name(keys[i].type), s,
-                keys[i].doc);
+        char *s = cJSON_PrintUnformatted(v), range[64];
+        fprintf(out, "  %-34s %-16s %-22s %-14s %s\n", keys[i].key, type_name(keys[i].type),
+                tal_cfg_range_str(&keys[i], range, sizeof range), s, keys[i].doc);
         free(s);
         cJSON_Delete(v);
     }

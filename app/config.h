@@ -22,13 +22,25 @@ typedef enum {
 #define TAL_CFG_STR 512
 #define TAL_CFG_LIST 16
 
+/* Range flags of a numeric key. A number outside its range is an error naming the source, the
+ * key, the value and the range, whether it comes from a file or from --set. */
+#define TAL_CFG_RANGED 1u   /* lo and hi apply (every numeric key of the run config has one) */
+#define TAL_CFG_LO_OPEN 2u  /* lo itself is excluded */
+#define TAL_CFG_HI_OPEN 4u  /* hi itself is excluded */
+
 typedef struct tal_cfg_key {
     const char *key;       /* dotted path */
     tal_cfg_type type;
     size_t offset;         /* of the field in the config struct */
     size_t offset_count;   /* lists only: offset of the int element count */
     const char *doc;       /* one line, shown by `--help-config` and in configs/README.md */
+    double lo, hi;         /* numbers (and each list element): allowed range, see flags */
+    unsigned flags;        /* TAL_CFG_RANGED | TAL_CFG_LO_OPEN | TAL_CFG_HI_OPEN */
+    const char *choices;   /* strings: the allowed values "a|b|c", or NULL (any: paths, names) */
 } tal_cfg_key;
+
+/* "[0, 1)", "(0, inf]", "resize|truncate", or "" for a free string, into buf; returns buf. */
+const char *tal_cfg_range_str(const tal_cfg_key *k, char *buf, size_t size);
 
 /* Applies a JSON file on top of the struct's current values (the defaults). Errors name the file
  * and the key. */
@@ -44,7 +56,7 @@ tal_status tal_cfg_set(void *cfg, const tal_cfg_key *keys, int n_keys, const cha
 /* The whole config as a nested JSON object (for run directories: the config as run). Caller
  * frees with free(). */
 char *tal_cfg_to_json(const void *cfg, const tal_cfg_key *keys, int n_keys);
-/* Prints "key  type  value  doc" lines. */
+/* Prints "key  type  range  default  doc" lines. */
 void tal_cfg_print_help(FILE *out, const void *cfg, const tal_cfg_key *keys, int n_keys);
 
 #endif

@@ -26,9 +26,8 @@ tal_status tal_model_open_dir(tal_loaded_model *lm, const char *dir, tal_err *er
                tal_ckpt_find(ckpt, sizeof ckpt, run, "last", err) != TAL_OK) {
         return tal_err_prefix(err, "%s: not a run folder", dir);
     }
-    tal_run_config_default(&lm->rc);
     snprintf(path, sizeof path, "%s/config.json", run);
-    tal_status st = tal_run_config_load(&lm->rc, path, err);
+    tal_status st = tal_run_config_read(&lm->rc, path, NULL, 0, err);
     if (st) return st;
     snprintf(path, sizeof path, "%s/classes.txt", run);
     char *text = tal_read_file(path, err);

@@ -8,35 +8,47 @@
 
 static int is_resize(const tal_run_config *rc) { return !strcmp(rc->sampler, "resize"); }
 
+tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_shape *ms,
+                             tal_backbone_config *bcfg, tal_head_config *hcfg, tal_err *err) {
+    tal_status st;
+    if ((st = tal_backbone_config_from_json(bcfg, rc->backbone_json, err)))
+        return tal_err_prefix(err, "backbone");
+    bcfg->seed = (uint64_t)rc->seed * 7919 + 1;
+    ms->clip_frames = is_resize(rc) ? rc->frames : rc->trunc_len;
+    ms->crop = rc->crop;
+    ms->feat_len = tal_backbone_out_frames(bcfg, ms->clip_frames);
+    ms->feat_ch = tal_backbone_out_channels(bcfg);
+    ms->head_len = is_resize(rc) ? rc->resize_len
+                                 : rc->trunc_len * rc->frame_stride / rc->snippet_stride;
+    if (ms->head_len < 1)
+        return tal_err_set(err, TAL_EINVAL, "data.trunc_len %d x frame_stride %d / "
+                           "snippet_stride %d leaves the head no position", rc->trunc_len,
+                           rc->frame_stride, rc->snippet_stride);
+    if (n_classes > 1)
+        tal_head_config_thumos(hcfg);
+    else
+        tal_head_config_anet(hcfg);
+    hcfg->seed = (uint64_t)rc->seed * 104729 + 3;
+    if ((st = tal_head_config_from_json(hcfg, "head", rc->head_json, err))) return st;
+    /* these follow the backbone, the dataset and the sampler whatever the section says */
+    hcfg->in_channels = ms->feat_ch;
+    hcfg->n_classes = n_classes;
+    hcfg->max_seq_len = ms->head_len;
+    if ((st = tal_head_config_check(hcfg, err))) return tal_err_prefix(err, "head");
+    return TAL_OK;
+}
+
 tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classes, int init,
                             tal_err *err) {
     memset(m, 0, sizeof *m);
-    tal_status st;
-    if ((st = tal_backbone_config_from_json(&m->bcfg, rc->backbone_json, err)))
-        return tal_err_prefix(err, "backbone");
-    m->bcfg.seed = (uint64_t)rc->seed * 7919 + 1;
-    if (strcmp(rc->sampler, "resize") && strcmp(rc->sampler, "truncate"))
-        return tal_err_set(err, TAL_EINVAL, "data.sampler: '%s' (expected resize or truncate)",
-                           rc->sampler);
-    m->clip_frames = is_resize(rc) ? rc->frames : rc->trunc_len;
-    m->crop = rc->crop;
-    m->feat_len = tal_backbone_out_frames(&m->bcfg, m->clip_frames);
-    m->feat_ch = tal_backbone_out_channels(&m->bcfg);
-    m->head_len = is_resize(rc) ? rc->resize_len
-                                : rc->trunc_len * rc->frame_stride / rc->snippet_stride;
-    if (n_classes > 1)
-        tal_head_config_thumos(&m->hcfg);
-    else
-        tal_head_config_anet(&m->hcfg);
-    m->hcfg.in_channels = m->feat_ch;
-    m->hcfg.n_classes = n_classes;
-    m->hcfg.max_seq_len = m->head_len;
-    m->hcfg.seed = (uint64_t)rc->seed * 104729 + 3;
-    if ((st = tal_head_config_from_json(&m->hcfg, "head", rc->head_json, err))) return st;
-    m->hcfg.in_channels = m->feat_ch; /* follows the backbone whatever the section says */
-    m->hcfg.n_classes = n_classes;
-    m->hcfg.max_seq_len = m->head_len;
-    if ((st = tal_head_config_check(&m->hcfg, err))) return tal_err_prefix(err, "head");
+    tal_model_shape ms;
+    tal_status st = tal_model_configs(rc, n_classes, &ms, &m->bcfg, &m->hcfg, err);
+    if (st) return st;
+    m->clip_frames = ms.clip_frames;
+    m->crop = ms.crop;
+    m->feat_len = ms.feat_len;
+    m->feat_ch = ms.feat_ch;
+    m->head_len = ms.head_len;
     m->params = tal_params_create();
     float wd = (float)rc->weight_decay;
     int g_bb = tal_params_add_group(m->params, "backbone", (float)rc->lr_backbone, wd);
@@ -142,10 +154,21 @@ tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char 
     return st;
 }
 
+/* A clip longer than backbone.chunk_frames trains chunk by chunk (memory of one chunk). */
+static int chunked(const tal_model *m) {
+    return m->bcfg.chunk_frames > 0 && m->bcfg.chunk_frames < m->clip_frames;
+}
+
+static tal_tensor video5(const tal_model *m, tal_tensor video) {
+    return tal_tensor_reshape(video, 5, (int64_t[]){1, 3, m->clip_frames, m->crop, m->crop});
+}
+
 /* backbone -> [1, C, T'] -> resized to the head's length; mask from the clip. */
 static void features_forward(tal_model *m, tal_tensor video, const tal_clip *clip, int training) {
-    tal_tensor v5 = tal_tensor_reshape(video, 5, (int64_t[]){1, 3, m->clip_frames, m->crop, m->crop});
-    if (training)
+    tal_tensor v5 = video5(m, video);
+    if (training && chunked(m))
+        tal_backbone_forward_chunked_train(m->bb, m->feats, v5);
+    else if (training)
         tal_backbone_forward_train(m->bb, m->feats, v5);
     else
         tal_backbone_forward(m->bb, m->feats, v5);
@@ -187,7 +210,12 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
     }
     tal_head_backward(m->head, m->dfeats_head);
     tal_backbone_resize_backward(m->dfeats, m->dfeats_head);
-    tal_backbone_backward(m->bb, m->dfeats, &st->recon_err);
+    if (chunked(m)) {
+        tal_backbone_backward_chunked(m->bb, m->dfeats, video5(m, video));
+        st->recon_err = -1; /* the chunks rebuild their inputs but report no error */
+    } else {
+        tal_backbone_backward(m->bb, m->dfeats, &st->recon_err);
+    }
     return TAL_OK;
 }
 

@@ -22,6 +22,17 @@ typedef struct tal_model {
     tal_tensor feats, feats_head, dfeats_head, dfeats, mask;
 } tal_model;
 
+typedef struct tal_model_shape {
+    int clip_frames, crop;       /* backbone input [1, 3, clip_frames, crop, crop] */
+    int feat_len, feat_ch;       /* backbone output [1, feat_ch, feat_len] */
+    int head_len;                /* positions the head sees */
+} tal_model_shape;
+
+/* The backbone and head configurations a run config describes for n_classes (parsed from its
+ * sections and checked), and the shapes that follow. No allocation: the config validation runs
+ * it before any data is read. */
+tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_shape *ms,
+                             tal_backbone_config *bcfg, tal_head_config *hcfg, tal_err *err);
 /* Builds the model for n_classes from the config; init: random initialisation (else the caller
  * loads weights). */
 tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classes, int init,

@@ -1,58 +1,73 @@
 /* app/run_config.c: the run configuration's keys, defaults and JSON round trip. */
 #include "app/run_config.h"
 
+#include "app/pipeline.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define K(key, type, field, doc) {key, type, offsetof(tal_run_config, field), 0, doc}
-#define KL(key, type, field, count, doc)                                                       \
-    {key, type, offsetof(tal_run_config, field), offsetof(tal_run_config, count), doc}
+/* Every key has a type and a range (numbers) or a set of choices where the value is not a free
+ * name or path: checked when a file or --set assigns it, before any data is read. */
+#define R TAL_CFG_RANGED
+#define LO_OPEN (TAL_CFG_RANGED | TAL_CFG_LO_OPEN)
+#define HI_OPEN (TAL_CFG_RANGED | TAL_CFG_HI_OPEN)
+#define KS(key, field, doc) {key, TAL_CFG_STRING, offsetof(tal_run_config, field), 0, doc, 0, 0, 0, NULL}
+#define KC(key, field, choices, doc)                                                             \
+    {key, TAL_CFG_STRING, offsetof(tal_run_config, field), 0, doc, 0, 0, 0, choices}
+#define KI(key, field, lo, hi, doc) {key, TAL_CFG_INT, offsetof(tal_run_config, field), 0, doc, lo, hi, R, NULL}
+#define KF(key, field, lo, hi, flags, doc)                                                        \
+    {key, TAL_CFG_FLOAT, offsetof(tal_run_config, field), 0, doc, lo, hi, flags, NULL}
+#define BIG 1e6 /* counts (epochs, steps, frames) above this are typos */
 
 static const tal_cfg_key KEYS[] = {
-    K("data.annotations", TAL_CFG_STRING, annotations, "ActivityNet-style annotation JSON"),
-    K("data.videos", TAL_CFG_STRING, videos, "folder holding <video id>.<ext> files"),
-    K("data.classes", TAL_CFG_STRING, classes, "class list file (default: sorted labels)"),
-    K("data.train_subset", TAL_CFG_STRING, train_subset, "subset trained on"),
-    K("data.val_subset", TAL_CFG_STRING, val_subset, "subset evaluated on"),
-    K("data.sampler", TAL_CFG_STRING, sampler, "resize (ActivityNet) or truncate (THUMOS)"),
-    K("data.frames", TAL_CFG_INT, frames, "resize: frames spread over each video"),
-    K("data.resize_len", TAL_CFG_INT, resize_len, "resize: feature positions per video"),
-    K("data.trunc_len", TAL_CFG_INT, trunc_len, "truncate: frames per training window"),
-    K("data.frame_stride", TAL_CFG_INT, frame_stride, "truncate: video frames between samples"),
-    K("data.snippet_stride", TAL_CFG_INT, snippet_stride, "truncate: video frames per feature"),
-    K("data.trunc_thresh", TAL_CFG_FLOAT, trunc_thresh, "truncate: share of an action kept"),
-    K("data.window_overlap", TAL_CFG_FLOAT, window_overlap, "test windows overlap (0.5)"),
-    K("data.short_side", TAL_CFG_INT, short_side, "test: short side resized to"),
-    K("data.crop", TAL_CFG_INT, crop, "frame size the backbone sees (square)"),
-    K("data.rrc_scale_min", TAL_CFG_FLOAT, rrc_scale_min, "train random-resized-crop min area (<=0 off)"),
-    K("data.rrc_scale_max", TAL_CFG_FLOAT, rrc_scale_max, "train random-resized-crop max area"),
-    K("data.flip", TAL_CFG_FLOAT, flip, "train horizontal flip probability"),
-    K("data.decode_threads", TAL_CFG_INT, decode_threads, "FFmpeg decoding threads (0 auto)"),
-    K("data.prefetch", TAL_CFG_INT, prefetch, "clips decoded ahead by a thread (0: none)"),
-    K("data.class_agnostic", TAL_CFG_INT, class_agnostic, "1: train one class 'action' (ActivityNet recipe)"),
-    K("optim.epochs", TAL_CFG_INT, epochs, "training epochs"),
-    K("optim.batch_size", TAL_CFG_INT, batch_size, "clips per step"),
-    K("optim.accum_steps", TAL_CFG_INT, accum_steps, "steps whose gradients are accumulated"),
-    K("optim.lr_head", TAL_CFG_FLOAT, lr_head, "head learning rate"),
-    K("optim.lr_backbone", TAL_CFG_FLOAT, lr_backbone, "backbone learning rate"),
-    K("optim.weight_decay", TAL_CFG_FLOAT, weight_decay, "AdamW decay (not on norms/biases)"),
-    K("optim.warmup_epochs", TAL_CFG_FLOAT, warmup_epochs, "linear warm-up length"),
-    K("optim.min_lr", TAL_CFG_FLOAT, min_lr, "cosine floor, as a fraction of each lr"),
-    K("optim.clip_norm", TAL_CFG_FLOAT, clip_norm, "gradient clipping by global L2 norm"),
-    K("optim.ema_decay", TAL_CFG_FLOAT, ema_decay, "weight EMA decay (0: no EMA)"),
-    K("train.seed", TAL_CFG_INT, seed, "seed of sampling, augmentation, init, drop-path"),
-    K("train.out_dir", TAL_CFG_STRING, out_dir, "run folder (checkpoints, logs)"),
-    K("train.pretrained", TAL_CFG_STRING, pretrained, "backbone weights (safetensors; ordinary or rewired names)"),
-    K("train.eval_every", TAL_CFG_INT, eval_every, "validate every N epochs (0: never)"),
-    K("train.eval_start", TAL_CFG_INT, eval_start, "first epoch (1-based) that validates"),
-    K("train.checkpoint_every", TAL_CFG_INT, checkpoint_every, "also checkpoint every N steps"),
-    K("train.max_steps_per_epoch", TAL_CFG_INT, max_steps_per_epoch, "cut epochs short (tests)"),
-    K("train.stop_after", TAL_CFG_INT, stop_after, "stop with a checkpoint after N updates (0: run all)"),
-    KL("eval.tiou", TAL_CFG_FLOATS, tiou, n_tiou, "tIoU thresholds of the mAP"),
-    K("eval.classifier", TAL_CFG_STRING, classifier, "video-level class scores (CUHK JSON) for class-agnostic models"),
-    K("eval.classifier_topk", TAL_CFG_INT, classifier_topk, "classes each class-agnostic detection becomes"),
+    KS("data.annotations", annotations, "ActivityNet-style annotation JSON"),
+    KS("data.videos", videos, "folder holding <video id>.<ext> files"),
+    KS("data.classes", classes, "class list file (default: sorted labels)"),
+    KS("data.block_list", block_list, "videos left out (JSON list or one id per line)"),
+    KS("data.train_subset", train_subset, "subset trained on"),
+    KS("data.val_subset", val_subset, "subset evaluated on"),
+    KC("data.sampler", sampler, "resize|truncate", "resize (ActivityNet) or truncate (THUMOS)"),
+    KI("data.frames", frames, 1, BIG, "resize: frames spread over each video"),
+    KI("data.resize_len", resize_len, 1, BIG, "resize: feature positions per video"),
+    KI("data.trunc_len", trunc_len, 1, BIG, "truncate: frames per training window"),
+    KI("data.frame_stride", frame_stride, 1, 1000, "truncate: video frames between samples"),
+    KI("data.snippet_stride", snippet_stride, 1, 1000, "truncate: video frames per feature"),
+    KF("data.trunc_thresh", trunc_thresh, 0, 1, R, "truncate: share of an action kept"),
+    KF("data.window_overlap", window_overlap, 0, 1, HI_OPEN, "test windows overlap (0.5)"),
+    KI("data.short_side", short_side, 1, 8192, "test: short side resized to"),
+    KI("data.crop", crop, 1, 8192, "frame size the backbone sees (square)"),
+    KF("data.rrc_scale_min", rrc_scale_min, 0, 1, R, "train random-resized-crop min area (0: off)"),
+    KF("data.rrc_scale_max", rrc_scale_max, 0, 1, LO_OPEN, "train random-resized-crop max area"),
+    KF("data.flip", flip, 0, 1, R, "train horizontal flip probability"),
+    KI("data.decode_threads", decode_threads, 0, 256, "FFmpeg decoding threads (0 auto)"),
+    KI("data.prefetch", prefetch, 0, 64, "clips decoded ahead by a thread (0: none)"),
+    KI("data.class_agnostic", class_agnostic, 0, 1, "1: train one class 'action' (ActivityNet recipe)"),
+    KI("optim.epochs", epochs, 1, BIG, "training epochs"),
+    KI("optim.batch_size", batch_size, 1, 4096, "clips per step"),
+    KI("optim.accum_steps", accum_steps, 1, 4096, "steps whose gradients are accumulated"),
+    KF("optim.lr_head", lr_head, 0, 1, R, "head learning rate"),
+    KF("optim.lr_backbone", lr_backbone, 0, 1, R, "backbone learning rate (0: frozen)"),
+    KF("optim.weight_decay", weight_decay, 0, 10, R, "AdamW decay (not on norms/biases)"),
+    KF("optim.warmup_epochs", warmup_epochs, 0, BIG, R, "linear warm-up length"),
+    KF("optim.min_lr", min_lr, 0, 1, R, "cosine floor, as a fraction of each lr"),
+    KF("optim.clip_norm", clip_norm, 0, BIG, R, "gradient clipping by global L2 norm (0: off)"),
+    KF("optim.ema_decay", ema_decay, 0, 1, HI_OPEN, "weight EMA decay (0: no EMA)"),
+    KI("train.seed", seed, 0, 2147483647, "seed of sampling, augmentation, init, drop-path"),
+    KS("train.out_dir", out_dir, "run folder (checkpoints, logs)"),
+    KS("train.pretrained", pretrained, "backbone weights (safetensors; ordinary or rewired names)"),
+    KI("train.eval_every", eval_every, 0, BIG, "validate every N epochs (0: never)"),
+    KI("train.eval_start", eval_start, 1, BIG, "first epoch (1-based) that validates"),
+    KI("train.checkpoint_every", checkpoint_every, 0, BIG, "also checkpoint every N steps"),
+    KI("train.max_steps_per_epoch", max_steps_per_epoch, 0, BIG, "cut epochs short (tests)"),
+    KI("train.stop_after", stop_after, 0, BIG, "stop with a checkpoint after N updates (0: run all)"),
+    KI("train.max_nonfinite_steps", max_nonfinite_steps, 1, 1000,
+       "stop after N updates in a row skipped for a non-finite loss or gradient"),
+    {"eval.tiou", TAL_CFG_FLOATS, offsetof(tal_run_config, tiou), offsetof(tal_run_config, n_tiou),
+     "tIoU thresholds of the mAP", 0, 1, LO_OPEN, NULL},
+    KS("eval.classifier", classifier, "video-level class scores (CUHK JSON) for class-agnostic models"),
+    KI("eval.classifier_topk", classifier_topk, 1, 1000, "classes each class-agnostic detection becomes"),
 };
 
 const tal_cfg_key *tal_run_config_keys(int *n) {
@@ -95,6 +110,7 @@ void tal_run_config_default(tal_run_config *c) {
     memcpy(c->tiou, t, sizeof t);
     c->n_tiou = 10;
     c->classifier_topk = 2;
+    c->max_nonfinite_steps = 3;
     strcpy(c->backbone_json, "{\"preset\": \"swin_t\"}");
     strcpy(c->head_json, "{}");
 }
@@ -204,4 +220,28 @@ char *tal_run_config_to_json(const tal_run_config *c) {
     char *s = cJSON_Print(root);
     cJSON_Delete(root);
     return s;
+}
+
+tal_status tal_run_config_validate(const tal_run_config *c, const char *where, tal_err *err) {
+    if (c->n_tiou < 1)
+        return tal_err_set(err, TAL_EINVAL, "%s: eval.tiou: at least one threshold", where);
+    if (c->rrc_scale_min > 0 && c->rrc_scale_min > c->rrc_scale_max)
+        return tal_err_set(err, TAL_EINVAL, "%s: data.rrc_scale_min %g is above "
+                           "data.rrc_scale_max %g", where, c->rrc_scale_min, c->rrc_scale_max);
+    /* the sections, as the model will read them (a placeholder class count: the dataset is not
+     * read yet, and no backbone or head rule depends on it beyond >= 1) */
+    tal_model_shape ms;
+    tal_backbone_config b;
+    tal_head_config h;
+    if (tal_model_configs(c, 2, &ms, &b, &h, err)) return tal_err_prefix(err, "%s", where);
+    return TAL_OK;
+}
+
+tal_status tal_run_config_read(tal_run_config *c, const char *path, const char *const *sets,
+                               int n_sets, tal_err *err) {
+    tal_run_config_default(c);
+    tal_status rc = path ? tal_run_config_load(c, path, err) : TAL_OK;
+    for (int i = 0; !rc && i < n_sets; i++) rc = tal_run_config_set(c, sets[i], err);
+    if (!rc) rc = tal_run_config_validate(c, path ? path : "config", err);
+    return rc;
 }

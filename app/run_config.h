@@ -11,6 +11,7 @@ typedef struct tal_run_config {
     char annotations[TAL_CFG_STR];  /* ActivityNet-style JSON */
     char videos[TAL_CFG_STR];       /* folder of <id>.<ext> */
     char classes[TAL_CFG_STR];      /* optional class list (else the sorted label set) */
+    char block_list[TAL_CFG_STR];   /* optional list of video ids left out */
     char train_subset[32], val_subset[32];
     char sampler[16];               /* "resize" (ActivityNet) or "truncate" (THUMOS) */
     int frames;                     /* resize: frames spread over the video */
@@ -26,6 +27,7 @@ typedef struct tal_run_config {
     double lr_head, lr_backbone, weight_decay, warmup_epochs, min_lr, clip_norm, ema_decay;
     /* run */
     int seed, eval_every, eval_start, checkpoint_every, max_steps_per_epoch, stop_after;
+    int max_nonfinite_steps;        /* consecutive skipped updates before training stops */
     char out_dir[TAL_CFG_STR];
     char pretrained[TAL_CFG_STR];   /* backbone weights (safetensors) loaded before training */
     double tiou[TAL_CFG_LIST];
@@ -45,6 +47,14 @@ tal_status tal_run_config_load(tal_run_config *c, const char *path, tal_err *err
 tal_status tal_run_config_set(tal_run_config *c, const char *assignment, tal_err *err);
 /* The whole config as JSON (caller frees). */
 char *tal_run_config_to_json(const tal_run_config *c);
+/* Everything that can be checked before data is read: rules across keys, and the "backbone" and
+ * "head" sections parsed and range-checked. Errors name the key; `where` (the file) prefixes
+ * them. */
+tal_status tal_run_config_validate(const tal_run_config *c, const char *where, tal_err *err);
+/* The one way every command reads a run config: defaults, the file (path may be NULL), the
+ * "key=value" assignments in order, then tal_run_config_validate. */
+tal_status tal_run_config_read(tal_run_config *c, const char *path, const char *const *sets,
+                               int n_sets, tal_err *err);
 /* Parses a config written by tal_run_config_to_json (the one saved in a run folder). */
 tal_status tal_run_config_parse(tal_run_config *c, const char *json, const char *where, tal_err *err);
 

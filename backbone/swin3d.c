@@ -221,7 +221,7 @@ void swin_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int 
     tal_params *p = bb->params;
     tal_arena *sc = bb->scratch;
     tal_arena *kk = train ? bb->keep : sc; /* where tensors backward needs go */
-    uint64_t step = train ? bb->step : BB_STEP_INFER; /* inference: no drop-path */
+    uint64_t step = bb_forward_step(bb, train);
     int plan = bb_planning(video);
     int64_t B = bb->B, C0 = c->embed_dim;
     const swin_stage *s0 = &bb->st[0];

@@ -4,6 +4,8 @@
  * evaluate; plus config errors that name the key. Any broken stage fails a test here. */
 #include "testlib.h"
 
+#include <math.h>
+
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,34 +14,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backbone/backbone.h"
+
 static char g_dir[1024];
 
-/* Runs a shell command in the test folder; returns the exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-    char cmd[8192], full[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "cd '%s' && %s", g_dir, cmd);
-    int rc = system(full);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
-
-static char *slurp(const char *name) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc(1, (size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
-    fclose(f);
-    return s;
-}
+/* Shell commands and files in this test's folder. */
+#define sh(...) test_sh_in(g_dir, __VA_ARGS__)
+#define slurp(name) test_slurp_in(g_dir, name)
 
 static const char *TINY =
     "{\n"
@@ -186,6 +167,171 @@ Test(app_e2e, config_errors_name_the_key) {
     free(e3);
 }
 
+/* Every numeric key has a range, checked from a file and from --set before any data is read;
+ * the message names the source, the key, the value and the range. */
+Test(app_e2e, config_values_out_of_range_are_refused) {
+    const char *bad[] = {"optim.lr_head=-0.001", "optim.lr_head=1e39", "optim.batch_size=0",
+                         "optim.batch_size=-2", "optim.epochs=-3", "optim.epochs=0",
+                         "optim.ema_decay=2", "optim.weight_decay=-1", "optim.clip_norm=-1",
+                         "optim.warmup_epochs=-1", "optim.min_lr=-0.5", "data.flip=5",
+                         "data.sampler=random", "eval.tiou=[0.5,1.5]"};
+    for (int i = 0; i < (int)(sizeof bad / sizeof *bad); i++) {
+        /* data that does not exist: the range error must come first */
+        cr_expect_eq(sh(BIN " train tiny.json --set data.annotations=missing.json --set %s "
+                        "2> e", bad[i]), 2, "%s", bad[i]);
+        char *e = slurp("e"), key[64];
+        snprintf(key, sizeof key, "%.*s", (int)strcspn(bad[i], "="), bad[i]);
+        cr_expect(e && strstr(e, key) && !strstr(e, "missing.json"), "%s: %s", bad[i], e);
+        cr_expect(e && (strstr(e, "allowed range") || strstr(e, "not one of")), "%s: %s", bad[i], e);
+        free(e);
+    }
+    /* from a file: the file is named, with the value and the range */
+    cr_assert_eq(sh("printf '{\"data\": {\"flip\": 5}}' > flip.json"), 0);
+    cr_assert_eq(sh(BIN " train flip.json 2> e"), 1);
+    char *e = slurp("e");
+    cr_expect(e && strstr(e, "flip.json") && strstr(e, "data.flip") && strstr(e, "5") &&
+              strstr(e, "[0, 1]"), "%s", e);
+    free(e);
+    /* the sections are checked before data is read too */
+    cr_expect_eq(sh(BIN " train tiny.json --set data.annotations=missing.json "
+                    "--set backbone.depths=[2,0] 2> e"), 1);
+    e = slurp("e");
+    cr_expect(e && strstr(e, "depths") && !strstr(e, "missing.json"), "%s", e);
+    free(e);
+    /* --help-config shows the ranges */
+    cr_assert_eq(sh(BIN " train --help-config > help.txt"), 0);
+    char *help = slurp("help.txt");
+    cr_expect(help && strstr(help, "optim.ema_decay") && strstr(help, "[0, 1)") &&
+              strstr(help, "resize|truncate"), "%s", help);
+    free(help);
+}
+
+/* check-data reads a run config with the reader train uses: the keys train reads
+ * (data.videos, data.classes, data.block_list), so a broken dataset is found. */
+Test(app_e2e, check_data_reads_the_run_config_like_train) {
+    cr_assert_eq(sh("mkdir -p vids && cp data/videos/synth_00000.mp4 vids/ && "
+                    "printf '{\"data\": {\"annotations\": \"data/annotations.json\", "
+                    "\"videos\": \"vids\"}}' > run.json"), 0);
+    cr_expect_eq(sh(BIN " check-data run.json --strict > cd.txt 2>&1"), 1);
+    char *out = slurp("cd.txt");
+    cr_expect(out && strstr(out, "synth_00001") && strstr(out, "missing"), "%s", out);
+    free(out);
+    /* the same file with every other video blocked checks out */
+    cr_assert_eq(sh("printf 'synth_00001\\nsynth_00002\\nsynth_00003\\nsynth_00004\\n"
+                    "synth_00005\\n' > block.txt && printf '{\"data\": {\"annotations\": "
+                    "\"data/annotations.json\", \"videos\": \"vids\", \"block_list\": "
+                    "\"block.txt\"}}' > run2.json"), 0);
+    sh(BIN " check-data run2.json > cd2.txt 2>&1");
+    cr_expect_eq(sh("grep -q 'dropped 5 videos' cd2.txt && grep -Eq '^missing_video +0$' cd2.txt"),
+                 0, "the block list of the run config applies");
+    /* an invalid run config is an error, not an annotation file with nothing in it */
+    cr_assert_eq(sh("printf '{\"data\": {\"annotations\": \"data/annotations.json\", "
+                    "\"video_dir\": \"vids\"}}' > old.json"), 0);
+    cr_expect_eq(sh(BIN " check-data old.json > cd3.txt 2>&1"), 1);
+    out = slurp("cd3.txt");
+    cr_expect(out && strstr(out, "data.video_dir"), "%s", out);
+    free(out);
+}
+
+/* Backbone weights with a NaN: every update's loss is non-finite, so each is skipped (weights
+ * untouched) and after train.max_nonfinite_steps in a row training stops with a message and a
+ * non-zero exit, writing no checkpoint from the bad weights. */
+Test(app_e2e, non_finite_losses_stop_training_loudly) {
+    tal_backbone_config bc;
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_config_from_json(&bc, "{\"preset\": \"swin_small_test\", "
+                 "\"embed_dim\": 16, \"depths\": [2, 2], \"heads\": [1, 2], \"window\": [4, 4, 4]}",
+                 &err), TAL_OK, "%s", err.msg);
+    tal_params *p = tal_params_create();
+    int g = tal_params_add_group(p, "bb", 1, 0);
+    tal_backbone *bb = NULL;
+    cr_assert_eq(tal_backbone_create(&bb, &bc, p, g, g, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(tal_params_allocate(p, TAL_DEV_CPU, &err), TAL_OK);
+    tal_backbone_init(bb, 1);
+    tal_params_at(p, 0)->value.data[0] = NAN;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/nan.safetensors", g_dir);
+    cr_assert_eq(tal_params_save(p, path, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_backbone_destroy(bb);
+    tal_params_destroy(p);
+    cr_expect_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=nan --set "
+                    "optim.batch_size=1 --set train.pretrained=nan.safetensors --quiet 2> e"), 1);
+    char *e = slurp("e"), *log = slurp("nan/log.jsonl");
+    cr_expect(e && strstr(e, "3 updates in a row") && strstr(e, "non-finite") &&
+              strstr(e, "lr scale"), "%s", e);
+    cr_expect(log && strstr(log, "\"skipped\": true"), "%s", log);
+    cr_expect_neq(sh("test -e nan/last || test -e nan/best"), 0, "no checkpoint of NaN weights");
+    free(e);
+    free(log);
+}
+
+/* Ctrl-C inside an update (4 clips: batch 2 x accumulation 2): the checkpoint is the state at
+ * the update's start, so --resume runs its clips again and reproduces the uninterrupted run. */
+Test(app_e2e, interrupt_inside_an_update_resumes_exactly) {
+    const char *cfg = " --set optim.accum_steps=2 --set optim.epochs=12 --set train.checkpoint_every=0";
+    cr_assert_eq(sh(BIN " train tiny.json " DATA "%s --set train.out_dir=u --quiet", cfg), 0);
+    int inside = 0;
+    for (int attempt = 0; attempt < 4 && !inside; attempt++) {
+        sh("rm -rf i");
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "cd '%s' && exec " BIN " train tiny.json " DATA "%s --set "
+                 "train.out_dir=i 2> int.err", g_dir, cfg);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+            _exit(127);
+        }
+        for (int i = 0; i < 1200; i++) { /* the first update logged: the second one is running */
+            char *log = slurp("i/log.jsonl");
+            int started = log && strstr(log, "\"step\": 1");
+            free(log);
+            if (started) break;
+            usleep(5000);
+        }
+        usleep(20000 * (attempt + 1)); /* an update takes ~150 ms here: most moments are inside */
+        kill(pid, SIGINT);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 130, "exit %d", status);
+        char *e = slurp("int.err");
+        inside = e && strstr(e, "interrupted inside step");
+        free(e);
+    }
+    cr_assert(inside, "the interrupt never landed inside an update");
+    cr_assert_eq(sh(BIN " train tiny.json " DATA "%s --set train.out_dir=i --resume --quiet", cfg), 0);
+    char *lu = losses("u/log.jsonl"), *li = losses("i/log.jsonl");
+    cr_expect_str_eq(li, lu, "resumed:\n  %s\nuninterrupted:\n  %s", li, lu);
+    free(lu);
+    free(li);
+    cr_expect_eq(sh("cmp -s u/last/model.safetensors i/last/model.safetensors"), 0);
+}
+
+/* One epoch of tiny.json with `sets` into run folder `dir`: it trains and its losses are finite. */
+static void expect_one_epoch_trains(const char *dir, const char *sets) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=%s --set optim.epochs=1 "
+                    "%s --quiet", dir, sets), 0);
+    char log[64];
+    snprintf(log, sizeof log, "%s/log.jsonl", dir);
+    char *l = losses(log);
+    cr_expect(strlen(l) > 4 && !strstr(l, "nan"), "%s", l);
+    free(l);
+}
+
+/* SlowFast goes through training, inference and extraction like Swin (2 stages of the tiny
+ * config: 4 * 16 * 2 slow + 4 * 2 * 2 fast channels on the fast grid of 16 frames). */
+Test(app_e2e, slowfast_trains_infers_and_extracts) {
+    expect_one_epoch_trains("sf", "--set backbone.preset=slowfast_r50");
+    cr_expect_eq(sh(BIN " infer --model sf data/videos/synth_00000.mp4 --out res.json --quiet"), 0);
+    cr_expect_eq(sh("grep -q '\"segment\"' res.json"), 0);
+    cr_expect_eq(sh(BIN " extract --model sf data/videos/synth_00001.mp4 --out feats --quiet"), 0);
+    cr_expect_eq(sh("grep -q '\"channels\": 144, \"length\": 16' feats/synth_00001.json"), 0);
+}
+
+/* backbone.chunk_frames below the clip length: training runs chunk by chunk. */
+Test(app_e2e, chunked_training_runs) {
+    expect_one_epoch_trains("ch", "--set backbone.chunk_frames=8");
+}
+
 /* The ActivityNet recipe: a class-agnostic model ("action"), validated class-agnostically, whose
  * detections take the labels of a video-level classifier file at inference. */
 Test(app_e2e, class_agnostic_with_video_classifier) {
@@ -266,8 +412,9 @@ Test(app_e2e, demo_renders_again_when_its_options_change) {
 
 Test(app_e2e, shipped_configs_parse) {
     const char *names[] = {"demo", "thumos14_re2swin_t", "thumos14_swin_t", "anet13_re2swin_t",
-                           "anet13_swin_t"};
-    for (int i = 0; i < 5; i++) {
+                           "anet13_swin_t", "thumos14_re2slowfast_r101",
+                           "anet13_re2slowfast_r101"};
+    for (int i = 0; i < 7; i++) {
         cr_expect_eq(sh(BIN " train " FIXTURES "/../../configs/%s.json --set data.annotations=nowhere.json "
                         "--set train.out_dir=cfg 2> e", names[i]), 1, "%s", names[i]);
         char *e = slurp("e");

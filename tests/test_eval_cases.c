@@ -323,3 +323,21 @@ Test(eval_cases, map_by_gt_length) {
     loaded_free(&w);
 }
 
+/* A class with GT in a bucket but no detection at all counts there with AP 0, as it does in the
+ * overall mAP (it used to be left out of the bucket, which then showed the mAP of the rest). */
+Test(eval_cases, map_by_gt_length_counts_classes_without_detections) {
+    char gt[1024], pred[1024];
+    snprintf(gt, sizeof gt, "%s", test_write_tmp("bucket_nodet_gt.json", ONE_A
+             "{\"segment\": [0, 10], \"label\": \"A\"}, {\"segment\": [0, 10], \"label\": \"D\"}]}}}"));
+    snprintf(pred, sizeof pred, "%s", test_write_tmp("bucket_nodet_pred.json",
+             "{\"results\": {\"v1\": [{\"segment\": [0, 10], \"label\": \"A\", \"score\": 0.9}]}}"));
+    loaded w = load_files(gt, NULL, pred, NULL);
+    tal_eval_opts o = {.n_tiou = 1, .tiou = {0.5}, .n_bucket_edges = 2, .bucket_edges = {5, 60}};
+    tal_eval_result *r = run_ok(&w, &o);
+    cr_expect(r->map[0] == 0.5, "%.17g", r->map[0]);
+    cr_expect_eq(r->bucket_n_gt[1], 2);
+    cr_expect_eq(r->bucket_n_classes[1], 2);
+    cr_expect(r->bucket_map[1][0] == 0.5, "%.17g", r->bucket_map[1][0]);
+    loaded_free(&w);
+}
+

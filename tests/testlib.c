@@ -2,8 +2,10 @@
 #include "testlib.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 void fixture_load(fixture *fx, const char *name) {
     memset(fx, 0, sizeof *fx);
@@ -114,4 +116,41 @@ const char *test_tmp_path(const char *name) {
     static char buf[1024];
     snprintf(buf, sizeof buf, "%s/%s", TEST_TMP, name);
     return buf;
+}
+
+int test_sh_in(const char *dir, const char *fmt, ...) {
+    char cmd[8192], full[9300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "cd '%s' && %s", dir, cmd);
+    int rc = system(full);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+char *test_slurp_in(const char *dir, const char *name) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc(1, (size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
+    fclose(f);
+    return s;
+}
+
+const char *test_write_tmp(const char *name, const char *text) {
+    static char paths[8][1024];
+    static int next;
+    char *path = paths[next++ % 8];
+    snprintf(path, sizeof paths[0], "%s", test_tmp_path(name));
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
 }

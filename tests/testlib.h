@@ -49,4 +49,11 @@ double test_dot(tal_tensor y, tal_tensor w);
 /* A path under the build's tests/tmp for this test's files: TEST_TMP "/<name>". */
 const char *test_tmp_path(const char *name);
 
+/* Writes text to test_tmp_path(name); returns that path, valid for the next 7 calls. */
+const char *test_write_tmp(const char *name, const char *text);
+/* Runs a shell command in folder `dir`; returns its exit status (128 + signal if killed). */
+int test_sh_in(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The contents of dir/name (caller frees), or NULL if it cannot be read. */
+char *test_slurp_in(const char *dir, const char *name);
+
 #endif

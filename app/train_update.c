@@ -1,0 +1,65 @@
+/* app/train_update.c: one optimiser update from the accumulated gradients: the reduction over
+ * ranks, the finiteness gate (a non-finite loss or gradient norm skips the update, so one bad
+ * clip cannot poison the weights), clipping, AdamW at the scheduled rate, EMA. */
+#include "app/train_loop.h"
+
+#include <math.h>
+#include <string.h>
+
+void tal_update_acc_clear(tal_update_acc *a) {
+    memset(a, 0, sizeof *a);
+    a->recon_max = -1;
+}
+
+void tal_update_acc_add(tal_update_acc *a, const tal_step_stats *ss) {
+    const tal_head_losses *l = &ss->losses;
+    if (!isfinite(l->total) || !isfinite(l->cls) || !isfinite(l->reg)) {
+        a->n_nonfinite++;
+        return;
+    }
+    a->loss += l->total;
+    a->cls += l->cls;
+    a->reg += l->reg;
+    a->n_loss++;
+    if (ss->recon_err > a->recon_max) a->recon_max = ss->recon_err;
+}
+
+tal_status tal_update_apply(const tal_optimizer *o, tal_params *p, const tal_grad_reducer *red,
+                            tal_update_acc *acc, int64_t step, tal_update_result *res,
+                            tal_err *err) {
+    memset(res, 0, sizeof *res);
+    res->lr_scale = tal_lr_warmup_cosine(step, o->warmup, o->total, 1.0f, (float)o->min_lr);
+    if (red && red->reduce) {
+        /* the reconstruction error is a maximum, not a sum: it stays this rank's */
+        double vals[5] = {acc->loss, acc->cls, acc->reg, acc->n_loss, acc->n_nonfinite};
+        tal_status st = red->reduce(red->ctx, p, vals, 5, err);
+        if (st) return st;
+        acc->loss = vals[0], acc->cls = vals[1], acc->reg = vals[2];
+        acc->n_loss = vals[3], acc->n_nonfinite = vals[4];
+    }
+    res->grad_norm = acc->n_nonfinite > 0 ? NAN : tal_params_clip_grad_norm(p, o->clip_norm);
+    if (isfinite(res->grad_norm)) {
+        tal_adamw_step(o->adamw, res->lr_scale);
+        res->applied = 1;
+    }
+    tal_params_zero_grad(p);
+    if (res->applied && o->ema) tal_ema_update(o->ema, p);
+    return TAL_OK;
+}
+
+int64_t tal_params_count_nonfinite(const tal_params *p, const char **first_name) {
+    int64_t n = 0;
+    if (first_name) *first_name = NULL;
+    tal_params *q = (tal_params *)p; /* read only: the accessors take a non-const store */
+    for (int i = 0; i < tal_params_count(q); i++) {
+        tal_param *it = tal_params_at(q, i);
+        int64_t k = 0, count = tal_tensor_numel(it->value);
+        const float *v = it->value.data;
+        TAL_ASSERT(it->value.device == TAL_DEV_CPU);
+#pragma omp parallel for reduction(+ : k) schedule(static) if (count > 65536)
+        for (int64_t j = 0; j < count; j++) k += !isfinite(v[j]);
+        if (k && first_name && !*first_name) *first_name = it->name;
+        n += k;
+    }
+    return n;
+}
