@@ -74,6 +74,8 @@ void maxpool1d_forward_cuda(tal_tensor y, tal_tensor argmax, tal_tensor x, int k
 void maxpool1d_backward_cuda(tal_tensor dx, tal_tensor dy, tal_tensor argmax);
 void mean_hw_forward_cuda(tal_tensor y, tal_tensor x);
 void mean_hw_backward_cuda(tal_tensor dx, tal_tensor dy);
+void maxpool3d_forward_cuda(tal_tensor y, tal_tensor x, tal_pool3d_geom g);
+void maxpool3d_backward_cuda(tal_tensor dx, tal_tensor dy, tal_tensor x, tal_pool3d_geom g);
 void interp1d_forward_cuda(tal_tensor y, tal_tensor x);
 void interp1d_backward_cuda(tal_tensor dx, tal_tensor dy);
 

@@ -106,6 +106,9 @@ static void call_conv1d_bwd(tal_tensor *t) {
 }
 static void call_maxpool_fwd(tal_tensor *t) { tal_maxpool1d_forward(t[0], t[1], t[2], 3, 2, 1); }
 static void call_maxpool_bwd(tal_tensor *t) { tal_maxpool1d_backward(t[0], t[1], t[2]); }
+static const tal_pool3d_geom P3 = {{3, 3, 3}, {2, 2, 2}, {1, 1, 1}};
+static void call_maxpool3d_fwd(tal_tensor *t) { tal_maxpool3d_forward(t[0], t[1], P3); }
+static void call_maxpool3d_bwd(tal_tensor *t) { tal_maxpool3d_backward(t[0], t[1], t[2], P3); }
 static void call_mean_fwd(tal_tensor *t) { tal_mean_hw_forward(t[0], t[1]); }
 static void call_mean_bwd(tal_tensor *t) { tal_mean_hw_backward(t[0], t[1]); }
 static void call_interp_fwd(tal_tensor *t) { tal_interp1d_forward(t[0], t[1]); }
@@ -169,6 +172,9 @@ static const op_case OPS[] = {
      call_conv1d_bwd},
     {"maxpool1d_forward", 3, {S3(1, 2, 3), S3(1, 2, 3), S3(1, 2, 5)}, call_maxpool_fwd},
     {"maxpool1d_backward", 3, {S3(1, 2, 5), S3(1, 2, 3), S3(1, 2, 3)}, call_maxpool_bwd},
+    {"maxpool3d_forward", 2, {S5(1, 2, 2, 2, 2), S5(1, 2, 3, 4, 4)}, call_maxpool3d_fwd},
+    {"maxpool3d_backward", 3, {S5(1, 2, 3, 4, 4), S5(1, 2, 2, 2, 2), S5(1, 2, 3, 4, 4)},
+     call_maxpool3d_bwd},
     {"mean_hw_forward", 2, {S3(1, 2, 3), S5(1, 2, 3, 2, 2)}, call_mean_fwd},
     {"mean_hw_backward", 2, {S5(1, 2, 3, 2, 2), S3(1, 2, 3)}, call_mean_bwd},
     {"interp1d_forward", 2, {S3(1, 2, 5), S3(1, 2, 3)}, call_interp_fwd},
