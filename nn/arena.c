@@ -51,12 +51,15 @@ tal_status tal_arena_create(tal_arena **out, tal_device dev, size_t bytes, tal_e
     return TAL_OK;
 }
 
-tal_arena *tal_arena_create_planner(void) {
+tal_arena *tal_arena_create_planner_on(tal_device dev) {
     tal_arena *a = calloc(1, sizeof *a);
     TAL_ASSERT_MSG(a != NULL, "out of memory for a planner");
     a->capacity = SIZE_MAX;
+    a->device = dev;
     return a;
 }
+
+tal_arena *tal_arena_create_planner(void) { return tal_arena_create_planner_on(TAL_DEV_CPU); }
 
 void tal_arena_destroy(tal_arena *a) {
     if (!a) return;

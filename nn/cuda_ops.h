@@ -5,6 +5,7 @@
 #ifndef TAL_CUDA_OPS_H
 #define TAL_CUDA_OPS_H
 
+#include "attention_layout.h"
 #include "nn.h"
 
 #ifdef TAL_HAVE_CUDA
@@ -126,6 +127,34 @@ void adamw_step_cuda(const cuda_mt_table *t, const float *decay, const float *st
 /* EMA on {ema, value} (ema.cu) */
 void ema_update_cuda(const cuda_mt_table *t, float decay);
 void ema_swap_cuda(const cuda_mt_table *t);
+
+/* ---- layout.cu, channels.cu: one thread per output element, no atomics ---- */
+void rows_gather_cuda(tal_tensor dst, tal_tensor src, tal_index map);
+void rows_scatter_cuda(tal_tensor dst, tal_tensor src, tal_index map, int accumulate);
+void rows_zero_unmapped_cuda(tal_tensor t, tal_index map);
+void bias_gather_cuda(tal_tensor bias, tal_tensor table, tal_index index);
+void bias_gather_backward_cuda(tal_tensor dtable, tal_tensor dbias, tal_index by_row);
+void merge2x2_forward_cuda(tal_tensor m4, tal_tensor x);
+void merge2x2_backward_cuda(tal_tensor dx, tal_tensor dm4);
+void transpose_last2_cuda(tal_tensor dst, tal_tensor src);
+void pad_end3_cuda(tal_tensor dst, tal_tensor src);
+void copy_slice1_cuda(tal_tensor dst, int64_t d0, tal_tensor src, int64_t s0, int64_t len);
+void mean_hw_last_forward_cuda(tal_tensor y, tal_tensor x);
+void mean_hw_last_backward_cuda(tal_tensor dx, tal_tensor dy);
+void batchnorm_frozen_forward_cuda(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
+                                   tal_tensor mean, tal_tensor var, float eps);
+void batchnorm_frozen_backward_cuda(tal_tensor dx, tal_tensor dy, tal_tensor w, tal_tensor var,
+                                    float eps);
+double max_abs_diff_cuda(tal_tensor a, tal_tensor b); /* waits for the result */
+
+/* ---- attention.cu: the views and sizes of attention_layout.h; mask_of on the device ---- */
+void attention_forward_cuda(attn_view out, float *probs, attn_view q, attn_view k, attn_view v,
+                            attn_dims s, tal_tensor bias, tal_tensor mask, const uint8_t *mask_of,
+                            float scale);
+/* scratch: a device arena with room for attention_backward_cuda_floats(s) floats */
+void attention_backward_cuda(attn_view dq, attn_view dk, attn_view dv, tal_tensor dbias,
+                             attn_view dout, attn_view q, attn_view k, attn_view v,
+                             const float *probs, attn_dims s, float scale, tal_arena *scratch);
 
 #ifdef __cplusplus
 }

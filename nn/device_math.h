@@ -201,4 +201,74 @@ TAL_HD void interp_source(int64_t i, int64_t tin, int64_t tout, int64_t *i0, int
     *l = (float)(src - (double)*i0);
 }
 
+/* ---------------------------------------------------------------- layout indices -------- */
+/* The layout ops' element arithmetic (nn/layout.c): the CUDA kernels run one thread per output
+ * element through these; the CPU ops move whole rows, and tests/test_nn_device_math.c checks
+ * that both address the same elements. */
+
+/* PatchMerging: element e of m4 [A, H2, W2, 4, C] (H2 = ceil(H/2), W2 = ceil(W/2)) reads x
+ * [A, H, W, C] at the returned offset, or -1 (zero) past an odd edge. Part p of a slot holds
+ * the neighbour (2i + (p & 1), 2j + (p >> 1)). */
+TAL_HD int64_t merge2x2_source(int64_t e, int64_t H, int64_t W, int64_t C) {
+    int64_t H2 = (H + 1) / 2, W2 = (W + 1) / 2;
+    int64_t c = e % C, q = e / C;
+    int64_t part = q % 4, slot = q / 4;
+    int64_t j = slot % W2, i = (slot / W2) % H2, a = slot / (W2 * H2);
+    int64_t h = 2 * i + (part & 1), w = 2 * j + (part >> 1);
+    if (h >= H || w >= W) return -1;
+    return ((a * H + h) * W + w) * C + c;
+}
+
+/* The inverse: where in m4 element e of x [A, H, W, C] went. */
+TAL_HD int64_t merge2x2_slot(int64_t e, int64_t H, int64_t W, int64_t C) {
+    int64_t H2 = (H + 1) / 2, W2 = (W + 1) / 2;
+    int64_t c = e % C, q = e / C;
+    int64_t w = q % W, h = (q / W) % H, a = q / (W * H);
+    int64_t part = (h & 1) + 2 * (w & 1);
+    return (((a * H2 + h / 2) * W2 + w / 2) * 4 + part) * C + c;
+}
+
+/* Element e of dst [A, N, M] reads src [A, M, N] at the returned offset. */
+TAL_HD int64_t transpose_last2_source(int64_t e, int64_t M, int64_t N) {
+    int64_t m = e % M, q = e / M;
+    int64_t n = q % N, a = q / N;
+    return (a * M + m) * N + n;
+}
+
+/* Element e of dst [A, T2, H2, W2] reads src [A, T, H, W] at the returned offset, or -1
+ * (zero) past the end of an axis. */
+TAL_HD int64_t pad_end3_source(int64_t e, int64_t T, int64_t H, int64_t W, int64_t T2,
+                               int64_t H2, int64_t W2) {
+    int64_t w = e % W2, q = e / W2;
+    int64_t h = q % H2;
+    q /= H2;
+    int64_t t = q % T2, a = q / T2;
+    if (t >= T || h >= H || w >= W) return -1;
+    return ((a * T + t) * H + h) * W + w;
+}
+
+/* Element e of the slice [A, len, I] that tal_copy_slice1 copies: its offsets in dst
+ * [A, Ld, I] (at d0 along the middle dim) and in src [A, Ls, I] (at s0). */
+TAL_HD void slice1_offsets(int64_t e, int64_t len, int64_t I, int64_t Ld, int64_t d0,
+                           int64_t Ls, int64_t s0, int64_t *dst, int64_t *src) {
+    int64_t i = e % I, q = e / I;
+    int64_t t = q % len, a = q / len;
+    *dst = (a * Ld + d0 + t) * I + i;
+    *src = (a * Ls + s0 + t) * I + i;
+}
+
+/* Frozen BatchNorm's per-channel scale and shift: s = w / sqrt(var + eps), t = b - mean s, each
+ * operation rounded on its own (the device spells out what the CPU build does: x86-64 code
+ * without -mfma has no fused multiply-add to contract into). */
+TAL_HD void frozen_bn_affine(float w, float b, float mean, float var, float eps, float *s,
+                             float *t) {
+#ifdef __CUDA_ARCH__
+    *s = __fdiv_rn(w, __fsqrt_rn(__fadd_rn(var, eps)));
+    *t = __fsub_rn(b, __fmul_rn(mean, *s));
+#else
+    *s = w / sqrtf(var + eps);
+    *t = b - mean * *s;
+#endif
+}
+
 #endif /* TAL_DEVICE_MATH_H */

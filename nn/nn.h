@@ -149,6 +149,10 @@ tal_status tal_copy_bytes(void *dst, tal_device dst_dev, const void *src, tal_de
 
 /* Bytes an allocation of n bytes takes in an arena (alignment included): planners use it. */
 size_t tal_arena_round(size_t n);
+/* A counting arena for a model that will run on dev (tal_arena_create_planner plans for the
+ * CPU): its views carry dev, and ops whose scratch differs by device (the attention backward)
+ * count that device's. */
+tal_arena *tal_arena_create_planner_on(tal_device dev);
 
 /* ---------------------------------------------------------------- GPU ------------------- */
 /* One CUDA context per process: a device, one compute stream that every op launches on (so ops
@@ -170,8 +174,10 @@ const char *tal_cuda_device_name(void);
 /* Device memory the context holds besides the arenas: cuBLAS' fixed workspace (32 MiB) plus
  * three workspaces, each grown (in whole MiB, never shrunk) to the largest request it saw,
  * a deterministic function of the shapes the ops ran on:
- *   op:       one sample's patch matrix of a patch conv3d (its input's bytes / B), and staging
- *             for a device copy between overlapping ranges (the bytes copied);
+ *   op:       one sample's patch matrix of a patch conv3d (its input's bytes / B), staging
+ *             for a device copy between overlapping ranges (the bytes copied), one item's
+ *             probabilities of an attention forward that keeps none ([H, N, Nk] floats), and
+ *             tal_max_abs_diff's block maxima (8 KiB at most);
  *   operands: under bf16, the bf16 copies of a product's operands (2 bytes per element of
  *             op(A) and op(B), all batches);
  *   partials: the deterministic reductions' per-block sums (8 bytes x columns x blocks, at
@@ -266,9 +272,11 @@ void tal_softmax_backward(tal_tensor dx, tal_tensor dy, tal_tensor y);
  * none; -inf entries allowed: a row of all -inf gives zeros, not NaN). */
 void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
                            tal_tensor v, tal_tensor bias, tal_tensor mask, float scale);
-/* Writes dq, dk, dv; accumulates dbias (skipped if none). scratch: an arena for one [N, Nk]
- * buffer per thread, two when dbias is wanted (a planner arena counts them; dbias may then be
- * a shape without data). */
+/* Writes dq, dk, dv; accumulates dbias (skipped if none). scratch: on the CPU an arena for one
+ * block of query rows x Nk per thread, plus an [N, Nk] one per thread when dbias is wanted; on
+ * the device one [H, N, Nk] buffer (items go one after another, so dbias adds up over them in
+ * item order: no atomics). A planner arena counts its device's (tal_arena_create_planner_on);
+ * dbias may then be a shape without data. */
 void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_tensor dbias,
                             tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor v,
                             tal_tensor probs, float scale, tal_arena *scratch);
@@ -276,10 +284,15 @@ void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_ten
  * linear writes it (token t's q, k, v side by side, C = heads * d split into heads within
  * each), out / dout [B, N, C] as the output projection reads it (tokens, heads side by side),
  * dqkv like qkv (written). probs, bias, mask, scale, scratch as above, with Nk = N; mask_of
- * (NULL: b % M as above) picks item b's mask, mask[mask_of[b]] (Swin's window classes).
+ * (NULL: b % M as above) picks item b's mask, mask[mask_of[b]] (Swin's window classes); it
+ * lives on the tensors' device, like them.
  * The forward takes probs none when no backward follows (inference): nothing is stored.
  * probs_read_soon: 1 when the backward follows at once (a recompute: the probabilities stay
- * in cache), 0 when it comes much later (they are streamed to memory, not read first). */
+ * in cache), 0 when it comes much later (they are streamed to memory, not read first).
+ * On the device both forwards compute out the same way whether probs is wanted or not, so a
+ * recompute gives the forward's bits: batched cuBLAS products around one softmax kernel, or,
+ * with RE2TAL_ATTN_FUSED=1 (head dim <= 64), one fused kernel that keeps the logits on chip
+ * (the probabilities, when wanted, then come from the products as well). */
 void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, int probs_read_soon,
                                tal_tensor qkv, int64_t heads, tal_tensor bias, tal_tensor mask,
                                const uint8_t *mask_of, float scale);
@@ -371,6 +384,81 @@ void tal_mean_hw_backward(tal_tensor dx, tal_tensor dy);
  * align_corners=False): x [B, C, Tin] -> y [B, C, Tout]. Backward writes dx. */
 void tal_interp1d_forward(tal_tensor y, tal_tensor x);
 void tal_interp1d_backward(tal_tensor dx, tal_tensor dy);
+
+/* ---------------------------------------------------------------- ops: layout ----------- */
+/* The backbone's data movement as ops, so it runs on the device of its tensors too: window
+ * gathers by index map, the relative-position bias table, PatchMerging, transposes, padding,
+ * slices, the channel-last spatial mean, frozen BatchNorm and the reversible check. Copies
+ * give the same bits on both devices; the sums say how they add up. */
+
+/* An int32 index array on a device: a view like tal_tensor (never owns memory). Models build
+ * their index maps once on the host and keep them in an arena on their device. */
+typedef struct tal_index {
+    int32_t *data;
+    int64_t n;
+    tal_device device;
+} tal_index;
+/* n zeroed int32 from a, on a's device (a planner counts them: data NULL). */
+tal_index tal_arena_index(tal_arena *a, int64_t n);
+tal_index tal_index_slice(tal_index ix, int64_t start, int64_t count);
+/* ix <- ix.n values from host memory (any device; returns when ix holds them). */
+void tal_index_upload(tal_index ix, const int32_t *host);
+/* The entries of index [n] (values in [0, rows)) grouped by value, for deterministic
+ * reductions: out [rows + 1 + n] gets the offsets of each value's group (rows + 1 of them,
+ * relative to the members), then the members (positions in index), each group increasing.
+ * Host memory. Returns the length written. */
+int64_t tal_index_group_by(int32_t *out, const int32_t *index, int64_t n, int64_t rows);
+
+/* dst [R, C] <- rows of src [S, C] through map [R]: dst[r] = src[map[r]], zeros where
+ * map[r] < 0 (padding slots). */
+void tal_rows_gather(tal_tensor dst, tal_tensor src, tal_index map);
+/* The inverse: dst[map[r]] = src[r], or += with accumulate, for each map[r] >= 0; other rows
+ * of dst are left as they are. Entries >= 0 must be distinct (one source per row). */
+void tal_rows_scatter(tal_tensor dst, tal_tensor src, tal_index map, int accumulate);
+/* t [R, C]: t[r] = 0 where map[r] < 0. */
+void tal_rows_zero_unmapped(tal_tensor t, tal_index map);
+
+/* Relative-position bias: bias [H, n, n] from table [rows, H] through index [n * n] (the table
+ * row of each query-key pair ij): bias[h, ij] = table[index[ij], h]. */
+void tal_bias_gather(tal_tensor bias, tal_tensor table, tal_index index);
+/* Its gradient: dtable[r, h] += dbias[h, ij] over the ij with index[ij] = r, added in
+ * increasing ij on both devices (the bits of a serial loop; no atomics). by_row: the index
+ * grouped by row (tal_index_group_by, rows = dtable's). */
+void tal_bias_gather_backward(tal_tensor dtable, tal_tensor dbias, tal_index by_row);
+
+/* Swin's PatchMerging gather: x [A, H, W, C] -> m4 [A, ceil(H/2), ceil(W/2), 4 C]: the
+ * neighbours (h even, w even), (h odd, w even), (h even, w odd), (h odd, w odd) side by side,
+ * zeros past an odd edge. Backward writes dx [A, H, W, C] from dm4 (the padding drops). */
+void tal_merge2x2_forward(tal_tensor m4, tal_tensor x);
+void tal_merge2x2_backward(tal_tensor dx, tal_tensor dm4);
+
+/* dst [A, N, M] = src [A, M, N] with its last two dims swapped ([B, C, S] <-> [B, S, C]). */
+void tal_transpose_last2(tal_tensor dst, tal_tensor src);
+/* dst [A, T2, H2, W2] <- src [A, T, H, W] (T2 >= T, ...): src at the start of each axis, zeros
+ * past its end. */
+void tal_pad_end3(tal_tensor dst, tal_tensor src);
+/* dst [A, Ld, I], src [A, Ls, I]: dst[:, d0 + t, :] = src[:, s0 + t, :] for t in [0, len)
+ * (a chunk of frames, a slice of features along time); the rest of dst is left as it is. */
+void tal_copy_slice1(tal_tensor dst, int64_t d0, tal_tensor src, int64_t s0, int64_t len);
+
+/* Mean over the tokens of each frame of channel-last x [B, D, S, C] (S = H W) -> y [B, C, D],
+ * summed in double in token order on both devices (the same bits). Backward writes
+ * dx [B, D, S, C] = dy / S. */
+void tal_mean_hw_last_forward(tal_tensor y, tal_tensor x);
+void tal_mean_hw_last_backward(tal_tensor dx, tal_tensor dy);
+
+/* Frozen BatchNorm (eval statistics) on channel-first x [B, C, ...]: y = x s[c] + t[c] with
+ * s = w / sqrt(var + eps), t = b - mean s, in float (two roundings, no fused multiply-add, on
+ * both devices: the same bits). y may alias x. Backward: dx = dy s (may alias). w, b, mean,
+ * var [C]. */
+void tal_batchnorm_frozen_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
+                                  tal_tensor mean, tal_tensor var, float eps);
+void tal_batchnorm_frozen_backward(tal_tensor dx, tal_tensor dy, tal_tensor w, tal_tensor var,
+                                   float eps);
+
+/* max |a - b| over all elements, in double (NaNs skipped), for the reversible backward's
+ * reconstruction check; a device pair is waited for. */
+double tal_max_abs_diff(tal_tensor a, tal_tensor b);
 
 /* ---------------------------------------------------------------- safetensors ----------- */
 /* A set of named tensors read from / written to a safetensors file. Reading converts F32, F16,

@@ -41,6 +41,7 @@ static const char *TINY =
 
 /* One synthetic set and config per test process (Criterion forks each test). */
 static void setup(void) {
+    test_require_binary();
     snprintf(g_dir, sizeof g_dir, "%s/e2e_%d", TEST_TMP, (int)getpid());
     mkdir(g_dir, 0755);
     cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "
