@@ -368,7 +368,7 @@ void tal_maxpool1d_backward(tal_tensor dx, tal_tensor dy, tal_tensor argmax);
 /* Max-pool 3D (nn/pool3d.c): x [B, C, T, H, W] -> y [B, C, To, Ho, Wo], Xo = (X + 2 pad - k) /
  * stride + 1, PyTorch's MaxPool3d (padding never wins, ties keep the first position in
  * (t, h, w) order). Backward overwrites dx, routing dy to each window's winner in x (found
- * again, no index tensor). CPU only (asserted): the CUDA twin is still to be written. */
+ * again, no index tensor). */
 typedef struct tal_pool3d_geom {
     int kernel[3], stride[3], padding[3]; /* t, h, w; padding at most kernel / 2 */
 } tal_pool3d_geom;
