@@ -26,14 +26,7 @@ static inline float tal_exp_nonpos(float x) {
     } c = {.f = x};
     c.u = c.u < 0xC2B00000u ? c.u : 0xC2B00000u; /* bits of -88.0f: clamps x < -88, -inf */
     x = c.f;
-    /* round(x / ln2) as 1.5 * 2^23 + n, whose bits are 0x4B400000 + n: 2^n comes from those bits
-     * in unsigned arithmetic, where a float-to-int cast of a NaN (weights loaded with
-     * --allow-nonfinite) was undefined behaviour */
-    union {
-        float f;
-        uint32_t u;
-    } t = {.f = x * 1.44269504088896341f + 12582912.0f};
-    float n = t.f - 12582912.0f;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x / ln2) */
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;             /* ln2 in two parts */
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -42,10 +35,13 @@ static inline float tal_exp_nonpos(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
+    /* NaN in, NaN out: n is NaN only then (a NaN's float-to-int conversion is undefined, so
+     * it takes 0 and p carries the NaN); the shift is done unsigned (n + 127 >= 0 otherwise) */
+    int32_t ni = n == n ? (int32_t)n : 0;
     union {
         uint32_t u;
         float f;
-    } s = {.u = (t.u - 0x4B400000u + 127u) << 23}; /* n = -127 (x <= -88) gives +0 */
+    } s = {.u = (uint32_t)(ni + 127) << 23}; /* n = -127 (x <= -88) gives +0 */
     return p * s.f;
 }
 

@@ -233,9 +233,9 @@ Test(eval_cases, thumos14_kit_ambiguous_11_point_and_normalised) {
 }
 
 Test(eval_cases, threads_do_not_change_numbers) {
-    loaded kit = load_files(SHARED_DATA "/thumos14_val_gt.json", "validation",
-                          SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
-                          SHARED_DATA "/thumos14_annotations/detclasslist.txt");
+    loaded kit = load_files(TEST_DATA "/thumos14_val_gt.json", "validation",
+                          TEST_DATA "/thumos14_evalkit_Run-2-det.txt",
+                          TEST_DATA "/thumos14_annotations/detclasslist.txt");
     tal_eval_result *r4 = NULL;
     tal_eval_opts o = {.threads = 4};
     cr_assert_eq(tal_eval_run(&r4, kit.gt, kit.d, &o, &kit.err), TAL_OK, "%s", kit.err.msg);
