@@ -286,6 +286,11 @@ tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *
     }
     for (cJSON *e = root->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) {
+            if (out->metadata_json) { /* the second one's text leaked over the first (fuzzer) */
+                rc = tal_err_set(err, TAL_EFORMAT, "%s: '__metadata__' appears twice in the "
+                                 "header", path);
+                goto done;
+            }
             out->metadata_json = cJSON_PrintUnformatted(e);
             continue;
         }
