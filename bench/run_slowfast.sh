@@ -4,8 +4,9 @@
 # `re2tal plan --measure`). (2) One SlowFast-R101 training step (forward + backward) on a clip of
 # BENCH_SF_FRAMES (32) frames at BENCH_SF_SIZE (224) against PyTorch CPU, in BENCH_SF_ROUNDS (2)
 # alternating rounds (ours, theirs), BENCH_SF_STEPS (1) timed steps after one warm-up each,
-# wall and process CPU time. PyTorch: BENCH_TORCH_PYTHON, else build/venv (a pip torch 2.x),
-# else Debian's python3-torch. Threads: RE2TAL_THREADS (default 2).
+# wall and process CPU time. PyTorch: the pinned PyPI set in build/venv (scripts/install-deps.sh
+# --dev; BENCH_PEER_PYTHON overrides), else Debian's python3-torch. Threads: RE2TAL_THREADS
+# (default 2).
 set -uo pipefail
 build="$(cd "${1:-build}" && pwd)"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,11 +16,8 @@ frames="${BENCH_SF_FRAMES:-32}"
 size="${BENCH_SF_SIZE:-224}"
 rounds="${BENCH_SF_ROUNDS:-2}"
 steps="${BENCH_SF_STEPS:-1}"
-py="${BENCH_TORCH_PYTHON:-}"
-if [[ -z "$py" ]]; then
-  py=/usr/bin/python3
-  "$build/venv/bin/python" -c "import torch" 2>/dev/null && py="$build/venv/bin/python"
-fi
+source "$here/peers.sh"
+py="$(peer_python "$build")"
 
 echo "# activation memory (MiB, planned = measured arena peaks), 224x224, batch 1"
 echo "| model | frames | vanilla | reversible | vanilla / reversible |"
