@@ -1,6 +1,6 @@
 /* app/cmd_demo.c: `re2tal demo`, what `make demo` runs: render the synthetic dataset, train a
  * small reversible Swin + ActionFormer end to end on it, detect actions in the held-out videos
- * and score them: demo-out/{data,run,results.json,srt/,eval.json}. */
+ * and score them: demo-out/{data,run,results.json,srt/,eval.json,report.html}. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include "app/checkpoint.h"
 #include "app/commands.h"
 #include "app/progress.h"
+#include "app/report.h"
 #include "app/trainer.h"
 
 static void usage(FILE *out) {
@@ -22,7 +23,8 @@ static void usage(FILE *out) {
             "reversible Video Swin + ActionFormer head end to end from the encoded videos,\n"
             "detects actions in the held-out videos and evaluates them. Writes into OUT:\n"
             "data/ (videos + annotations), run/ (checkpoints, log), results.json, srt/ (subtitles\n"
-            "of the top segments per video) and eval.json (the mAP table, as re2tal eval --json).\n");
+            "of the top segments per video), eval.json (the mAP table, as re2tal eval --json) and\n"
+            "report.html (re2tal report of the results, with the training curves).\n");
 }
 
 static void on_synth(int done, int total, void *ctx) {
@@ -154,11 +156,13 @@ static int cmd_demo(int argc, char **argv) {
         snprintf(report, sizeof report, "%s/eval.json", out);
         double avg = -1, at05 = -1;
         if (tal_evaluate_results(&rc, results, report, stdout, &avg, &at05, &err) != TAL_OK) goto fail;
+        snprintf(report, sizeof report, "%s/report.html", out);
+        if (tal_evaluate_report(&rc, results, report, &err) != TAL_OK) goto fail;
         double minutes = (tal_now_s() - t0) / 60;
         printf("\ndemo: mAP@0.5 %.3f (goal >= 0.70), average mAP %.3f, in %.1f minutes "
                "(goal <= 15)\n", at05, avg, minutes);
-        printf("results: %s/results.json, subtitles: %s/srt/, table: %s/eval.json, run: %s\n", out,
-               out, out, rc.out_dir);
+        printf("results: %s/results.json, subtitles: %s/srt/, table: %s/eval.json, report: %s, "
+               "run: %s\n", out, out, out, report, rc.out_dir);
     }
     code = 0;
     goto out;

@@ -2,7 +2,7 @@
  * the original chain (z_n = z_{n-1} + M_n(z_{n-1}), in a ReLU for post_relu functions) or
  * rewired (z_n = z_{n-2} + M_n(z_{n-1}), z_{-1} = z_0 = x, output (z_{N-1} + z_N) / 2), with
  * stored activations or reversibly (re2tal-paper.md §2.2, §3.2). Tensors are treated as flat
- * buffers, so any layout works. */
+ * buffers, so any layout works, on either device (only nn ops touch them). */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -143,16 +143,8 @@ tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode m
 
 double tal_revstage_recon_error(const tal_revstage *st, tal_tensor x) {
     if (!st || st->mode != TAL_STAGE_REVERSIBLE || !x.data) return -1;
-    double worst = 0;
-    int64_t cnt = tal_tensor_numel(x);
-    TAL_ASSERT(cnt == tal_tensor_numel(st->s0));
-    for (int64_t i = 0; i < cnt; i++) {
-        double e0 = fabs((double)st->s0.data[i] - x.data[i]);
-        double e1 = fabs((double)st->s1.data[i] - x.data[i]);
-        if (e0 > worst) worst = e0;
-        if (e1 > worst) worst = e1;
-    }
-    return worst;
+    TAL_ASSERT(tal_tensor_numel(x) == tal_tensor_numel(st->s0));
+    return fmax(tal_max_abs_diff(st->s0, x), tal_max_abs_diff(st->s1, x));
 }
 
 /* The rewired gradient recurrence: at state (z_{k-1}, z_k) with gradients (ga, gb),

@@ -5,6 +5,8 @@
  * step: 1.2-2.3x OpenBLAS, 1.0-2.0x the thin kernel, nowhere slower (bench/bench_nn_gemm_libs,
  * bench/RESULTS.md "oneDNN"). */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "dispatch.h"
 #include "sgemm.h"
 
 #include <cblas.h>
@@ -103,8 +105,8 @@ void tal_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
         if (by_rows) {
             int64_t r0 = M * t / nt, r1 = M * (t + 1) / nt;
             const float *a = trans_a ? A + r0 : A + r0 * lda;
-            tal_sgemm1(trans_a, trans_b, r1 - r0, N, K, alpha, a, lda, B, ldb, beta, C + r0 * ldc,
-                   ldc);
+            tal_sgemm1(trans_a, trans_b, r1 - r0, N, K, alpha, a, lda, B, ldb, beta,
+                       C + r0 * ldc, ldc);
         } else {
             int64_t c0 = N * t / nt, c1 = N * (t + 1) / nt;
             const float *b = trans_b ? B + c0 * ldb : B + c0;
@@ -123,7 +125,7 @@ static void bmm_cpu(tal_tensor c, tal_tensor a, tal_tensor b, int trans_a, int t
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (int64_t i = 0; i < nb; i++)
             tal_sgemm1(trans_a, trans_b, M, N, K, alpha, a.data + i * ar * ac, ac,
-                   b.data + i * br * bc, bc, beta, c.data + i * M * N, N);
+                       b.data + i * br * bc, bc, beta, c.data + i * M * N, N);
     } else {
         for (int64_t i = 0; i < nb; i++) /* few, large products: split each one's rows */
             tal_gemm(trans_a, trans_b, M, N, K, alpha, a.data + i * ar * ac, ac,
@@ -134,8 +136,7 @@ static void bmm_cpu(tal_tensor c, tal_tensor a, tal_tensor b, int trans_a, int t
 void tal_bmm(tal_tensor c, tal_tensor a, tal_tensor b, int trans_a, int trans_b, float alpha,
              float beta) {
     TAL_ASSERT(a.ndim == b.ndim && a.ndim == c.ndim && (a.ndim == 2 || a.ndim == 3));
-    TAL_ASSERT_SAME_DEVICE(c, a);
-    TAL_ASSERT_SAME_DEVICE(c, b);
+    tal_device dev = OP_DEVICE(c, a, b);
     int three = a.ndim == 3;
     int64_t nb = three ? a.shape[0] : 1;
     TAL_ASSERT(!three || (b.shape[0] == nb && c.shape[0] == nb));
@@ -147,5 +148,13 @@ void tal_bmm(tal_tensor c, tal_tensor a, tal_tensor b, int trans_a, int trans_b,
                    "bmm: [%lld x %lld] x [%lld x %lld] -> [%lld x %lld]", (long long)M,
                    (long long)K, (long long)Kb, (long long)N, (long long)c.shape[c.ndim - 2],
                    (long long)c.shape[c.ndim - 1]);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        gemm_batched_cuda(trans_a, trans_b, M, N, K, alpha, a.data, ac, ar * ac, b.data, bc,
+                          br * bc, beta, c.data, N, M * N, nb);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     bmm_cpu(c, a, b, trans_a, trans_b, alpha, beta, nb, M, N, K);
 }

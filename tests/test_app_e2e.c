@@ -18,32 +18,9 @@
 
 static char g_dir[1024];
 
-/* Runs a shell command in the test folder; returns the exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-    char cmd[8192], full[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "cd '%s' && %s", g_dir, cmd);
-    int rc = system(full);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
-
-static char *slurp(const char *name) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc(1, (size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
-    fclose(f);
-    return s;
-}
+/* Shell commands and files in this test's folder. */
+#define sh(...) test_sh_in(g_dir, __VA_ARGS__)
+#define slurp(name) test_slurp_in(g_dir, name)
 
 static const char *TINY =
     "{\n"
@@ -64,6 +41,7 @@ static const char *TINY =
 
 /* One synthetic set and config per test process (Criterion forks each test). */
 static void setup(void) {
+    test_require_binary();
     snprintf(g_dir, sizeof g_dir, "%s/e2e_%d", TEST_TMP, (int)getpid());
     mkdir(g_dir, 0755);
     cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "
