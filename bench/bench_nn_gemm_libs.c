@@ -1,9 +1,10 @@
 /* bench/bench_nn_gemm_libs.c: which library should serve each matrix product re2tal makes?
  * Every product shape of a Swin-T step (the linears of stages 1-4: forward, dX, dW; the window
  * attention's six products as nn/attention.c calls them, in row blocks, and whole) on ONE core,
- * four ways in alternating rounds: tal_gemm (the thin kernel where it takes the shape, else
- * OpenBLAS), OpenBLAS's cblas_sgemm, oneDNN's dnnl_sgemm and oneDNN's matmul primitive (made
- * once per shape, as a caller would cache it). Then the attention products batched over the 3
+ * four ways in alternating rounds: tal_gemm (what nn/ runs: oneDNN, or OpenBLAS with
+ * RE2TAL_GEMM=openblas; before oneDNN, the hand-written thin kernel of nn/gemm_thin.c),
+ * OpenBLAS's cblas_sgemm, oneDNN's dnnl_sgemm and oneDNN's matmul primitive (made once per
+ * shape, as a caller would cache it). Then the attention products batched over the 3
  * heads of a window in Swin's packed qkv layout (strided views): one oneDNN batched matmul per
  * product against a loop of per-head calls.
  * GFLOP/s from the process CPU time (all its threads; other processes' load does not count),
@@ -275,7 +276,7 @@ int main(int argc, char **argv) {
     const dnnl_version_t *ver = dnnl_version();
     printf("one core; GFLOP/s from process CPU time, best of %d alternating rounds; oneDNN "
            "%d.%d.%d (cpu isa hints: default)\n", rounds, ver->major, ver->minor, ver->patch);
-    printf("| product | M x N x K | tal_gemm (thin or OpenBLAS) | OpenBLAS | dnnl_sgemm | "
+    printf("| product | M x N x K | tal_gemm | OpenBLAS | dnnl_sgemm | "
            "dnnl matmul | fastest |\n|---|---|---|---|---|---|---|\n");
     /* Swin-T: stage s has 25088 / 4^(s-1) tokens of C = 96 * 2^(s-1) (16 frames at 224) */
     static const struct { const char *name; int64_t rows, c; } st[4] = {
