@@ -69,8 +69,8 @@ int main(int argc, char **argv) {
            "\"re2tal_fwd_best_ms\": %.1f, \"re2tal_best_cpu_ms\": %.1f, "
            "\"B\": %d, \"T\": %lld, \"threads\": %d, \"params_M\": %.2f, \"act_MiB\": %.1f, "
            "\"bwd_MiB\": %.1f}\n",
-           1000 * sum / steps, 1000 * best, 1000 * fwd_best, 1000 * best_cpu, B, (long long)T, threads,
-           tal_params_numel(pp, 0) / 1e6, act / 1048576.0, bwd / 1048576.0);
+           1000 * sum / steps, 1000 * best, 1000 * fwd_best, 1000 * best_cpu, B, (long long)T,
+           threads, tal_params_numel(pp, 0) / 1e6, act / 1048576.0, bwd / 1048576.0);
     free(xd);
     free(md);
     free(dxd);

@@ -4,32 +4,11 @@
  * (plain ncdhw / oidhw), and oneDNN in its own blocked layouts (format "any") with the
  * reorders in and out counted. Milliseconds of process CPU time, best of BENCH_CONV_ROUNDS (3)
  * alternating rounds. Usage: bench_nn_conv_libs [filter substring] */
-#include <oneapi/dnnl/dnnl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "bench_common.h"
+#include "bench_dnnl.h"
 #include "nn/nn.h"
 
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        dnnl_status_t st_ = (call);                                                                \
-        if (st_ != dnnl_success) {                                                                 \
-            fprintf(stderr, "bench_nn_conv_libs: %s failed: %d\n", #call, (int)st_);              \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static dnnl_engine_t g_engine;
-static dnnl_stream_t g_stream;
-
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct shape {
     const char *name;
@@ -58,7 +37,7 @@ typedef struct conv {
 
 static void md_plain(dnnl_memory_desc_t *md, const int64_t *dims, dnnl_format_tag_t tag) {
     dnnl_dims_t d = {dims[0], dims[1], dims[2], dims[3], dims[4]};
-    CHECK(dnnl_memory_desc_init_by_tag(md, 5, d, dnnl_f32, tag));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(md, 5, d, dnnl_f32, tag));
 }
 
 /* Memory for what the primitive wants (`want`), from a user buffer in `plain`: the same when
@@ -66,32 +45,32 @@ static void md_plain(dnnl_memory_desc_t *md, const int64_t *dims, dnnl_format_ta
 static dnnl_memory_t bind(const dnnl_memory_desc_t *want, const dnnl_memory_desc_t *plain,
                           float *user, int to_prim, dnnl_memory_t *user_mem,
                           dnnl_primitive_t *reorder) {
-    CHECK(dnnl_memory_create(user_mem, plain, g_engine, user));
+    DNNL_CHECK(dnnl_memory_create(user_mem, plain, g_engine, user));
     *reorder = NULL;
     if (dnnl_memory_desc_equal(want, plain)) return *user_mem;
     dnnl_memory_t m;
-    CHECK(dnnl_memory_create(&m, want, g_engine, DNNL_MEMORY_ALLOCATE));
+    DNNL_CHECK(dnnl_memory_create(&m, want, g_engine, DNNL_MEMORY_ALLOCATE));
     dnnl_primitive_desc_t rpd;
     if (to_prim)
-        CHECK(dnnl_reorder_primitive_desc_create(&rpd, plain, g_engine, want, g_engine, NULL));
+        DNNL_CHECK(dnnl_reorder_primitive_desc_create(&rpd, plain, g_engine, want, g_engine, NULL));
     else
-        CHECK(dnnl_reorder_primitive_desc_create(&rpd, want, g_engine, plain, g_engine, NULL));
-    CHECK(dnnl_primitive_create(reorder, rpd));
+        DNNL_CHECK(dnnl_reorder_primitive_desc_create(&rpd, want, g_engine, plain, g_engine, NULL));
+    DNNL_CHECK(dnnl_primitive_create(reorder, rpd));
     dnnl_primitive_desc_destroy(rpd);
     return m;
 }
 
 static void run_reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
     dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    CHECK(dnnl_primitive_execute(r, g_stream, 2, a));
+    DNNL_CHECK(dnnl_primitive_execute(r, g_stream, 2, a));
 }
 
 static void run_prim(prim *q) {
     for (int i = 0; i < 2; i++)
         if (q->reorder_in[i]) run_reorder(q->reorder_in[i], q->in_user[i], q->in_prim[i]);
-    CHECK(dnnl_primitive_execute(q->p, g_stream, q->nargs, q->args));
+    DNNL_CHECK(dnnl_primitive_execute(q->p, g_stream, q->nargs, q->args));
     if (q->reorder_out) run_reorder(q->reorder_out, q->out_prim, q->out_user);
-    CHECK(dnnl_stream_wait(g_stream));
+    DNNL_CHECK(dnnl_stream_wait(g_stream));
 }
 
 static const char *impl_of(dnnl_primitive_desc_t pd) {
@@ -118,20 +97,21 @@ static void make_prims(conv *c, int any, char *impls, size_t n) {
     int64_t outs[3] = {c->To, c->Ho, c->Wo}, ins[3] = {s.T, s.H, s.W};
     for (int i = 0; i < 3; i++) pr[i] = (outs[i] - 1) * s.s[i] + s.k[i] - ins[i] - s.p[i];
     dnnl_primitive_attr_t attr;
-    CHECK(dnnl_primitive_attr_create(&attr));
-    CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_library));
+    DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+    DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_library));
 
     dnnl_convolution_desc_t fd, bdd, bwd;
-    CHECK(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
-                                             &x_md, &w_md, NULL, &y_md, st, pl, pr));
+    DNNL_CHECK(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training,
+                                                  dnnl_convolution_direct, &x_md, &w_md, NULL,
+                                                  &y_md, st, pl, pr));
     dnnl_primitive_desc_t fpd, bdpd, bwpd;
-    CHECK(dnnl_primitive_desc_create(&fpd, &fd, attr, g_engine, NULL));
-    CHECK(dnnl_convolution_backward_data_desc_init(&bdd, dnnl_convolution_direct, &x_md, &w_md,
-                                                   &y_md, st, pl, pr));
-    CHECK(dnnl_primitive_desc_create(&bdpd, &bdd, attr, g_engine, fpd));
-    CHECK(dnnl_convolution_backward_weights_desc_init(&bwd, dnnl_convolution_direct, &x_md,
-                                                      &w_md, NULL, &y_md, st, pl, pr));
-    CHECK(dnnl_primitive_desc_create(&bwpd, &bwd, attr, g_engine, fpd));
+    DNNL_CHECK(dnnl_primitive_desc_create(&fpd, &fd, attr, g_engine, NULL));
+    DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&bdd, dnnl_convolution_direct, &x_md, &w_md,
+                                                        &y_md, st, pl, pr));
+    DNNL_CHECK(dnnl_primitive_desc_create(&bdpd, &bdd, attr, g_engine, fpd));
+    DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&bwd, dnnl_convolution_direct, &x_md,
+                                                           &w_md, NULL, &y_md, st, pl, pr));
+    DNNL_CHECK(dnnl_primitive_desc_create(&bwpd, &bwd, attr, g_engine, fpd));
     snprintf(impls, n, "%s / %s / %s", impl_of(fpd), impl_of(bdpd), impl_of(bwpd));
 
     const dnnl_memory_desc_t *q;
@@ -148,7 +128,7 @@ static void make_prims(conv *c, int any, char *impls, size_t n) {
     f->args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, f->in_prim[0]};
     f->args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, f->in_prim[1]};
     f->args[2] = (dnnl_exec_arg_t){DNNL_ARG_DST, f->out_prim};
-    CHECK(dnnl_primitive_create(&f->p, fpd));
+    DNNL_CHECK(dnnl_primitive_create(&f->p, fpd));
     /* backward data: diff_dst dy, weights w -> diff_src dx */
     q = dnnl_primitive_desc_query_md(bdpd, dnnl_query_diff_dst_md, 0);
     d->in_prim[0] = bind(q, &y_plain, c->dy.data, 1, &d->in_user[0], &d->reorder_in[0]);
@@ -160,7 +140,7 @@ static void make_prims(conv *c, int any, char *impls, size_t n) {
     d->args[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, d->in_prim[0]};
     d->args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, d->in_prim[1]};
     d->args[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, d->out_prim};
-    CHECK(dnnl_primitive_create(&d->p, bdpd));
+    DNNL_CHECK(dnnl_primitive_create(&d->p, bdpd));
     /* backward weights: src x, diff_dst dy -> diff_weights dw (overwritten; ours adds) */
     q = dnnl_primitive_desc_query_md(bwpd, dnnl_query_src_md, 0);
     g->in_prim[0] = bind(q, &x_plain, c->x.data, 1, &g->in_user[0], &g->reorder_in[0]);
@@ -172,7 +152,7 @@ static void make_prims(conv *c, int any, char *impls, size_t n) {
     g->args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, g->in_prim[0]};
     g->args[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, g->in_prim[1]};
     g->args[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, g->out_prim};
-    CHECK(dnnl_primitive_create(&g->p, bwpd));
+    DNNL_CHECK(dnnl_primitive_create(&g->p, bwpd));
     dnnl_primitive_desc_destroy(fpd);
     dnnl_primitive_desc_destroy(bdpd);
     dnnl_primitive_desc_destroy(bwpd);
@@ -208,18 +188,6 @@ static void dnnl_bwd(void *p) {
     conv *c = p;
     run_prim(&c->bwd_data);
     run_prim(&c->bwd_w);
-}
-
-static double best_cpu(run_fn f, void *ctx, int rounds) {
-    f(ctx);
-    double best = 1e30;
-    for (int r = 0; r < rounds; r++) {
-        double c0 = cpu_s();
-        f(ctx);
-        double dt = cpu_s() - c0;
-        if (dt < best) best = dt;
-    }
-    return best;
 }
 
 static void bench_shape(shape s, int rounds) {
@@ -280,9 +248,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_nn_conv_libs: %s\n", err.msg);
         return 1;
     }
-    tal_threads_set(1);
-    CHECK(dnnl_engine_create(&g_engine, dnnl_cpu, 0));
-    CHECK(dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags));
+    dnnl_bench_start();
     static const shape shapes[] = {
         {"slow stem 1x7x7 s(1,2,2) 3->64, 8x224^2", 3, 64, 8, 224, 224, {1, 7, 7}, {1, 2, 2},
          {0, 3, 3}},
@@ -319,8 +285,7 @@ int main(int argc, char **argv) {
            rounds);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (!filter || strstr(shapes[i].name, filter)) bench_shape(shapes[i], rounds);
-    dnnl_stream_destroy(g_stream);
-    dnnl_engine_destroy(g_engine);
+    dnnl_bench_end();
     tal_arena_destroy(g_arena);
     return 0;
 }

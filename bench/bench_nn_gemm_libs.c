@@ -11,34 +11,11 @@
  * best of BENCH_GEMM_ROUNDS (5) rounds; each timing repeats the call to at least ~20 ms.
  * Usage: bench_nn_gemm_libs [filter substring] */
 #include <cblas.h>
-#include <oneapi/dnnl/dnnl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "bench_common.h"
+#include "bench_dnnl.h"
 #include "nn/nn.h"
 
-void openblas_set_num_threads(int num_threads);
-
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        dnnl_status_t st_ = (call);                                                                \
-        if (st_ != dnnl_success) {                                                                 \
-            fprintf(stderr, "bench_nn_gemm_libs: %s failed: %d\n", #call, (int)st_);              \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static dnnl_engine_t g_engine;
-static dnnl_stream_t g_stream;
 
 /* C[M,N] = alpha op(A) op(B) + beta C, row-major; batch items `bstride_*` floats apart. */
 typedef struct prod {
@@ -58,8 +35,8 @@ static void md_matrix(dnnl_memory_desc_t *md, int64_t batch, int64_t rows, int64
     /* op(X) [rows, cols]: X row-major with leading dim ld, transposed or not */
     dnnl_dims_t dims = {batch, rows, cols}, strides = {bstride, trans ? 1 : ld, trans ? ld : 1};
     dnnl_dims_t dims2 = {rows, cols}, strides2 = {trans ? 1 : ld, trans ? ld : 1};
-    if (batch == 1) CHECK(dnnl_memory_desc_init_by_strides(md, 2, dims2, dnnl_f32, strides2));
-    else CHECK(dnnl_memory_desc_init_by_strides(md, 3, dims, dnnl_f32, strides));
+    if (batch == 1) DNNL_CHECK(dnnl_memory_desc_init_by_strides(md, 2, dims2, dnnl_f32, strides2));
+    else DNNL_CHECK(dnnl_memory_desc_init_by_strides(md, 3, dims, dnnl_f32, strides));
 }
 
 static void make_matmul(prod *p) {
@@ -68,28 +45,28 @@ static void make_matmul(prod *p) {
     md_matrix(&b, p->batch, p->K, p->N, p->tb, p->ldb, p->bs_b);
     md_matrix(&c, p->batch, p->M, p->N, 0, p->ldc, p->bs_c);
     dnnl_matmul_desc_t desc;
-    CHECK(dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c));
+    DNNL_CHECK(dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c));
     dnnl_primitive_attr_t attr;
-    CHECK(dnnl_primitive_attr_create(&attr));
-    if (p->alpha != 1.0f) CHECK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &p->alpha));
+    DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+    if (p->alpha != 1.0f) DNNL_CHECK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &p->alpha));
     if (p->beta != 0.0f) {
         dnnl_post_ops_t po;
-        CHECK(dnnl_post_ops_create(&po));
-        CHECK(dnnl_post_ops_append_sum(po, p->beta));
-        CHECK(dnnl_primitive_attr_set_post_ops(attr, po));
+        DNNL_CHECK(dnnl_post_ops_create(&po));
+        DNNL_CHECK(dnnl_post_ops_append_sum(po, p->beta));
+        DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, po));
         dnnl_post_ops_destroy(po);
     }
     dnnl_primitive_desc_t pd;
-    CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, g_engine, NULL));
-    CHECK(dnnl_primitive_create(&p->mm, pd));
+    DNNL_CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, g_engine, NULL));
+    DNNL_CHECK(dnnl_primitive_create(&p->mm, pd));
     const char *impl = NULL;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
     if (getenv("BENCH_GEMM_VERBOSE")) fprintf(stderr, "%s: matmul impl %s\n", p->name, impl);
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_attr_destroy(attr);
-    CHECK(dnnl_memory_create(&p->ma, &a, g_engine, (void *)p->A));
-    CHECK(dnnl_memory_create(&p->mb, &b, g_engine, (void *)p->B));
-    CHECK(dnnl_memory_create(&p->mc, &c, g_engine, p->C));
+    DNNL_CHECK(dnnl_memory_create(&p->ma, &a, g_engine, (void *)p->A));
+    DNNL_CHECK(dnnl_memory_create(&p->mb, &b, g_engine, (void *)p->B));
+    DNNL_CHECK(dnnl_memory_create(&p->mc, &c, g_engine, p->C));
 }
 
 static void run_ours(const prod *p) {
@@ -116,8 +93,8 @@ static void run_dnnl_sgemm(const prod *p) {
 static void run_matmul(const prod *p) {
     dnnl_exec_arg_t args[3] = {
         {DNNL_ARG_SRC, p->ma}, {DNNL_ARG_WEIGHTS, p->mb}, {DNNL_ARG_DST, p->mc}};
-    CHECK(dnnl_primitive_execute(p->mm, g_stream, 3, args));
-    CHECK(dnnl_stream_wait(g_stream));
+    DNNL_CHECK(dnnl_primitive_execute(p->mm, g_stream, 3, args));
+    DNNL_CHECK(dnnl_stream_wait(g_stream));
 }
 
 typedef void (*prod_fn)(const prod *);
@@ -269,10 +246,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_nn_gemm_libs: %s\n", err.msg);
         return 1;
     }
-    tal_threads_set(1); /* one core: OpenMP (tal_gemm, oneDNN) and OpenBLAS */
-    openblas_set_num_threads(1);
-    CHECK(dnnl_engine_create(&g_engine, dnnl_cpu, 0));
-    CHECK(dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags));
+    dnnl_bench_start(); /* one core: OpenMP (tal_gemm, oneDNN) and OpenBLAS */
     const dnnl_version_t *ver = dnnl_version();
     printf("one core; GFLOP/s from process CPU time, best of %d alternating rounds; oneDNN "
            "%d.%d.%d (cpu isa hints: default)\n", rounds, ver->major, ver->minor, ver->patch);
@@ -291,8 +265,7 @@ int main(int argc, char **argv) {
     bench_attention(392, 32, 96, 60, rounds, filter);  /* nn/attention.c's row blocks */
     bench_attention(392, 32, 96, 392, rounds, filter); /* whole pair */
     bench_attention_batched(3, 392, 32, rounds, filter);
-    dnnl_stream_destroy(g_stream);
-    dnnl_engine_destroy(g_engine);
+    dnnl_bench_end();
     tal_arena_destroy(g_arena);
     return 0;
 }

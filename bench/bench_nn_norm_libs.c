@@ -4,52 +4,19 @@
  * normalization and softmax primitives on the same plain row-major tensors (primitives made
  * once, as a caller would cache them). Milliseconds of process CPU time, best of
  * BENCH_NORM_ROUNDS (5) alternating rounds. */
-#include <oneapi/dnnl/dnnl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-
-#include "bench_common.h"
+#include "bench_dnnl.h"
 #include "nn/nn.h"
 
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        dnnl_status_t st_ = (call);                                                                \
-        if (st_ != dnnl_success) {                                                                 \
-            fprintf(stderr, "bench_nn_norm_libs: %s failed: %d\n", #call, (int)st_);              \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static dnnl_engine_t g_engine;
-static dnnl_stream_t g_stream;
-
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double best_cpu(run_fn f, void *ctx, int rounds) {
-    double best = 1e30;
-    for (int r = 0; r < rounds; r++) {
-        double c0 = cpu_s();
-        f(ctx);
-        double dt = cpu_s() - c0;
-        if (dt < best) best = dt;
-    }
-    return best;
-}
 
 static dnnl_memory_t mem(const dnnl_memory_desc_t *md, void *data) {
     dnnl_memory_t m;
-    CHECK(dnnl_memory_create(&m, md, g_engine, data));
+    DNNL_CHECK(dnnl_memory_create(&m, md, g_engine, data));
     return m;
 }
 
 static void exec(dnnl_primitive_t p, int n, dnnl_exec_arg_t *args) {
-    CHECK(dnnl_primitive_execute(p, g_stream, n, args));
-    CHECK(dnnl_stream_wait(g_stream));
+    DNNL_CHECK(dnnl_primitive_execute(p, g_stream, n, args));
+    DNNL_CHECK(dnnl_stream_wait(g_stream));
 }
 
 /* ---- LayerNorm [rows, C] ---- */
@@ -81,19 +48,19 @@ static void bench_ln(int64_t rows, int64_t C, int rounds) {
     l.ss = make(2, sss, 12), l.dss = make(2, sss, 13);
     dnnl_memory_desc_t data, stat, ssmd;
     dnnl_dims_t dd = {rows, C}, sd = {rows}, ssd = {2, C};
-    CHECK(dnnl_memory_desc_init_by_tag(&data, 2, dd, dnnl_f32, dnnl_ab));
-    CHECK(dnnl_memory_desc_init_by_tag(&stat, 1, sd, dnnl_f32, dnnl_a));
-    CHECK(dnnl_memory_desc_init_by_tag(&ssmd, 2, ssd, dnnl_f32, dnnl_ab));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&data, 2, dd, dnnl_f32, dnnl_ab));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&stat, 1, sd, dnnl_f32, dnnl_a));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&ssmd, 2, ssd, dnnl_f32, dnnl_ab));
     dnnl_layer_normalization_desc_t fd, bd;
-    CHECK(dnnl_layer_normalization_forward_desc_init(&fd, dnnl_forward_training, &data, &stat,
-                                                     1e-5f, dnnl_use_scaleshift));
+    DNNL_CHECK(dnnl_layer_normalization_forward_desc_init(&fd, dnnl_forward_training, &data, &stat,
+                                                          1e-5f, dnnl_use_scaleshift));
     dnnl_primitive_desc_t fpd, bpd;
-    CHECK(dnnl_primitive_desc_create(&fpd, &fd, NULL, g_engine, NULL));
-    CHECK(dnnl_layer_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data, &stat,
-                                                      1e-5f, dnnl_use_scaleshift));
-    CHECK(dnnl_primitive_desc_create(&bpd, &bd, NULL, g_engine, fpd));
-    CHECK(dnnl_primitive_create(&l.fwd, fpd));
-    CHECK(dnnl_primitive_create(&l.bwd, bpd));
+    DNNL_CHECK(dnnl_primitive_desc_create(&fpd, &fd, NULL, g_engine, NULL));
+    DNNL_CHECK(dnnl_layer_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data, &stat,
+                                                           1e-5f, dnnl_use_scaleshift));
+    DNNL_CHECK(dnnl_primitive_desc_create(&bpd, &bd, NULL, g_engine, fpd));
+    DNNL_CHECK(dnnl_primitive_create(&l.fwd, fpd));
+    DNNL_CHECK(dnnl_primitive_create(&l.bwd, bpd));
     dnnl_memory_t mx = mem(&data, l.x.data), my = mem(&data, l.y.data);
     dnnl_memory_t mm = mem(&stat, l.mean.data), mv = mem(&stat, l.var.data);
     dnnl_memory_t mss = mem(&ssmd, l.ss.data), mdss = mem(&ssmd, l.dss.data);
@@ -152,15 +119,15 @@ static void bench_softmax(int64_t rows, int64_t n, int rounds) {
     s.x = make(2, s2, 21), s.y = make(2, s2, 22), s.dy = make(2, s2, 23), s.dx = make(2, s2, 24);
     dnnl_memory_desc_t data;
     dnnl_dims_t dd = {rows, n};
-    CHECK(dnnl_memory_desc_init_by_tag(&data, 2, dd, dnnl_f32, dnnl_ab));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&data, 2, dd, dnnl_f32, dnnl_ab));
     dnnl_softmax_desc_t fd, bd;
-    CHECK(dnnl_softmax_forward_desc_init(&fd, dnnl_forward_training, &data, 1));
+    DNNL_CHECK(dnnl_softmax_forward_desc_init(&fd, dnnl_forward_training, &data, 1));
     dnnl_primitive_desc_t fpd, bpd;
-    CHECK(dnnl_primitive_desc_create(&fpd, &fd, NULL, g_engine, NULL));
-    CHECK(dnnl_softmax_backward_desc_init(&bd, &data, &data, 1));
-    CHECK(dnnl_primitive_desc_create(&bpd, &bd, NULL, g_engine, fpd));
-    CHECK(dnnl_primitive_create(&s.fwd, fpd));
-    CHECK(dnnl_primitive_create(&s.bwd, bpd));
+    DNNL_CHECK(dnnl_primitive_desc_create(&fpd, &fd, NULL, g_engine, NULL));
+    DNNL_CHECK(dnnl_softmax_backward_desc_init(&bd, &data, &data, 1));
+    DNNL_CHECK(dnnl_primitive_desc_create(&bpd, &bd, NULL, g_engine, fpd));
+    DNNL_CHECK(dnnl_primitive_create(&s.fwd, fpd));
+    DNNL_CHECK(dnnl_primitive_create(&s.bwd, bpd));
     dnnl_memory_t mx = mem(&data, s.x.data), my = mem(&data, s.y.data);
     dnnl_memory_t mdy = mem(&data, s.dy.data), mdx = mem(&data, s.dx.data);
     s.fargs[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, mx};
@@ -192,9 +159,7 @@ int main(void) {
         fprintf(stderr, "bench_nn_norm_libs: %s\n", err.msg);
         return 1;
     }
-    tal_threads_set(1);
-    CHECK(dnnl_engine_create(&g_engine, dnnl_cpu, 0));
-    CHECK(dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags));
+    dnnl_bench_start();
     printf("one core, ms of process CPU time, best of %d alternating rounds\n"
            "| op | re2tal | oneDNN | re2tal / oneDNN time |\n|---|---|---|---|\n", rounds);
     bench_ln(25088, 96, rounds);
@@ -202,8 +167,7 @@ int main(void) {
     bench_ln(1568, 384, rounds);
     bench_ln(392, 768, rounds);
     bench_softmax(64 * 3 * 392, 392, rounds);
-    dnnl_stream_destroy(g_stream);
-    dnnl_engine_destroy(g_engine);
+    dnnl_bench_end();
     tal_arena_destroy(g_arena);
     return 0;
 }

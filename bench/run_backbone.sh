@@ -40,15 +40,20 @@ rounds="${BENCH_ROUNDS:-2}"
 # Threads pinned for both sides (one OpenMP thread per core, in order).
 pin=(env OMP_PROC_BIND=close OMP_PLACES=cores)
 peer=("${pin[@]}" "$py" "$here/swin_torch.py")
-ours_bench() { "${pin[@]}" "$bin" --threads "$1" bench backbone --mode vanilla --drop-path 0 "${@:2}"; }
+ours_bench() {
+  "${pin[@]}" "$bin" --threads "$1" bench backbone --mode vanilla --drop-path 0 "${@:2}"
+}
 
 # PyTorch's allocator and backend settings: each tried once on the block at 1 thread (process
 # CPU time, which counts the page faults an allocator causes); the best is the "eager" peer.
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
-settings=("default|"
-          "glibc-keep-freed|MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1073741824")
-[[ -e "$jemalloc" ]] && settings+=("jemalloc|LD_PRELOAD=$jemalloc MALLOC_CONF=oversize_threshold:1,background_thread:false,metadata_thp:auto,dirty_decay_ms:-1,muzzy_decay_ms:-1")
+glibc_keep="MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=100000000000"
+glibc_keep+=" MALLOC_TOP_PAD_=1073741824"
+je_conf="oversize_threshold:1,background_thread:false,metadata_thp:auto,dirty_decay_ms:-1"
+je_conf+=",muzzy_decay_ms:-1"  # Intel's recommended jemalloc settings for PyTorch
+settings=("default|" "glibc-keep-freed|$glibc_keep")
+[[ -e "$jemalloc" ]] && settings+=("jemalloc|LD_PRELOAD=$jemalloc MALLOC_CONF=$je_conf")
 [[ -e "$tcmalloc" ]] && settings+=("tcmalloc|LD_PRELOAD=$tcmalloc")
 echo "# PyTorch $torch_version ($py) settings for the block, 1 thread, 3 steps (best CPU ms;"
 echo "# load average $(load_average))"
@@ -86,7 +91,8 @@ compare() {
     r_eager+=("$(ratio "$e" "$o")")
     c="n/a" rc="n/a"
     if [[ "${BENCH_COMPILE:-1}" != 0 ]]; then
-      line="$(env $best_env "${peer[@]}" "$what" "$t" "$steps" $best_flag --compile default \
+      # Inductor with its own defaults (mkldnn on) and the best allocator
+      line="$(env $best_env "${peer[@]}" "$what" "$t" "$steps" --compile default \
               --label "$best_label" 2>/dev/null)" || line='{"best_ms": 0, "best_cpu_ms": 0}'
       echo "$line"
       c="$(json_num "$key" <<< "$line")"
@@ -100,7 +106,7 @@ compare() {
   me="$(median "${r_eager[@]}")"
   mc="$( ((${#r_comp[@]})) && median "${r_comp[@]}")"
   for pair in "pytorch $torch_version eager ($best_label ${best_flag:-mkldnn on})|$me" \
-              "pytorch $torch_version torch.compile|${mc:-nan}"; do
+              "pytorch $torch_version torch.compile ($best_label)|${mc:-nan}"; do
     awk -v p="${pair%%|*}" -v r="${pair#*|}" -v w="$what" -v t="$t" 'BEGIN {
       if (r == "nan" || r == 0) { printf "%s, %d thread(s): %s did not run\n", w, t, p; exit }
       printf "%s, %d thread(s): re2tal %s %s by %.2fx (median of rounds)\n", w, t,

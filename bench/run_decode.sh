@@ -33,7 +33,9 @@ rounds="${BENCH_ROUNDS:-2}"
 # Training path (frames/s, wall and CPU time) and random 16-frame clips (median ms, wall and
 # CPU), re2tal and each peer in alternating rounds; ratio = re2tal's speed / the peer's, per
 # round, then the median of the rounds. The ffmpeg CLI (scale + rgb24, no float) once, for scale.
-echo "| video | threads | load | re2tal fps (CPU fps) | peer | peer fps (CPU fps) | re2tal / peer fps, wall (CPU) | clip ms re2tal / peer (CPU) | peer clip / re2tal clip, wall (CPU) |"
+echo "| video | threads | load | re2tal fps (CPU fps) | peer | peer fps (CPU fps) |" \
+     "re2tal / peer fps, wall (CPU) | clip ms re2tal / peer (CPU) |" \
+     "peer clip / re2tal clip, wall (CPU) |"
 echo "|---|---|---|---|---|---|---|---|---|"
 summary=()
 for v in ${BENCH_DECODE_VIDEOS:-h264_720p_60s.mp4 h264_320x240_60s.mp4}; do
@@ -51,23 +53,28 @@ for v in ${BENCH_DECODE_VIDEOS:-h264_720p_60s.mp4 h264_320x240_60s.mp4}; do
         p_clip="$(json_num clip_ms <<< "$pj")" p_cclip="$(json_num clip_cpu_ms <<< "$pj")"
         fr[$p]+=" $(ratio "$o_fps" "$p_fps")" cr[$p]+=" $(ratio "$p_clip" "$o_clip")"
         fcr[$p]+=" $(ratio "$o_cfps" "$p_cfps")" ccr[$p]+=" $(ratio "$p_cclip" "$o_cclip")"
-        echo "| $v | $t | $(load_average) | $o_fps ($o_cfps) | $p ${entry#*|} | $p_fps ($p_cfps) |" \
-             "$(ratio "$o_fps" "$p_fps") ($(ratio "$o_cfps" "$p_cfps")) | $o_clip / $p_clip" \
-             "($o_cclip / $p_cclip) | $(ratio "$p_clip" "$o_clip") ($(ratio "$p_cclip" "$o_cclip")) |"
+        echo "| $v | $t | $(load_average) | $o_fps ($o_cfps) | $p ${entry#*|} |" \
+             "$p_fps ($p_cfps) | $(ratio "$o_fps" "$p_fps") ($(ratio "$o_cfps" "$p_cfps")) |" \
+             "$o_clip / $p_clip ($o_cclip / $p_cclip) |" \
+             "$(ratio "$p_clip" "$o_clip") ($(ratio "$p_cclip" "$o_cclip")) |"
       done
     done
     for entry in "${peers[@]}"; do
       p="${entry%%|*}"
       [[ -n "${fr[$p]:-}" ]] || continue
-      summary+=("$v, $t thread(s), vs $p ${entry#*|}: training path $(median ${fr[$p]})x wall, $(median ${fcr[$p]})x CPU; random clip $(median ${cr[$p]})x wall, $(median ${ccr[$p]})x CPU (medians; > 1: re2tal faster)")
+      summary+=("$v, $t thread(s), vs $p ${entry#*|}: training path $(median ${fr[$p]})x wall,\
+ $(median ${fcr[$p]})x CPU; random clip $(median ${cr[$p]})x wall, $(median ${ccr[$p]})x CPU\
+ (medians; > 1: re2tal faster)")
     done
     unset fr cr fcr ccr line
   done
 done
 for v in ${BENCH_DECODE_VIDEOS:-h264_720p_60s.mp4 h264_320x240_60s.mp4}; do
   t0="$(now)"
-  ffmpeg -v error -threads 2 -i "$videos/$v" -vf scale=-2:224 -f rawvideo -pix_fmt rgb24 -y /dev/null
-  echo "ffmpeg CLI, $v, 2 threads, scale=-2:224 + rgb24 (no float): $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", 1800 / (b - a) }') frames/s"
+  ffmpeg -v error -threads 2 -i "$videos/$v" -vf scale=-2:224 -f rawvideo -pix_fmt rgb24 \
+    -y /dev/null
+  fps="$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", 1800 / (b - a) }')"
+  echo "ffmpeg CLI, $v, 2 threads, scale=-2:224 + rgb24 (no float): $fps frames/s"
 done
 printf '%s\n' "${summary[@]}"
 

@@ -1,9 +1,9 @@
 /* nn/gemm.c: matrix products on oneDNN's dnnl_sgemm (OpenBLAS with RE2TAL_GEMM=openblas). Rows
  * of C are split over the OpenMP threads, each calling a 1-thread sgemm: measured here that
  * beats the libraries' own threading on the Swin shapes. oneDNN against OpenBLAS and the
- * hand-written kernel it replaced (nn/gemm_thin.c), one core, every product shape of a Swin-T
- * step: 1.2-2.3x OpenBLAS, 1.0-2.0x the thin kernel, nowhere slower (bench/bench_nn_gemm_libs,
- * bench/RESULTS.md "oneDNN"). */
+ * hand-written kernel it replaced (nn/gemm_thin.c), one core, every product shape a Swin-T step
+ * makes: 1.8-2.7x OpenBLAS, 1.0-2.3x the thin kernel (bench/bench_nn_gemm_libs, bench/RESULTS.md
+ * "oneDNN"). */
 #include "nn.h"
 #include "cuda_ops.h"
 #include "dispatch.h"
