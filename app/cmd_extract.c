@@ -1,6 +1,7 @@
 /* app/cmd_extract.c: `re2tal extract --model RUN_DIR VIDEO... --out DIR`: backbone features per
  * video as <id>.npy ([C, T] float32) with <id>.json recording their time grid, for training the
- * head alone on features (feature-based TAL). */
+ * head alone on features (feature-based TAL). Under mpirun each rank extracts a share of the
+ * videos balanced by duration. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,17 +10,22 @@
 
 #include "app/checkpoint.h"
 #include "app/commands.h"
+#include "app/dist.h"
 #include "app/model_dir.h"
 #include "app/progress.h"
+#include "app/video_list.h"
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: re2tal extract --model RUN_DIR VIDEO... --out DIR [--quiet]\n\n"
+            "usage: re2tal extract --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] --out DIR "
+            "[--quiet]\n\n"
             "Runs the trained backbone over each video and writes DIR/<id>.npy (float32 [C, T],\n"
             "spatially mean-pooled features) and DIR/<id>.json (channels, length, seconds per\n"
             "feature, frames per feature, duration). Resize configs give one clip spread over the\n"
             "whole video; truncate configs give consecutive windows, concatenated (windows do not\n"
-            "see across their edges). Unreadable videos are reported and skipped (exit 1 if any).\n");
+            "see across their edges). Unreadable videos are reported and skipped (exit 1 if any).\n"
+            "Videos: files, folders (their video files in name order) and --list FILE (one path\n"
+            "per line). Under `mpirun -np N` each rank extracts a share balanced by duration.\n");
 }
 
 /* float32 [rows, cols] C-order .npy, written atomically. */
@@ -127,13 +133,17 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
 
 static int cmd_extract(int argc, char **argv) {
     const char *model = NULL, *out = NULL;
-    int quiet = 0, n_paths = 0;
-    const char **paths = calloc((size_t)argc + 1, sizeof *paths);
-    for (int i = 1; i < argc; i++) {
+    int quiet = 0;
+    tal_shard sh = tal_dist_shard();
+    tal_video_list list = {0};
+    tal_err err = {0};
+    for (int i = 1; i < argc && !err.code; i++) {
         if (tal_is_help(argv[i])) {
             usage(stdout);
-            free(paths);
+            tal_video_list_free(&list);
             return 0;
+        } else if (!strcmp(argv[i], "--list") && i + 1 < argc) {
+            tal_video_list_add_file(&list, argv[++i], &err);
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
             model = argv[++i];
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
@@ -142,51 +152,69 @@ static int cmd_extract(int argc, char **argv) {
             quiet = 1;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "re2tal extract: unknown option '%s'\n", argv[i]);
-            free(paths);
+            tal_video_list_free(&list);
             return 2;
         } else {
-            paths[n_paths++] = argv[i];
+            tal_video_list_add(&list, argv[i], &err);
         }
     }
+    if (err.code) {
+        fprintf(stderr, "re2tal extract: %s\n", err.msg);
+        tal_video_list_free(&list);
+        return 1;
+    }
+    int n_paths = list.n;
     if (!model || !out || !n_paths) {
         usage(stderr);
-        free(paths);
+        tal_video_list_free(&list);
         return 2;
     }
-    tal_err err = {0};
     tal_loaded_model lm;
     int code = 0, n_bad = 0;
     tal_arena *buf = NULL;
-    if (tal_model_open_dir(&lm, model, &err) != TAL_OK) {
-        fprintf(stderr, "re2tal extract: %s\n", err.msg);
+    int failed = tal_model_open_dir(&lm, model, &err) != TAL_OK;
+    if (tal_dist_count(failed) > 0) { /* every rank stops, or none */
+        if (failed) fprintf(stderr, "re2tal extract: %s\n", err.msg);
         tal_model_close_dir(&lm);
-        free(paths);
+        tal_video_list_free(&list);
         return 1;
     }
     mkdir(out, 0755);
     size_t floats = (size_t)3 * lm.m.clip_frames * lm.m.crop * lm.m.crop;
     if (tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, &err) != TAL_OK) {
         fprintf(stderr, "re2tal extract: %s\n", err.msg);
-        code = 1;
+        tal_dist_abort(1); /* memory on this host: the other ranks would wait at the report */
     } else {
         tal_tensor video = tal_arena_tensor(buf, 1, (int64_t[]){(int64_t)floats});
+        int *owner = calloc((size_t)n_paths, sizeof *owner), n_mine = 0;
+        char **msgs = calloc((size_t)n_paths, sizeof *msgs);
+        TAL_ASSERT_MSG(owner && msgs, "out of memory");
+        tal_video_list_share(&list, owner);
+        for (int i = 0; i < n_paths; i++) n_mine += owner[i] == sh.rank;
         tal_progress bar;
-        tal_progress_start(&bar, stderr, "extract", "videos", n_paths, quiet);
-        for (int i = 0; i < n_paths; i++) {
+        tal_progress_start(&bar, stderr, "extract", "videos", n_mine, quiet || sh.rank != 0);
+        for (int i = 0, done = 0; i < n_paths; i++) {
+            if (owner[i] != sh.rank) continue;
             tal_err e = {0};
-            if (extract_one(&lm, paths[i], out, video, &e) != TAL_OK) {
-                tal_progress_message(&bar, "warning: skipped video: %s", e.msg);
-                n_bad++;
+            if (extract_one(&lm, list.paths[i], out, video, &e) != TAL_OK) {
+                if (sh.world == 1) tal_progress_message(&bar, "warning: skipped video: %s", e.msg);
+                msgs[i] = strdup(e.msg);
             }
-            tal_progress_update(&bar, i + 1, NULL);
+            tal_progress_update(&bar, ++done, NULL);
         }
         tal_progress_finish(&bar, NULL);
-        if (!quiet) fprintf(stderr, "features of %d video(s) in %s (%d skipped)\n", n_paths - n_bad, out, n_bad);
+        n_bad = tal_video_list_report_skipped(&list, msgs);
+        if (!quiet && sh.rank == 0)
+            fprintf(stderr, "features of %d video(s) in %s (%d skipped)\n", n_paths - n_bad, out,
+                    n_bad);
         if (n_bad) code = 1;
+        for (int i = 0; i < n_paths; i++) free(msgs[i]);
+        free(msgs);
+        free(owner);
     }
     tal_arena_destroy(buf);
     tal_model_close_dir(&lm);
-    free(paths);
+    tal_video_list_free(&list);
     return code;
 }
 TAL_COMMAND("extract", 65, "write backbone features of videos as .npy", cmd_extract)

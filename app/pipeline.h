@@ -18,6 +18,7 @@ typedef struct tal_model {
     int clip_frames, crop;       /* backbone input [1, 3, clip_frames, crop, crop] */
     int feat_len, head_len;      /* backbone output length, head length */
     int feat_ch;
+    int head_first_param;        /* the head's parameters are [head_first_param, count) */
     tal_arena *work;
     tal_tensor feats, feats_head, dfeats_head, dfeats, mask;
 } tal_model;

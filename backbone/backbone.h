@@ -39,6 +39,11 @@ typedef struct tal_resfn {
      * vanilla chain is z_n = relu(z_{n-1} + M_n(z_{n-1})). Rewired chains never do: there the
      * ReLU lives inside M (re2tal-paper.md §2.4), and M itself must differ by mode. */
     int post_relu;
+    /* Optional (NULL: no notice): the store of M's parameters and their indices
+     * [first_param, end_param). After M's backward the engine reports them final
+     * (tal_params_grads_ready): data-parallel ranks may send them while the backward goes on. */
+    tal_params *params;
+    int first_param, end_param;
 } tal_resfn;
 
 typedef enum {

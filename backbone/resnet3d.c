@@ -140,7 +140,8 @@ static void bneck_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tenso
 tal_resfn resnet_bneck_resfn(resnet_bneck_fn *f) {
     /* vanilla: relu(z + F(z)) with F ending in BN; rewired: z_{n-2} + relu(F(z_{n-1})) */
     tal_resfn r = {.forward = bneck_forward, .backward = bneck_backward, .self = f,
-                   .post_relu = !f->final_relu};
+                   .post_relu = !f->final_relu, .params = f->params,
+                   .first_param = f->conv[0], .end_param = f->bn[2][3] + 1};
     return r;
 }
 
@@ -440,6 +441,8 @@ void rn_stage_backward(tal_backbone *bb, rn_pathway *pw, int s, tal_tensor dx, t
         if (recon_err && e > *recon_err) *recon_err = e;
     }
     first_block_backward(bb, st, dx, dz, bb->step, recon_err);
+    if (!bb_planning(dy)) /* the first block and the projection: declared together */
+        tal_params_grads_ready(bb->params, st->first.conv[0], st->proj_bn[3] + 1);
     tal_arena_release(sc, m);
 }
 

@@ -47,6 +47,11 @@ int tal_stage_mode_parse(const char *s) {
 
 static int planning(tal_tensor t) { return t.data == NULL; }
 
+/* fn's parameter gradients are final: a data-parallel caller may start sending them now. */
+static void grads_ready(const tal_resfn *fn, int plan) {
+    if (!plan && fn->params) tal_params_grads_ready(fn->params, fn->first_param, fn->end_param);
+}
+
 static void average(tal_tensor y, tal_tensor a, tal_tensor b) {
     if (planning(y)) return;
     tal_add(y, a, b);
@@ -167,6 +172,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
         for (int i = n; i >= 1; i--) {
             if (!plan && fns[i - 1].post_relu) tal_relu_backward(dx, dx, Z(i));
             fns[i - 1].backward(fns[i - 1].self, dx, dx, Z(i - 1), SAVED(i), scratch, step);
+            grads_ready(&fns[i - 1], plan);
         }
         tal_arena_release(scratch, mark);
         if (!plan) st->bwd_s = now_s() - t0;
@@ -180,6 +186,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
     if (mode == TAL_STAGE_REWIRED_STORED) {
         for (int k = n; k >= 1; k--) {
             fns[k - 1].backward(fns[k - 1].self, ga, gb, Z(k - 1), SAVED(k), scratch, step);
+            grads_ready(&fns[k - 1], plan);
             tal_tensor t = ga;
             ga = gb;
             gb = t;
@@ -203,6 +210,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
                 fn->backward(fn->self, ga, gb, a, sv, scratch, step);
             }
             tal_arena_release(scratch, blk);
+            grads_ready(fn, plan);
             tal_tensor t = a;
             a = b;
             b = t;

@@ -275,6 +275,7 @@ void swin_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
                 tal_merge2x2_backward(
                     frames_of(dy),
                     tal_tensor_reshape(dm4, 4, (int64_t[]){B * pv->D, H2, W2, 4 * C}));
+                tal_params_grads_ready(p, pv->ds_norm_w, pv->ds_red_w + 1); /* PatchMerging */
             }
         } else {
             int64_t C0 = c->embed_dim, S = (int64_t)st->D * st->H * st->W;

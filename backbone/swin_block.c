@@ -325,7 +325,8 @@ static void attn_recompute_backward(void *self, tal_tensor out, tal_tensor dx, t
 
 tal_resfn swin_attn_resfn(swin_attn_fn *f) {
     tal_resfn r = {.forward = attn_forward, .backward = attn_backward, .self = f,
-                   .recompute_backward = attn_recompute_backward};
+                   .recompute_backward = attn_recompute_backward,
+                   .params = f->params, .first_param = f->norm_w, .end_param = f->proj_b + 1};
     return r;
 }
 
@@ -471,6 +472,7 @@ static void mlp_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor 
 
 tal_resfn swin_mlp_resfn(swin_mlp_fn *f) {
     tal_resfn r = {.forward = mlp_forward, .backward = mlp_backward, .self = f,
-                   .recompute_backward = mlp_recompute_backward};
+                   .recompute_backward = mlp_recompute_backward,
+                   .params = f->params, .first_param = f->norm_w, .end_param = f->fc2_b + 1};
     return r;
 }

@@ -36,17 +36,6 @@ static tal_mt_entry *device_entries(const tal_adamw *o, int *n) {
     *n = k;
     return out;
 }
-
-/* The table holds pointers: parameters moved after the optimiser was made would be stepped
- * where they no longer are. */
-static void check_unmoved(const tal_adamw *o) {
-    int n;
-    tal_mt_entry *now = device_entries(o, &n);
-    TAL_ASSERT_MSG(cuda_mt_matches(o->table, now, n),
-                   "optimizer: the parameters moved after it was made (make it after "
-                   "tal_params_move)");
-    free(now);
-}
 #endif
 
 tal_status tal_adamw_create(tal_adamw **out, tal_params *p, tal_adamw_config cfg, tal_err *err) {
@@ -118,7 +107,9 @@ void tal_adamw_step(tal_adamw *o, float lr) {
             decay[gi] = (float)(1.0 - (double)glr * (double)g->weight_decay);
             step_size[gi] = (float)(glr / bc1);
         }
-        check_unmoved(o);
+        int n_now;
+        tal_mt_entry *now = device_entries(o, &n_now);
+        cuda_mt_assert_unmoved(o->table, now, n_now, "optimizer");
         adamw_step_cuda(o->table, decay, step_size, n_groups, b1, b2, eps, (float)sqrt(bc2));
         return;
     }

@@ -75,6 +75,8 @@ void maxpool1d_forward_cuda(tal_tensor y, tal_tensor argmax, tal_tensor x, int k
 void maxpool1d_backward_cuda(tal_tensor dx, tal_tensor dy, tal_tensor argmax);
 void mean_hw_forward_cuda(tal_tensor y, tal_tensor x);
 void mean_hw_backward_cuda(tal_tensor dx, tal_tensor dy);
+void maxpool3d_forward_cuda(tal_tensor y, tal_tensor x, tal_pool3d_geom g);
+void maxpool3d_backward_cuda(tal_tensor dx, tal_tensor dy, tal_tensor x, tal_pool3d_geom g);
 void interp1d_forward_cuda(tal_tensor y, tal_tensor x);
 void interp1d_backward_cuda(tal_tensor dx, tal_tensor dy);
 
@@ -110,6 +112,10 @@ tal_status cuda_mt_create(cuda_mt_table **out, const tal_mt_entry *entries, int 
 void cuda_mt_destroy(cuda_mt_table *t); /* NULL is fine */
 /* 1 when the table was made from exactly these entries (the tensors have not moved since) */
 int cuda_mt_matches(const cuda_mt_table *t, const tal_mt_entry *entries, int n);
+/* The table holds pointers: aborts, naming `who`, unless it was made from these entries (the
+ * parameters moved after the optimiser or EMA was made). Frees entries. */
+void cuda_mt_assert_unmoved(const cuda_mt_table *t, tal_mt_entry *entries, int n,
+                            const char *who);
 /* sum of p[0][i]^2 over all tensors, in double, in a fixed order (params.cu) */
 double sum_squares_cuda(const cuda_mt_table *t);
 void scale_all_cuda(const cuda_mt_table *t, float s); /* p[0] *= s */

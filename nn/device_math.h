@@ -158,6 +158,34 @@ TAL_HD int64_t conv3d_col_source(const conv3d_shape *s, int64_t k, int64_t p) {
     return ((ci * s->T + st) * s->H + sh) * s->W + sw;
 }
 
+/* Offset in one [T, H, W] plane (sizes in[3]) of the winner of 3-D max-pool output (t, h, w),
+ * PyTorch's rule: padding never wins, strictly greater replaces (ties keep the first position
+ * in (t, h, w) scan order), a NaN wins. -1 only for a window of padding alone. */
+TAL_HD int64_t pool3d_window_argmax(const float *xp, const int64_t in[3], int64_t t, int64_t h,
+                                    int64_t w, const int kernel[3], const int stride[3],
+                                    const int padding[3]) {
+    float best = -INFINITY;
+    int64_t at = -1;
+    for (int i = 0; i < kernel[0]; i++) {
+        int64_t ti = conv_tap_source(t, i, stride[0], padding[0]);
+        if (ti < 0 || ti >= in[0]) continue;
+        for (int j = 0; j < kernel[1]; j++) {
+            int64_t hi = conv_tap_source(h, j, stride[1], padding[1]);
+            if (hi < 0 || hi >= in[1]) continue;
+            for (int k = 0; k < kernel[2]; k++) {
+                int64_t wi = conv_tap_source(w, k, stride[2], padding[2]);
+                if (wi < 0 || wi >= in[2]) continue;
+                int64_t o = (ti * in[1] + hi) * in[2] + wi;
+                if (at < 0 || xp[o] > best || isnan(xp[o])) {
+                    best = xp[o];
+                    at = o;
+                }
+            }
+        }
+    }
+    return at;
+}
+
 /* ---------------------------------------------------------------- interpolation -------- */
 /* Linear interpolation source of output i (PyTorch's align_corners=False), matched weight for
  * weight against PyTorch 1.13: the scale is a float, the source index stays in double, only the

@@ -27,14 +27,6 @@ static tal_mt_entry *device_entries(const tal_ema *e, tal_params *p) {
     }
     return out;
 }
-
-/* The table holds pointers: the parameters must not have moved since the EMA was made. */
-static void check_unmoved(const tal_ema *e, tal_params *p) {
-    tal_mt_entry *now = device_entries(e, p);
-    TAL_ASSERT_MSG(cuda_mt_matches(e->table, now, e->count),
-                   "EMA: the parameters moved after it was made (make it after tal_params_move)");
-    free(now);
-}
 #endif
 
 tal_status tal_ema_create(tal_ema **out, const tal_params *p_const, float decay, tal_err *err) {
@@ -88,7 +80,7 @@ void tal_ema_update(tal_ema *e, const tal_params *p_const) {
     TAL_ASSERT(tal_params_count(p) == e->count);
 #ifdef TAL_HAVE_CUDA
     if (e->table) {
-        check_unmoved(e, p);
+        cuda_mt_assert_unmoved(e->table, device_entries(e, p), e->count, "EMA");
         ema_update_cuda(e->table, e->decay);
         return;
     }
@@ -108,7 +100,7 @@ void tal_ema_swap(tal_ema *e, tal_params *p) {
     TAL_ASSERT(tal_params_count(p) == e->count);
 #ifdef TAL_HAVE_CUDA
     if (e->table) {
-        check_unmoved(e, p);
+        cuda_mt_assert_unmoved(e->table, device_entries(e, p), e->count, "EMA");
         ema_swap_cuda(e->table);
         return;
     }

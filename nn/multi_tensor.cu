@@ -58,6 +58,14 @@ int cuda_mt_matches(const cuda_mt_table *t, const tal_mt_entry *entries, int n) 
            (n == 0 || !memcmp(t->host, entries, (size_t)n * sizeof *entries));
 }
 
+void cuda_mt_assert_unmoved(const cuda_mt_table *t, tal_mt_entry *entries, int n,
+                            const char *who) {
+    TAL_ASSERT_MSG(cuda_mt_matches(t, entries, n),
+                   "%s: the parameters moved after it was made (make it after tal_params_move)",
+                   who);
+    free(entries);
+}
+
 __global__ void sum_squares_chunks(double *partial, const tal_mt_entry *entries,
                                    const mt_chunk *chunks) {
     __shared__ double shared[MT_BLOCK];

@@ -370,7 +370,7 @@ void tal_maxpool1d_backward(tal_tensor dx, tal_tensor dy, tal_tensor argmax);
 /* Max-pool 3D (nn/pool3d.c): x [B, C, T, H, W] -> y [B, C, To, Ho, Wo], Xo = (X + 2 pad - k) /
  * stride + 1, PyTorch's MaxPool3d (padding never wins, ties keep the first position in
  * (t, h, w) order). Backward overwrites dx, routing dy to each window's winner in x (found
- * again, no index tensor). CPU only (asserted): the CUDA twin is still to be written. */
+ * again, no index tensor). */
 typedef struct tal_pool3d_geom {
     int kernel[3], stride[3], padding[3]; /* t, h, w; padding at most kernel / 2 */
 } tal_pool3d_geom;
@@ -536,6 +536,14 @@ int tal_params_group_count(const tal_params *p);
 tal_param_group *tal_params_group_at(tal_params *p, int g);
 int64_t tal_params_numel(const tal_params *p, int trainable_only);
 void tal_params_zero_grad(tal_params *p);
+/* Gradients-final notification, for a caller that starts communicating a gradient as soon as
+ * the backward has finished it (data-parallel ranks). The backward calls
+ * tal_params_grads_ready(p, first, end) when the gradients of parameters [first, end) will not
+ * change again in this backward; parts it does not report are final only at its end. No
+ * callback set: nothing happens. */
+typedef void (*tal_grads_ready_fn)(void *ctx, int first, int end);
+void tal_params_set_grads_ready(tal_params *p, tal_grads_ready_fn fn, void *ctx);
+void tal_params_grads_ready(tal_params *p, int first, int end);
 /* Global L2 norm of all trainable gradients (double accumulation); scales them down to max_norm
  * if above it (max_norm <= 0: no clipping). Returns the norm before clipping. */
 double tal_params_clip_grad_norm(tal_params *p, double max_norm);

@@ -15,6 +15,8 @@ struct tal_params {
     tal_param_group groups[MAX_GROUPS];
     int n_groups;
     tal_arena *values, *grads;
+    tal_grads_ready_fn on_ready;
+    void *on_ready_ctx;
 #ifdef TAL_HAVE_CUDA
     cuda_mt_table *grad_table; /* device: the trainable gradients, for the global norm */
 #endif
@@ -148,6 +150,16 @@ int64_t tal_params_numel(const tal_params *p, int trainable_only) {
 void tal_params_zero_grad(tal_params *p) {
     for (int i = 0; i < p->count; i++)
         if (p->items[i].grad.data) tal_fill(p->items[i].grad, 0.0f);
+}
+
+void tal_params_set_grads_ready(tal_params *p, tal_grads_ready_fn fn, void *ctx) {
+    p->on_ready = fn;
+    p->on_ready_ctx = ctx;
+}
+
+void tal_params_grads_ready(tal_params *p, int first, int end) {
+    TAL_ASSERT(first >= 0 && first <= end && end <= p->count);
+    if (p->on_ready) p->on_ready(p->on_ready_ctx, first, end);
 }
 
 /* Eight independent double accumulators: the compiler vectorises them, where one running sum

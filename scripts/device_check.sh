@@ -151,6 +151,7 @@ echo "criterion $("$PKGCONF" --modversion criterion), cjson $("$PKGCONF" --modve
 # ---------------------------------------------------------------- configure, build --------
 say "configure ($BUILD: CUDA on, sm_90, no video folders)"
 mkdir -p "$BUILD"
+rm -f "$BUILD/CMakeCache.txt" # it names the last run's prefix (a temp dir, gone)
 # warnings are errors in CI (Debian 12's gcc); another machine's compiler may warn otherwise
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRE2TAL_CUDA=ON -DRE2TAL_VIDEO=OFF \
   -DRE2TAL_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 -DPKG_CONFIG_EXECUTABLE="$PKGCONF" \

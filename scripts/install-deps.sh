@@ -12,7 +12,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 packages=(cmake make gcc pkg-config
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
           libopenblas-dev libdnnl-dev libcjson-dev libcriterion-dev
-          chromium fonts-dejavu-core)
+          chromium fonts-dejavu-core
+          libopenmpi-dev openmpi-bin)  # MPI: optional at build time, tested when present
 dev=0
 if [[ "${1:-}" == "--dev" ]]; then
   dev=1

@@ -58,24 +58,9 @@ Test(cuda_memory, context_names_its_device_and_grows_the_workspace) {
     cr_assert_eq(tal_cuda_synchronize(&err), TAL_OK, "%s", err.msg);
 }
 
-static tal_params *small_params(void) {
-    tal_params *p = tal_params_create();
-    int g = tal_params_add_group(p, "all", 1.0f, 0.0f);
-    tal_params_declare(p, "a.weight", 2, (int64_t[]){3, 5}, g, 1);
-    tal_params_declare(p, "a.bias", 1, (int64_t[]){3}, g, 1);
-    tal_params_declare(p, "b.weight", 3, (int64_t[]){2, 70, 33}, g, 0);
-    tal_err err = {0};
-    cr_assert_eq(tal_params_allocate(p, TAL_DEV_CPU, &err), TAL_OK, "%s", err.msg);
-    for (int i = 0; i < tal_params_count(p); i++) {
-        test_fill_uniform(tal_params_at(p, i)->value, 10 + i);
-        tal_fill(tal_params_at(p, i)->grad, 0.25f);
-    }
-    return p;
-}
-
 Test(cuda_memory, params_move_to_the_device_and_back) {
     CUDA_ONLY();
-    tal_params *p = small_params();
+    tal_params *p = test_small_params();
     int n = tal_params_count(p);
     tal_tensor before[3];
     for (int i = 0; i < n; i++) before[i] = test_clone(tal_params_at(p, i)->value);

@@ -1,8 +1,8 @@
-/* The CUDA max-pool, spatial mean and linear interpolation against the CPU ops on the same
- * inputs. Max-pool: ties (the first index wins), NaN (wins), padding, a stride; the backward
- * adds in the CPU's order, so both directions agree bit for bit. Mean: double sums on both, 1e-6
- * relative. Interpolation: the same weights (device_math.h), bit for bit in the backward's row
- * loop, a few ulps in the forward (a multiply-add may fuse on the device). Skipped without a
+/* The CUDA max-pools (1-D, 3-D), spatial mean and linear interpolation against the CPU ops on
+ * the same inputs. Max-pool: ties (the first index wins), NaN (wins), padding, a stride; the
+ * backward adds in the CPU's order, so both directions agree bit for bit. Mean: double sums on
+ * both, 1e-6 relative. Interpolation: the same positions and weights (device_math.h) and the
+ * same order of sums; a multiply-add may fuse on the device, so a few ulps. Skipped without a
  * GPU. */
 #include "cuda_check.h"
 
@@ -65,4 +65,33 @@ Test(cuda_pool, interp1d_up_down_and_same) {
         tal_interp1d_backward(gdx, dev_copy(dy));
         expect_dev_close(gdx, dx, 1e-6, 1e-6);
     }
+}
+
+/* 3-D max-pool: the ResNet stem's (3x3x3 stride 2 padding 1), a kernel of 1 on one axis, ties
+ * and a NaN; the backward gathers in the CPU's order: bit for bit both ways. */
+static void check_maxpool3d(const int64_t xs[5], tal_pool3d_geom g, uint64_t seed) {
+    int64_t ys[5] = {xs[0], xs[1], 0, 0, 0};
+    for (int a = 0; a < 3; a++)
+        ys[2 + a] = tal_pool3d_out_len(xs[2 + a], g.kernel[a], g.stride[a], g.padding[a]);
+    tal_tensor x = rand_host(5, xs, seed);
+    for (int64_t i = 0; i < tal_tensor_numel(x); i += 7) x.data[i] = 0.25f; /* ties */
+    x.data[tal_tensor_numel(x) / 2] = NAN;
+    tal_tensor y = test_tensor(5, ys), gx = dev_copy(x), gy = dev_like(y);
+    tal_maxpool3d_forward(y, x, g);
+    tal_maxpool3d_forward(gy, gx, g);
+    expect_dev_bits(gy, y);
+    tal_tensor dy = rand_host(5, ys, seed + 1), dx = test_tensor_like(x), gdx = dev_copy(x);
+    tal_maxpool3d_backward(dx, dy, x, g);
+    tal_maxpool3d_backward(gdx, dev_copy(dy), gx, g);
+    expect_dev_bits(gdx, dx);
+}
+
+Test(cuda_pool, maxpool3d) {
+    CUDA_ONLY();
+    check_maxpool3d((int64_t[]){2, 3, 5, 9, 10}, (tal_pool3d_geom){{3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
+                    1);
+    check_maxpool3d((int64_t[]){1, 4, 4, 7, 7}, (tal_pool3d_geom){{1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+                    2);
+    check_maxpool3d((int64_t[]){1, 1, 1, 1, 1}, (tal_pool3d_geom){{1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+                    3);
 }

@@ -1,7 +1,7 @@
 /* The GPU API where no GPU answers (this machine, CI): clear TAL_EDEVICE errors naming what was
  * asked, parameters that stay usable after a failed move, and tal_params_move's round trip on
  * the CPU. tests/test_cuda_memory.c has the same on a GPU. */
-#include "testlib.h"
+#include "nn_check.h"
 
 #include <string.h>
 
@@ -26,7 +26,7 @@ Test(nn_device, selecting_an_absent_gpu_names_the_ordinal) {
 }
 
 Test(nn_device, device_memory_without_gpu_is_an_error) {
-    if (tal_cuda_device_count() > 0) return; /* test_cuda_memory covers the GPU */
+    if (tal_cuda_device_count() > 0) cr_skip_test("a GPU is here: test_cuda_memory covers it");
     tal_arena *a = NULL;
     tal_err err = {0};
     cr_assert_eq(tal_arena_create(&a, TAL_DEV_CUDA, 1024, &err), TAL_EDEVICE);
@@ -39,24 +39,9 @@ Test(nn_device, device_memory_without_gpu_is_an_error) {
     cr_assert_arr_eq(back, host, sizeof host);
 }
 
-static tal_params *small_params(void) {
-    tal_params *p = tal_params_create();
-    int g = tal_params_add_group(p, "all", 1.0f, 0.0f);
-    tal_params_declare(p, "a.weight", 2, (int64_t[]){3, 5}, g, 1);
-    tal_params_declare(p, "a.bias", 1, (int64_t[]){3}, g, 1);
-    tal_params_declare(p, "frozen", 1, (int64_t[]){7}, g, 0);
-    tal_err err = {0};
-    cr_assert_eq(tal_params_allocate(p, TAL_DEV_CPU, &err), TAL_OK, "%s", err.msg);
-    for (int i = 0; i < tal_params_count(p); i++) {
-        test_fill_uniform(tal_params_at(p, i)->value, 10 + i);
-        tal_fill(tal_params_at(p, i)->grad, 0.25f);
-    }
-    return p;
-}
-
 Test(nn_device, failed_move_leaves_the_parameters_usable) {
-    if (tal_cuda_device_count() > 0) return; /* test_cuda_memory moves for real */
-    tal_params *p = small_params();
+    if (tal_cuda_device_count() > 0) cr_skip_test("a GPU is here: test_cuda_memory moves for real");
+    tal_params *p = test_small_params();
     tal_tensor before = test_clone(tal_params_at(p, 0)->value);
     float *where = tal_params_at(p, 0)->value.data;
     tal_err err = {0};
@@ -71,7 +56,7 @@ Test(nn_device, failed_move_leaves_the_parameters_usable) {
 /* The move copies values into new arenas, zeroes gradients and frees the old arenas (ASan
  * catches a view that still points into them). */
 Test(nn_device, move_on_the_cpu_copies_values_and_zeroes_grads) {
-    tal_params *p = small_params();
+    tal_params *p = test_small_params();
     tal_tensor before[3];
     for (int i = 0; i < 3; i++) before[i] = test_clone(tal_params_at(p, i)->value);
     tal_err err = {0};

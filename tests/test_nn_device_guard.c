@@ -106,9 +106,45 @@ static void call_conv1d_bwd(tal_tensor *t) {
 }
 static void call_maxpool_fwd(tal_tensor *t) { tal_maxpool1d_forward(t[0], t[1], t[2], 3, 2, 1); }
 static void call_maxpool_bwd(tal_tensor *t) { tal_maxpool1d_backward(t[0], t[1], t[2]); }
+static const tal_pool3d_geom P3 = {{3, 3, 3}, {2, 2, 2}, {1, 1, 1}};
+static void call_maxpool3d_fwd(tal_tensor *t) { tal_maxpool3d_forward(t[0], t[1], P3); }
+static void call_maxpool3d_bwd(tal_tensor *t) { tal_maxpool3d_backward(t[0], t[1], t[2], P3); }
 static void call_mean_fwd(tal_tensor *t) { tal_mean_hw_forward(t[0], t[1]); }
 static void call_mean_bwd(tal_tensor *t) { tal_mean_hw_backward(t[0], t[1]); }
 static void call_interp_fwd(tal_tensor *t) { tal_interp1d_forward(t[0], t[1]); }
+/* the layout ops' index maps: host memory, as a CPU op reads them */
+static int32_t MAP2[2] = {1, 0}, BIAS_INDEX[4] = {0, 1, 2, 0};
+static tal_index host_index(int32_t *v, int64_t n) {
+    tal_index ix = {v, n, TAL_DEV_CPU};
+    return ix;
+}
+static void call_rows_gather(tal_tensor *t) { tal_rows_gather(t[0], t[1], host_index(MAP2, 2)); }
+static void call_rows_scatter(tal_tensor *t) {
+    tal_rows_scatter(t[0], t[1], host_index(MAP2, 2), 1);
+}
+static void call_rows_zero(tal_tensor *t) { tal_rows_zero_unmapped(t[0], host_index(MAP2, 2)); }
+static void call_bias_gather(tal_tensor *t) {
+    tal_bias_gather(t[0], t[1], host_index(BIAS_INDEX, 4));
+}
+static void call_bias_gather_bwd(tal_tensor *t) {
+    static int32_t by_row[3 + 1 + 4];
+    int64_t n = tal_index_group_by(by_row, BIAS_INDEX, 4, 3);
+    tal_bias_gather_backward(t[0], t[1], host_index(by_row, n));
+}
+static void call_merge_fwd(tal_tensor *t) { tal_merge2x2_forward(t[0], t[1]); }
+static void call_merge_bwd(tal_tensor *t) { tal_merge2x2_backward(t[0], t[1]); }
+static void call_transpose(tal_tensor *t) { tal_transpose_last2(t[0], t[1]); }
+static void call_pad_end3(tal_tensor *t) { tal_pad_end3(t[0], t[1]); }
+static void call_copy_slice1(tal_tensor *t) { tal_copy_slice1(t[0], 1, t[1], 0, 2); }
+static void call_mean_last_fwd(tal_tensor *t) { tal_mean_hw_last_forward(t[0], t[1]); }
+static void call_mean_last_bwd(tal_tensor *t) { tal_mean_hw_last_backward(t[0], t[1]); }
+static void call_bn_fwd(tal_tensor *t) {
+    tal_batchnorm_frozen_forward(t[0], t[1], t[2], t[3], t[4], t[5], 1e-5f);
+}
+static void call_bn_bwd(tal_tensor *t) {
+    tal_batchnorm_frozen_backward(t[0], t[1], t[2], t[3], 1e-5f);
+}
+static void call_max_abs_diff(tal_tensor *t) { (void)tal_max_abs_diff(t[0], t[1]); }
 static void call_interp_bwd(tal_tensor *t) { tal_interp1d_backward(t[0], t[1]); }
 
 #define S1(a) {1, {a}}
@@ -169,10 +205,29 @@ static const op_case OPS[] = {
      call_conv1d_bwd},
     {"maxpool1d_forward", 3, {S3(1, 2, 3), S3(1, 2, 3), S3(1, 2, 5)}, call_maxpool_fwd},
     {"maxpool1d_backward", 3, {S3(1, 2, 5), S3(1, 2, 3), S3(1, 2, 3)}, call_maxpool_bwd},
+    {"maxpool3d_forward", 2, {S5(1, 2, 2, 2, 2), S5(1, 2, 3, 4, 4)}, call_maxpool3d_fwd},
+    {"maxpool3d_backward", 3, {S5(1, 2, 3, 4, 4), S5(1, 2, 2, 2, 2), S5(1, 2, 3, 4, 4)},
+     call_maxpool3d_bwd},
     {"mean_hw_forward", 2, {S3(1, 2, 3), S5(1, 2, 3, 2, 2)}, call_mean_fwd},
     {"mean_hw_backward", 2, {S5(1, 2, 3, 2, 2), S3(1, 2, 3)}, call_mean_bwd},
     {"interp1d_forward", 2, {S3(1, 2, 5), S3(1, 2, 3)}, call_interp_fwd},
     {"interp1d_backward", 2, {S3(1, 2, 3), S3(1, 2, 5)}, call_interp_bwd},
+    {"rows_gather", 2, {S2(2, 3), S2(2, 3)}, call_rows_gather},
+    {"rows_scatter", 2, {S2(2, 3), S2(2, 3)}, call_rows_scatter},
+    {"rows_zero_unmapped", 1, {S2(2, 3)}, call_rows_zero},
+    {"bias_gather", 2, {S3(1, 2, 2), S2(3, 1)}, call_bias_gather},
+    {"bias_gather_backward", 2, {S2(3, 1), S3(1, 2, 2)}, call_bias_gather_bwd},
+    {"merge2x2_forward", 2, {S4(1, 1, 1, 8), S4(1, 2, 2, 2)}, call_merge_fwd},
+    {"merge2x2_backward", 2, {S4(1, 2, 2, 2), S4(1, 1, 1, 8)}, call_merge_bwd},
+    {"transpose_last2", 2, {S3(1, 3, 2), S3(1, 2, 3)}, call_transpose},
+    {"pad_end3", 2, {S4(1, 3, 3, 3), S4(1, 2, 2, 2)}, call_pad_end3},
+    {"copy_slice1", 2, {S3(1, 4, 2), S3(1, 3, 2)}, call_copy_slice1},
+    {"mean_hw_last_forward", 2, {S3(1, 2, 3), S4(1, 3, 4, 2)}, call_mean_last_fwd},
+    {"mean_hw_last_backward", 2, {S4(1, 3, 4, 2), S3(1, 2, 3)}, call_mean_last_bwd},
+    {"batchnorm_frozen_forward", 6, {S3(1, 2, 3), S3(1, 2, 3), S1(2), S1(2), S1(2), S1(2)},
+     call_bn_fwd},
+    {"batchnorm_frozen_backward", 4, {S3(1, 2, 3), S3(1, 2, 3), S1(2), S1(2)}, call_bn_bwd},
+    {"max_abs_diff", 2, {S1(6), S1(6)}, call_max_abs_diff},
 };
 #define N_OPS (int)(sizeof OPS / sizeof OPS[0])
 
