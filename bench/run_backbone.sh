@@ -37,8 +37,10 @@ if [[ -z "$torch_version" ]]; then
   exit 0
 fi
 rounds="${BENCH_ROUNDS:-2}"
-# Threads pinned for both sides (one OpenMP thread per core, in order).
-pin=(env OMP_PROC_BIND=close OMP_PLACES=cores)
+# Threads pinned for both sides (one OpenMP thread per core, in order), waiting passively at
+# barriers unless OMP_WAIT_POLICY says otherwise: on a loaded machine the default spinning made
+# both sides 2-4x slower at 2 threads than at 1 (bench/RESULTS.md "peers").
+pin=(env OMP_PROC_BIND=close OMP_PLACES=cores OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}")
 peer=("${pin[@]}" "$py" "$here/swin_torch.py")
 ours_bench() {
   "${pin[@]}" "$bin" --threads "$1" bench backbone --mode vanilla --drop-path 0 "${@:2}"

@@ -15,7 +15,8 @@ rounds="${BENCH_ROUNDS:-2}"
 py="$(peer_python "$build")"
 af_version="$([[ -n "$py" ]] && peer_version "$py" actionformer)"
 torch_version="$([[ -n "$py" ]] && peer_version "$py" torch)"
-pin=(env OMP_PROC_BIND=close OMP_PLACES=cores)
+# pinned, passive waits (as bench/run_backbone.sh)
+pin=(env OMP_PROC_BIND=close OMP_PLACES=cores OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}")
 for t in 1 "$threads"; do
   key=best_ms ours_key=re2tal_best_ms
   (( t == 1 )) && key=best_cpu_ms ours_key=re2tal_best_cpu_ms
