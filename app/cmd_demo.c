@@ -10,6 +10,7 @@
 
 #include "app/checkpoint.h"
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/progress.h"
 #include "app/report.h"
 #include "app/trainer.h"
@@ -17,7 +18,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal demo [--config configs/demo.json] [--out demo-out] [--videos N]\n"
-            "                   [--classes K] [--set KEY=VALUE ...] [--quiet]\n\n"
+            "                   [--classes K] [--set KEY=VALUE ...] [--device D] [--quiet]\n\n"
             "The whole pipeline on built-in data, on a CPU: renders the synthetic action dataset\n"
             "(re2tal synth: classes that differ only in motion direction), trains a small\n"
             "reversible Video Swin + ActionFormer head end to end from the encoded videos,\n"
@@ -71,6 +72,12 @@ static int cmd_demo(int argc, char **argv) {
     so.max_instances = 3;
     so.seed = 2023;
     for (int i = 1; i < argc; i++) {
+        int dev_ok;
+        if (tal_device_option_parse("demo", argc, argv, &i, &dev_ok)) {
+            if (dev_ok) continue;
+            free(sets);
+            return 2;
+        }
         if (tal_is_help(argv[i])) {
             usage(stdout);
             free(sets);

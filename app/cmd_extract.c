@@ -10,6 +10,7 @@
 
 #include "app/checkpoint.h"
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/dist.h"
 #include "app/model_dir.h"
 #include "app/progress.h"
@@ -17,8 +18,8 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: re2tal extract --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] --out DIR "
-            "[--quiet]\n\n"
+            "usage: re2tal extract --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] --out DIR\n"
+            "                      [--device D] [--quiet]\n\n"
             "Runs the trained backbone over each video and writes DIR/<id>.npy (float32 [C, T],\n"
             "spatially mean-pooled features) and DIR/<id>.json (channels, length, seconds per\n"
             "feature, frames per feature, duration). Resize configs give one clip spread over the\n"
@@ -138,6 +139,12 @@ static int cmd_extract(int argc, char **argv) {
     tal_video_list list = {0};
     tal_err err = {0};
     for (int i = 1; i < argc && !err.code; i++) {
+        int dev_ok;
+        if (tal_device_option_parse("extract", argc, argv, &i, &dev_ok)) {
+            if (dev_ok) continue;
+            tal_video_list_free(&list);
+            return 2;
+        }
         if (tal_is_help(argv[i])) {
             usage(stdout);
             tal_video_list_free(&list);

@@ -2,6 +2,8 @@
  * clip sampling and loading, one training step, and inference (see pipeline.h). */
 #include "app/pipeline.h"
 
+#include "app/device.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,7 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
     tal_model_shape ms;
     tal_status st = tal_model_configs(rc, n_classes, &ms, &m->bcfg, &m->hcfg, err);
     if (st) return st;
+    if ((st = tal_device_use(rc, err))) return st;
     m->clip_frames = ms.clip_frames;
     m->crop = ms.crop;
     m->feat_len = ms.feat_len;
