@@ -23,6 +23,22 @@ void cuda_memset_bytes(void *p, int byte, size_t bytes);
 tal_status cuda_copy_bytes(void *dst, tal_device dst_dev, const void *src, tal_device src_dev,
                            size_t bytes, tal_err *err);
 
+/* ---- stream.cu: pinned memory, the copy stream and events (nn.h), callable from any host
+ * thread (each sets the context's device first) ---- */
+tal_status cuda_host_alloc(void **out, size_t bytes, tal_err *err);
+void cuda_host_free(void *p);
+tal_status cuda_stream_create(void **out, tal_err *err);
+void cuda_stream_destroy(void *s);
+tal_status cuda_event_create(void **out, tal_err *err);
+void cuda_event_destroy(void *e);
+/* s NULL: the compute stream */
+void cuda_copy_async(void *dst, tal_device dst_dev, const void *src, size_t bytes, void *s);
+void cuda_event_record(void *e, void *s);
+void cuda_stream_wait_event(void *s, void *e);
+void cuda_event_synchronize(void *e);
+/* adds a copy's bytes to tal_cuda_bus_bytes' counters */
+void cuda_count_bus(tal_device dst_dev, tal_device src_dev, size_t bytes);
+
 /* ---- elementwise.cu: flat, y may alias inputs ---- */
 void add_cuda(tal_tensor y, tal_tensor a, tal_tensor b);
 void sub_cuda(tal_tensor y, tal_tensor a, tal_tensor b);

@@ -188,6 +188,39 @@ size_t tal_cuda_workspace_bytes(void);
  * later op does not allocate); TAL_EDEVICE naming the byte count if it cannot. */
 tal_status tal_cuda_workspace_reserve(size_t bytes, tal_err *err);
 
+/* Bytes copied host -> device and device -> host since the process started: every copy
+ * across the bus (tal_copy, tal_copy_bytes, tal_copy_async, the scalars ops and checkpoints
+ * read back). 0 and 0 without CUDA. */
+void tal_cuda_bus_bytes(uint64_t *to_device, uint64_t *to_host);
+
+/* Feeding the device while it computes. Ops run in order on the compute stream; a *copy
+ * stream* runs host <-> device copies beside it, and *events* order the two on the device
+ * (a stream waits for an event recorded on the other, the host waits for neither). Copies
+ * overlap the ops only from pinned host memory (tal_arena_create_pinned). These functions may
+ * be called from any thread (a decoder thread uploads its clips). Without CUDA the create
+ * functions return TAL_EDEVICE. */
+typedef struct tal_stream tal_stream; /* opaque: a CUDA stream of the context's device */
+typedef struct tal_event tal_event;   /* opaque: a CUDA event */
+/* A CPU arena in page-locked host memory (cudaMallocHost): tensors from it are CPU tensors
+ * whose copies to the device can run asynchronously. TAL_EDEVICE (no GPU, no CUDA) or
+ * TAL_ENOMEM naming the bytes. tal_arena_destroy frees it. */
+tal_status tal_arena_create_pinned(tal_arena **out, size_t bytes, tal_err *err);
+tal_status tal_stream_create(tal_stream **out, tal_err *err);
+void tal_stream_destroy(tal_stream *s); /* waits for its copies; NULL is fine */
+tal_status tal_event_create(tal_event **out, tal_err *err);
+void tal_event_destroy(tal_event *e);   /* NULL is fine */
+/* Queues dst <- src (same numel: a device tensor and a host one, the host one pinned, either
+ * way) on s and returns at once: the host tensor must stay untouched until an event recorded
+ * on s after the copy has completed. */
+void tal_copy_async(tal_tensor dst, tal_tensor src, tal_stream *s);
+/* Marks on s (NULL: the compute stream) the work queued there so far. */
+void tal_event_record(tal_event *e, tal_stream *s);
+/* s (NULL: the compute stream) runs nothing queued after this call until the work before e's
+ * latest record is done; the host does not wait. An event never recorded is no wait. */
+void tal_stream_wait_event(tal_stream *s, tal_event *e);
+/* The host waits until the work before e's latest record is done. */
+void tal_event_synchronize(tal_event *e);
+
 /* How the CUDA matrix products (gemm, bmm, linear, convs via GEMM, the attention's products)
  * compute; a process-wide mode, like PyTorch's autocast. Tensors stay float32 in memory.
  *   FP32: cuBLAS in pedantic fp32 (no TF32): CUDA matches the CPU to ~1e-5 relative.
