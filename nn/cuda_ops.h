@@ -163,6 +163,28 @@ void batchnorm_frozen_backward_cuda(tal_tensor dx, tal_tensor dy, tal_tensor w, 
                                     float eps);
 double max_abs_diff_cuda(tal_tensor a, tal_tensor b); /* waits for the result */
 
+/* ---- sequence.cu, attention_ct.cu, losses.cu: the head's ops (nn.h "ops: sequences") ---- */
+void mask_columns_cuda(tal_tensor y, tal_tensor x, tal_tensor mask);
+void channel_scale_cuda(tal_tensor y, tal_tensor x, tal_tensor g);
+void channel_scale_grad_cuda(tal_tensor dg, tal_tensor dy, tal_tensor x); /* dg += */
+void add_position_table_cuda(tal_tensor y, tal_tensor x, tal_tensor table, tal_tensor mask);
+void take_every_cuda(tal_tensor dst, tal_tensor src, int stride);
+void scale_relu_forward_cuda(tal_tensor y, tal_tensor x, tal_tensor s);
+void scale_relu_backward_cuda(tal_tensor dx, tal_tensor ds, tal_tensor dy, tal_tensor y,
+                              tal_tensor x, tal_tensor s);
+int64_t count_nonfinite_cuda(tal_tensor t); /* waits for the count */
+void attention_ct_forward_cuda(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
+                               tal_tensor vm, tal_tensor qmask, tal_tensor kvmask, int n_head,
+                               int window);
+void attention_ct_backward_cuda(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tensor dlogits,
+                                tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor vm,
+                                tal_tensor probs, int n_head, int window);
+/* both wait for their sum */
+double focal_loss_masked_cuda(tal_tensor dx, tal_tensor x, tal_tensor t, tal_tensor mask,
+                              float alpha, float gamma, float gscale);
+double diou_loss_offsets_cuda(tal_tensor dr, tal_tensor r, tal_tensor rt, tal_tensor pos,
+                              float stride, float gscale);
+
 /* ---- attention.cu: the views and sizes of attention_layout.h; mask_of on the device ---- */
 void attention_forward_cuda(attn_view out, float *probs, attn_view q, attn_view k, attn_view v,
                             attn_dims s, tal_tensor bias, tal_tensor mask, const uint8_t *mask_of,
