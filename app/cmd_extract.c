@@ -82,6 +82,10 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
     }
     int T_per = m->feat_len, C = m->feat_ch;
     float *feats = malloc(sizeof(float) * (size_t)C * T_per * n_windows);
+    float *clip_feats = malloc(sizeof(float) * (size_t)C * T_per); /* from the device */
+    if (!feats || !clip_feats)
+        st = tal_err_set(err, TAL_ENOMEM, "%s: out of memory for %d x %d features", path, C,
+                         T_per * n_windows);
     int T = 0;
     tal_rng_key key = {0, 0, 0};
     for (int w = 0; w < n_windows && !st; w++) {
@@ -89,8 +93,7 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
         st = tal_clip_for(&clip, &wrc, &v, 0, w, key, err);
         if (!st) st = tal_clip_load(video, &wrc, path, &clip, 0, key, err);
         if (!st) {
-            tal_tensor v5 = tal_tensor_reshape(video, 5, (int64_t[]){1, 3, m->clip_frames, m->crop, m->crop});
-            tal_backbone_forward(m->bb, m->feats, v5);
+            tal_model_clip_features(m, video, clip_feats);
             /* this window's valid features; the right-aligned last window overlaps the one
              * before it, so its first (T - start) features are already written */
             int valid = resize ? T_per
@@ -102,7 +105,7 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
             for (int c = 0; c < C; c++)
                 for (int t = skip; t < valid; t++)
                     feats[(size_t)c * T_per * n_windows + start + t] =
-                        m->feats.data[(size_t)c * T_per + t];
+                        clip_feats[(size_t)c * T_per + t];
             if (valid > skip) T = start + valid;
         }
         tal_clip_free(&clip);
@@ -128,6 +131,7 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
         }
     }
     free(feats);
+    free(clip_feats);
     free(v.id);
     return st;
 }

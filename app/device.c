@@ -83,14 +83,8 @@ tal_status tal_device_activate(const tal_device_spec *spec, tal_precision prec, 
     return TAL_OK;
 }
 
-tal_status tal_device_use(const tal_run_config *rc, tal_err *err) {
-    tal_device_spec spec;
-    tal_status st = tal_device_spec_parse(&spec, rc->device, err);
-    if (!st) st = tal_device_activate(&spec, tal_precision_of(rc->precision, rc->tf32), err);
-    if (st) return st;
-    if (spec.dev == TAL_DEV_CUDA) /* never a CPU run while the config says CUDA */
-        return tal_err_set(err, TAL_EDEVICE, "device %s: the detection head and the training "
-                           "step do not run on a GPU yet (only `re2tal bench backbone` does): "
-                           "use --device cpu", rc->device);
-    return TAL_OK;
+tal_status tal_device_use(const tal_run_config *rc, tal_device_spec *spec, tal_err *err) {
+    tal_status st = tal_device_spec_parse(spec, rc->device, err);
+    if (!st) st = tal_device_activate(spec, tal_precision_of(rc->precision, rc->tf32), err);
+    return st;
 }

@@ -39,10 +39,8 @@ tal_precision tal_precision_of(const char *precision, int tf32);
  * mode. TAL_EINVAL for bf16 on the CPU (the CPU computes in fp32 only). */
 tal_status tal_device_activate(const tal_device_spec *spec, tal_precision prec, tal_err *err);
 
-/* What tal_model_create does first: parses rc's `device`, activates it with rc's precision
- * keys (the errors of tal_device_activate). CUDA is then refused with TAL_EDEVICE naming the
- * device while the head and the training step run on the CPU only: a run never goes ahead on
- * the CPU while its config says CUDA. */
-tal_status tal_device_use(const tal_run_config *rc, tal_err *err);
+/* What tal_model_create does first: parses rc's `device` into *spec and activates it with
+ * rc's precision keys (the errors of tal_device_activate). */
+tal_status tal_device_use(const tal_run_config *rc, tal_device_spec *spec, tal_err *err);
 
 #endif

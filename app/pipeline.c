@@ -46,7 +46,8 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
     tal_model_shape ms;
     tal_status st = tal_model_configs(rc, n_classes, &ms, &m->bcfg, &m->hcfg, err);
     if (st) return st;
-    if ((st = tal_device_use(rc, err))) return st;
+    tal_device_spec spec;
+    if ((st = tal_device_use(rc, &spec, err))) return st;
     m->clip_frames = ms.clip_frames;
     m->crop = ms.crop;
     m->feat_len = ms.feat_len;
@@ -64,18 +65,33 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
     if ((st = tal_params_allocate(m->params, TAL_DEV_CPU, err))) goto fail;
     if (init) tal_backbone_init(m->bb, m->bcfg.seed);
     if ((st = tal_head_init(m->head, init, err))) goto fail;
+    m->dev = spec.dev;
+    if (m->dev != TAL_DEV_CPU && ((st = tal_params_move(m->params, m->dev, err)) ||
+                                  (st = tal_head_prepare(m->head, err))))
+        goto fail;
     if ((st = tal_backbone_prepare(m->bb, 1, m->clip_frames, m->crop, m->crop, err))) goto fail;
+    int64_t clip_floats = (int64_t)3 * m->clip_frames * m->crop * m->crop;
     size_t bytes = tal_arena_round((size_t)m->feat_ch * m->feat_len * 4) * 2 +
                    tal_arena_round((size_t)m->feat_ch * m->head_len * 4) * 2 +
-                   tal_arena_round((size_t)m->head_len * 4) + 4096;
-    if ((st = tal_arena_create(&m->work, TAL_DEV_CPU, bytes, err))) goto fail;
+                   tal_arena_round((size_t)m->head_len * 4) + 4096 +
+                   (m->dev != TAL_DEV_CPU ? tal_arena_round((size_t)clip_floats * 4) : 0);
+    if ((st = tal_arena_create(&m->work, m->dev, bytes, err))) goto fail;
     m->feats = tal_arena_tensor(m->work, 3, (int64_t[]){1, m->feat_ch, m->feat_len});
     m->dfeats = tal_arena_like(m->work, m->feats);
     m->feats_head = tal_arena_tensor(m->work, 3, (int64_t[]){1, m->feat_ch, m->head_len});
     m->dfeats_head = tal_arena_like(m->work, m->feats_head);
     m->mask = tal_arena_tensor(m->work, 2, (int64_t[]){1, m->head_len});
+    if (m->dev != TAL_DEV_CPU) m->video_dev = tal_arena_tensor(m->work, 1, &clip_floats);
+    m->mask_host = malloc(sizeof(float) * (size_t)m->head_len);
+    if (!m->mask_host) {
+        st = tal_err_set(err, TAL_ENOMEM, "out of memory");
+        goto fail;
+    }
     return TAL_OK;
 fail:
+    if (m->dev != TAL_DEV_CPU) /* most often the device's memory: say what asked for it */
+        tal_err_prefix(err, "model on %s: clips of %d frames at %dx%d, batch 1 (clips go through "
+                       "one at a time)", rc->device, m->clip_frames, m->crop, m->crop);
     tal_model_destroy(m);
     return st;
 }
@@ -85,6 +101,7 @@ void tal_model_destroy(tal_model *m) {
     tal_backbone_destroy(m->bb);
     tal_params_destroy(m->params);
     tal_arena_destroy(m->work);
+    free(m->mask_host);
     memset(m, 0, sizeof *m);
 }
 
@@ -167,6 +184,13 @@ static tal_tensor video5(const tal_model *m, tal_tensor video) {
     return tal_tensor_reshape(video, 5, (int64_t[]){1, 3, m->clip_frames, m->crop, m->crop});
 }
 
+/* The clip where the model computes: a host clip is uploaded to the model's device. */
+static tal_tensor on_model_device(tal_model *m, tal_tensor video) {
+    if (video.device == m->dev) return video;
+    tal_copy(m->video_dev, tal_tensor_reshape(video, 1, m->video_dev.shape));
+    return m->video_dev;
+}
+
 /* backbone -> [1, C, T'] -> resized to the head's length; mask from the clip. */
 static void features_forward(tal_model *m, tal_tensor video, const tal_clip *clip, int training) {
     tal_tensor v5 = video5(m, video);
@@ -177,11 +201,18 @@ static void features_forward(tal_model *m, tal_tensor video, const tal_clip *cli
     else
         tal_backbone_forward(m->bb, m->feats, v5);
     tal_backbone_resize_forward(m->feats_head, m->feats);
-    for (int t = 0; t < m->head_len; t++) m->mask.data[t] = t < clip->n_valid_feat ? 1.0f : 0.0f;
+    for (int t = 0; t < m->head_len; t++) m->mask_host[t] = t < clip->n_valid_feat ? 1.0f : 0.0f;
+    tal_copy(m->mask, tal_t2(m->mask_host, 1, m->head_len));
+}
+
+void tal_model_clip_features(tal_model *m, tal_tensor video, float *feats) {
+    tal_backbone_forward(m->bb, m->feats, video5(m, on_model_device(m, video)));
+    tal_copy(tal_t3(feats, 1, m->feat_ch, m->feat_len), m->feats);
 }
 
 tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
                                 uint64_t step, float grad_scale, tal_step_stats *st, tal_err *err) {
+    video = on_model_device(m, video); /* the chunked backward reads it again */
     tal_backbone_set_step(m->bb, step);
     features_forward(m, video, clip, 1);
     tal_head_set_train(m->head, 1, step);
@@ -228,7 +259,7 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
 
 tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
                                 tal_dets *out, tal_err *err) {
-    features_forward(m, video, clip, 0);
+    features_forward(m, on_model_device(m, video), clip, 0);
     tal_head_set_train(m->head, 0, 0);
     tal_head_forward(m->head, m->feats_head, m->mask);
     int from = out->n;

@@ -19,8 +19,11 @@ typedef struct tal_model {
     int feat_len, head_len;      /* backbone output length, head length */
     int feat_ch;
     int head_first_param;        /* the head's parameters are [head_first_param, count) */
-    tal_arena *work;
+    tal_device dev;              /* where it computes (the run config's `device`) */
+    tal_arena *work;             /* on dev */
     tal_tensor feats, feats_head, dfeats_head, dfeats, mask;
+    tal_tensor video_dev;        /* on a device: the clip uploaded there */
+    float *mask_host;            /* [head_len]: the mask, made on the host */
 } tal_model;
 
 typedef struct tal_model_shape {
@@ -35,7 +38,9 @@ typedef struct tal_model_shape {
 tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_shape *ms,
                              tal_backbone_config *bcfg, tal_head_config *hcfg, tal_err *err);
 /* Builds the model for n_classes from the config; init: random initialisation (else the caller
- * loads weights). */
+ * loads weights, tal_params_load copies them to the device). Built and initialised on the host,
+ * then moved to the config's device: parameters, head, backbone plans and the work arena. The
+ * clips given to the step and inference may be host tensors: they are uploaded (m->video_dev). */
 tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classes, int init,
                             tal_err *err);
 void tal_model_destroy(tal_model *m);
@@ -59,6 +64,10 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
 /* Inference of one clip: detections appended to out in seconds of the video. */
 tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
                                 tal_dets *out, tal_err *err);
+
+/* The backbone's features of one clip (inference), into host memory feats [feat_ch,
+ * feat_len]. */
+void tal_model_clip_features(tal_model *m, tal_tensor video, float *feats);
 
 /* Whole-video inference: every test window, pooled, Soft-NMS'd; out in seconds. */
 tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const char *path,

@@ -118,6 +118,7 @@ tal_status tal_update_apply(const tal_optimizer *o, tal_params *p, const tal_gra
 typedef struct tal_grad_span {
     float *data;
     int64_t n;
+    tal_device device;        /* the gradients'; the stash must be there too */
 } tal_grad_span;
 tal_grad_span tal_params_grad_span(tal_params *p);
 void tal_grads_set_aside(tal_grad_span g, float *stash);      /* stash = g; g = 0 */

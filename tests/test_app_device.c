@@ -75,9 +75,8 @@ Test(app_device, precision_keys_are_checked) {
     free(h);
 }
 
-/* The data exists here: the device is the first thing that fails. Without a GPU (this machine
- * has none) CUDA is refused naming the device and the way back to the CPU; with one, the run
- * must not go ahead on the CPU while the config says CUDA. */
+/* The data exists here: the device is the first thing that fails. An absent GPU is refused
+ * naming the device and the way back to the CPU, before any checkpoint is written. */
 Test(app_device, cuda_without_a_device_is_a_clear_error) {
     const char *cmds[] = {BIN " --device cuda:7 train tiny.json " DATA " --set train.out_dir=r",
                           BIN " train tiny.json " DATA " --set train.out_dir=r --device cuda:7"};
