@@ -253,6 +253,7 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
     } else {
         tal_backbone_backward(m->bb, m->dfeats, &st->recon_err);
     }
+    st->n_stages = tal_backbone_recon_errors(m->bb, st->recon_stages);
     tal_params_grads_ready(m->params, 0, tal_params_count(m->params)); /* all: the stem too */
     return TAL_OK;
 }

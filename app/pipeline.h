@@ -55,7 +55,9 @@ tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char 
 
 typedef struct tal_step_stats {
     tal_head_losses losses;
-    double recon_err;
+    double recon_err;            /* the worst stage's (-1: none measured) */
+    double recon_stages[TAL_BACKBONE_MAX_STAGES]; /* per backbone stage (-1: none) */
+    int n_stages;
 } tal_step_stats;
 
 /* Forward + backward of one clip; gradients accumulate (scaled by grad_scale). */

@@ -77,6 +77,8 @@ typedef struct tal_update_acc {
     double n_loss;            /* clips that gave a loss */
     double n_nonfinite;       /* clips whose loss was not finite */
     double recon_max;         /* worst reversible reconstruction error (-1: none) */
+    double recon_stages[TAL_BACKBONE_MAX_STAGES]; /* the same per backbone stage */
+    int n_stages;
     double stop;              /* ranks asking to stop after this update (Ctrl-C on any rank) */
     /* Slot i: max(positives, 1) of the update's i-th global clip, 0 where no loss came (another
      * rank's clip before the reduction): the head's loss normaliser moves by these, in global

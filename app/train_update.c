@@ -12,6 +12,7 @@ void tal_update_acc_clear(tal_update_acc *a) {
     int n_slots = a->n_slots;
     memset(a, 0, sizeof *a);
     a->recon_max = -1;
+    for (int i = 0; i < TAL_BACKBONE_MAX_STAGES; i++) a->recon_stages[i] = -1;
     a->slots = slots, a->n_slots = n_slots;
     for (int i = 0; i < n_slots; i++) slots[i] = 0;
 }
@@ -27,6 +28,9 @@ void tal_update_acc_add(tal_update_acc *a, const tal_step_stats *ss) {
     a->reg += l->reg;
     a->n_loss++;
     if (ss->recon_err > a->recon_max) a->recon_max = ss->recon_err;
+    a->n_stages = ss->n_stages;
+    for (int i = 0; i < ss->n_stages; i++)
+        if (ss->recon_stages[i] > a->recon_stages[i]) a->recon_stages[i] = ss->recon_stages[i];
 }
 
 tal_status tal_update_apply(const tal_optimizer *o, tal_params *p, const tal_grad_reducer *red,

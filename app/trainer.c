@@ -252,17 +252,24 @@ static void advance_normalizer(trainer *t, float start, const tal_update_acc *a)
 
 static void log_update(trainer *t, int epoch, const tal_update_acc *a,
                        const tal_update_result *r) {
-    char line[640], ranks[96] = "";
+    char line[800], ranks[96] = "", stages[160] = "";
     double n = a->n_loss;
+    if (a->n_stages > 0) { /* "recon_err" stays the worst: readers such as `re2tal report` */
+        int k = snprintf(stages, sizeof stages, ", \"recon_err_stages\": [");
+        for (int i = 0; i < a->n_stages; i++)
+            k += snprintf(stages + k, sizeof stages - (size_t)k, "%s%.3g", i ? ", " : "",
+                          a->recon_stages[i]);
+        snprintf(stages + k, sizeof stages - (size_t)k, "]");
+    }
     if (t->dist) /* data-parallel: what this rank waited for the reduction, in its last update */
         snprintf(ranks, sizeof ranks, ", \"ranks\": %d, \"reduce_wait_ms\": %.1f", t->sh.world,
                  1e3 * tal_dist_reducer_take_wait_s(t->dist));
     snprintf(line, sizeof line,
              "{\"epoch\": %d, \"step\": %lld, \"loss\": %.6f, \"cls\": %.6f, \"reg\": %.6f, "
-             "\"lr_scale\": %.6g, \"grad_norm\": %.4f, \"recon_err\": %.3g, "
+             "\"lr_scale\": %.6g, \"grad_norm\": %.4f, \"recon_err\": %.3g%s, "
              "\"peak_rss\": %lld%s%s}",
              epoch + 1, (long long)t->ts.step, n ? a->loss / n : NAN, n ? a->cls / n : NAN,
-             n ? a->reg / n : NAN, r->lr_scale, r->grad_norm, a->recon_max,
+             n ? a->reg / n : NAN, r->lr_scale, r->grad_norm, a->recon_max, stages,
              (long long)tal_peak_rss_bytes(), ranks, r->applied ? "" : ", \"skipped\": true");
     log_line(t->log, t->json_out, line);
 }
