@@ -43,4 +43,23 @@ tal_status tal_device_activate(const tal_device_spec *spec, tal_precision prec, 
  * rc's precision keys (the errors of tal_device_activate). */
 tal_status tal_device_use(const tal_run_config *rc, tal_device_spec *spec, tal_err *err);
 
+/* What a run asks of a device's memory, for the clip shape it was planned at. */
+typedef struct tal_device_need {
+    int frames, crop, batch;      /* the clip; batch: clips through the model at once */
+    size_t weights;               /* parameters and their gradients */
+    size_t optimizer;             /* AdamW moments, the EMA, the gradient stash */
+    size_t activations;           /* backbone consts + kept + scratch, head arenas, features */
+    size_t data;                  /* clip slots on the device (data.prefetch) */
+} tal_device_need;
+
+size_t tal_device_need_total(const tal_device_need *n);
+/* TAL_ENOMEM naming the device, the clip length and size, the batch, the bytes asked (and what
+ * for) and the bytes free, with the ways to need less. */
+tal_status tal_device_fit_error(const char *device, const tal_device_need *n, size_t free_bytes,
+                                size_t total_bytes, tal_err *err);
+/* Asks the device what is free (tal_cuda_mem_info) and refuses with tal_device_fit_error when
+ * the need is larger: a run that cannot fit stops before it allocates, never aborts half-way.
+ * TAL_OK on the CPU. */
+tal_status tal_device_check_fit(const char *device, const tal_device_need *n, tal_err *err);
+
 #endif

@@ -40,6 +40,42 @@ tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_
     return TAL_OK;
 }
 
+/* The work arena: features, their gradients, the mask, and on a device the clip. */
+static size_t work_bytes(const tal_model *m) {
+    size_t clip = (size_t)3 * m->clip_frames * m->crop * m->crop * sizeof(float);
+    return tal_arena_round((size_t)m->feat_ch * m->feat_len * 4) * 2 +
+           tal_arena_round((size_t)m->feat_ch * m->head_len * 4) * 2 +
+           tal_arena_round((size_t)m->head_len * 4) + 4096 +
+           (m->dev != TAL_DEV_CPU ? tal_arena_round(clip) : 0);
+}
+
+tal_status tal_model_device_need(const tal_model *m, const tal_run_config *rc, int training,
+                                 tal_device_need *need, tal_err *err) {
+    memset(need, 0, sizeof *need);
+    need->frames = m->clip_frames;
+    need->crop = m->crop;
+    need->batch = 1;
+    tal_backbone_plan bp;
+    tal_status st = tal_backbone_plan_memory_on(&bp, &m->bcfg, m->dev == TAL_DEV_CPU ? TAL_DEV_CUDA
+                                                : m->dev, 1, m->clip_frames, m->crop, m->crop, err);
+    if (st) return st;
+    int64_t all = tal_params_numel(m->params, 0), trainable = tal_params_numel(m->params, 1);
+    size_t head_bwd = 0, head_act = tal_head_arena_bytes(m->head, &head_bwd);
+    need->weights = (size_t)(all + trainable) * sizeof(float);
+    /* the backbone prepares its training arenas for inference too (they serve both) */
+    need->activations = bp.consts_bytes + bp.keep_bytes + bp.scratch_bytes + head_act + head_bwd +
+                        work_bytes(m);
+    if (!training) return TAL_OK;
+    /* AdamW's two moments, the EMA, the deterministic stash; the prefetched clips */
+    need->optimizer = (size_t)trainable * sizeof(float) * 2 +
+                      (rc->ema_decay > 0 ? (size_t)all * sizeof(float) : 0) +
+                      (rc->deterministic_reduce && rc->batch_size * rc->accum_steps > 1
+                           ? (size_t)trainable * sizeof(float) : 0);
+    need->data = (size_t)(rc->prefetch > 0 ? rc->prefetch : 1) * 3 * m->clip_frames * m->crop *
+                 m->crop * sizeof(float);
+    return TAL_OK;
+}
+
 tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classes, int init,
                             tal_err *err) {
     memset(m, 0, sizeof *m);
@@ -66,16 +102,18 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
     if (init) tal_backbone_init(m->bb, m->bcfg.seed);
     if ((st = tal_head_init(m->head, init, err))) goto fail;
     m->dev = spec.dev;
+    if (m->dev != TAL_DEV_CPU) { /* refuse what cannot fit before allocating any of it */
+        tal_device_need need;
+        if ((st = tal_model_device_need(m, rc, 0, &need, err)) ||
+            (st = tal_device_check_fit(rc->device, &need, err)))
+            goto fail;
+    }
     if (m->dev != TAL_DEV_CPU && ((st = tal_params_move(m->params, m->dev, err)) ||
                                   (st = tal_head_prepare(m->head, err))))
         goto fail;
     if ((st = tal_backbone_prepare(m->bb, 1, m->clip_frames, m->crop, m->crop, err))) goto fail;
     int64_t clip_floats = (int64_t)3 * m->clip_frames * m->crop * m->crop;
-    size_t bytes = tal_arena_round((size_t)m->feat_ch * m->feat_len * 4) * 2 +
-                   tal_arena_round((size_t)m->feat_ch * m->head_len * 4) * 2 +
-                   tal_arena_round((size_t)m->head_len * 4) + 4096 +
-                   (m->dev != TAL_DEV_CPU ? tal_arena_round((size_t)clip_floats * 4) : 0);
-    if ((st = tal_arena_create(&m->work, m->dev, bytes, err))) goto fail;
+    if ((st = tal_arena_create(&m->work, m->dev, work_bytes(m), err))) goto fail;
     m->feats = tal_arena_tensor(m->work, 3, (int64_t[]){1, m->feat_ch, m->feat_len});
     m->dfeats = tal_arena_like(m->work, m->feats);
     m->feats_head = tal_arena_tensor(m->work, 3, (int64_t[]){1, m->feat_ch, m->head_len});

@@ -3,6 +3,7 @@
 #ifndef TAL_APP_PIPELINE_H
 #define TAL_APP_PIPELINE_H
 
+#include "app/device.h"
 #include "app/run_config.h"
 #include "backbone/backbone.h"
 #include "data/data.h"
@@ -44,6 +45,11 @@ tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_
 tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classes, int init,
                             tal_err *err);
 void tal_model_destroy(tal_model *m);
+/* What m asks of a device's memory (app/device.h): weights, gradients and activations, and
+ * when training AdamW, the EMA, the gradient stash and rc's prefetched clips. From the plans:
+ * callable before the model moves. */
+tal_status tal_model_device_need(const tal_model *m, const tal_run_config *rc, int training,
+                                 tal_device_need *need, tal_err *err);
 
 /* The clip sampled for video v of the dataset (training: random window / augmentation from key;
  * else the test sampling, window w). */

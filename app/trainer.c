@@ -190,6 +190,12 @@ static tal_status setup(trainer *t, tal_err *err) {
     if (t->m.dev != TAL_DEV_CPU && t->sh.world > 1) /* the MPI reducer sums host gradients */
         return tal_err_set(err, TAL_EINVAL, "device %s with %d MPI ranks: ranks train on the CPU "
                            "only for now (use --device cpu)", rc->device, t->sh.world);
+    if (t->m.dev != TAL_DEV_CPU) { /* the model is there: training's own state must fit too */
+        tal_device_need need;
+        if ((st = tal_model_device_need(&t->m, rc, 1, &need, err))) return st;
+        need.weights = need.activations = 0;
+        if ((st = tal_device_check_fit(rc->device, &need, err))) return st;
+    }
     tal_adamw_config ac = {1.0f, 0.9f, 0.999f, 1e-8f};
     if ((st = tal_adamw_create(&t->opt.adamw, t->m.params, ac, err))) return st;
     if (o->resume) {
