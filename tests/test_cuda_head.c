@@ -5,7 +5,7 @@
  * and decoding. Skipped without a GPU. */
 #include "cuda_check.h"
 
-#include "heads/heads.h"
+#include "heads_check.h"
 
 TestSuite(cuda_head, .fini = cuda_test_cleanup);
 
@@ -13,23 +13,6 @@ typedef struct model {
     tal_params *params;
     tal_head *head;
 } model;
-
-static void small_config(tal_head_config *c, int win, int pe, float smoothing) {
-    tal_head_config_thumos(c);
-    c->in_channels = 6;
-    c->channels = 8;
-    c->n_classes = 3;
-    c->max_seq_len = 32;
-    c->arch[0] = 2;
-    c->arch[1] = 1;
-    c->arch[2] = 2;
-    c->n_head = 2;
-    c->mha_win = win;
-    c->use_abs_pe = pe;
-    c->label_smoothing = smoothing;
-    float rr[3][2] = {{0, 4}, {4, 8}, {8, 10000}};
-    memcpy(c->regression_range, rr, sizeof rr);
-}
 
 /* The fixture's head on the CPU, then moved to dev (tal_params_move + tal_head_prepare). */
 static void model_make(model *m, const tal_head_config *cfg, const fixture *fx, tal_device dev) {
@@ -55,18 +38,6 @@ static void model_make(model *m, const tal_head_config *cfg, const fixture *fx, 
 static void model_free(model *m) {
     tal_head_destroy(m->head);
     tal_params_destroy(m->params);
-}
-
-static void gt_of(const fixture *fx, int b, tal_head_gt *gt, int *labels) {
-    char n[64];
-    snprintf(n, sizeof n, "gt.%d.segments", b);
-    tal_tensor s = fixture_get(fx, n);
-    snprintf(n, sizeof n, "gt.%d.labels", b);
-    tal_tensor l = fixture_get(fx, n);
-    gt->segments = s.data;
-    gt->n = (int)l.shape[0];
-    for (int i = 0; i < gt->n; i++) labels[i] = (int)l.data[i];
-    gt->labels = labels;
 }
 
 /* Every parameter gradient of the device head against the CPU head's. */

@@ -6,31 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heads/heads.h"
-#include "testlib.h"
+#include "heads_check.h"
 
 typedef struct model {
     tal_head_config cfg;
     tal_params *params;
     tal_head *head;
 } model;
-
-static void small_config(tal_head_config *c, int win, int pe, float smoothing) {
-    tal_head_config_thumos(c);
-    c->in_channels = 6;
-    c->channels = 8;
-    c->n_classes = 3;
-    c->max_seq_len = 32;
-    c->arch[0] = 2;
-    c->arch[1] = 1;
-    c->arch[2] = 2;
-    c->n_head = 2;
-    c->mha_win = win;
-    c->use_abs_pe = pe;
-    c->label_smoothing = smoothing;
-    float rr[3][2] = {{0, 4}, {4, 8}, {8, 10000}};
-    memcpy(c->regression_range, rr, sizeof rr);
-}
 
 static void model_make(model *m, const tal_head_config *cfg, int max_batch) {
     tal_err err = {0};
@@ -58,18 +40,6 @@ static void load_params(model *m, const fixture *fx) {
         cr_assert_eq(tal_tensor_numel(v), tal_tensor_numel(p->value), "%s", p->name);
         tal_copy(p->value, v);
     }
-}
-
-static void gt_of(const fixture *fx, int b, tal_head_gt *gt, int *labels) {
-    char n[64];
-    snprintf(n, sizeof n, "gt.%d.segments", b);
-    tal_tensor s = fixture_get(fx, n);
-    snprintf(n, sizeof n, "gt.%d.labels", b);
-    tal_tensor l = fixture_get(fx, n);
-    gt->segments = s.data;
-    gt->n = (int)l.shape[0];
-    for (int i = 0; i < gt->n; i++) labels[i] = (int)l.data[i];
-    gt->labels = labels;
 }
 
 /* Video b of a [B, P, K] fixture tensor, as the [P, K] the head fills per video. */
