@@ -192,7 +192,10 @@ static int cmd_extract(int argc, char **argv) {
     }
     mkdir(out, 0755);
     size_t floats = (size_t)3 * lm.m.clip_frames * lm.m.crop * lm.m.crop;
-    if (tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, &err) != TAL_OK) {
+    tal_status bst = lm.m.dev == TAL_DEV_CPU /* on a device: page-locked, one DMA per window */
+                         ? tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, &err)
+                         : tal_arena_create_pinned(&buf, floats * 4 + 64, &err);
+    if (bst != TAL_OK) {
         fprintf(stderr, "re2tal extract: %s\n", err.msg);
         tal_dist_abort(1); /* memory on this host: the other ranks would wait at the report */
     } else {
