@@ -240,6 +240,35 @@ Test(heads_model, drop_path_changes_training_output_only) {
     model_free(&m);
 }
 
+/* tal_head_prepare again (what follows tal_params_move) remakes the arenas and the position
+ * table: the same outputs, bit for bit. */
+Test(heads_model, prepare_again_gives_the_same_outputs) {
+    tal_head_config cfg;
+    small_config(&cfg, 5, 1, 0);
+    model m;
+    model_make(&m, &cfg, 2);
+    tal_tensor x = test_tensor(3, (int64_t[]){2, 6, 32}), mask = test_tensor(2, (int64_t[]){2, 32});
+    test_fill_uniform(x, 9);
+    for (int t = 0; t < 32; t++) mask.data[t] = 1, mask.data[32 + t] = t < 20;
+    tal_head_forward(m.head, x, mask);
+    tal_tensor c[3], r[3];
+    for (int l = 0; l < 3; l++) {
+        c[l] = test_clone(tal_head_cls(m.head, l));
+        r[l] = test_clone(tal_head_reg(m.head, l));
+    }
+    tal_err err = {0};
+    cr_assert_eq(tal_head_prepare(m.head, &err), TAL_OK, "%s", err.msg);
+    tal_head_forward(m.head, x, mask);
+    for (int l = 0; l < 3; l++) {
+        expect_close(tal_head_cls(m.head, l), c[l], 0, 0);
+        expect_close(tal_head_reg(m.head, l), r[l], 0, 0);
+    }
+    size_t up = 1, down = 1, dec = 1; /* a CPU head moves nothing across a bus */
+    tal_head_bus_bytes(m.head, 2, &up, &down, &dec);
+    cr_expect(up == 0 && down == 0 && dec == 0);
+    model_free(&m);
+}
+
 Test(heads_model, masked_positions_do_not_leak) {
     /* Changing features in the padded tail must not change any valid output, except through
      * the first embedding conv's receptive field (position 17 next to the last valid 16): as in
