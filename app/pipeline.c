@@ -139,6 +139,7 @@ void tal_model_destroy(tal_model *m) {
     tal_backbone_destroy(m->bb);
     tal_params_destroy(m->params);
     tal_arena_destroy(m->work);
+    tal_arena_destroy(m->pinned);
     free(m->mask_host);
     memset(m, 0, sizeof *m);
 }
@@ -231,6 +232,9 @@ static tal_tensor on_model_device(tal_model *m, tal_tensor video) {
 
 /* backbone -> [1, C, T'] -> resized to the head's length; mask from the clip. */
 static void features_forward(tal_model *m, tal_tensor video, const tal_clip *clip, int training) {
+    /* the mask first: a copy to the device waits for the queue, which is empty now */
+    for (int t = 0; t < m->head_len; t++) m->mask_host[t] = t < clip->n_valid_feat ? 1.0f : 0.0f;
+    tal_copy(m->mask, tal_t2(m->mask_host, 1, m->head_len));
     tal_tensor v5 = video5(m, video);
     if (training && chunked(m))
         tal_backbone_forward_chunked_train(m->bb, m->feats, v5);
@@ -239,8 +243,6 @@ static void features_forward(tal_model *m, tal_tensor video, const tal_clip *cli
     else
         tal_backbone_forward(m->bb, m->feats, v5);
     tal_backbone_resize_forward(m->feats_head, m->feats);
-    for (int t = 0; t < m->head_len; t++) m->mask_host[t] = t < clip->n_valid_feat ? 1.0f : 0.0f;
-    tal_copy(m->mask, tal_t2(m->mask_host, 1, m->head_len));
 }
 
 void tal_model_clip_features(tal_model *m, tal_tensor video, float *feats) {
@@ -296,16 +298,59 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
     return TAL_OK;
 }
 
-tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
-                                tal_dets *out, tal_err *err) {
+/* Inference in two halves: queue the clip's work (on a device it runs while the host goes on),
+ * then decode its detections (waits for it). */
+static void infer_queue(tal_model *m, tal_tensor video, const tal_clip *clip) {
     features_forward(m, on_model_device(m, video), clip, 0);
     tal_head_set_train(m->head, 0, 0);
     tal_head_forward(m->head, m->feats_head, m->mask);
+}
+
+static tal_status infer_decode(tal_model *m, const tal_clip *clip, tal_dets *out, tal_err *err) {
     int from = out->n;
     tal_status rc = tal_head_decode(m->head, 0, out, err);
     if (rc) return rc;
     tal_dets_to_seconds(out, from, &clip->time, 1);
     return TAL_OK;
+}
+
+tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
+                                tal_dets *out, tal_err *err) {
+    infer_queue(m, video, clip);
+    return infer_decode(m, clip, out, err);
+}
+
+/* On a device: window w + 1 is decoded from the file into the other pinned buffer while the
+ * device computes window w. */
+static tal_status infer_windows_overlapped(tal_model *m, const tal_run_config *rc,
+                                           const char *path, const tal_video_anno *v,
+                                           tal_tensor video_buf, int n_windows, tal_dets *out,
+                                           tal_err *err) {
+    if (!m->pinned) {
+        tal_status st = tal_arena_create_pinned(&m->pinned, tal_tensor_bytes(video_buf) + 64,
+                                                err);
+        if (st) return st;
+        m->video_host2 = tal_arena_like(m->pinned, video_buf);
+    }
+    tal_tensor bufs[2] = {video_buf, m->video_host2};
+    tal_clip clips[2] = {{0}, {0}};
+    tal_rng_key key = {0, 0, 0};
+    tal_status st = tal_clip_for(&clips[0], rc, v, 0, 0, key, err);
+    if (!st) st = tal_clip_load(bufs[0], rc, path, &clips[0], 0, key, err);
+    for (int w = 0; w < n_windows && !st; w++) {
+        int cur = w % 2, nxt = 1 - cur;
+        infer_queue(m, bufs[cur], &clips[cur]);
+        if (w + 1 < n_windows) { /* the host decodes while the device computes */
+            tal_clip_free(&clips[nxt]);
+            st = tal_clip_for(&clips[nxt], rc, v, 0, w + 1, key, err);
+            if (!st) st = tal_clip_load(bufs[nxt], rc, path, &clips[nxt], 0, key, err);
+        }
+        tal_status ds = infer_decode(m, &clips[cur], out, err);
+        if (!st) st = ds;
+    }
+    tal_clip_free(&clips[0]);
+    tal_clip_free(&clips[1]);
+    return st;
 }
 
 tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const char *path,
@@ -323,7 +368,12 @@ tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const c
         n_windows = tal_window_count(tal_video_meta_of(v).n_frames, &o);
     }
     tal_rng_key key = {0, 0, 0};
-    for (int w = 0; w < n_windows; w++) {
+    int overlapped = m->dev != TAL_DEV_CPU && n_windows > 1;
+    if (overlapped) {
+        tal_status st = infer_windows_overlapped(m, rc, path, v, video_buf, n_windows, out, err);
+        if (st) return st;
+    }
+    for (int w = 0; w < n_windows && !overlapped; w++) {
         tal_clip clip = {0};
         tal_status st = tal_clip_for(&clip, rc, v, 0, w, key, err);
         if (!st) st = tal_clip_load(video_buf, rc, path, &clip, 0, key, err);

@@ -25,6 +25,8 @@ typedef struct tal_model {
     tal_tensor feats, feats_head, dfeats_head, dfeats, mask;
     tal_tensor video_dev;        /* on a device: the clip uploaded there */
     float *mask_host;            /* [head_len]: the mask, made on the host */
+    tal_arena *pinned;           /* on a device, inference: a second window buffer (pinned) */
+    tal_tensor video_host2;
 } tal_model;
 
 typedef struct tal_model_shape {

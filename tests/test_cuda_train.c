@@ -105,3 +105,24 @@ Test(cuda_train, infer_and_extract_on_the_device_match_the_cpu) {
         }
     }
 }
+
+/* Truncated windows (several per video): on the device the next window is decoded while the
+ * current one computes; the detections are still the CPU's. */
+Test(cuda_train, windowed_infer_on_the_device_matches_the_cpu) {
+    CUDA_ONLY();
+    const char *trunc = " --set data.sampler=truncate --set data.trunc_len=16";
+    cr_assert_eq(sh(BIN " train tiny.json " DATA "%s --set optim.epochs=1 --set train.out_dir=w "
+                        "--quiet --device cpu", trunc), 0);
+    cr_assert_eq(sh(BIN " infer --model w data/videos/synth_00000.mp4 --out cpu.json --quiet "
+                        "--device cpu"), 0);
+    cr_assert_eq(sh(BIN " infer --model w data/videos/synth_00000.mp4 --out gpu.json --quiet "
+                        "--device cuda"), 0);
+    double a[4096], b[4096];
+    int na = numbers_after("cpu.json", "score", a, 4096);
+    int nb = numbers_after("gpu.json", "score", b, 4096);
+    cr_assert(na > 0, "no detections on the CPU");
+    cr_assert_eq(nb, na, "%d detections on the GPU, %d on the CPU", nb, na);
+    for (int i = 0; i < na; i++)
+        cr_expect(fabs(a[i] - b[i]) <= 1e-4, "detection %d: score %.6g vs %.6g on the CPU", i,
+                  b[i], a[i]);
+}
