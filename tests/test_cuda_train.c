@@ -38,6 +38,17 @@ static int numbers_after(const char *name, const char *key, double *out, int max
     return n;
 }
 
+/* The same detections in both results files, in order, scores to 1e-4. */
+static void expect_same_detections(const char *gpu, const char *cpu) {
+    static double a[4096], b[4096];
+    int na = numbers_after(cpu, "score", a, 4096), nb = numbers_after(gpu, "score", b, 4096);
+    cr_assert(na > 0, "no detections on the CPU");
+    cr_assert_eq(nb, na, "%d detections on the GPU, %d on the CPU", nb, na);
+    for (int i = 0; i < na; i++)
+        cr_expect(fabs(a[i] - b[i]) <= 1e-4, "detection %d: score %.6g vs %.6g on the CPU", i,
+                  b[i], a[i]);
+}
+
 /* 10 epochs of 2 updates (4 training videos, batch 2): 20 updates, no validation. */
 #define RUN " train tiny.json " DATA " --set optim.epochs=10 --set train.eval_every=0"
 
@@ -70,14 +81,7 @@ Test(cuda_train, infer_and_extract_on_the_device_match_the_cpu) {
     const char *videos = " data/videos/synth_00000.mp4 data/videos/synth_00001.mp4";
     cr_assert_eq(sh(BIN " infer --model r%s --out cpu.json --quiet --device cpu", videos), 0);
     cr_assert_eq(sh(BIN " infer --model r%s --out gpu.json --quiet --device cuda", videos), 0);
-    double a[4096], b[4096];
-    int na = numbers_after("cpu.json", "score", a, 4096);
-    int nb = numbers_after("gpu.json", "score", b, 4096);
-    cr_assert(na > 0, "no detections on the CPU");
-    cr_assert_eq(nb, na, "%d detections on the GPU, %d on the CPU", nb, na);
-    for (int i = 0; i < na; i++)
-        cr_expect(fabs(a[i] - b[i]) <= 1e-4, "detection %d: score %.6g vs %.6g on the CPU", i,
-                  b[i], a[i]);
+    expect_same_detections("gpu.json", "cpu.json");
     cr_assert_eq(sh(BIN " extract --model r%s --out fc --quiet --device cpu", videos), 0);
     cr_assert_eq(sh(BIN " extract --model r%s --out fg --quiet --device cuda", videos), 0);
     /* the same header and shape; values compared by the npy bytes after the header would be
@@ -117,12 +121,5 @@ Test(cuda_train, windowed_infer_on_the_device_matches_the_cpu) {
                         "--device cpu"), 0);
     cr_assert_eq(sh(BIN " infer --model w data/videos/synth_00000.mp4 --out gpu.json --quiet "
                         "--device cuda"), 0);
-    double a[4096], b[4096];
-    int na = numbers_after("cpu.json", "score", a, 4096);
-    int nb = numbers_after("gpu.json", "score", b, 4096);
-    cr_assert(na > 0, "no detections on the CPU");
-    cr_assert_eq(nb, na, "%d detections on the GPU, %d on the CPU", nb, na);
-    for (int i = 0; i < na; i++)
-        cr_expect(fabs(a[i] - b[i]) <= 1e-4, "detection %d: score %.6g vs %.6g on the CPU", i,
-                  b[i], a[i]);
+    expect_same_detections("gpu.json", "cpu.json");
 }
