@@ -49,6 +49,19 @@ static size_t work_bytes(const tal_model *m) {
            (m->dev != TAL_DEV_CPU ? tal_arena_round(clip) : 0);
 }
 
+/* The CUDA op workspace the largest op asks for, reserved before the first step so that it never
+ * has to grow (and fail) mid-step: Swin's patch embedding unfolds one clip (or chunk) into
+ * [3 kt kh kw, positions] floats. 0 for the other backbones (their convs use arenas). */
+static size_t op_workspace_bytes(const tal_model *m) {
+    const tal_backbone_config *c = &m->bcfg;
+    if (c->arch != TAL_ARCH_SWIN) return 0;
+    int64_t T = c->chunk_frames > 0 && c->chunk_frames < m->clip_frames ? c->chunk_frames
+                                                                          : m->clip_frames;
+    int64_t kt = c->patch[0], kh = c->patch[1], kw = c->patch[2];
+    int64_t positions = (T + kt - 1) / kt * ((m->crop + kh - 1) / kh) * ((m->crop + kw - 1) / kw);
+    return (size_t)(3 * kt * kh * kw * positions) * sizeof(float);
+}
+
 tal_status tal_model_device_need(const tal_model *m, const tal_run_config *rc, int training,
                                  tal_device_need *need, tal_err *err) {
     memset(need, 0, sizeof *need);
@@ -64,7 +77,7 @@ tal_status tal_model_device_need(const tal_model *m, const tal_run_config *rc, i
     need->weights = (size_t)(all + trainable) * sizeof(float);
     /* the backbone prepares its training arenas for inference too (they serve both) */
     need->activations = bp.consts_bytes + bp.keep_bytes + bp.scratch_bytes + head_act + head_bwd +
-                        work_bytes(m);
+                        work_bytes(m) + op_workspace_bytes(m);
     if (!training) return TAL_OK;
     /* AdamW's two moments, the EMA, the deterministic stash; the prefetched clips */
     need->optimizer = (size_t)trainable * sizeof(float) * 2 +
@@ -109,7 +122,8 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
             goto fail;
     }
     if (m->dev != TAL_DEV_CPU && ((st = tal_params_move(m->params, m->dev, err)) ||
-                                  (st = tal_head_prepare(m->head, err))))
+                                  (st = tal_head_prepare(m->head, err)) ||
+                                  (st = tal_cuda_workspace_reserve(op_workspace_bytes(m), err))))
         goto fail;
     if ((st = tal_backbone_prepare(m->bb, 1, m->clip_frames, m->crop, m->crop, err))) goto fail;
     int64_t clip_floats = (int64_t)3 * m->clip_frames * m->crop * m->crop;
