@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/dist.h"
 #include "app/model_dir.h"
 #include "app/trainer.h"
@@ -15,7 +16,8 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal infer --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE]\n"
             "                    [--out results.json] [--srt DIR]\n"
-            "                    [--classifier FILE [--classifier-topk K]] [--quiet]\n\n"
+            "                    [--classifier FILE [--classifier-topk K]] [--device D]\n"
+            "                    [--quiet] [--allow-nonfinite]\n\n"
             "Finds action segments in raw videos with a trained model (a run folder of re2tal\n"
             "train: best/ weights, else last/), any length: test windows are decoded one after\n"
             "another, so memory stays bounded. Writes ActivityNet results JSON (default\n"
@@ -29,7 +31,8 @@ static void usage(FILE *out) {
             "Videos: files, folders (their video files in name order) and --list FILE (one path\n"
             "per line). Under `mpirun -np N` each rank takes a share balanced by duration and\n"
             "writes its videos' subtitles; rank 0 writes the results file, the same bytes as one\n"
-            "process writes.\n");
+            "process writes.\n"
+            "Weights holding NaN or Inf (a diverged run) are refused unless --allow-nonfinite.\n");
 }
 
 static int cmd_infer(int argc, char **argv) {
@@ -38,6 +41,12 @@ static int cmd_infer(int argc, char **argv) {
     tal_video_list list = {0};
     tal_err err = {0};
     for (int i = 1; i < argc; i++) {
+        int dev_ok;
+        if (tal_device_option_parse("infer", argc, argv, &i, &dev_ok)) {
+            if (dev_ok) continue;
+            tal_video_list_free(&list);
+            return 2;
+        }
         if (tal_is_help(argv[i])) {
             usage(stdout);
             tal_video_list_free(&list);

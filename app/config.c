@@ -71,6 +71,15 @@ static tal_status out_of_range(const tal_cfg_key *k, double x, int index, const 
                        k->doc);
 }
 
+/* A choice "name:N" takes "name:" followed by one or two digits (a device number). */
+static int is_numbered_choice(const char *choice, size_t len, const char *s) {
+    if (len < 2 || strncmp(choice + len - 2, ":N", 2) != 0) return 0;
+    if (strncmp(choice, s, len - 1) != 0) return 0; /* "name:" */
+    const char *digits = s + len - 1;
+    size_t n = strspn(digits, "0123456789");
+    return n >= 1 && n <= 2 && digits[n] == 0;
+}
+
 /* A string key with choices takes one of them, exactly. */
 static int is_choice(const char *choices, const char *s) {
     size_t n = strlen(s);
@@ -78,6 +87,7 @@ static int is_choice(const char *choices, const char *s) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
         if (len == n && !strncmp(p, s, n)) return 1;
+        if (is_numbered_choice(p, len, s)) return 1;
         if (!bar) break;
         p = bar + 1;
     }
@@ -182,19 +192,9 @@ static void line_col(const char *text, size_t at, int *line, int *col) {
 
 tal_status tal_cfg_load_file(void *cfg, const tal_cfg_key *keys, int n_keys, const char *path,
                              tal_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    rewind(f);
-    char *text = malloc((size_t)size + 1);
-    if (!text) {
-        fclose(f);
-        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(text, 1, (size_t)size, f);
-    fclose(f);
-    text[got] = 0;
+    char *text; /* regular files only, size-limited: the readers' one guard (nn/file.c) */
+    tal_status st = tal_file_read(&text, NULL, path, 0, err);
+    if (st) return st;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
     tal_status rc;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/dist.h"
 #include "nn/nn.h"
 
@@ -29,7 +30,7 @@ static void print_usage(FILE *out) {
     fprintf(out,
             "re2tal %s: temporal action localization trained end to end, with reversible video\n"
             "backbones (Re2TAL, CVPR 2023).\n\n"
-            "usage: re2tal [--threads N] COMMAND [ARGS...]\n\n"
+            "usage: re2tal [--threads N] [--device D] [--allow-nonfinite] COMMAND [ARGS...]\n\n"
             "commands:\n",
             RE2TAL_VERSION);
     for (int i = 0; i < g_n_commands; i++)
@@ -38,7 +39,13 @@ static void print_usage(FILE *out) {
             "\noptions:\n"
             "  --threads N  threads for OpenMP and OpenBLAS (default: RE2TAL_THREADS, else all "
             "cores)\n"
-            "  -h, --help   this text; `re2tal COMMAND --help` explains one command\n");
+            "  --device D   where models compute: cpu, cuda (device 0) or cuda:N; overrides the\n"
+            "               run config's `device` key (train, infer, extract, demo, plan, bench)\n"
+            "  --allow-nonfinite  load weights that hold NaN or Inf (refused by default: they\n"
+            "               come from a diverged run); may also stand after the command\n"
+            "  -h, --help   this text; `re2tal COMMAND --help` explains one command\n"
+            "\nenvironment: RE2TAL_MAX_INPUT_BYTES (default 1G) bounds the JSON and text files\n"
+            "read (annotations, results, configs, class lists, .npy features).\n");
 }
 
 static int cmd_version(int argc, char **argv) {
@@ -97,6 +104,16 @@ static int run(int argc, char **argv) {
             }
             threads = (int)n;
             i += 2;
+        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            tal_err err = {0};
+            if (tal_device_override_set(argv[i + 1], &err) != TAL_OK) {
+                fprintf(stderr, "re2tal: --device: %s\n", err.msg);
+                return 2;
+            }
+            i += 2;
+        } else if (!strcmp(argv[i], "--allow-nonfinite")) {
+            tal_safetensors_allow_nonfinite(1);
+            i++;
         } else if (!strcmp(argv[i], "--version")) {
             return cmd_version(1, argv);
         } else {
@@ -105,6 +122,14 @@ static int run(int argc, char **argv) {
         }
     }
     tal_threads_set(rank_threads(threads));
+    /* every command that loads weights takes --allow-nonfinite: taken out here, once */
+    int n = i;
+    for (int j = i; j < argc; j++) {
+        if (!strcmp(argv[j], "--allow-nonfinite")) tal_safetensors_allow_nonfinite(1);
+        else argv[n++] = argv[j];
+    }
+    argc = n;
+    argv[argc] = NULL;
     if (i >= argc) {
         print_usage(stderr);
         return 2;

@@ -45,6 +45,9 @@ typedef struct tal_head_config {
     int nms_multiclass;       /* 1: Soft-NMS per class; 0: class-agnostic */
     float voting_thresh;      /* class-agnostic only; <= 0: no voting (0.9 ANet) */
     int max_seg_num;          /* per video after NMS: 2000 THUMOS, 100 ANet */
+    float duration_thresh;    /* decoding keeps segments longer than this, in level-0 feature
+                                 steps (ActionFormer's test_duration_thresh, 0.05); 0 keeps all,
+                                 zero-length ones too (OpenTAD) */
 } tal_head_config;
 
 /* Re2TAL THUMOS-14 e2e values (C_in 768, C 512, K 20, T 512, global attention, no PE). */
@@ -78,6 +81,15 @@ tal_status tal_head_create(tal_head **out, const tal_head_config *cfg, tal_param
  * kaiming-uniform weights, zero biases, LN 1/0, layer scales 1e-4, Scale 1, cls prior bias
  * -4.595) from cfg->seed unless `init` is 0 (values loaded later), and allocates the arenas. */
 tal_status tal_head_init(tal_head *h, int init, tal_err *err);
+/* (Re)makes the arenas and the position table where the head's parameters are now: after
+ * tal_params_move, call it again (tal_head_init calls it once). On a device the head's steps
+ * run there; label assignment, the loss normaliser and decoding stay on the host (their inputs
+ * and outputs cross the bus: tal_head_bus_bytes). */
+tal_status tal_head_prepare(tal_head *h, tal_err *err);
+/* Bytes one training step's loss sends to the device (targets, positives) and reads back (the
+ * mask, on a device), and one decoded item reads back; 0, 0 and 0 on the CPU. For B items. */
+void tal_head_bus_bytes(const tal_head *h, int64_t B, size_t *loss_up, size_t *loss_down,
+                        size_t *decode_down);
 void tal_head_destroy(tal_head *h); /* NULL is fine */
 /* A tal_name_map_fn for tal_params_load (ctx = the head): maps an OpenTAD checkpoint name
  * ("module.rpn_head.cls_head.bias", "projection.stem.0.ln1.weight") to this head's parameter
@@ -165,7 +177,10 @@ tal_status tal_dets_push(tal_dets *d, tal_detection x, tal_err *err);
 void tal_dets_free(tal_dets *d); /* leaves it zeroed; zeroed is fine */
 
 /* Decodes item b of the last forward (spec §8.1): sigmoid scores, threshold + top-k over all
- * levels (K > 1), segments clipped to [0, valid length]; appended to out, score order. */
+ * levels (K > 1), segments clipped to [0, valid length], then those not longer than
+ * duration_thresh dropped (after the top-k, before NMS, as ActionFormer; but measured after the
+ * clipping, which ActionFormer does later, so no clipped segment of length 0 survives); appended
+ * to out, score order. */
 tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err);
 
 typedef struct tal_nms_opts {
@@ -174,6 +189,7 @@ typedef struct tal_nms_opts {
     int multiclass;     /* per class, else class-agnostic */
     float voting_thresh;/* > 0 and class-agnostic: score-weighted voting over pre-NMS segments */
     int max_seg_num;    /* keep the top ones (<= 0: all) */
+    int drop_empty;     /* 1: segments of zero length after rounding to 0.01 s are dropped too */
 } tal_nms_opts;
 /* One window of a video (spec §8.4): decodes item b, converts what it appended to seconds
  * with the window's time map (rounded to 0.01 s / 1e-4 score when `round`), so that the windows
@@ -183,8 +199,9 @@ tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *
 
 tal_nms_opts tal_head_nms_opts(const tal_head_config *c);
 /* Soft-NMS (+ voting) of one video's pooled detections, in place: d ends sorted by score. Ties
- * in score keep the earlier item first. Zero-length segments have IoU 0 with everything
- * but themselves. */
+ * in score keep the earlier item first. Zero-length segments have IoU 0 with everything, and
+ * Gaussian decay never removes a copy, so exact duplicates (same label, start and end) are
+ * removed afterwards, the higher score kept; with drop_empty, so are zero-length segments. */
 tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err);
 /* Feature units -> seconds (clipped to the duration) for items [from, n); round: 0.01 s and
  * score 1e-4 (as OpenTAD's window pooling). */

@@ -37,26 +37,51 @@ static int by_score_desc(const void *a, const void *b) {
 
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* Item b of t [B, ...] on the host: its own memory on the CPU, else downloaded to *stage
+ * (advanced past it). */
+static const float *item_on_host(tal_tensor t, int b, float **stage) {
+    tal_tensor item = tal_tensor_slice0(t, b, 1);
+    if (t.device == TAL_DEV_CPU) return item.data;
+    float *dst = *stage;
+    tal_copy(tal_tensor_of(dst, item.ndim, item.shape), item);
+    *stage += tal_tensor_numel(item);
+    return dst;
+}
+
 tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err) {
     const tal_head_config *c = &h->cfg;
     TAL_ASSERT(h->fwd_done && b >= 0 && b < h->B);
     int K = c->n_classes, all = K == 1 || c->pre_nms_topk <= 0;
-    double valid_len = 0;
-    for (int64_t t = 0; t < h->T; t++) valid_len += h->mask[0].data[b * h->T + t] > 0;
     /* candidates (point, class) over all levels, level 0 first */
     int64_t n_all = (int64_t)tal_head_n_points(h) * K;
     cand *cs = malloc((size_t)(n_all > 0 ? n_all : 1) * sizeof *cs);
-    if (!cs) return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
+    /* a device head's outputs come to the host for decoding: classes, offsets, mask */
+    float *stage = h->dev == TAL_DEV_CPU ? NULL
+                   : malloc((size_t)(tal_head_n_points(h) * (K + 2) + h->T) * sizeof(float));
+    if (!cs || (h->dev != TAL_DEV_CPU && !stage)) {
+        free(cs);
+        free(stage);
+        return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
+    }
+    float *next = stage;
+    const float *cls[TAL_HEAD_MAX_LEVELS], *reg[TAL_HEAD_MAX_LEVELS];
+    for (int l = 0; l < h->n_levels; l++) {
+        cls[l] = item_on_host(h->cls_out[l], b, &next);
+        reg[l] = item_on_host(h->reg_out[l], b, &next);
+    }
+    const float *mask0 = item_on_host(h->mask[0], b, &next);
+    double valid_len = 0;
+    for (int64_t t = 0; t < h->T; t++) valid_len += mask0[t] > 0;
     int n = 0;
     int64_t pt = 0;
     for (int l = 0; l < h->n_levels; l++) {
         int64_t Tl = h->mask[l].shape[1];
-        const float *x = h->cls_out[l].data + b * K * Tl;
+        const float *x = cls[l];
         for (int64_t i = 0; i < Tl; i++, pt++) {
-            if (h->mask[l].data[b * Tl + i] <= 0) continue;
+            if (mask0[i << l] <= 0) continue; /* level l's mask: every 2^l-th of level 0's */
             for (int k = 0; k < K; k++) {
                 float s = sigmoidf(x[k * Tl + i]);
-                if (!all && !(s > c->pre_nms_thresh)) continue;
+                if (isnan(s) || (!all && !(s > c->pre_nms_thresh))) continue; /* NaN: no order */
                 cs[n].score = s;
                 cs[n].idx = (int)(pt * K + k);
                 n++;
@@ -72,14 +97,19 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
         while (rem >= h->mask[l].shape[1]) rem -= h->mask[l].shape[1], l++;
         int64_t Tl = h->mask[l].shape[1];
         double s = (double)(1 << l), p = (double)rem * s;
-        const float *r = h->reg_out[l].data + b * 2 * Tl;
+        const float *r = reg[l];
         double st = p - r[rem] * s, en = p + r[Tl + rem] * s;
         st = st < 0 ? 0 : st > valid_len ? valid_len : st;
         en = en < 0 ? 0 : en > valid_len ? valid_len : en;
+        /* ActionFormer's seg_areas > test_duration_thresh: a zero-length segment overlaps
+         * nothing, so no NMS could ever suppress it */
+        if (!isfinite(st) || !isfinite(en)) continue;
+        if (c->duration_thresh > 0 && !(en - st > c->duration_thresh)) continue;
         tal_detection d = {st, en, cs[j].score, k};
         rc = tal_dets_push(out, d, err);
     }
     free(cs);
+    free(stage);
     return rc;
 }
 
@@ -93,7 +123,7 @@ tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *
 
 tal_nms_opts tal_head_nms_opts(const tal_head_config *c) {
     tal_nms_opts o = {c->nms_sigma, c->nms_min_score, c->nms_multiclass, c->voting_thresh,
-                      c->max_seg_num};
+                      c->max_seg_num, c->duration_thresh > 0};
     return o;
 }
 
@@ -150,6 +180,44 @@ static tal_status stable_sort(tal_detection *it, int n, int by_label, tal_err *e
     return TAL_OK;
 }
 
+typedef struct seg_key {
+    int label, idx;
+    double start, end;
+} seg_key;
+
+static int by_segment(const void *a, const void *b) {
+    const seg_key *x = a, *y = b;
+    if (x->label != y->label) return x->label < y->label ? -1 : 1;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+/* Keeps the first of each run of exact duplicates (same label, start, end) in it[0..n) and,
+ * with drop_empty, no segment with end <= start; the order of the rest stays. Returns the new
+ * count, or -1 out of memory. */
+static int drop_duplicates(tal_detection *it, int n, int drop_empty) {
+    seg_key *keys = malloc((size_t)(n > 0 ? n : 1) * sizeof *keys);
+    char *drop = calloc((size_t)(n > 0 ? n : 1), 1);
+    if (!keys || !drop) {
+        free(keys);
+        free(drop);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) keys[i] = (seg_key){it[i].label, i, it[i].start, it[i].end};
+    qsort(keys, (size_t)n, sizeof *keys, by_segment);
+    for (int i = 1; i < n; i++) {
+        const seg_key *a = &keys[i - 1], *b = &keys[i];
+        if (a->label == b->label && a->start == b->start && a->end == b->end) drop[b->idx] = 1;
+    }
+    int w = 0;
+    for (int i = 0; i < n; i++)
+        if (!drop[i] && !(drop_empty && !(it[i].end > it[i].start))) it[w++] = it[i];
+    free(keys);
+    free(drop);
+    return w;
+}
+
 tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
     if (!(o->sigma > 0)) return tal_err_set(err, TAL_EINVAL, "soft-nms: sigma %g <= 0", o->sigma);
     int n = d->n;
@@ -194,7 +262,21 @@ tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
     free(pre);
     d->n = total;
     if (rc == TAL_OK) rc = stable_sort(d->items, total, 0, err);
+    if (rc == TAL_OK) { /* in score order now: the first of a set of duplicates scores highest */
+        int kept = drop_duplicates(d->items, d->n, o->drop_empty);
+        if (kept < 0) rc = tal_err_set(err, TAL_ENOMEM, "soft-nms: out of memory");
+        else d->n = kept;
+    }
     if (o->max_seg_num > 0 && d->n > o->max_seg_num) d->n = o->max_seg_num;
+    /* a video's pooled candidates (thousands per window) shrink to what is kept: inference over
+     * many videos holds every video's detections until the results file is written */
+    if (d->capacity > 2 * d->n + 16) {
+        tal_detection *p = realloc(d->items, (size_t)(d->n > 0 ? d->n : 1) * sizeof *p);
+        if (p) {
+            d->items = p;
+            d->capacity = d->n > 0 ? d->n : 1;
+        }
+    }
     return rc;
 }
 

@@ -4,7 +4,7 @@
  * caller's scratch arena (oneDNN's scratchpad included), so a planner arena counts exactly what
  * a call takes. Measured at the SlowFast-R101 shapes, one core, reorders counted: 1.2-7x the
  * im2col + GEMM path it replaced in the forward, 1.2-5x in the backward (bench_nn_conv_libs,
- * bench/RESULTS.md "oneDNN"); 1x1x1 convs stay plain GEMMs in nn/conv3d.c, which beat it. */
+ * bench/RESULTS.md "peers"); 1x1x1 convs stay plain GEMMs in nn/conv3d.c, which beat it. */
 #include "conv3d_dnnl.h"
 
 #include <oneapi/dnnl/dnnl.h>

@@ -3,7 +3,7 @@
  * beats the libraries' own threading on the Swin shapes. oneDNN against OpenBLAS and the
  * hand-written kernel it replaced (nn/gemm_thin.c), one core, every product shape a Swin-T step
  * makes: 1.8-2.7x OpenBLAS, 1.0-2.3x the thin kernel (bench/bench_nn_gemm_libs, bench/RESULTS.md
- * "oneDNN"). */
+ * "peers"). */
 #include "nn.h"
 #include "cuda_ops.h"
 #include "dispatch.h"

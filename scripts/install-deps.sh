@@ -3,7 +3,8 @@
 # Needs root (or sudo). Python/PyTorch are only for regenerating fixtures and for comparisons
 # in `make bench`: pass --dev to install them too, and to make the virtual environment of
 # PyPI peers (scripts/requirements-dev.txt: torch, torchcodec, decord, av, actionformer) in
-# build/venv (RE2TAL_VENV overrides the folder). Nothing in `make test` uses Python.
+# build/venv (RE2TAL_VENV overrides the folder); --fuzz adds what `make fuzz` needs. Nothing in
+# `make test` uses Python.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -20,6 +21,8 @@ if [[ "${1:-}" == "--dev" ]]; then
   # jemalloc, tcmalloc: allocators the PyTorch baselines are tried with (bench/run_backbone.sh)
   packages+=(python3-torch python3-numpy python3-pandas python3-av python3-venv python3-dev g++
              clang valgrind libjemalloc2 libtcmalloc-minimal4)
+elif [[ "${1:-}" == "--fuzz" ]]; then # make fuzz: clang and its libFuzzer / sanitizer runtimes
+  packages+=(clang libclang-rt-14-dev libomp-14-dev)
 fi
 
 missing=()
