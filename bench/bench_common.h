@@ -33,17 +33,22 @@ static inline tal_tensor make(int ndim, const int64_t *shape, uint64_t seed) {
 
 typedef void (*run_fn)(void *ctx);
 
-/* Best of `reps` timed runs after one warm-up (first touch of the buffers excluded). */
-static inline double best_time(run_fn f, void *ctx, int reps) {
-    f(ctx);
+/* Seconds by the clock `seconds` of the fastest of `reps` calls of f (no warm-up). */
+static inline double best_by(double (*seconds)(void), run_fn f, void *ctx, int reps) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = seconds();
         f(ctx);
-        double dt = now_s() - t0;
+        double dt = seconds() - t0;
         if (dt < best) best = dt;
     }
     return best;
+}
+
+/* Best of `reps` timed runs after one warm-up (first touch of the buffers excluded). */
+static inline double best_time(run_fn f, void *ctx, int reps) {
+    f(ctx);
+    return best_by(now_s, f, ctx, reps);
 }
 
 #endif

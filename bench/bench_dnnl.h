@@ -44,14 +44,7 @@ static inline double cpu_s(void) {
 
 /* CPU seconds of the fastest of `rounds` calls of f. */
 static inline double best_cpu(run_fn f, void *ctx, int rounds) {
-    double best = 1e30;
-    for (int r = 0; r < rounds; r++) {
-        double c0 = cpu_s();
-        f(ctx);
-        double dt = cpu_s() - c0;
-        if (dt < best) best = dt;
-    }
-    return best;
+    return best_by(cpu_s, f, ctx, rounds);
 }
 
 #endif
