@@ -1,6 +1,7 @@
 /* app/infer_videos.c: inference over a list of the run's videos (validation, `re2tal infer`,
- * the demo): every test window, pooled and Soft-NMS'd, optionally labelled by a video-level
- * classifier, written as ActivityNet results JSON and SRT subtitles. */
+ * the demo), from the video files or the feature files: every test window, pooled and
+ * Soft-NMS'd, optionally labelled by a video-level classifier, written as ActivityNet results
+ * JSON and SRT subtitles. */
 #include "app/trainer.h"
 
 #include <stdlib.h>
@@ -47,7 +48,7 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
     }
     float *class_scores = clf ? malloc(sizeof(float) * (size_t)n_names) : NULL;
     tal_arena *buf = NULL;
-    size_t floats = (size_t)3 * m->clip_frames * m->crop * m->crop;
+    size_t floats = tal_model_input_floats(m);
     if ((st = tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, err))) {
         free(class_scores);
         tal_classifier_destroy(clf);
@@ -64,8 +65,11 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
         int vi = idx[k];
         const tal_video_anno *v = &d->ds->videos[vi];
         tal_err e = {0};
-        tal_status s = d->paths[vi] ? tal_model_infer_video(m, rc, d->paths[vi], v, video, &dets[n_ok], &e)
-                                    : tal_err_set(&e, TAL_EIO, "video %s: no file", v->id);
+        tal_status s = !d->paths[vi] ? tal_err_set(&e, TAL_EIO, "video %s: no file", v->id)
+                       : m->features ? tal_model_infer_features(m, rc, d->paths[vi], v, &d->feat[vi],
+                                                                video, &dets[n_ok], &e)
+                                     : tal_model_infer_video(m, rc, d->paths[vi], v, video,
+                                                             &dets[n_ok], &e);
         if (!s && clf) s = fuse_classifier(clf, v->id, class_scores, rc->classifier_topk, &dets[n_ok], &e);
         if (s) {
             tal_progress_message(&bar, "warning: skipped video %s: %s", v->id, e.msg);

@@ -8,18 +8,28 @@
 
 static int is_resize(const tal_run_config *rc) { return !strcmp(rc->sampler, "resize"); }
 
+int tal_run_uses_features(const tal_run_config *rc) { return rc->features[0] != 0; }
+
 tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_shape *ms,
                              tal_backbone_config *bcfg, tal_head_config *hcfg, tal_err *err) {
     tal_status st;
-    if ((st = tal_backbone_config_from_json(bcfg, rc->backbone_json, err)))
-        return tal_err_prefix(err, "backbone");
-    bcfg->seed = (uint64_t)rc->seed * 7919 + 1;
-    ms->clip_frames = is_resize(rc) ? rc->frames : rc->trunc_len;
-    ms->crop = rc->crop;
-    ms->feat_len = tal_backbone_out_frames(bcfg, ms->clip_frames);
-    ms->feat_ch = tal_backbone_out_channels(bcfg);
-    ms->head_len = is_resize(rc) ? rc->resize_len
-                                 : rc->trunc_len * rc->frame_stride / rc->snippet_stride;
+    memset(ms, 0, sizeof *ms);
+    if (tal_run_uses_features(rc)) { /* the head alone: a window is trunc_len positions */
+        memset(bcfg, 0, sizeof *bcfg);
+        ms->head_len = is_resize(rc) ? rc->resize_len : rc->trunc_len;
+        ms->feat_len = ms->head_len;
+        ms->feat_ch = rc->feature_dim > 0 ? rc->feature_dim : 1; /* 0: known once data is read */
+    } else {
+        if ((st = tal_backbone_config_from_json(bcfg, rc->backbone_json, err)))
+            return tal_err_prefix(err, "backbone");
+        bcfg->seed = (uint64_t)rc->seed * 7919 + 1;
+        ms->clip_frames = is_resize(rc) ? rc->frames : rc->trunc_len;
+        ms->crop = rc->crop;
+        ms->feat_len = tal_backbone_out_frames(bcfg, ms->clip_frames);
+        ms->feat_ch = tal_backbone_out_channels(bcfg);
+        ms->head_len = is_resize(rc) ? rc->resize_len
+                                     : rc->trunc_len * rc->frame_stride / rc->snippet_stride;
+    }
     if (ms->head_len < 1)
         return tal_err_set(err, TAL_EINVAL, "data.trunc_len %d x frame_stride %d / "
                            "snippet_stride %d leaves the head no position", rc->trunc_len,
@@ -44,6 +54,13 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
     tal_model_shape ms;
     tal_status st = tal_model_configs(rc, n_classes, &ms, &m->bcfg, &m->hcfg, err);
     if (st) return st;
+    m->features = tal_run_uses_features(rc);
+    if (m->features && rc->feature_dim < 1) {
+        st = tal_err_set(err, TAL_EINVAL, "data.feature_dim: the feature channels are not known "
+                         "(set them, or let training read them from the files)");
+        memset(m, 0, sizeof *m);
+        return st;
+    }
     m->clip_frames = ms.clip_frames;
     m->crop = ms.crop;
     m->feat_len = ms.feat_len;
@@ -55,12 +72,15 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
     int g_bb0 = tal_params_add_group(m->params, "backbone_no_decay", (float)rc->lr_backbone, 0);
     int g_h = tal_params_add_group(m->params, "head", (float)rc->lr_head, wd);
     int g_h0 = tal_params_add_group(m->params, "head_no_decay", (float)rc->lr_head, 0);
-    if ((st = tal_backbone_create(&m->bb, &m->bcfg, m->params, g_bb, g_bb0, err))) goto fail;
+    if (!m->features &&
+        (st = tal_backbone_create(&m->bb, &m->bcfg, m->params, g_bb, g_bb0, err)))
+        goto fail;
     if ((st = tal_head_create(&m->head, &m->hcfg, m->params, "head.", g_h, g_h0, 1, err))) goto fail;
     if ((st = tal_params_allocate(m->params, TAL_DEV_CPU, err))) goto fail;
-    if (init) tal_backbone_init(m->bb, m->bcfg.seed);
+    if (init && m->bb) tal_backbone_init(m->bb, m->bcfg.seed);
     if ((st = tal_head_init(m->head, init, err))) goto fail;
-    if ((st = tal_backbone_prepare(m->bb, 1, m->clip_frames, m->crop, m->crop, err))) goto fail;
+    if (m->bb && (st = tal_backbone_prepare(m->bb, 1, m->clip_frames, m->crop, m->crop, err)))
+        goto fail;
     size_t bytes = tal_arena_round((size_t)m->feat_ch * m->feat_len * 4) * 2 +
                    tal_arena_round((size_t)m->feat_ch * m->head_len * 4) * 2 +
                    tal_arena_round((size_t)m->head_len * 4) + 4096;
@@ -163,8 +183,20 @@ static tal_tensor video5(const tal_model *m, tal_tensor video) {
     return tal_tensor_reshape(video, 5, (int64_t[]){1, 3, m->clip_frames, m->crop, m->crop});
 }
 
-/* backbone -> [1, C, T'] -> resized to the head's length; mask from the clip. */
+size_t tal_model_input_floats(const tal_model *m) {
+    if (m->features) return (size_t)m->feat_ch * m->head_len;
+    return (size_t)3 * m->clip_frames * m->crop * m->crop;
+}
+
+/* backbone -> [1, C, T'] -> resized to the head's length; mask from the clip. Feature mode: the
+ * input already is the head's [C, T]. */
 static void features_forward(tal_model *m, tal_tensor video, const tal_clip *clip, int training) {
+    if (m->features) {
+        tal_copy(m->feats_head, tal_tensor_reshape(video, 3, m->feats_head.shape));
+        for (int t = 0; t < m->head_len; t++)
+            m->mask.data[t] = t < clip->n_valid_feat ? 1.0f : 0.0f;
+        return;
+    }
     tal_tensor v5 = video5(m, video);
     if (training && chunked(m))
         tal_backbone_forward_chunked_train(m->bb, m->feats, v5);
@@ -178,7 +210,7 @@ static void features_forward(tal_model *m, tal_tensor video, const tal_clip *cli
 
 tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
                                 uint64_t step, float grad_scale, tal_step_stats *st, tal_err *err) {
-    tal_backbone_set_step(m->bb, step);
+    if (m->bb) tal_backbone_set_step(m->bb, step);
     features_forward(m, video, clip, 1);
     tal_head_set_train(m->head, 1, step);
     tal_head_forward(m->head, m->feats_head, m->mask);
@@ -207,6 +239,11 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
             tal_scale(c, c, grad_scale);
             tal_scale(r, r, grad_scale);
         }
+    }
+    if (m->features) { /* no backbone: the input needs no gradient */
+        tal_head_backward(m->head, tal_tensor_none());
+        st->recon_err = -1;
+        return TAL_OK;
     }
     tal_head_backward(m->head, m->dfeats_head);
     tal_backbone_resize_backward(m->dfeats, m->dfeats_head);

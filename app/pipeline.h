@@ -18,6 +18,8 @@ typedef struct tal_model {
     int clip_frames, crop;       /* backbone input [1, 3, clip_frames, crop, crop] */
     int feat_len, head_len;      /* backbone output length, head length */
     int feat_ch;
+    int features;                /* feature mode (data.features): no backbone (bb NULL), the
+                                  * input is the head's [feat_ch, head_len] */
     tal_arena *work;
     tal_tensor feats, feats_head, dfeats_head, dfeats, mask;
 } tal_model;
@@ -28,9 +30,12 @@ typedef struct tal_model_shape {
     int head_len;                /* positions the head sees */
 } tal_model_shape;
 
+/* 1 if the run trains and infers on pre-extracted features (data.features). */
+int tal_run_uses_features(const tal_run_config *rc);
+
 /* The backbone and head configurations a run config describes for n_classes (parsed from its
- * sections and checked), and the shapes that follow. No allocation: the config validation runs
- * it before any data is read. */
+ * sections and checked), and the shapes that follow (feature mode: no backbone, clip_frames and
+ * crop 0). No allocation: the config validation runs it before any data is read. */
 tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_shape *ms,
                              tal_backbone_config *bcfg, tal_head_config *hcfg, tal_err *err);
 /* Builds the model for n_classes from the config; init: random initialisation (else the caller
@@ -38,6 +43,9 @@ tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_
 tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classes, int init,
                             tal_err *err);
 void tal_model_destroy(tal_model *m);
+/* Floats of one input sample: a clip [3, clip_frames, crop, crop], or in feature mode the
+ * head's window [feat_ch, head_len]. */
+size_t tal_model_input_floats(const tal_model *m);
 
 /* The clip sampled for video v of the dataset (training: random window / augmentation from key;
  * else the test sampling, window w). */

@@ -74,8 +74,10 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
         double s = (double)(1 << l), p = (double)rem * s;
         const float *r = h->reg_out[l].data + b * 2 * Tl;
         double st = p - r[rem] * s, en = p + r[Tl + rem] * s;
-        st = st < 0 ? 0 : st > valid_len ? valid_len : st;
-        en = en < 0 ? 0 : en > valid_len ? valid_len : en;
+        if (c->clip_to_window) { /* OpenTAD clips only in seconds, to the video */
+            st = st < 0 ? 0 : st > valid_len ? valid_len : st;
+            en = en < 0 ? 0 : en > valid_len ? valid_len : en;
+        }
         tal_detection d = {st, en, cs[j].score, k};
         rc = tal_dets_push(out, d, err);
     }
