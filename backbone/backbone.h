@@ -169,7 +169,8 @@ void tal_backbone_resize_backward(tal_tensor dfeats, tal_tensor dout);
 
 /* ---------------------------------------------------------------- checkpoints ----------- */
 /* Loads weights from safetensors, accepting the ordinary mmaction2 / Video-Swin names (with or
- * without "backbone."; final norm "norm" or "norm3") and the rewired ones
+ * without "backbone.", OpenTAD's "module.backbone.model.backbone."; final norm "norm" or
+ * "norm3") and the rewired ones
  * ("...blocks.{b}.inv_block.Fm.norm1..." / "...Gm.mlp...", ResNet "layer1.blocks.{i}..." ).
  * Buffers (relative_position_index, num_batches_tracked) and heads are ignored (counted in
  * *n_unused). A missing parameter or a shape mismatch is an error naming the tensor. */
