@@ -88,10 +88,11 @@ static void print_list(FILE *out, const char *title, char **items, int n) {
 
 void tal_weights_report_print(FILE *out, const tal_weights_report *r, const char *path,
                               const char *what) {
-    fprintf(out, "%s: %d tensors loaded into the %s, %d buffers not needed, %d missing, %d with "
-                 "the wrong shape, %d unused\n", path, r->n_matched, what, r->n_buffers,
-            r->n_missing, r->n_mismatch, r->n_unused);
-    print_list(out, "missing parameters", r->missing, r->n_missing);
+    fprintf(out, "%s: %d tensors fit the %s, %d buffers not needed, %d parameters missing, %d "
+                 "tensors with the wrong shape, %d unused\n", path, r->n_matched, what,
+            r->n_buffers, r->n_missing, r->n_mismatch, r->n_unused);
+    print_list(out, "missing parameters (as the model names them; each was looked for under "
+                    "its ordinary, rewired and OpenTAD spellings)", r->missing, r->n_missing);
     print_list(out, "wrong shapes", r->mismatch, r->n_mismatch);
     print_list(out, "unused tensors", r->unused, r->n_unused);
 }
