@@ -136,6 +136,16 @@ tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_vide
     return tal_sample_window(clip, &meta, &o, window, err);
 }
 
+tal_status tal_clip_times(double *times, const tal_clip *clip, const tal_video_info *in,
+                          const char *path, tal_err *err) {
+    double fps = in->real_fps > 0 ? in->real_fps : in->avg_fps;
+    if (!(fps > 0) && in->duration_s > 0 && in->n_frames > 0) fps = in->n_frames / in->duration_s;
+    if (!(fps > 0)) return tal_err_set(err, TAL_EFORMAT, "%s: no frame rate", path);
+    /* frame index -> time by the stream's frame rate: the decoder then picks by PTS */
+    for (int k = 0; k < clip->n_frames; k++) times[k] = (clip->frame_idx[k] + 0.5) / fps;
+    return TAL_OK;
+}
+
 tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char *path,
                          const tal_clip *clip, int training, tal_rng_key key, tal_err *err) {
     tal_decoder *dec = NULL;
@@ -143,12 +153,6 @@ tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char 
     tal_status st = tal_decoder_open(&dec, path, &dopts, err);
     if (st) return st;
     const tal_video_info *in = tal_decoder_info(dec);
-    double fps = in->real_fps > 0 ? in->real_fps : in->avg_fps;
-    if (!(fps > 0) && in->duration_s > 0 && in->n_frames > 0) fps = in->n_frames / in->duration_s;
-    if (!(fps > 0)) {
-        tal_decoder_close(dec);
-        return tal_err_set(err, TAL_EFORMAT, "%s: no frame rate", path);
-    }
     tal_frame_transform tf;
     if (training && rc->rrc_scale_min > 0)
         tal_transform_random_resized_crop(&tf, in, rc->crop, rc->rrc_scale_min, rc->rrc_scale_max,
@@ -165,8 +169,11 @@ tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char 
         tal_decoder_close(dec);
         return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
     }
-    /* frame index -> time by the stream's frame rate: the decoder then picks by PTS */
-    for (int k = 0; k < clip->n_frames; k++) times[k] = (clip->frame_idx[k] + 0.5) / fps;
+    if ((st = tal_clip_times(times, clip, in, path, err))) {
+        free(times);
+        tal_decoder_close(dec);
+        return st;
+    }
     tal_tensor out = tal_tensor_reshape(video, 4, (int64_t[]){3, clip->n_frames, tf.out_h, tf.out_w});
     st = tal_decoder_read_times(dec, times, clip->n_frames, &tf, out, err);
     free(times);

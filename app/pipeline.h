@@ -51,6 +51,10 @@ size_t tal_model_input_floats(const tal_model *m);
  * else the test sampling, window w). */
 tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_video_anno *v,
                         int training, int window, tal_rng_key key, tal_err *err);
+/* The times the decoder is asked for, one per clip frame (times [clip->n_frames]): frame
+ * index -> the middle of its display time at the stream's frame rate. */
+tal_status tal_clip_times(double *times, const tal_clip *clip, const tal_video_info *in,
+                          const char *path, tal_err *err);
 /* Decodes the clip's frames from the video file into video [1, 3, clip_frames, crop, crop]. */
 tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char *path,
                          const tal_clip *clip, int training, tal_rng_key key, tal_err *err);

@@ -169,6 +169,18 @@ Test(app_pretrained, extract_backbone_equals_the_run_folder_path) {
                           "\"checkpoint_sha256\"", "\"reversible\"", "\"normalisation\""};
     for (int i = 0; i < 6; i++) cr_expect(strstr(side, keys[i]), "sidecar lacks %s", keys[i]);
     free(side);
+    /* frames --like: the run's test windows (32 frames, every 2nd), as its model decodes them */
+    cr_assert_eq(sh(BIN " frames --like r data/videos/synth_00001.mp4 --out fl > fl.txt"), 0);
+    cr_assert_eq(sh(BIN " frames data/videos/synth_00001.mp4 --every 2 --size 32 --crop 32 "
+                        "--max 32 --out fe > fe.txt"), 0);
+    for (int k = 0; k < 32; k++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "fl/window_000/%06d.png", k);
+        snprintf(b, sizeof b, "fe/%06d.png", k);
+        cr_expect(same_file(a, b), "frame %d of the first window differs from every 2nd frame", k);
+    }
+    cr_expect_eq(sh("test $(ls fl | wc -l) -gt 1 && grep -c png fl.txt | grep -qx $((32 * $(ls fl "
+                    "| wc -l)))"), 0, "every window's frames are written");
     /* snippets in ActionFormer's [T, C] layout train a feature run */
     cr_assert_eq(sh(BIN " extract --backbone bb.safetensors " SMALL_SWIN " --mode reversible "
                         "--fps 12.5 --frames-per-feature 4 --stride 2 --size 32 --layout TC "
@@ -179,6 +191,10 @@ Test(app_pretrained, extract_backbone_equals_the_run_folder_path) {
                         "--set optim.epochs=2 --set train.eval_every=1 --quiet 2> e"), 0, "%s",
                  slurp("e"));
     cr_expect_eq(sh("test -s fr/val_results.json"), 0);
+    cr_expect_eq(sh(BIN " frames --like fr data/videos/synth_00001.mp4 --out x 2> e"), 1);
+    e = slurp("e");
+    cr_expect(e && strstr(e, "features"), "%s", e);
+    free(e);
 }
 
 Test(app_pretrained, import_gives_the_run_folders_detections) {
