@@ -1,11 +1,14 @@
 # re2tal: thin wrapper over CMake. `make test` and `make demo` do all the set-up themselves.
 BUILD      ?= build
 BUILD_SAN  ?= build-sanitize
+BUILD_PKG  ?= build-package
+PREFIX     ?= /usr/local
 CUDA       ?= AUTO
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo bench sanitize fixtures clean
+.PHONY: all deps configure build test demo demo-features bench sanitize fixtures install package \
+        clean
 
 all: build
 
@@ -38,5 +41,16 @@ sanitize: deps
 fixtures:
 	/usr/bin/python3 tests/make_fixtures.py
 
+# the binary, its man page and the configs under PREFIX (bin/, share/man/man1/, share/re2tal/)
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# a .deb (CUDA off: its runtime is no Debian package) in $(BUILD_PKG)/
+package: deps
+	cmake -S . -B $(BUILD_PKG) -DCMAKE_BUILD_TYPE=Release -DRE2TAL_CUDA=OFF $(CMAKE_ARGS)
+	cmake --build $(BUILD_PKG) -j $(JOBS) --target re2tal re2tal_man
+	cd $(BUILD_PKG) && cpack -G DEB
+	@ls $(BUILD_PKG)/*.deb
+
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_PKG)

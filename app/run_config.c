@@ -171,8 +171,12 @@ tal_status tal_run_config_parse(tal_run_config *c, const char *json, const char 
 }
 
 tal_status tal_run_config_load(tal_run_config *c, const char *path, tal_err *err) {
+    char found[1200], share[1100];
+    path = tal_config_locate(path, found, sizeof found);
     FILE *f = fopen(path, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f)
+        return tal_err_set(err, TAL_EIO, "%s: cannot open: %s (nor is it a shipped config in %s)",
+                           path, strerror(errno), tal_config_share_dir(share, sizeof share));
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
     rewind(f);
