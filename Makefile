@@ -29,6 +29,10 @@ test: build
 demo: build
 	$(BUILD)/app/re2tal demo --config configs/demo.json
 
+# the feature workflow on the demo's videos: extract once, then train the head alone
+demo-features: build
+	$(BUILD)/app/re2tal demo --features --config configs/demo_features.json
+
 bench: build
 	bench/run.sh $(BUILD)
 

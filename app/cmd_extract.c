@@ -245,15 +245,9 @@ static tal_status open_run(source *s, args *a, tal_err *err) {
         return tal_err_set(err, TAL_EINVAL, "%s was trained on features (data.features): it has "
                            "no backbone to extract with", a->model);
     s->bb = s->lm.m.bb;
-    tal_extract_opts o = a->o;
-    o.every = 0;
-    o.fps = 0;
-    o.spread = o.window = 0;
-    if (!strcmp(rc->sampler, "resize")) o.spread = rc->frames;
-    else o.every = rc->frame_stride, o.window = rc->trunc_len;
-    o.short_side = rc->short_side;
-    o.crop = rc->crop;
-    a->o = o;
+    tal_feat_layout layout = a->o.layout;
+    a->o = tal_extract_opts_for_run(rc);
+    a->o.layout = layout;
     s->extra = weights_json(s->lm.checkpoint, rc->backbone_json, a->model, err);
     return s->extra ? TAL_OK : err->code;
 }

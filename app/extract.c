@@ -3,11 +3,14 @@
 #include "app/extract.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "app/model_dir.h"
+#include "app/progress.h"
 
 int tal_extract_clip_frames(const tal_extract_opts *o) {
     if (o->spread > 0) return o->spread;
@@ -244,4 +247,38 @@ done:
     free(s.times);
     free(v.id);
     return st;
+}
+
+tal_extract_opts tal_extract_opts_for_run(const tal_run_config *rc) {
+    tal_extract_opts o = {.layout = TAL_FEAT_CT, .short_side = rc->short_side, .crop = rc->crop};
+    if (!strcmp(rc->sampler, "resize")) {
+        o.spread = rc->frames;
+    } else {
+        o.every = rc->frame_stride;
+        o.window = rc->trunc_len;
+    }
+    return o;
+}
+
+tal_status tal_extract_dataset(tal_model *m, const tal_run_config *rc, const tal_run_data *d,
+                               const char *out_dir, const char *sidecar_extra, int quiet,
+                               int *n_skipped, tal_err *err) {
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
+        return tal_err_set(err, TAL_EIO, "%s: cannot create: %s", out_dir, strerror(errno));
+    tal_extract_opts o = tal_extract_opts_for_run(rc);
+    o.sidecar_extra = sidecar_extra;
+    *n_skipped = 0;
+    int n = d->ds->n_videos;
+    tal_progress bar;
+    tal_progress_start(&bar, stderr, "extract", "videos", n, quiet);
+    for (int i = 0; i < n; i++) {
+        tal_err e = {0};
+        if (d->paths[i] && tal_extract_video(m->bb, &o, d->paths[i], out_dir, &e) != TAL_OK) {
+            tal_progress_message(&bar, "warning: skipped video: %s", e.msg);
+            ++*n_skipped;
+        }
+        tal_progress_update(&bar, i + 1, NULL);
+    }
+    tal_progress_finish(&bar, NULL);
+    return TAL_OK;
 }

@@ -9,7 +9,7 @@
 #ifndef TAL_APP_EXTRACT_H
 #define TAL_APP_EXTRACT_H
 
-#include "app/features.h"
+#include "app/trainer.h"
 
 typedef struct tal_extract_opts {
     int every;                 /* sample every N-th video frame (> 0), else: */
@@ -31,5 +31,16 @@ int tal_extract_clip_frames(const tal_extract_opts *o);
  * name the video. */
 tal_status tal_extract_video(tal_backbone *bb, const tal_extract_opts *o, const char *path,
                              const char *out_dir, tal_err *err);
+
+/* The extraction a run config describes: its test-time sampler (truncate: windows of
+ * data.trunc_len frames every data.frame_stride-th frame; resize: data.frames spread over the
+ * video) and its resize and crop. */
+tal_extract_opts tal_extract_opts_for_run(const tal_run_config *rc);
+/* Features of every video of dataset d that has a file (training and validation alike) with
+ * model m's backbone, into out_dir (created). Unreadable videos are counted in *n_skipped and
+ * reported on stderr. */
+tal_status tal_extract_dataset(tal_model *m, const tal_run_config *rc, const tal_run_data *d,
+                               const char *out_dir, const char *sidecar_extra, int quiet,
+                               int *n_skipped, tal_err *err);
 
 #endif

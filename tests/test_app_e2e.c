@@ -419,8 +419,9 @@ Test(app_e2e, demo_renders_again_when_its_options_change) {
 
 Test(app_e2e, shipped_configs_parse) {
     const char *names[] = {"demo", "thumos14_re2swin_t", "thumos14_swin_t", "anet13_re2swin_t",
-                           "anet13_swin_t", "thumos14_i3d_features", "anet13_features"};
-    for (int i = 0; i < 7; i++) {
+                           "anet13_swin_t", "thumos14_i3d_features", "anet13_features",
+                           "demo_features"};
+    for (int i = 0; i < 8; i++) {
         cr_expect_eq(sh(BIN " train " FIXTURES "/../../configs/%s.json --set data.annotations=nowhere.json "
                         "--set train.out_dir=cfg 2> e", names[i]), 1, "%s", names[i]);
         char *e = slurp("e");
