@@ -199,6 +199,7 @@ static int cmd_demo(int argc, char **argv) {
     snprintf(rc.videos, sizeof rc.videos, "%s/videos", data_dir);
     snprintf(rc.out_dir, sizeof rc.out_dir, "%s/run%s", out, features ? "-features" : "");
     if (features) snprintf(rc.features, sizeof rc.features, "%s/features", out);
+    else rc.features[0] = 0; /* end to end, whatever the config says */
     /* 1. data (kept between runs: the same options give the same bytes) */
     char signature[512];
     synth_signature(&so, signature, sizeof signature);

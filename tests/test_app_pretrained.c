@@ -322,3 +322,34 @@ Test(app_pretrained, bad_checkpoints_are_listed_by_name) {
     expect_listed(BIN " import bad.safetensors --config r/config.json --out imp", 1, w4, 8);
     cr_expect_neq(sh("test -e imp/best"), 0, "no run folder from a bad checkpoint");
 }
+
+/* The demo's feature workflow on a tiny set: a random backbone first, then the one make demo
+ * trained. */
+Test(app_pretrained, demo_features_with_and_without_a_trained_run) {
+    FILE *f = fopen(path_of("tiny_resize.json"), "w");
+    fputs("{\"data\": {\"sampler\": \"resize\", \"frames\": 16, \"resize_len\": 8, "
+          "\"short_side\": 32, \"crop\": 32, \"rrc_scale_min\": 0, \"flip\": 0},\n"
+          " \"backbone\": {\"preset\": \"swin_small_test\", \"embed_dim\": 16, \"depths\": [2, 2],"
+          " \"heads\": [1, 2], \"window\": [4, 4, 4], \"mode\": \"reversible\"},\n"
+          " \"head\": {\"channels\": 32, \"n_head\": 2, \"arch\": [2, 1, 2], \"init_loss_norm\": 4,"
+          " \"max_seg_num\": 20},\n"
+          " \"optim\": {\"epochs\": 1, \"batch_size\": 2, \"lr_backbone\": 0.0005},\n"
+          " \"train\": {\"seed\": 3, \"eval_every\": 1},\n"
+          " \"eval\": {\"tiou\": [0.3, 0.5, 0.7]}}\n", f);
+    fclose(f);
+    const char *demo = BIN " demo --config tiny_resize.json --out d --videos 6";
+    cr_assert_eq(sh("%s --features > o1 2> e1", demo), 0, "%s", slurp("e1"));
+    char *o = slurp("o1"), *e = slurp("e1");
+    cr_expect(o && strstr(o, "demo-features: mAP@0.5"), "%s", o);
+    cr_expect(e && strstr(e, "randomly initialised backbone"), "%s", e);
+    free(o);
+    free(e);
+    cr_expect_eq(sh("test $(ls d/features/*.npy | wc -l) -eq 6 && "
+                    "grep -q 'random initialisation' d/features/synth_00000.json"), 0);
+    cr_assert_eq(sh("%s --quiet > /dev/null", demo), 0); /* make demo: d/run/best */
+    cr_assert_eq(sh("%s --features > o2 2> e2", demo), 0, "%s", slurp("e2"));
+    e = slurp("e2");
+    cr_expect(e && strstr(e, "make demo trained"), "%s", e);
+    free(e);
+    cr_expect_eq(sh("grep -q 'd/run/best/model.safetensors' d/features/synth_00000.json"), 0);
+}
