@@ -35,9 +35,9 @@ static void usage(FILE *out) {
             "  --classes FILE  class names in the head's order (one a line, or THUMOS'\n"
             "                  detclasslist.txt); default: data.classes, else the sorted labels of\n"
             "                  data.annotations; a class-agnostic config has one class, action\n"
-            "Post-processing: OpenTAD clips a sliding window's segments only to the video, not\n"
-            "to the window; an import therefore sets head.clip_to_window=0 (unless --set gives\n"
-            "it) so that infer gives OpenTAD's detections.\n");
+            "Post-processing: like OpenTAD, a sliding window's segments are clipped only to the\n"
+            "video, not to the window (head.clip_to_window 0, the default), so infer gives\n"
+            "OpenTAD's detections; a config with head.clip_to_window 1 clips to the window.\n");
 }
 
 /* Checkpoint name -> parameter: the head's (OpenTAD names, prefix "head."), else the
@@ -157,7 +157,7 @@ static char *provenance_json(const char *ckpt, const char *kind, const tal_weigh
 static int cmd_import(int argc, char **argv) {
     const char *ckpt = NULL, *config = NULL, *out = NULL, *classes = NULL;
     const char **sets = calloc((size_t)argc + 2, sizeof *sets);
-    int n_sets = 0, allow_unused = 0, clip_given = 0;
+    int n_sets = 0, allow_unused = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (tal_is_help(a)) {
@@ -168,10 +168,8 @@ static int cmd_import(int argc, char **argv) {
         if (!strcmp(a, "--config") && v) config = argv[++i];
         else if (!strcmp(a, "--out") && v) out = argv[++i];
         else if (!strcmp(a, "--classes") && v) classes = argv[++i];
-        else if (!strcmp(a, "--set") && v) {
-            clip_given |= !strncmp(v, "head.clip_to_window=", 20);
-            sets[n_sets++] = argv[++i];
-        } else if (!strcmp(a, "--allow-unused")) allow_unused = 1;
+        else if (!strcmp(a, "--set") && v) sets[n_sets++] = argv[++i];
+        else if (!strcmp(a, "--allow-unused")) allow_unused = 1;
         else if (a[0] != '-' && !ckpt) ckpt = a;
         else {
             fprintf(stderr, "re2tal import: unexpected argument '%s'\n", a);
@@ -188,7 +186,6 @@ static int cmd_import(int argc, char **argv) {
     char out_set[1200];
     snprintf(out_set, sizeof out_set, "train.out_dir=%s", out);
     sets[n_sets++] = out_set;
-    if (!clip_given) sets[n_sets++] = "head.clip_to_window=0"; /* OpenTAD's detections */
     tal_run_config rc;
     tal_err err = {0};
     tal_class_map cm = {0};
@@ -216,7 +213,8 @@ static int cmd_import(int argc, char **argv) {
                     "run folder %s: re2tal infer --model %s VIDEO...; fine-tune with re2tal train "
                     "%s/config.json --resume\n",
             ckpt, kind, cm.n, m.hcfg.clip_to_window,
-            m.hcfg.clip_to_window ? "" : " (OpenTAD's clipping)", out, out, out);
+            m.hcfg.clip_to_window ? " (clipped to the window, not as OpenTAD)"
+                                  : " (OpenTAD's clipping)", out, out, out);
     code = 0;
     goto done;
 fail:

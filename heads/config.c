@@ -27,7 +27,7 @@ static void common(tal_head_config *c) {
     c->pre_nms_topk = 2000;
     c->nms_sigma = 0.7f;
     c->nms_min_score = 0.001f;
-    c->clip_to_window = 1;
+    c->clip_to_window = 0; /* OpenTAD's: measured equal or better (README "post-processing") */
 }
 
 void tal_head_config_thumos(tal_head_config *c) {

@@ -45,9 +45,10 @@ typedef struct tal_head_config {
     int nms_multiclass;       /* 1: Soft-NMS per class; 0: class-agnostic */
     float voting_thresh;      /* class-agnostic only; <= 0: no voting (0.9 ANet) */
     int max_seg_num;          /* per video after NMS: 2000 THUMOS, 100 ANet */
-    int clip_to_window;       /* 1: decoded segments clipped to the window's valid span (ours);
-                               * 0: not clipped there, only to [0, duration] in seconds
-                               * (OpenTAD: a sliding window's segments may run past its end) */
+    int clip_to_window;       /* 0 (default, OpenTAD's): decoded segments are clipped only in
+                               * seconds, to [0, duration], so a sliding window's segment may
+                               * run past the window's end; 1: clipped to the window's valid
+                               * span already in feature units */
 } tal_head_config;
 
 /* Re2TAL THUMOS-14 e2e values (C_in 768, C 512, K 20, T 512, global attention, no PE). */
