@@ -15,7 +15,10 @@ static void usage(FILE *out) {
             "and head learning rates, no decay on norms and biases), warm-up + cosine, clipping,\n"
             "accumulation, EMA weights; validates every train.eval_every epochs and keeps the\n"
             "best and last checkpoints in train.out_dir (config.json, classes.txt, log.jsonl,\n"
-            "last/, best/). Ctrl-C saves a checkpoint; --resume continues exactly where it stopped.\n\n"
+            "last/, best/). Ctrl-C saves a checkpoint; --resume continues exactly where it stopped.\n"
+            "With data.features (a folder of .npy feature files, e.g. from re2tal extract) the\n"
+            "head alone trains on windows of the features instead (configs/*_features.json).\n"
+            "CONFIG may be a shipped config's name (thumos14_re2swin_t.json) from anywhere.\n\n"
             "  --set KEY=VALUE  override a config key (backbone.X and head.X edit those sections)\n"
             "  --resume         continue from train.out_dir/last\n"
             "  --quiet          no progress bar\n"
@@ -83,11 +86,13 @@ static int cmd_train(int argc, char **argv) {
         code = 130;
     } else if (!o.quiet) {
         fprintf(stderr, "done: %lld updates in %.1f s; best validation average mAP %s%.4f\n"
-                        "checkpoints: %s/best and %s/last; run `re2tal infer --model %s VIDEO...`\n",
+                        "checkpoints: %s/best and %s/last; run `re2tal infer --model %s %s...`\n",
                 (long long)res.steps, res.seconds, res.best_map < 0 ? "(not evaluated) " : "",
-                res.best_map < 0 ? 0 : res.best_map, rc.out_dir, rc.out_dir, rc.out_dir);
+                res.best_map < 0 ? 0 : res.best_map, rc.out_dir, rc.out_dir, rc.out_dir,
+                tal_run_uses_features(&rc) ? "--features FILE.npy" : "VIDEO");
     }
     free(sets);
     return code;
 }
-TAL_COMMAND("train", 50, "train backbone + head end to end from video files", cmd_train)
+TAL_COMMAND("train", 50, "train backbone + head end to end from videos, or the head on features",
+            cmd_train)
