@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
 .PHONY: all deps configure build test demo demo-features bench sanitize fixtures install package \
-        clean
+        interop clean
 
 all: build
 
@@ -55,6 +55,15 @@ package: deps
 	cmake --build $(BUILD_PKG) -j $(JOBS) --target re2tal re2tal_man
 	cd $(BUILD_PKG) && cpack -G DEB
 	@ls $(BUILD_PKG)/*.deb
+
+# Dev check, not a test: mmaction2's SlowFast-101 (its module files from PyPI's wheel) and, with
+# OPENTAD=<checkout>, OpenTAD's rewired one, converted and compared with our features.
+MMACTION_WHL = $(BUILD)/interop/mmaction2-1.2.0-py2.py3-none-any.whl
+interop: build
+	cmake --build $(BUILD) --target interop_extract -j $(JOBS)
+	@test -f $(MMACTION_WHL) || python3 -m pip download mmaction2==1.2.0 --no-deps -d $(BUILD)/interop
+	/usr/bin/python3 tests/interop/check_slowfast.py --build $(BUILD) --mmaction-whl $(MMACTION_WHL) \
+		$(if $(OPENTAD),--opentad $(OPENTAD))
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_PKG)

@@ -1,6 +1,6 @@
 /* app/cmd_demo.c: `re2tal demo`, what `make demo` runs: render the synthetic dataset, train a
  * small reversible Swin + ActionFormer end to end on it, detect actions in the held-out videos
- * and score them: demo-out/{data,run,results.json,srt/,eval.json}. */
+ * and score them: demo-out/{data,run,results.json,srt/,eval.json,report.html}. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "app/extract.h"
 #include "app/model_dir.h"
 #include "app/progress.h"
+#include "app/report.h"
 #include "app/trainer.h"
 
 static void usage(FILE *out) {
@@ -25,13 +26,15 @@ static void usage(FILE *out) {
             "reversible Video Swin + ActionFormer head end to end from the encoded videos,\n"
             "detects actions in the held-out videos and evaluates them. Writes into OUT:\n"
             "data/ (videos + annotations), run/ (checkpoints, log), results.json, srt/ (subtitles\n"
-            "of the top segments per video) and eval.json (the mAP table, as re2tal eval --json).\n\n"
+            "of the top segments per video), eval.json (the mAP table, as re2tal eval --json) and\n"
+            "report.html (re2tal report of the results, with the training curves).\n\n"
             "--features (make demo-features): the feature-based workflow instead. The videos go\n"
             "through a backbone once (re2tal extract: OUT/features/<id>.npy + sidecars), then the\n"
             "head alone trains on the features (data.features) and is evaluated: OUT/run-features/,\n"
-            "results-features.json, eval-features.json. The backbone: the one `make demo` trained\n"
-            "(OUT/run/best) when it is there, else a randomly initialised one of the config's\n"
-            "\"backbone\" section (its features still tell the classes apart; see README).\n");
+            "results-features.json, eval-features.json, report-features.html. The backbone: the\n"
+            "one `make demo` trained (OUT/run/best) when it is there, else a randomly initialised\n"
+            "one of the config's \"backbone\" section (its features still tell the classes apart;\n"
+            "see README).\n");
 }
 
 static void on_synth(int done, int total, void *ctx) {
@@ -90,11 +93,14 @@ static tal_status detect_and_evaluate(const tal_run_config *rc, const char *out,
     snprintf(report, sizeof report, "%s/eval%s.json", out, suffix);
     double avg = -1, at05 = -1;
     if ((st = tal_evaluate_results(rc, results, report, stdout, &avg, &at05, err))) return st;
+    char html[1100];
+    snprintf(html, sizeof html, "%s/report%s.html", out, suffix);
+    if ((st = tal_evaluate_report(rc, results, html, err))) return st;
     double minutes = (tal_now_s() - t0) / 60;
     printf("\ndemo%s: mAP@0.5 %.3f (goal >= 0.70), average mAP %.3f, in %.1f minutes "
            "(goal <= %g)\n", suffix, at05, avg, minutes, goal_minutes);
-    printf("results: %s, subtitles: %s/, table: %s, run: %s\n", results, srt, report,
-           rc->out_dir);
+    printf("results: %s, subtitles: %s/, table: %s, report: %s, run: %s\n", results, srt,
+           report, html, rc->out_dir);
     return TAL_OK;
 }
 

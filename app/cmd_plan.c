@@ -20,7 +20,8 @@ static void usage(FILE *out) {
             "\n                   [--measure] [--json]\n\n"
             "Prints the bytes for parameters, gradients, AdamW state and peak activations of a\n"
             "backbone in vanilla and reversible mode, without allocating them. CONFIG is a\n"
-            "preset (swin_t, swin_s, swin_b, swin_small_test, resnet3d_small) or a JSON file\n"
+            "preset (" TAL_BACKBONE_PRESETS ")\n"
+            "or a JSON file\n"
             "(the backbone keys, or a run config with a \"backbone\" section: then the clip\n"
             "shape is the one training uses, data.frames or data.trunc_len by data.crop). With\n"
             "chunk_frames set, activations are those of one chunk.\n\n"
@@ -42,8 +43,8 @@ static tal_status load_config(tal_backbone_config *cfg, const char *arg, int *fr
     char *text = tal_read_file(arg, err);
     if (!text)
         return tal_err_set(err, TAL_EIO,
-                           "%s: not a preset (swin_t, swin_s, swin_b, swin_small_test, "
-                           "resnet3d_small) and no readable config file",
+                           "%s: not a preset (" TAL_BACKBONE_PRESETS ") and no readable "
+                           "config file",
                            arg);
     tal_status rc;
     cJSON *root = cJSON_Parse(text);

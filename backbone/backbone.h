@@ -35,6 +35,10 @@ typedef struct tal_resfn {
      * Planning: dout is a NULL-data view of the right shape. */
     void (*recompute_backward)(void *self, tal_tensor out, tal_tensor dx, tal_tensor dout,
                                tal_tensor x, tal_arena *scratch, uint64_t step);
+    /* 1: the original network applies a ReLU after the add (ResNet's bottleneck), so the
+     * vanilla chain is z_n = relu(z_{n-1} + M_n(z_{n-1})). Rewired chains never do: there the
+     * ReLU lives inside M (re2tal-paper.md §2.4), and M itself must differ by mode. */
+    int post_relu;
 } tal_resfn;
 
 typedef enum {
@@ -57,18 +61,22 @@ typedef struct tal_revstage tal_revstage; /* what a training forward keeps (live
 tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode mode, tal_tensor y,
                                    tal_tensor x, tal_arena *keep, tal_arena *scratch,
                                    uint64_t step);
-/* Writes dx from dy; parameter gradients accumulate. Consumes st (reversible overwrites the
- * kept streams while rebuilding). x: the stage input if still available (optional for
- * reversible): then *recon_err (if non-NULL) gets max |rebuilt z_0 - x| over both streams,
- * else -1. mode must be the forward's (it is passed again because planning keeps no state). */
+/* Writes dx from dy (dx may be dy itself); parameter gradients accumulate. Consumes st
+ * (reversible overwrites the kept streams while rebuilding). x: the stage input if still
+ * available (optional for reversible): then *recon_err (if non-NULL) gets max |rebuilt z_0 - x|
+ * over both streams, else -1. mode must be the forward's (it is passed again because planning
+ * keeps no state). */
 void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal_revstage *st,
                            tal_tensor dx, tal_tensor dy, tal_tensor x, tal_arena *scratch,
                            uint64_t step, double *recon_err);
+/* After a reversible backward: max |rebuilt z_0 - x| over both streams, x the stage input
+ * computed some other way (for a caller that did not keep it); -1 for another mode. */
+double tal_revstage_recon_error(const tal_revstage *st, tal_tensor x);
 /* Wall seconds of st's training forward and of its backward (0 before it ran; st may be NULL). */
 void tal_revstage_seconds(const tal_revstage *st, double *fwd_s, double *bwd_s);
 
 /* ---------------------------------------------------------------- models ---------------- */
-typedef enum { TAL_ARCH_SWIN = 0, TAL_ARCH_RESNET3D = 1 } tal_backbone_arch;
+typedef enum { TAL_ARCH_SWIN = 0, TAL_ARCH_RESNET3D = 1, TAL_ARCH_SLOWFAST = 2 } tal_backbone_arch;
 
 #define TAL_BACKBONE_MAX_STAGES 4
 
@@ -86,26 +94,47 @@ typedef struct tal_backbone_config {
     int freeze_norms;                      /* norm_eval: norms frozen, no gradients */
     int chunk_frames;                      /* 0: whole clip at once; else frames per chunk */
     uint64_t seed;                         /* drop-path key seed */
-    /* ResNet3D: stage s has planes = embed_dim * 2^s, out channels 4 * planes; conv1 of the
-     * bottleneck has temporal kernel 3 from stage `temporal_from` on (SlowOnly style). */
-    int temporal_from;
+    /* ResNet3D (SlowOnly) and SlowFast's slow pathway, as mmaction2's ResNet3d: stem conv
+     * stem_kt x7x7 stride (1,2,2) + BN + ReLU + max-pool (1,3,3) stride (1,2,2); stage s has
+     * planes = embed_dim * 2^s, 4 * planes out, spatial stride 1 then 2; conv1 of every block
+     * of stage s is 3x1x1 when inflate[s] (else 1x1x1). */
+    int stem_kt;
+    int inflate[TAL_BACKBONE_MAX_STAGES];
+    /* SlowFast: the slow pathway sees frames 0, tau, 2 tau, ... and the fast one every
+     * (tau / alpha)-th frame with embed_dim / beta_inv stem channels (its own stem_kt and
+     * inflate); laterals fast -> slow are convs (fusion_kernel, 1, 1) with temporal stride
+     * alpha after the stem and stages 1..n-1. Clips must be multiples of tau frames. */
+    int tau, alpha, beta_inv, fusion_kernel;
+    int fast_stem_kt;
+    int fast_inflate[TAL_BACKBONE_MAX_STAGES];
 } tal_backbone_config;
 
+#define TAL_BACKBONE_PRESETS                                                                  \
+    "swin_t, swin_s, swin_b, swin_small_test, slowonly_r50, slowonly_r101, slowfast_r50, "     \
+    "slowfast_r101, resnet3d_small"
 /* Known names: "swin_t", "swin_s", "swin_b" (published), "swin_small_test" (embed 32, depths
- * 2,2,2,2, heads 1,2,4,8, window 4x4x4), "resnet3d_small" (stem 8, depths 2,3,2). Returns
- * TAL_EINVAL naming the unknown name. Modes default to reversible, norms frozen. */
+ * 2,2,2,2, heads 1,2,4,8, window 4x4x4), "slowonly_r50", "slowonly_r101" (mmaction2's
+ * ResNet3dSlowOnly), "slowfast_r50", "slowfast_r101" (ResNet3dSlowFast 8x8: tau 4, alpha 4,
+ * beta_inv 8, fusion kernel 7, as the Re2TAL TAL configs), "resnet3d_small" (stem 8, depths
+ * 2,3,2). Returns TAL_EINVAL naming the unknown name. Modes default to reversible, norms
+ * frozen. */
 tal_status tal_backbone_config_preset(tal_backbone_config *cfg, const char *name, tal_err *err);
-/* Reads a JSON object: {"arch": "swin"|"resnet3d", "preset": name (optional, applied first),
- * "embed_dim", "depths": [...], "heads": [...], "window": [t,h,w], "patch": [t,h,w],
- * "mlp_ratio", "drop_path_rate", "mode": "reversible" | [per stage], "freeze_norms",
- * "chunk_frames", "seed", "temporal_from"}. Errors name the key. */
+/* Reads a JSON object: {"arch": "swin"|"resnet3d"|"slowfast", "preset": name (optional,
+ * applied first), "embed_dim", "depths": [...], "heads": [...], "window": [t,h,w],
+ * "patch": [t,h,w], "mlp_ratio", "drop_path_rate", "mode": "reversible" | [per stage],
+ * "freeze_norms", "chunk_frames", "seed", "stem_kt", "inflate": [0/1 per stage],
+ * "temporal_from" (inflate from that stage on), "tau", "alpha", "beta_inv", "fusion_kernel",
+ * "fast_stem_kt", "fast_inflate"}. Errors name the key. */
 tal_status tal_backbone_config_from_json(tal_backbone_config *cfg, const char *json_text,
                                          tal_err *err);
 /* Checks ranges (depths, heads dividing dims, ...); errors name the field. */
 tal_status tal_backbone_config_check(const tal_backbone_config *cfg, tal_err *err);
-/* Output channels (Swin: embed * 2^(stages-1); ResNet: 4 * embed * 2^(stages-1)). */
+/* Output channels (Swin: embed * 2^(stages-1); ResNet: 4 * embed * 2^(stages-1); SlowFast:
+ * the slow ones plus the fast ones, 2048 + 256 for the presets). */
 int tal_backbone_out_channels(const tal_backbone_config *cfg);
-/* Output temporal length for an input of `frames` frames (per chunk, chunks concatenated). */
+/* Output temporal length for an input of `frames` frames (per chunk, chunks concatenated):
+ * Swin frames / patch_t, ResNet3D frames, SlowFast the fast pathway's frames / (tau / alpha)
+ * (the slow features are interpolated onto that grid). */
 int tal_backbone_out_frames(const tal_backbone_config *cfg, int frames);
 
 typedef struct tal_backbone tal_backbone; /* opaque */
@@ -170,8 +199,10 @@ void tal_backbone_resize_backward(tal_tensor dfeats, tal_tensor dout);
 /* ---------------------------------------------------------------- checkpoints ----------- */
 /* Loads weights from safetensors, accepting the ordinary mmaction2 / Video-Swin names (with or
  * without "backbone.", OpenTAD's "module.backbone.model.backbone."; final norm "norm" or
- * "norm3") and the rewired ones
- * ("...blocks.{b}.inv_block.Fm.norm1..." / "...Gm.mlp...", ResNet "layer1.blocks.{i}..." ).
+ * "norm3"; SlowFast "slow_path." / "fast_path.") and the rewired ones
+ * ("...blocks.{b}.inv_block.Fm.norm1..." / "...Gm.mlp...", ResNet
+ * "[slow_path.]layer1.blocks.0.Fm...", "...blocks.0.downsample...",
+ * "...blocks.{i}.inv_block.Fm..." as OpenTAD's re2tal_slowfast.py).
  * Buffers (relative_position_index, num_batches_tracked) and heads are ignored (counted in
  * *n_unused). A missing parameter or a shape mismatch is an error naming the tensor. */
 tal_status tal_backbone_load(tal_backbone *bb, tal_params *p, const char *path, int *n_unused,

@@ -1,7 +1,9 @@
 /* backbone/checkpoint.c: checkpoint names. The canonical parameter names are the ordinary
- * mmaction2 ones (spec-videoswin.md §10.1, ResNet3d); the rewired OpenTAD names
- * (`...blocks.{b}.inv_block.Fm.norm1...`, `layer1.blocks.{i}.inv_block.Fm...`, §10.3 and
- * re2tal-paper.md §2.4) map onto them on load, and `re2tal rewire` writes them. */
+ * mmaction2 ones (spec-videoswin.md §10.1, ResNet3d, ResNet3dSlowFast's `slow_path.` /
+ * `fast_path.`); the rewired OpenTAD names (`...blocks.{b}.inv_block.Fm.norm1...`,
+ * `[slow_path.]layer1.blocks.{i}.inv_block.Fm...`, `layer1.blocks.0.Fm...`,
+ * `layer1.blocks.0.downsample...`, §10.3 and re2tal-paper.md §2.4) map onto them on load,
+ * and `re2tal rewire` writes them. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,13 @@ static void remove_all(char *buf, const char *what) {
     size_t n = strlen(what);
     char *at;
     while ((at = strstr(buf, what))) memmove(at, at + n, strlen(at + n) + 1);
+}
+
+/* A SlowFast name's part after its pathway ("slow_path.layer1..." -> "layer1..."); others
+ * unchanged. */
+static char *pathway_rest(char *name) {
+    if (starts(name, "slow_path.") || starts(name, "fast_path.")) return name + 10;
+    return name;
 }
 
 /* Strips "module." (DDP), "backbone.model." (OpenTAD's wrapper around mmaction2's recognizer)
@@ -38,12 +47,13 @@ static const char *canonical_any(const char *file_name, char *buf, size_t size) 
         remove_all(buf, "inv_block.Gm.");
         return buf;
     }
-    if (starts(buf, "layer") && isdigit((unsigned char)buf[5])) { /* ResNet */
-        char *b = strstr(buf, ".blocks.");
+    char *r = pathway_rest(buf);
+    if (starts(r, "layer") && isdigit((unsigned char)r[5]) && r[6] == '.') { /* ResNet */
+        char *b = strstr(r, ".blocks.");
         if (b) memmove(b, b + 7, strlen(b + 7) + 1); /* "layer1.blocks.2" -> "layer1.2" */
-        remove_all(buf, "inv_block.Fm.");
-        remove_all(buf, "inv_block.");
-        remove_all(buf, "Fm.");
+        remove_all(r, "inv_block.Fm.");
+        remove_all(r, "inv_block.");
+        remove_all(r, "Fm.");
     }
     return buf;
 }
@@ -68,14 +78,15 @@ const char *tal_backbone_rewired_name(const char *name, char *buf, size_t size) 
         }
         return buf;
     }
-    if (sscanf(name, "layer%d.%d.%n", &s, &b, &len) == 2 && len > 0) {
-        const char *rest = name + len;
+    int plen = (int)(pathway_rest((char *)name) - name); /* not written through */
+    if (sscanf(name + plen, "layer%d.%d.%n", &s, &b, &len) == 2 && len > 0) {
+        const char *rest = name + plen + len;
         if (b == 0 && starts(rest, "downsample."))
-            snprintf(buf, size, "layer%d.blocks.0.%s", s, rest);
+            snprintf(buf, size, "%.*slayer%d.blocks.0.%s", plen, name, s, rest);
         else if (b == 0)
-            snprintf(buf, size, "layer%d.blocks.0.Fm.%s", s, rest);
+            snprintf(buf, size, "%.*slayer%d.blocks.0.Fm.%s", plen, name, s, rest);
         else
-            snprintf(buf, size, "layer%d.blocks.%d.inv_block.Fm.%s", s, b, rest);
+            snprintf(buf, size, "%.*slayer%d.blocks.%d.inv_block.Fm.%s", plen, name, s, b, rest);
         return buf;
     }
     snprintf(buf, size, "%s", name);

@@ -1,5 +1,6 @@
-/* backbone/internal.h: private to backbone/: Swin window geometry and the residual functions
- * (Swin attention/MLP branches, ResNet bottleneck) behind the generic engine. */
+/* backbone/internal.h: private to backbone/: Swin window geometry, the residual functions
+ * (Swin attention/MLP branches, ResNet bottleneck) behind the generic engine, ResNet3D
+ * pathways and SlowFast. */
 #ifndef TAL_BACKBONE_INTERNAL_H
 #define TAL_BACKBONE_INTERNAL_H
 
@@ -51,16 +52,17 @@ tal_resfn swin_attn_resfn(swin_attn_fn *f);
 tal_resfn swin_mlp_resfn(swin_mlp_fn *f);
 
 /* Bottleneck branch of a 3D ResNet on [B, C, T, H, W] (channel-first): conv1 (kt x1x1) - BN -
- * ReLU - conv2 (1x3x3) - BN - ReLU - conv3 (1x1x1) - BN - ReLU (the post-add ReLU moved inside,
- * spec §2.4). BN frozen: y = x * scale + shift per channel from running stats. */
+ * ReLU - conv2 (1x3x3, spatial stride) - BN - ReLU - conv3 (1x1x1) - BN, then a ReLU when
+ * final_relu (the post-add ReLU moved inside a rewired branch, spec §2.4). BN frozen:
+ * y = x * scale + shift per channel from running stats. */
 typedef struct resnet_bneck_fn {
     tal_params *params;
-    int cin, planes, kt;
+    int cin, planes, kt, stride;
     int conv[3];                 /* weights */
     int bn[3][4];                /* weight, bias, running_mean, running_var */
     float drop_p;
     uint64_t seed, stream;
-    int final_relu;              /* 1 inside a rewired chain */
+    int final_relu;              /* 1 inside a rewired chain (then post_relu is 0) */
 } resnet_bneck_fn;
 tal_resfn resnet_bneck_resfn(resnet_bneck_fn *f);
 
@@ -97,7 +99,42 @@ typedef struct swin_stage {
     tal_tensor m4, m4n, mmean, mrstd; /* PatchMerging: gathered 4C, normalised, LN stats */
 } swin_stage;
 
-typedef struct resnet_model resnet_model; /* resnet3d.c */
+/* One ResNet3D pathway (resnet3d.c): stem + stages, parameters named `prefix` + mmaction2's
+ * ResNet3d names. SlowOnly is one alone; SlowFast two with laterals (slowfast.c). */
+typedef struct rn_pathway rn_pathway;
+typedef struct rn_pathway_spec {
+    const char *prefix;           /* "" or "slow_path." / "fast_path." (static string) */
+    int base, n_stages, stem_kt;  /* stem channels, stem conv kt x7x7 */
+    int depths[TAL_BACKBONE_MAX_STAGES], inflate[TAL_BACKBONE_MAX_STAGES];
+    int lateral_in[TAL_BACKBONE_MAX_STAGES]; /* channels concatenated to stage s's input */
+    tal_stage_mode mode[TAL_BACKBONE_MAX_STAGES];
+    float drop_path_rate;
+    uint64_t seed, stream0;       /* drop-path keys: stream0 + block index */
+} rn_pathway_spec;
+tal_status rn_pathway_declare(rn_pathway **out, tal_backbone *bb, const rn_pathway_spec *spec,
+                              tal_err *err);
+void rn_pathway_free(rn_pathway *pw); /* NULL is fine */
+/* Grids for a pathway input of T frames at H x W. */
+void rn_pathway_setup(rn_pathway *pw, int T, int H, int W);
+/* He init of convs, identity BN, over all of bb's parameters. */
+void rn_pathway_init(tal_backbone *bb, uint64_t seed);
+/* Stage s's output channels and shape [B, C, T, H, W]; s = -1: the pooled stem. */
+int rn_stage_out_channels(const rn_pathway *pw, int s);
+void rn_stage_out_shape(const rn_pathway *pw, int s, int64_t B, int64_t shape[5]);
+/* Conv weight "<prefix>.conv.weight" [co, ci, kt, k, k] (laterals use it too). */
+int rn_declare_conv(tal_backbone *bb, const char *prefix, int64_t co, int64_t ci, int kt, int k);
+/* Forward pieces; with train the outputs and what backward needs go to bb->keep, else to
+ * bb->scratch (released by the caller). video stays borrowed until the stem's backward. */
+tal_tensor rn_stem_forward(tal_backbone *bb, rn_pathway *pw, tal_tensor video, int train);
+tal_tensor rn_stage_forward(tal_backbone *bb, rn_pathway *pw, int s, tal_tensor x, int train);
+/* dx (stage s's input shape) = J^T dy, overwritten; dy is used up (overwritten too);
+ * parameter gradients accumulate. The worst reversible reconstruction error goes to
+ * *recon_err when larger. */
+void rn_stage_backward(tal_backbone *bb, rn_pathway *pw, int s, tal_tensor dx, tal_tensor dy,
+                       double *recon_err);
+void rn_stem_backward(tal_backbone *bb, rn_pathway *pw, tal_tensor dpooled);
+
+typedef struct slowfast_model slowfast_model; /* slowfast.c */
 
 struct tal_backbone {
     tal_backbone_config cfg;
@@ -116,8 +153,10 @@ struct tal_backbone {
     swin_stage st[TAL_BACKBONE_MAX_STAGES];
     tal_tensor pe_in;         /* conv input (the video, or its padded copy) */
     tal_tensor pe_ln_in, pe_mean, pe_rstd, fin_mean, fin_rstd;
-    /* ResNet3D */
-    resnet_model *rn;
+    /* ResNet3D (SlowOnly) */
+    rn_pathway *rn;
+    /* SlowFast */
+    slowfast_model *sf;
 };
 
 /* Swin parts (swin3d.c). */
@@ -132,10 +171,16 @@ void swin_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err);
 /* ResNet parts (resnet3d.c). */
 tal_status resnet_declare(tal_backbone *bb, tal_err *err);
 void resnet_free(tal_backbone *bb);
-void resnet_init_params(tal_backbone *bb, uint64_t seed);
 void resnet_setup_shapes(tal_backbone *bb);
 void resnet_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int train);
 void resnet_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err);
+
+/* SlowFast parts (slowfast.c). */
+tal_status slowfast_declare(tal_backbone *bb, tal_err *err);
+void slowfast_free(tal_backbone *bb);
+void slowfast_setup_shapes(tal_backbone *bb);
+void slowfast_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int train);
+void slowfast_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err);
 
 /* Shared helpers (model.c). */
 int bb_declare(tal_backbone *bb, const char *name, int ndim, const int64_t *shape, int no_decay,

@@ -1,4 +1,4 @@
-/* backbone/model.c: the model object shared by both families: configs (presets, JSON, checks),
+/* backbone/model.c: the model object shared by all families: configs (presets, JSON, checks),
  * parameter declaration, memory planning (the real allocation sequence run on counting arenas),
  * arenas, forward/backward dispatch, frame chunking and the output adapter. */
 #include <math.h>
@@ -12,6 +12,21 @@
 /* ---------------------------------------------------------------- configs --------------- */
 static void set4(int *dst, int a, int b, int c, int d) {
     dst[0] = a, dst[1] = b, dst[2] = c, dst[3] = d;
+}
+
+/* The ResNet3D family's defaults: SlowOnly's stem and inflation (mmaction2), the 8x8 SlowFast
+ * of the Re2TAL TAL configs (tau 4, alpha 4, beta_inv 8, fusion kernel 7, fast stem 5x7x7,
+ * every fast stage inflated). */
+static void set_resnet(tal_backbone_config *c, tal_backbone_arch arch, int embed, float dpr) {
+    c->arch = arch;
+    c->n_stages = 4;
+    c->embed_dim = embed;
+    c->drop_path_rate = dpr;
+    c->stem_kt = 1;
+    set4(c->inflate, 0, 0, 1, 1);
+    c->tau = 4, c->alpha = 4, c->beta_inv = 8, c->fusion_kernel = 7;
+    c->fast_stem_kt = 5;
+    set4(c->fast_inflate, 1, 1, 1, 1);
 }
 
 tal_status tal_backbone_config_preset(tal_backbone_config *cfg, const char *name, tal_err *err) {
@@ -44,19 +59,52 @@ tal_status tal_backbone_config_preset(tal_backbone_config *cfg, const char *name
         c.window[0] = c.window[1] = c.window[2] = 4;
         c.drop_path_rate = 0.1f;
     } else if (!strcmp(name, "resnet3d_small")) {
-        c.arch = TAL_ARCH_RESNET3D;
+        set_resnet(&c, TAL_ARCH_RESNET3D, 8, 0.1f);
         c.n_stages = 3;
-        c.embed_dim = 8;
         set4(c.depths, 2, 3, 2, 0);
-        c.temporal_from = 1;
-        c.drop_path_rate = 0.1f;
+        set4(c.inflate, 0, 1, 1, 0);
+    } else if (!strcmp(name, "slowonly_r50") || !strcmp(name, "slowonly_r101") ||
+               !strcmp(name, "slowfast_r50") || !strcmp(name, "slowfast_r101")) {
+        /* mmaction2 / OpenTAD have no drop-path in these nets */
+        set_resnet(&c, name[4] == 'f' ? TAL_ARCH_SLOWFAST : TAL_ARCH_RESNET3D, 64, 0.0f);
+        set4(c.depths, 3, 4, strstr(name, "r101") ? 23 : 6, 3);
     } else {
         return tal_err_set(err, TAL_EINVAL,
-                           "backbone preset '%s': unknown (expected swin_t, swin_s, swin_b, "
-                           "swin_small_test, resnet3d_small)",
-                           name);
+                           "backbone preset '%s': unknown (expected %s)", name,
+                           TAL_BACKBONE_PRESETS);
     }
     *cfg = c;
+    return TAL_OK;
+}
+
+static int odd_in(int v, int lo, int hi) { return v >= lo && v <= hi && v % 2 == 1; }
+
+static tal_status check_resnet(const tal_backbone_config *c, tal_err *err) {
+    if (!odd_in(c->stem_kt, 1, 15))
+        return tal_err_set(err, TAL_EINVAL, "backbone: stem_kt %d (expected odd, 1-15)",
+                           c->stem_kt);
+    for (int s = 0; s < c->n_stages; s++)
+        if ((c->inflate[s] != 0 && c->inflate[s] != 1) ||
+            (c->fast_inflate[s] != 0 && c->fast_inflate[s] != 1))
+            return tal_err_set(err, TAL_EINVAL, "backbone: inflate[%d] must be 0 or 1", s);
+    if (c->arch != TAL_ARCH_SLOWFAST) return TAL_OK;
+    if (c->tau < 1 || c->tau > 64 || c->alpha < 1 || c->alpha > c->tau || c->tau % c->alpha)
+        return tal_err_set(err, TAL_EINVAL,
+                           "backbone: tau %d, alpha %d (expected 1 <= alpha <= tau <= 64, tau a "
+                           "multiple of alpha)",
+                           c->tau, c->alpha);
+    if (c->beta_inv < 1 || c->embed_dim % c->beta_inv)
+        return tal_err_set(err, TAL_EINVAL,
+                           "backbone: beta_inv %d must divide embed_dim %d (fast channels)",
+                           c->beta_inv, c->embed_dim);
+    if (!odd_in(c->fusion_kernel, 1, 15) || !odd_in(c->fast_stem_kt, 1, 15))
+        return tal_err_set(err, TAL_EINVAL,
+                           "backbone: fusion_kernel %d, fast_stem_kt %d (expected odd, 1-15)",
+                           c->fusion_kernel, c->fast_stem_kt);
+    if (c->chunk_frames % c->tau)
+        return tal_err_set(err, TAL_EINVAL,
+                           "backbone: chunk_frames %d is not a multiple of tau %d",
+                           c->chunk_frames, c->tau);
     return TAL_OK;
 }
 
@@ -83,6 +131,10 @@ tal_status tal_backbone_config_check(const tal_backbone_config *c, tal_err *err)
                                    s, c->heads[s], C);
         }
     }
+    if (c->arch == TAL_ARCH_RESNET3D || c->arch == TAL_ARCH_SLOWFAST) {
+        tal_status rc = check_resnet(c, err);
+        if (rc) return rc;
+    }
     if (c->arch == TAL_ARCH_SWIN) {
         for (int a = 0; a < 3; a++) {
             if (c->window[a] < 1 || c->window[a] > 64)
@@ -95,7 +147,7 @@ tal_status tal_backbone_config_check(const tal_backbone_config *c, tal_err *err)
         if (!(c->mlp_ratio > 0 && c->mlp_ratio <= 16))
             return tal_err_set(err, TAL_EINVAL, "backbone: mlp_ratio %g (expected (0, 16])",
                                c->mlp_ratio);
-    } else if (c->arch != TAL_ARCH_RESNET3D) {
+    } else if (c->arch != TAL_ARCH_RESNET3D && c->arch != TAL_ARCH_SLOWFAST) {
         return tal_err_set(err, TAL_EINVAL, "backbone: arch %d unknown", (int)c->arch);
     }
     if (!(c->drop_path_rate >= 0 && c->drop_path_rate < 1))
@@ -138,6 +190,25 @@ static tal_status json_number(double *out, const cJSON *item, const char *key, t
     return TAL_OK;
 }
 
+/* The plain integer keys of the ResNet3D family. */
+static const char *const INT_KEYS[] = {"stem_kt", "tau", "alpha", "beta_inv", "fusion_kernel",
+                                       "fast_stem_kt"};
+
+static int int_key(const char *k) {
+    for (size_t i = 0; i < sizeof INT_KEYS / sizeof *INT_KEYS; i++)
+        if (!strcmp(k, INT_KEYS[i])) return 1;
+    return 0;
+}
+
+static int *int_key_field(tal_backbone_config *c, const char *k) {
+    int *fields[] = {&c->stem_kt, &c->tau, &c->alpha, &c->beta_inv, &c->fusion_kernel,
+                     &c->fast_stem_kt};
+    for (size_t i = 0; i < sizeof INT_KEYS / sizeof *INT_KEYS; i++)
+        if (!strcmp(k, INT_KEYS[i])) return fields[i];
+    TAL_ASSERT_MSG(0, "not an int key: %s", k);
+    return NULL;
+}
+
 tal_status tal_backbone_config_from_json(tal_backbone_config *cfg, const char *json_text,
                                          tal_err *err) {
     cJSON *root = cJSON_Parse(json_text);
@@ -155,9 +226,11 @@ tal_status tal_backbone_config_from_json(tal_backbone_config *cfg, const char *j
         goto done;
     }
     if (arch && !strcmp(arch->valuestring, "resnet3d")) base = "resnet3d_small";
+    else if (arch && !strcmp(arch->valuestring, "slowfast")) base = "slowfast_r50";
     else if (arch && strcmp(arch->valuestring, "swin")) {
         rc = tal_err_set(err, TAL_EINVAL,
-                         "backbone config: \"arch\": '%s' unknown (expected swin or resnet3d)",
+                         "backbone config: \"arch\": '%s' unknown (expected swin, resnet3d or "
+                         "slowfast)",
                          arch->valuestring);
         goto done;
     }
@@ -178,6 +251,9 @@ tal_status tal_backbone_config_from_json(tal_backbone_config *cfg, const char *j
             int n = 0;
             if ((rc = json_ints(c.depths, TAL_BACKBONE_MAX_STAGES, &n, it, k, err))) goto done;
             c.n_stages = n;
+        } else if (!strcmp(k, "inflate") || !strcmp(k, "fast_inflate")) {
+            int *dst = !strcmp(k, "inflate") ? c.inflate : c.fast_inflate;
+            if ((rc = json_ints(dst, TAL_BACKBONE_MAX_STAGES, NULL, it, k, err))) goto done;
         } else if (!strcmp(k, "heads")) {
             if ((rc = json_ints(c.heads, TAL_BACKBONE_MAX_STAGES, NULL, it, k, err))) goto done;
         } else if (!strcmp(k, "window") || !strcmp(k, "patch")) {
@@ -206,7 +282,7 @@ tal_status tal_backbone_config_from_json(tal_backbone_config *cfg, const char *j
         } else if (!strcmp(k, "embed_dim") || !strcmp(k, "mlp_ratio") ||
                    !strcmp(k, "drop_path_rate") || !strcmp(k, "freeze_norms") ||
                    !strcmp(k, "chunk_frames") || !strcmp(k, "seed") ||
-                   !strcmp(k, "temporal_from")) {
+                   !strcmp(k, "temporal_from") || int_key(k)) {
             if ((rc = json_number(&v, it, k, err))) goto done;
             if (!strcmp(k, "embed_dim")) c.embed_dim = (int)v;
             else if (!strcmp(k, "mlp_ratio")) c.mlp_ratio = (float)v;
@@ -214,7 +290,9 @@ tal_status tal_backbone_config_from_json(tal_backbone_config *cfg, const char *j
             else if (!strcmp(k, "freeze_norms")) c.freeze_norms = v != 0;
             else if (!strcmp(k, "chunk_frames")) c.chunk_frames = (int)v;
             else if (!strcmp(k, "seed")) c.seed = (uint64_t)v;
-            else c.temporal_from = (int)v;
+            else if (!strcmp(k, "temporal_from"))
+                for (int s = 0; s < TAL_BACKBONE_MAX_STAGES; s++) c.inflate[s] = s >= (int)v;
+            else *int_key_field(&c, k) = (int)v;
         } else {
             rc = tal_err_set(err, TAL_EINVAL, "backbone config: \"%s\": unknown key", k);
             goto done;
@@ -234,18 +312,30 @@ done:
 
 int tal_backbone_out_channels(const tal_backbone_config *c) {
     int C = c->embed_dim << (c->n_stages - 1);
+    if (c->arch == TAL_ARCH_SLOWFAST) return 4 * C + 4 * C / c->beta_inv;
     return c->arch == TAL_ARCH_RESNET3D ? 4 * C : C;
 }
 
+/* Input frames per output step: Swin's temporal patch, SlowFast's fast-pathway stride. */
+static int frames_per_output(const tal_backbone_config *c) {
+    if (c->arch == TAL_ARCH_SWIN) return c->patch[0];
+    return c->arch == TAL_ARCH_SLOWFAST ? c->tau / c->alpha : 1;
+}
+
+/* Output length of one chunk (or clip) of n frames. */
+static int out_frames_once(const tal_backbone_config *c, int n) {
+    int r = frames_per_output(c);
+    return (n + r - 1) / r;
+}
+
 int tal_backbone_out_frames(const tal_backbone_config *c, int frames) {
-    if (c->arch == TAL_ARCH_RESNET3D) return frames;
     if (c->chunk_frames > 0) {
-        int per = (c->chunk_frames + c->patch[0] - 1) / c->patch[0];
+        int per = out_frames_once(c, c->chunk_frames);
         int chunks = (frames + c->chunk_frames - 1) / c->chunk_frames;
         int tail = frames - (chunks - 1) * c->chunk_frames;
-        return (chunks - 1) * per + (tail + c->patch[0] - 1) / c->patch[0];
+        return (chunks - 1) * per + out_frames_once(c, tail);
     }
-    return (frames + c->patch[0] - 1) / c->patch[0];
+    return out_frames_once(c, frames);
 }
 
 /* ---------------------------------------------------------------- shared helpers -------- */
@@ -298,7 +388,9 @@ tal_status tal_backbone_create(tal_backbone **out, const tal_backbone_config *cf
     bb->group = group;
     bb->group_nd = group_no_decay;
     bb->first_param = tal_params_count(p);
-    rc = cfg->arch == TAL_ARCH_SWIN ? swin_declare(bb, err) : resnet_declare(bb, err);
+    rc = cfg->arch == TAL_ARCH_SWIN       ? swin_declare(bb, err)
+         : cfg->arch == TAL_ARCH_SLOWFAST ? slowfast_declare(bb, err)
+                                          : resnet_declare(bb, err);
     bb->n_params = tal_params_count(p) - bb->first_param;
     if (rc) {
         tal_backbone_destroy(bb);
@@ -312,6 +404,7 @@ void tal_backbone_destroy(tal_backbone *bb) {
     if (!bb) return;
     swin_free(bb);
     resnet_free(bb);
+    slowfast_free(bb);
     tal_arena_destroy(bb->consts);
     tal_arena_destroy(bb->keep);
     tal_arena_destroy(bb->scratch);
@@ -324,7 +417,7 @@ void tal_backbone_init(tal_backbone *bb, uint64_t seed) {
     if (bb->cfg.arch == TAL_ARCH_SWIN)
         swin_init_params(bb, seed);
     else
-        resnet_init_params(bb, seed);
+        rn_pathway_init(bb, seed);
 }
 
 void tal_backbone_set_step(tal_backbone *bb, uint64_t step) { bb->step = step; }
@@ -335,6 +428,8 @@ static int out_len_chunk(const tal_backbone *bb);
 static void setup_shapes(tal_backbone *bb) {
     if (bb->cfg.arch == TAL_ARCH_SWIN)
         swin_setup_shapes(bb);
+    else if (bb->cfg.arch == TAL_ARCH_SLOWFAST)
+        slowfast_setup_shapes(bb);
     else
         resnet_setup_shapes(bb);
     bb->chunk = bb->chunk_feats = tal_tensor_none();
@@ -350,6 +445,8 @@ static void run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
     bb->block_fwd_s = bb->block_bwd_s = 0;
     if (bb->cfg.arch == TAL_ARCH_SWIN)
         swin_run_forward(bb, feats, video, train);
+    else if (bb->cfg.arch == TAL_ARCH_SLOWFAST)
+        slowfast_run_forward(bb, feats, video, train);
     else
         resnet_run_forward(bb, feats, video, train);
 }
@@ -358,6 +455,8 @@ static void run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err)
     bb->block_bwd_s = 0;
     if (bb->cfg.arch == TAL_ARCH_SWIN)
         swin_run_backward(bb, dfeats, recon_err);
+    else if (bb->cfg.arch == TAL_ARCH_SLOWFAST)
+        slowfast_run_backward(bb, dfeats, recon_err);
     else
         resnet_run_backward(bb, dfeats, recon_err);
 }
@@ -399,9 +498,14 @@ static tal_status check_shape(const tal_backbone_config *c, int batch, int frame
         return tal_err_set(err, TAL_EINVAL,
                            "backbone: clip shape [%d, 3, %d, %d, %d] out of range", batch, frames,
                            height, width);
-    if (c->arch == TAL_ARCH_RESNET3D && (height < 8 || width < 8))
+    if (c->arch != TAL_ARCH_SWIN && (height < 8 || width < 8))
         return tal_err_set(err, TAL_EINVAL, "backbone: resnet3d needs frames at least 8x8, got "
                                             "%dx%d", height, width);
+    int prepared = c->chunk_frames > 0 && c->chunk_frames < frames ? c->chunk_frames : frames;
+    if (c->arch == TAL_ARCH_SLOWFAST && prepared % c->tau)
+        return tal_err_set(err, TAL_EINVAL,
+                           "backbone: slowfast clip of %d frames is not a multiple of tau %d",
+                           prepared, c->tau);
     return TAL_OK;
 }
 
@@ -496,8 +600,7 @@ static void for_chunks(tal_backbone *bb, tal_tensor all, tal_tensor video, chunk
     int64_t o = 0;
     for (int64_t t0 = 0; t0 < T; t0 += Tc) {
         int64_t n = T - t0 < Tc ? T - t0 : Tc;
-        int64_t k = n == Tc ? per : (n + bb->cfg.patch[0] - 1) / bb->cfg.patch[0];
-        if (bb->cfg.arch == TAL_ARCH_RESNET3D) k = n;
+        int64_t k = n == Tc ? per : out_frames_once(&bb->cfg, (int)n);
         copy_chunk(chunk, video, t0, n);
         fn(bb, cf, chunk, o, k, all);
         o += k;

@@ -1,7 +1,8 @@
 /* backbone/revblock.c: the generic residual-chain engine. Runs residual functions M_1..M_N as
- * the original chain (z_n = z_{n-1} + M_n(z_{n-1})) or rewired (z_n = z_{n-2} + M_n(z_{n-1}),
- * z_{-1} = z_0 = x, output (z_{N-1} + z_N) / 2), with stored activations or reversibly
- * (re2tal-paper.md §2.2, §3.2). Tensors are treated as flat buffers, so any layout works. */
+ * the original chain (z_n = z_{n-1} + M_n(z_{n-1}), in a ReLU for post_relu functions) or
+ * rewired (z_n = z_{n-2} + M_n(z_{n-1}), z_{-1} = z_0 = x, output (z_{N-1} + z_N) / 2), with
+ * stored activations or reversibly (re2tal-paper.md §2.2, §3.2). Tensors are treated as flat
+ * buffers, so any layout works. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -62,6 +63,7 @@ static void forward_infer(const tal_resfn *fns, int n, tal_stage_mode mode, tal_
         for (int i = 0; i < n; i++) {
             fns[i].forward(fns[i].self, m, y, NULL, scratch, step);
             if (!planning(y)) tal_add(y, y, m);
+            if (!planning(y) && fns[i].post_relu) tal_relu_forward(y, y);
         }
     } else {
         tal_tensor prev = tal_arena_like_uninit(scratch, x);
@@ -125,6 +127,8 @@ tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode m
             void *sv = fns[i - 1].forward(fns[i - 1].self, m, prev, keep, scratch, step);
             if (local.saved) local.saved[i] = sv;
             if (!planning(x)) tal_add(zi, mode == TAL_STAGE_VANILLA ? prev : prev2, m);
+            if (!planning(x) && mode == TAL_STAGE_VANILLA && fns[i - 1].post_relu)
+                tal_relu_forward(zi, zi);
             if (z) z[i] = zi;
             prev2 = prev;
             prev = zi;
@@ -135,6 +139,20 @@ tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode m
     local.fwd_s = now_s() - t0;
     if (st) *st = local;
     return st;
+}
+
+double tal_revstage_recon_error(const tal_revstage *st, tal_tensor x) {
+    if (!st || st->mode != TAL_STAGE_REVERSIBLE || !x.data) return -1;
+    double worst = 0;
+    int64_t cnt = tal_tensor_numel(x);
+    TAL_ASSERT(cnt == tal_tensor_numel(st->s0));
+    for (int64_t i = 0; i < cnt; i++) {
+        double e0 = fabs((double)st->s0.data[i] - x.data[i]);
+        double e1 = fabs((double)st->s1.data[i] - x.data[i]);
+        if (e0 > worst) worst = e0;
+        if (e1 > worst) worst = e1;
+    }
+    return worst;
 }
 
 /* The rewired gradient recurrence: at state (z_{k-1}, z_k) with gradients (ga, gb),
@@ -153,9 +171,11 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
 #define SAVED(i) (plan ? NULL : st->saved[(i)])
     if (mode == TAL_STAGE_VANILLA) {
         /* g_{i-1} = g_i + J_i^T g_i, accumulated in place in dx (backward allows dx == dout) */
-        if (!plan) tal_copy(dx, dy);
-        for (int i = n; i >= 1; i--)
+        if (!plan && dx.data != dy.data) tal_copy(dx, dy);
+        for (int i = n; i >= 1; i--) {
+            if (!plan && fns[i - 1].post_relu) tal_relu_backward(dx, dx, Z(i));
             fns[i - 1].backward(fns[i - 1].self, dx, dx, Z(i - 1), SAVED(i), scratch, step);
+        }
         tal_arena_release(scratch, mark);
         if (!plan) st->bwd_s = now_s() - t0;
         return;
@@ -198,17 +218,12 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
             ga = gb;
             gb = t;
         }
-        if (!plan && recon_err && tal_tensor_present(x)) {
-            double worst = 0;
-            int64_t cnt = tal_tensor_numel(x);
-            for (int64_t i = 0; i < cnt; i++) {
-                double e0 = fabs((double)a.data[i] - x.data[i]);
-                double e1 = fabs((double)b.data[i] - x.data[i]);
-                if (e0 > worst) worst = e0;
-                if (e1 > worst) worst = e1;
-            }
-            *recon_err = worst;
+        if (!plan) { /* a and b now hold the rebuilt z_0, in st's streams */
+            st->s0 = a;
+            st->s1 = b;
         }
+        if (!plan && recon_err && tal_tensor_present(x))
+            *recon_err = tal_revstage_recon_error(st, x);
     }
 #undef Z
 #undef SAVED

@@ -351,7 +351,8 @@ static void attn_recompute_backward(void *self, tal_tensor out, tal_tensor dx, t
 }
 
 tal_resfn swin_attn_resfn(swin_attn_fn *f) {
-    tal_resfn r = {attn_forward, attn_backward, f, attn_recompute_backward};
+    tal_resfn r = {.forward = attn_forward, .backward = attn_backward, .self = f,
+                   .recompute_backward = attn_recompute_backward};
     return r;
 }
 
@@ -496,6 +497,7 @@ static void mlp_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor 
 }
 
 tal_resfn swin_mlp_resfn(swin_mlp_fn *f) {
-    tal_resfn r = {mlp_forward, mlp_backward, f, mlp_recompute_backward};
+    tal_resfn r = {.forward = mlp_forward, .backward = mlp_backward, .self = f,
+                   .recompute_backward = mlp_recompute_backward};
     return r;
 }

@@ -67,6 +67,9 @@ typedef struct tal_eval_opts {
     int threads;               /* 0: OpenMP's default */
     int keep_pr;               /* keep the precision-recall curves in the result (memory:
                                   16 bytes x thresholds x detections) */
+    int keep_matches;          /* keep what each detection and GT instance did (TP / matched
+                                  per threshold, best tIoU, share of the mAP lost; 28 bytes per
+                                  detection): what `re2tal report` draws */
     /* GT-length breakdown (activitynet / opentad): bucket edges in seconds, ascending, giving
      * buckets [0, e0), [e0, e1), ..., [e_last, inf); 0 edges: none. */
     int n_bucket_edges;
@@ -136,6 +139,28 @@ typedef struct tal_eval_result {
     long pr_stride;
     long *pr_offset, *pr_len;
     double *pr_recall, *pr_precision;
+    /* With opts.keep_matches, per detection (tal_eval_dets order) and per GT instance
+     * (tal_eval_gt order); all NULL otherwise; owned. Detections with a label that is not a GT
+     * class keep 0 / NaN / -1.
+     * The mAP lost (1 - average mAP) is shared out exactly: for class c at threshold t, with
+     * n_gt GT and AP = sum over TPs of their interpolated precision p / n_gt (all points;
+     * 11-point under thumos14, see below), each missed GT is charged 1 / n_gt, and each TP's
+     * shortfall (1 - p) / n_gt = FP(m) / (m n_gt), where rank m holds the precision p, is
+     * charged in equal parts of 1 / (m n_gt) to the FPs ranked at or above m. Each charge is
+     * weighted 1 / (classes x thresholds), so det_loss + gt_loss over everything +
+     * loss_unattributed = 1 - average mAP. thumos14: each of the 11 recall levels weighs 1/11;
+     * a level reached at precision p charges its 1 - p to the FPs at or above its rank as
+     * above, a level not reached is charged to the missed GT in equal parts; a class without
+     * any TP charges all to its missed GT. */
+    uint32_t *det_tp_mask;  /* bit t: a TP at threshold t */
+    uint32_t *gt_tp_mask;   /* bit t: matched at threshold t */
+    double *det_best_tiou;  /* the protocol's tIoU with the best same-class GT of its video
+                               (NaN: none; activitynet: a 0/0 pair, which matches first) */
+    int *det_best_gt;       /* that GT instance, -1 if none */
+    double *det_loss;       /* share of 1 - average mAP charged to the detection (>= 0) */
+    double *gt_loss;        /* share charged to the GT instance for being missed (>= 0) */
+    unsigned char *gt_ignored; /* 1: not scored (opentad: removed by de-duplication) */
+    double loss_unattributed;  /* classes left without GT (opentad de-duplication) */
 } tal_eval_result;
 
 /* Scores `d` against `gt`. Fails (TAL_EINVAL, naming the label and video) on a label that is
@@ -152,6 +177,10 @@ void tal_eval_linspace(double *out, double start, double stop, int n);
 /* Parses "0.3:0.1:0.7" (start:step:stop, expanded with linspace) or "0.5,0.75,0.95"
  * (literal values) into tiou[TAL_EVAL_MAX_TIOU]. */
 tal_status tal_eval_parse_tiou(const char *spec, double *tiou, int *n_tiou, tal_err *err);
+/* Parses "2,5,20,60" (ascending positive seconds, at most TAL_EVAL_MAX_BUCKETS - 1) or "none"
+ * (no breakdown) into opts->bucket_edges / n_bucket_edges. */
+#define TAL_EVAL_DEFAULT_BUCKETS "2,5,20,60" /* re2tal eval's and the report's default */
+tal_status tal_eval_parse_buckets(const char *spec, tal_eval_opts *opts, tal_err *err);
 const char *tal_eval_protocol_name(tal_eval_protocol p);
 /* "activitynet" | "opentad" | "thumos14" -> 0; anything else TAL_EINVAL. */
 tal_status tal_eval_protocol_parse(const char *name, tal_eval_protocol *p, tal_err *err);
@@ -200,5 +229,28 @@ tal_status tal_eval_write_json(const tal_eval_result *r, const char *path, tal_e
 tal_status tal_eval_write_pr(const tal_eval_result *r, const char *dir, tal_err *err);
 /* The JSON text itself (caller frees with free()); NULL when out of memory. */
 char *tal_eval_result_json(const tal_eval_result *r);
+
+/* ---------------------------------------------------------------- HTML report ----------- */
+typedef struct tal_eval_html_opts {
+    const char *title;     /* NULL: "re2tal report" */
+    const char *gt_path;   /* shown in the header (NULL: not shown) */
+    const char *pred_path;
+    const tal_eval_ar_result *proposals; /* NULL: no proposal numbers */
+    /* NULL, or a JSON object embedded as the page's training curves: {"steps": [s...],
+     * "series": {name: [y per step]}, "lr": {name: [y per step]}, "val_epochs": [e...],
+     * "val": {name: [y per validation]}, "source": "path"} (numbers may be null). */
+    const char *training_json;
+} tal_eval_html_opts;
+
+/* Writes one self-contained HTML page (inline CSS, SVG and JS; no network, no other file) to
+ * `path` (atomically): the mAP table and the per-class APs (sortable), PR curves, false
+ * positives by cause, mAP by GT length, and a timeline per video (GT lane, one lane of
+ * detections per class coloured by score, a score threshold, tIoU to the best GT on hover),
+ * videos sorted by the mAP lost in them, worst first, drawn lazily as they scroll into view.
+ * `r` must come from `gt` and `d` with opts.keep_pr and opts.keep_matches (else TAL_EINVAL).
+ * Strings from the input files are escaped for HTML and for the embedded JSON. */
+tal_status tal_eval_write_html(const char *path, const tal_eval_gt *gt, const tal_eval_dets *d,
+                               const tal_eval_result *r, const tal_eval_html_opts *opts,
+                               tal_err *err);
 
 #endif

@@ -37,6 +37,8 @@ struct tal_eval_gt {
     int n, cap;
     amb_inst *amb; /* Ambiguous segments (folder input, or label "Ambiguous") */
     int n_amb, cap_amb;
+    double *duration; /* per video: the JSON's "duration" in seconds, NaN where absent; NULL
+                         for folder input */
 };
 
 typedef struct det_inst {
@@ -57,6 +59,11 @@ tal_status dets_push(tal_eval_dets *d, int video, const char *label, double t0, 
 /* results_json.c: appends the detections of an ActivityNet results JSON text. */
 tal_status tal_eval_results_json_read(tal_eval_dets *d, const char *path, const char *text,
                                       size_t size, tal_err *err);
+
+/* report.c: the diagnosis counters (tal_eval_diag, in field order): JSON names, sentences. */
+#define N_DIAG 16
+extern const char *const diag_names[N_DIAG], *const diag_text[N_DIAG];
+long diag_value(const tal_eval_diag *dg, int i);
 
 /* numpy's pairwise summation (float64 add.reduce), for bit-identical means. */
 double np_pairwise_sum(const double *a, long n);

@@ -138,6 +138,19 @@ static tal_status gt_push(tal_eval_gt *gt, int video, const char *label, double 
     return TAL_OK;
 }
 
+/* Keeps the video's "duration" (only shown in reports: scoring never reads it). */
+static tal_status gt_set_duration(tal_eval_gt *gt, int vid, const cJSON *video, tal_err *err) {
+    if ((vid & (vid - 1)) == 0) { /* capacity doubles at each power of two */
+        double *a = realloc(gt->duration, sizeof *a * (size_t)(vid ? 2 * vid : 1));
+        if (!a) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", gt->path);
+        gt->duration = a;
+    }
+    double x;
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(video, "duration");
+    gt->duration[vid] = json_number(dur, &x) && x > 0 ? x : NAN;
+    return TAL_OK;
+}
+
 static tal_status gt_from_json(tal_eval_gt *gt, const char *subset_arg, tal_err *err) {
     char *text = NULL;
     size_t size = 0;
@@ -199,8 +212,8 @@ static tal_status gt_from_json(tal_eval_gt *gt, const char *subset_arg, tal_err 
         }
         if (strcmp(sub->valuestring, subset)) continue;
         int vid = strtab_intern(&gt->videos, id);
-        if (vid < 0) {
-            st = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", gt->path);
+        if (vid < 0 || (st = gt_set_duration(gt, vid, v, err))) {
+            if (!st) st = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", gt->path);
             goto done;
         }
         const cJSON *anns = cJSON_GetObjectItemCaseSensitive(v, "annotations");
@@ -375,6 +388,7 @@ void tal_eval_gt_destroy(tal_eval_gt *gt) {
     strtab_free(&gt->classes);
     free(gt->inst);
     free(gt->amb);
+    free(gt->duration);
     free(gt);
 }
 

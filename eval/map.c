@@ -1,13 +1,14 @@
-/* eval/map.c: AP per class and threshold under the three protocols (spec sections 1-3), with
- * numpy's arithmetic (operation order, pairwise sums) so that the numbers are bit-identical to
- * the official code whenever no two detections of a class share a score. */
+/* eval/map.c: AP per class and threshold under the activitynet and opentad protocols (spec
+ * sections 1-2) and the driver of all three (map_thumos.c: thumos14), with numpy's arithmetic
+ * (operation order, pairwise sums) so that the numbers are bit-identical to the official code
+ * whenever no two detections of a class share a score. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/internal.h"
 #include "eval/npsort.h"
+#include "eval/scoring.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -49,39 +50,6 @@ void tal_eval_linspace(double *out, double start, double stop, int n) {
     out[n - 1] = stop;
 }
 
-/* ---------------------------------------------------------------- shared layout --------- */
-/* One class's data: detections sorted by descending score (ties: insertion order), and its GT
- * grouped by video (file order inside a video). */
-typedef struct class_job {
-    long *det;  /* indices into d->dets, sorted */
-    long n_det;
-    int *gt;    /* indices into the protocol's GT list, grouped by video */
-    int n_gt;
-    int *gt_video_start; /* per GT video of this class: [start, end) into gt, sorted by video */
-    int *gt_videos;
-    int n_gt_videos;
-    long base; /* offset of this class in the PR curve arrays */
-} class_job;
-
-typedef struct scoring {
-    const class_job *jobs;
-    const tal_eval_gt *gt;
-    const tal_eval_dets *d;
-    const tal_eval_opts *o;
-    int n_tiou;
-    const double *tiou;
-    const gt_inst *g; /* GT instances used (OpenTAD: de-duplicated) */
-    int n_g;
-    int *det_video; /* per det video id: GT video id or -1 */
-    int *det_class; /* per det label id: GT class id or -1 */
-    tal_eval_result *r; /* PR curves go to r->pr_* when r->pr_recall is set */
-    const int *vg_start, *vg_idx; /* all GT (every class) of GT video v: vg_idx[vg_start[v]..] */
-    long *fp_cat;                 /* [C][T][TAL_EVAL_N_FP] false-positive categories */
-    int n_buckets;                /* GT-length buckets (0: no breakdown) */
-    double *bucket_ap;            /* [C][n_buckets][T] */
-    long *bucket_npos;            /* [C][n_buckets] */
-} scoring;
-
 static double ap_all_points(const double *prec, const double *rec, long n, double *work);
 
 static int bucket_of(double len, const double *edges, int n_edges) {
@@ -94,22 +62,29 @@ static int bucket_of(double len, const double *edges, int n_edges) {
  * another bucket are left out (neither TP nor FP), the rest keep their status; this is the
  * same as re-running the matching with only the bucket's GT (the greedy matching of the
  * remaining detections does not change). */
+/* The class's GT per length bucket (their bucket into gb[n_gt] when given): a class that has GT
+ * in a bucket counts in that bucket's mAP, with AP 0 when it has no detection at all. */
+static void count_bucket_gt(const scoring *s, const class_job *cj, int *gb) {
+    int NB = s->n_buckets, c = (int)(cj - s->jobs);
+    for (int j = 0; j < cj->n_gt; j++) {
+        const gt_inst *g = &s->g[cj->gt[j]];
+        int b = bucket_of(g->t1 - g->t0, s->o->bucket_edges, NB - 1);
+        if (gb) gb[j] = b;
+        s->bucket_npos[(long)c * NB + b]++;
+    }
+}
+
 static void bucket_aps(const scoring *s, const class_job *cj, const int *lock,
                        const unsigned char *tp, double *prec, double *rec, double *work) {
     int T = s->n_tiou, NB = s->n_buckets, c = (int)(cj - s->jobs);
     long P = cj->n_det;
-    const double *edges = s->o->bucket_edges;
     int *gb = malloc(sizeof *gb * (size_t)(cj->n_gt ? cj->n_gt : 1));
     int *db = malloc(sizeof *db * (size_t)(P ? P : 1));
     if (!gb || !db) {
         free(gb), free(db);
         return; /* out of memory: the breakdown of this class stays 0 */
     }
-    for (int j = 0; j < cj->n_gt; j++) {
-        const gt_inst *g = &s->g[cj->gt[j]];
-        gb[j] = bucket_of(g->t1 - g->t0, edges, NB - 1);
-        s->bucket_npos[(long)c * NB + gb[j]]++;
-    }
+    count_bucket_gt(s, cj, gb);
     for (int t = 0; t < T; t++) {
         for (long i = 0; i < P; i++) db[i] = -1;
         for (int j = 0; j < cj->n_gt; j++) {
@@ -166,9 +141,8 @@ static int fp_category(const scoring *s, const det_inst *p, int v, int cls, cons
     return TAL_EVAL_FP_BACKGROUND;
 }
 
-/* Keeps the precision/recall curve of class cj at threshold t (n points). */
-static void keep_curve(const scoring *s, const class_job *cj, int t, const double *prec,
-                       const double *rec, long n) {
+void keep_curve(const scoring *s, const class_job *cj, int t, const double *prec,
+                const double *rec, long n) {
     tal_eval_result *r = s->r;
     if (!r->pr_recall) return;
     long at = (long)t * r->pr_stride + cj->base;
@@ -190,8 +164,7 @@ static int cmp_det_desc(const void *a, const void *b) {
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
-/* Range [lo, hi) of GT of class job `cj` in GT video v (binary search), or 0 items. */
-static void gt_range(const class_job *cj, int v, int *lo, int *hi) {
+void gt_range(const class_job *cj, int v, int *lo, int *hi) {
     int a = 0, b = cj->n_gt_videos;
     while (a < b) {
         int m = (a + b) / 2;
@@ -224,6 +197,31 @@ static double ap_all_points(const double *prec, const double *rec, long n, doubl
         if (mrec[i] != mrec[i - 1]) work[k++] = (mrec[i] - mrec[i - 1]) * mprec[i];
     /* work[0..k) overwrote mprec only at indices < i, which are no longer read */
     return np_pairwise_sum(work, k);
+}
+
+/* keep_matches: the best same-class GT of detection `det` among tv[0..k) (GT lo.. of the class
+ * job) in the protocol's own order (js: numpy's argsort, NaN last = matched first). */
+static void keep_best_tiou(const scoring *s, const class_job *cj, long det, const double *tv,
+                           const long *js, int lo, int k) {
+    s->r->det_best_tiou[det] = k > 0 ? tv[js[k - 1]] : NAN;
+    s->r->det_best_gt[det] = k > 0 ? s->g_src[cj->gt[lo + js[k - 1]]] : -1;
+}
+
+/* keep_matches: TP and matched bits from the greedy matching, then the loss at each
+ * threshold shared out over the ranked detections (cj->det) and the missed GT. */
+static int keep_matches(const scoring *s, const class_job *cj, const int *lock,
+                        const unsigned char *tp) {
+    tal_eval_result *r = s->r;
+    long P = cj->n_det;
+    for (int t = 0; t < s->n_tiou; t++) {
+        for (long i = 0; i < P; i++)
+            if (tp[(long)t * P + i]) r->det_tp_mask[cj->det[i]] |= 1u << t;
+        for (int j = 0; j < cj->n_gt; j++)
+            if (lock[(long)t * cj->n_gt + j] >= 0) r->gt_tp_mask[s->g_src[cj->gt[j]]] |= 1u << t;
+    }
+    for (int t = 0; t < s->n_tiou; t++)
+        if (charge_loss(s, cj, t, cj->det, P)) return -1;
+    return 0;
 }
 
 static int score_class_anet(const scoring *s, const class_job *cj, double *ap, long *n_nan,
@@ -260,6 +258,7 @@ static int score_class_anet(const scoring *s, const class_job *cj, double *ap, l
             tv[j] = tiou;
         }
         if (k > 0) np_argsort_f64(tv, js, k); /* ascending; walked from the end = argsort()[::-1] */
+        if (s->r->det_tp_mask) keep_best_tiou(s, cj, cj->det[i], tv, js, lo, k);
         for (int t = 0; t < T; t++) {
             int *lk = lock + (long)t * cj->n_gt + (k > 0 ? lo : 0);
             for (int m = k - 1; m >= 0; m--) {
@@ -287,137 +286,11 @@ static int score_class_anet(const scoring *s, const class_job *cj, double *ap, l
         ap[t] = ap_all_points(prec, rec, P, work);
     }
     if (s->n_buckets) bucket_aps(s, cj, lock, tp, prec, rec, work);
+    int rc = s->r->det_tp_mask ? keep_matches(s, cj, lock, tp) : 0;
     free(lock), free(tp), free(prec), free(rec), free(work), free(js), free(tv);
-    return 0;
+    return rc;
 }
 
-/* intervalsingleoverlapvalseconds: both intervals normalised to [min, max]; IoU over the hull
- * when the intersection is > 0, else 0. */
-static double th14_overlap(double a0, double a1, double b0, double b1) {
-    if (a0 > a1) { double x = a0; a0 = a1; a1 = x; }
-    if (b0 > b1) { double x = b0; b0 = b1; b1 = x; }
-    double ua = (a1 > b1 ? a1 : b1) - (a0 < b0 ? a0 : b0);
-    double iw = (a1 < b1 ? a1 : b1) - (a0 > b0 ? a0 : b0);
-    return iw > 0 ? iw / ua : 0;
-}
-
-typedef struct conf_flag {
-    double conf;
-    int tp;
-    long order;
-} conf_flag;
-
-static int cmp_conf(const void *a, const void *b) {
-    const conf_flag *x = a, *y = b;
-    if (x->conf > y->conf) return -1;
-    if (x->conf < y->conf) return 1;
-    return (x->order > y->order) - (x->order < y->order);
-}
-
-/* TH14eventdetpr for one class at every threshold. Detections are already sorted by
- * descending score (stable), which is the order MATLAB's sort gives inside each video. */
-static int score_class_th14(const scoring *s, const class_job *cj, const long *amb_start,
-                            const int *amb_order, double *ap, long *n_amb_dropped) {
-    int T = s->n_tiou;
-    for (int t = 0; t < T; t++) ap[t] = 0;
-    long P = cj->n_det;
-    if (P == 0) return 0;
-    /* group this class's detections by GT video (keeping score order); others are FPs */
-    conf_flag *cf = malloc(sizeof *cf * (size_t)P);
-    long *byv = malloc(sizeof *byv * (size_t)P);
-    unsigned char *fr = malloc((size_t)P), *amb = malloc((size_t)P);
-    double *prec = malloc(sizeof *prec * (size_t)P), *rec = malloc(sizeof *rec * (size_t)P);
-    if (!cf || !byv || !fr || !amb || !prec || !rec) {
-        free(cf), free(byv), free(fr), free(amb), free(prec), free(rec);
-        return -1;
-    }
-    for (long i = 0; i < P; i++) byv[i] = i;
-    /* stable sort of positions by video: insertion into buckets via a counting pass */
-    const det_inst *D = s->d->dets;
-    for (long i = 0; i < P; i++) {
-        const det_inst *p = &D[cj->det[i]];
-        int v = s->det_video[p->video];
-        amb[i] = 0;
-        if (v >= 0 && amb_start)
-            for (long a = amb_start[v]; a < amb_start[v + 1]; a++) {
-                const amb_inst *q = &s->gt->amb[amb_order[a]];
-                if (th14_overlap(q->t0, q->t1, p->t0, p->t1) > 0) amb[i] = 1;
-            }
-    }
-    /* order positions by (GT video, score order) */
-    long n_v = s->gt->videos.n;
-    long *cnt = calloc((size_t)n_v + 2, sizeof *cnt);
-    if (!cnt) {
-        free(cf), free(byv), free(fr), free(amb), free(prec), free(rec);
-        return -1;
-    }
-    for (long i = 0; i < P; i++) cnt[s->det_video[D[cj->det[i]].video] + 2]++;
-    for (long v = 1; v < n_v + 2; v++) cnt[v] += cnt[v - 1];
-    for (long i = 0; i < P; i++) byv[cnt[s->det_video[D[cj->det[i]].video] + 1]++] = i;
-    /* now byv lists det positions: first video -1 (no GT), then GT videos in id order */
-    for (int t = 0; t < T; t++) {
-        memset(fr, 1, (size_t)P);
-        long a = 0;
-        while (a < P) {
-            int v = s->det_video[D[cj->det[byv[a]]].video];
-            long b = a;
-            while (b < P && s->det_video[D[cj->det[byv[b]]].video] == v) b++;
-            int lo = 0, hi = 0;
-            if (v >= 0) gt_range(cj, v, &lo, &hi);
-            for (int k = lo; k < hi; k++) { /* GT-centric: each GT takes its best free det */
-                const gt_inst *g = &s->g[cj->gt[k]];
-                double vm = -1;
-                long im = -1;
-                for (long m = a; m < b; m++) {
-                    long i = byv[m];
-                    if (!fr[i]) continue;
-                    const det_inst *p = &D[cj->det[i]];
-                    double ov = th14_overlap(g->t0, g->t1, p->t0, p->t1);
-                    if (ov > vm) {
-                        vm = ov;
-                        im = i;
-                    }
-                }
-                if (im >= 0 && vm > s->tiou[t]) fr[im] = 0;
-            }
-            a = b;
-        }
-        long n = 0, n_tp = 0;
-        for (long i = 0; i < P; i++) { /* tpconf then fpconf, each in video order */
-            long pi = byv[i];
-            if (!fr[pi]) cf[n] = (conf_flag){D[cj->det[pi]].score, 1, n}, n++, n_tp++;
-        }
-        for (long i = 0; i < P; i++) {
-            long pi = byv[i];
-            if (fr[pi] && !amb[pi]) cf[n] = (conf_flag){D[cj->det[pi]].score, 0, n}, n++;
-            else if (fr[pi] && t == 0) (*n_amb_dropped)++;
-        }
-        if (n_tp == 0) {
-            ap[t] = 0;
-            continue;
-        }
-        qsort(cf, (size_t)n, sizeof *cf, cmp_conf);
-        double tpc = 0, fpc = 0;
-        for (long i = 0; i < n; i++) {
-            if (cf[i].tp) tpc += 1;
-            else fpc += 1;
-            rec[i] = tpc / (double)cj->n_gt;
-            prec[i] = tpc / (fpc + tpc);
-        }
-        keep_curve(s, cj, t, prec, rec, n);
-        double sum = 0;
-        for (int r = 0; r <= 10; r++) {
-            double thr = r == 10 ? 1.0 : r * 0.1, p = 0;
-            int any = 0;
-            for (long i = 0; i < n; i++)
-                if (rec[i] >= thr && (!any || prec[i] > p)) p = prec[i], any = 1;
-            sum = sum + p / 11.0;
-        }
-        ap[t] = sum;
-    }
-    free(cnt), free(cf), free(byv), free(fr), free(amb), free(prec), free(rec);
-    return 0;
-}
 
 /* ---------------------------------------------------------------- driver ---------------- */
 typedef struct gt_ref {
@@ -433,13 +306,8 @@ static int cmp_gt_ref(const void *a, const void *b) {
 
 tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
                                   const tal_eval_dets *d, const tal_eval_opts *o,
-                                  const gt_inst *g, int n_g, const int *det_video,
-                                  const int *det_class, tal_err *err);
-
-tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
-                                  const tal_eval_dets *d, const tal_eval_opts *o,
-                                  const gt_inst *g, int n_g, const int *det_video,
-                                  const int *det_class, tal_err *err) {
+                                  const gt_inst *g, const int *g_src, int n_g,
+                                  const int *det_video, const int *det_class, tal_err *err) {
     int C = gt->classes.n, T = o->n_tiou;
     tal_status st = TAL_OK;
     class_job *jobs = calloc((size_t)C + 1, sizeof *jobs);
@@ -537,8 +405,9 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
         bucket_npos = calloc((size_t)C * (size_t)NB + 1, sizeof *bucket_npos);
         if (!bucket_ap || !bucket_npos) goto oom;
     }
-    scoring s = {jobs, gt, d, o, T, o->tiou, g, n_g, (int *)det_video, (int *)det_class, r,
-                 vg_start, vg_idx, fp_cat, NB, bucket_ap, bucket_npos};
+    scoring s = {jobs, gt, d, o, T, o->tiou, g, n_g, g_src, (int *)det_video, (int *)det_class,
+                 r, vg_start, vg_idx, fp_cat, NB, bucket_ap, bucket_npos,
+                 1.0 / ((double)C * (double)T)};
     long n_nan = 0, n_tied = 0, n_amb_dropped = 0;
     int failed = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : n_nan, n_tied, n_amb_dropped, failed) \
@@ -558,6 +427,11 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
         if (cj->n_gt == 0) { /* OpenTAD de-dup emptied the class: no positives */
             for (int t = 0; t < T; t++) ap[t] = 0;
             rc = 0;
+        } else if (cj->n_det == 0) { /* AP 0: every GT missed */
+            for (int t = 0; t < T; t++) ap[t] = 0;
+            if (r->det_tp_mask) charge_loss_missed(&s, cj, T * s.loss_weight);
+            if (s.n_buckets) count_bucket_gt(&s, cj, NULL);
+            rc = 0;
         } else if (o->protocol == TAL_EVAL_THUMOS14) {
             rc = score_class_th14(&s, cj, amb_start, amb_order, ap, &n_amb_dropped);
         } else {
@@ -566,6 +440,8 @@ tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
         if (rc) failed++;
     }
     if (failed) goto oom;
+    for (int c = 0; c < C && r->det_tp_mask; c++)
+        if (jobs[c].n_gt == 0) r->loss_unattributed += 1.0 / C; /* AP 0 that nobody missed */
     for (int c = 0; c < C; c++)
         for (int k = 0; k < T * TAL_EVAL_N_FP; k++) r->fp[k / TAL_EVAL_N_FP][k % TAL_EVAL_N_FP] += fp_cat[(long)c * T * TAL_EVAL_N_FP + k];
     r->n_buckets = NB;

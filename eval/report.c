@@ -1,19 +1,18 @@
 /* eval/report.c: the result as a table (into the caller's FILE*) and as JSON. */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval/internal.h"
 
-static const char *diag_names[] = {
+const char *const diag_names[N_DIAG] = {
     "n_dets", "n_dets_scored", "n_unknown_label", "n_outside_gt", "n_reversed", "n_zero_length",
     "n_nan_pairs", "n_tied_scores", "n_gt", "n_gt_videos", "n_gt_videos_no_det",
     "n_gt_duplicates", "n_gt_zero_length", "n_gt_removed", "n_ambiguous", "n_ambiguous_dropped",
 };
-static const char *diag_text[] = {
+const char *const diag_text[N_DIAG] = {
     "detections given",
     "detections scored (label is a GT class)",
     "detections with a label unknown to the GT (ignored)",
@@ -49,7 +48,7 @@ static cJSON *exact_array(const double *x, int n) {
     return a;
 }
 
-static long diag_value(const tal_eval_diag *dg, int i) { return ((const long *)dg)[i]; }
+long diag_value(const tal_eval_diag *dg, int i) { return ((const long *)dg)[i]; }
 
 void tal_eval_print_table(FILE *out, const tal_eval_result *r, int per_class) {
     fprintf(out, "protocol %s, subset %s, %d classes\n", tal_eval_protocol_name(r->protocol),
@@ -105,8 +104,7 @@ void tal_eval_print_table(FILE *out, const tal_eval_result *r, int per_class) {
         fprintf(out, "\n");
     }
     fprintf(out, "\ndiagnosis\n");
-    int n = (int)(sizeof diag_names / sizeof *diag_names);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < N_DIAG; i++) {
         long v = diag_value(&r->diag, i);
         if (i >= 2 && v == 0 && i != 8 && i != 9) continue; /* show only what is present */
         fprintf(out, "  %-66s %ld\n", diag_text[i], v);
@@ -154,8 +152,7 @@ char *tal_eval_result_json(const tal_eval_result *r) {
         }
     }
     cJSON *dg = cJSON_AddObjectToObject(o, "diagnosis");
-    int n = (int)(sizeof diag_names / sizeof *diag_names);
-    for (int i = 0; dg && i < n; i++)
+    for (int i = 0; dg && i < N_DIAG; i++)
         cJSON_AddNumberToObject(dg, diag_names[i], (double)diag_value(&r->diag, i));
     char *text = cJSON_Print(o);
     cJSON_Delete(o);

@@ -4,13 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/internal.h"
-
-/* in map.c */
-tal_status tal_eval_score_classes(tal_eval_result *r, const tal_eval_gt *gt,
-                                  const tal_eval_dets *d, const tal_eval_opts *o,
-                                  const gt_inst *g, int n_g, const int *det_video,
-                                  const int *det_class, tal_err *err);
+#include "eval/scoring.h"
 
 const char *tal_eval_protocol_name(tal_eval_protocol p) {
     switch (p) {
@@ -82,6 +76,27 @@ tal_status tal_eval_parse_tiou(const char *spec, double *tiou, int *n_tiou, tal_
     return TAL_OK;
 }
 
+tal_status tal_eval_parse_buckets(const char *spec, tal_eval_opts *opts, tal_err *err) {
+    opts->n_bucket_edges = 0;
+    if (!strcmp(spec, "none")) return TAL_OK;
+    int n = 0;
+    for (const char *q = spec;;) {
+        const char *comma = strchr(q, ',');
+        size_t len = comma ? (size_t)(comma - q) : strlen(q);
+        double x;
+        if (n == TAL_EVAL_MAX_BUCKETS - 1 || !parse_double(q, len, &x) || !(x > 0) ||
+            (n > 0 && !(x > opts->bucket_edges[n - 1])))
+            return tal_err_set(err, TAL_EINVAL, "--buckets '%s': expected 'none' or up to %d "
+                               "ascending positive seconds, e.g. 2,5,20,60", spec,
+                               TAL_EVAL_MAX_BUCKETS - 1);
+        opts->bucket_edges[n++] = x;
+        if (!comma) break;
+        q = comma + 1;
+    }
+    opts->n_bucket_edges = n;
+    return TAL_OK;
+}
+
 void tal_eval_result_destroy(tal_eval_result *r) {
     if (!r) return;
     if (r->class_names)
@@ -94,7 +109,31 @@ void tal_eval_result_destroy(tal_eval_result *r) {
     free(r->pr_len);
     free(r->pr_recall);
     free(r->pr_precision);
+    free(r->det_tp_mask);
+    free(r->gt_tp_mask);
+    free(r->det_best_tiou);
+    free(r->det_best_gt);
+    free(r->det_loss);
+    free(r->gt_loss);
+    free(r->gt_ignored);
     free(r);
+}
+
+/* keep_matches: the per-detection and per-GT arrays, zeroed (best tIoU NaN, best GT -1). */
+static int alloc_matches(tal_eval_result *r, long n_dets, int n_gt) {
+    size_t nd = (size_t)n_dets + 1, ng = (size_t)n_gt + 1;
+    r->det_tp_mask = calloc(nd, sizeof *r->det_tp_mask);
+    r->gt_tp_mask = calloc(ng, sizeof *r->gt_tp_mask);
+    r->det_best_tiou = malloc(nd * sizeof *r->det_best_tiou);
+    r->det_best_gt = malloc(nd * sizeof *r->det_best_gt);
+    r->det_loss = calloc(nd, sizeof *r->det_loss);
+    r->gt_loss = calloc(ng, sizeof *r->gt_loss);
+    r->gt_ignored = calloc(ng, 1);
+    if (!r->det_tp_mask || !r->gt_tp_mask || !r->det_best_tiou || !r->det_best_gt ||
+        !r->det_loss || !r->gt_loss || !r->gt_ignored)
+        return -1;
+    for (long i = 0; i < n_dets; i++) r->det_best_tiou[i] = NAN, r->det_best_gt[i] = -1;
+    return 0;
 }
 
 typedef struct gt_key {
@@ -113,8 +152,8 @@ static int cmp_gt_key(const void *a, const void *b) {
 }
 
 /* OpenTAD's remove_duplicate_annotations per video: drop end - start <= 0, and any GT within
- * 1e-3 (both ends) of an earlier kept GT with the same label. */
-static int opentad_dedup(const tal_eval_gt *gt, gt_inst *out) {
+ * 1e-3 (both ends) of an earlier kept GT with the same label. src[k]: where out[k] came from. */
+static int opentad_dedup(const tal_eval_gt *gt, gt_inst *out, int *src) {
     int n = 0, v_start = 0;
     for (int i = 0; i < gt->n; i++) {
         const gt_inst *a = &gt->inst[i];
@@ -124,7 +163,7 @@ static int opentad_dedup(const tal_eval_gt *gt, gt_inst *out) {
         for (int k = v_start; k < n && !dup; k++) /* kept GT of this video so far */
             dup = out[k].video == a->video && out[k].cls == a->cls &&
                   fabs(a->t0 - out[k].t0) <= 1e-3 && fabs(a->t1 - out[k].t1) <= 1e-3;
-        if (!dup) out[n++] = *a;
+        if (!dup) src[n] = i, out[n++] = *a;
     }
     return n;
 }
@@ -148,12 +187,14 @@ tal_status tal_eval_run(tal_eval_result **out, const tal_eval_gt *gt, const tal_
     int *det_class = malloc(sizeof(int) * (size_t)(d->labels.n + 1));
     gt_inst *g = malloc(sizeof *g * (size_t)(gt->n + 1));
     gt_key *keys = malloc(sizeof *keys * (size_t)(gt->n + 1));
+    int *g_src = malloc(sizeof *g_src * (size_t)(gt->n + 1));
     unsigned char *video_has_det = calloc((size_t)gt->videos.n + 1, 1);
     unsigned char *video_has_gt = calloc((size_t)gt->videos.n + 1, 1);
     tal_status st = TAL_OK;
-    if (!r || !det_video || !det_class || !g || !keys || !video_has_det || !video_has_gt) {
+    if (!r || !det_video || !det_class || !g || !keys || !g_src || !video_has_det ||
+        !video_has_gt || (o.keep_matches && alloc_matches(r, d->n, gt->n))) {
         st = tal_err_set(err, TAL_ENOMEM, "out of memory");
-        goto fail;
+        goto done;
     }
     r->protocol = o.protocol;
     snprintf(r->subset, sizeof r->subset, "%s", gt->subset);
@@ -162,12 +203,12 @@ tal_status tal_eval_run(tal_eval_result **out, const tal_eval_gt *gt, const tal_
     if (o.n_bucket_edges < 0 || o.n_bucket_edges > TAL_EVAL_MAX_BUCKETS - 1) {
         st = tal_err_set(err, TAL_EINVAL, "%d bucket edges (at most %d)", o.n_bucket_edges,
                          TAL_EVAL_MAX_BUCKETS - 1);
-        goto fail;
+        goto done;
     }
     for (int b = 0; b < o.n_bucket_edges; b++)
         if (!(o.bucket_edges[b] > 0) || (b > 0 && !(o.bucket_edges[b] > o.bucket_edges[b - 1]))) {
             st = tal_err_set(err, TAL_EINVAL, "bucket edges must be positive and ascending");
-            goto fail;
+            goto done;
         }
     memcpy(r->bucket_edges, o.bucket_edges, sizeof r->bucket_edges);
     tal_eval_diag *dg = &r->diag;
@@ -190,11 +231,16 @@ tal_status tal_eval_run(tal_eval_result **out, const tal_eval_gt *gt, const tal_
 
     int n_g;
     if (o.protocol == TAL_EVAL_OPENTAD) {
-        n_g = opentad_dedup(gt, g);
+        n_g = opentad_dedup(gt, g, g_src);
         dg->n_gt_removed = gt->n - n_g;
+        if (r->gt_ignored) {
+            memset(r->gt_ignored, 1, (size_t)gt->n);
+            for (int i = 0; i < n_g; i++) r->gt_ignored[g_src[i]] = 0;
+        }
     } else {
         memcpy(g, gt->inst, sizeof *g * (size_t)gt->n);
         n_g = gt->n;
+        for (int i = 0; i < n_g; i++) g_src[i] = i;
     }
 
     for (int v = 0; v < d->videos.n; v++) det_video[v] = strtab_find(&gt->videos, d->videos.names[v]);
@@ -208,7 +254,7 @@ tal_status tal_eval_run(tal_eval_result **out, const tal_eval_gt *gt, const tal_
                                  "not a class of the ground truth (subset \"%s\"); "
                                  "--ignore-unknown-labels skips such detections",
                                  d->labels.names[p->label], d->videos.names[p->video], gt->subset);
-                goto fail;
+                goto done;
             }
             dg->n_unknown_label++;
             continue;
@@ -222,13 +268,11 @@ tal_status tal_eval_run(tal_eval_result **out, const tal_eval_gt *gt, const tal_
     for (int v = 0; v < gt->videos.n; v++)
         if (video_has_gt[v] && !video_has_det[v]) dg->n_gt_videos_no_det++;
 
-    st = tal_eval_score_classes(r, gt, d, &o, g, n_g, det_video, det_class, err);
-    if (st) goto fail;
-    free(det_video), free(det_class), free(g), free(keys), free(video_has_det), free(video_has_gt);
-    *out = r;
-    return TAL_OK;
-fail:
-    free(det_video), free(det_class), free(g), free(keys), free(video_has_det), free(video_has_gt);
-    tal_eval_result_destroy(r);
+    st = tal_eval_score_classes(r, gt, d, &o, g, g_src, n_g, det_video, det_class, err);
+done:
+    free(det_video), free(det_class), free(g), free(keys), free(g_src), free(video_has_det);
+    free(video_has_gt);
+    if (st) tal_eval_result_destroy(r);
+    else *out = r;
     return st;
 }

@@ -293,6 +293,17 @@ void tal_maxpool1d_forward(tal_tensor y, tal_tensor argmax, tal_tensor x, int ke
                            int stride, int padding);
 void tal_maxpool1d_backward(tal_tensor dx, tal_tensor dy, tal_tensor argmax);
 
+/* Max-pool 3D (nn/pool3d.c): x [B, C, T, H, W] -> y [B, C, To, Ho, Wo], Xo = (X + 2 pad - k) /
+ * stride + 1, PyTorch's MaxPool3d (padding never wins, ties keep the first position in
+ * (t, h, w) order). Backward overwrites dx, routing dy to each window's winner in x (found
+ * again, no index tensor). CPU only (asserted): the CUDA twin is still to be written. */
+typedef struct tal_pool3d_geom {
+    int kernel[3], stride[3], padding[3]; /* t, h, w; padding at most kernel / 2 */
+} tal_pool3d_geom;
+void tal_maxpool3d_forward(tal_tensor y, tal_tensor x, tal_pool3d_geom g);
+void tal_maxpool3d_backward(tal_tensor dx, tal_tensor dy, tal_tensor x, tal_pool3d_geom g);
+int64_t tal_pool3d_out_len(int64_t in, int kernel, int stride, int padding);
+
 /* Mean over the spatial dims: x [B, C, T, H, W] -> y [B, C, T]. */
 void tal_mean_hw_forward(tal_tensor y, tal_tensor x);
 void tal_mean_hw_backward(tal_tensor dx, tal_tensor dy);

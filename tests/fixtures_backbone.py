@@ -222,73 +222,148 @@ class Swin:
         return x.mean(dim=(2, 3)).permute(0, 2, 1)  # [B, C, D]
 
 
-class ResNet3d:
-    """Small SlowOnly-style 3D ResNet (backbone/resnet3d.c): stem conv (1,7,7)/(1,2,2) + BN +
-    ReLU; per stage a first block relu(F(x) + BN(proj(x))) and then residual branches with the
-    ReLU inside (re2tal-paper.md §2.4); frozen BN (eval statistics)."""
+def conv_bn(p, x, pre, stride=(1, 1, 1), padding=(0, 0, 0)):
+    """ConvModule of mmaction2 without activation: conv (no bias) then frozen BN."""
+    x = F.conv3d(x, p[pre + ".conv.weight"], stride=stride, padding=padding)
+    return F.batch_norm(x, p[pre + ".bn.running_mean"], p[pre + ".bn.running_var"],
+                        p[pre + ".bn.weight"], p[pre + ".bn.bias"], training=False, eps=1e-5)
 
-    def __init__(self, embed, depths, temporal_from):
-        self.embed, self.depths, self.temporal_from = embed, depths, temporal_from
-        shapes = {"conv1.conv.weight": (embed, 3, 1, 7, 7)}
-        self.bn_names = ["conv1"]
-        cin = embed
+
+class Pathway:
+    """One ResNet3D pathway as mmaction2's ResNet3d (Bottleneck3d, '3x1x1' inflation): stem
+    conv kt x7x7 stride (1,2,2) + BN + ReLU + max-pool (1,3,3) stride (1,2,2); stage s: first
+    block with projection, then bottlenecks. Original wiring: relu(F(x) + shortcut) everywhere.
+    Rewired (re2tal-paper.md §2.4, OpenTAD's re2tal_slowfast.py): the ReLU moves inside F; the
+    first block gives relu(F(x)) + Proj(x), the rest z_n = z_{n-2} + relu(F(z_{n-1})), the stage
+    ends with the mean of the two streams. BNs frozen (eval statistics). lateral_in[s]: channels
+    concatenated to stage s's input (SlowFast's slow pathway)."""
+
+    def __init__(self, prefix, base, depths, stem_kt, inflate, lateral_in=None):
+        self.prefix, self.base, self.depths = prefix, base, depths
+        self.stem_kt, self.inflate = stem_kt, inflate
+        lateral_in = lateral_in or [0] * len(depths)
+        shapes = {prefix + "conv1.conv.weight": (base, 3, stem_kt, 7, 7)}
+        cin = base
         for s, depth in enumerate(depths):
-            planes = embed << s
-            kt = 3 if s >= temporal_from else 1
+            planes, kt = base << s, 3 if inflate[s] else 1
             for b in range(depth):
-                pre = f"layer{s + 1}.{b}"
-                ci = cin if b == 0 else 4 * planes
+                pre = f"{prefix}layer{s + 1}.{b}"
+                ci = cin + lateral_in[s] if b == 0 else 4 * planes
                 shapes[pre + ".conv1.conv.weight"] = (planes, ci, kt, 1, 1)
                 shapes[pre + ".conv2.conv.weight"] = (planes, planes, 1, 3, 3)
                 shapes[pre + ".conv3.conv.weight"] = (4 * planes, planes, 1, 1, 1)
-                self.bn_names += [pre + ".conv1", pre + ".conv2", pre + ".conv3"]
-            shapes[f"layer{s + 1}.0.downsample.conv.weight"] = (4 * planes, cin, 1, 1, 1)
-            self.bn_names.append(f"layer{s + 1}.0.downsample")
+            shapes[f"{prefix}layer{s + 1}.0.downsample.conv.weight"] = (
+                4 * planes, cin + lateral_in[s], 1, 1, 1)
             cin = 4 * planes
-        ch = {k[:-len(".conv.weight")]: v[0] for k, v in shapes.items()}
-        for n in self.bn_names:
-            for part in ("weight", "bias", "running_mean", "running_var"):
-                shapes[f"{n}.bn.{part}"] = (ch[n],)
-        self.shapes = shapes
-        self.p = {k: param_values(k, v).requires_grad_(k.endswith("conv.weight"))
-                  for k, v in shapes.items()}
+        self.shapes = add_bn_shapes(shapes)
 
-    def bn(self, x, pre):
-        w, b = self.p[pre + ".bn.weight"], self.p[pre + ".bn.bias"]
-        m, v = self.p[pre + ".bn.running_mean"], self.p[pre + ".bn.running_var"]
-        return F.batch_norm(x, m, v, w, b, training=False, eps=1e-5)
+    def bind(self, p):
+        self.p = p
 
-    def unit(self, x, pre, stride=1, pad_t=0, pad_s=0):
-        w = self.p[pre + ".conv.weight"]
-        return self.bn(F.conv3d(x, w, stride=(1, stride, stride), padding=(pad_t, pad_s, pad_s)),
-                       pre)
+    def stem(self, video):
+        kt = self.stem_kt
+        x = F.relu(conv_bn(self.p, video, self.prefix + "conv1", stride=(1, 2, 2),
+                           padding=((kt - 1) // 2, 3, 3)))
+        return F.max_pool3d(x, kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
 
     def branch(self, x, s, b, stride, final_relu):
-        pre = f"layer{s + 1}.{b}"
-        kt = 3 if s >= self.temporal_from else 1
-        h = F.relu(self.unit(x, pre + ".conv1", pad_t=(kt - 1) // 2))
-        h = F.relu(self.unit(h, pre + ".conv2", stride=stride, pad_s=1))
-        h = self.unit(h, pre + ".conv3")
+        pre = f"{self.prefix}layer{s + 1}.{b}"
+        kt = 3 if self.inflate[s] else 1
+        h = F.relu(conv_bn(self.p, x, pre + ".conv1", padding=((kt - 1) // 2, 0, 0)))
+        h = F.relu(conv_bn(self.p, h, pre + ".conv2", stride=(1, stride, stride),
+                           padding=(0, 1, 1)))
+        h = conv_bn(self.p, h, pre + ".conv3")
         return F.relu(h) if final_relu else h
 
+    def stage(self, x, s, rewired):
+        stride = 1 if s == 0 else 2
+        proj = conv_bn(self.p, x, f"{self.prefix}layer{s + 1}.0.downsample",
+                       stride=(1, stride, stride))
+        if not rewired:
+            x = F.relu(self.branch(x, s, 0, stride, False) + proj)
+            for b in range(1, self.depths[s]):
+                x = F.relu(x + self.branch(x, s, b, 1, False))
+            return x
+        z0 = self.branch(x, s, 0, stride, True) + proj
+        prev2, prev = z0, z0
+        for b in range(1, self.depths[s]):
+            prev2, prev = prev, prev2 + self.branch(prev, s, b, 1, True)
+        return (prev2 + prev) / 2 if self.depths[s] > 1 else z0
+
+
+def add_bn_shapes(conv_shapes):
+    shapes = dict(conv_shapes)
+    for k, v in conv_shapes.items():
+        if "lateral" in k:
+            continue
+        pre = k[:-len(".conv.weight")]
+        for part in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{pre}.bn.{part}"] = (v[0],)
+    return shapes
+
+
+def make_params(shapes):
+    return {k: param_values(k, v).requires_grad_(k.endswith("conv.weight"))
+            for k, v in shapes.items()}
+
+
+class ResNet3d:
+    """SlowOnly-style ResNet3D (backbone/resnet3d.c): one pathway, spatial mean out."""
+
+    def __init__(self, embed, depths, stem_kt, inflate):
+        self.path = Pathway("", embed, depths, stem_kt, inflate)
+        self.shapes = self.path.shapes
+        self.p = make_params(self.shapes)
+        self.path.bind(self.p)
+
     def forward(self, video, rewired):
-        x = F.relu(self.unit(video, "conv1", stride=2, pad_s=3))
-        for s, depth in enumerate(self.depths):
-            stride = 1 if s == 0 else 2
-            x = F.relu(self.branch(x, s, 0, stride, False) +
-                       self.unit(x, f"layer{s + 1}.0.downsample", stride=stride))
-            fns = [lambda z, b=b: self.branch(z, s, b, 1, True) for b in range(1, depth)]
-            if not fns:
-                continue
-            if not rewired:
-                for f in fns:
-                    x = x + f(x)
-            else:
-                prev2, prev = x, x
-                for f in fns:
-                    prev2, prev = prev, prev2 + f(prev)
-                x = (prev2 + prev) / 2
+        x = self.path.stem(video)
+        for s in range(len(self.path.depths)):
+            x = self.path.stage(x, s, rewired)
         return x.mean(dim=(3, 4))  # [B, C, T]
+
+
+class SlowFast:
+    """mmaction2's ResNet3dSlowFast / OpenTAD's ResNet3dSlowFast_inv (backbone/slowfast.c):
+    pathways fed by nearest temporal resampling, laterals conv (k,1,1) stride alpha (no norm,
+    no activation) concatenated to the slow features after the stem and stages 1..n-1. Output:
+    each pathway's spatial mean, the slow one linearly interpolated to the fast length, then
+    concatenated (as OpenTAD's pooling + Interpolate do per pathway)."""
+
+    def __init__(self, embed, depths, tau, alpha, beta_inv, fusion_kernel, stem_kt=1,
+                 fast_stem_kt=5, inflate=(0, 0, 1, 1), fast_inflate=(1, 1, 1, 1)):
+        self.tau, self.alpha, self.k = tau, alpha, fusion_kernel
+        fb = embed // beta_inv
+        self.fast_ch = [fb] + [4 * (fb << s) for s in range(len(depths) - 1)]
+        lat = [2 * c for c in self.fast_ch]
+        self.slow = Pathway("slow_path.", embed, depths, stem_kt, inflate, lat)
+        self.fast = Pathway("fast_path.", fb, depths, fast_stem_kt, fast_inflate)
+        self.lat_names = ["slow_path.conv1_lateral"] + [
+            f"slow_path.layer{s}_lateral" for s in range(1, len(depths))]
+        shapes = {**self.slow.shapes, **self.fast.shapes}
+        for name, c in zip(self.lat_names, self.fast_ch):
+            shapes[name + ".conv.weight"] = (2 * c, c, fusion_kernel, 1, 1)
+        self.shapes = shapes
+        self.p = make_params(shapes)
+        self.slow.bind(self.p)
+        self.fast.bind(self.p)
+
+    def lateral(self, s, xf):
+        return F.conv3d(xf, self.p[self.lat_names[s] + ".conv.weight"], stride=(self.alpha, 1, 1),
+                        padding=((self.k - 1) // 2, 0, 0))
+
+    def forward(self, video, rewired):
+        xs = F.interpolate(video, mode="nearest", scale_factor=(1.0 / self.tau, 1.0, 1.0))
+        xf = F.interpolate(video, mode="nearest",
+                           scale_factor=(1.0 / (self.tau // self.alpha), 1.0, 1.0))
+        xs, xf = self.slow.stem(xs), self.fast.stem(xf)
+        for s in range(len(self.slow.depths)):
+            xs = torch.cat((xs, self.lateral(s, xf)), dim=1)
+            xs = self.slow.stage(xs, s, rewired)
+            xf = self.fast.stage(xf, s, rewired)
+        fs, ff = xs.mean(dim=(3, 4)), xf.mean(dim=(3, 4))
+        fs = F.interpolate(fs, size=ff.shape[2], mode="linear", align_corners=False)
+        return torch.cat((fs, ff), dim=1)
 
 
 def video_values(shape, seed):
@@ -296,9 +371,16 @@ def video_values(shape, seed):
     return torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1
 
 
-def make(name, model, video_shape, seed, **meta):
-    video = video_values(video_shape, seed)
-    out = {"video": video}
+def video_formula(shape, seed):
+    """A clip the C test computes itself (tests/test_backbone_torch.c: formula_video), so a
+    large input need not be stored."""
+    j = torch.arange(math.prod(shape), dtype=torch.float64)
+    return (0.9 * torch.sin(0.37 * j + 0.11 * seed)).reshape(shape)
+
+
+def make(name, model, video_shape, seed, formula=False, **meta):
+    video = video_formula(video_shape, seed) if formula else video_values(video_shape, seed)
+    out = {} if formula else {"video": video}
     for mode, rewired in (("vanilla", False), ("rewired", True)):
         for t in model.p.values():
             t.grad = None
@@ -326,7 +408,13 @@ def generate():
     m2 = Swin(embed=8, depths=[2, 2], heads=[1, 2], window=[2, 3, 3], patch=[2, 4, 4])
     make("backbone_swin_model", m2, (1, 3, 7, 20, 20), seed=12, embed=8, depths=[2, 2],
          heads=[1, 2], window=[2, 3, 3], patch=[2, 4, 4])
-    # ResNet3D: 2 stages, the second with temporal kernel 3 and spatial stride 2.
-    r = ResNet3d(embed=4, depths=[2, 3], temporal_from=1)
-    make("backbone_resnet_model", r, (1, 3, 4, 16, 16), seed=13, embed=4, depths=[2, 3],
-         temporal_from=1)
+    # ResNet3D: 2 stages, the second inflated (3x1x1) with spatial stride 2, temporal stem 3.
+    r = ResNet3d(embed=4, depths=[2, 3], stem_kt=3, inflate=[0, 1])
+    make("backbone_resnet_model", r, (1, 3, 4, 20, 20), seed=13, embed=4, depths=[2, 3],
+         stem_kt=3, inflate=[0, 1])
+    # SlowFast with SlowFast-101's stage depths (the 22-coupling chain) and small channels
+    # (slow stem 2, fast stem 1, so the file stays small): tau 4, alpha 2 (the fast pathway is
+    # resampled too), beta_inv 2, fusion kernel 5, B = 2; the clip comes from a formula.
+    sfm = SlowFast(embed=2, depths=[3, 4, 23, 3], tau=4, alpha=2, beta_inv=2, fusion_kernel=5)
+    make("backbone_slowfast_r101", sfm, (2, 3, 16, 40, 40), seed=14, formula=True, embed=2,
+         depths=[3, 4, 23, 3], tau=4, alpha=2, beta_inv=2, fusion_kernel=5)

@@ -18,32 +18,9 @@
 
 static char g_dir[1024];
 
-/* Runs a shell command in the test folder; returns the exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-    char cmd[8192], full[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "cd '%s' && %s", g_dir, cmd);
-    int rc = system(full);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
-
-static char *slurp(const char *name) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc(1, (size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
-    fclose(f);
-    return s;
-}
+/* Shell commands and files in this test's folder. */
+#define sh(...) test_sh_in(g_dir, __VA_ARGS__)
+#define slurp(name) test_slurp_in(g_dir, name)
 
 static const char *TINY =
     "{\n"
@@ -64,6 +41,7 @@ static const char *TINY =
 
 /* One synthetic set and config per test process (Criterion forks each test). */
 static void setup(void) {
+    test_require_binary();
     snprintf(g_dir, sizeof g_dir, "%s/e2e_%d", TEST_TMP, (int)getpid());
     mkdir(g_dir, 0755);
     cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "
@@ -330,13 +308,30 @@ Test(app_e2e, interrupt_inside_an_update_resumes_exactly) {
     cr_expect_eq(sh("cmp -s u/last/model.safetensors i/last/model.safetensors"), 0);
 }
 
-/* backbone.chunk_frames below the clip length: training runs chunk by chunk. */
-Test(app_e2e, chunked_training_runs) {
-    cr_expect_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=ch --set optim.epochs=1 "
-                    "--set backbone.chunk_frames=8 --quiet"), 0);
-    char *l = losses("ch/log.jsonl");
+/* One epoch of tiny.json with `sets` into run folder `dir`: it trains and its losses are finite. */
+static void expect_one_epoch_trains(const char *dir, const char *sets) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=%s --set optim.epochs=1 "
+                    "%s --quiet", dir, sets), 0);
+    char log[64];
+    snprintf(log, sizeof log, "%s/log.jsonl", dir);
+    char *l = losses(log);
     cr_expect(strlen(l) > 4 && !strstr(l, "nan"), "%s", l);
     free(l);
+}
+
+/* SlowFast goes through training, inference and extraction like Swin (2 stages of the tiny
+ * config: 4 * 16 * 2 slow + 4 * 2 * 2 fast channels on the fast grid of 16 frames). */
+Test(app_e2e, slowfast_trains_infers_and_extracts) {
+    expect_one_epoch_trains("sf", "--set backbone.preset=slowfast_r50");
+    cr_expect_eq(sh(BIN " infer --model sf data/videos/synth_00000.mp4 --out res.json --quiet"), 0);
+    cr_expect_eq(sh("grep -q '\"segment\"' res.json"), 0);
+    cr_expect_eq(sh(BIN " extract --model sf data/videos/synth_00001.mp4 --out feats --quiet"), 0);
+    cr_expect_eq(sh("grep -q '\"channels\": 144, \"length\": 16' feats/synth_00001.json"), 0);
+}
+
+/* backbone.chunk_frames below the clip length: training runs chunk by chunk. */
+Test(app_e2e, chunked_training_runs) {
+    expect_one_epoch_trains("ch", "--set backbone.chunk_frames=8");
 }
 
 /* The ActivityNet recipe: a class-agnostic model ("action"), validated class-agnostically, whose
@@ -419,9 +414,10 @@ Test(app_e2e, demo_renders_again_when_its_options_change) {
 
 Test(app_e2e, shipped_configs_parse) {
     const char *names[] = {"demo", "thumos14_re2swin_t", "thumos14_swin_t", "anet13_re2swin_t",
-                           "anet13_swin_t", "thumos14_i3d_features", "anet13_features",
+                           "anet13_swin_t", "thumos14_re2slowfast_r101",
+                           "anet13_re2slowfast_r101", "thumos14_i3d_features", "anet13_features",
                            "demo_features"};
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 10; i++) {
         cr_expect_eq(sh(BIN " train " FIXTURES "/../../configs/%s.json --set data.annotations=nowhere.json "
                         "--set train.out_dir=cfg 2> e", names[i]), 1, "%s", names[i]);
         char *e = slurp("e");

@@ -42,6 +42,73 @@ Test(backbone_config, swin_t_as_published) {
     tal_params_destroy(p);
 }
 
+/* mmaction2's parameter counts: SlowOnly-R50 32.45 M (without its fc head), SlowFast-R101 8x8
+ * 62.9 M with a 400-class fc of 2304 x 400 + 400 (921 K) */
+static int64_t backbone_numel(const char *name) {
+    tal_backbone_config c = preset(name);
+    tal_params *p = params_new();
+    tal_backbone *bb = NULL;
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_create(&bb, &c, p, 0, 0, &err), TAL_OK, "%s", err.msg);
+    int64_t n = 0;
+    for (int i = 0; i < tal_params_count(p); i++) {
+        tal_param *q = tal_params_at(p, i);
+        if (!strstr(q->name, "running_")) n += tal_tensor_numel(q->value);
+    }
+    tal_backbone_destroy(bb);
+    tal_params_destroy(p);
+    return n;
+}
+
+Test(backbone_config, resnet3d_family_as_mmaction2) {
+    tal_backbone_config c = preset("slowfast_r101");
+    cr_assert_eq(c.arch, TAL_ARCH_SLOWFAST);
+    cr_assert(c.tau == 4 && c.alpha == 4 && c.beta_inv == 8 && c.fusion_kernel == 7);
+    cr_assert(c.depths[2] == 23 && c.stem_kt == 1 && c.fast_stem_kt == 5);
+    cr_assert_eq(tal_backbone_out_channels(&c), 2048 + 256);
+    cr_assert_eq(tal_backbone_out_frames(&c, 32), 32, "the fast pathway's grid");
+    c.alpha = 2;
+    cr_assert_eq(tal_backbone_out_frames(&c, 32), 16);
+    cr_assert_eq(tal_backbone_out_channels(&(tal_backbone_config){.arch = TAL_ARCH_RESNET3D,
+                                                                   .n_stages = 4,
+                                                                   .embed_dim = 64}),
+                 2048);
+    int64_t sf = backbone_numel("slowfast_r101"), so = backbone_numel("slowonly_r50");
+    int64_t fc = 2304 * 400 + 400;
+    cr_assert(sf + fc > 62850000 && sf + fc < 62950000, "SlowFast-R101: %lld + fc", (long long)sf);
+    cr_assert(so > 31600000 && so < 31700000, "SlowOnly-R50 without fc: %lld", (long long)so);
+}
+
+Test(backbone_config, slowfast_json_and_errors) {
+    tal_backbone_config c;
+    tal_err err = {0};
+    const char *js = "{\"arch\": \"slowfast\", \"preset\": \"slowfast_r50\", \"tau\": 8,"
+                     " \"alpha\": 8, \"fusion_kernel\": 5, \"inflate\": [0, 1, 1, 1],"
+                     " \"fast_stem_kt\": 3, \"stem_kt\": 1}";
+    cr_assert_eq(tal_backbone_config_from_json(&c, js, &err), TAL_OK, "%s", err.msg);
+    cr_assert(c.tau == 8 && c.alpha == 8 && c.fusion_kernel == 5 && c.fast_stem_kt == 3);
+    cr_assert(c.inflate[0] == 0 && c.inflate[1] == 1);
+    cr_assert_eq(tal_backbone_config_from_json(&c, "{\"preset\": \"resnet3d_small\","
+                                                   " \"temporal_from\": 2}", &err), TAL_OK);
+    cr_assert(c.inflate[1] == 0 && c.inflate[2] == 1);
+    cr_assert_neq(tal_backbone_config_from_json(&c, "{\"arch\": \"slowfast\", \"alpha\": 3}",
+                                                &err), TAL_OK);
+    cr_assert(strstr(err.msg, "tau 4, alpha 3"), "%s", err.msg);
+    cr_assert_neq(tal_backbone_config_from_json(&c, "{\"arch\": \"slowfast\", \"beta_inv\": 7}",
+                                                &err), TAL_OK);
+    cr_assert(strstr(err.msg, "beta_inv 7"), "%s", err.msg);
+    cr_assert_neq(tal_backbone_config_from_json(&c, "{\"arch\": \"slowfast\", \"chunk_frames\":"
+                                                    " 30}", &err), TAL_OK);
+    cr_assert(strstr(err.msg, "chunk_frames 30"), "%s", err.msg);
+    cr_assert_neq(tal_backbone_config_from_json(&c, "{\"arch\": \"resnet3d\", \"stem_kt\": 4}",
+                                                &err), TAL_OK);
+    cr_assert(strstr(err.msg, "stem_kt 4"), "%s", err.msg);
+    tal_backbone_plan plan;
+    c = preset("slowfast_r50");
+    cr_assert_eq(tal_backbone_plan_memory(&plan, &c, 1, 30, 64, 64, &err), TAL_EINVAL);
+    cr_assert(strstr(err.msg, "30 frames") && strstr(err.msg, "tau 4"), "%s", err.msg);
+}
+
 Test(backbone_config, unknown_preset_is_named) {
     tal_backbone_config c;
     tal_err err = {0};
@@ -168,6 +235,19 @@ Test(backbone_names, checkpoint_spellings_map_to_canonical) {
     expect_canon("backbone.layer2.blocks.0.downsample.conv.weight",
                  "layer2.0.downsample.conv.weight");
     expect_canon("backbone.layer1.0.conv1.bn.num_batches_tracked", NULL);
+    /* SlowFast: mmaction2's names and OpenTAD's rewired ones, per pathway */
+    expect_canon("backbone.slow_path.layer3.blocks.0.Fm.conv1.conv.weight",
+                 "slow_path.layer3.0.conv1.conv.weight");
+    expect_canon("backbone.fast_path.layer3.blocks.22.inv_block.Fm.conv3.bn.weight",
+                 "fast_path.layer3.22.conv3.bn.weight");
+    expect_canon("backbone.slow_path.layer1.blocks.0.downsample.conv.weight",
+                 "slow_path.layer1.0.downsample.conv.weight");
+    expect_canon("backbone.slow_path.layer2_lateral.conv.weight",
+                 "slow_path.layer2_lateral.conv.weight");
+    expect_canon("backbone.slow_path.conv1_lateral.conv.weight",
+                 "slow_path.conv1_lateral.conv.weight");
+    expect_canon("backbone.fast_path.layer1.2.conv2.bn.running_var",
+                 "fast_path.layer1.2.conv2.bn.running_var");
     expect_canon("cls_head.fc_cls.weight", "cls_head.fc_cls.weight");
 }
 
@@ -175,7 +255,11 @@ Test(backbone_names, rewired_names_round_trip) {
     const char *names[] = {"layers.0.blocks.1.norm1.weight", "layers.2.blocks.3.attn.proj.bias",
                            "layers.3.blocks.0.mlp.fc1.weight", "layers.1.downsample.norm.bias",
                            "patch_embed.proj.weight", "layer3.0.conv2.conv.weight",
-                           "layer3.2.conv3.bn.running_var", "layer1.0.downsample.bn.weight"};
+                           "layer3.2.conv3.bn.running_var", "layer1.0.downsample.bn.weight",
+                           "slow_path.layer3.22.conv1.conv.weight",
+                           "fast_path.layer1.0.conv2.bn.bias",
+                           "slow_path.layer2.0.downsample.conv.weight",
+                           "slow_path.layer1_lateral.conv.weight", "fast_path.conv1.bn.weight"};
     char rew[256], back[256];
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         tal_backbone_rewired_name(names[i], rew, sizeof rew);
@@ -186,6 +270,13 @@ Test(backbone_names, rewired_names_round_trip) {
     cr_assert_str_eq(rew, "layers.0.blocks.1.inv_block.Gm.norm2.bias");
     tal_backbone_rewired_name("layers.0.blocks.1.attn.qkv.bias", rew, sizeof rew);
     cr_assert_str_eq(rew, "layers.0.blocks.1.inv_block.Fm.attn.qkv.bias");
+    /* OpenTAD's re2tal_slowfast.py spelling */
+    tal_backbone_rewired_name("fast_path.layer3.5.conv2.conv.weight", rew, sizeof rew);
+    cr_assert_str_eq(rew, "fast_path.layer3.blocks.5.inv_block.Fm.conv2.conv.weight");
+    tal_backbone_rewired_name("slow_path.layer4.0.conv1.bn.bias", rew, sizeof rew);
+    cr_assert_str_eq(rew, "slow_path.layer4.blocks.0.Fm.conv1.bn.bias");
+    tal_backbone_rewired_name("slow_path.layer4.0.downsample.bn.bias", rew, sizeof rew);
+    cr_assert_str_eq(rew, "slow_path.layer4.blocks.0.downsample.bn.bias");
 }
 
 /* ---------------------------------------------------------------- loading --------------- */
@@ -198,6 +289,7 @@ static small_model make_small(const char *preset_name) {
     small_model m;
     tal_backbone_config c = preset(preset_name);
     if (c.arch == TAL_ARCH_SWIN) c.embed_dim = 8, c.n_stages = 2;
+    if (c.arch == TAL_ARCH_SLOWFAST) c.embed_dim = 8, c.beta_inv = 4, c.depths[2] = 3;
     tal_err err = {0};
     m.p = params_new();
     cr_assert_eq(tal_backbone_create(&m.bb, &c, m.p, 0, 0, &err), TAL_OK, "%s", err.msg);
@@ -241,8 +333,9 @@ static void write_checkpoint(small_model *m, const char *path, const char *skip,
     free(items);
 }
 
-Test(backbone_load, rewired_checkpoint_loads_into_canonical_names) {
-    small_model a = make_small("swin_small_test"), b = make_small("swin_small_test");
+/* A checkpoint under rewired names (with "backbone." and a head tensor) loads every value. */
+static void check_rewired_load(const char *preset_name) {
+    small_model a = make_small(preset_name), b = make_small(preset_name);
     tal_backbone_init(b.bb, 99); /* different values */
     const char *path = test_tmp_path("bb_rewired.safetensors");
     write_checkpoint(&a, path, NULL, NULL);
@@ -256,6 +349,13 @@ Test(backbone_load, rewired_checkpoint_loads_into_canonical_names) {
     free_small(&a);
     free_small(&b);
 }
+
+Test(backbone_load, rewired_checkpoint_loads_into_canonical_names) {
+    check_rewired_load("swin_small_test");
+}
+
+/* OpenTAD's re2tal_slowfast.py names: blocks.0.Fm, blocks.0.downsample, blocks.{i}.inv_block.Fm */
+Test(backbone_load, rewired_slowfast_checkpoint_loads) { check_rewired_load("slowfast_r101"); }
 
 Test(backbone_load, missing_tensor_is_named) {
     small_model a = make_small("swin_small_test");

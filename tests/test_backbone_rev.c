@@ -110,9 +110,10 @@ static void toy_grads(toy_chain *c, tal_tensor dx, double *recon) {
     tal_arena_destroy(scratch);
 }
 
-static void toy_check_fd(tal_stage_mode mode) {
+static void toy_check_fd(tal_stage_mode mode, int post_relu) {
     toy_chain c;
     toy_make(&c, mode);
+    for (int i = 0; i < NF; i++) c.fns[i].post_relu = post_relu;
     tal_tensor dx = test_tensor_like(c.x), num = test_tensor_like(c.x);
     toy_grads(&c, dx, NULL);
     test_numeric_grad(num, c.x, toy_loss, &c, 1e-2);
@@ -126,11 +127,19 @@ static void toy_check_fd(tal_stage_mode mode) {
     test_free_all();
 }
 
-Test(backbone_rev, vanilla_chain_matches_finite_differences) { toy_check_fd(TAL_STAGE_VANILLA); }
-Test(backbone_rev, rewired_stored_matches_finite_differences) {
-    toy_check_fd(TAL_STAGE_REWIRED_STORED);
+Test(backbone_rev, vanilla_chain_matches_finite_differences) {
+    toy_check_fd(TAL_STAGE_VANILLA, 0);
 }
-Test(backbone_rev, reversible_matches_finite_differences) { toy_check_fd(TAL_STAGE_REVERSIBLE); }
+/* ResNet's original wiring: z_n = relu(z_{n-1} + M_n(z_{n-1})) */
+Test(backbone_rev, vanilla_post_relu_chain_matches_finite_differences) {
+    toy_check_fd(TAL_STAGE_VANILLA, 1);
+}
+Test(backbone_rev, rewired_stored_matches_finite_differences) {
+    toy_check_fd(TAL_STAGE_REWIRED_STORED, 0);
+}
+Test(backbone_rev, reversible_matches_finite_differences) {
+    toy_check_fd(TAL_STAGE_REVERSIBLE, 0);
+}
 
 Test(backbone_rev, rewired_output_is_mean_of_last_two_streams) {
     /* z_1 = x + M1(x), z_2 = x + M2(z_1); y = (z_1 + z_2) / 2, written out by hand */
@@ -243,6 +252,19 @@ Test(backbone_rev, resnet_reversible_grads_equal_stored_with_drop_path) {
     cr_assert_eq(tal_backbone_config_preset(&cfg, "resnet3d_small", &err), TAL_OK);
     cfg.drop_path_rate = 0.5f;
     check_reversible_equals_stored(&cfg, 2, 4, 16, 16);
+}
+
+/* Both pathways, laterals and a long chain, with drop-path; the planner's sizes are checked in
+ * run_model for SlowFast too. */
+Test(backbone_rev, slowfast_reversible_grads_equal_stored_with_drop_path) {
+    tal_backbone_config cfg;
+    tal_err err = {0};
+    cr_assert_eq(tal_backbone_config_preset(&cfg, "slowfast_r101", &err), TAL_OK);
+    cfg.embed_dim = 8;
+    cfg.beta_inv = 4;
+    cfg.depths[0] = 2, cfg.depths[1] = 3, cfg.depths[2] = 6, cfg.depths[3] = 2;
+    cfg.drop_path_rate = 0.5f;
+    check_reversible_equals_stored(&cfg, 2, 8, 24, 24);
 }
 
 Test(backbone_rev, drop_path_mask_depends_on_step) {

@@ -1,5 +1,5 @@
-/* tests/test_data_anno.c: annotation readers on the real files in ../shared/data (counts from
- * PROVENANCE.md), counted warnings, class maps, subset / block-list filtering, video paths, and
+/* tests/test_data_anno.c: annotation readers on the real files of tests/data (counts from its
+ * README.md), counted warnings, class maps, subset / block-list filtering, video paths, and
  * every bad-input path (errors name the file and the JSON path). */
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +25,7 @@ static int count_subset(const tal_dataset *ds, tal_subset s) {
 }
 
 Test(data_anno, anet13_validation_gt) {
-    tal_dataset *ds = load_ok(SHARED_DATA "/anet13_val_gt.json", NULL);
+    tal_dataset *ds = load_ok(TEST_DATA "/anet13_val_gt.json", NULL);
     cr_assert_eq(ds->format, TAL_ANNO_ANET_JSON);
     cr_assert_eq(ds->n_videos, 4926);
     cr_assert_eq(tal_dataset_n_segments(ds), 7654);
@@ -49,7 +49,7 @@ Test(data_anno, anet13_validation_gt) {
 }
 
 Test(data_anno, anet13_detection_file_reads_as_results) {
-    tal_dataset *ds = load_ok(SHARED_DATA "/anet13_sample_detection_prediction.json", NULL);
+    tal_dataset *ds = load_ok(TEST_DATA "/anet13_sample_detection_prediction.json", NULL);
     cr_assert_eq(ds->format, TAL_ANNO_RESULTS_JSON);
     cr_assert_eq(ds->n_videos, 4926);
     cr_assert_eq(tal_dataset_n_segments(ds), 7654);
@@ -59,7 +59,7 @@ Test(data_anno, anet13_detection_file_reads_as_results) {
 }
 
 Test(data_anno, anet13_bsn_plain_file) {
-    tal_dataset *ds = load_ok(SHARED_DATA "/anet13_bsn_anno_action.json", NULL);
+    tal_dataset *ds = load_ok(TEST_DATA "/anet13_bsn_anno_action.json", NULL);
     cr_assert_eq(ds->format, TAL_ANNO_PLAIN_JSON);
     cr_assert_eq(ds->n_videos, 19228);
     cr_assert_eq(ds->n_classes, 200);
@@ -72,20 +72,20 @@ Test(data_anno, anet13_bsn_plain_file) {
 }
 
 Test(data_anno, thumos14_json_files) {
-    tal_dataset *ds = load_ok(SHARED_DATA "/thumos14_test_gt.json", NULL);
+    tal_dataset *ds = load_ok(TEST_DATA "/thumos14_test_gt.json", NULL);
     cr_assert_eq(ds->n_videos, 212);
     cr_assert_eq(tal_dataset_n_segments(ds), 3358);
     cr_assert_eq(ds->n_classes, 20);
     cr_assert_eq(count_subset(ds, TAL_SUBSET_TESTING), 212);
     tal_dataset_destroy(ds);
 
-    ds = load_ok(SHARED_DATA "/thumos14_val_gt.json", NULL);
+    ds = load_ok(TEST_DATA "/thumos14_val_gt.json", NULL);
     cr_assert_eq(ds->n_videos, 200);
     cr_assert_eq(tal_dataset_n_segments(ds), 3007);
     cr_assert_eq(count_subset(ds, TAL_SUBSET_VALIDATION), 200);
     tal_dataset_destroy(ds);
 
-    ds = load_ok(SHARED_DATA "/thumos14_lzszq_thumos14.json", NULL);
+    ds = load_ok(TEST_DATA "/thumos14_lzszq_thumos14.json", NULL);
     cr_assert_eq(ds->format, TAL_ANNO_PLAIN_JSON);
     cr_assert_eq(ds->n_videos, 412);
     cr_assert_eq(count_subset(ds, TAL_SUBSET_TESTING), 212);
@@ -97,7 +97,7 @@ Test(data_anno, thumos14_json_files) {
 }
 
 Test(data_anno, thumos14_gtad_string_segments) {
-    tal_dataset *ds = load_ok(SHARED_DATA "/thumos14_gtad_thumos_gt.json", NULL);
+    tal_dataset *ds = load_ok(TEST_DATA "/thumos14_gtad_thumos_gt.json", NULL);
     cr_assert_eq(ds->n_videos, 410);
     cr_assert_eq(count_subset(ds, TAL_SUBSET_TESTING), 210);
     cr_assert_eq(count_subset(ds, TAL_SUBSET_TRAINING), 200);
@@ -109,7 +109,7 @@ Test(data_anno, thumos14_gtad_string_segments) {
 }
 
 Test(data_anno, thumos14_class_text_files) {
-    tal_dataset *ds = load_ok(SHARED_DATA "/thumos14_annotations", "test");
+    tal_dataset *ds = load_ok(TEST_DATA "/thumos14_annotations", "test");
     cr_assert_eq(ds->format, TAL_ANNO_THUMOS_TXT);
     cr_assert_eq(ds->n_classes, 20);
     cr_assert_eq(tal_dataset_n_segments(ds), 3358);
@@ -128,7 +128,7 @@ Test(data_anno, thumos14_class_text_files) {
     cr_assert_eq(ds->videos[v].subset, TAL_SUBSET_TESTING);
     tal_dataset_destroy(ds);
 
-    ds = load_ok(SHARED_DATA "/thumos14_annotations", "val");
+    ds = load_ok(TEST_DATA "/thumos14_annotations", "val");
     cr_assert_eq(tal_dataset_n_segments(ds), 3007);
     cr_assert_eq(count_subset(ds, TAL_SUBSET_VALIDATION), ds->n_videos);
     tal_dataset_destroy(ds);
@@ -136,8 +136,8 @@ Test(data_anno, thumos14_class_text_files) {
 
 /* The text files and the derived JSON hold the same instances. */
 Test(data_anno, thumos14_text_equals_json) {
-    tal_dataset *a = load_ok(SHARED_DATA "/thumos14_annotations", "test");
-    tal_dataset *b = load_ok(SHARED_DATA "/thumos14_test_gt.json", NULL);
+    tal_dataset *a = load_ok(TEST_DATA "/thumos14_annotations", "test");
+    tal_dataset *b = load_ok(TEST_DATA "/thumos14_test_gt.json", NULL);
     for (int k = 0; k < 20; k++) cr_assert_str_eq(a->class_names[k], b->class_names[k]);
     for (int i = 0; i < b->n_videos; i++) {
         const tal_video_anno *vb = &b->videos[i];
@@ -161,7 +161,7 @@ Test(data_anno, thumos14_text_equals_json) {
 Test(data_anno, class_maps) {
     tal_class_map map;
     tal_err err = {0};
-    cr_assert_eq(tal_class_map_load(&map, SHARED_DATA "/thumos14_annotations/detclasslist.txt",
+    cr_assert_eq(tal_class_map_load(&map, TEST_DATA "/thumos14_annotations/detclasslist.txt",
                                     &err),
                  TAL_OK, "%s", err.msg);
     cr_assert_eq(map.n, 20);
@@ -171,7 +171,7 @@ Test(data_anno, class_maps) {
     cr_assert_eq(tal_class_map_find(&map, "Nope"), -1);
 
     /* Relabelling: same order as the sorted set here, and a map missing one class drops it. */
-    tal_dataset *ds = load_ok(SHARED_DATA "/thumos14_test_gt.json", NULL);
+    tal_dataset *ds = load_ok(TEST_DATA "/thumos14_test_gt.json", NULL);
     int n_unknown = -1;
     cr_assert_eq(tal_dataset_set_classes(ds, &map, &n_unknown, &err), TAL_OK);
     cr_assert_eq(n_unknown, 0);
@@ -239,7 +239,7 @@ Test(data_anno, class_map_errors) {
 }
 
 Test(data_anno, subset_filter_and_block_list) {
-    tal_dataset *ds = load_ok(SHARED_DATA "/thumos14_lzszq_thumos14.json", NULL);
+    tal_dataset *ds = load_ok(TEST_DATA "/thumos14_lzszq_thumos14.json", NULL);
     cr_assert_eq(tal_dataset_filter_subset(ds, TAL_SUBSET_TESTING), 200);
     cr_assert_eq(ds->n_videos, 212);
 
@@ -481,10 +481,10 @@ Test(data_anno, thumos_text_errors_name_file_and_line) {
 }
 
 Test(data_anno, bsn_csv_tables) {
-    tal_dataset *ds = load_ok(SHARED_DATA "/anet13_bsn_anno_action.json", NULL);
+    tal_dataset *ds = load_ok(TEST_DATA "/anet13_bsn_anno_action.json", NULL);
     int matched = -1;
     tal_err err = {0};
-    cr_assert_eq(tal_dataset_apply_video_table(ds, SHARED_DATA "/anet13_bsn_video_info_new.csv",
+    cr_assert_eq(tal_dataset_apply_video_table(ds, TEST_DATA "/anet13_bsn_video_info_new.csv",
                                                &matched, &err),
                  TAL_OK, "%s", err.msg);
     cr_assert_eq(matched, 9649 + 4728 + 4851);
@@ -497,7 +497,7 @@ Test(data_anno, bsn_csv_tables) {
     cr_assert_float_eq(ds->videos[v].fps, 30.0, 0);
 
     tal_class_map map;
-    cr_assert_eq(tal_class_map_load(&map, SHARED_DATA "/anet13_bsn_action_name.csv", &err), TAL_OK,
+    cr_assert_eq(tal_class_map_load(&map, TEST_DATA "/anet13_bsn_action_name.csv", &err), TAL_OK,
                  "%s", err.msg);
     cr_assert_eq(map.n, 200, "the header line is no class");
     cr_assert_eq(tal_class_map_find(&map, "action"), -1);

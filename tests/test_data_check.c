@@ -137,7 +137,7 @@ Test(data_check, without_videos_checks_annotations_only) {
 Test(data_check, real_anet_validation_counts) {
     tal_dataset *ds = NULL;
     tal_err err = {0};
-    cr_assert_eq(tal_dataset_load(&ds, SHARED_DATA "/anet13_val_gt.json", NULL, &err), TAL_OK);
+    cr_assert_eq(tal_dataset_load(&ds, TEST_DATA "/anet13_val_gt.json", NULL, &err), TAL_OK);
     tal_check_opts o = {0};
     tal_check_report r;
     cr_assert_eq(tal_dataset_check(&r, ds, &o, &err), TAL_OK);

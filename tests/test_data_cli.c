@@ -1,6 +1,6 @@
 /* tests/test_data_cli.c: `re2tal synth` and `re2tal check-data` from the command line: exit
  * codes (0 ok, 1 bad input, 2 usage), the files synth writes, and check-data's JSON report on
- * them, including a video removed on purpose. Skipped (visibly) if the binary is not built. */
+ * them, including a video removed on purpose. The binary is a build dependency: no skip. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,15 +25,11 @@ static int run(const char *fmt, ...) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void need_binary(void) {
-    if (access(RE2TAL_BIN, X_OK) != 0) cr_skip_test("re2tal is not built (%s)", RE2TAL_BIN);
-}
-
 #define SMALL "--videos 8 --classes 2 --seed 5 --size 64 --min-len 3 --max-len 4 " \
               "--max-action 1.5 --quiet"
 
 Test(data_cli, synth_then_check_data) {
-    need_binary();
+    test_require_binary();
     char dir[600];
     snprintf(dir, sizeof dir, "%s", test_tmp_path("cli_synth"));
     cr_assert_eq(run("rm -rf '%s' && %s synth --out '%s' " SMALL, dir, RE2TAL_BIN, dir), 0);
@@ -77,7 +73,7 @@ Test(data_cli, synth_then_check_data) {
 }
 
 Test(data_cli, usage_and_input_errors) {
-    need_binary();
+    test_require_binary();
     cr_assert_eq(run("%s synth > /dev/null 2>&1", RE2TAL_BIN), 2, "--out is required");
     cr_assert_eq(run("%s synth --out /tmp/x --classes 1 > /dev/null 2>&1", RE2TAL_BIN), 2);
     cr_assert_eq(run("%s synth --out /tmp/x --videos many > /dev/null 2>&1", RE2TAL_BIN), 2);
@@ -89,13 +85,13 @@ Test(data_cli, usage_and_input_errors) {
     cr_assert_eq(run("%s check-data > /dev/null 2>&1", RE2TAL_BIN), 2);
     cr_assert_eq(run("%s check-data %s/nope.json > /dev/null 2>&1", RE2TAL_BIN, TEST_TMP), 1);
     cr_assert_eq(run("%s check-data %s/anet13_val_gt.json --subset bogus > /dev/null 2>&1",
-                     RE2TAL_BIN, SHARED_DATA),
+                     RE2TAL_BIN, TEST_DATA),
                  2);
     cr_assert_eq(run("%s check-data %s/anet13_val_gt.json --max-lines 1 > /dev/null",
-                     RE2TAL_BIN, SHARED_DATA),
+                     RE2TAL_BIN, TEST_DATA),
                  0, "problems are reported, not fatal, without --strict");
     cr_assert_eq(run("%s check-data %s/thumos14_annotations --split val --classes "
                      "%s/thumos14_annotations/detclasslist.txt > /dev/null",
-                     RE2TAL_BIN, SHARED_DATA, SHARED_DATA),
+                     RE2TAL_BIN, TEST_DATA, TEST_DATA),
                  0);
 }

@@ -9,10 +9,6 @@
 
 #include "decode_check.h"
 
-static void need_binary(void) {
-    if (access(RE2TAL_BIN, X_OK) != 0) cr_skip_test("build the re2tal target first: %s", RE2TAL_BIN);
-}
-
 /* The number after "key": in a JSON line (-1 if absent). */
 static double json_num(const char *json, const char *key) {
     char k[64];
@@ -32,7 +28,7 @@ static int run(const char *cmd, char *out, size_t size) {
 }
 
 Test(decode_cli, probe_prints_json_lines_and_counts) {
-    need_binary();
+    test_require_binary();
     const char *p = make_video("cli.mkv", "-f lavfi -i testsrc2=s=64x48:r=25:d=2 -c:v libx264 "
                                "-pix_fmt yuv420p");
     char cmd[4096], out[8192];
@@ -50,7 +46,7 @@ Test(decode_cli, probe_prints_json_lines_and_counts) {
 }
 
 Test(decode_cli, frames_writes_one_png_per_sample) {
-    need_binary();
+    test_require_binary();
     const char *p = make_video("cli_frames.mp4", "-f lavfi -i testsrc2=s=96x64:r=25:d=2 "
                                "-c:v libx264 -pix_fmt yuv420p");
     char dir[1024], cmd[4096], out[8192];
@@ -77,7 +73,7 @@ Test(decode_cli, frames_writes_one_png_per_sample) {
 }
 
 Test(decode_cli, bench_decode_prints_frames_per_second_last) {
-    need_binary();
+    test_require_binary();
     const char *p = make_video("cli_bench.mp4", "-f lavfi -i testsrc2=s=64x48:r=25:d=2 "
                                "-c:v libx264 -pix_fmt yuv420p");
     char cmd[4096], out[8192];

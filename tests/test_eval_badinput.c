@@ -13,18 +13,7 @@
               "\"annotations\":[{\"segment\":[0,10],\"label\":\"A\"}]}}}"
 #define TH_CLASSES FIXTURES "/eval_th14/detclasslist.txt"
 
-/* Returns a path valid for the next 7 calls (test_tmp_path reuses one buffer). */
-static const char *write_tmp(const char *name, const char *text) {
-    static char paths[8][1024];
-    static int next;
-    char *path = paths[next++ % 8];
-    snprintf(path, sizeof paths[0], "%s", test_tmp_path(name));
-    FILE *f = fopen(path, "wb");
-    cr_assert(f, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
+#define write_tmp test_write_tmp /* a path valid for the next 7 calls */
 
 static void expect_msg(const char *what, const tal_err *err, const char *part) {
     if (part)

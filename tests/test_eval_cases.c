@@ -233,9 +233,9 @@ Test(eval_cases, thumos14_kit_ambiguous_11_point_and_normalised) {
 }
 
 Test(eval_cases, threads_do_not_change_numbers) {
-    loaded kit = load_files(SHARED_DATA "/thumos14_val_gt.json", "validation",
-                          SHARED_DATA "/thumos14_evalkit_Run-2-det.txt",
-                          SHARED_DATA "/thumos14_annotations/detclasslist.txt");
+    loaded kit = load_files(TEST_DATA "/thumos14_val_gt.json", "validation",
+                          TEST_DATA "/thumos14_evalkit_Run-2-det.txt",
+                          TEST_DATA "/thumos14_annotations/detclasslist.txt");
     tal_eval_result *r4 = NULL;
     tal_eval_opts o = {.threads = 4};
     cr_assert_eq(tal_eval_run(&r4, kit.gt, kit.d, &o, &kit.err), TAL_OK, "%s", kit.err.msg);
@@ -320,6 +320,24 @@ Test(eval_cases, map_by_gt_length) {
     o.bucket_edges[1] = 60;
     r = run_ok(&w, &o);
     cr_expect_eq(r->n_buckets, 0);
+    loaded_free(&w);
+}
+
+/* A class with GT in a bucket but no detection at all counts there with AP 0, as it does in the
+ * overall mAP (it used to be left out of the bucket, which then showed the mAP of the rest). */
+Test(eval_cases, map_by_gt_length_counts_classes_without_detections) {
+    char gt[1024], pred[1024];
+    snprintf(gt, sizeof gt, "%s", test_write_tmp("bucket_nodet_gt.json", ONE_A
+             "{\"segment\": [0, 10], \"label\": \"A\"}, {\"segment\": [0, 10], \"label\": \"D\"}]}}}"));
+    snprintf(pred, sizeof pred, "%s", test_write_tmp("bucket_nodet_pred.json",
+             "{\"results\": {\"v1\": [{\"segment\": [0, 10], \"label\": \"A\", \"score\": 0.9}]}}"));
+    loaded w = load_files(gt, NULL, pred, NULL);
+    tal_eval_opts o = {.n_tiou = 1, .tiou = {0.5}, .n_bucket_edges = 2, .bucket_edges = {5, 60}};
+    tal_eval_result *r = run_ok(&w, &o);
+    cr_expect(r->map[0] == 0.5, "%.17g", r->map[0]);
+    cr_expect_eq(r->bucket_n_gt[1], 2);
+    cr_expect_eq(r->bucket_n_classes[1], 2);
+    cr_expect(r->bucket_map[1][0] == 0.5, "%.17g", r->bucket_map[1][0]);
     loaded_free(&w);
 }
 

@@ -38,7 +38,7 @@ static void expect_ar(const char *gt_path, const char *pred, double max_avg, con
 Test(eval_proposals, anet_sample_official) {
     const double want[5] = {0x1.08824119b3497p-2, 0x1.ffcca046a39eep-1, 0x1.ffcca046a39eep-1,
                             0x1.ffcca046a39eep-1, 0x1.ffcca046a39eep-1};
-    expect_ar(SHARED_DATA "/anet13_val_gt.json", SHARED_DATA "/anet13_sample_detection_prediction.json",
+    expect_ar(TEST_DATA "/anet13_val_gt.json", TEST_DATA "/anet13_sample_detection_prediction.json",
               100, want, 0x1.8a5cb876e8c31p+6);
     /* AR@100 misses exactly the 3 zero-length GT of 7654 */
     cr_expect(fabs(want[4] - (1.0 - 3.0 / 7654.0)) < 1e-15);

@@ -1,4 +1,4 @@
-/* tests/test_eval_reference.c: eval/ on the worked example and the real files of shared/data
+/* tests/test_eval_reference.c: eval/ on the worked example and the real files of tests/data
  * against numbers computed independently by bench/eval_numpy_ref.py (a numpy port of the
  * reference evaluators written from shared/spec/eval-reference.md; run under Debian's numpy
  * 1.24.2) and bench/eval_official.py (a pandas port with the official data flow; numpy 1.24.2,
@@ -14,7 +14,7 @@
 #include "eval/eval.h"
 #include "testlib.h"
 
-#define TH_DIR SHARED_DATA "/thumos14_annotations"
+#define TH_DIR TEST_DATA "/thumos14_annotations"
 #define TH_CLASSES TH_DIR "/detclasslist.txt"
 
 static tal_eval_result *evaluate(const char *gt_path, const char *subset, const char *pred,
@@ -143,8 +143,8 @@ Test(eval_reference, linspace_like_numpy) {
  * tIoU, duplicate GT matched by duplicate detections); OpenTAD de-duplicates the GT so the
  * duplicate detections become FPs. */
 Test(eval_reference, anet_sample_official) {
-    tal_eval_result *r = evaluate(SHARED_DATA "/anet13_val_gt.json", NULL,
-                                  SHARED_DATA "/anet13_sample_detection_prediction.json", NULL,
+    tal_eval_result *r = evaluate(TEST_DATA "/anet13_val_gt.json", NULL,
+                                  TEST_DATA "/anet13_sample_detection_prediction.json", NULL,
                                   TAL_EVAL_ACTIVITYNET, 0, NULL);
     cr_assert_eq(r->n_tiou, 10);
     cr_assert_eq(r->n_classes, 200);
@@ -167,8 +167,8 @@ Test(eval_reference, anet_sample_official) {
 }
 
 Test(eval_reference, anet_sample_opentad) {
-    tal_eval_result *r = evaluate(SHARED_DATA "/anet13_val_gt.json", NULL,
-                                  SHARED_DATA "/anet13_sample_detection_prediction.json", NULL,
+    tal_eval_result *r = evaluate(TEST_DATA "/anet13_val_gt.json", NULL,
+                                  TEST_DATA "/anet13_sample_detection_prediction.json", NULL,
                                   TAL_EVAL_OPENTAD, 0, NULL);
     double want[10];
     for (int t = 0; t < 10; t++) want[t] = 0x1.ff67edbf43c28p-1;
@@ -184,8 +184,8 @@ Test(eval_reference, anet_sample_opentad) {
  * inclusive rule (0 >= 0) turns every same-class detection in a GT video into a TP. */
 Test(eval_reference, thumos_run1_activitynet) {
     const double thr[2] = {0.0, 0.1};
-    tal_eval_result *r = evaluate(SHARED_DATA "/thumos14_test_gt.json", NULL,
-                                  SHARED_DATA "/thumos14_evalkit_Run-1-det.txt", TH_CLASSES,
+    tal_eval_result *r = evaluate(TEST_DATA "/thumos14_test_gt.json", NULL,
+                                  TEST_DATA "/thumos14_evalkit_Run-1-det.txt", TH_CLASSES,
                                   TAL_EVAL_ACTIVITYNET, 2, thr);
     const double want[2] = {0x1.88a01b6829957p-13, 0.0};
     expect_maps(r, want, 0x1.88a01b6829957p-14, 1);
@@ -193,11 +193,11 @@ Test(eval_reference, thumos_run1_activitynet) {
 }
 
 Test(eval_reference, thumos_run1_random_is_zero_every_route) {
-    const char *gts[3] = {SHARED_DATA "/thumos14_test_gt.json", TH_DIR,
-                          SHARED_DATA "/thumos14_gtad_thumos_gt.json"};
+    const char *gts[3] = {TEST_DATA "/thumos14_test_gt.json", TH_DIR,
+                          TEST_DATA "/thumos14_gtad_thumos_gt.json"};
     for (int i = 0; i < 3; i++)
         for (int p = 0; p < 3; p++) {
-            tal_eval_result *r = evaluate(gts[i], NULL, SHARED_DATA "/thumos14_evalkit_Run-1-det.txt",
+            tal_eval_result *r = evaluate(gts[i], NULL, TEST_DATA "/thumos14_evalkit_Run-1-det.txt",
                                           TH_CLASSES, (tal_eval_protocol)p, 0, NULL);
             for (int t = 0; t < 5; t++) cr_expect(r->map[t] == 0, "%s protocol %d", gts[i], p);
             cr_expect_eq(r->diag.n_dets, 1636);
@@ -210,7 +210,7 @@ Test(eval_reference, thumos_run1_random_is_zero_every_route) {
 /* Evalkit Run-2 (validation videos) against `gt_path` (validation subset) with the default
  * thresholds linspace(0.3, 0.7, 5) under `p`: the mAPs bit for bit. Returns the result (the
  * caller destroys it). */
-#define RUN2 SHARED_DATA "/thumos14_evalkit_Run-2-det.txt"
+#define RUN2 TEST_DATA "/thumos14_evalkit_Run-2-det.txt"
 static tal_eval_result *expect_run2(const char *gt_path, tal_eval_protocol p, const double *want,
                                     double want_avg) {
     tal_eval_result *r = evaluate(gt_path, "validation", RUN2, TH_CLASSES, p, 0, NULL);
@@ -230,13 +230,13 @@ Test(eval_reference, thumos_run2_activitynet_and_opentad) {
         tal_eval_protocol p;
         double want[5], avg;
     } runs[3] = {
-        {SHARED_DATA "/thumos14_val_gt.json", TAL_EVAL_ACTIVITYNET,
+        {TEST_DATA "/thumos14_val_gt.json", TAL_EVAL_ACTIVITYNET,
          {0x1.28e5ad119471dp-4, 0x1.33b515c13a12ap-5, 0x1.5e63483eb668bp-6, 0x1.575f2bf518905p-7,
           0x1.560415134e782p-8}, 0x1.e21dc0a7c5a56p-6},
         {TH_DIR, TAL_EVAL_ACTIVITYNET,
          {0x1.28e5ad119471ep-4, 0x1.33b515c13a129p-5, 0x1.5e63483eb668bp-6, 0x1.575f2bf518904p-7,
           0x1.560415134e782p-8}, 0x1.e21dc0a7c5a56p-6},
-        {SHARED_DATA "/thumos14_val_gt.json", TAL_EVAL_OPENTAD,
+        {TEST_DATA "/thumos14_val_gt.json", TAL_EVAL_OPENTAD,
          {0x1.0d8f4d9b3783cp-4, 0x1.087642c28b21ep-5, 0x1.22dc6968512bep-6, 0x1.0ab02d2e62ffap-7,
           0x1.d222132655310p-9}, 0x1.a1ed4c77a6ba8p-6},
     };
@@ -285,20 +285,20 @@ Test(eval_reference, thumos_run2_th14_folder_and_json) {
     tal_eval_result_destroy(r);
     const double want_json[5] = {0x1.29b8b902a2afbp-3, 0x1.6286e4beef926p-4, 0x1.c49a99cc42420p-5,
                                  0x1.e4e0186f22c88p-6, 0x1.2301ec1827edap-6};
-    tal_eval_result_destroy(expect_run2(SHARED_DATA "/thumos14_val_gt.json", TAL_EVAL_THUMOS14,
+    tal_eval_result_destroy(expect_run2(TEST_DATA "/thumos14_val_gt.json", TAL_EVAL_THUMOS14,
                                         want_json, 0x1.120c6dc26e8cep-4));
 }
 
 Test(eval_reference, gtad_string_segments_and_subsets) {
     tal_err err = {0};
     tal_eval_gt *gt = NULL;
-    cr_assert_eq(tal_eval_gt_load(&gt, SHARED_DATA "/thumos14_gtad_thumos_gt.json", NULL, &err),
+    cr_assert_eq(tal_eval_gt_load(&gt, TEST_DATA "/thumos14_gtad_thumos_gt.json", NULL, &err),
                  TAL_OK, "%s", err.msg);
     cr_expect_str_eq(tal_eval_gt_subset(gt), "test");
     cr_expect_eq(tal_eval_gt_n_videos(gt), 210);
     cr_expect(tal_eval_gt_is_thumos(gt));
     tal_eval_gt_destroy(gt);
-    cr_assert_eq(tal_eval_gt_load(&gt, SHARED_DATA "/thumos14_test_gt.json", NULL, &err), TAL_OK);
+    cr_assert_eq(tal_eval_gt_load(&gt, TEST_DATA "/thumos14_test_gt.json", NULL, &err), TAL_OK);
     cr_expect_eq(tal_eval_gt_n_videos(gt), 212);
     cr_expect_eq(tal_eval_gt_n_instances(gt), 3358);
     tal_eval_gt_destroy(gt);
@@ -308,7 +308,7 @@ Test(eval_reference, gtad_string_segments_and_subsets) {
     cr_expect_eq(tal_eval_gt_n_classes(gt), 20);
     tal_eval_gt_destroy(gt);
     /* ActionFormer-style file without the "database" wrapper */
-    cr_assert_eq(tal_eval_gt_load(&gt, SHARED_DATA "/thumos14_lzszq_thumos14.json", "test", &err),
+    cr_assert_eq(tal_eval_gt_load(&gt, TEST_DATA "/thumos14_lzszq_thumos14.json", "test", &err),
                  TAL_OK, "%s", err.msg);
     cr_expect_eq(tal_eval_gt_n_instances(gt), 3358);
     tal_eval_gt_destroy(gt);

@@ -1,7 +1,12 @@
 #!/usr/bin/python3
 """Converts a PyTorch checkpoint (.pth: mmaction2 / Video-Swin / OpenTAD / ActionFormer) to
 safetensors for `re2tal`: every tensor of one state dict, as float32 (int64 buffers such as
-relative_position_index kept as I64). Which state dict:
+relative_position_index kept as I64). Names stay as they are (re2tal maps mmaction2's ordinary
+names and OpenTAD's rewired ones itself: Swin `inv_block.Fm/Gm`, SlowFast
+`slow_path.layer1.blocks.0.Fm`, `...blocks.{i}.inv_block.Fm`, `...blocks.0.downsample`), except
+two wrappers: DDP's leading "module." is dropped, and an OpenTAD detector's
+"backbone.model.backbone." (its BackboneWrapper around mmaction2's recognizer) becomes
+"backbone.". Which state dict:
   --weights auto   (default) "state_dict_ema" when the file has it (OpenTAD and ActionFormer
                    evaluate their EMA weights: configs with ema=True), else "state_dict",
                    else "model" / "module" / the top level
@@ -15,6 +20,14 @@ import struct
 import sys
 
 import torch
+
+
+def plain_name(name):
+    if name.startswith("module."):
+        name = name[len("module."):]
+    if name.startswith("backbone.model.backbone."):
+        name = "backbone." + name[len("backbone.model.backbone."):]
+    return name
 
 
 def pick_state(ckpt, weights):
@@ -42,6 +55,7 @@ def main(src, dst, weights):
     for name, t in state.items():
         if not torch.is_tensor(t):
             continue
+        name = plain_name(name)
         t = t.detach().cpu().contiguous()
         if t.is_floating_point():
             t, dtype = t.to(torch.float32), "F32"
