@@ -13,7 +13,7 @@ if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import actionformer
   echo "setting up $venv (torch 2.5.1 CPU use, actionformer 1.5.0)"
   /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet torch==2.5.1 numpy==1.26.4 pyyaml==6.0.2 pandas==2.2.3 \
-    scipy==1.14.1 joblib==1.4.2 tqdm==4.67.1 setuptools==75.6.0 wheel==0.45.1
+    scipy==1.14.1 joblib==1.4.2 tqdm==4.67.1 h5py==3.12.1 setuptools==75.6.0 wheel==0.45.1
   # its build needs torch (the C++ NMS extension): build against the venv's
   "$venv/bin/pip" install --quiet --no-deps --no-build-isolation actionformer==1.5.0
 fi
