@@ -3,7 +3,6 @@
  * one line per frame on stdout: the file and the sample's time. `--like RUN_DIR`: the frames of
  * that run's sampler and test-time crop, decoded exactly as its model gets them. */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,16 +50,7 @@ static int frames_like(const char *run, const char *video, const char *dir, doub
         goto fail;
     tal_frame_transform tf;
     tal_transform_resize_center(&tf, tal_decoder_info(dec), rc.short_side, rc.crop);
-    if (strcmp(rc.sampler, "resize")) {
-        tal_window_opts o;
-        tal_window_opts_default(&o);
-        o.window_len = rc.trunc_len;
-        o.window_stride = (int)lround(rc.trunc_len * (1.0 - rc.window_overlap));
-        if (o.window_stride < 1) o.window_stride = 1;
-        o.frame_stride = rc.frame_stride;
-        o.snippet_stride = rc.snippet_stride;
-        n_windows = tal_window_count(tal_video_meta_of(&v).n_frames, &o);
-    }
+    n_windows = tal_run_window_count(&rc, tal_video_meta_of(&v).n_frames);
     enum { CHUNK = 16 };
     buf = malloc(sizeof(float) * 3 * CHUNK * tf.out_h * tf.out_w);
     if (!buf) {

@@ -38,12 +38,9 @@ static tal_status probe_feature_file(tal_video_anno *v, tal_feature_file *ff,
     char *dot = strrchr(v->id, '.');
     if (dot && dot != v->id) *dot = 0;
     v->subset = TAL_SUBSET_TESTING;
-    char side[1200];
-    tal_feature_sidecar_path(side, sizeof side, path);
     tal_feature_grid g;
-    tal_err e = {0};
-    tal_status st = tal_feature_grid_read(&g, side, &e);
-    if (st && st != TAL_EIO) return tal_err_set(err, st, "%s", e.msg);
+    tal_status st = tal_feature_sidecar_of(&g, path, err);
+    if (st) return st;
     v->duration_s = g.duration_s > 0 ? g.duration_s : -1;
     v->fps = g.fps;
     int c = channels;

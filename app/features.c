@@ -121,15 +121,21 @@ static tal_status agree(const char *path, const char *key, const char *side_key,
 
 static double first_set(double a, double b, double c) { return a > 0 ? a : b > 0 ? b : c; }
 
+tal_status tal_feature_sidecar_of(tal_feature_grid *g, const char *npy_path, tal_err *err) {
+    char side[1200];
+    tal_feature_sidecar_path(side, sizeof side, npy_path);
+    tal_err e = {0};
+    tal_status st = tal_feature_grid_read(g, side, &e);
+    if (st == TAL_EIO) return TAL_OK; /* none: an all-zero grid */
+    return st ? tal_err_set(err, st, "%s", e.msg) : TAL_OK;
+}
+
 tal_status tal_feature_file_open(tal_feature_file *ff, const tal_run_config *rc, int *channels,
                                  const char *path, const tal_video_anno *v, tal_err *err) {
     memset(ff, 0, sizeof *ff);
-    char side[1200];
-    tal_feature_sidecar_path(side, sizeof side, path);
     tal_feature_grid g;
-    tal_err e = {0};
-    tal_status st = tal_feature_grid_read(&g, side, &e);
-    if (st && st != TAL_EIO) return tal_err_set(err, st, "%s", e.msg);
+    tal_status st = tal_feature_sidecar_of(&g, path, err);
+    if (st) return st;
     int layout = tal_feat_layout_parse(rc->feature_layout);
     int side_layout = g.layout[0] ? tal_feat_layout_parse(g.layout) : TAL_FEAT_AUTO;
     if (layout != TAL_FEAT_AUTO && side_layout != TAL_FEAT_AUTO && layout != side_layout)
@@ -177,11 +183,7 @@ tal_status tal_feature_file_open(tal_feature_file *ff, const tal_run_config *rc,
 
 /* ---------------------------------------------------------------- windows --------------- */
 static tal_window_opts window_opts(const tal_run_config *rc) {
-    tal_window_opts o;
-    tal_window_opts_default(&o);
-    o.window_len = rc->trunc_len;
-    o.window_stride = (int)lround(rc->trunc_len * (1.0 - rc->window_overlap));
-    if (o.window_stride < 1) o.window_stride = 1;
+    tal_window_opts o = tal_run_window_opts(rc);
     o.frame_stride = o.snippet_stride = 1; /* one position is one "frame" */
     return o;
 }
@@ -204,11 +206,8 @@ tal_status tal_feature_clip_for(tal_clip *clip, const tal_run_config *rc, const 
         return tal_sample_resize(clip, &meta, &o, err);
     }
     if (training) {
-        tal_trunc_opts o;
-        tal_trunc_opts_default(&o);
-        o.trunc_len = rc->trunc_len;
+        tal_trunc_opts o = tal_run_trunc_opts(rc);
         o.frame_stride = o.snippet_stride = 1;
-        o.trunc_thresh = rc->trunc_thresh;
         o.feat_map = &ff->map;
         return tal_sample_trunc(clip, &meta, &o, key, err);
     }

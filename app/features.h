@@ -33,6 +33,9 @@ tal_status tal_feature_grid_write(const char *path, const char *video_id,
 
 /* <name>.json for <name>.npy (the sidecar's path). */
 void tal_feature_sidecar_path(char *buf, size_t size, const char *npy_path);
+/* The sidecar of a feature file, if any (an all-zero grid when there is none); TAL_EFORMAT if it
+ * is malformed. */
+tal_status tal_feature_sidecar_of(tal_feature_grid *g, const char *npy_path, tal_err *err);
 /* Finds <dir>/<id>.npy, or with a "v_" prefix added or removed (ActionFormer's ActivityNet
  * files). TAL_EIO naming the id and the folder if there is none. */
 tal_status tal_feature_path(char *buf, size_t size, const char *dir, const char *id,

@@ -104,6 +104,33 @@ void tal_model_destroy(tal_model *m) {
     memset(m, 0, sizeof *m);
 }
 
+tal_trunc_opts tal_run_trunc_opts(const tal_run_config *rc) {
+    tal_trunc_opts o;
+    tal_trunc_opts_default(&o);
+    o.trunc_len = rc->trunc_len;
+    o.frame_stride = rc->frame_stride;
+    o.snippet_stride = rc->snippet_stride;
+    o.trunc_thresh = rc->trunc_thresh;
+    return o;
+}
+
+tal_window_opts tal_run_window_opts(const tal_run_config *rc) {
+    tal_window_opts o;
+    tal_window_opts_default(&o);
+    o.window_len = rc->trunc_len;
+    o.window_stride = (int)lround(rc->trunc_len * (1.0 - rc->window_overlap));
+    if (o.window_stride < 1) o.window_stride = 1;
+    o.frame_stride = rc->frame_stride;
+    o.snippet_stride = rc->snippet_stride;
+    return o;
+}
+
+int tal_run_window_count(const tal_run_config *rc, int64_t n_frames) {
+    if (is_resize(rc)) return 1;
+    tal_window_opts o = tal_run_window_opts(rc);
+    return tal_window_count(n_frames, &o);
+}
+
 tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_video_anno *v,
                         int training, int window, tal_rng_key key, tal_err *err) {
     tal_video_meta meta = tal_video_meta_of(v);
@@ -118,21 +145,10 @@ tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_vide
         return tal_sample_resize(clip, &meta, &o, err);
     }
     if (training) {
-        tal_trunc_opts o;
-        tal_trunc_opts_default(&o);
-        o.trunc_len = rc->trunc_len;
-        o.frame_stride = rc->frame_stride;
-        o.snippet_stride = rc->snippet_stride;
-        o.trunc_thresh = rc->trunc_thresh;
+        tal_trunc_opts o = tal_run_trunc_opts(rc);
         return tal_sample_trunc(clip, &meta, &o, key, err);
     }
-    tal_window_opts o;
-    tal_window_opts_default(&o);
-    o.window_len = rc->trunc_len;
-    o.window_stride = (int)lround(rc->trunc_len * (1.0 - rc->window_overlap));
-    if (o.window_stride < 1) o.window_stride = 1;
-    o.frame_stride = rc->frame_stride;
-    o.snippet_stride = rc->snippet_stride;
+    tal_window_opts o = tal_run_window_opts(rc);
     return tal_sample_window(clip, &meta, &o, window, err);
 }
 
@@ -278,17 +294,7 @@ tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *
 tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const char *path,
                                  const tal_video_anno *v, tal_tensor video_buf, tal_dets *out,
                                  tal_err *err) {
-    int n_windows = 1;
-    if (!is_resize(rc)) {
-        tal_window_opts o;
-        tal_window_opts_default(&o);
-        o.window_len = rc->trunc_len;
-        o.window_stride = (int)lround(rc->trunc_len * (1.0 - rc->window_overlap));
-        if (o.window_stride < 1) o.window_stride = 1;
-        o.frame_stride = rc->frame_stride;
-        o.snippet_stride = rc->snippet_stride;
-        n_windows = tal_window_count(tal_video_meta_of(v).n_frames, &o);
-    }
+    int n_windows = tal_run_window_count(rc, tal_video_meta_of(v).n_frames);
     tal_rng_key key = {0, 0, 0};
     for (int w = 0; w < n_windows; w++) {
         tal_clip clip = {0};

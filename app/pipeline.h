@@ -47,6 +47,13 @@ void tal_model_destroy(tal_model *m);
  * head's window [feat_ch, head_len]. */
 size_t tal_model_input_floats(const tal_model *m);
 
+/* The truncate sampler's training windows and the test windows of a run config (frames of the
+ * video; feature mode sets both strides to 1), and how many test windows a video of n_frames
+ * gets (1 with the resize sampler). */
+tal_trunc_opts tal_run_trunc_opts(const tal_run_config *rc);
+tal_window_opts tal_run_window_opts(const tal_run_config *rc);
+int tal_run_window_count(const tal_run_config *rc, int64_t n_frames);
+
 /* The clip sampled for video v of the dataset (training: random window / augmentation from key;
  * else the test sampling, window w). */
 tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_video_anno *v,

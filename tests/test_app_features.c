@@ -6,51 +6,17 @@
 #include "testlib.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "heads/heads.h"
 
 static char g_dir[1024];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-    char cmd[8192], full[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "cd '%s' && %s", g_dir, cmd);
-    int rc = system(full);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
-
-static char *slurp(const char *name) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc(1, (size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
-    fclose(f);
-    return s;
-}
-
-static void put(const char *name, const char *text) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "%s", path);
-    fputs(text, f);
-    fclose(f);
-}
+#define sh(...) test_sh_in(g_dir, __VA_ARGS__)
+#define slurp(name) test_slurp_in(g_dir, name)
 
 enum { C = 8, N_VIDEOS = 64, VAL_EVERY = 4, MAX_GT = 3 };
 #define FPS 25.0
@@ -119,7 +85,7 @@ static void make_set(int actionformer) {
     strcpy(anno, "{\"database\": {\n");
     for (int i = 0; i < N_VIDEOS; i++) make_video(i, actionformer, anno, cap);
     strcat(anno, "\n}}\n");
-    put("anno.json", anno);
+    test_write_tmp_in(g_dir, "anno.json", anno);
     free(anno);
 }
 
@@ -142,7 +108,8 @@ static const char *CONFIG =
 static void setup(void) {
     snprintf(g_dir, sizeof g_dir, "%s/features_%d", TEST_TMP, (int)getpid());
     mkdir(g_dir, 0755);
-    put("feat.json", CONFIG);
+    test_require_binary();
+    test_write_tmp_in(g_dir, "feat.json", CONFIG);
 }
 
 static void teardown(void) { sh("cd .. && rm -rf '%s'", g_dir); }

@@ -3,30 +3,20 @@
  * and has its man page (made from the --help texts) beside it. */
 #include "testlib.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static char g_dir[1024];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-    char cmd[4096], full[5000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "cd '%s' && %s", g_dir, cmd);
-    int rc = system(full);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
+#define sh(...) test_sh_in(g_dir, __VA_ARGS__)
+#define slurp(name) test_slurp_in(g_dir, name)
 
 static void setup(void) {
     snprintf(g_dir, sizeof g_dir, "%s/install_%d", TEST_TMP, (int)getpid());
     mkdir(g_dir, 0755);
+    test_require_binary();
 }
 
 static void teardown(void) { sh("cd .. && rm -rf '%s'", g_dir); }

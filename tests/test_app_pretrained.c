@@ -5,42 +5,17 @@
  * misshapen and extra tensors are listed by name by both commands. */
 #include "testlib.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backbone/backbone.h"
 
 static char g_dir[1024];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-    char cmd[8192], full[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "cd '%s' && %s", g_dir, cmd);
-    int rc = system(full);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
-
-static char *slurp(const char *name) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = calloc(1, (size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
-    fclose(f);
-    return s;
-}
+#define sh(...) test_sh_in(g_dir, __VA_ARGS__)
+#define slurp(name) test_slurp_in(g_dir, name)
 
 static const char *path_of(const char *name) {
     static char buf[4][1200];
@@ -75,12 +50,11 @@ static const char *TINY =
 static void setup(void) {
     snprintf(g_dir, sizeof g_dir, "%s/pretrained_%d", TEST_TMP, (int)getpid());
     mkdir(g_dir, 0755);
+    test_require_binary();
     cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "
                         "--max-len 12 --min-action 1 --max-action 4 --max-instances 2 "
                         "--val-fraction 0.34 --quiet"), 0);
-    FILE *f = fopen(path_of("tiny.json"), "w");
-    fputs(TINY, f);
-    fclose(f);
+    test_write_tmp_in(g_dir, "tiny.json", TINY);
 }
 
 static void teardown(void) { sh("cd .. && rm -rf '%s'", g_dir); }
