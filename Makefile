@@ -49,9 +49,11 @@ fixtures:
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
-# a .deb (CUDA off: its runtime is no Debian package) in $(BUILD_PKG)/
+# a .deb (CUDA and MPI off: the CUDA runtime is no Debian package, ranks are optional) in
+# $(BUILD_PKG)/
 package: deps
-	cmake -S . -B $(BUILD_PKG) -DCMAKE_BUILD_TYPE=Release -DRE2TAL_CUDA=OFF $(CMAKE_ARGS)
+	cmake -S . -B $(BUILD_PKG) -DCMAKE_BUILD_TYPE=Release -DRE2TAL_CUDA=OFF -DRE2TAL_MPI=OFF \
+		$(CMAKE_ARGS)
 	cmake --build $(BUILD_PKG) -j $(JOBS) --target re2tal re2tal_man
 	cd $(BUILD_PKG) && cpack -G DEB
 	@ls $(BUILD_PKG)/*.deb

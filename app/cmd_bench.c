@@ -12,6 +12,7 @@
 #include "decode/decode.h"
 
 int tal_cmd_bench_backbone(int argc, char **argv); /* app/cmd_bench_backbone.c */
+int tal_cmd_bench_allreduce(int argc, char **argv); /* app/cmd_bench_allreduce.c */
 static int bench_decode(int argc, char **argv);
 
 static const struct {
@@ -21,6 +22,7 @@ static const struct {
 } BENCHES[] = {
     {"decode", bench_decode, "frames/s of decode + resize + normalise, random-clip latency"},
     {"backbone", tal_cmd_bench_backbone, "training-step time and memory of a Swin stage"},
+    {"allreduce", tal_cmd_bench_allreduce, "gradient all-reduce time over MPI ranks (mpirun)"},
 };
 enum { N_BENCHES = sizeof BENCHES / sizeof BENCHES[0] };
 

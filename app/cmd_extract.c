@@ -1,7 +1,8 @@
 /* app/cmd_extract.c: `re2tal extract`: backbone features per video as <id>.npy + a JSON sidecar
  * (time of every feature, sampling, backbone, checkpoint hash), either from a run folder (its
  * backbone, its sampler) or from a backbone checkpoint alone (--backbone CKPT --preset NAME),
- * for training a head on features (data.features). */
+ * for training a head on features (data.features). Under mpirun each rank extracts a share of
+ * the videos balanced by duration. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,23 +12,30 @@
 #include <cjson/cJSON.h>
 
 #include "app/commands.h"
+#include "app/dist.h"
 #include "app/extract.h"
 #include "app/model_dir.h"
 #include "app/progress.h"
+#include "app/video_list.h"
 #include "app/weights.h"
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: re2tal extract --backbone CKPT.safetensors --preset NAME VIDEO... --out DIR\n"
+            "usage: re2tal extract --backbone CKPT.safetensors --preset NAME VIDEO_OR_FOLDER...\n"
+            "                      [--list FILE] --out DIR\n"
             "                      [--mode auto|vanilla|reversible] [--set KEY=VALUE ...]\n"
             "                      [--every N | --fps F] [--frames-per-feature P] [--stride S]\n"
             "                      [--window W] [--size S] [--crop C] [--layout CT|TC] [--strict]\n"
-            "       re2tal extract --model RUN_DIR VIDEO... --out DIR [--layout CT|TC]\n\n"
+            "                      [--quiet]\n"
+            "       re2tal extract --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] --out DIR\n"
+            "                      [--layout CT|TC] [--quiet]\n\n"
             "Writes DIR/<id>.npy (float32 features, [C, T] by default, [T, C] with --layout TC,\n"
             "ActionFormer's) and DIR/<id>.json: the time of every feature in seconds (times_s:\n"
             "the centre of the frames it covers, (offset_frames + k * stride_frames) / fps), the\n"
             "sampling, the backbone and its mode, and the checkpoint's SHA-256. Train a head on\n"
-            "them with data.features=DIR. Unreadable videos are reported and skipped (exit 1).\n\n"
+            "them with data.features=DIR. Unreadable videos are reported and skipped (exit 1).\n"
+            "Videos: files, folders (their video files in name order) and --list FILE (one path\n"
+            "per line). Under `mpirun -np N` each rank extracts a share balanced by duration.\n\n"
             "--backbone: a backbone checkpoint alone (tools/convert_checkpoint.py turns a .pth\n"
             "into safetensors; mmaction2, Video-Swin and OpenTAD names load), no run folder.\n"
             "  --preset NAME  a backbone: " TAL_BACKBONE_PRESETS "\n"
@@ -57,8 +65,9 @@ static void usage(FILE *out) {
 
 typedef struct args {
     const char *model, *ckpt, *preset, *mode, *out;
-    const char **sets, **paths;
-    int n_sets, n_paths, quiet, strict;
+    const char **sets;
+    tal_video_list videos;
+    int n_sets, quiet, strict;
     tal_extract_opts o;
 } args;
 
@@ -73,10 +82,9 @@ static int number(const char *opt, const char *v, double lo, double *out) {
     return 1;
 }
 
-/* 0: ok, 1: --help given, 2: usage error. */
-static int parse(args *a, int argc, char **argv) {
+/* 0: ok, 1: --help given, 2: usage error, 3: a bad folder or list (err). */
+static int parse(args *a, int argc, char **argv, tal_err *err) {
     a->sets = calloc((size_t)argc + 1, sizeof *a->sets);
-    a->paths = calloc((size_t)argc + 1, sizeof *a->paths);
     a->mode = "auto";
     a->o = (tal_extract_opts){.every = 0, .frames_per_feature = 16, .stride = 4,
                               .short_side = 224, .layout = TAL_FEAT_CT};
@@ -90,6 +98,9 @@ static int parse(args *a, int argc, char **argv) {
         else if (!strcmp(o, "--preset")) a->preset = v;
         else if (!strcmp(o, "--mode")) a->mode = v;
         else if (!strcmp(o, "--out")) a->out = v;
+        else if (!strcmp(o, "--list") && v) {
+            if (tal_video_list_add_file(&a->videos, v, err)) return 3;
+        }
         else if (!strcmp(o, "--set") && v) a->sets[a->n_sets++] = v;
         else if (!strcmp(o, "--every")) ok = number(o, v, 1, &every);
         else if (!strcmp(o, "--fps")) ok = number(o, v, 1e-3, &fps);
@@ -111,7 +122,8 @@ static int parse(args *a, int argc, char **argv) {
             fprintf(stderr, "re2tal extract: unknown option '%s'\n", o);
             return 2;
         } else {
-            a->paths[a->n_paths++] = o, takes = 0;
+            if (tal_video_list_add(&a->videos, o, err)) return 3;
+            takes = 0;
         }
         if (!ok || (takes && !v)) {
             if (ok) fprintf(stderr, "re2tal extract: %s needs a value\n", o);
@@ -135,7 +147,7 @@ static int parse(args *a, int argc, char **argv) {
                 a->o.short_side);
         return 2;
     }
-    if (!a->out || !a->n_paths || !!a->model == !!a->ckpt || (a->ckpt && !a->preset)) {
+    if (!a->out || !a->videos.n || !!a->model == !!a->ckpt || (a->ckpt && !a->preset)) {
         fprintf(stderr, "re2tal extract: give --out DIR, videos, and either --model RUN_DIR or "
                         "--backbone CKPT with --preset NAME\n");
         return 2;
@@ -254,39 +266,55 @@ static tal_status open_run(source *s, args *a, tal_err *err) {
 
 static int cmd_extract(int argc, char **argv) {
     args a = {0};
-    int pr = parse(&a, argc, argv);
-    if (pr) {
-        usage(pr == 1 ? stdout : stderr);
-        free(a.sets);
-        free(a.paths);
-        return pr == 1 ? 0 : 2;
-    }
     tal_err err = {0};
+    int pr = parse(&a, argc, argv, &err);
+    if (pr) {
+        if (pr == 3)
+            fprintf(stderr, "re2tal extract: %s\n", err.msg);
+        else
+            usage(pr == 1 ? stdout : stderr);
+        free(a.sets);
+        tal_video_list_free(&a.videos);
+        return pr == 1 ? 0 : pr == 3 ? 1 : 2;
+    }
+    tal_shard sh = tal_dist_shard();
+    if (sh.rank != 0) a.quiet = 1; /* rank 0 speaks for the job */
     source s = {0};
-    int code = 0, n_bad = 0;
+    int code = 0, n = a.videos.n;
     tal_status st = a.model ? open_run(&s, &a, &err) : open_backbone(&s, &a, &err);
     if (!st && mkdir(a.out, 0755) != 0 && errno != EEXIST)
         st = tal_err_set(&err, TAL_EIO, "%s: cannot create: %s", a.out, strerror(errno));
-    if (st) {
-        fprintf(stderr, "re2tal extract: %s\n", err.msg);
+    if (tal_dist_count(st != TAL_OK) > 0) { /* every rank stops, or none */
+        if (st) fprintf(stderr, "re2tal extract: %s\n", err.msg);
         code = 1;
     } else {
         a.o.sidecar_extra = s.extra;
+        int *owner = calloc((size_t)n, sizeof *owner), n_mine = 0;
+        char **msgs = calloc((size_t)n, sizeof *msgs);
+        TAL_ASSERT_MSG(owner && msgs, "out of memory");
+        tal_video_list_share(&a.videos, owner);
+        for (int i = 0; i < n; i++) n_mine += owner[i] == sh.rank;
         tal_progress bar;
-        tal_progress_start(&bar, stderr, "extract", "videos", a.n_paths, a.quiet);
-        for (int i = 0; i < a.n_paths; i++) {
+        tal_progress_start(&bar, stderr, "extract", "videos", n_mine, a.quiet || sh.rank != 0);
+        for (int i = 0, done = 0; i < n; i++) {
+            if (owner[i] != sh.rank) continue;
             tal_err e = {0};
-            if (tal_extract_video(s.bb, &a.o, a.paths[i], a.out, &e) != TAL_OK) {
-                tal_progress_message(&bar, "warning: skipped video: %s", e.msg);
-                n_bad++;
+            if (tal_extract_video(s.bb, &a.o, a.videos.paths[i], a.out, &e) != TAL_OK) {
+                if (sh.world == 1) tal_progress_message(&bar, "warning: skipped video: %s", e.msg);
+                msgs[i] = strdup(e.msg);
+                TAL_ASSERT_MSG(msgs[i], "out of memory");
             }
-            tal_progress_update(&bar, i + 1, NULL);
+            tal_progress_update(&bar, ++done, NULL);
         }
         tal_progress_finish(&bar, NULL);
-        if (!a.quiet)
-            fprintf(stderr, "features of %d video(s) in %s (%d skipped)\n", a.n_paths - n_bad,
-                    a.out, n_bad);
+        int n_bad = tal_video_list_report_skipped(&a.videos, msgs);
+        if (!a.quiet && sh.rank == 0)
+            fprintf(stderr, "features of %d video(s) in %s (%d skipped)\n", n - n_bad, a.out,
+                    n_bad);
         if (n_bad) code = 1;
+        for (int i = 0; i < n; i++) free(msgs[i]);
+        free(msgs);
+        free(owner);
     }
     free(s.extra);
     if (a.model) {
@@ -296,7 +324,7 @@ static int cmd_extract(int argc, char **argv) {
         tal_params_destroy(s.params);
     }
     free(a.sets);
-    free(a.paths);
+    tal_video_list_free(&a.videos);
     return code;
 }
 TAL_COMMAND("extract", 65, "write backbone features of videos as .npy (+ time grid sidecars)",

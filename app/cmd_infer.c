@@ -1,32 +1,41 @@
 /* app/cmd_infer.c: `re2tal infer --model DIR VIDEO... [--out results.json] [--srt DIR]`: raw
  * videos (or, --features, feature files) in, ActivityNet-format results out; corrupt inputs are
- * skipped and reported. */
+ * skipped and reported. Under mpirun the videos are shared among the ranks (tal_infer_videos). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app/commands.h"
+#include "app/dist.h"
 #include "app/model_dir.h"
 #include "app/trainer.h"
+#include "app/video_list.h"
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: re2tal infer --model RUN_DIR VIDEO... [--out results.json] [--srt DIR]\n"
+            "usage: re2tal infer --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE]\n"
+            "                    [--out results.json] [--srt DIR]\n"
             "                    [--classifier FILE [--classifier-topk K]] [--quiet]\n"
-            "       re2tal infer --model RUN_DIR --features FILE.npy... [--out results.json]\n\n"
+            "       re2tal infer --model RUN_DIR --features NPY_OR_FOLDER... [--list FILE]\n"
+            "                    [--out results.json]\n\n"
             "Finds action segments in raw videos with a trained model (a run folder of re2tal\n"
             "train or re2tal import: best/ weights, else last/), any length: test windows are\n"
             "decoded one after another, so memory stays bounded. Writes ActivityNet results JSON\n"
             "(default results.json) and, with --srt, one subtitle file per video showing the top\n"
             "segments in any player. Unreadable videos are reported and skipped (exit 1 if any).\n\n"
             "--features: the model of a feature run (data.features) on feature files instead of\n"
-            "videos, cut into the run's windows. Each file's time grid comes from its sidecar\n"
-            "(<id>.json, written by re2tal extract), else from the run's data.feature_* keys;\n"
-            "its duration from the sidecar, else from the grid.\n\n"
+            "videos (folders: their .npy files), cut into the run's windows. Each file's time\n"
+            "grid comes from its sidecar (<id>.json, written by re2tal extract), else from the\n"
+            "run's data.feature_* keys; its duration from the sidecar, else from the grid.\n\n"
             "A class-agnostic model (data.class_agnostic 1, the ActivityNet recipe) finds\n"
             "\"action\" segments; --classifier FILE (video-level class scores, the CUHK JSON\n"
             "format {\"class\": [...], \"results\": {id: [scores]}}) turns each into the video's\n"
-            "top K classes (default 2), score x class score. Default: the run's eval.classifier.\n");
+            "top K classes (default 2), score x class score. Default: the run's\n"
+            "eval.classifier.\n\n"
+            "Videos: files, folders (their video files in name order) and --list FILE (one path\n"
+            "per line). Under `mpirun -np N` each rank takes a share balanced by duration and\n"
+            "writes its videos' subtitles; rank 0 writes the results file, the same bytes as one\n"
+            "process writes.\n");
 }
 
 /* A dataset entry for a feature file: id from the name, duration and fps from its sidecar. */
@@ -49,15 +58,19 @@ static tal_status probe_feature_file(tal_video_anno *v, tal_feature_file *ff,
 
 static int cmd_infer(int argc, char **argv) {
     const char *model = NULL, *out = "results.json", *srt = NULL, *classifier = NULL;
-    int quiet = 0, n_paths = 0, topk = 0, features = 0;
-    const char **paths = calloc((size_t)argc + 1, sizeof *paths);
+    int quiet = 0, topk = 0, rank = tal_dist_shard().rank, features = 0;
+    tal_video_list list = {0};
+    tal_err err = {0};
+    for (int i = 1; i < argc; i++) features |= !strcmp(argv[i], "--features");
     for (int i = 1; i < argc; i++) {
         if (tal_is_help(argv[i])) {
             usage(stdout);
-            free(paths);
+            tal_video_list_free(&list);
             return 0;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
             model = argv[++i];
+        } else if (!strcmp(argv[i], "--list") && i + 1 < argc) {
+            if (tal_video_list_add_file(&list, argv[++i], &err) != TAL_OK) break;
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             out = argv[++i];
         } else if (!strcmp(argv[i], "--srt") && i + 1 < argc) {
@@ -69,37 +82,46 @@ static int cmd_infer(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
         } else if (!strcmp(argv[i], "--features")) {
-            features = 1;
+            continue; /* seen above: folders list their .npy files */
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "re2tal infer: unknown option '%s'\n", argv[i]);
             usage(stderr);
-            free(paths);
+            tal_video_list_free(&list);
             return 2;
-        } else {
-            paths[n_paths++] = argv[i];
+        } else if ((features ? tal_video_list_add_features(&list, argv[i], &err)
+                             : tal_video_list_add(&list, argv[i], &err)) != TAL_OK) {
+            break;
         }
     }
+    if (err.code) {
+        fprintf(stderr, "re2tal infer: %s\n", err.msg);
+        tal_video_list_free(&list);
+        return 1;
+    }
+    int n_paths = list.n;
+    char **paths = list.paths;
     if (!model || !n_paths) {
         usage(stderr);
-        free(paths);
+        tal_video_list_free(&list);
         return 2;
     }
-    tal_err err = {0};
     tal_loaded_model lm;
-    if (tal_model_open_dir(&lm, model, &err) != TAL_OK) {
-        fprintf(stderr, "re2tal infer: %s\n", err.msg);
+    int failed = tal_model_open_dir(&lm, model, &err) != TAL_OK;
+    if (tal_dist_count(failed) > 0) { /* every rank stops, or none */
+        if (failed) fprintf(stderr, "re2tal infer: %s\n", err.msg);
         tal_model_close_dir(&lm);
-        free(paths);
+        tal_video_list_free(&list);
         return 1;
     }
     if (features != lm.m.features) {
-        fprintf(stderr, "re2tal infer: %s %s; %s\n", model,
-                lm.m.features ? "was trained on features (data.features)"
-                              : "takes videos (it has a backbone)",
-                lm.m.features ? "give its feature files with --features"
-                              : "--features is for runs trained on features");
+        if (rank == 0)
+            fprintf(stderr, "re2tal infer: %s %s; %s\n", model,
+                    lm.m.features ? "was trained on features (data.features)"
+                                  : "takes videos (it has a backbone)",
+                    lm.m.features ? "give its feature files with --features"
+                                  : "--features is for runs trained on features");
         tal_model_close_dir(&lm);
-        free(paths);
+        tal_video_list_free(&list);
         return 2;
     }
     if (classifier) snprintf(lm.rc.classifier, sizeof lm.rc.classifier, "%s", classifier);
@@ -120,8 +142,9 @@ static int cmd_infer(int argc, char **argv) {
         tal_status ps = features ? probe_feature_file(v, &d.feat[d.ds->n_videos], &lm.rc,
                                                       lm.m.feat_ch, paths[i], &e)
                                  : tal_video_anno_probe(v, paths[i], &e);
-        if (ps != TAL_OK) {
-            fprintf(stderr, "warning: skipped %s: %s\n", features ? "file" : "video", e.msg);
+        if (ps != TAL_OK) { /* every rank probes all */
+            if (rank == 0)
+                fprintf(stderr, "warning: skipped %s: %s\n", features ? "file" : "video", e.msg);
             free(v->id);
             memset(v, 0, sizeof *v);
             n_bad++;
@@ -136,14 +159,14 @@ static int cmd_infer(int argc, char **argv) {
         code = 1;
     } else {
         n_bad += skipped;
-        if (!quiet)
+        if (!quiet && rank == 0)
             fprintf(stderr, "%d video(s) done, %d skipped: results in %s%s%s\n", d.n_val - skipped,
                     n_bad, out, srt ? ", subtitles in " : "", srt ? srt : "");
         if (n_bad) code = 1;
     }
     tal_run_data_free(&d);
     tal_model_close_dir(&lm);
-    free(paths);
+    tal_video_list_free(&list);
     return code;
 }
 TAL_COMMAND("infer", 60, "find action segments in raw videos with a trained model", cmd_infer)

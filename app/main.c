@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "app/commands.h"
+#include "app/dist.h"
 #include "nn/nn.h"
 
 #define MAX_COMMANDS 64
@@ -49,12 +52,36 @@ static int cmd_version(int argc, char **argv) {
 #else
     const char *cuda = "no";
 #endif
-    printf("re2tal %s (CUDA: %s, threads: %d)\n", RE2TAL_VERSION, cuda, tal_threads_get());
+#ifdef TAL_HAVE_MPI
+    const char *mpi = "yes";
+#else
+    const char *mpi = "no";
+#endif
+    printf("re2tal %s (CUDA: %s, MPI: %s, threads: %d)\n", RE2TAL_VERSION, cuda, mpi,
+           tal_threads_get());
     return 0;
 }
 TAL_COMMAND("version", 900, "print the version and build options", cmd_version)
 
+/* Under mpirun: threads per rank from --threads / RE2TAL_THREADS, else the host's cores shared
+ * among its ranks. */
+static int rank_threads(int threads) {
+    if (threads > 0 || getenv("RE2TAL_THREADS") || tal_dist_shard().world == 1) return threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = (int)(cores / tal_dist_local_ranks());
+    return n > 0 ? n : 1;
+}
+
+static int run(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    if (tal_dist_init(&argc, &argv) != 0) return 1;
+    int code = run(argc, argv);
+    tal_dist_finalize();
+    return code;
+}
+
+static int run(int argc, char **argv) {
     int i = 1, threads = 0;
     while (i < argc && argv[i][0] == '-') {
         if (tal_is_help(argv[i])) {
@@ -77,11 +104,12 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    tal_threads_set(threads);
+    tal_threads_set(rank_threads(threads));
     if (i >= argc) {
         print_usage(stderr);
         return 2;
     }
+    if (tal_dist_shard().world > 1) tal_dist_print_layout(stderr, tal_threads_get());
     for (int c = 0; c < g_n_commands; c++)
         if (!strcmp(g_commands[c]->name, argv[i])) return g_commands[c]->run(argc - i, argv + i);
     fprintf(stderr, "re2tal: unknown command '%s' (see re2tal --help)\n", argv[i]);

@@ -75,6 +75,7 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
     if (!m->features &&
         (st = tal_backbone_create(&m->bb, &m->bcfg, m->params, g_bb, g_bb0, err)))
         goto fail;
+    m->head_first_param = tal_params_count(m->params);
     if ((st = tal_head_create(&m->head, &m->hcfg, m->params, "head.", g_h, g_h0, 1, err))) goto fail;
     if ((st = tal_params_allocate(m->params, TAL_DEV_CPU, err))) goto fail;
     if (init && m->bb) tal_backbone_init(m->bb, m->bcfg.seed);
@@ -263,12 +264,13 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
             tal_scale(r, r, grad_scale);
         }
     }
+    tal_head_backward(m->head, m->features ? tal_tensor_none() : m->dfeats_head);
+    /* the head's gradients are final; the backbone reports its blocks and layers as it goes */
+    tal_params_grads_ready(m->params, m->head_first_param, tal_params_count(m->params));
     if (m->features) { /* no backbone: the input needs no gradient */
-        tal_head_backward(m->head, tal_tensor_none());
         st->recon_err = -1;
         return TAL_OK;
     }
-    tal_head_backward(m->head, m->dfeats_head);
     tal_backbone_resize_backward(m->dfeats, m->dfeats_head);
     if (chunked(m)) {
         tal_backbone_backward_chunked(m->bb, m->dfeats, video5(m, video));
@@ -276,6 +278,7 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
     } else {
         tal_backbone_backward(m->bb, m->dfeats, &st->recon_err);
     }
+    tal_params_grads_ready(m->params, 0, tal_params_count(m->params)); /* all: the stem too */
     return TAL_OK;
 }
 

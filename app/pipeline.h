@@ -20,6 +20,7 @@ typedef struct tal_model {
     int feat_ch;
     int features;                /* feature mode (data.features): no backbone (bb NULL), the
                                   * input is the head's [feat_ch, head_len] */
+    int head_first_param;        /* the head's parameters are [head_first_param, count) */
     tal_arena *work;
     tal_tensor feats, feats_head, dfeats_head, dfeats, mask;
 } tal_model;

@@ -74,6 +74,11 @@ static const tal_cfg_key KEYS[] = {
     KI("train.stop_after", stop_after, 0, BIG, "stop with a checkpoint after N updates (0: run all)"),
     KI("train.max_nonfinite_steps", max_nonfinite_steps, 1, 1000,
        "stop after N updates in a row skipped for a non-finite loss or gradient"),
+    KI("train.deterministic_reduce", deterministic_reduce, 0, 1,
+       "ranks: sum gradients in rank order, results independent of timing"),
+    KF("train.bucket_mb", bucket_mb, 0, 4096, LO_OPEN, "ranks: MB of gradients per all-reduce"),
+    KI("train.overlap_reduce", overlap_reduce, 0, 1,
+       "ranks: send a bucket as soon as its backward is done"),
     {"eval.tiou", TAL_CFG_FLOATS, offsetof(tal_run_config, tiou), offsetof(tal_run_config, n_tiou),
      "tIoU thresholds of the mAP", 0, 1, LO_OPEN, NULL},
     KS("eval.classifier", classifier, "video-level class scores (CUHK JSON) for class-agnostic models"),
@@ -122,6 +127,9 @@ void tal_run_config_default(tal_run_config *c) {
     c->classifier_topk = 2;
     strcpy(c->feature_layout, "auto");
     c->max_nonfinite_steps = 3;
+    c->deterministic_reduce = 1;
+    c->bucket_mb = 25;
+    c->overlap_reduce = 1;
     strcpy(c->backbone_json, "{\"preset\": \"swin_t\"}");
     strcpy(c->head_json, "{}");
 }

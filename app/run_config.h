@@ -35,6 +35,9 @@ typedef struct tal_run_config {
     /* run */
     int seed, eval_every, eval_start, checkpoint_every, max_steps_per_epoch, stop_after;
     int max_nonfinite_steps;        /* consecutive skipped updates before training stops */
+    int deterministic_reduce;       /* MPI ranks: gradient sums in rank order (bit-stable) */
+    double bucket_mb;               /* MPI ranks: gradient bucket size */
+    int overlap_reduce;             /* MPI ranks: buckets sent while the backward goes on */
     char out_dir[TAL_CFG_STR];
     char pretrained[TAL_CFG_STR];   /* backbone weights (safetensors) loaded before training */
     double tiou[TAL_CFG_LIST];

@@ -77,6 +77,13 @@ typedef struct tal_update_acc {
     double n_loss;            /* clips that gave a loss */
     double n_nonfinite;       /* clips whose loss was not finite */
     double recon_max;         /* worst reversible reconstruction error (-1: none) */
+    double stop;              /* ranks asking to stop after this update (Ctrl-C on any rank) */
+    /* Slot i: max(positives, 1) of the update's i-th global clip, 0 where no loss came (another
+     * rank's clip before the reduction): the head's loss normaliser moves by these, in global
+     * order, once per update, so every split over ranks gives the same normaliser. Caller-owned
+     * [n_slots] (per_update x world); not cleared by tal_update_acc_clear. */
+    double *slots;
+    int n_slots;
 } tal_update_acc;
 
 void tal_update_acc_clear(tal_update_acc *a);
@@ -102,6 +109,20 @@ typedef struct tal_optimizer {
 tal_status tal_update_apply(const tal_optimizer *o, tal_params *p, const tal_grad_reducer *red,
                             tal_update_acc *acc, int64_t step, tal_update_result *res,
                             tal_err *err);
+/* Every gradient as one span of the store's gradient arena (parameters in declaration order,
+ * alignment padding between them). Deterministic sums (train.deterministic_reduce) use it: a
+ * rank's second and later clips of an update compute their gradient alone, into zeroed
+ * gradients, and add the earlier clips' sum set aside here, so an update's gradient is the sum of
+ * per-clip gradients in sample order on one rank as on many (kernels that add into a non-zero
+ * gradient round differently). */
+typedef struct tal_grad_span {
+    float *data;
+    int64_t n;
+} tal_grad_span;
+tal_grad_span tal_params_grad_span(tal_params *p);
+void tal_grads_set_aside(tal_grad_span g, float *stash);      /* stash = g; g = 0 */
+void tal_grads_add_back(tal_grad_span g, const float *stash); /* g += stash */
+
 /* Counts parameter values that are not finite (an update can overflow the weights). */
 int64_t tal_params_count_nonfinite(const tal_params *p, const char **first_name);
 

@@ -4,11 +4,16 @@
 #include "app/train_loop.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void tal_update_acc_clear(tal_update_acc *a) {
+    double *slots = a->slots;
+    int n_slots = a->n_slots;
     memset(a, 0, sizeof *a);
     a->recon_max = -1;
+    a->slots = slots, a->n_slots = n_slots;
+    for (int i = 0; i < n_slots; i++) slots[i] = 0;
 }
 
 void tal_update_acc_add(tal_update_acc *a, const tal_step_stats *ss) {
@@ -31,11 +36,24 @@ tal_status tal_update_apply(const tal_optimizer *o, tal_params *p, const tal_gra
     res->lr_scale = tal_lr_warmup_cosine(step, o->warmup, o->total, 1.0f, (float)o->min_lr);
     if (red && red->reduce) {
         /* the reconstruction error is a maximum, not a sum: it stays this rank's */
-        double vals[5] = {acc->loss, acc->cls, acc->reg, acc->n_loss, acc->n_nonfinite};
-        tal_status st = red->reduce(red->ctx, p, vals, 5, err);
+        enum { N_SUMS = 6 };
+        int n = N_SUMS + acc->n_slots;
+        double *vals = malloc(sizeof(double) * (size_t)n);
+        if (!vals) return tal_err_set(err, TAL_ENOMEM, "out of memory");
+        double sums[N_SUMS] = {acc->loss, acc->cls, acc->reg, acc->n_loss, acc->n_nonfinite,
+                               acc->stop};
+        memcpy(vals, sums, sizeof sums);
+        if (acc->n_slots) memcpy(vals + N_SUMS, acc->slots, sizeof(double) * (size_t)acc->n_slots);
+        tal_status st = red->reduce(red->ctx, p, vals, n, err);
+        if (!st) {
+            acc->loss = vals[0], acc->cls = vals[1], acc->reg = vals[2];
+            acc->n_loss = vals[3], acc->n_nonfinite = vals[4], acc->stop = vals[5];
+            /* one rank's clip per slot, zeros elsewhere: the sum is exact */
+            if (acc->n_slots)
+                memcpy(acc->slots, vals + N_SUMS, sizeof(double) * (size_t)acc->n_slots);
+        }
+        free(vals);
         if (st) return st;
-        acc->loss = vals[0], acc->cls = vals[1], acc->reg = vals[2];
-        acc->n_loss = vals[3], acc->n_nonfinite = vals[4];
     }
     res->grad_norm = acc->n_nonfinite > 0 ? NAN : tal_params_clip_grad_norm(p, o->clip_norm);
     if (isfinite(res->grad_norm)) {
@@ -45,6 +63,31 @@ tal_status tal_update_apply(const tal_optimizer *o, tal_params *p, const tal_gra
     tal_params_zero_grad(p);
     if (res->applied && o->ema) tal_ema_update(o->ema, p);
     return TAL_OK;
+}
+
+tal_grad_span tal_params_grad_span(tal_params *p) {
+    int n = tal_params_count(p);
+    tal_grad_span g = {NULL, 0};
+    if (n == 0) return g;
+    g.data = tal_params_at(p, 0)->grad.data;
+    for (int i = 0; i < n; i++) {
+        tal_tensor t = tal_params_at(p, i)->grad;
+        TAL_ASSERT_MSG(t.device == TAL_DEV_CPU && t.data >= g.data + g.n,
+                       "gradient of %s outside the span", tal_params_at(p, i)->name);
+        g.n = t.data + tal_tensor_numel(t) - g.data;
+    }
+    return g;
+}
+
+void tal_grads_set_aside(tal_grad_span g, float *stash) {
+    memcpy(stash, g.data, sizeof(float) * (size_t)g.n);
+    memset(g.data, 0, sizeof(float) * (size_t)g.n);
+}
+
+void tal_grads_add_back(tal_grad_span g, const float *stash) {
+    float *x = g.data;
+#pragma omp parallel for schedule(static) if (g.n > 65536)
+    for (int64_t i = 0; i < g.n; i++) x[i] += stash[i];
 }
 
 int64_t tal_params_count_nonfinite(const tal_params *p, const char **first_name) {

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "app/classifier.h"
+#include "app/dist.h"
 #include "app/progress.h"
 
 static volatile sig_atomic_t g_stop;
@@ -75,6 +76,7 @@ typedef struct trainer {
     tal_model m;
     tal_optimizer opt;
     tal_grad_reducer red;
+    tal_dist_reducer *dist;      /* data-parallel ranks: the MPI reducer behind red */
     tal_batch_source *src;
     tal_train_state ts;
     FILE *log, *json_out;
@@ -82,7 +84,17 @@ typedef struct trainer {
     int64_t step0;               /* updates done when this process started */
     int n_bad;                   /* updates skipped in a row */
     int redo;                    /* clips of an interrupted update that --resume runs again */
+    int quiet;                   /* --quiet, or not rank 0 (one progress line per job) */
+    double *norm_slots;          /* [per_update x world]: see tal_update_acc.slots */
+    tal_grad_span grads;         /* every gradient, one span */
+    float *stash;                /* deterministic sums over several clips: the earlier clips */
+    int agreed;                  /* the error returned is every rank's: no need to abort */
+    int stop;                    /* stop after this update: agreed by every rank */
 } trainer;
+
+/* A signal is this process's; a stop must be every rank's, so with ranks only the one agreed in
+ * an update's reduction counts (a signal between two updates waits for the next). */
+static int stopping(const trainer *t) { return t->stop || (t->sh.world == 1 && g_stop); }
 
 /* 5. checkpoints and validation: the writer rank writes, with the EMA weights swapped in where
  * they are what is evaluated and kept. */
@@ -128,8 +140,12 @@ static tal_status validate(trainer *t, int epoch, double *avg, double *at05, tal
                                      &skipped, err);
     if (t->opt.ema) tal_ema_swap(t->opt.ema, t->m.params);
     if (st) return st;
-    st = tal_evaluate_results(rc, results, report, NULL, avg, at05, err);
-    if (!st && !t->o->quiet)
+    if (is_writer(t)) st = tal_evaluate_results(rc, results, report, NULL, avg, at05, err);
+    if (st) return st;
+    double maps[2] = {*avg, *at05};
+    if ((st = tal_dist_bcast(maps, sizeof maps, 0, err))) return st;
+    *avg = maps[0], *at05 = maps[1];
+    if (!t->quiet)
         fprintf(stderr, "epoch %d: validation average mAP %.4f, mAP@0.5 %.4f (%d videos%s)\n",
                 epoch + 1, *avg, *at05, t->d.n_val - skipped, skipped ? ", some skipped" : "");
     return st;
@@ -157,7 +173,7 @@ static tal_status setup(trainer *t, tal_err *err) {
         return tal_err_set(err, TAL_EINVAL, "%s: no '%s' videos with a file in %s",
                            rc->annotations, rc->train_subset,
                            files[0] ? files : "(data.videos unset)");
-    if (t->d.n_missing && !o->quiet)
+    if (t->d.n_missing && !t->quiet)
         fprintf(stderr, "warning: %d annotated videos have no file in %s (skipped)\n",
                 t->d.n_missing, files);
     if (tal_run_uses_features(rc)) rc->feature_dim = t->d.feature_dim; /* kept in config.json */
@@ -184,7 +200,7 @@ static tal_status setup(trainer *t, tal_err *err) {
         snprintf(path, sizeof path, "%s/optim.safetensors", ckpt);
         if ((st = tal_adamw_state_load(t->opt.adamw, path, err))) return st;
         tal_head_set_loss_normalizer(t->m.head, (float)t->ts.loss_norm);
-        if (!o->quiet)
+        if (!t->quiet)
             fprintf(stderr, "resuming %s: epoch %d, sample %lld, step %lld\n", ckpt,
                     t->ts.epoch + 1, (long long)t->ts.index, (long long)t->ts.step);
     } else {
@@ -192,7 +208,7 @@ static tal_status setup(trainer *t, tal_err *err) {
             int unused = 0;
             if ((st = tal_backbone_load(t->m.bb, t->m.params, rc->pretrained, &unused, err)))
                 return st;
-            if (!o->quiet)
+            if (!t->quiet)
                 fprintf(stderr, "backbone weights from %s (%d tensors not used)\n",
                         rc->pretrained, unused);
         }
@@ -221,16 +237,31 @@ typedef struct update_start {
     float loss_norm;
 } update_start;
 
+/* The head's loss normaliser after an update: its EMA step (heads/loss.c) for each clip of the
+ * update in global order, from the update's start. A clip's own loss used the start value moved
+ * by that clip alone, so the numbers never depend on which rank ran which clip; with one clip per
+ * update this is exactly the per-clip EMA. */
+static void advance_normalizer(trainer *t, float start, const tal_update_acc *a) {
+    float m = t->m.hcfg.loss_norm_momentum, n = start;
+    for (int i = 0; i < a->n_slots; i++)
+        if (a->slots[i] > 0) n = m * n + (1 - m) * (float)a->slots[i];
+    tal_head_set_loss_normalizer(t->m.head, n);
+}
+
 static void log_update(trainer *t, int epoch, const tal_update_acc *a,
                        const tal_update_result *r) {
-    char line[640];
+    char line[640], ranks[96] = "";
     double n = a->n_loss;
+    if (t->dist) /* data-parallel: what this rank waited for the reduction, in its last update */
+        snprintf(ranks, sizeof ranks, ", \"ranks\": %d, \"reduce_wait_ms\": %.1f", t->sh.world,
+                 1e3 * tal_dist_reducer_take_wait_s(t->dist));
     snprintf(line, sizeof line,
              "{\"epoch\": %d, \"step\": %lld, \"loss\": %.6f, \"cls\": %.6f, \"reg\": %.6f, "
-             "\"lr_scale\": %.6g, \"grad_norm\": %.4f, \"recon_err\": %.3g, \"peak_rss\": %lld%s}",
+             "\"lr_scale\": %.6g, \"grad_norm\": %.4f, \"recon_err\": %.3g, "
+             "\"peak_rss\": %lld%s%s}",
              epoch + 1, (long long)t->ts.step, n ? a->loss / n : NAN, n ? a->cls / n : NAN,
              n ? a->reg / n : NAN, r->lr_scale, r->grad_norm, a->recon_max,
-             (long long)tal_peak_rss_bytes(), r->applied ? "" : ", \"skipped\": true");
+             (long long)tal_peak_rss_bytes(), ranks, r->applied ? "" : ", \"skipped\": true");
     log_line(t->log, t->json_out, line);
 }
 
@@ -270,21 +301,38 @@ static tal_status run_update(trainer *t, const tal_epoch_plan *plan, int epoch, 
                              int j0, int64_t base, tal_progress *bar, int *interrupted,
                              tal_err *err) {
     update_start start = {t->ts, tal_head_loss_normalizer(t->m.head)};
-    tal_update_acc acc;
+    tal_update_acc acc = {.slots = t->norm_slots, .n_slots = t->per_update * t->sh.world};
     tal_update_acc_clear(&acc);
     float scale = 1.0f / (float)(t->per_update * t->sh.world); /* the global batch mean */
     *interrupted = 0;
+    int have_grads = 0; /* a clip of this update added gradients on this rank */
     for (int j = j0; j < plan->per_update; j++) {
         int64_t g = tal_epoch_sample(plan, t->sh.rank, u, j);
         if (g < 0) break;
         tal_train_item item;
         tal_err e = {0};
         tal_status ps = tal_batch_source_next(t->src, &item, &e);
+        int last = j + 1 == plan->per_update || tal_epoch_sample(plan, t->sh.rank, u, j + 1) < 0;
+        /* deterministic sums: this clip's gradient alone, then the earlier clips' added back */
+        int aside = t->stash && have_grads && ps == TAL_OK;
+        if (aside) tal_grads_set_aside(t->grads, t->stash);
+        if (t->dist && last) /* its backward finishes gradients: they may go as they are done */
+            tal_dist_reducer_arm(t->dist, aside ? t->stash : NULL,
+                                 !(t->m.bcfg.chunk_frames > 0 &&
+                                   t->m.bcfg.chunk_frames < t->m.clip_frames));
         if (ps == TAL_OK) {
             tal_step_stats ss = {0};
+            /* every clip of an update starts from the update's normaliser: see norm_slots */
+            tal_head_set_loss_normalizer(t->m.head, start.loss_norm);
             ps = tal_model_train_clip(&t->m, item.video, item.clip, (uint64_t)(base + g), scale,
                                       &ss, &e);
-            if (ps == TAL_OK) tal_update_acc_add(&acc, &ss);
+            have_grads = 1; /* even a failed step may have added some */
+            if (aside && !(t->dist && last)) tal_grads_add_back(t->grads, t->stash);
+            if (ps == TAL_OK) {
+                tal_update_acc_add(&acc, &ss);
+                int pos = ss.losses.num_pos;
+                acc.slots[g - u * plan->per_update * plan->world] = pos > 1 ? pos : 1;
+            }
         }
         tal_batch_source_release(t->src);
         if (ps != TAL_OK)
@@ -292,7 +340,8 @@ static tal_status run_update(trainer *t, const tal_epoch_plan *plan, int epoch, 
                                  t->d.ds->videos[item.video_index].id, e.msg);
         t->ts.index = g + 1;
         t->ts.samples = base + g + 1;
-        if (g_stop && j + 1 < plan->per_update && tal_epoch_sample(plan, t->sh.rank, u, j + 1) >= 0) {
+        /* one process stops inside an update; ranks agree on a stop at its end (below) */
+        if (g_stop && t->sh.world == 1 && !last) {
             t->redo = j + 1 - j0;
             t->ts = start.ts;
             tal_head_set_loss_normalizer(t->m.head, start.loss_norm);
@@ -302,8 +351,11 @@ static tal_status run_update(trainer *t, const tal_epoch_plan *plan, int epoch, 
         }
     }
     tal_update_result r;
+    acc.stop = g_stop;
     tal_status st = tal_update_apply(&t->opt, t->m.params, &t->red, &acc, t->ts.step, &r, err);
     if (st) return st;
+    if (acc.stop > 0) t->stop = 1; /* Ctrl-C on any rank: every rank stops after this update */
+    advance_normalizer(t, start.loss_norm, &acc);
     t->ts.step++;
     int64_t next = (u + 1) * plan->per_update * plan->world; /* the same on every rank */
     t->ts.index = next < plan->n_samples ? next : plan->n_samples;
@@ -318,7 +370,10 @@ static tal_status run_update(trainer *t, const tal_epoch_plan *plan, int epoch, 
         tal_progress_message(bar, "warning: step %lld skipped: %g clip(s) with a non-finite "
                              "loss, gradient norm %g", (long long)t->ts.step, acc.n_nonfinite,
                              r.grad_norm);
-    if ((st = check_update(t, &acc, &r, err))) return st;
+    if ((st = check_update(t, &acc, &r, err))) {
+        t->agreed = 1; /* decided from reduced numbers and equal weights: the same everywhere */
+        return st;
+    }
     if (r.applied && t->rc->checkpoint_every > 0 && t->ts.step % t->rc->checkpoint_every == 0)
         return save_last(t, err);
     return TAL_OK;
@@ -331,7 +386,7 @@ static tal_status end_epoch(trainer *t, int epoch, tal_train_result *res, tal_er
     t->ts.loss_norm = tal_head_loss_normalizer(t->m.head);
     int eval_now = rc->eval_every > 0 && epoch + 1 >= rc->eval_start &&
                    ((epoch + 1 - rc->eval_start) % rc->eval_every == 0 || epoch + 1 == rc->epochs);
-    if (eval_now && t->d.n_val > 0 && is_writer(t)) {
+    if (eval_now && t->d.n_val > 0) { /* every rank infers its share; rank 0 evaluates */
         double avg = -1, at05 = -1;
         tal_status st = validate(t, epoch, &avg, &at05, err);
         if (st) return st;
@@ -359,52 +414,62 @@ static tal_status run_epochs(trainer *t, tal_train_result *res, tal_err *err) {
     t->opt.total = plan0.updates * rc->epochs;
     t->opt.warmup = (int64_t)llround(rc->warmup_epochs * (double)plan0.updates);
     t->opt.min_lr = rc->min_lr;
-    char input[96];
+    char input[96], ranks[96] = "";
     if (t->m.features)
         snprintf(input, sizeof input, "features [%d, %d] (head alone)", t->m.feat_ch,
                  t->m.head_len);
     else
         snprintf(input, sizeof input, "clip [3, %d, %d, %d]", t->m.clip_frames, t->m.crop,
                  t->m.crop);
-    if (!t->o->quiet)
+    if (t->sh.world > 1) /* train.batch_size is per rank */
+        snprintf(ranks, sizeof ranks, " (%d ranks x %d)", t->sh.world, t->per_update);
+    if (!t->quiet)
         fprintf(stderr, "training %d videos (%d validation) for %d epochs: %lld updates of %lld "
-                        "clip(s), %lld parameters, %s\n",
+                        "clip(s)%s, %lld parameters, %s\n",
                 t->d.n_train, t->d.n_val, rc->epochs, (long long)t->opt.total, (long long)global,
-                (long long)tal_params_numel(t->m.params, 1), input);
+                ranks, (long long)tal_params_numel(t->m.params, 1), input);
     tal_status st = TAL_OK;
-    for (int epoch = t->ts.epoch; epoch < rc->epochs && !g_stop; epoch++) {
+    for (int epoch = t->ts.epoch; epoch < rc->epochs && !stopping(t); epoch++) {
         tal_epoch_plan plan = plan0;
         int64_t first = epoch == t->ts.epoch ? t->ts.index : 0;
         int64_t base = t->ts.samples - first; /* samples of the earlier epochs */
         int64_t u0 = first / global;
-        int j0 = (int)(first - u0 * global); /* non-zero only from a one-process checkpoint */
-        TAL_ASSERT_MSG(j0 == 0 || t->sh.world == 1, "resume inside an update needs one rank");
+        int j0 = (int)(first - u0 * global); /* non-zero only from another global batch */
+        if (j0 != 0 && t->sh.world > 1) {
+            t->agreed = 1; /* every rank read the same state */
+            return tal_err_set(err, TAL_EINVAL, "%s/last stopped at sample %lld of epoch %d, "
+                               "inside an update of this run's global batch %lld (%d ranks x "
+                               "batch_size %d x accum_steps %d): resume with a global batch "
+                               "that divides %lld, or with one process", rc->out_dir,
+                               (long long)first, epoch + 1, (long long)global, t->sh.world,
+                               rc->batch_size, rc->accum_steps, (long long)first);
+        }
         if ((st = tal_batch_source_start(t->src, &plan, epoch, t->sh, u0, j0, err))) return st;
         char label[32];
         snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, rc->epochs);
         tal_progress bar;
-        tal_progress_start(&bar, stderr, label, "clips", plan.n_samples, t->o->quiet);
+        tal_progress_start(&bar, stderr, label, "clips", plan.n_samples, t->quiet);
         bar.done = first;
         int interrupted = 0;
         for (int64_t u = u0; u < plan.updates && !interrupted; u++) {
             st = run_update(t, &plan, epoch, u, u == u0 ? j0 : 0, base, &bar, &interrupted, err);
             if (st) return st;
-            if (rc->stop_after > 0 && t->ts.step - t->step0 >= rc->stop_after) g_stop = 1;
-            if (g_stop) break;
+            if (rc->stop_after > 0 && t->ts.step - t->step0 >= rc->stop_after) t->stop = 1;
+            if (stopping(t)) break;
         }
         tal_batch_source_stop(t->src);
-        if (g_stop) break;
+        if (stopping(t)) break;
         tal_progress_finish(&bar, NULL);
         if ((st = end_epoch(t, epoch, res, err))) return st;
     }
-    if (g_stop) {
+    if (stopping(t)) {
         if ((st = save_last(t, err))) return st;
         res->interrupted = 1;
-        if (!t->o->quiet && t->redo)
+        if (!t->quiet && t->redo)
             fprintf(stderr, "\ninterrupted inside step %lld: its %d clip(s) done so far are run "
                     "again on --resume, so the run stays exact\n", (long long)t->ts.step + 1,
                     t->redo);
-        if (!t->o->quiet)
+        if (!t->quiet)
             fprintf(stderr, "%sinterrupted: checkpoint saved in %s/last; continue with --resume\n",
                     t->redo ? "" : "\n", rc->out_dir);
     } else if (t->ts.best_map < 0 && (st = save_best(t, err))) { /* never validated */
@@ -421,22 +486,49 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
     trainer t = {0};
     t.rc = rc;
     t.o = o;
-    t.sh.rank = 0;
-    t.sh.world = 1;
+    t.sh = tal_dist_shard();
+    t.quiet = o->quiet || t.sh.rank != 0;
     t.per_update = rc->batch_size * rc->accum_steps;
+    t.norm_slots = calloc((size_t)t.per_update * (size_t)t.sh.world, sizeof *t.norm_slots);
+    if (!t.norm_slots) return tal_err_set(err, TAL_ENOMEM, "out of memory");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     g_stop = 0;
     tal_status st = setup(&t, err);
+    int failed = t.sh.world > 1 ? tal_dist_count(st != TAL_OK) : 0; /* all start, or none */
+    if (failed && !st)
+        st = tal_err_set(err, TAL_EINVAL, "%d rank(s) could not start (their message says why)",
+                         failed);
+    t.agreed = failed > 0;
+    if (!st && rc->deterministic_reduce && t.per_update > 1) {
+        t.grads = tal_params_grad_span(t.m.params);
+        if (!(t.stash = malloc(sizeof(float) * (size_t)t.grads.n)))
+            st = tal_err_set(err, TAL_ENOMEM, "out of memory for a copy of the gradients "
+                             "(%lld floats, train.deterministic_reduce)", (long long)t.grads.n);
+    }
+    if (!st && t.sh.world > 1) { /* collective: only once every rank is set up */
+        tal_dist_reduce_opts ro = {rc->bucket_mb, rc->deterministic_reduce, rc->overlap_reduce};
+        if (!(st = tal_dist_reducer_create(&t.dist, t.m.params, &ro, err)))
+            t.red = tal_dist_reducer_seam(t.dist);
+    }
     if (!st) {
         t.step0 = t.ts.step;
         st = run_epochs(&t, res, err);
     }
+    if (st && !t.agreed && t.sh.world > 1) { /* the other ranks may wait in a collective */
+        fprintf(stderr, "re2tal train: rank %d on %s: %s\n", t.sh.rank, tal_dist_host(), err->msg);
+        tal_dist_abort(1);
+    }
+    if (t.sh.world > 1) /* rank 0 may still be writing: no rank leaves before it is done */
+        tal_dist_count(0);
     res->best_map = t.ts.best_map;
     res->steps = t.ts.step;
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     tal_batch_source_destroy(t.src);
+    tal_dist_reducer_destroy(t.dist);
+    free(t.norm_slots);
+    free(t.stash);
     if (t.log) fclose(t.log);
     tal_ema_destroy(t.opt.ema);
     tal_adamw_destroy(t.opt.adamw);

@@ -39,6 +39,11 @@ typedef struct tal_resfn {
      * vanilla chain is z_n = relu(z_{n-1} + M_n(z_{n-1})). Rewired chains never do: there the
      * ReLU lives inside M (re2tal-paper.md §2.4), and M itself must differ by mode. */
     int post_relu;
+    /* Optional (NULL: no notice): the store of M's parameters and their indices
+     * [first_param, end_param). After M's backward the engine reports them final
+     * (tal_params_grads_ready): data-parallel ranks may send them while the backward goes on. */
+    tal_params *params;
+    int first_param, end_param;
 } tal_resfn;
 
 typedef enum {
@@ -161,9 +166,18 @@ typedef struct tal_backbone_plan {
 } tal_backbone_plan;
 tal_status tal_backbone_plan_memory(tal_backbone_plan *out, const tal_backbone_config *cfg,
                                     int batch, int frames, int height, int width, tal_err *err);
+/* The same for a model on dev. The device's scratch differs from the CPU's in the attention
+ * backward alone (one [heads, n, n] buffer per call instead of row blocks per thread); consts,
+ * keep and the inference peak are the same. Needs no GPU (nothing is allocated). */
+tal_status tal_backbone_plan_memory_on(tal_backbone_plan *out, const tal_backbone_config *cfg,
+                                       tal_device dev, int batch, int frames, int height,
+                                       int width, tal_err *err);
 
-/* Sizes and allocates the arenas for this clip shape (frames: per chunk when chunking).
- * TAL_ENOMEM if an arena cannot be allocated; TAL_EINVAL for a bad shape. */
+/* Sizes and allocates the arenas for this clip shape (frames: per chunk when chunking), on the
+ * device of the model's parameters (initialise or load them on the CPU, tal_params_move, then
+ * prepare): a model on the GPU then takes its video, features and gradients there too.
+ * TAL_ENOMEM (TAL_EDEVICE on the GPU) if an arena cannot be allocated; TAL_EINVAL for a bad
+ * shape. */
 tal_status tal_backbone_prepare(tal_backbone *bb, int batch, int frames, int height, int width,
                                 tal_err *err);
 /* Arena high-water marks since prepare (keep, scratch), for comparing with the plan. */

@@ -8,6 +8,22 @@
 
 static inline int bb_planning(tal_tensor t) { return t.data == NULL; }
 
+/* A view of t's memory from element off with the given shape, on t's device (what
+ * tal_t2(t.data + off, ...) would give, but a device tensor stays one); it must fit in t. */
+static inline tal_tensor bb_view(tal_tensor t, int64_t off, int ndim, const int64_t *shape) {
+    tal_tensor v = tal_tensor_of(NULL, ndim, shape);
+    TAL_ASSERT_MSG(off >= 0 && off + tal_tensor_numel(v) <= tal_tensor_numel(t),
+                   "view of %lld elements at %lld in a tensor of %lld",
+                   (long long)tal_tensor_numel(v), (long long)off, (long long)tal_tensor_numel(t));
+    v.data = t.data ? t.data + off : NULL;
+    v.device = t.device;
+    return v;
+}
+/* Rows [r0, r0 + rows) of t seen as [*, cols]. */
+static inline tal_tensor bb_rows(tal_tensor t, int64_t r0, int64_t rows, int64_t cols) {
+    return bb_view(t, r0 * cols, 2, (int64_t[]){rows, cols});
+}
+
 /* Window geometry of one Swin stage for one input size (spec-videoswin.md §4). */
 typedef struct swin_geom {
     int B, D, H, W, C, heads;
@@ -16,15 +32,17 @@ typedef struct swin_geom {
     int Dp, Hp, Wp;         /* padded to window multiples */
     int nW, n;              /* windows per sample, tokens per window */
     int any_shift;
-    int32_t *map[2];        /* [nW * n]: source token of each window slot or -1 (padding);
-                             * [0] unshifted, [1] shifted; NULL while planning */
+    /* Built on the host, kept in consts on the model's device (data NULL while planning): */
+    tal_index map[2];       /* [nW * n]: source token of each window slot or -1 (padding);
+                             * [0] unshifted, [1] shifted (none without a shift) */
     tal_tensor mask;        /* [8, n, n] of 0 / -100 for shifted blocks, one per window class
                              * (last along D? H? W?); none if no shift */
-    uint8_t *win_cls;       /* [nW]: the class of each window */
-    int32_t *rel_index;     /* [n * n] rows of the bias table */
+    uint8_t *win_cls;       /* [nW]: the class of each window (consts' device memory) */
+    tal_index rel_index;    /* [n * n] rows of the bias table */
+    tal_index rel_by_row;   /* rel_index grouped by table row (tal_index_group_by) */
 } swin_geom;
 
-/* Fills g for x [B, D, H, W, C]; index maps and mask come from consts (planner: counted only). */
+/* Fills g for x [B, D, H, W, C]; index maps and mask go to consts (planner: counted only). */
 void swin_geom_init(swin_geom *g, int B, int D, int H, int W, int C, int heads,
                     const int window[3], tal_arena *consts);
 
@@ -65,13 +83,6 @@ typedef struct resnet_bneck_fn {
     int final_relu;              /* 1 inside a rewired chain (then post_relu is 0) */
 } resnet_bneck_fn;
 tal_resfn resnet_bneck_resfn(resnet_bneck_fn *f);
-
-/* Frozen BN as a per-channel affine on channel-first x [B, C, ...]: y = x * s[c] + t[c] where
- * s = w / sqrt(var + eps), t = b - mean * s. y may alias x. */
-void bn_frozen_forward(tal_tensor y, tal_tensor x, const float *w, const float *b,
-                       const float *mean, const float *var);
-/* dx = dy * s[c] (may alias). */
-void bn_frozen_backward(tal_tensor dx, tal_tensor dy, const float *w, const float *var);
 
 static inline tal_tensor bb_value(tal_params *p, int i) {
     return i < 0 ? tal_tensor_none() : tal_params_at(p, i)->value;
@@ -143,6 +154,7 @@ struct tal_backbone {
     int first_param, n_params;  /* this model's parameters: indices [first, first + n) */
     int B, T, H, W;           /* prepared clip (per chunk) */
     int prepared, pending_backward;
+    tal_device dev;             /* where the parameters are: the arenas follow (prepare) */
     tal_arena *consts, *keep, *scratch;
     uint64_t step;
     int features_for_training;  /* a chunked training step's first, keep-nothing forward */
@@ -185,11 +197,9 @@ void slowfast_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_er
 /* Shared helpers (model.c). */
 int bb_declare(tal_backbone *bb, const char *name, int ndim, const int64_t *shape, int no_decay,
                int is_norm);
-/* Trunc-normal(0, std) clipped at 2 std, deterministic per (seed, param index). */
+/* Trunc-normal(0, std) clipped at 2 std, deterministic per (seed, param index). Host tensors
+ * (models are initialised on the CPU, then moved). */
 void bb_init_trunc_normal(tal_tensor t, float std, uint64_t seed, uint64_t stream);
-/* [B, C, S] <-> [B, S, C] (to_last = 1: channel-first to channel-last). */
-void bb_transpose_cs(tal_tensor dst, tal_tensor src, int64_t B, int64_t C, int64_t S,
-                     int to_last);
 
 /* Adds the chain's forward (fwd = 1) or backward time to bb's block timers. */
 static inline void bb_count_block_time(tal_backbone *bb, const tal_revstage *rs, int fwd) {

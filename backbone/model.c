@@ -347,6 +347,7 @@ int bb_declare(tal_backbone *bb, const char *name, int ndim, const int64_t *shap
 }
 
 void bb_init_trunc_normal(tal_tensor t, float std, uint64_t seed, uint64_t stream) {
+    TAL_ASSERT_CPU(t);
     tal_rng_key key = {seed, 1, stream};
     int64_t n = tal_tensor_numel(t);
     uint64_t ctr = 0;
@@ -356,23 +357,6 @@ void bb_init_trunc_normal(tal_tensor t, float std, uint64_t seed, uint64_t strea
         while (fabsf(z) > 2.0f);
         t.data[i] = z * std;
     }
-}
-
-void bb_transpose_cs(tal_tensor dst, tal_tensor src, int64_t B, int64_t C, int64_t S,
-                     int to_last) {
-    const int64_t TILE = 32; /* cache blocking: both sides stay within a few lines */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t s0 = 0; s0 < S; s0 += TILE) {
-            int64_t s1 = s0 + TILE < S ? s0 + TILE : S;
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t s = s0; s < s1; s++) {
-                    if (to_last)
-                        dst.data[(b * S + s) * C + c] = src.data[(b * C + c) * S + s];
-                    else
-                        dst.data[(b * C + c) * S + s] = src.data[(b * S + s) * C + c];
-                }
-        }
 }
 
 /* ---------------------------------------------------------------- lifecycle ------------- */
@@ -467,12 +451,13 @@ static int out_len_chunk(const tal_backbone *bb) {
     return tal_backbone_out_frames(&c, bb->T);
 }
 
-/* Runs inference, then a training forward + backward, on counting arenas: their high-water
- * marks are the sizes the real arenas need. */
+/* Runs inference, then a training forward + backward, on counting arenas for bb's device:
+ * their high-water marks are the sizes the real arenas need. */
 static void plan_pass(tal_backbone *bb, size_t *consts, size_t *keep, size_t *scratch,
                       size_t *infer) {
-    tal_arena *c = tal_arena_create_planner(), *k = tal_arena_create_planner();
-    tal_arena *s = tal_arena_create_planner();
+    tal_arena *c = tal_arena_create_planner_on(bb->dev);
+    tal_arena *k = tal_arena_create_planner_on(bb->dev);
+    tal_arena *s = tal_arena_create_planner_on(bb->dev);
     bb->consts = c, bb->keep = k, bb->scratch = s;
     setup_shapes(bb);
     int64_t Cout = tal_backbone_out_channels(&bb->cfg), Tout = out_len_chunk(bb);
@@ -511,6 +496,12 @@ static tal_status check_shape(const tal_backbone_config *c, int batch, int frame
 
 tal_status tal_backbone_plan_memory(tal_backbone_plan *out, const tal_backbone_config *cfg,
                                     int batch, int frames, int height, int width, tal_err *err) {
+    return tal_backbone_plan_memory_on(out, cfg, TAL_DEV_CPU, batch, frames, height, width, err);
+}
+
+tal_status tal_backbone_plan_memory_on(tal_backbone_plan *out, const tal_backbone_config *cfg,
+                                       tal_device dev, int batch, int frames, int height,
+                                       int width, tal_err *err) {
     memset(out, 0, sizeof *out);
     tal_status rc = check_shape(cfg, batch, frames, height, width, err);
     if (rc) return rc;
@@ -525,6 +516,7 @@ tal_status tal_backbone_plan_memory(tal_backbone_plan *out, const tal_backbone_c
     }
     bb->B = batch, bb->H = height, bb->W = width;
     bb->T = cfg->chunk_frames > 0 && cfg->chunk_frames < frames ? cfg->chunk_frames : frames;
+    bb->dev = dev;
     plan_pass(bb, &out->consts_bytes, &out->keep_bytes, &out->scratch_bytes, &out->infer_bytes);
     size_t total = 0, trainable = 0;
     for (int i = 0; i < tal_params_count(p); i++) {
@@ -552,11 +544,14 @@ tal_status tal_backbone_prepare(tal_backbone *bb, int batch, int frames, int hei
     bb->prepared = 0;
     if (bb->cfg.chunk_frames > 0 && bb->cfg.chunk_frames < frames) frames = bb->cfg.chunk_frames;
     bb->B = batch, bb->T = frames, bb->H = height, bb->W = width;
+    /* the arenas go where the parameters are (tal_params_move before prepare) */
+    bb->dev = bb->n_params ? tal_params_at(bb->params, bb->first_param)->value.device
+                           : TAL_DEV_CPU;
     size_t c, k, s, inf;
     plan_pass(bb, &c, &k, &s, &inf);
-    if ((rc = tal_arena_create(&bb->consts, TAL_DEV_CPU, c, err)) ||
-        (rc = tal_arena_create(&bb->keep, TAL_DEV_CPU, k, err)) ||
-        (rc = tal_arena_create(&bb->scratch, TAL_DEV_CPU, s, err)))
+    if ((rc = tal_arena_create(&bb->consts, bb->dev, c, err)) ||
+        (rc = tal_arena_create(&bb->keep, bb->dev, k, err)) ||
+        (rc = tal_arena_create(&bb->scratch, bb->dev, s, err)))
         return tal_err_prefix(err, "backbone: clip [%d, 3, %d, %d, %d]", batch, frames, height,
                               width);
     setup_shapes(bb);
@@ -575,16 +570,17 @@ void tal_backbone_high_water(const tal_backbone *bb, size_t *keep_bytes, size_t 
 }
 
 /* ---------------------------------------------------------------- running --------------- */
+/* [A, L, I] view of t: time (or any middle dim of length L) between the rest. */
+static tal_tensor along(tal_tensor t, int64_t A, int64_t L) {
+    return tal_tensor_reshape(t, 3, (int64_t[]){A, L, tal_tensor_numel(t) / (A * L)});
+}
+
 /* Copies frames [t0, t0 + n) of video [B, 3, T, H, W] into chunk [B, 3, Tc, H, W], zeroing the
  * frames past n (a short last chunk). */
 static void copy_chunk(tal_tensor chunk, tal_tensor video, int64_t t0, int64_t n) {
     int64_t BC = video.shape[0] * 3, T = video.shape[2], Tc = chunk.shape[2];
-    int64_t frame = video.shape[3] * video.shape[4];
-    for (int64_t bc = 0; bc < BC; bc++) {
-        memcpy(chunk.data + bc * Tc * frame, video.data + (bc * T + t0) * frame,
-               sizeof(float) * (size_t)(n * frame));
-        memset(chunk.data + (bc * Tc + n) * frame, 0, sizeof(float) * (size_t)((Tc - n) * frame));
-    }
+    if (n < Tc) tal_fill(chunk, 0.0f);
+    tal_copy_slice1(along(chunk, BC, Tc), 0, along(video, BC, T), t0, n);
 }
 
 /* Runs fn over the chunks of video: chunk feats [B, C, Tc'] go to feats[:, :, o : o + k]. */
@@ -611,19 +607,17 @@ static void for_chunks(tal_backbone *bb, tal_tensor all, tal_tensor video, chunk
 static void chunk_infer(tal_backbone *bb, tal_tensor cf, tal_tensor chunk, int64_t o, int64_t k,
                         tal_tensor all) {
     run_forward(bb, cf, chunk, 0);
-    int64_t BC = all.shape[0] * all.shape[1], T = all.shape[2], per = cf.shape[2];
-    for (int64_t r = 0; r < BC; r++)
-        memcpy(all.data + r * T + o, cf.data + r * per, sizeof(float) * (size_t)k);
+    int64_t BC = all.shape[0] * all.shape[1];
+    tal_copy_slice1(along(all, BC, all.shape[2]), o, along(cf, BC, cf.shape[2]), 0, k);
 }
 
 static void chunk_train(tal_backbone *bb, tal_tensor cf, tal_tensor chunk, int64_t o, int64_t k,
                         tal_tensor all) {
     run_forward(bb, cf, chunk, 1);
     /* cf now takes this chunk's slice of dfeats (zero for the padded tail's outputs). */
-    int64_t BC = all.shape[0] * all.shape[1], T = all.shape[2], per = cf.shape[2];
-    memset(cf.data, 0, tal_tensor_bytes(cf));
-    for (int64_t r = 0; r < BC; r++)
-        memcpy(cf.data + r * per, all.data + r * T + o, sizeof(float) * (size_t)k);
+    int64_t BC = all.shape[0] * all.shape[1];
+    tal_fill(cf, 0.0f);
+    tal_copy_slice1(along(cf, BC, cf.shape[2]), 0, along(all, BC, all.shape[2]), o, k);
     run_backward(bb, cf, NULL);
     tal_arena_reset(bb->keep);
 }

@@ -17,38 +17,14 @@
 #define BN_EPS 1e-5f
 
 /* ---------------------------------------------------------------- frozen BN ------------- */
-void bn_frozen_forward(tal_tensor y, tal_tensor x, const float *w, const float *b,
-                       const float *mean, const float *var) {
-    int64_t B = x.shape[0], C = x.shape[1], S = tal_tensor_numel(x) / (B * C);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < B; n++)
-        for (int64_t c = 0; c < C; c++) {
-            float s = w[c] / sqrtf(var[c] + BN_EPS), t = b[c] - mean[c] * s;
-            const float *src = x.data + (n * C + c) * S;
-            float *dst = y.data + (n * C + c) * S;
-            for (int64_t i = 0; i < S; i++) dst[i] = src[i] * s + t;
-        }
-}
-
-void bn_frozen_backward(tal_tensor dx, tal_tensor dy, const float *w, const float *var) {
-    int64_t B = dy.shape[0], C = dy.shape[1], S = tal_tensor_numel(dy) / (B * C);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < B; n++)
-        for (int64_t c = 0; c < C; c++) {
-            float s = w[c] / sqrtf(var[c] + BN_EPS);
-            const float *src = dy.data + (n * C + c) * S;
-            float *dst = dx.data + (n * C + c) * S;
-            for (int64_t i = 0; i < S; i++) dst[i] = src[i] * s;
-        }
-}
-
+/* y = x * s[c] + t[c] from running statistics (nn's op: on the device of the tensors too). */
 static void bn_fwd(tal_params *p, const int bn[4], tal_tensor y, tal_tensor x) {
-    bn_frozen_forward(y, x, bb_value(p, bn[0]).data, bb_value(p, bn[1]).data,
-                      bb_value(p, bn[2]).data, bb_value(p, bn[3]).data);
+    tal_batchnorm_frozen_forward(y, x, bb_value(p, bn[0]), bb_value(p, bn[1]), bb_value(p, bn[2]),
+                                 bb_value(p, bn[3]), BN_EPS);
 }
 
 static void bn_bwd(tal_params *p, const int bn[4], tal_tensor dx, tal_tensor dy) {
-    bn_frozen_backward(dx, dy, bb_value(p, bn[0]).data, bb_value(p, bn[3]).data);
+    tal_batchnorm_frozen_backward(dx, dy, bb_value(p, bn[0]), bb_value(p, bn[3]), BN_EPS);
 }
 
 /* ---------------------------------------------------------------- bottleneck branch ----- */
@@ -164,7 +140,8 @@ static void bneck_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tenso
 tal_resfn resnet_bneck_resfn(resnet_bneck_fn *f) {
     /* vanilla: relu(z + F(z)) with F ending in BN; rewired: z_{n-2} + relu(F(z_{n-1})) */
     tal_resfn r = {.forward = bneck_forward, .backward = bneck_backward, .self = f,
-                   .post_relu = !f->final_relu};
+                   .post_relu = !f->final_relu, .params = f->params,
+                   .first_param = f->conv[0], .end_param = f->bn[2][3] + 1};
     return r;
 }
 
@@ -464,6 +441,8 @@ void rn_stage_backward(tal_backbone *bb, rn_pathway *pw, int s, tal_tensor dx, t
         if (recon_err && e > *recon_err) *recon_err = e;
     }
     first_block_backward(bb, st, dx, dz, bb->step, recon_err);
+    if (!bb_planning(dy)) /* the first block and the projection: declared together */
+        tal_params_grads_ready(bb->params, st->first.conv[0], st->proj_bn[3] + 1);
     tal_arena_release(sc, m);
 }
 

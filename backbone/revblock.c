@@ -2,7 +2,7 @@
  * the original chain (z_n = z_{n-1} + M_n(z_{n-1}), in a ReLU for post_relu functions) or
  * rewired (z_n = z_{n-2} + M_n(z_{n-1}), z_{-1} = z_0 = x, output (z_{N-1} + z_N) / 2), with
  * stored activations or reversibly (re2tal-paper.md §2.2, §3.2). Tensors are treated as flat
- * buffers, so any layout works. */
+ * buffers, so any layout works, on either device (only nn ops touch them). */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -46,6 +46,11 @@ int tal_stage_mode_parse(const char *s) {
 }
 
 static int planning(tal_tensor t) { return t.data == NULL; }
+
+/* fn's parameter gradients are final: a data-parallel caller may start sending them now. */
+static void grads_ready(const tal_resfn *fn, int plan) {
+    if (!plan && fn->params) tal_params_grads_ready(fn->params, fn->first_param, fn->end_param);
+}
 
 static void average(tal_tensor y, tal_tensor a, tal_tensor b) {
     if (planning(y)) return;
@@ -143,16 +148,8 @@ tal_revstage *tal_revstage_forward(const tal_resfn *fns, int n, tal_stage_mode m
 
 double tal_revstage_recon_error(const tal_revstage *st, tal_tensor x) {
     if (!st || st->mode != TAL_STAGE_REVERSIBLE || !x.data) return -1;
-    double worst = 0;
-    int64_t cnt = tal_tensor_numel(x);
-    TAL_ASSERT(cnt == tal_tensor_numel(st->s0));
-    for (int64_t i = 0; i < cnt; i++) {
-        double e0 = fabs((double)st->s0.data[i] - x.data[i]);
-        double e1 = fabs((double)st->s1.data[i] - x.data[i]);
-        if (e0 > worst) worst = e0;
-        if (e1 > worst) worst = e1;
-    }
-    return worst;
+    TAL_ASSERT(tal_tensor_numel(x) == tal_tensor_numel(st->s0));
+    return fmax(tal_max_abs_diff(st->s0, x), tal_max_abs_diff(st->s1, x));
 }
 
 /* The rewired gradient recurrence: at state (z_{k-1}, z_k) with gradients (ga, gb),
@@ -175,6 +172,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
         for (int i = n; i >= 1; i--) {
             if (!plan && fns[i - 1].post_relu) tal_relu_backward(dx, dx, Z(i));
             fns[i - 1].backward(fns[i - 1].self, dx, dx, Z(i - 1), SAVED(i), scratch, step);
+            grads_ready(&fns[i - 1], plan);
         }
         tal_arena_release(scratch, mark);
         if (!plan) st->bwd_s = now_s() - t0;
@@ -188,6 +186,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
     if (mode == TAL_STAGE_REWIRED_STORED) {
         for (int k = n; k >= 1; k--) {
             fns[k - 1].backward(fns[k - 1].self, ga, gb, Z(k - 1), SAVED(k), scratch, step);
+            grads_ready(&fns[k - 1], plan);
             tal_tensor t = ga;
             ga = gb;
             gb = t;
@@ -211,6 +210,7 @@ void tal_revstage_backward(const tal_resfn *fns, int n, tal_stage_mode mode, tal
                 fn->backward(fn->self, ga, gb, a, sv, scratch, step);
             }
             tal_arena_release(scratch, blk);
+            grads_ready(fn, plan);
             tal_tensor t = a;
             a = b;
             b = t;

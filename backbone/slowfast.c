@@ -27,24 +27,21 @@ struct slowfast_model {
 static const char *const SLOW = "slow_path.", *const FAST = "fast_path.";
 
 /* ---------------------------------------------------------------- channel concat -------- */
-/* dst[:, c0 : c0 + C] = src, channel-first tensors of equal trailing dims. */
+/* [B, C, inner] view of a channel-first tensor. */
+static tal_tensor by_channel(tal_tensor t) {
+    int64_t B = t.shape[0], C = t.shape[1];
+    return tal_tensor_reshape(t, 3, (int64_t[]){B, C, tal_tensor_numel(t) / (B * C)});
+}
+
+/* dst[:, c0 : c0 + C] = src, channel-first tensors of equal trailing dims (nn's slice copy: on
+ * the device of the tensors too). */
 static void put_channels(tal_tensor dst, int64_t c0, tal_tensor src) {
-    int64_t B = src.shape[0], C = src.shape[1], inner = tal_tensor_numel(src) / (B * C);
-    int64_t Cd = dst.shape[1];
-    TAL_ASSERT(dst.shape[0] == B && c0 + C <= Cd && tal_tensor_numel(dst) == B * Cd * inner);
-    for (int64_t b = 0; b < B; b++)
-        memcpy(dst.data + (b * Cd + c0) * inner, src.data + b * C * inner,
-               sizeof(float) * (size_t)(C * inner));
+    tal_copy_slice1(by_channel(dst), c0, by_channel(src), 0, src.shape[1]);
 }
 
 /* dst = src[:, c0 : c0 + C]. */
 static void get_channels(tal_tensor dst, tal_tensor src, int64_t c0) {
-    int64_t B = dst.shape[0], C = dst.shape[1], inner = tal_tensor_numel(dst) / (B * C);
-    int64_t Cs = src.shape[1];
-    TAL_ASSERT(src.shape[0] == B && c0 + C <= Cs && tal_tensor_numel(src) == B * Cs * inner);
-    for (int64_t b = 0; b < B; b++)
-        memcpy(dst.data + b * C * inner, src.data + (b * Cs + c0) * inner,
-               sizeof(float) * (size_t)(C * inner));
+    tal_copy_slice1(by_channel(dst), 0, by_channel(src), c0, dst.shape[1]);
 }
 
 /* Frames 0, step, 2 step, ... of video [B, 3, T, H, W]: PyTorch's nearest interpolation by
@@ -52,10 +49,9 @@ static void get_channels(tal_tensor dst, tal_tensor src, int64_t c0) {
 static void take_frames(tal_tensor dst, tal_tensor video, int step) {
     int64_t BC = video.shape[0] * 3, T = video.shape[2], To = dst.shape[2];
     int64_t frame = video.shape[3] * video.shape[4];
-    for (int64_t bc = 0; bc < BC; bc++)
-        for (int64_t t = 0; t < To; t++)
-            memcpy(dst.data + (bc * To + t) * frame, video.data + (bc * T + t * step) * frame,
-                   sizeof(float) * (size_t)frame);
+    tal_tensor d = tal_tensor_reshape(dst, 3, (int64_t[]){BC, To, frame});
+    tal_tensor v = tal_tensor_reshape(video, 3, (int64_t[]){BC, T, frame});
+    for (int64_t t = 0; t < To; t++) tal_copy_slice1(d, t, v, t * step, 1);
 }
 
 /* ---------------------------------------------------------------- declaration ----------- */

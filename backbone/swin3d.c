@@ -113,6 +113,7 @@ void swin_init_params(tal_backbone *bb, uint64_t seed) {
             int64_t fan_in = tal_tensor_numel(q->value) / q->value.shape[0];
             float bound = 1.0f / sqrtf((float)fan_in);
             tal_rng_key key = {seed, 0, (uint64_t)i};
+            TAL_ASSERT_CPU(q->value); /* initialised on the host, then moved */
             for (int64_t j = 0; j < tal_tensor_numel(q->value); j++)
                 q->value.data[j] = (2.0f * tal_rng_uniform(key, (uint64_t)j) - 1.0f) * bound;
         } else {
@@ -135,85 +136,15 @@ void swin_setup_shapes(tal_backbone *bb) {
     }
 }
 
-/* ---------------------------------------------------------------- PatchMerging ---------- */
-/* m4 [B, D, H2, W2, 4C] <- x [B, D, H, W, C]: neighbours [x0, x1, x2, x3] = (h even, w even),
- * (h odd, w even), (h even, w odd), (h odd, w odd) (spec §6); odd sizes padded with zeros. */
-static void merge_gather(tal_tensor m4, tal_tensor x, int64_t BD, int64_t H, int64_t W,
-                         int64_t C) {
-    int64_t H2 = (H + 1) / 2, W2 = (W + 1) / 2;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t bd = 0; bd < BD; bd++)
-        for (int64_t i = 0; i < H2; i++)
-            for (int64_t j = 0; j < W2; j++)
-                for (int part = 0; part < 4; part++) {
-                    int64_t h = 2 * i + (part & 1), w = 2 * j + (part >> 1);
-                    float *dst = m4.data + ((bd * H2 + i) * W2 + j) * 4 * C + part * C;
-                    if (h < H && w < W)
-                        memcpy(dst, x.data + ((bd * H + h) * W + w) * C, sizeof(float) * C);
-                    else
-                        memset(dst, 0, sizeof(float) * C);
-                }
-}
-
-/* dx <- dm4 (each input token sits in exactly one slot: a write, and the padding drops). */
-static void merge_scatter(tal_tensor dx, tal_tensor dm4, int64_t BD, int64_t H, int64_t W,
-                          int64_t C) {
-    int64_t H2 = (H + 1) / 2, W2 = (W + 1) / 2;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t bd = 0; bd < BD; bd++)
-        for (int64_t h = 0; h < H; h++)
-            for (int64_t w = 0; w < W; w++) {
-                int part = (int)(h & 1) + 2 * (int)(w & 1);
-                memcpy(dx.data + ((bd * H + h) * W + w) * C,
-                       dm4.data + ((bd * H2 + h / 2) * W2 + w / 2) * 4 * C + part * C,
-                       sizeof(float) * C);
-            }
-}
-
-/* ---------------------------------------------------------------- output adapter -------- */
-/* feats [B, C, D] = mean over (H, W) of x [B, D, H, W, C]. */
-static void mean_hw_last(tal_tensor feats, tal_tensor x, int64_t B, int64_t D, int64_t HW,
-                         int64_t C) {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t d = 0; d < D; d++) {
-            const float *src = x.data + (b * D + d) * HW * C;
-            for (int64_t c = 0; c < C; c++) {
-                double acc = 0; /* double: sums of up to 56*56 terms */
-                for (int64_t t = 0; t < HW; t++) acc += src[t * C + c];
-                feats.data[(b * C + c) * D + d] = (float)(acc / (double)HW);
-            }
-        }
-}
-
-static void mean_hw_last_backward(tal_tensor dx, tal_tensor dfeats, int64_t B, int64_t D,
-                                  int64_t HW, int64_t C) {
-    float inv = 1.0f / (float)HW;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t d = 0; d < D; d++)
-            for (int64_t t = 0; t < HW; t++) {
-                float *dst = dx.data + ((b * D + d) * HW + t) * C;
-                for (int64_t c = 0; c < C; c++) dst[c] = dfeats.data[(b * C + c) * D + d] * inv;
-            }
-}
-
 /* ---------------------------------------------------------------- forward --------------- */
-/* Zero-pads video [B, 3, T, H, W] at the end of T, H, W into dst [B, 3, Tp, Hp, Wp]. */
-static void pad_video(tal_tensor dst, tal_tensor v) {
-    int64_t BC = v.shape[0] * v.shape[1], T = v.shape[2], H = v.shape[3], W = v.shape[4];
-    int64_t Tp = dst.shape[2], Hp = dst.shape[3], Wp = dst.shape[4];
-    memset(dst.data, 0, tal_tensor_bytes(dst));
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t bc = 0; bc < BC; bc++)
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t h = 0; h < H; h++)
-                memcpy(dst.data + ((bc * Tp + t) * Hp + h) * Wp,
-                       v.data + ((bc * T + t) * H + h) * W, sizeof(float) * W);
+static tal_tensor rows2(tal_tensor t, int64_t C) {
+    return tal_tensor_reshape(t, 2, (int64_t[]){tal_tensor_numel(t) / C, C});
 }
 
-static tal_tensor rows2(tal_tensor t, int64_t C) {
-    return tal_t2(t.data, tal_tensor_numel(t) / C, C);
+/* x [B, D, H, W, C] as [B D, H, W, C] (PatchMerging's view). */
+static tal_tensor frames_of(tal_tensor x) {
+    return tal_tensor_reshape(x, 4, (int64_t[]){x.shape[0] * x.shape[1], x.shape[2], x.shape[3],
+                                                x.shape[4]});
 }
 
 void swin_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int train) {
@@ -233,7 +164,9 @@ void swin_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int 
     tal_tensor in = video;
     if (Tp != bb->T || Hp != bb->H || Wp != bb->W) {
         in = tal_arena_tensor(kk, 5, (int64_t[]){B, 3, Tp, Hp, Wp});
-        if (!plan) pad_video(in, video);
+        if (!plan)
+            tal_pad_end3(tal_tensor_reshape(in, 4, (int64_t[]){B * 3, Tp, Hp, Wp}),
+                         tal_tensor_reshape(video, 4, (int64_t[]){B * 3, bb->T, bb->H, bb->W}));
     }
     bb->pe_in = in;
     bb->pe_ln_in = tal_arena_tensor(kk, 2, (int64_t[]){B * S, C0});
@@ -244,7 +177,8 @@ void swin_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int 
     tal_tensor conv = tal_arena_tensor(sc, 5, (int64_t[]){B, C0, D, H1, W1});
     if (!plan) {
         tal_patch_conv3d_forward(conv, in, bb_value(p, bb->pe_w), bb_value(p, bb->pe_b));
-        bb_transpose_cs(bb->pe_ln_in, conv, B, C0, S, 1);
+        tal_transpose_last2(tal_tensor_reshape(bb->pe_ln_in, 3, (int64_t[]){B, S, C0}),
+                            tal_tensor_reshape(conv, 3, (int64_t[]){B, C0, S}));
         tal_layernorm_forward(rows2(x, C0), bb->pe_mean, bb->pe_rstd, bb->pe_ln_in,
                               bb_value(p, bb->pe_nw), bb_value(p, bb->pe_nb), LN_EPS);
     }
@@ -266,7 +200,9 @@ void swin_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int 
         st->mrstd = tal_arena_tensor(kk, 1, (int64_t[]){R});
         tal_tensor nx = tal_arena_tensor(kk, 5, (int64_t[]){B, st->D, H2, W2, 2 * C});
         if (!plan) {
-            merge_gather(st->m4, y, B * st->D, st->H, st->W, C);
+            tal_merge2x2_forward(
+                tal_tensor_reshape(st->m4, 4, (int64_t[]){B * st->D, H2, W2, 4 * C}),
+                frames_of(y));
             tal_layernorm_forward(st->m4n, st->mmean, st->mrstd, st->m4,
                                   bb_value(p, st->ds_norm_w), bb_value(p, st->ds_norm_b), LN_EPS);
             tal_linear_forward(rows2(nx, 2 * C), st->m4n, bb_value(p, st->ds_red_w),
@@ -285,7 +221,8 @@ void swin_run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, int 
                    feats.shape[2] == last->D);
         tal_layernorm_forward(yf, bb->fin_mean, bb->fin_rstd, rows2(last->y, Cl),
                               bb_value(p, bb->fin_w), bb_value(p, bb->fin_b), LN_EPS);
-        mean_hw_last(feats, yf, B, last->D, (int64_t)last->H * last->W, Cl);
+        tal_mean_hw_last_forward(
+            feats, tal_tensor_reshape(yf, 4, (int64_t[]){B, last->D, last->H * last->W, Cl}));
     }
     tal_arena_release(sc, m);
     if (!train) tal_arena_release(sc, mark0);
@@ -306,7 +243,9 @@ void swin_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
         size_t m = tal_arena_mark(sc);
         tal_tensor dyf = tal_arena_like(sc, last->y);
         if (!plan) {
-            mean_hw_last_backward(dyf, dfeats, B, last->D, (int64_t)last->H * last->W, Cl);
+            tal_mean_hw_last_backward(
+                tal_tensor_reshape(dyf, 4, (int64_t[]){B, last->D, last->H * last->W, Cl}),
+                dfeats);
             tal_layernorm_backward(rows2(dy, Cl), bb_grad(p, bb->fin_w), bb_grad(p, bb->fin_b),
                                    rows2(dyf, Cl), rows2(last->y, Cl), bb_value(p, bb->fin_w),
                                    bb->fin_mean, bb->fin_rstd);
@@ -332,7 +271,11 @@ void swin_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
                 tal_layernorm_backward(dm4, bb_grad(p, pv->ds_norm_w), bb_grad(p, pv->ds_norm_b),
                                        dm4n, pv->m4, bb_value(p, pv->ds_norm_w), pv->mmean,
                                        pv->mrstd);
-                merge_scatter(dy, dm4, B * pv->D, pv->H, pv->W, C);
+                int64_t H2 = (pv->H + 1) / 2, W2 = (pv->W + 1) / 2;
+                tal_merge2x2_backward(
+                    frames_of(dy),
+                    tal_tensor_reshape(dm4, 4, (int64_t[]){B * pv->D, H2, W2, 4 * C}));
+                tal_params_grads_ready(p, pv->ds_norm_w, pv->ds_red_w + 1); /* PatchMerging */
             }
         } else {
             int64_t C0 = c->embed_dim, S = (int64_t)st->D * st->H * st->W;
@@ -342,7 +285,8 @@ void swin_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
                 tal_layernorm_backward(dln, bb_grad(p, bb->pe_nw), bb_grad(p, bb->pe_nb),
                                        rows2(dx, C0), bb->pe_ln_in, bb_value(p, bb->pe_nw),
                                        bb->pe_mean, bb->pe_rstd);
-                bb_transpose_cs(dconv, dln, B, C0, S, 0);
+                tal_transpose_last2(tal_tensor_reshape(dconv, 3, (int64_t[]){B, C0, S}),
+                                    tal_tensor_reshape(dln, 3, (int64_t[]){B, S, C0}));
                 tal_patch_conv3d_backward(tal_tensor_none(), bb_grad(p, bb->pe_w),
                                           bb_grad(p, bb->pe_b), dconv, bb->pe_in,
                                           bb_value(p, bb->pe_w));

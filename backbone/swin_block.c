@@ -2,8 +2,10 @@
  * F = LN1 -> pad -> shift -> window partition -> W-MSA with relative position bias (+ shift
  * mask) -> merge -> unshift -> crop -> drop-path, and G = LN2 -> fc1 -> GELU -> fc2 ->
  * drop-path, on channel-last x [B, D, H, W, C]. Pad + roll + partition is one gather pass
- * through a precomputed index map (and its inverse one scatter pass). */
+ * through a precomputed index map (and its inverse one scatter pass): nn's layout ops, so the
+ * block runs on the device of its tensors. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -19,6 +21,70 @@ static int region(int c, int P, int win, int shift) {
     if (c < P - win) return 0;
     if (c < P - shift) return 1;
     return 2;
+}
+
+/* The window maps: slot p of the windows (unshifted: s = 0, shifted: s = 1) reads token
+ * map[p] of its sample, or -1 (padding). */
+static void build_maps(int32_t *map, const swin_geom *g, int s) {
+    int nd = g->Dp / g->win[0], nh = g->Hp / g->win[1], nw = g->Wp / g->win[2];
+    int wd = g->win[0], wh = g->win[1], ww = g->win[2];
+    int sd = s ? g->shift[0] : 0, sh = s ? g->shift[1] : 0, sw = s ? g->shift[2] : 0;
+    int64_t p = 0;
+    for (int bd = 0; bd < nd; bd++)
+        for (int bh = 0; bh < nh; bh++)
+            for (int bw = 0; bw < nw; bw++)
+                for (int id = 0; id < wd; id++)
+                    for (int ih = 0; ih < wh; ih++)
+                        for (int iw = 0; iw < ww; iw++, p++) {
+                            /* roll by -shift: slot (d, h, w) reads (d + sd) mod Dp. */
+                            int d = (bd * wd + id + sd) % g->Dp;
+                            int h = (bh * wh + ih + sh) % g->Hp;
+                            int w = (bw * ww + iw + sw) % g->Wp;
+                            map[p] = (d < g->D && h < g->H && w < g->W)
+                                         ? (int32_t)(((int64_t)d * g->H + h) * g->W + w)
+                                         : -1;
+                        }
+}
+
+/* Relative position index: the top-left n x n block of the full window's matrix (tokens
+ * unravelled on the full window, as the reference slices index[:n, :n]). */
+static void build_rel_index(int32_t *rel, const swin_geom *g) {
+    int fd = g->full_win[0], fh = g->full_win[1], fw = g->full_win[2];
+    for (int i = 0; i < g->n; i++) {
+        int di = i / (fh * fw), hi = (i / fw) % fh, wi = i % fw;
+        for (int j = 0; j < g->n; j++) {
+            int dj = j / (fh * fw), hj = (j / fw) % fh, wj = j % fw;
+            rel[(int64_t)i * g->n + j] = (di - dj + fd - 1) * (2 * fh - 1) * (2 * fw - 1) +
+                                         (hi - hj + fh - 1) * (2 * fw - 1) + (wi - wj + fw - 1);
+        }
+    }
+}
+
+/* §4.3: region ids on the padded grid, compared within each (unrolled) window. A window's
+ * mask depends only on whether it is the last along each axis, so 8 classes are stored
+ * (mask [8, n, n]) and each window points at its class (cls [nW]). */
+static void build_masks(float *mask, uint8_t *cls, const swin_geom *g) {
+    int nd = g->Dp / g->win[0], nh = g->Hp / g->win[1], nw = g->Wp / g->win[2];
+    int wd = g->win[0], wh = g->win[1], ww = g->win[2], n = g->n;
+    int ids[n];
+    for (int bd = 0; bd < nd; bd++)
+        for (int bh = 0; bh < nh; bh++)
+            for (int bw = 0; bw < nw; bw++)
+                cls[(bd * nh + bh) * nw + bw] =
+                    (uint8_t)(4 * (bd == nd - 1) + 2 * (bh == nh - 1) + (bw == nw - 1));
+    for (int c = 0; c < 8; c++) {
+        int bd = c & 4 ? nd - 1 : 0, bh = c & 2 ? nh - 1 : 0, bw = c & 1 ? nw - 1 : 0;
+        int t = 0;
+        for (int id = 0; id < wd; id++)
+            for (int ih = 0; ih < wh; ih++)
+                for (int iw = 0; iw < ww; iw++, t++)
+                    ids[t] = 9 * region(bd * wd + id, g->Dp, wd, g->shift[0]) +
+                             3 * region(bh * wh + ih, g->Hp, wh, g->shift[1]) +
+                             region(bw * ww + iw, g->Wp, ww, g->shift[2]);
+        float *m = mask + (int64_t)c * n * n;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) m[i * n + j] = ids[i] == ids[j] ? 0.0f : MASK_NEG;
+    }
 }
 
 void swin_geom_init(swin_geom *g, int B, int D, int H, int W, int C, int heads,
@@ -41,121 +107,46 @@ void swin_geom_init(swin_geom *g, int B, int D, int H, int W, int C, int heads,
     g->Dp = round_up(D, g->win[0]);
     g->Hp = round_up(H, g->win[1]);
     g->Wp = round_up(W, g->win[2]);
-    int nd = g->Dp / g->win[0], nh = g->Hp / g->win[1], nw = g->Wp / g->win[2];
-    g->nW = nd * nh * nw;
+    g->nW = (g->Dp / g->win[0]) * (g->Hp / g->win[1]) * (g->Wp / g->win[2]);
     g->n = g->win[0] * g->win[1] * g->win[2];
-    int64_t slots = (int64_t)g->nW * g->n;
+    int64_t slots = (int64_t)g->nW * g->n, nn = (int64_t)g->n * g->n;
+    int64_t table_rows = (int64_t)(2 * window[0] - 1) * (2 * window[1] - 1) * (2 * window[2] - 1);
     for (int s = 0; s < 2; s++)
-        g->map[s] = (s == 1 && !g->any_shift)
-                        ? NULL
-                        : tal_arena_bytes(consts, sizeof(int32_t) * (size_t)slots);
-    g->rel_index = tal_arena_bytes(consts, sizeof(int32_t) * (size_t)g->n * (size_t)g->n);
+        if (s == 0 || g->any_shift) g->map[s] = tal_arena_index(consts, slots);
+    g->rel_index = tal_arena_index(consts, nn);
+    g->rel_by_row = tal_arena_index(consts, table_rows + 1 + nn);
     g->mask = g->any_shift ? tal_arena_tensor(consts, 3, (int64_t[]){8, g->n, g->n})
                            : tal_tensor_none();
     g->win_cls = g->any_shift ? tal_arena_bytes(consts, (size_t)g->nW) : NULL;
-    if (!g->rel_index) { /* planner: sizes only */
-        g->mask.data = NULL;
-        return;
-    }
-    int wd = g->win[0], wh = g->win[1], ww = g->win[2];
+    if (tal_arena_is_planner(consts)) return; /* sizes only */
+    /* built on the host, then copied to consts' device (once per prepared shape) */
+    int32_t *host = malloc(sizeof(int32_t) * (size_t)(slots > table_rows + 1 + 2 * nn
+                                                          ? slots
+                                                          : table_rows + 1 + 2 * nn));
+    float *host_mask = g->any_shift ? malloc(sizeof(float) * (size_t)(8 * nn)) : NULL;
+    uint8_t *host_cls = g->any_shift ? malloc((size_t)g->nW) : NULL;
+    TAL_ASSERT_MSG(host && (!g->any_shift || (host_mask && host_cls)),
+                   "out of memory for the window maps of %d windows", g->nW);
     for (int s = 0; s < 2; s++) {
-        if (!g->map[s]) continue;
-        int sd = s ? g->shift[0] : 0, sh = s ? g->shift[1] : 0, sw = s ? g->shift[2] : 0;
-        int64_t p = 0;
-        for (int bd = 0; bd < nd; bd++)
-            for (int bh = 0; bh < nh; bh++)
-                for (int bw = 0; bw < nw; bw++)
-                    for (int id = 0; id < wd; id++)
-                        for (int ih = 0; ih < wh; ih++)
-                            for (int iw = 0; iw < ww; iw++, p++) {
-                                /* roll by -shift: slot (d, h, w) reads (d + sd) mod Dp. */
-                                int d = (bd * wd + id + sd) % g->Dp;
-                                int h = (bh * wh + ih + sh) % g->Hp;
-                                int w = (bw * ww + iw + sw) % g->Wp;
-                                g->map[s][p] = (d < D && h < H && w < W)
-                                                   ? (int32_t)(((int64_t)d * H + h) * W + w)
-                                                   : -1;
-                            }
+        if (!g->map[s].data) continue;
+        build_maps(host, g, s);
+        tal_index_upload(g->map[s], host);
     }
-    /* Relative position index: the top-left n x n block of the full window's matrix
-     * (tokens unravelled on the full window, as the reference slices index[:n, :n]). */
-    int fd = window[0], fh = window[1], fw = window[2];
-    for (int i = 0; i < g->n; i++) {
-        int di = i / (fh * fw), hi = (i / fw) % fh, wi = i % fw;
-        for (int j = 0; j < g->n; j++) {
-            int dj = j / (fh * fw), hj = (j / fw) % fh, wj = j % fw;
-            g->rel_index[(int64_t)i * g->n + j] = (di - dj + fd - 1) * (2 * fh - 1) * (2 * fw - 1) +
-                                                  (hi - hj + fh - 1) * (2 * fw - 1) +
-                                                  (wi - wj + fw - 1);
-        }
+    build_rel_index(host, g);
+    tal_index_group_by(host + nn, host, nn, table_rows);
+    tal_index_upload(g->rel_index, host);
+    tal_index_upload(g->rel_by_row, host + nn);
+    if (g->any_shift) {
+        build_masks(host_mask, host_cls, g);
+        tal_copy(g->mask, tal_t3(host_mask, 8, g->n, g->n));
+        tal_err err = {TAL_OK, ""};
+        TAL_ASSERT_MSG(tal_copy_bytes(g->win_cls, tal_arena_device(consts), host_cls, TAL_DEV_CPU,
+                                      (size_t)g->nW, &err) == TAL_OK,
+                       "window classes: %s", err.msg);
     }
-    if (!g->any_shift) return;
-    /* §4.3: region ids on the padded grid, compared within each (unrolled) window. A window's
-     * mask depends only on whether it is the last along each axis, so 8 classes are stored
-     * and each window points at its class. */
-    int n = g->n;
-    int ids[n];
-    for (int bd = 0; bd < nd; bd++)
-        for (int bh = 0; bh < nh; bh++)
-            for (int bw = 0; bw < nw; bw++)
-                g->win_cls[(bd * nh + bh) * nw + bw] =
-                    (uint8_t)(4 * (bd == nd - 1) + 2 * (bh == nh - 1) + (bw == nw - 1));
-    for (int cls = 0; cls < 8; cls++) {
-        int bd = cls & 4 ? nd - 1 : 0, bh = cls & 2 ? nh - 1 : 0, bw = cls & 1 ? nw - 1 : 0;
-        int t = 0;
-        for (int id = 0; id < wd; id++)
-            for (int ih = 0; ih < wh; ih++)
-                for (int iw = 0; iw < ww; iw++, t++)
-                    ids[t] = 9 * region(bd * wd + id, g->Dp, wd, g->shift[0]) +
-                             3 * region(bh * wh + ih, g->Hp, wh, g->shift[1]) +
-                             region(bw * ww + iw, g->Wp, ww, g->shift[2]);
-        float *m = g->mask.data + (int64_t)cls * n * n;
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) m[i * n + j] = ids[i] == ids[j] ? 0.0f : MASK_NEG;
-    }
-}
-
-/* ---------------------------------------------------------------- layout passes ---------- */
-/* xg [G * n, C] <- rows of x for windows [w0, w0 + G) of sample b (padding rows zero): pad,
- * cyclic shift and window partition in one gather through the index map. */
-static void group_gather(tal_tensor xg, tal_tensor x, const swin_geom *g, const int32_t *map,
-                         int64_t b, int64_t w0, int64_t G) {
-    int64_t tokens = (int64_t)g->D * g->H * g->W, C = g->C, rows = G * g->n;
-    const int32_t *mp = map + w0 * g->n;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        float *dst = xg.data + r * C;
-        if (mp[r] < 0)
-            memset(dst, 0, sizeof(float) * (size_t)C);
-        else
-            memcpy(dst, x.data + (b * tokens + mp[r]) * C, sizeof(float) * (size_t)C);
-    }
-}
-
-/* The inverse (window reverse, unshift, crop): x rows (+)= xg rows (accumulate: gradients;
- * write: outputs). Every token sits in exactly one slot, so rows never collide. */
-static void group_scatter(tal_tensor x, tal_tensor xg, const swin_geom *g, const int32_t *map,
-                          int64_t b, int64_t w0, int64_t G, int accumulate) {
-    int64_t tokens = (int64_t)g->D * g->H * g->W, C = g->C, rows = G * g->n;
-    const int32_t *mp = map + w0 * g->n;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        if (mp[r] < 0) continue;
-        float *dst = x.data + (b * tokens + mp[r]) * C;
-        const float *src = xg.data + r * C;
-        if (accumulate)
-            for (int64_t c = 0; c < C; c++) dst[c] += src[c];
-        else
-            memcpy(dst, src, sizeof(float) * (size_t)C);
-    }
-}
-
-static void zero_pad_rows(tal_tensor t, const int32_t *map, int64_t w0, int64_t rows,
-                          int64_t n) {
-    int64_t C = tal_tensor_cols(t);
-    const int32_t *mp = map + w0 * n;
-    for (int64_t r = 0; r < rows; r++)
-        if (mp[r] < 0) memset(t.data + r * C, 0, sizeof(float) * (size_t)C);
+    free(host);
+    free(host_mask);
+    free(host_cls);
 }
 
 /* ---------------------------------------------------------------- F: attention ---------- */
@@ -201,25 +192,6 @@ static attn_bufs attn_bufs_slice(const attn_bufs *s, int64_t w, int64_t G, int64
     return r;
 }
 
-/* bias [heads, n, n] from table [rows, heads]. */
-static void expand_bias(tal_tensor bias, tal_tensor table, const swin_geom *g) {
-    int64_t n = g->n, heads = g->heads, nn = n * n;
-#pragma omp parallel for schedule(static)
-    for (int64_t ij = 0; ij < nn; ij++) {
-        const float *row = table.data + (int64_t)g->rel_index[ij] * heads;
-        for (int64_t h = 0; h < heads; h++) bias.data[h * nn + ij] = row[h];
-    }
-}
-
-static void reduce_bias_grad(tal_tensor dtable, tal_tensor dbias, const swin_geom *g) {
-    int64_t n = g->n, heads = g->heads, nn = n * n;
-    /* Serial: several (i, j) share a table row, so a parallel scatter would race. */
-    for (int64_t ij = 0; ij < nn; ij++) {
-        float *row = dtable.data + (int64_t)g->rel_index[ij] * heads;
-        for (int64_t h = 0; h < heads; h++) row[h] += dbias.data[h * nn + ij];
-    }
-}
-
 /* Windows per group (at most): in a recompute (forward, then at once its backward) 4 windows
  * of 392 tokens keep the group's probabilities (7.4 MB) in cache in between, and every pass's
  * group temporaries stay small. Measured at Swin-T stage 1 (12 blocks, 16 frames at 112) against
@@ -246,8 +218,9 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
     tal_params *p = f->params;
     int plan = bb_planning(x), fwd = what & RUN_FWD, bwd = what & RUN_BWD;
     int sh = f->shifted && g->any_shift;
-    const int32_t *map = g->map[sh];
+    tal_index map = g->map[sh];
     int64_t N = tal_tensor_numel(x) / g->C, n = g->n, C = g->C, heads = g->heads;
+    int64_t tokens = (int64_t)g->D * g->H * g->W; /* per sample */
     int64_t hd = C / heads, G = group_size(g, GROUP_WINDOWS), rows = G * n;
     float scale = 1.0f / sqrtf((float)hd);
     TAL_ASSERT(N == (int64_t)g->B * g->D * g->H * g->W);
@@ -276,51 +249,51 @@ static void attn_run(swin_attn_fn *f, int what, const attn_bufs *saved, tal_tens
         return;
     }
     tal_tensor gtab = table_grad ? bb_grad(p, f->table) : tal_tensor_none();
-    if (fwd) expand_bias(bias, bb_value(p, f->table), g); /* a backward alone reads probs */
+    /* a backward alone reads probs: only a forward needs the bias */
+    if (fwd) tal_bias_gather(bias, bb_value(p, f->table), g->rel_index);
     if (bwd) {
         if (f->drop_p > 0)
             tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,
                                    f->drop_p, drop_key(f->seed, step, f->stream));
         else
-            dp = tal_t2(dout.data, N, C);
+            dp = bb_rows(dout, 0, N, C);
     }
-    tal_tensor x2 = tal_t2(x.data, N, C);
     for (int64_t b = 0; b < g->B; b++)
         for (int64_t w0 = 0; w0 < g->nW; w0 += G) {
             attn_bufs s = saved ? attn_bufs_slice(saved, b * g->nW + w0, G, n) : tmp;
-            group_gather(xg, x2, g, map, b, w0, G);
+            tal_index slots = tal_index_slice(map, w0 * n, rows); /* this group's windows */
+            tal_rows_gather(xg, bb_rows(x, b * tokens, tokens, C), slots);
             if (fwd) {
                 tal_layernorm_forward(s.ug, s.mean, s.rstd, xg, bb_value(p, f->norm_w),
                                       bb_value(p, f->norm_b), LN_EPS);
-                zero_pad_rows(s.ug, map, w0, rows, n); /* the reference pads after the norm */
-                tal_linear_forward(tal_t2(s.qkv.data, rows, 3 * C), s.ug, bb_value(p, f->qkv_w),
+                tal_rows_zero_unmapped(s.ug, slots); /* the reference pads after the norm */
+                tal_linear_forward(bb_rows(s.qkv, 0, rows, 3 * C), s.ug, bb_value(p, f->qkv_w),
                                    bb_value(p, f->qkv_b));
                 /* each window's shift mask is its class's, read in place (no per-group copy) */
-                tal_attention_qkv_forward(tal_t3(s.ow.data, G, n, C), s.probs, bwd, s.qkv, heads,
-                                          bias,
-                                          sh ? g->mask : tal_tensor_none(),
+                tal_attention_qkv_forward(bb_view(s.ow, 0, 3, (int64_t[]){G, n, C}), s.probs, bwd,
+                                          s.qkv, heads, bias, sh ? g->mask : tal_tensor_none(),
                                           sh ? g->win_cls + w0 : NULL, scale);
                 tal_linear_forward(yw, s.ow, bb_value(p, f->proj_w), bb_value(p, f->proj_b));
-                group_scatter(tal_t2(out.data, N, C), yw, g, map, b, w0, G, 0);
+                tal_rows_scatter(bb_rows(out, b * tokens, tokens, C), yw, slots, 0);
             }
             if (!bwd) continue;
             tal_tensor dyw = yw, dug = dow;
-            group_gather(dyw, dp, g, map, b, w0, G);
+            tal_rows_gather(dyw, bb_rows(dp, b * tokens, tokens, C), slots);
             tal_linear_backward(dow, bb_grad(p, f->proj_w), bb_grad(p, f->proj_b), dyw, s.ow,
                                 bb_value(p, f->proj_w));
             tal_attention_qkv_backward(dqkv, gtab.data ? dbias : tal_tensor_none(),
-                                       tal_t3(dow.data, G, n, C), s.qkv, s.probs, heads, scale,
-                                       scratch);
+                                       bb_view(dow, 0, 3, (int64_t[]){G, n, C}), s.qkv, s.probs,
+                                       heads, scale, scratch);
             tal_linear_backward(dug, bb_grad(p, f->qkv_w), bb_grad(p, f->qkv_b),
-                                tal_t2(dqkv.data, rows, 3 * C), s.ug, bb_value(p, f->qkv_w));
-            zero_pad_rows(dug, map, w0, rows, n); /* padding is not an LN output */
+                                bb_rows(dqkv, 0, rows, 3 * C), s.ug, bb_value(p, f->qkv_w));
+            tal_rows_zero_unmapped(dug, slots); /* padding is not an LN output */
             tal_layernorm_backward(dxg, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), dug, xg,
                                    bb_value(p, f->norm_w), s.mean, s.rstd);
-            group_scatter(tal_t2(dx.data, N, C), dxg, g, map, b, w0, G, 1);
+            tal_rows_scatter(bb_rows(dx, b * tokens, tokens, C), dxg, slots, 1);
         }
     if (fwd && bb_drop_path_on(f->drop_p, step))
         tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
-    if (bwd && gtab.data) reduce_bias_grad(gtab, dbias, g);
+    if (bwd && gtab.data) tal_bias_gather_backward(gtab, dbias, g->rel_by_row);
     tal_arena_release(scratch, mark);
 }
 
@@ -352,7 +325,8 @@ static void attn_recompute_backward(void *self, tal_tensor out, tal_tensor dx, t
 
 tal_resfn swin_attn_resfn(swin_attn_fn *f) {
     tal_resfn r = {.forward = attn_forward, .backward = attn_backward, .self = f,
-                   .recompute_backward = attn_recompute_backward};
+                   .recompute_backward = attn_recompute_backward,
+                   .params = f->params, .first_param = f->norm_w, .end_param = f->proj_b + 1};
     return r;
 }
 
@@ -394,30 +368,30 @@ static void mlp_chunked(swin_mlp_fn *f, tal_tensor out, tal_tensor dx, tal_tenso
             tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,
                                    f->drop_p, drop_key(f->seed, step, f->stream));
         else
-            dp = tal_t2(dout.data, N, C);
+            dp = bb_rows(dout, 0, N, C);
     }
     for (int64_t r0 = 0; r0 < N; r0 += R) {
         int64_t r = N - r0 < R ? N - r0 : R;
-        tal_tensor xs = tal_t2(x.data + r0 * C, r, C), us = tal_t2(u.data, r, C);
-        tal_tensor hs = tal_t2(h.data, r, H), as = tal_t2(a.data, r, H);
-        tal_tensor ms = tal_t1(mean.data, r), rs = tal_t1(rstd.data, r);
+        tal_tensor xs = bb_rows(x, r0, r, C), us = bb_rows(u, 0, r, C);
+        tal_tensor hs = bb_rows(h, 0, r, H), as = bb_rows(a, 0, r, H);
+        tal_tensor ms = tal_tensor_slice0(mean, 0, r), rs = tal_tensor_slice0(rstd, 0, r);
         tal_layernorm_forward(us, ms, rs, xs, bb_value(p, f->norm_w), bb_value(p, f->norm_b),
                               LN_EPS);
         tal_linear_forward(hs, us, bb_value(p, f->fc1_w), bb_value(p, f->fc1_b));
         tal_gelu_forward(as, hs);
-        tal_linear_forward(tal_t2(out.data + r0 * C, r, C), as, bb_value(p, f->fc2_w),
+        tal_linear_forward(bb_rows(out, r0, r, C), as, bb_value(p, f->fc2_w),
                            bb_value(p, f->fc2_b));
         if (!bwd) continue;
-        tal_tensor das = tal_t2(dh.data, r, H), dus = tal_t2(du.data, r, C);
+        tal_tensor das = bb_rows(dh, 0, r, H), dus = bb_rows(du, 0, r, C);
         tal_linear_backward(das, bb_grad(p, f->fc2_w), bb_grad(p, f->fc2_b),
-                            tal_t2(dp.data + r0 * C, r, C), as, bb_value(p, f->fc2_w));
+                            bb_rows(dp, r0, r, C), as, bb_value(p, f->fc2_w));
         tal_gelu_backward(as, das, hs); /* a is dead: it takes dh */
         tal_linear_backward(dus, bb_grad(p, f->fc1_w), bb_grad(p, f->fc1_b), as, us,
                             bb_value(p, f->fc1_w));
-        tal_tensor dxs = tal_t2(hs.data, r, C); /* h is dead: it takes the LN input grad */
+        tal_tensor dxs = bb_rows(h, 0, r, C); /* h is dead: it takes the LN input grad */
         tal_layernorm_backward(dxs, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), dus, xs,
                                bb_value(p, f->norm_w), ms, rs);
-        tal_axpy(tal_t2(dx.data + r0 * C, r, C), 1.0f, dxs);
+        tal_axpy(bb_rows(dx, r0, r, C), 1.0f, dxs);
     }
     if (bb_drop_path_on(f->drop_p, step))
         tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
@@ -448,11 +422,11 @@ static void *mlp_forward(void *self, tal_tensor out, tal_tensor x, tal_arena *ke
     /* Inference: GELU in place over h, so no second [N, hidden] buffer. */
     local.a = keep ? tal_arena_like_uninit(a, local.h) : local.h;
     if (!bb_planning(x)) {
-        tal_layernorm_forward(local.u, local.mean, local.rstd, tal_t2(x.data, N, C),
+        tal_layernorm_forward(local.u, local.mean, local.rstd, bb_rows(x, 0, N, C),
                               bb_value(p, f->norm_w), bb_value(p, f->norm_b), LN_EPS);
         tal_linear_forward(local.h, local.u, bb_value(p, f->fc1_w), bb_value(p, f->fc1_b));
         tal_gelu_forward(local.a, local.h);
-        tal_linear_forward(tal_t2(out.data, N, C), local.a, bb_value(p, f->fc2_w),
+        tal_linear_forward(bb_rows(out, 0, N, C), local.a, bb_value(p, f->fc2_w),
                            bb_value(p, f->fc2_b));
         if (bb_drop_path_on(f->drop_p, step))
             tal_drop_path_forward(out, out, f->drop_p, drop_key(f->seed, step, f->stream));
@@ -481,23 +455,24 @@ static void mlp_backward(void *self, tal_tensor dx, tal_tensor dout, tal_tensor 
             tal_drop_path_backward(tal_tensor_reshape(dp, dout.ndim, dout.shape), dout,
                                    f->drop_p, drop_key(f->seed, step, f->stream));
         else
-            dp = tal_t2(dout.data, N, C);
+            dp = bb_rows(dout, 0, N, C);
         tal_linear_backward(da, bb_grad(p, f->fc2_w), bb_grad(p, f->fc2_b), dp, s->a,
                             bb_value(p, f->fc2_w));
         tal_gelu_backward(dh, da, s->h);
         /* da is dead after the GELU: it takes du; dh, dead after fc1, the LN input gradient */
-        tal_tensor du = tal_t2(da.data, N, C), dxt = tal_t2(dh.data, N, C);
+        tal_tensor du = bb_rows(da, 0, N, C), dxt = bb_rows(dh, 0, N, C);
         tal_linear_backward(du, bb_grad(p, f->fc1_w), bb_grad(p, f->fc1_b), dh, s->u,
                             bb_value(p, f->fc1_w));
         tal_layernorm_backward(dxt, bb_grad(p, f->norm_w), bb_grad(p, f->norm_b), du,
-                               tal_t2(x.data, N, C), bb_value(p, f->norm_w), s->mean, s->rstd);
-        tal_axpy(tal_t2(dx.data, N, C), 1.0f, dxt);
+                               bb_rows(x, 0, N, C), bb_value(p, f->norm_w), s->mean, s->rstd);
+        tal_axpy(bb_rows(dx, 0, N, C), 1.0f, dxt);
     }
     tal_arena_release(scratch, mark);
 }
 
 tal_resfn swin_mlp_resfn(swin_mlp_fn *f) {
     tal_resfn r = {.forward = mlp_forward, .backward = mlp_backward, .self = f,
-                   .recompute_backward = mlp_recompute_backward};
+                   .recompute_backward = mlp_recompute_backward,
+                   .params = f->params, .first_param = f->norm_w, .end_param = f->fc2_b + 1};
     return r;
 }

@@ -13,11 +13,13 @@ set -eu
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$BUILD/app/re2tal
-DATA=$ROOT/../shared/data
+# The real GT files, unpacked from tests/data/annotations.tar.xz at configure.
+DATA=$BUILD/tests/data
 PY=/usr/bin/python3
 TMP=${TMPDIR:-/tmp}/re2tal_bench_eval
 mkdir -p "$TMP"
 [ -x "$BIN" ] || { echo "run_eval: $BIN not built" >&2; exit 1; }
+[ -f "$DATA/anet13_val_gt.json" ] || { echo "run_eval: $DATA missing (configure the build)" >&2; exit 1; }
 
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }

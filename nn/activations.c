@@ -2,6 +2,8 @@
  * forward and backward, elementwise on any shape. erf and exp come from simd_math.h (within
  * 4.2e-7 of the exact erf, against ~1e-3 for the tanh form), so the loops vectorise. */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "dispatch.h"
 #include "simd_math.h"
 
 #include <math.h>
@@ -29,7 +31,14 @@ static void gelu_forward_cpu(float *y, const float *x, int64_t n) {
 
 void tal_gelu_forward(tal_tensor y, tal_tensor x) {
     TAL_ASSERT(tal_tensor_numel(y) == tal_tensor_numel(x));
-    TAL_ASSERT_SAME_DEVICE(y, x);
+    tal_device dev = OP_DEVICE(y, x);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        gelu_forward_cuda(y, x);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     gelu_forward_cpu(y.data, x.data, tal_tensor_numel(x));
 }
 
@@ -55,10 +64,16 @@ static void gelu_backward_cpu(float *dx, const float *dy, const float *x, int64_
 void tal_gelu_backward(tal_tensor dx, tal_tensor dy, tal_tensor x) {
     TAL_ASSERT(tal_tensor_numel(dx) == tal_tensor_numel(x));
     TAL_ASSERT(tal_tensor_numel(dy) == tal_tensor_numel(x));
-    TAL_ASSERT_SAME_DEVICE(dx, x);
-    TAL_ASSERT_SAME_DEVICE(dy, x);
     /* dx may alias dy (each element read before written), never x (x is read after). */
     TAL_ASSERT(dx.data != x.data || tal_tensor_numel(x) == 0);
+    tal_device dev = OP_DEVICE(dx, dy, x);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        gelu_backward_cuda(dx, dy, x);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     gelu_backward_cpu(dx.data, dy.data, x.data, tal_tensor_numel(x));
 }
 
@@ -69,7 +84,14 @@ static void relu_forward_cpu(float *y, const float *x, int64_t n) {
 
 void tal_relu_forward(tal_tensor y, tal_tensor x) {
     TAL_ASSERT(tal_tensor_numel(y) == tal_tensor_numel(x));
-    TAL_ASSERT_SAME_DEVICE(y, x);
+    tal_device dev = OP_DEVICE(y, x);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        relu_forward_cuda(y, x);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     relu_forward_cpu(y.data, x.data, tal_tensor_numel(x));
 }
 
@@ -82,7 +104,13 @@ static void relu_backward_cpu(float *dx, const float *dy, const float *y, int64_
 void tal_relu_backward(tal_tensor dx, tal_tensor dy, tal_tensor y) {
     TAL_ASSERT(tal_tensor_numel(dx) == tal_tensor_numel(y));
     TAL_ASSERT(tal_tensor_numel(dy) == tal_tensor_numel(y));
-    TAL_ASSERT_SAME_DEVICE(dx, y);
-    TAL_ASSERT_SAME_DEVICE(dy, y);
+    tal_device dev = OP_DEVICE(dx, dy, y);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        relu_backward_cuda(dx, dy, y);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     relu_backward_cpu(dx.data, dy.data, y.data, tal_tensor_numel(y));
 }

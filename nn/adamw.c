@@ -1,6 +1,9 @@
 /* nn/adamw.c: AdamW as torch.optim.AdamW: p *= 1 - lr * wd (decoupled), m and v moments, bias
- * correction, p -= lr * m_hat / (sqrt(v_hat) + eps). Frozen parameters are skipped. */
+ * correction, p -= lr * m_hat / (sqrt(v_hat) + eps). Frozen parameters are skipped. On the
+ * device (parameters moved there before the optimiser was made): one multi-tensor launch
+ * (adamw.cu) with the same per-group scalars. */
 #include "nn.h"
+#include "cuda_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -12,7 +15,28 @@ struct tal_adamw {
     tal_arena *state;
     tal_tensor *m, *v; /* per parameter; none for frozen ones */
     int64_t steps;
+#ifdef TAL_HAVE_CUDA
+    cuda_mt_table *table; /* device: {value, grad, m, v} of the trainable parameters */
+#endif
 };
+
+#ifdef TAL_HAVE_CUDA
+/* The table's entries as the parameters are now (caller frees); *n gets their count. */
+static tal_mt_entry *device_entries(const tal_adamw *o, int *n) {
+    tal_mt_entry *out = calloc((size_t)tal_params_count(o->params) + 1, sizeof *out);
+    TAL_ASSERT_MSG(out != NULL, "out of memory");
+    int k = 0;
+    for (int i = 0; i < tal_params_count(o->params); i++) {
+        tal_param *prm = tal_params_at(o->params, i);
+        if (!prm->trainable) continue;
+        tal_mt_entry e = {{prm->value.data, prm->grad.data, o->m[i].data, o->v[i].data},
+                          tal_tensor_numel(prm->value), prm->group};
+        out[k++] = e;
+    }
+    *n = k;
+    return out;
+}
+#endif
 
 tal_status tal_adamw_create(tal_adamw **out, tal_params *p, tal_adamw_config cfg, tal_err *err) {
     *out = NULL;
@@ -38,12 +62,29 @@ tal_status tal_adamw_create(tal_adamw **out, tal_params *p, tal_adamw_config cfg
         o->m[i] = tal_arena_like(o->state, prm->value);
         o->v[i] = tal_arena_like(o->state, prm->value);
     }
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        TAL_ASSERT_MSG(tal_params_group_count(p) <= TAL_MT_MAX_GROUPS, "%d parameter groups",
+                       tal_params_group_count(p));
+        int n_entries;
+        tal_mt_entry *entries = device_entries(o, &n_entries);
+        tal_status rc = cuda_mt_create(&o->table, entries, n_entries, err);
+        free(entries);
+        if (rc != TAL_OK) {
+            tal_adamw_destroy(o);
+            return tal_err_prefix(err, "optimizer");
+        }
+    }
+#endif
     *out = o;
     return TAL_OK;
 }
 
 void tal_adamw_destroy(tal_adamw *o) {
     if (!o) return;
+#ifdef TAL_HAVE_CUDA
+    cuda_mt_destroy(o->table);
+#endif
     tal_arena_destroy(o->state);
     free(o->m);
     free(o->v);
@@ -56,10 +97,28 @@ void tal_adamw_step(tal_adamw *o, float lr) {
     o->steps++;
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     const double bc1 = 1.0 - pow(b1, (double)o->steps), bc2 = 1.0 - pow(b2, (double)o->steps);
+#ifdef TAL_HAVE_CUDA
+    if (o->table) { /* the same scalars as below, per group instead of per parameter */
+        float decay[TAL_MT_MAX_GROUPS], step_size[TAL_MT_MAX_GROUPS];
+        int n_groups = tal_params_group_count(o->params);
+        for (int gi = 0; gi < n_groups; gi++) {
+            const tal_param_group *g = tal_params_group_at(o->params, gi);
+            const float glr = lr * g->lr_scale;
+            decay[gi] = (float)(1.0 - (double)glr * (double)g->weight_decay);
+            step_size[gi] = (float)(glr / bc1);
+        }
+        int n_now;
+        tal_mt_entry *now = device_entries(o, &n_now);
+        cuda_mt_assert_unmoved(o->table, now, n_now, "optimizer");
+        adamw_step_cuda(o->table, decay, step_size, n_groups, b1, b2, eps, (float)sqrt(bc2));
+        return;
+    }
+#endif
     for (int i = 0; i < tal_params_count(o->params); i++) {
         tal_param *prm = tal_params_at(o->params, i);
         if (!prm->trainable) continue;
         const tal_param_group *g = tal_params_group_at(o->params, prm->group);
+        TAL_ASSERT_CPU(prm->value); /* moved to the device after the optimiser was made */
         /* torch takes lr, decay and the bias corrections as Python (double) scalars and rounds
          * each to float once: p *= 1 - lr wd; step_size = lr / bc1; denom = sqrt(v) / sqrt(bc2)
          * + eps; p += -step_size * (m / denom) (addcdiv: the quotient first). */

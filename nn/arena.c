@@ -1,12 +1,10 @@
 /* nn/arena.c: bump allocators with marks, and counting "planner" arenas that size a model's
  * memory before anything is allocated (the same code path runs on both). */
 #include "nn.h"
+#include "cuda_ops.h"
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef TAL_HAVE_CUDA
-#include <cuda_runtime.h>
-#endif
 
 #define ARENA_ALIGN 64
 
@@ -38,13 +36,11 @@ tal_status tal_arena_create(tal_arena **out, tal_device dev, size_t bytes, tal_e
     } else {
 #ifdef TAL_HAVE_CUDA
         void *p = NULL;
-        cudaError_t rc = bytes ? cudaMalloc(&p, bytes) : cudaSuccess;
-        if (rc != cudaSuccess) {
+        if (cuda_malloc_bytes(&p, bytes, err) != TAL_OK) {
             free(a);
-            return tal_err_set(err, TAL_EDEVICE, "arena: cudaMalloc(%zu bytes): %s", bytes,
-                               cudaGetErrorString(rc));
+            return tal_err_prefix(err, "arena");
         }
-        if (bytes) cudaMemset(p, 0, bytes);
+        cuda_memset_bytes(p, 0, bytes);
         a->base = p;
 #else
         free(a);
@@ -55,19 +51,22 @@ tal_status tal_arena_create(tal_arena **out, tal_device dev, size_t bytes, tal_e
     return TAL_OK;
 }
 
-tal_arena *tal_arena_create_planner(void) {
+tal_arena *tal_arena_create_planner_on(tal_device dev) {
     tal_arena *a = calloc(1, sizeof *a);
     TAL_ASSERT_MSG(a != NULL, "out of memory for a planner");
     a->capacity = SIZE_MAX;
+    a->device = dev;
     return a;
 }
+
+tal_arena *tal_arena_create_planner(void) { return tal_arena_create_planner_on(TAL_DEV_CPU); }
 
 void tal_arena_destroy(tal_arena *a) {
     if (!a) return;
     if (a->base) {
 #ifdef TAL_HAVE_CUDA
         if (a->device == TAL_DEV_CUDA)
-            cudaFree(a->base);
+            cuda_free_bytes(a->base);
         else
 #endif
             free(a->base);
@@ -100,8 +99,8 @@ static void *take(tal_arena *a, size_t n, int fill) {
     if (!p || !need || fill < 0) return p;
     int byte = fill ? 0xff : 0;
 #ifdef TAL_HAVE_CUDA
-    if (a->device == TAL_DEV_CUDA) {
-        cudaMemset(p, byte, need);
+    if (a->device == TAL_DEV_CUDA) { /* on the compute stream: in order with the ops */
+        cuda_memset_bytes(p, byte, need);
         return p;
     }
 #endif
@@ -142,7 +141,9 @@ tal_tensor tal_arena_tensor(tal_arena *a, int ndim, const int64_t *shape) {
     return t;
 }
 
-tal_tensor tal_arena_like(tal_arena *a, tal_tensor t) { return tal_arena_tensor(a, t.ndim, t.shape); }
+tal_tensor tal_arena_like(tal_arena *a, tal_tensor t) {
+    return tal_arena_tensor(a, t.ndim, t.shape);
+}
 
 size_t tal_arena_mark(const tal_arena *a) { return a->used; }
 
@@ -156,33 +157,3 @@ size_t tal_arena_used(const tal_arena *a) { return a->used; }
 size_t tal_arena_capacity(const tal_arena *a) { return a->capacity; }
 size_t tal_arena_high_water(const tal_arena *a) { return a->high_water; }
 tal_device tal_arena_device(const tal_arena *a) { return a->device; }
-
-int tal_cuda_device_count(void) {
-#ifdef TAL_HAVE_CUDA
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
-    return n;
-#else
-    return 0;
-#endif
-}
-
-tal_status tal_copy_bytes(void *dst, tal_device dst_dev, const void *src, tal_device src_dev,
-                          size_t bytes, tal_err *err) {
-    if (dst_dev == TAL_DEV_CPU && src_dev == TAL_DEV_CPU) {
-        if (bytes) memmove(dst, src, bytes);
-        return TAL_OK;
-    }
-#ifdef TAL_HAVE_CUDA
-    enum cudaMemcpyKind kind = dst_dev == TAL_DEV_CUDA
-                                   ? (src_dev == TAL_DEV_CUDA ? cudaMemcpyDeviceToDevice
-                                                              : cudaMemcpyHostToDevice)
-                                   : cudaMemcpyDeviceToHost;
-    cudaError_t rc = cudaMemcpy(dst, src, bytes, kind);
-    if (rc != cudaSuccess)
-        return tal_err_set(err, TAL_EDEVICE, "cudaMemcpy(%zu bytes): %s", bytes, cudaGetErrorString(rc));
-    return TAL_OK;
-#else
-    return tal_err_set(err, TAL_EDEVICE, "this build has no CUDA (RE2TAL_CUDA=OFF)");
-#endif
-}

@@ -5,6 +5,9 @@
  * are packed once per pair), and the probabilities a later backward needs are streamed out to
  * memory without being read first. */
 #include "nn.h"
+#include "attention_layout.h"
+#include "cuda_ops.h"
+#include "dispatch.h"
 #include "gemm_thin.h"
 #include "simd_math.h"
 
@@ -126,28 +129,6 @@ static void check_bias(tal_tensor bias, tal_tensor q, tal_tensor k) {
                bias.shape[2] == k.shape[2]);
 }
 
-/* Where item (b, h)'s matrix of an attention operand lives: rows ld floats apart from
- * base + b * b_stride + h * h_stride. [B, H, N, d] tensors and Swin's packed qkv / token
- * layouts are both views, so neither needs a copy into the other. */
-typedef struct attn_view {
-    float *base;
-    int64_t b_stride, h_stride, ld;
-} attn_view;
-
-static float *view_at(attn_view v, int64_t b, int64_t h) {
-    return v.base + b * v.b_stride + h * v.h_stride;
-}
-
-static attn_view bhnd_view(tal_tensor t) { /* [B, H, N, d] */
-    attn_view v = {t.data, t.shape[1] * t.shape[2] * t.shape[3], t.shape[2] * t.shape[3],
-                   t.shape[3]};
-    return v;
-}
-
-typedef struct attn_dims {
-    int64_t B, H, N, Nk, d;
-} attn_dims;
-
 /* Rows of queries per block: a block's [rows, Nk] logits (<= 96 KiB) stay in L2 between the
  * products and the softmax; a multiple of the kernel's 6-row tile. */
 static int64_t row_block(int64_t N, int64_t Nk) {
@@ -247,18 +228,37 @@ static void attention_forward_cpu(attn_view out, float *probs, int stream, attn_
     }
 }
 
+/* Either device; the CPU's mask_of is checked here (the device's is device memory). */
+static void attention_forward_on(tal_device dev, attn_view out, tal_tensor probs, int stream,
+                                 attn_view q, attn_view k, attn_view v, attn_dims s,
+                                 tal_tensor bias, tal_tensor mask, const uint8_t *mask_of,
+                                 float scale) {
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        attention_forward_cuda(out, probs.data, q, k, v, s, bias, mask, mask_of, scale);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
+    if (mask.data && mask_of)
+        for (int64_t b = 0; b < s.B; b++)
+            TAL_ASSERT_MSG(mask_of[b] < mask.shape[0], "item %lld: mask %d of %lld", (long long)b,
+                           mask_of[b], (long long)mask.shape[0]);
+    attention_forward_cpu(out, probs.data, stream, q, k, v, s, bias, mask, mask_of, scale);
+}
+
 void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
                            tal_tensor v, tal_tensor bias, tal_tensor mask, float scale) {
     check_shapes(q, k, v, probs);
     TAL_ASSERT_SAME_SHAPE(out, q);
-    TAL_ASSERT_SAME_DEVICE(out, q);
     if (bias.data) check_bias(bias, q, k);
     TAL_ASSERT(!mask.data || (mask.ndim == 3 && mask.shape[0] >= 1 &&
                               mask.shape[1] == q.shape[2] && mask.shape[2] == k.shape[2]));
     TAL_ASSERT(out.data != q.data || tal_tensor_numel(q) == 0); /* q is read after out written */
+    tal_device dev = OP_DEVICE(out, probs, q, k, v, bias, mask);
     attn_dims s = {q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
-    attention_forward_cpu(bhnd_view(out), probs.data, 1, bhnd_view(q), bhnd_view(k), bhnd_view(v),
-                          s, bias, mask, NULL, scale);
+    attention_forward_on(dev, bhnd_view(out), probs, 1, bhnd_view(q), bhnd_view(k), bhnd_view(v),
+                         s, bias, mask, NULL, scale);
 }
 
 /* The (b, h) pairs run in h-major order (i = h * B + b) over fixed ranges per thread, so every
@@ -329,17 +329,38 @@ static void attention_backward_cpu(attn_view dq, attn_view dk, attn_view dv, tal
     tal_arena_release(scratch, mark);
 }
 
-/* Planning (a planner arena): counts exactly the scratch attention_backward_cpu takes (one
- * [rows, Nk] block per thread, and one [N, Nk] edge per thread with dbias) and returns 1:
- * nothing to compute. */
-static int counted_backward_scratch(tal_arena *scratch, int threads, int64_t N, int64_t Nk,
+/* Planning (a planner arena): counts exactly the scratch the backward of the planner's device
+ * takes (CPU: one [rows, Nk] block per thread, and one [N, Nk] edge per thread with dbias;
+ * CUDA: attention_backward_cuda_floats) and returns 1: nothing to compute. */
+static int counted_backward_scratch(tal_arena *scratch, int threads, attn_dims s,
                                     int want_dbias) {
     if (!tal_arena_is_planner(scratch)) return 0;
     size_t mark = tal_arena_mark(scratch);
-    tal_arena_floats(scratch, (int64_t)threads * row_block(N, Nk) * Nk);
-    if (want_dbias) tal_arena_floats(scratch, (int64_t)threads * N * Nk);
+    if (tal_arena_device(scratch) == TAL_DEV_CUDA) {
+        tal_arena_floats(scratch, attention_backward_cuda_floats(s));
+    } else {
+        tal_arena_floats(scratch, (int64_t)threads * row_block(s.N, s.Nk) * s.Nk);
+        if (want_dbias) tal_arena_floats(scratch, (int64_t)threads * s.N * s.Nk);
+    }
     tal_arena_release(scratch, mark);
     return 1;
+}
+
+static void attention_backward_on(tal_device dev, attn_view dq, attn_view dk, attn_view dv,
+                                  tal_tensor dbias, attn_view dout, attn_view q, attn_view k,
+                                  attn_view v, tal_tensor probs, attn_dims s, float scale,
+                                  tal_arena *scratch, int threads) {
+    TAL_ASSERT_MSG(tal_arena_device(scratch) == dev, "attention backward: scratch on %s, tensors "
+                   "on %s", device_name_of(tal_arena_device(scratch)), device_name_of(dev));
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        attention_backward_cuda(dq, dk, dv, dbias, dout, q, k, v, probs.data, s, scale, scratch);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
+    attention_backward_cpu(dq, dk, dv, dbias, dout, q, k, v, probs.data, s, scale, scratch,
+                           threads);
 }
 
 void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_tensor dbias,
@@ -355,27 +376,15 @@ void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_ten
     int want_dbias = dbias.data || dbias.ndim;
     if (want_dbias) check_bias(dbias, q, k);
     int threads = threads_here();
-    if (counted_backward_scratch(scratch, threads, q.shape[2], k.shape[2], want_dbias)) return;
-    TAL_ASSERT_SAME_DEVICE(dq, q);
     attn_dims sz = {q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3]};
-    attention_backward_cpu(bhnd_view(dq), bhnd_view(dk), bhnd_view(dv), dbias, bhnd_view(dout),
-                           bhnd_view(q), bhnd_view(k), bhnd_view(v), probs.data, sz, scale,
-                           scratch, threads);
+    if (counted_backward_scratch(scratch, threads, sz, want_dbias)) return;
+    tal_device dev = OP_DEVICE(dq, dk, dv, dbias, dout, q, k, v, probs);
+    attention_backward_on(dev, bhnd_view(dq), bhnd_view(dk), bhnd_view(dv), dbias,
+                          bhnd_view(dout), bhnd_view(q), bhnd_view(k), bhnd_view(v), probs, sz,
+                          scale, scratch, threads);
 }
 
 /* ---------------------------------------------------------------- Swin's packed layouts -- */
-/* qkv [B, N, 3 C] (C = heads * d: q, k, v of a token side by side, heads within each) and
- * tokens [B, N, C] as views of the same (b, h) matrices. */
-static attn_view qkv_view(tal_tensor qkv, int part, int64_t N, int64_t C, int64_t d) {
-    attn_view v = {qkv.data ? qkv.data + part * C : NULL, N * 3 * C, d, 3 * C};
-    return v;
-}
-
-static attn_view tokens_view(tal_tensor t, int64_t N, int64_t C, int64_t d) {
-    attn_view v = {t.data, N * C, d, C};
-    return v;
-}
-
 static attn_dims qkv_dims(tal_tensor qkv, int64_t heads) {
     TAL_ASSERT(qkv.ndim == 3 && heads >= 1 && qkv.shape[2] % (3 * heads) == 0);
     attn_dims s = {qkv.shape[0], heads, qkv.shape[1], qkv.shape[1], qkv.shape[2] / (3 * heads)};
@@ -395,14 +404,10 @@ void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, int probs_read_
                               bias.shape[2] == s.N));
     TAL_ASSERT(!mask.data || (mask.ndim == 3 && mask.shape[0] >= 1 && mask.shape[1] == s.N &&
                               mask.shape[2] == s.N));
-    if (mask.data && mask_of)
-        for (int64_t b = 0; b < s.B; b++)
-            TAL_ASSERT_MSG(mask_of[b] < mask.shape[0], "item %lld: mask %d of %lld", (long long)b,
-                           mask_of[b], (long long)mask.shape[0]);
-    attention_forward_cpu(tokens_view(out, s.N, C, s.d), probs.data, !probs_read_soon,
-                          qkv_view(qkv, 0, s.N, C, s.d),
-                          qkv_view(qkv, 1, s.N, C, s.d), qkv_view(qkv, 2, s.N, C, s.d), s, bias,
-                          mask, mask_of, scale);
+    tal_device dev = OP_DEVICE(out, probs, qkv, bias, mask);
+    attention_forward_on(dev, tokens_view(out, s.N, C, s.d), probs, !probs_read_soon,
+                         qkv_view(qkv, 0, s.N, C, s.d), qkv_view(qkv, 1, s.N, C, s.d),
+                         qkv_view(qkv, 2, s.N, C, s.d), s, bias, mask, mask_of, scale);
 }
 
 void tal_attention_qkv_backward(tal_tensor dqkv, tal_tensor dbias, tal_tensor dout,
@@ -420,9 +425,10 @@ void tal_attention_qkv_backward(tal_tensor dqkv, tal_tensor dbias, tal_tensor do
         TAL_ASSERT(dbias.ndim == 3 && dbias.shape[0] == s.H && dbias.shape[1] == s.N &&
                    dbias.shape[2] == s.N);
     int threads = threads_here();
-    if (counted_backward_scratch(scratch, threads, s.N, s.N, want_dbias)) return;
-    attention_backward_cpu(qkv_view(dqkv, 0, s.N, C, s.d), qkv_view(dqkv, 1, s.N, C, s.d),
-                           qkv_view(dqkv, 2, s.N, C, s.d), dbias, tokens_view(dout, s.N, C, s.d),
-                           qkv_view(qkv, 0, s.N, C, s.d), qkv_view(qkv, 1, s.N, C, s.d),
-                           qkv_view(qkv, 2, s.N, C, s.d), probs.data, s, scale, scratch, threads);
+    if (counted_backward_scratch(scratch, threads, s, want_dbias)) return;
+    tal_device dev = OP_DEVICE(dqkv, dbias, dout, qkv, probs);
+    attention_backward_on(dev, qkv_view(dqkv, 0, s.N, C, s.d), qkv_view(dqkv, 1, s.N, C, s.d),
+                          qkv_view(dqkv, 2, s.N, C, s.d), dbias, tokens_view(dout, s.N, C, s.d),
+                          qkv_view(qkv, 0, s.N, C, s.d), qkv_view(qkv, 1, s.N, C, s.d),
+                          qkv_view(qkv, 2, s.N, C, s.d), probs, s, scale, scratch, threads);
 }

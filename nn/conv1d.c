@@ -3,6 +3,8 @@
  * im2col + GEMM (w [Co, Ci/g, k] is already the [Co, Ci/g * k] matrix; k = 1, stride 1 convs
  * multiply the input rows themselves); depthwise is direct. */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "dispatch.h"
 
 #include <string.h>
 
@@ -62,6 +64,12 @@ static void col2im_add(float *dxb, const float *cols, dims d, tal_conv1d_geom g,
 }
 
 static int is_depthwise(dims d) { return d.cig == 1 && d.cog == 1; }
+
+/* The scratch buffers (im2col columns, masked dy) live where the tensors do. */
+static void check_scratch(tal_arena *scratch, tal_device dev) {
+    TAL_ASSERT_MSG(tal_arena_device(scratch) == dev,
+                   "conv1d: the scratch arena is on another device than the tensors");
+}
 /* k = 1, stride 1, no padding: each group's input rows [cig, T] are already its column matrix. */
 static int is_pointwise(dims d, tal_conv1d_geom g) {
     return d.k == 1 && g.stride == 1 && g.padding == 0 && !is_depthwise(d);
@@ -121,6 +129,7 @@ void tal_conv1d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
     dims d = check(y, x, w, mask, g);
     TAL_ASSERT(!b.data || tal_tensor_numel(b) == d.Co);
     TAL_ASSERT_MSG(scratch != NULL, "conv1d: a scratch arena is required");
+    tal_device dev = OP_DEVICE(y, x, w, b, mask);
     if (tal_arena_is_planner(scratch)) {
         if (!is_depthwise(d) && !is_pointwise(d, g)) {
             size_t mark = tal_arena_mark(scratch);
@@ -129,6 +138,14 @@ void tal_conv1d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
         }
         return;
     }
+    check_scratch(scratch, dev);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        conv1d_forward_cuda(y, x, w, b, mask, g, scratch);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     conv1d_forward_cpu(y, x, w, b, mask, g, scratch, d);
 }
 
@@ -211,6 +228,8 @@ void tal_conv1d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor
     TAL_ASSERT_MSG(scratch != NULL, "conv1d: a scratch arena is required");
     TAL_ASSERT(!dx.data || tal_tensor_same_shape(dx, x));
     TAL_ASSERT(!dw.data || tal_tensor_same_shape(dw, w));
+    TAL_ASSERT(!db.data || tal_tensor_numel(db) == d.Co);
+    tal_device dev = OP_DEVICE(dx, dw, db, dy, x, w, mask);
     if (tal_arena_is_planner(scratch)) {
         size_t mark = tal_arena_mark(scratch);
         if (mask.data || mask.ndim) tal_arena_floats(scratch, d.B * d.Co * d.To);
@@ -218,5 +237,13 @@ void tal_conv1d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor
         tal_arena_release(scratch, mark);
         return;
     }
+    check_scratch(scratch, dev);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        conv1d_backward_cuda(dx, dw, db, dy, x, w, mask, g, scratch);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     conv1d_backward_cpu(dx, dw, db, dy, x, w, mask, g, scratch, d);
 }

@@ -3,6 +3,8 @@
  * it with the [Co, Ci*kt*kh*kw] weight matrix; the general conv uses im2col + GEMM per sample
  * (1x1x1 stride-1 convs multiply the sample itself: no im2col, no scratch). */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "dispatch.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -71,6 +73,15 @@ void tal_patch_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tens
     pdims d = patch_dims(x, w);
     TAL_ASSERT(y.ndim == 5 && y.shape[0] == d.B && y.shape[1] == d.Co && y.shape[2] == d.To &&
                y.shape[3] == d.Ho && y.shape[4] == d.Wo);
+    TAL_ASSERT(!b.data || tal_tensor_numel(b) == d.Co);
+    tal_device dev = OP_DEVICE(y, x, w, b);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        patch_conv3d_forward_cuda(y, x, w, b);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     int64_t nc = tile_cols(d);
 #pragma omp parallel for collapse(3) schedule(static)
     for (int64_t bi = 0; bi < d.B; bi++)
@@ -104,6 +115,19 @@ static void sum_bias_grad(float *db, const float *dy, int64_t B, int64_t Co, int
 void tal_patch_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
                                tal_tensor x, tal_tensor w) {
     pdims d = patch_dims(x, w);
+    TAL_ASSERT(dy.ndim == 5 && dy.shape[0] == d.B && dy.shape[1] == d.Co && dy.shape[2] == d.To &&
+               dy.shape[3] == d.Ho && dy.shape[4] == d.Wo);
+    TAL_ASSERT(!dx.data || tal_tensor_same_shape(dx, x));
+    TAL_ASSERT(!dw.data || tal_tensor_same_shape(dw, w));
+    TAL_ASSERT(!db.data || tal_tensor_numel(db) == d.Co);
+    tal_device dev = OP_DEVICE(dx, dw, db, dy, x, w);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        patch_conv3d_backward_cuda(dx, dw, db, dy, x, w);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     int64_t nc = tile_cols(d);
     if (db.data) sum_bias_grad(db.data, dy.data, d.B, d.Co, d.P);
     if (dx.data) { /* patches do not overlap: each tile of dx is written once */
@@ -225,6 +249,14 @@ static void im2col3d(float *cols, float *xb, gdims d, tal_conv3d_geom g, int64_t
     }
 }
 
+/* The column chunk from the scratch arena, which lives where the tensors do (a planner counts
+ * it). On the device it is left unfilled: the im2col kernel writes all of it. */
+static float *take_cols(tal_arena *scratch, tal_device dev, int64_t n) {
+    TAL_ASSERT_MSG(tal_arena_is_planner(scratch) || tal_arena_device(scratch) == dev,
+                   "conv3d: the scratch arena is on another device than the tensors");
+    return dev == TAL_DEV_CUDA ? tal_arena_floats_uninit(scratch, n) : tal_arena_floats(scratch, n);
+}
+
 /* 1x1x1, stride 1, no padding: the sample [Ci, T*H*W] is already the column matrix. */
 static int pointwise(gdims d, tal_conv3d_geom g) {
     return d.kt == 1 && d.kh == 1 && d.kw == 1 && g.stride[0] == 1 && g.stride[1] == 1 &&
@@ -235,14 +267,24 @@ void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
                         tal_conv3d_geom g, tal_arena *scratch) {
     gdims d = general_dims(y, x, w, g);
     TAL_ASSERT_MSG(scratch != NULL, "conv3d: a scratch arena is required");
+    TAL_ASSERT(!b.data || tal_tensor_numel(b) == d.Co);
+    tal_device dev = OP_DEVICE(y, x, w, b);
     const int direct = pointwise(d, g);
     const int64_t nc = chunk_cols(d);
     size_t mark = tal_arena_mark(scratch);
-    float *cols = direct ? NULL : tal_arena_floats(scratch, d.K * nc);
+    float *cols = direct ? NULL : take_cols(scratch, dev, d.K * nc);
     if (tal_arena_is_planner(scratch)) {
         tal_arena_release(scratch, mark);
         return;
     }
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        conv3d_forward_cuda(y, x, w, b, g, cols, nc);
+        tal_arena_release(scratch, mark);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     for (int64_t bi = 0; bi < d.B; bi++) {
         float *xb = x.data + bi * d.Ci * d.T * d.H * d.W;
         float *yb = y.data + bi * d.Co * d.P;
@@ -269,14 +311,24 @@ void tal_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor
     TAL_ASSERT_MSG(scratch != NULL, "conv3d: a scratch arena is required");
     TAL_ASSERT(!dx.data || tal_tensor_same_shape(dx, x));
     TAL_ASSERT(!dw.data || tal_tensor_same_shape(dw, w));
+    TAL_ASSERT(!db.data || tal_tensor_numel(db) == d.Co);
+    tal_device dev = OP_DEVICE(dx, dw, db, dy, x, w);
     const int direct = pointwise(d, g);
     const int64_t nc = chunk_cols(d);
     size_t mark = tal_arena_mark(scratch);
-    float *cols = direct ? NULL : tal_arena_floats(scratch, d.K * nc);
+    float *cols = direct ? NULL : take_cols(scratch, dev, d.K * nc);
     if (tal_arena_is_planner(scratch)) {
         tal_arena_release(scratch, mark);
         return;
     }
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        conv3d_backward_cuda(dx, dw, db, dy, x, w, g, cols, nc);
+        tal_arena_release(scratch, mark);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     if (db.data) sum_bias_grad(db.data, dy.data, d.B, d.Co, d.P);
     if (dx.data && !direct) memset(dx.data, 0, tal_tensor_bytes(dx));
     for (int64_t bi = 0; bi < d.B; bi++) {

@@ -2,13 +2,14 @@
  * key, so backward (and a reversible recompute) redraws the very same mask instead of storing
  * it. Element i's uniform is 24 bits of draw i/2 (each draw gives two 32-bit words). */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "device_math.h"
+#include "dispatch.h"
 
 #define PAR_MIN 65536 /* elements */
 
 static inline float uniform_of_element(tal_rng_key key, uint64_t i) {
-    uint64_t r = tal_rng_u64(key, i >> 1);
-    uint32_t w = (i & 1) ? (uint32_t)r : (uint32_t)(r >> 32);
-    return (float)(w >> 8) * (1.0f / 16777216.0f); /* 24 bits: exact in float, < 1 */
+    return dropout_uniform(key.seed, key.step, key.stream, i);
 }
 
 /* y = x * keep / (1 - p), keep = u >= p; the same for forward (x) and backward (dy). */
@@ -19,8 +20,7 @@ static void dropout_cpu(float *y, const float *x, int64_t n, float p, tal_rng_ke
     for (int64_t k = 0; k < pairs; k++) {
         uint64_t r = tal_rng_u64(key, (uint64_t)k);
         for (int64_t i = 2 * k; i < 2 * k + 2 && i < n; i++) {
-            uint32_t w = (i & 1) ? (uint32_t)r : (uint32_t)(r >> 32);
-            float u = (float)(w >> 8) * (1.0f / 16777216.0f);
+            float u = uniform24((i & 1) ? (uint32_t)r : (uint32_t)(r >> 32));
             y[i] = u >= p ? x[i] * keep_scale : 0.0f;
         }
     }
@@ -28,12 +28,19 @@ static void dropout_cpu(float *y, const float *x, int64_t n, float p, tal_rng_ke
 
 static void dropout_apply(tal_tensor y, tal_tensor x, float p, tal_rng_key key) {
     TAL_ASSERT(tal_tensor_numel(y) == tal_tensor_numel(x));
-    TAL_ASSERT_SAME_DEVICE(y, x);
     TAL_ASSERT_MSG(p >= 0.0f && p < 1.0f, "dropout p = %g (expected 0 <= p < 1)", p);
+    tal_device dev = OP_DEVICE(y, x);
     if (p == 0.0f) {
         tal_copy(y, x);
         return;
     }
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        dropout_cuda(y, x, p, key);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     dropout_cpu(y.data, x.data, tal_tensor_numel(x), p, key);
 }
 
@@ -57,12 +64,19 @@ static void drop_path_cpu(tal_tensor y, tal_tensor x, float p, tal_rng_key key) 
 static void drop_path_apply(tal_tensor y, tal_tensor x, float p, tal_rng_key key) {
     TAL_ASSERT(x.ndim >= 1);
     TAL_ASSERT_SAME_SHAPE(y, x);
-    TAL_ASSERT_SAME_DEVICE(y, x);
     TAL_ASSERT_MSG(p >= 0.0f && p < 1.0f, "drop-path p = %g (expected 0 <= p < 1)", p);
+    tal_device dev = OP_DEVICE(y, x);
     if (p == 0.0f) {
         tal_copy(y, x);
         return;
     }
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        drop_path_cuda(y, x, p, key);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     drop_path_cpu(y, x, p, key);
 }
 

@@ -1,7 +1,9 @@
 /* nn/elementwise.c: add, sub, mul, scale, axpy, copy, fill on tensors of equal element count
  * (shapes may differ: these are flat). Outputs may alias inputs: each element is read before
- * it is written. */
+ * it is written. CUDA twins in elementwise.cu; tal_copy also copies across devices. */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "dispatch.h"
 
 #include <math.h>
 #include <string.h>
@@ -14,7 +16,6 @@
 static int64_t same_numel(tal_tensor a, tal_tensor b) {
     TAL_ASSERT_MSG(tal_tensor_numel(a) == tal_tensor_numel(b), "%lld vs %lld elements",
                    (long long)tal_tensor_numel(a), (long long)tal_tensor_numel(b));
-    TAL_ASSERT_SAME_DEVICE(a, b);
     return tal_tensor_numel(a);
 }
 
@@ -40,6 +41,17 @@ static void binary_cpu(float *y, const float *a, const float *b, int64_t n, bina
 static void binary(tal_tensor y, tal_tensor a, tal_tensor b, binary_op op) {
     int64_t n = same_numel(y, a);
     same_numel(a, b);
+    tal_device dev = OP_DEVICE_AS(op == OP_ADD ? "tal_add" : op == OP_SUB ? "tal_sub" : "tal_mul",
+                                  y, a, b);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        if (op == OP_ADD) add_cuda(y, a, b);
+        if (op == OP_SUB) sub_cuda(y, a, b);
+        if (op == OP_MUL) mul_cuda(y, a, b);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     binary_cpu(y.data, a.data, b.data, n, op);
 }
 
@@ -54,6 +66,14 @@ static void scale_cpu(float *y, const float *x, float s, int64_t n) {
 
 void tal_scale(tal_tensor y, tal_tensor x, float s) {
     int64_t n = same_numel(y, x);
+    tal_device dev = OP_DEVICE(y, x);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        scale_cuda(y, x, s);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     scale_cpu(y.data, x.data, s, n);
 }
 
@@ -64,6 +84,14 @@ static void axpy_cpu(float *y, float a, const float *x, int64_t n) {
 
 void tal_axpy(tal_tensor y, float a, tal_tensor x) {
     int64_t n = same_numel(y, x);
+    tal_device dev = OP_DEVICE(y, x);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        axpy_cuda(y, a, x);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     axpy_cpu(y.data, a, x.data, n);
 }
 
@@ -90,6 +118,13 @@ static void my_share(int64_t n, int64_t *i0, int64_t *i1) {
 void tal_copy(tal_tensor dst, tal_tensor src) {
     int64_t n = same_numel(dst, src);
     if (!n || dst.data == src.data) return;
+    if (dst.device != TAL_DEV_CPU || src.device != TAL_DEV_CPU) { /* across or on devices */
+        tal_err err = {TAL_OK, ""};
+        tal_status rc = tal_copy_bytes(dst.data, dst.device, src.data, src.device,
+                                       (size_t)n * sizeof(float), &err);
+        TAL_ASSERT_MSG(rc == TAL_OK, "tal_copy: %s", err.msg);
+        return;
+    }
     float *d = dst.data;
     const float *s = src.data;
     if (overlap(d, s, n) || n * (int64_t)sizeof(float) < PAR_MIN_BYTES) {
@@ -124,5 +159,14 @@ static void fill_cpu(float *t, float value, int64_t n) {
 
 void tal_fill(tal_tensor t, float value) {
     int64_t n = tal_tensor_numel(t);
-    if (n) fill_cpu(t.data, value, n);
+    if (!n) return;
+    tal_device dev = OP_DEVICE(t);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        fill_cuda(t, value);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
+    fill_cpu(t.data, value, n);
 }

@@ -4,6 +4,8 @@
  * (32..1536) so it costs little, and the reversible backward recomputes these outputs and
  * subtracts them, where float cancellation (E[x^2] - E[x]^2 on offset inputs) would grow. */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "dispatch.h"
 #include "simd_math.h"
 
 #include <math.h>
@@ -59,12 +61,19 @@ void tal_layernorm_forward(tal_tensor y, tal_tensor mean, tal_tensor rstd, tal_t
                            tal_tensor gamma, tal_tensor beta, float eps) {
     TAL_ASSERT(x.ndim >= 1);
     TAL_ASSERT_SAME_SHAPE(y, x);
-    TAL_ASSERT_SAME_DEVICE(y, x);
     TAL_ASSERT_MSG(eps >= 0, "eps %g", eps);
     TAL_ASSERT(!gamma.data || tal_tensor_numel(gamma) == tal_tensor_cols(x));
     TAL_ASSERT(!beta.data || (gamma.data && tal_tensor_numel(beta) == tal_tensor_cols(x)));
     TAL_ASSERT(!mean.data || tal_tensor_numel(mean) == tal_tensor_rows(x));
     TAL_ASSERT(!rstd.data || tal_tensor_numel(rstd) == tal_tensor_rows(x));
+    tal_device dev = OP_DEVICE(y, mean, rstd, x, gamma, beta);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        layernorm_forward_cuda(y, mean, rstd, x, gamma, beta, eps);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     layernorm_forward_cpu(y, mean, rstd, x, gamma, beta, eps);
 }
 
@@ -165,7 +174,6 @@ void tal_layernorm_backward(tal_tensor dx, tal_tensor dgamma, tal_tensor dbeta, 
                             tal_tensor x, tal_tensor gamma, tal_tensor mean, tal_tensor rstd) {
     TAL_ASSERT(x.ndim >= 1);
     TAL_ASSERT_SAME_SHAPE(dy, x);
-    TAL_ASSERT_SAME_DEVICE(dy, x);
     TAL_ASSERT(!dx.data || tal_tensor_same_shape(dx, x));
     TAL_ASSERT(!gamma.data || tal_tensor_numel(gamma) == tal_tensor_cols(x));
     TAL_ASSERT(!dgamma.data || tal_tensor_numel(dgamma) == tal_tensor_cols(x));
@@ -173,6 +181,14 @@ void tal_layernorm_backward(tal_tensor dx, tal_tensor dgamma, tal_tensor dbeta, 
     TAL_ASSERT(tal_tensor_numel(x) == 0 ||
                (mean.data && rstd.data && tal_tensor_numel(mean) == tal_tensor_rows(x) &&
                 tal_tensor_numel(rstd) == tal_tensor_rows(x)));
+    tal_device dev = OP_DEVICE(dx, dgamma, dbeta, dy, x, gamma, mean, rstd);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        layernorm_backward_cuda(dx, dgamma, dbeta, dy, x, gamma, mean, rstd);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     layernorm_backward_cpu(dx, dgamma, dbeta, dy, x, gamma, mean, rstd);
 }
 
@@ -220,12 +236,19 @@ void tal_layernorm_ct_forward(tal_tensor y, tal_tensor mean, tal_tensor rstd, ta
                               tal_tensor gamma, tal_tensor beta, float eps) {
     TAL_ASSERT(x.ndim == 3);
     TAL_ASSERT_SAME_SHAPE(y, x);
-    TAL_ASSERT_SAME_DEVICE(y, x);
     TAL_ASSERT_MSG(eps >= 0, "eps %g", eps);
     TAL_ASSERT(!gamma.data || tal_tensor_numel(gamma) == x.shape[1]);
     TAL_ASSERT(!beta.data || (gamma.data && tal_tensor_numel(beta) == x.shape[1]));
     TAL_ASSERT(!mean.data || tal_tensor_numel(mean) == x.shape[0] * x.shape[2]);
     TAL_ASSERT(!rstd.data || tal_tensor_numel(rstd) == x.shape[0] * x.shape[2]);
+    tal_device dev = OP_DEVICE(y, mean, rstd, x, gamma, beta);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        layernorm_ct_forward_cuda(y, mean, rstd, x, gamma, beta, eps);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     layernorm_ct_forward_cpu(y, mean, rstd, x, gamma, beta, eps);
 }
 
@@ -293,7 +316,6 @@ void tal_layernorm_ct_backward(tal_tensor dx, tal_tensor dgamma, tal_tensor dbet
                                tal_tensor rstd) {
     TAL_ASSERT(x.ndim == 3);
     TAL_ASSERT_SAME_SHAPE(dy, x);
-    TAL_ASSERT_SAME_DEVICE(dy, x);
     TAL_ASSERT(!dx.data || tal_tensor_same_shape(dx, x));
     TAL_ASSERT(!gamma.data || tal_tensor_numel(gamma) == x.shape[1]);
     TAL_ASSERT(!dgamma.data || tal_tensor_numel(dgamma) == x.shape[1]);
@@ -301,5 +323,13 @@ void tal_layernorm_ct_backward(tal_tensor dx, tal_tensor dgamma, tal_tensor dbet
     TAL_ASSERT(tal_tensor_numel(x) == 0 ||
                (mean.data && rstd.data && tal_tensor_numel(mean) == x.shape[0] * x.shape[2] &&
                 tal_tensor_numel(rstd) == x.shape[0] * x.shape[2]));
+    tal_device dev = OP_DEVICE(dx, dgamma, dbeta, dy, x, gamma, mean, rstd);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        layernorm_ct_backward_cuda(dx, dgamma, dbeta, dy, x, gamma, mean, rstd);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     layernorm_ct_backward_cpu(dx, dgamma, dbeta, dy, x, gamma, mean, rstd);
 }

@@ -1,6 +1,8 @@
 /* nn/linear.c: y = x W^T + b on the last dim (x [..., Cin], W [Cout, Cin]) and its backward,
  * as GEMMs with the transposes done by sgemm (no copies). */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "dispatch.h"
 #include "gemm_thin.h"
 
 #include <cblas.h>
@@ -63,8 +65,14 @@ void tal_linear_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b) 
     TAL_ASSERT(tal_tensor_cols(y) == w.shape[0] && tal_tensor_rows(y) == tal_tensor_rows(x));
     TAL_ASSERT(!tal_tensor_present(b) || tal_tensor_numel(b) == w.shape[0]);
     TAL_ASSERT(y.data != x.data || tal_tensor_numel(y) == 0);
-    TAL_ASSERT_SAME_DEVICE(y, x);
-    TAL_ASSERT_SAME_DEVICE(y, w);
+    tal_device dev = OP_DEVICE(y, x, w, b);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        linear_forward_cuda(y, x, w, b);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     linear_forward_cpu(y, x, w, b);
 }
 
@@ -145,7 +153,13 @@ void tal_linear_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor
     TAL_ASSERT(!tal_tensor_present(dx) || dx.data != dy.data || tal_tensor_numel(dx) == 0);
     TAL_ASSERT(!tal_tensor_present(dw) || tal_tensor_same_shape(dw, w));
     TAL_ASSERT(!tal_tensor_present(db) || tal_tensor_numel(db) == w.shape[0]);
-    TAL_ASSERT_SAME_DEVICE(dy, x);
-    TAL_ASSERT_SAME_DEVICE(dy, w);
+    tal_device dev = OP_DEVICE(dx, dw, db, dy, x, w);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        linear_backward_cuda(dx, dw, db, dy, x, w);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     linear_backward_cpu(dx, dw, db, dy, x, w);
 }

@@ -1,6 +1,7 @@
 /* nn/nn.h: re2tal's numeric core: errors, tensor views, arenas and the memory planner, the ops
- * (forward and backward, CPU now; a CUDA twin slots in beside each behind the same function),
- * parameters, AdamW, checkpoints (safetensors) and thread control.
+ * (forward and backward; each runs on the device of its tensors: the CPU code in <op>.c, the CUDA
+ * twin beside it in <op>.cu), parameters, AdamW, checkpoints (safetensors), thread control, the
+ * GPU context and the precision mode.
  * Conventions: outputs first, then inputs, then what forward saved; shapes come from the
  * tensors. "accumulates" means +=, "writes" means =. An empty tensor (data == NULL) means
  * "not wanted" for an optional output and "absent" for an optional input. */
@@ -10,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" { /* the CUDA sources (.cu) are C++ */
+#endif
 
 /* ---------------------------------------------------------------- errors ---------------- */
 typedef enum {
@@ -70,7 +75,7 @@ tal_tensor tal_t5(float *data, int64_t d0, int64_t d1, int64_t d2, int64_t d3, i
 tal_tensor tal_t6(float *data, int64_t d0, int64_t d1, int64_t d2, int64_t d3, int64_t d4,
                   int64_t d5);
 static inline tal_tensor tal_tensor_none(void) {
-    tal_tensor t = {0};
+    tal_tensor t = {NULL, {0}, 0, TAL_DEV_CPU}; /* every field named: C++ (.cu) reads it too */
     return t;
 }
 static inline int tal_tensor_present(tal_tensor t) { return t.data != NULL; }
@@ -98,6 +103,11 @@ const char *tal_tensor_shape_str(tal_tensor t, char *buf, size_t size);
         }                                                                                     \
     } while (0)
 #define TAL_ASSERT_SAME_DEVICE(a, b) TAL_ASSERT((a).device == (b).device)
+/* A CPU loop about to touch t: t must be a host tensor (an absent one touches nothing). Every
+ * op's CPU path checks its tensors this way, so a device tensor never reaches a CPU loop. */
+#define TAL_ASSERT_CPU(t)                                                                     \
+    TAL_ASSERT_MSG(!(t).data || (t).device == TAL_DEV_CPU,                                    \
+                   "%s is a CUDA tensor on a CPU-only path", #t)
 
 /* ---------------------------------------------------------------- arenas and planning --- */
 /* An arena hands out 64-byte-aligned blocks from one allocation, bump style, and frees them all
@@ -130,14 +140,66 @@ size_t tal_arena_used(const tal_arena *a);
 size_t tal_arena_capacity(const tal_arena *a);
 size_t tal_arena_high_water(const tal_arena *a); /* most ever in use since create */
 tal_device tal_arena_device(const tal_arena *a);
-/* CUDA devices usable by this build (0 when built without CUDA or when no GPU is present). */
-int tal_cuda_device_count(void);
-/* Copies between arenas' memory of any devices (host <-> device), bytes long. */
+/* Copies between arenas' memory of any devices (host <-> device <-> device), bytes long, in
+ * order with the ops on the compute stream; returns once a host destination holds the bytes
+ * (and a host source may be reused). TAL_EDEVICE (with CUDA's text) if the copy fails or the
+ * build has no CUDA. */
 tal_status tal_copy_bytes(void *dst, tal_device dst_dev, const void *src, tal_device src_dev,
                           size_t bytes, tal_err *err);
 
 /* Bytes an allocation of n bytes takes in an arena (alignment included): planners use it. */
 size_t tal_arena_round(size_t n);
+/* A counting arena for a model that will run on dev (tal_arena_create_planner plans for the
+ * CPU): its views carry dev, and ops whose scratch differs by device (the attention backward)
+ * count that device's. */
+tal_arena *tal_arena_create_planner_on(tal_device dev);
+
+/* ---------------------------------------------------------------- GPU ------------------- */
+/* One CUDA context per process: a device, one compute stream that every op launches on (so ops
+ * run in call order), cuBLAS / cuBLASLt handles bound to it and a device workspace. It starts
+ * on first use (device 0 unless tal_cuda_select chose another). Builds without CUDA answer
+ * count 0 and TAL_EDEVICE. */
+/* CUDA devices usable by this build (0 when built without CUDA or when no GPU is present). */
+int tal_cuda_device_count(void);
+/* Chooses the device and starts the context on it. TAL_EDEVICE naming the ordinal and the
+ * device count when there is no such device; TAL_EINVAL if the context already runs on another
+ * device (arenas live on it). */
+tal_status tal_cuda_select(int ordinal, tal_err *err);
+/* Waits for every queued op; an asynchronous CUDA error pending from them (a kernel fault)
+ * becomes TAL_EDEVICE with CUDA's text. */
+tal_status tal_cuda_synchronize(tal_err *err);
+tal_status tal_cuda_mem_info(size_t *free_bytes, size_t *total_bytes, tal_err *err);
+/* "NVIDIA H100 80GB HBM3" once the context runs; "" before, or without CUDA. Borrowed. */
+const char *tal_cuda_device_name(void);
+/* Device memory the context holds besides the arenas: cuBLAS' fixed workspace (32 MiB) plus
+ * three workspaces, each grown (in whole MiB, never shrunk) to the largest request it saw,
+ * a deterministic function of the shapes the ops ran on:
+ *   op:       one sample's patch matrix of a patch conv3d (its input's bytes / B), staging
+ *             for a device copy between overlapping ranges (the bytes copied), one item's
+ *             probabilities of an attention forward that keeps none ([H, N, Nk] floats), and
+ *             tal_max_abs_diff's block maxima (8 KiB at most);
+ *   operands: under bf16, the bf16 copies of a product's operands (2 bytes per element of
+ *             op(A) and op(B), all batches);
+ *   partials: the deterministic reductions' per-block sums (8 bytes x columns x blocks, at
+ *             most 256 blocks per column).
+ * 0 before the context starts. */
+size_t tal_cuda_workspace_bytes(void);
+/* Grows the op workspace to at least bytes now (a trainer reserves its largest need once, so a
+ * later op does not allocate); TAL_EDEVICE naming the byte count if it cannot. */
+tal_status tal_cuda_workspace_reserve(size_t bytes, tal_err *err);
+
+/* How the CUDA matrix products (gemm, bmm, linear, convs via GEMM, the attention's products)
+ * compute; a process-wide mode, like PyTorch's autocast. Tensors stay float32 in memory.
+ *   FP32: cuBLAS in pedantic fp32 (no TF32): CUDA matches the CPU to ~1e-5 relative.
+ *   TF32: cuBLAS may use TF32 tensor cores (10-bit mantissa inputs, fp32 accumulation).
+ *   BF16: the inputs are rounded to bf16 (to nearest even), multiplied on tensor cores with
+ *         fp32 accumulation, written as fp32. Everything else (norms, softmax statistics,
+ *         residual streams, optimiser) stays fp32.
+ * The CPU ops ignore the mode (they always compute in fp32). Default FP32. */
+typedef enum { TAL_PREC_FP32 = 0, TAL_PREC_TF32, TAL_PREC_BF16 } tal_precision;
+void tal_precision_set(tal_precision p);
+tal_precision tal_precision_get(void);
+const char *tal_precision_name(tal_precision p); /* "fp32", "tf32", "bf16" */
 
 /* ---------------------------------------------------------------- threads --------------- */
 /* Sets OpenMP's and OpenBLAS's thread counts alike. n <= 0: RE2TAL_THREADS if set, else the
@@ -160,7 +222,8 @@ uint64_t tal_rng_u64(tal_rng_key key, uint64_t i);
 /* ---------------------------------------------------------------- matrix products ------- */
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose if trans_*. Rows of C are
  * split over the threads, each calling a 1-thread sgemm (faster here than OpenBLAS's own
- * threading on these shapes). lda/ldb/ldc are row strides. */
+ * threading on these shapes). lda/ldb/ldc are row strides. Host pointers only (bare pointers
+ * carry no device): products of device tensors go through tal_bmm or the ops. */
 void tal_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
               int64_t ldc);
@@ -209,9 +272,11 @@ void tal_softmax_backward(tal_tensor dx, tal_tensor dy, tal_tensor y);
  * none; -inf entries allowed: a row of all -inf gives zeros, not NaN). */
 void tal_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
                            tal_tensor v, tal_tensor bias, tal_tensor mask, float scale);
-/* Writes dq, dk, dv; accumulates dbias (skipped if none). scratch: an arena for one [N, Nk]
- * buffer per thread, two when dbias is wanted (a planner arena counts them; dbias may then be
- * a shape without data). */
+/* Writes dq, dk, dv; accumulates dbias (skipped if none). scratch: on the CPU an arena for one
+ * block of query rows x Nk per thread, plus an [N, Nk] one per thread when dbias is wanted; on
+ * the device one [H, N, Nk] buffer (items go one after another, so dbias adds up over them in
+ * item order: no atomics). A planner arena counts its device's (tal_arena_create_planner_on);
+ * dbias may then be a shape without data. */
 void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_tensor dbias,
                             tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor v,
                             tal_tensor probs, float scale, tal_arena *scratch);
@@ -219,10 +284,15 @@ void tal_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dv, tal_ten
  * linear writes it (token t's q, k, v side by side, C = heads * d split into heads within
  * each), out / dout [B, N, C] as the output projection reads it (tokens, heads side by side),
  * dqkv like qkv (written). probs, bias, mask, scale, scratch as above, with Nk = N; mask_of
- * (NULL: b % M as above) picks item b's mask, mask[mask_of[b]] (Swin's window classes).
+ * (NULL: b % M as above) picks item b's mask, mask[mask_of[b]] (Swin's window classes); it
+ * lives on the tensors' device, like them.
  * The forward takes probs none when no backward follows (inference): nothing is stored.
  * probs_read_soon: 1 when the backward follows at once (a recompute: the probabilities stay
- * in cache), 0 when it comes much later (they are streamed to memory, not read first). */
+ * in cache), 0 when it comes much later (they are streamed to memory, not read first).
+ * On the device both forwards compute out the same way whether probs is wanted or not, so a
+ * recompute gives the forward's bits: batched cuBLAS products around one softmax kernel, or,
+ * with RE2TAL_ATTN_FUSED=1 (head dim <= 64), one fused kernel that keeps the logits on chip
+ * (the probabilities, when wanted, then come from the products as well). */
 void tal_attention_qkv_forward(tal_tensor out, tal_tensor probs, int probs_read_soon,
                                tal_tensor qkv, int64_t heads, tal_tensor bias, tal_tensor mask,
                                const uint8_t *mask_of, float scale);
@@ -235,7 +305,9 @@ void tal_add(tal_tensor y, tal_tensor a, tal_tensor b);          /* y = a + b (m
 void tal_sub(tal_tensor y, tal_tensor a, tal_tensor b);          /* y = a - b */
 void tal_scale(tal_tensor y, tal_tensor x, float s);             /* y = s * x */
 void tal_axpy(tal_tensor y, float a, tal_tensor x);              /* y += a * x */
-void tal_copy(tal_tensor dst, tal_tensor src);                   /* same numel */
+/* Same numel; the one copy across devices too (host <-> device <-> device, by the tensors'
+ * devices: returns once a host destination holds the data). */
+void tal_copy(tal_tensor dst, tal_tensor src);
 void tal_fill(tal_tensor t, float value);
 void tal_mul(tal_tensor y, tal_tensor a, tal_tensor b);          /* y = a * b elementwise */
 
@@ -296,7 +368,7 @@ void tal_maxpool1d_backward(tal_tensor dx, tal_tensor dy, tal_tensor argmax);
 /* Max-pool 3D (nn/pool3d.c): x [B, C, T, H, W] -> y [B, C, To, Ho, Wo], Xo = (X + 2 pad - k) /
  * stride + 1, PyTorch's MaxPool3d (padding never wins, ties keep the first position in
  * (t, h, w) order). Backward overwrites dx, routing dy to each window's winner in x (found
- * again, no index tensor). CPU only (asserted): the CUDA twin is still to be written. */
+ * again, no index tensor). */
 typedef struct tal_pool3d_geom {
     int kernel[3], stride[3], padding[3]; /* t, h, w; padding at most kernel / 2 */
 } tal_pool3d_geom;
@@ -312,6 +384,81 @@ void tal_mean_hw_backward(tal_tensor dx, tal_tensor dy);
  * align_corners=False): x [B, C, Tin] -> y [B, C, Tout]. Backward writes dx. */
 void tal_interp1d_forward(tal_tensor y, tal_tensor x);
 void tal_interp1d_backward(tal_tensor dx, tal_tensor dy);
+
+/* ---------------------------------------------------------------- ops: layout ----------- */
+/* The backbone's data movement as ops, so it runs on the device of its tensors too: window
+ * gathers by index map, the relative-position bias table, PatchMerging, transposes, padding,
+ * slices, the channel-last spatial mean, frozen BatchNorm and the reversible check. Copies
+ * give the same bits on both devices; the sums say how they add up. */
+
+/* An int32 index array on a device: a view like tal_tensor (never owns memory). Models build
+ * their index maps once on the host and keep them in an arena on their device. */
+typedef struct tal_index {
+    int32_t *data;
+    int64_t n;
+    tal_device device;
+} tal_index;
+/* n zeroed int32 from a, on a's device (a planner counts them: data NULL). */
+tal_index tal_arena_index(tal_arena *a, int64_t n);
+tal_index tal_index_slice(tal_index ix, int64_t start, int64_t count);
+/* ix <- ix.n values from host memory (any device; returns when ix holds them). */
+void tal_index_upload(tal_index ix, const int32_t *host);
+/* The entries of index [n] (values in [0, rows)) grouped by value, for deterministic
+ * reductions: out [rows + 1 + n] gets the offsets of each value's group (rows + 1 of them,
+ * relative to the members), then the members (positions in index), each group increasing.
+ * Host memory. Returns the length written. */
+int64_t tal_index_group_by(int32_t *out, const int32_t *index, int64_t n, int64_t rows);
+
+/* dst [R, C] <- rows of src [S, C] through map [R]: dst[r] = src[map[r]], zeros where
+ * map[r] < 0 (padding slots). */
+void tal_rows_gather(tal_tensor dst, tal_tensor src, tal_index map);
+/* The inverse: dst[map[r]] = src[r], or += with accumulate, for each map[r] >= 0; other rows
+ * of dst are left as they are. Entries >= 0 must be distinct (one source per row). */
+void tal_rows_scatter(tal_tensor dst, tal_tensor src, tal_index map, int accumulate);
+/* t [R, C]: t[r] = 0 where map[r] < 0. */
+void tal_rows_zero_unmapped(tal_tensor t, tal_index map);
+
+/* Relative-position bias: bias [H, n, n] from table [rows, H] through index [n * n] (the table
+ * row of each query-key pair ij): bias[h, ij] = table[index[ij], h]. */
+void tal_bias_gather(tal_tensor bias, tal_tensor table, tal_index index);
+/* Its gradient: dtable[r, h] += dbias[h, ij] over the ij with index[ij] = r, added in
+ * increasing ij on both devices (the bits of a serial loop; no atomics). by_row: the index
+ * grouped by row (tal_index_group_by, rows = dtable's). */
+void tal_bias_gather_backward(tal_tensor dtable, tal_tensor dbias, tal_index by_row);
+
+/* Swin's PatchMerging gather: x [A, H, W, C] -> m4 [A, ceil(H/2), ceil(W/2), 4 C]: the
+ * neighbours (h even, w even), (h odd, w even), (h even, w odd), (h odd, w odd) side by side,
+ * zeros past an odd edge. Backward writes dx [A, H, W, C] from dm4 (the padding drops). */
+void tal_merge2x2_forward(tal_tensor m4, tal_tensor x);
+void tal_merge2x2_backward(tal_tensor dx, tal_tensor dm4);
+
+/* dst [A, N, M] = src [A, M, N] with its last two dims swapped ([B, C, S] <-> [B, S, C]). */
+void tal_transpose_last2(tal_tensor dst, tal_tensor src);
+/* dst [A, T2, H2, W2] <- src [A, T, H, W] (T2 >= T, ...): src at the start of each axis, zeros
+ * past its end. */
+void tal_pad_end3(tal_tensor dst, tal_tensor src);
+/* dst [A, Ld, I], src [A, Ls, I]: dst[:, d0 + t, :] = src[:, s0 + t, :] for t in [0, len)
+ * (a chunk of frames, a slice of features along time); the rest of dst is left as it is. */
+void tal_copy_slice1(tal_tensor dst, int64_t d0, tal_tensor src, int64_t s0, int64_t len);
+
+/* Mean over the tokens of each frame of channel-last x [B, D, S, C] (S = H W) -> y [B, C, D],
+ * summed in double in token order on both devices (the same bits). Backward writes
+ * dx [B, D, S, C] = dy / S. */
+void tal_mean_hw_last_forward(tal_tensor y, tal_tensor x);
+void tal_mean_hw_last_backward(tal_tensor dx, tal_tensor dy);
+
+/* Frozen BatchNorm (eval statistics) on channel-first x [B, C, ...]: y = x s[c] + t[c] with
+ * s = w / sqrt(var + eps), t = b - mean s, in float (two roundings, no fused multiply-add, on
+ * both devices: the same bits). y may alias x. Backward: dx = dy s (may alias). w, b, mean,
+ * var [C]. */
+void tal_batchnorm_frozen_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
+                                  tal_tensor mean, tal_tensor var, float eps);
+void tal_batchnorm_frozen_backward(tal_tensor dx, tal_tensor dy, tal_tensor w, tal_tensor var,
+                                   float eps);
+
+/* max |a - b| over all elements, in double (NaNs skipped), for the reversible backward's
+ * reconstruction check; a device pair is waited for. */
+double tal_max_abs_diff(tal_tensor a, tal_tensor b);
 
 /* ---------------------------------------------------------------- safetensors ----------- */
 /* A set of named tensors read from / written to a safetensors file. Reading converts F32, F16,
@@ -331,12 +478,13 @@ typedef struct tal_tensor_set {
 /* Reads the whole file. Errors name the file and, where it applies, the tensor. */
 tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *err);
 /* Writes atomically (temp file in the same folder + rename). metadata_json: a JSON object of
- * string values, or NULL. Tensors are borrowed. */
+ * string values, or NULL. Tensors are borrowed, on any device (device tensors pass through a
+ * host buffer). */
 tal_status tal_safetensors_write(const char *path, const tal_named_tensor *items, int count,
                                  const char *metadata_json, tal_err *err);
 /* Finds by exact name; NULL if absent. Borrowed. */
 const tal_named_tensor *tal_tensor_set_find(const tal_tensor_set *set, const char *name);
-/* Adds a copy of t under name. */
+/* Adds a host copy of t (on any device) under name. */
 tal_status tal_tensor_set_add(tal_tensor_set *set, const char *name, tal_tensor t, tal_err *err);
 void tal_tensor_set_free(tal_tensor_set *set); /* leaves an empty set; zeroed set is fine */
 
@@ -374,6 +522,11 @@ int tal_params_declare(tal_params *p, const char *name, int ndim, const int64_t 
                        int trainable);
 /* Allocates values and grads (zeroed) in one arena each. */
 tal_status tal_params_allocate(tal_params *p, tal_device dev, tal_err *err);
+/* Moves values and gradients into new arenas on dev: copies the values, zeroes the gradients,
+ * frees the old arenas (views into them are stale after). Models are built, initialised and
+ * loaded on the CPU, then moved; create the optimiser and the EMA after the move. A failed
+ * move (TAL_EDEVICE: no GPU, out of device memory) leaves everything where it was. */
+tal_status tal_params_move(tal_params *p, tal_device dev, tal_err *err);
 int tal_params_count(const tal_params *p);
 tal_param *tal_params_at(tal_params *p, int i);
 tal_param *tal_params_find(tal_params *p, const char *name); /* NULL if absent */
@@ -381,6 +534,14 @@ int tal_params_group_count(const tal_params *p);
 tal_param_group *tal_params_group_at(tal_params *p, int g);
 int64_t tal_params_numel(const tal_params *p, int trainable_only);
 void tal_params_zero_grad(tal_params *p);
+/* Gradients-final notification, for a caller that starts communicating a gradient as soon as
+ * the backward has finished it (data-parallel ranks). The backward calls
+ * tal_params_grads_ready(p, first, end) when the gradients of parameters [first, end) will not
+ * change again in this backward; parts it does not report are final only at its end. No
+ * callback set: nothing happens. */
+typedef void (*tal_grads_ready_fn)(void *ctx, int first, int end);
+void tal_params_set_grads_ready(tal_params *p, tal_grads_ready_fn fn, void *ctx);
+void tal_params_grads_ready(tal_params *p, int first, int end);
 /* Global L2 norm of all trainable gradients (double accumulation); scales them down to max_norm
  * if above it (max_norm <= 0: no clipping). Returns the norm before clipping. */
 double tal_params_clip_grad_norm(tal_params *p, double max_norm);
@@ -431,5 +592,9 @@ void tal_ema_update(tal_ema *e, const tal_params *p);
 /* Swaps EMA weights and live weights (call twice to swap back). */
 void tal_ema_swap(tal_ema *e, tal_params *p);
 tal_tensor tal_ema_value(const tal_ema *e, int param_index);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* TAL_NN_H */

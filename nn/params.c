@@ -1,6 +1,7 @@
 /* nn/params.c: the named parameter store: declare, allocate (values and gradients in one arena
  * each), find by name, clip gradients by global norm, load and save by name (safetensors). */
 #include "nn.h"
+#include "cuda_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -14,6 +15,11 @@ struct tal_params {
     tal_param_group groups[MAX_GROUPS];
     int n_groups;
     tal_arena *values, *grads;
+    tal_grads_ready_fn on_ready;
+    void *on_ready_ctx;
+#ifdef TAL_HAVE_CUDA
+    cuda_mt_table *grad_table; /* device: the trainable gradients, for the global norm */
+#endif
 };
 
 tal_params *tal_params_create(void) {
@@ -24,6 +30,9 @@ tal_params *tal_params_create(void) {
 
 void tal_params_destroy(tal_params *p) {
     if (!p) return;
+#ifdef TAL_HAVE_CUDA
+    cuda_mt_destroy(p->grad_table);
+#endif
     tal_arena_destroy(p->values);
     tal_arena_destroy(p->grads);
     free(p->items);
@@ -61,23 +70,55 @@ int tal_params_declare(tal_params *p, const char *name, int ndim, const int64_t 
     return p->count++;
 }
 
-tal_status tal_params_allocate(tal_params *p, tal_device dev, tal_err *err) {
-    TAL_ASSERT(!p->values);
+/* Two zeroed arenas on dev holding every parameter's value and gradient. */
+static tal_status make_arenas(const tal_params *p, tal_device dev, tal_arena **values,
+                              tal_arena **grads, tal_err *err) {
     size_t bytes = 0;
     for (int i = 0; i < p->count; i++)
         bytes += tal_arena_round(tal_tensor_bytes(p->items[i].value));
-    tal_status rc = tal_arena_create(&p->values, dev, bytes, err);
-    if (rc == TAL_OK) rc = tal_arena_create(&p->grads, dev, bytes, err);
+    *values = *grads = NULL;
+    tal_status rc = tal_arena_create(values, dev, bytes, err);
+    if (rc == TAL_OK) rc = tal_arena_create(grads, dev, bytes, err);
     if (rc != TAL_OK) {
-        tal_arena_destroy(p->values);
-        p->values = NULL;
+        tal_arena_destroy(*values);
+        *values = NULL;
         return tal_err_prefix(err, "parameters (%zu bytes)", bytes);
     }
+    return TAL_OK;
+}
+
+tal_status tal_params_allocate(tal_params *p, tal_device dev, tal_err *err) {
+    TAL_ASSERT(!p->values);
+    tal_status rc = make_arenas(p, dev, &p->values, &p->grads, err);
+    if (rc != TAL_OK) return rc;
     for (int i = 0; i < p->count; i++) {
         tal_param *it = &p->items[i];
         it->value = tal_arena_tensor(p->values, it->value.ndim, it->value.shape);
         it->grad = tal_arena_tensor(p->grads, it->grad.ndim, it->grad.shape);
     }
+    return TAL_OK;
+}
+
+tal_status tal_params_move(tal_params *p, tal_device dev, tal_err *err) {
+    TAL_ASSERT_MSG(p->values, "move before allocate");
+    tal_arena *values, *grads;
+    tal_status rc = make_arenas(p, dev, &values, &grads, err);
+    if (rc != TAL_OK) return rc;
+    for (int i = 0; i < p->count; i++) {
+        tal_param *it = &p->items[i];
+        tal_tensor v = tal_arena_like_uninit(values, it->value);
+        tal_copy(v, it->value);
+        it->value = v;
+        it->grad = tal_arena_like(grads, it->grad); /* zeroed */
+    }
+    tal_arena_destroy(p->values);
+    tal_arena_destroy(p->grads);
+#ifdef TAL_HAVE_CUDA
+    cuda_mt_destroy(p->grad_table); /* it pointed into the old gradients */
+    p->grad_table = NULL;
+#endif
+    p->values = values;
+    p->grads = grads;
     return TAL_OK;
 }
 
@@ -111,6 +152,16 @@ void tal_params_zero_grad(tal_params *p) {
         if (p->items[i].grad.data) tal_fill(p->items[i].grad, 0.0f);
 }
 
+void tal_params_set_grads_ready(tal_params *p, tal_grads_ready_fn fn, void *ctx) {
+    p->on_ready = fn;
+    p->on_ready_ctx = ctx;
+}
+
+void tal_params_grads_ready(tal_params *p, int first, int end) {
+    TAL_ASSERT(first >= 0 && first <= end && end <= p->count);
+    if (p->on_ready) p->on_ready(p->on_ready_ctx, first, end);
+}
+
 /* Eight independent double accumulators: the compiler vectorises them, where one running sum
  * is a serial dependency chain (this was 6% of a small model's training step). */
 static double sum_squares(const float *x, int64_t n) {
@@ -123,11 +174,46 @@ static double sum_squares(const float *x, int64_t n) {
     return s;
 }
 
+#ifdef TAL_HAVE_CUDA
+/* The trainable gradients' table, made on first use and again after the arenas moved. */
+static cuda_mt_table *grad_table(tal_params *p) {
+    tal_mt_entry *now = calloc((size_t)p->count + 1, sizeof *now);
+    TAL_ASSERT_MSG(now != NULL, "out of memory");
+    int n = 0;
+    for (int i = 0; i < p->count; i++)
+        if (p->items[i].trainable) {
+            tal_mt_entry e = {{p->items[i].grad.data, NULL, NULL, NULL},
+                              tal_tensor_numel(p->items[i].grad), 0};
+            now[n++] = e;
+        }
+    if (!cuda_mt_matches(p->grad_table, now, n)) {
+        cuda_mt_destroy(p->grad_table);
+        p->grad_table = NULL;
+        tal_err err = {TAL_OK, ""};
+        /* a few bytes per tensor: failing here means the device is gone, not a bad input */
+        TAL_ASSERT_MSG(cuda_mt_create(&p->grad_table, now, n, &err) == TAL_OK, "%s", err.msg);
+    }
+    free(now);
+    return p->grad_table;
+}
+#endif
+
 double tal_params_clip_grad_norm(tal_params *p, double max_norm) {
+#ifdef TAL_HAVE_CUDA
+    if (p->grads && tal_arena_device(p->grads) == TAL_DEV_CUDA) {
+        /* one launch, partial sums in a fixed layout: the same norm every run */
+        cuda_mt_table *t = grad_table(p);
+        double norm = sqrt(sum_squares_cuda(t));
+        if (max_norm > 0 && norm > max_norm) scale_all_cuda(t, (float)(max_norm / (norm + 1e-6)));
+        return norm;
+    }
+#endif
     double ss = 0;
     for (int i = 0; i < p->count; i++)
-        if (p->items[i].trainable)
+        if (p->items[i].trainable) {
+            TAL_ASSERT_CPU(p->items[i].grad);
             ss += sum_squares(p->items[i].grad.data, tal_tensor_numel(p->items[i].grad));
+        }
     double norm = sqrt(ss);
     /* as torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above */
     if (max_norm > 0 && norm > max_norm) {

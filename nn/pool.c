@@ -1,6 +1,8 @@
 /* nn/pool.c: 1-D max-pool over T (PyTorch semantics: -inf padding, first maximum wins) and the
  * mean over spatial dims [B, C, T, H, W] -> [B, C, T]. */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "dispatch.h"
 
 #include <math.h>
 #include <string.h>
@@ -13,6 +15,14 @@ void tal_maxpool1d_forward(tal_tensor y, tal_tensor argmax, tal_tensor x, int ke
     TAL_ASSERT(y.shape[0] == B && y.shape[1] == C && y.shape[2] == To);
     TAL_ASSERT(!argmax.data || tal_tensor_numel(argmax) == B * C * To);
     TAL_ASSERT_MSG(T < (1 << 24), "maxpool1d: T %lld too long for float indices", (long long)T);
+    tal_device dev = OP_DEVICE(y, argmax, x);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        maxpool1d_forward_cuda(y, argmax, x, kernel, stride, padding);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
 #pragma omp parallel for schedule(static) if (B * C * To > 65536)
     for (int64_t r = 0; r < B * C; r++) {
         const float *xr = x.data + r * T;
@@ -39,6 +49,14 @@ void tal_maxpool1d_backward(tal_tensor dx, tal_tensor dy, tal_tensor argmax) {
     TAL_ASSERT(dx.ndim == 3 && dy.ndim == 3);
     TAL_ASSERT(tal_tensor_numel(argmax) == tal_tensor_numel(dy));
     int64_t BC = dx.shape[0] * dx.shape[1], T = dx.shape[2], To = dy.shape[2];
+    tal_device dev = OP_DEVICE(dx, dy, argmax);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        maxpool1d_backward_cuda(dx, dy, argmax);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     memset(dx.data, 0, tal_tensor_bytes(dx));
 #pragma omp parallel for schedule(static) if (BC * To > 65536)
     for (int64_t r = 0; r < BC; r++)
@@ -52,6 +70,14 @@ void tal_mean_hw_forward(tal_tensor y, tal_tensor x) {
     TAL_ASSERT(x.ndim == 5 && y.ndim == 3);
     int64_t BCT = x.shape[0] * x.shape[1] * x.shape[2], HW = x.shape[3] * x.shape[4];
     TAL_ASSERT(tal_tensor_numel(y) == BCT);
+    tal_device dev = OP_DEVICE(y, x);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        mean_hw_forward_cuda(y, x);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
 #pragma omp parallel for schedule(static) if (BCT * HW > 65536)
     for (int64_t i = 0; i < BCT; i++) {
         double s = 0;
@@ -64,6 +90,14 @@ void tal_mean_hw_backward(tal_tensor dx, tal_tensor dy) {
     TAL_ASSERT(dx.ndim == 5 && dy.ndim == 3);
     int64_t BCT = dx.shape[0] * dx.shape[1] * dx.shape[2], HW = dx.shape[3] * dx.shape[4];
     TAL_ASSERT(tal_tensor_numel(dy) == BCT);
+    tal_device dev = OP_DEVICE(dx, dy);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        mean_hw_backward_cuda(dx, dy);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
 #pragma omp parallel for schedule(static) if (BCT * HW > 65536)
     for (int64_t i = 0; i < BCT; i++) {
         float g = dy.data[i] / (float)HW;

@@ -1,8 +1,11 @@
 /* nn/pool3d.c: 3-D max-pool over [B, C, T, H, W] with PyTorch's semantics (padding never wins,
  * strictly greater replaces, so ties keep the first position in (t, h, w) scan order; a NaN
  * wins). The backward finds each window's winner again from x instead of storing indices: the
- * ResNet stem keeps its pool input anyway (the ReLU backward reads it). CPU only for now. */
+ * ResNet stem keeps its pool input anyway (the ReLU backward reads it). CUDA twin in pool3d.cu. */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "device_math.h"
+#include "dispatch.h"
 
 #include <math.h>
 #include <string.h>
@@ -21,29 +24,10 @@ static void check_geom(tal_tensor y, tal_tensor x, tal_pool3d_geom g) {
     TAL_ASSERT(y.shape[0] == x.shape[0] && y.shape[1] == x.shape[1]);
 }
 
-/* Offset (within one [T, H, W] plane) of the winner of output (t, h, w). */
+/* The winner of output (t, h, w), as the CUDA kernels find it (device_math.h). */
 static int64_t window_argmax(const float *xp, const int64_t in[3], int64_t t, int64_t h,
                              int64_t w, tal_pool3d_geom g) {
-    float best = -INFINITY;
-    int64_t at = -1;
-    for (int i = 0; i < g.kernel[0]; i++) {
-        int64_t ti = t * g.stride[0] + i - g.padding[0];
-        if (ti < 0 || ti >= in[0]) continue;
-        for (int j = 0; j < g.kernel[1]; j++) {
-            int64_t hi = h * g.stride[1] + j - g.padding[1];
-            if (hi < 0 || hi >= in[1]) continue;
-            for (int k = 0; k < g.kernel[2]; k++) {
-                int64_t wi = w * g.stride[2] + k - g.padding[2];
-                if (wi < 0 || wi >= in[2]) continue;
-                int64_t o = (ti * in[1] + hi) * in[2] + wi;
-                if (at < 0 || xp[o] > best || isnan(xp[o])) {
-                    best = xp[o];
-                    at = o;
-                }
-            }
-        }
-    }
-    return at;
+    return pool3d_window_argmax(xp, in, t, h, w, g.kernel, g.stride, g.padding);
 }
 
 static void maxpool3d_forward_cpu(tal_tensor y, tal_tensor x, tal_pool3d_geom g) {
@@ -88,15 +72,27 @@ int64_t tal_pool3d_out_len(int64_t in, int kernel, int stride, int padding) {
 
 void tal_maxpool3d_forward(tal_tensor y, tal_tensor x, tal_pool3d_geom g) {
     check_geom(y, x, g);
-    TAL_ASSERT_SAME_DEVICE(y, x);
-    TAL_ASSERT_MSG(x.device == TAL_DEV_CPU, "maxpool3d: no CUDA kernel yet");
+    tal_device dev = OP_DEVICE(y, x);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        maxpool3d_forward_cuda(y, x, g);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     maxpool3d_forward_cpu(y, x, g);
 }
 
 void tal_maxpool3d_backward(tal_tensor dx, tal_tensor dy, tal_tensor x, tal_pool3d_geom g) {
     check_geom(dy, x, g);
     TAL_ASSERT_SAME_SHAPE(dx, x);
-    TAL_ASSERT(dx.device == x.device && dy.device == x.device);
-    TAL_ASSERT_MSG(x.device == TAL_DEV_CPU, "maxpool3d: no CUDA kernel yet");
+    tal_device dev = OP_DEVICE(dx, dy, x);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        maxpool3d_backward_cuda(dx, dy, x, g);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     maxpool3d_backward_cpu(dx, dy, x, g);
 }

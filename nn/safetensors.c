@@ -2,6 +2,7 @@
  * {name: {dtype, shape, data_offsets}}, then raw little-endian data), read into float32 and
  * written atomically. Reference: huggingface/safetensors format description. */
 #include "nn.h"
+#include "device_math.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -35,20 +36,10 @@ float tal_f16_to_f32(uint16_t h) {
     return f;
 }
 
-float tal_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
+float tal_bf16_to_f32(uint16_t h) { return bf16_bits_to_f32(h); }
 
-uint16_t tal_f32_to_bf16(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    if (isnan(f)) return (uint16_t)((bits >> 16) | 0x40);
-    bits += 0x7fff + ((bits >> 16) & 1); /* round to nearest even */
-    return (uint16_t)(bits >> 16);
-}
+/* device_math.h's rounding: the CUDA kernels' bf16 operands round the same way */
+uint16_t tal_f32_to_bf16(float f) { return f32_to_bf16_bits(f); }
 
 uint16_t tal_f32_to_f16(float f) {
     uint32_t bits;
@@ -131,8 +122,10 @@ tal_status tal_tensor_set_add(tal_tensor_set *set, const char *name, tal_tensor 
     size_t bytes = tal_tensor_bytes(t);
     float *data = malloc(bytes ? bytes : 1);
     if (!data) return tal_err_set(err, TAL_ENOMEM, "tensor set: out of memory for %s", name);
-    if (bytes) memcpy(data, t.data, bytes);
-    it->t = tal_tensor_of(data, t.ndim, t.shape);
+    tal_status rc =
+        bytes ? tal_copy_bytes(data, TAL_DEV_CPU, t.data, t.device, bytes, err) : TAL_OK;
+    it->t = tal_tensor_of(data, t.ndim, t.shape); /* the set owns it, even after a failed copy */
+    if (rc != TAL_OK) return tal_err_prefix(err, "tensor set: %s", name);
     strcpy(it->dtype, "F32");
     return TAL_OK;
 }
@@ -283,6 +276,8 @@ tal_status tal_safetensors_write(const char *path, const tal_named_tensor *items
                                  const char *metadata_json, tal_err *err) {
     cJSON *root = cJSON_CreateObject();
     char *header = NULL, *tmp = NULL;
+    float *staged = NULL; /* host copy of one device tensor */
+    size_t staged_n = 0;
     FILE *f = NULL;
     tal_status rc = TAL_OK;
     if (!root) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
@@ -339,19 +334,37 @@ tal_status tal_safetensors_write(const char *path, const tal_named_tensor *items
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
     for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
-    for (int i = 0; ok && i < count; i++) {
+    for (int i = 0; ok && rc == TAL_OK && i < count; i++) {
         size_t n = (size_t)tal_tensor_numel(items[i].t);
-        ok = fwrite(items[i].t.data, sizeof(float), n, f) == n;
+        const float *src = items[i].t.data;
+        if (items[i].t.device != TAL_DEV_CPU && n) { /* device tensors pass through the host */
+            if (n > staged_n) {
+                free(staged);
+                staged = malloc(n * sizeof(float));
+                staged_n = staged ? n : 0;
+            }
+            if (!staged)
+                rc = tal_err_set(err, TAL_ENOMEM, "%s: tensor '%s': out of memory", path,
+                                 items[i].name);
+            else if (tal_copy_bytes(staged, TAL_DEV_CPU, src, items[i].t.device,
+                                    n * sizeof(float), err) != TAL_OK)
+                rc = tal_err_prefix(err, "%s: tensor '%s'", path, items[i].name);
+            src = staged;
+        }
+        ok = rc == TAL_OK && fwrite(src, sizeof(float), n, f) == n;
     }
     ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (fclose(f) != 0) ok = 0;
     f = NULL;
-    if (!ok || rename(tmp, path) != 0) {
+    if (rc != TAL_OK) {
+        remove(tmp);
+    } else if (!ok || rename(tmp, path) != 0) {
         rc = tal_err_set(err, TAL_EIO, "%s: write failed: %s", path, strerror(errno));
         remove(tmp);
     }
 done:
     if (f) fclose(f);
+    free(staged);
     free(tmp);
     free(header);
     cJSON_Delete(root);

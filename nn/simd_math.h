@@ -35,10 +35,13 @@ static inline float tal_exp_nonpos(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
+    /* NaN in, NaN out: n is NaN only then (a NaN's float-to-int conversion is undefined, so
+     * it takes 0 and p carries the NaN); the shift is done unsigned (n + 127 >= 0 otherwise) */
+    int32_t ni = n == n ? (int32_t)n : 0;
     union {
-        int32_t i;
+        uint32_t u;
         float f;
-    } s = {.i = ((int32_t)n + 127) << 23}; /* n = -127 (x <= -88) gives +0 */
+    } s = {.u = (uint32_t)(ni + 127) << 23}; /* n = -127 (x <= -88) gives +0 */
     return p * s.f;
 }
 

@@ -2,6 +2,8 @@
  * gives zeros (no probability mass anywhere) rather than NaN. e^x from simd_math.h (relative
  * error 1e-7) so the row loop vectorises. */
 #include "nn.h"
+#include "cuda_ops.h"
+#include "dispatch.h"
 #include "simd_math.h"
 
 #include <math.h>
@@ -36,7 +38,14 @@ static void softmax_forward_cpu(tal_tensor y, tal_tensor x) {
 void tal_softmax_forward(tal_tensor y, tal_tensor x) {
     TAL_ASSERT(x.ndim >= 1);
     TAL_ASSERT_SAME_SHAPE(y, x);
-    TAL_ASSERT_SAME_DEVICE(y, x);
+    tal_device dev = OP_DEVICE(y, x);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        softmax_forward_cuda(y, x);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     softmax_forward_cpu(y, x);
 }
 
@@ -59,7 +68,13 @@ void tal_softmax_backward(tal_tensor dx, tal_tensor dy, tal_tensor y) {
     TAL_ASSERT(y.ndim >= 1);
     TAL_ASSERT_SAME_SHAPE(dx, y);
     TAL_ASSERT_SAME_SHAPE(dy, y);
-    TAL_ASSERT_SAME_DEVICE(dx, y);
-    TAL_ASSERT_SAME_DEVICE(dy, y);
+    tal_device dev = OP_DEVICE(dx, dy, y);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        softmax_backward_cuda(dx, dy, y);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     softmax_backward_cpu(dx, dy, y);
 }

@@ -9,7 +9,8 @@ set -euo pipefail
 packages=(cmake make gcc pkg-config
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
           libopenblas-dev libcjson-dev libcriterion-dev
-          chromium fonts-dejavu-core)
+          chromium fonts-dejavu-core
+          libopenmpi-dev openmpi-bin)  # MPI: optional at build time, tested when present
 if [[ "${1:-}" == "--dev" ]]; then
   packages+=(python3-torch python3-numpy python3-pandas python3-av clang valgrind)
 fi

@@ -28,6 +28,23 @@ static inline void fd_check_impl(const char *what, tal_tensor analytic, tal_tens
     fd_check_impl(#analytic " vs finite differences", (analytic), (x), (f), (ctx), 1e-2, 5e-4, \
                   5e-3, __FILE__, __LINE__)
 
+/* A small parameter store on the CPU: "a.weight" [3, 5], "a.bias" [3], "frozen" [2, 70, 33]
+ * (not trainable), values uniform in [-1, 1), gradients 0.25. */
+static inline tal_params *test_small_params(void) {
+    tal_params *p = tal_params_create();
+    int g = tal_params_add_group(p, "all", 1.0f, 0.0f);
+    tal_params_declare(p, "a.weight", 2, (int64_t[]){3, 5}, g, 1);
+    tal_params_declare(p, "a.bias", 1, (int64_t[]){3}, g, 1);
+    tal_params_declare(p, "frozen", 3, (int64_t[]){2, 70, 33}, g, 0);
+    tal_err err = {0};
+    cr_assert_eq(tal_params_allocate(p, TAL_DEV_CPU, &err), TAL_OK, "%s", err.msg);
+    for (int i = 0; i < tal_params_count(p); i++) {
+        test_fill_uniform(tal_params_at(p, i)->value, 10 + (uint64_t)i);
+        tal_fill(tal_params_at(p, i)->grad, 0.25f);
+    }
+    return p;
+}
+
 /* A real CPU arena of the given size (fails the test if it cannot be made). */
 static inline tal_arena *test_arena(size_t bytes) {
     tal_arena *a = NULL;

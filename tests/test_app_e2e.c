@@ -1,8 +1,9 @@
-/* The whole pipeline through the re2tal binary on a tiny synthetic set: synth -> train ->
- * checkpoint -> resume (the resumed run reproduces the uninterrupted run's losses exactly) ->
- * kill -9 and resume -> infer on raw videos (a corrupt one skipped and reported) -> extract ->
- * evaluate; plus config errors that name the key. Any broken stage fails a test here. */
-#include "testlib.h"
+/* The whole pipeline through the re2tal binary (RE2TAL_BIN, through tests/app_cli.h) on a tiny
+ * synthetic set: synth -> train -> checkpoint -> resume (the resumed run reproduces the
+ * uninterrupted run's losses exactly) -> kill -9 and resume -> infer on raw videos (a corrupt one
+ * skipped and reported) -> extract -> evaluate; plus config errors that name the key. Any broken
+ * stage fails a test here. */
+#include "app_cli.h"
 
 #include <math.h>
 
@@ -16,45 +17,9 @@
 
 #include "backbone/backbone.h"
 
-static char g_dir[1024];
+static void setup(void) { app_make_tiny_set("e2e"); }
 
-/* Shell commands and files in this test's folder. */
-#define sh(...) test_sh_in(g_dir, __VA_ARGS__)
-#define slurp(name) test_slurp_in(g_dir, name)
-
-static const char *TINY =
-    "{\n"
-    "  \"data\": {\"sampler\": \"resize\", \"frames\": 16, \"resize_len\": 8, \"short_side\": 32,"
-    " \"crop\": 32, \"rrc_scale_min\": 0, \"flip\": 0.5, \"prefetch\": 2},\n"
-    "  \"backbone\": {\"preset\": \"swin_small_test\", \"embed_dim\": 16, \"depths\": [2, 2],"
-    " \"heads\": [1, 2], \"window\": [4, 4, 4], \"drop_path_rate\": 0.1, \"mode\": \"reversible\"},\n"
-    "  \"head\": {\"channels\": 32, \"n_head\": 2, \"arch\": [2, 1, 2], \"init_loss_norm\": 4,"
-    " \"max_seg_num\": 20},\n"
-    "  \"optim\": {\"epochs\": 3, \"batch_size\": 2, \"lr_head\": 0.001, \"lr_backbone\": 0.0005,"
-    " \"warmup_epochs\": 1, \"ema_decay\": 0.9},\n"
-    "  \"train\": {\"seed\": 3, \"eval_every\": 0, \"checkpoint_every\": 1},\n"
-    "  \"eval\": {\"tiou\": [0.3, 0.5, 0.7]}\n"
-    "}\n";
-
-#define BIN RE2TAL_BIN " --threads 1"
-#define DATA "--set data.annotations=data/annotations.json --set data.videos=data/videos"
-
-/* One synthetic set and config per test process (Criterion forks each test). */
-static void setup(void) {
-    test_require_binary();
-    snprintf(g_dir, sizeof g_dir, "%s/e2e_%d", TEST_TMP, (int)getpid());
-    mkdir(g_dir, 0755);
-    cr_assert_eq(sh(BIN " synth --out data --videos 6 --classes 2 --size 32 --min-len 8 "
-                        "--max-len 12 --min-action 1 --max-action 4 --max-instances 2 "
-                        "--val-fraction 0.34 --quiet"), 0);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/tiny.json", g_dir);
-    FILE *f = fopen(path, "w");
-    fputs(TINY, f);
-    fclose(f);
-}
-
-static void teardown(void) { sh("cd .. && rm -rf '%s'", g_dir); }
+static void teardown(void) { app_remove_dir(); }
 
 TestSuite(app_e2e, .init = setup, .fini = teardown, .timeout = 600);
 

@@ -315,3 +315,15 @@ Test(nn_pointwise, drop_path_shape_mismatch_is_a_bug, .signal = SIGABRT) {
     tal_rng_key key = {1, 2, 3};
     tal_drop_path_forward(tal_t2(a, 2, 3), tal_t2(a, 3, 2), 0.1f, key);
 }
+
+/* Non-finite inputs (a NaN run) propagate as NaN through softmax and GELU: no undefined
+ * float-to-int conversion or shift inside the exponential (UBSan checks this test). */
+Test(nn_pointwise, nan_inputs_give_nan_not_undefined_behaviour) {
+    tal_tensor x = test_tensor(2, (int64_t[]){1, 4}), y = test_tensor_like(x);
+    x.data[0] = NAN, x.data[1] = 0.5f, x.data[2] = -1.0f, x.data[3] = 2.0f;
+    tal_softmax_forward(y, x);
+    for (int i = 0; i < 4; i++) cr_expect(isnan(y.data[i]), "softmax[%d] = %g", i, y.data[i]);
+    tal_gelu_forward(y, x);
+    cr_expect(isnan(y.data[0]), "gelu(NaN) = %g", y.data[0]);
+    cr_expect(isfinite(y.data[1]) && isfinite(y.data[3]));
+}

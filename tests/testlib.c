@@ -159,9 +159,13 @@ const char *test_tmp_path_in(const char *dir, const char *name) {
 }
 
 void test_require_binary(void) {
+#ifdef RE2TAL_BIN
     cr_assert(access(RE2TAL_BIN, X_OK) == 0,
               "%s is not built or not executable: the CLI tests depend on the re2tal target",
               RE2TAL_BIN);
+#else
+    cr_assert_fail("this build has no re2tal binary (RE2TAL_VIDEO=OFF)");
+#endif
 }
 
 int test_sh_in(const char *dir, const char *fmt, ...) {
