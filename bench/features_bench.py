@@ -124,6 +124,7 @@ def main():
         print(json.dumps({"round": r + 1, "re2tal_videos_per_s": round(ours, 4),
                           "actionformer_videos_per_s": round(af, 4),
                           "ratio": round(ours / af, 3), "threads": threads, "steps": steps,
+                          "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
                           "torch": torch.__version__}), flush=True)
     print("feature training, THUMOS I3D shape: re2tal / ActionFormer per pair %s, median x%.2f "
           "(goal >= 1.5)" % (", ".join("%.2f" % x for x in ratios), statistics.median(ratios)))

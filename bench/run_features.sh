@@ -5,7 +5,10 @@
 # reference lives in a dev venv under BUILD/bench-venv, made here once with pinned versions
 # (PyPI: ~3 GB, torch's wheels bring their CUDA libraries). Threads: RE2TAL_THREADS (2);
 # rounds: BENCH_FEATURES_ROUNDS (3); updates per measurement: BENCH_FEATURES_STEPS (6).
+# Both sides run OpenMP with OMP_WAIT_POLICY=PASSIVE unless it is set: on a loaded shared machine
+# the default spinning collapses (bench/RESULTS.md, dist), whichever side's threads spin.
 set -euo pipefail
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 build="$(cd "${1:-build}" && pwd)"
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="$build/bench-venv"

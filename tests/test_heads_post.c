@@ -181,14 +181,20 @@ static tal_head *small_head_clip(tal_params **pp, int K, int clip_to_window) {
 
 static tal_head *small_head(tal_params **pp, int K) { return small_head_clip(pp, K, 1); }
 
-Test(heads_post, decode_crafted_outputs) {
-    tal_params *pp;
-    tal_head *h = small_head(&pp, 3);
+/* A forward on a window of 32 positions, 24 valid, after which every class score is -20: the
+ * tests then craft the few outputs they decode. */
+static void silent_window(tal_head *h) {
     tal_tensor x = test_tensor(3, (int64_t[]){1, 4, 32}), m = test_tensor(2, (int64_t[]){1, 32});
     test_fill_uniform(x, 3);
     for (int t = 0; t < 24; t++) m.data[t] = 1;
     tal_head_forward(h, x, m);
     for (int l = 0; l < 3; l++) tal_fill(tal_head_cls(h, l), -20.0f);
+}
+
+Test(heads_post, decode_crafted_outputs) {
+    tal_params *pp;
+    tal_head *h = small_head(&pp, 3);
+    silent_window(h);
     tal_tensor c1 = tal_head_cls(h, 1), r1 = tal_head_reg(h, 1);
     c1.data[2 * 16 + 3] = 2.0f;  /* level 1 (stride 2), point 3 (p = 6), class 2 */
     r1.data[3] = 1.5f;
@@ -221,11 +227,7 @@ Test(heads_post, opentad_clipping_keeps_segments_past_the_window) {
     tal_head_config def;
     tal_head_config_thumos(&def);
     cr_assert_eq(def.clip_to_window, 0, "OpenTAD's clipping is the default");
-    tal_tensor x = test_tensor(3, (int64_t[]){1, 4, 32}), m = test_tensor(2, (int64_t[]){1, 32});
-    test_fill_uniform(x, 3);
-    for (int t = 0; t < 24; t++) m.data[t] = 1;
-    tal_head_forward(h, x, m);
-    for (int l = 0; l < 3; l++) tal_fill(tal_head_cls(h, l), -20.0f);
+    silent_window(h);
     tal_tensor c1 = tal_head_cls(h, 1), r1 = tal_head_reg(h, 1);
     c1.data[0 * 16 + 11] = 1.0f; /* level 1, point 11 (p = 22): [21, 30], past 24 */
     r1.data[11] = 0.5f;
