@@ -161,6 +161,14 @@ Test(app_features, head_alone_on_features_reaches_map50_090) {
     char *a = strstr(res, "\"vid_000\""), *b = val ? strstr(val, "\"vid_000\"") : NULL;
     cr_assert_not_null(b);
     cr_expect_eq(strncmp(a, b, 120), 0, "infer --features %.120s\nvalidation %.120s", a, b);
+    /* a folder gives its .npy files (not the sidecars), --features before or after it */
+    cr_assert_eq(sh(BIN " infer --model run feats --features --out all.json --quiet"), 0);
+    char *all = slurp("all.json");
+    cr_assert_not_null(all);
+    char *c = strstr(all, "\"vid_000\"");
+    cr_expect(c && !strncmp(a, c, 120) && strstr(all, "\"vid_063\""), /* exit 0: no sidecar */
+              "%.300s", all);
+    free(all);
     free(res);
     free(val);
 }
