@@ -2,13 +2,15 @@
 BUILD      ?= build
 BUILD_SAN  ?= build-sanitize
 BUILD_PKG  ?= build-package
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 600
 PREFIX     ?= /usr/local
 CUDA       ?= AUTO
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo demo-features bench sanitize fixtures install package \
-        interop clean
+.PHONY: all deps configure build test demo demo-features bench sanitize fuzz fixtures install \
+        package interop clean
 
 all: build
 
@@ -42,6 +44,15 @@ sanitize: deps
 	cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS)
 
+# every libFuzzer target (tests/fuzz_*.c) for FUZZ_SECONDS each, one after another, under ASan +
+# UBSan from its committed seeds (tests/fuzz/); findings are kept in $(BUILD_FUZZ)/fuzz/
+fuzz:
+	@scripts/install-deps.sh --fuzz
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRE2TAL_FUZZ=ON -DRE2TAL_CUDA=OFF \
+		-DCMAKE_C_COMPILER=clang $(CMAKE_ARGS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(notdir $(basename $(wildcard tests/fuzz_*.c)))
+	tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
 fixtures:
 	/usr/bin/python3 tests/make_fixtures.py
 
@@ -68,4 +79,4 @@ interop: build
 		$(if $(OPENTAD),--opentad $(OPENTAD))
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_PKG)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) $(BUILD_PKG)

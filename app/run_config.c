@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Every key has a type and a range (numbers) or a set of choices where the value is not a free
  * name or path: checked when a file or --set assigns it, before any data is read. */
@@ -181,19 +182,16 @@ tal_status tal_run_config_parse(tal_run_config *c, const char *json, const char 
 tal_status tal_run_config_load(tal_run_config *c, const char *path, tal_err *err) {
     char found[1200], share[1100];
     path = tal_config_locate(path, found, sizeof found);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tal_err_set(err, TAL_EIO, "%s: cannot open: %s (nor is it a shipped config in %s)",
-                           path, strerror(errno), tal_config_share_dir(share, sizeof share));
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    rewind(f);
-    char *text = malloc((size_t)size + 1);
-    size_t got = text ? fread(text, 1, (size_t)size, f) : 0;
-    fclose(f);
-    if (!text) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-    text[got] = 0;
-    tal_status rc = tal_run_config_parse(c, text, path, err);
+    char *text; /* a folder or device is refused by name (it once read as "out of memory") */
+    tal_status rc = tal_file_read(&text, NULL, path, 0, err);
+    if (rc == TAL_EIO && access(path, F_OK) != 0) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return tal_err_set(err, rc, "%s (nor is it a shipped config in %s)", msg,
+                           tal_config_share_dir(share, sizeof share));
+    }
+    if (rc) return rc;
+    rc = tal_run_config_parse(c, text, path, err);
     free(text);
     return rc;
 }

@@ -54,13 +54,14 @@ static tal_status parse_header(const char *path, const char *hdr, int *f16, int 
     return TAL_OK;
 }
 
-/* Opens a .npy file and parses its header; *f is left at the first value. */
-static tal_status open_npy(FILE **out, const char *path, int *f16, int *fortran, int64_t *dims,
-                           int *ndim, tal_err *err) {
+/* Opens a .npy file (nn's file guard: a regular file) and parses its header; *f is left at the
+ * first value, *file_bytes is the file's size. */
+static tal_status open_npy(FILE **out, size_t *file_bytes, const char *path, int *f16,
+                           int *fortran, int64_t *dims, int *ndim, tal_err *err) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    tal_status rc = TAL_OK;
+    FILE *f = NULL;
+    tal_status rc = tal_file_open(&f, file_bytes, path, 0, err);
+    if (rc) return rc;
     unsigned char pre[10];
     char *hdr = NULL;
     size_t hlen = 0;
@@ -148,7 +149,8 @@ static tal_status npy_shape(FILE **f, const char *path, int channels, tal_feat_l
                             int64_t *C, int64_t *T, int64_t *n, int *f16, int *tc, tal_err *err) {
     int fortran = 0, ndim = 0;
     int64_t dims[4] = {0};
-    tal_status rc = open_npy(f, path, f16, &fortran, dims, &ndim, err);
+    size_t file_bytes = 0;
+    tal_status rc = open_npy(f, &file_bytes, path, f16, &fortran, dims, &ndim, err);
     if (rc != TAL_OK) return rc;
     if (ndim != 2)
         rc = tal_err_set(err, TAL_EFORMAT, "%s: %d dimensions (expected 2: [T, %d] or [%d, T])",
@@ -158,9 +160,16 @@ static tal_status npy_shape(FILE **f, const char *path, int channels, tal_feat_l
     if (rc == TAL_OK) rc = pick_layout(tc, path, dims, r, cc, channels, layout, err);
     *T = *tc ? r : cc;
     *C = *tc ? cc : r;
-    *n = r * cc;
     if (rc == TAL_OK && *T > (1 << 28))
         rc = tal_err_set(err, TAL_EFORMAT, "%s: %lld positions", path, (long long)*T);
+    if (rc == TAL_OK && *C > (1 << 20))
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: %lld channels", path, (long long)*C);
+    *n = rc == TAL_OK ? r * cc : 0; /* both bounded now: no overflow */
+    size_t at = (size_t)ftell(*f), esz = *f16 ? 2 : 4;
+    /* every value must be there, checked before anything allocates what the header promises */
+    if (rc == TAL_OK && (double)*n * esz > (double)(file_bytes - at))
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: truncated: the header promises %lld values, the "
+                         "file holds %zu bytes after it", path, (long long)*n, file_bytes - at);
     if (rc != TAL_OK) {
         fclose(*f);
         *f = NULL;
@@ -175,16 +184,7 @@ tal_status tal_features_probe(const char *path, int channels, tal_feat_layout la
     int f16 = 0, tc = 0;
     tal_status rc = npy_shape(&f, path, channels, layout, &c, &t, &n, &f16, &tc, err);
     if (rc != TAL_OK) return rc;
-    /* the values must all be there: a truncated file is refused now, not mid-training */
-    long at = ftell(f);
-    fseek(f, 0, SEEK_END);
-    long long have = (long long)ftell(f) - at, want = (long long)n * (f16 ? 2 : 4);
     fclose(f);
-    if (have < want)
-        return tal_err_set(err, TAL_EFORMAT, "%s: truncated: the header promises %lld values, "
-                           "the file holds %lld bytes of them", path, (long long)n, have);
-    if (c > (1 << 20))
-        return tal_err_set(err, TAL_EFORMAT, "%s: %lld channels", path, (long long)c);
     *C = (int)c;
     *T = (int)t;
     return TAL_OK;
