@@ -36,8 +36,9 @@ static void usage(FILE *out) {
             "                  detclasslist.txt); default: data.classes, else the sorted labels of\n"
             "                  data.annotations; a class-agnostic config has one class, action\n"
             "Post-processing: like OpenTAD, a sliding window's segments are clipped only to the\n"
-            "video, not to the window (head.clip_to_window 0, the default), so infer gives\n"
-            "OpenTAD's detections; a config with head.clip_to_window 1 clips to the window.\n");
+            "video, not to the window (head.clip_to_window 0, the default), and no short segment\n"
+            "is dropped (the run folder gets head.duration_thresh 0 unless --set gives one), so\n"
+            "infer gives OpenTAD's detections; head.clip_to_window 1 clips to the window.\n");
 }
 
 /* Checkpoint name -> parameter: the head's (OpenTAD names, prefix "head."), else the
@@ -156,8 +157,9 @@ static char *provenance_json(const char *ckpt, const char *kind, const tal_weigh
 
 static int cmd_import(int argc, char **argv) {
     const char *ckpt = NULL, *config = NULL, *out = NULL, *classes = NULL;
-    const char **sets = calloc((size_t)argc + 2, sizeof *sets);
+    const char **sets = calloc((size_t)argc + 3, sizeof *sets);
     int n_sets = 0, allow_unused = 0;
+    sets[n_sets++] = "head.duration_thresh=0"; /* OpenTAD keeps every segment; --set overrides */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (tal_is_help(a)) {
@@ -209,12 +211,15 @@ static int cmd_import(int argc, char **argv) {
     }
     float norm = loss_normalizer(ckpt, m.hcfg.init_loss_norm);
     if (write_run(out, &rc, &cm, &m, norm, prov, &err) != TAL_OK) goto fail;
-    fprintf(stderr, "imported %s: %s, %d classes, head.clip_to_window %d%s\n"
+    fprintf(stderr, "imported %s: %s, %d classes, head.clip_to_window %d%s, "
+                    "head.duration_thresh %g%s\n"
                     "run folder %s: re2tal infer --model %s VIDEO...; fine-tune with re2tal train "
                     "%s/config.json --resume\n",
             ckpt, kind, cm.n, m.hcfg.clip_to_window,
             m.hcfg.clip_to_window ? " (clipped to the window, not as OpenTAD)"
-                                  : " (OpenTAD's clipping)", out, out, out);
+                                  : " (OpenTAD's clipping)",
+            m.hcfg.duration_thresh, m.hcfg.duration_thresh > 0 ? " (not as OpenTAD)" : "", out,
+            out, out);
     code = 0;
     goto done;
 fail:

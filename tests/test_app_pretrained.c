@@ -172,7 +172,9 @@ Test(app_pretrained, extract_backbone_equals_the_run_folder_path) {
 }
 
 Test(app_pretrained, import_gives_the_run_folders_detections) {
-    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=r --quiet"), 0);
+    /* the same post-processing as an import's (OpenTAD keeps every segment) */
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=r "
+                        "--set head.duration_thresh=0 --quiet"), 0);
     float norm = 37;
     float idx[2] = {1, 2};
     tal_named_tensor extra[2] = {
@@ -209,6 +211,14 @@ Test(app_pretrained, import_gives_the_run_folders_detections) {
     cr_expect(e && strstr(e, "not as OpenTAD"), "%s", e);
     free(e);
     cr_expect_eq(sh("grep -q '\"clip_to_window\":.*1' imp2/config.json"), 0);
+    /* a config with ActionFormer's duration threshold is imported keeping every segment */
+    cr_assert_eq(sh(BIN " import ot.safetensors --config tiny.json " DATA " --out imp4 2> e"), 0,
+                 "%s", slurp("e"));
+    e = slurp("e");
+    cr_expect(e && strstr(e, "head.duration_thresh 0\n"), "%s", e);
+    free(e);
+    cr_expect_eq(sh("grep -Eq '\"duration_thresh\":[[:space:]]*0([^.0-9]|$)' "
+                    "imp4/config.json"), 0);
     /* the non-EMA weights of a file that had EMA ones are named as such */
     rewrite("ot.safetensors", "live.safetensors", NULL, NULL, 0,
             "{\"weights\": \"state_dict\", \"ema_available\": \"yes\"}");
