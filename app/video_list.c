@@ -61,7 +61,8 @@ static tal_status add_path_or_folder(tal_video_list *l, const char *arg, int (*k
         if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) st = push(l, path, err);
     }
     closedir(dir);
-    if (!st && l->n == from) st = tal_err_set(err, TAL_EINVAL, "%s: no %s in the folder", arg, what);
+    if (!st && l->n == from)
+        st = tal_err_set(err, TAL_EINVAL, "%s: no %s in the folder", arg, what);
     if (!st) qsort(l->paths + from, (size_t)(l->n - from), sizeof *l->paths, by_name);
     return st;
 }
