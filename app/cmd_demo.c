@@ -12,6 +12,7 @@
 #include "app/commands.h"
 #include "app/extract.h"
 #include "app/model_dir.h"
+#include "app/device.h"
 #include "app/progress.h"
 #include "app/report.h"
 #include "app/trainer.h"
@@ -19,12 +20,13 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal demo [--config configs/demo.json] [--out demo-out] [--videos N]\n"
-            "                   [--classes K] [--set KEY=VALUE ...] [--quiet]\n"
+            "                   [--classes K] [--set KEY=VALUE ...] [--device D] [--quiet]\n"
             "       re2tal demo --features [--config configs/demo_features.json] [--out demo-out]\n\n"
-            "The whole pipeline on built-in data, on a CPU: renders the synthetic action dataset\n"
-            "(re2tal synth: classes that differ only in motion direction), trains a small\n"
-            "reversible Video Swin + ActionFormer head end to end from the encoded videos,\n"
-            "detects actions in the held-out videos and evaluates them. Writes into OUT:\n"
+            "The whole pipeline on built-in data, on a CPU (--device cuda: a GPU): renders the\n"
+            "synthetic action dataset (re2tal synth: classes that differ only in motion\n"
+            "direction), trains a small reversible Video Swin + ActionFormer head end to end\n"
+            "from the encoded videos, detects actions in the held-out videos and evaluates\n"
+            "them. Writes into OUT:\n"
             "data/ (videos + annotations), run/ (checkpoints, log), results.json, srt/ (subtitles\n"
             "of the top segments per video), eval.json (the mAP table, as re2tal eval --json) and\n"
             "report.html (re2tal report of the results, with the training curves).\n\n"
@@ -108,6 +110,11 @@ static tal_status detect_and_evaluate(const tal_run_config *rc, const char *out,
  * then the head alone on the features. */
 static tal_status feature_steps(tal_run_config *rc, const char *out, int quiet, tal_err *err) {
     char run[1100], ckpt[1100], extra[1400];
+    if (strcmp(rc->device, "cpu"))
+        return tal_err_set(err, TAL_EINVAL, "device %s: the feature workflow runs on the CPU "
+                           "(--device cpu)", rc->device);
+    tal_status ost = tal_device_override_set("cpu", err); /* make demo's run: read on the CPU */
+    if (ost) return ost;
     snprintf(run, sizeof run, "%s/run", out);
     int trained = tal_ckpt_find(ckpt, sizeof ckpt, run, "best", NULL) == TAL_OK;
     tal_run_config vrc = *rc; /* the same data as videos: the config's sampler and backbone */
@@ -166,6 +173,12 @@ static int cmd_demo(int argc, char **argv) {
     so.max_instances = 3;
     so.seed = 2023;
     for (int i = 1; i < argc; i++) {
+        int dev_ok;
+        if (tal_device_option_parse("demo", argc, argv, &i, &dev_ok)) {
+            if (dev_ok) continue;
+            free(sets);
+            return 2;
+        }
         if (tal_is_help(argv[i])) {
             usage(stdout);
             free(sets);

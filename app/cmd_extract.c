@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/dist.h"
 #include "app/extract.h"
 #include "app/model_dir.h"
@@ -28,7 +29,8 @@ static void usage(FILE *out) {
             "                      [--window W] [--size S] [--crop C] [--layout CT|TC] [--strict]\n"
             "                      [--quiet] [--allow-nonfinite]\n"
             "       re2tal extract --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] --out DIR\n"
-            "                      [--layout CT|TC] [--quiet] [--allow-nonfinite]\n\n"
+            "                      [--layout CT|TC] [--device cpu] [--quiet]\n"
+            "                      [--allow-nonfinite]\n\n"
             "Writes DIR/<id>.npy (float32 features, [C, T] by default, [T, C] with --layout TC,\n"
             "ActionFormer's) and DIR/<id>.json: the time of every feature in seconds (times_s:\n"
             "the centre of the frames it covers, (offset_frames + k * stride_frames) / fps), the\n"
@@ -59,6 +61,7 @@ static void usage(FILE *out) {
             "                 they are listed by name and skipped)\n"
             "Frames are normalised as in training: RGB 0..255, (x - mean) / std with ImageNet's\n"
             "mean 123.675 116.28 103.53 and std 58.395 57.12 57.375.\n\n"
+            "Extraction runs on the CPU (--device cpu; a run trained on a GPU is read there).\n\n"
             "--model: a run folder's backbone and sampler: truncate configs give consecutive\n"
             "windows of data.trunc_len frames every data.frame_stride-th frame; resize configs\n"
             "one window of data.frames frames spread over the whole video.\n");
@@ -92,8 +95,12 @@ static int parse(args *a, int argc, char **argv, tal_err *err) {
     double every = 0, fps = 0, fpf = 16, stride = 4, window = 0, size = 224, crop = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int ok = 1, takes = 1;
+        int ok = 1, takes = 1, dev_ok;
         if (tal_is_help(o)) return 1;
+        if (tal_device_option_parse("extract", argc, argv, &i, &dev_ok)) {
+            if (!dev_ok) return 2;
+            continue;
+        }
         if (!strcmp(o, "--model")) a->model = v;
         else if (!strcmp(o, "--backbone")) a->ckpt = v;
         else if (!strcmp(o, "--preset")) a->preset = v;
@@ -269,6 +276,13 @@ static int cmd_extract(int argc, char **argv) {
     args a = {0};
     tal_err err = {0};
     int pr = parse(&a, argc, argv, &err);
+    const char *dev = tal_device_override();
+    if (!pr && dev && strcmp(dev, "cpu")) {
+        fprintf(stderr, "re2tal extract: --device %s: extraction runs on the CPU (--device cpu)\n",
+                dev);
+        pr = 2;
+    }
+    if (!pr) tal_device_override_set("cpu", &err); /* the run's own `device` key too */
     if (pr) {
         if (pr == 3)
             fprintf(stderr, "re2tal extract: %s\n", err.msg);
