@@ -1,13 +1,16 @@
 # re2tal: thin wrapper over CMake. `make test` and `make demo` do all the set-up themselves.
 BUILD      ?= build
 BUILD_SAN  ?= build-sanitize
+BUILD_PKG  ?= build-package
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 600
+PREFIX     ?= /usr/local
 CUDA       ?= AUTO
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo bench sanitize fuzz fixtures interop clean
+.PHONY: all deps configure build test demo demo-features bench sanitize fuzz fixtures install \
+        package interop clean
 
 all: build
 
@@ -27,6 +30,10 @@ test: build
 
 demo: build
 	$(BUILD)/app/re2tal demo --config configs/demo.json
+
+# the feature workflow on the demo's videos: extract once, then train the head alone
+demo-features: build
+	$(BUILD)/app/re2tal demo --features --config configs/demo_features.json
 
 bench: build
 	bench/run.sh $(BUILD)
@@ -49,6 +56,19 @@ fuzz:
 fixtures:
 	/usr/bin/python3 tests/make_fixtures.py
 
+# the binary, its man page and the configs under PREFIX (bin/, share/man/man1/, share/re2tal/)
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# a .deb (CUDA and MPI off: the CUDA runtime is no Debian package, ranks are optional) in
+# $(BUILD_PKG)/
+package: deps
+	cmake -S . -B $(BUILD_PKG) -DCMAKE_BUILD_TYPE=Release -DRE2TAL_CUDA=OFF -DRE2TAL_MPI=OFF \
+		$(CMAKE_ARGS)
+	cmake --build $(BUILD_PKG) -j $(JOBS) --target re2tal re2tal_man
+	cd $(BUILD_PKG) && cpack -G DEB
+	@ls $(BUILD_PKG)/*.deb
+
 # Dev check, not a test: mmaction2's SlowFast-101 (its module files from PyPI's wheel) and, with
 # OPENTAD=<checkout>, OpenTAD's rewired one, converted and compared with our features.
 MMACTION_WHL = $(BUILD)/interop/mmaction2-1.2.0-py2.py3-none-any.whl
@@ -59,4 +79,4 @@ interop: build
 		$(if $(OPENTAD),--opentad $(OPENTAD))
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) $(BUILD_PKG)

@@ -10,6 +10,8 @@
 
 #include "app/checkpoint.h"
 #include "app/commands.h"
+#include "app/extract.h"
+#include "app/model_dir.h"
 #include "app/device.h"
 #include "app/progress.h"
 #include "app/report.h"
@@ -18,7 +20,8 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal demo [--config configs/demo.json] [--out demo-out] [--videos N]\n"
-            "                   [--classes K] [--set KEY=VALUE ...] [--device D] [--quiet]\n\n"
+            "                   [--classes K] [--set KEY=VALUE ...] [--device D] [--quiet]\n"
+            "       re2tal demo --features [--config configs/demo_features.json] [--out demo-out]\n\n"
             "The whole pipeline on built-in data, on a CPU (--device cuda: a GPU): renders the\n"
             "synthetic action dataset (re2tal synth: classes that differ only in motion\n"
             "direction), trains a small reversible Video Swin + ActionFormer head end to end\n"
@@ -26,7 +29,14 @@ static void usage(FILE *out) {
             "them. Writes into OUT:\n"
             "data/ (videos + annotations), run/ (checkpoints, log), results.json, srt/ (subtitles\n"
             "of the top segments per video), eval.json (the mAP table, as re2tal eval --json) and\n"
-            "report.html (re2tal report of the results, with the training curves).\n");
+            "report.html (re2tal report of the results, with the training curves).\n\n"
+            "--features (make demo-features): the feature-based workflow instead. The videos go\n"
+            "through a backbone once (re2tal extract: OUT/features/<id>.npy + sidecars), then the\n"
+            "head alone trains on the features (data.features) and is evaluated: OUT/run-features/,\n"
+            "results-features.json, eval-features.json, report-features.html. The backbone: the\n"
+            "one `make demo` trained (OUT/run/best) when it is there, else a randomly initialised\n"
+            "one of the config's \"backbone\" section (its features still tell the classes apart;\n"
+            "see README).\n");
 }
 
 static void on_synth(int done, int total, void *ctx) {
@@ -57,9 +67,99 @@ static int synth_matches(const char *options_path, const char *annotations,
     return same;
 }
 
+/* 3/4 and 4/4: the best weights of rc's run on the validation videos, then the mAP table. */
+static tal_status detect_and_evaluate(const tal_run_config *rc, const char *out,
+                                      const char *suffix, int quiet, double t0,
+                                      double goal_minutes, tal_err *err) {
+    int n = *suffix ? 5 : 4; /* steps: --features has one more */
+    if (!quiet) fprintf(stderr, "%d/%d detect actions in the validation videos\n", n - 1, n);
+    tal_run_data d;
+    tal_status st = tal_run_data_load(&d, rc, err);
+    if (st) return st;
+    tal_model m;
+    char path[1200], results[1100], srt[1100], report[1100];
+    st = tal_model_create(&m, rc, d.ds->n_classes, 0, err);
+    if (!st) {
+        int unused = 0;
+        snprintf(path, sizeof path, "%s/best/model.safetensors", rc->out_dir);
+        st = tal_params_load(m.params, path, NULL, NULL, 0, &unused, err);
+    }
+    snprintf(results, sizeof results, "%s/results%s.json", out, suffix);
+    snprintf(srt, sizeof srt, "%s/srt%s", out, suffix);
+    int skipped = 0;
+    if (!st) st = tal_infer_videos(&m, rc, &d, d.val, d.n_val, results, srt, quiet, &skipped, err);
+    tal_model_destroy(&m);
+    tal_run_data_free(&d);
+    if (st) return st;
+    if (!quiet) fprintf(stderr, "%d/%d evaluate\n", n, n);
+    snprintf(report, sizeof report, "%s/eval%s.json", out, suffix);
+    double avg = -1, at05 = -1;
+    if ((st = tal_evaluate_results(rc, results, report, stdout, &avg, &at05, err))) return st;
+    char html[1100];
+    snprintf(html, sizeof html, "%s/report%s.html", out, suffix);
+    if ((st = tal_evaluate_report(rc, results, html, err))) return st;
+    double minutes = (tal_now_s() - t0) / 60;
+    printf("\ndemo%s: mAP@0.5 %.3f (goal >= 0.70), average mAP %.3f, in %.1f minutes "
+           "(goal <= %g)\n", suffix, at05, avg, minutes, goal_minutes);
+    printf("results: %s, subtitles: %s/, table: %s, report: %s, run: %s\n", results, srt,
+           report, html, rc->out_dir);
+    return TAL_OK;
+}
+
+/* --features, 2/4: every video through a backbone (the trained demo run's, else a random one),
+ * then the head alone on the features. */
+static tal_status feature_steps(tal_run_config *rc, const char *out, int quiet, tal_err *err) {
+    char run[1100], ckpt[1100], extra[1400];
+    if (strcmp(rc->device, "cpu"))
+        return tal_err_set(err, TAL_EINVAL, "device %s: the feature workflow runs on the CPU "
+                           "(--device cpu)", rc->device);
+    tal_status ost = tal_device_override_set("cpu", err); /* make demo's run: read on the CPU */
+    if (ost) return ost;
+    snprintf(run, sizeof run, "%s/run", out);
+    int trained = tal_ckpt_find(ckpt, sizeof ckpt, run, "best", NULL) == TAL_OK;
+    tal_run_config vrc = *rc; /* the same data as videos: the config's sampler and backbone */
+    vrc.features[0] = 0;
+    tal_loaded_model lm = {0};
+    tal_model random = {0};
+    tal_run_data d = {0};
+    tal_model *m = &random;
+    tal_status st = TAL_OK;
+    if (trained) { /* make demo's run: its backbone, its sampler */
+        if ((st = tal_model_open_dir(&lm, run, err))) goto done;
+        vrc = lm.rc;
+        snprintf(vrc.annotations, sizeof vrc.annotations, "%s", rc->annotations);
+        snprintf(vrc.videos, sizeof vrc.videos, "%s", rc->videos);
+        m = &lm.m;
+        snprintf(extra, sizeof extra, "{\"checkpoint\": \"%s\", \"backbone\": %s}",
+                 lm.checkpoint, lm.rc.backbone_json);
+    } else {
+        snprintf(extra, sizeof extra, "{\"checkpoint\": \"none: random initialisation, "
+                 "train.seed %d\", \"backbone\": %s}", vrc.seed, vrc.backbone_json);
+    }
+    if ((st = tal_run_data_load(&d, &vrc, err))) goto done;
+    if (!trained && (st = tal_model_create(&random, &vrc, d.ds->n_classes, 1, err))) goto done;
+    if (!quiet)
+        fprintf(stderr, "2/5 features of every video from %s\n",
+                trained ? "the backbone make demo trained (run/best)"
+                        : "a randomly initialised backbone (no trained demo run in run/)");
+    int skipped = 0;
+    if ((st = tal_extract_dataset(m, &vrc, &d, rc->features, extra, quiet, &skipped, err)))
+        goto done;
+    if (!quiet) fprintf(stderr, "3/5 train the head on the features\n");
+    tal_train_opts to = {.quiet = quiet};
+    tal_train_result tr;
+    st = tal_train_run(rc, &to, &tr, err);
+    if (!st && tr.interrupted) st = tal_err_set(err, TAL_EINVAL, "interrupted");
+done:
+    tal_run_data_free(&d);
+    tal_model_destroy(&random);
+    if (trained) tal_model_close_dir(&lm);
+    return st;
+}
+
 static int cmd_demo(int argc, char **argv) {
-    const char *config = "configs/demo.json", *out = "demo-out";
-    int quiet = 0, n_sets = 0;
+    const char *config = NULL, *out = "demo-out";
+    int quiet = 0, n_sets = 0, features = 0;
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     tal_synth_opts so;
     tal_synth_opts_default(&so);
@@ -95,6 +195,8 @@ static int cmd_demo(int argc, char **argv) {
             sets[n_sets++] = argv[++i];
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(argv[i], "--features")) {
+            features = 1;
         } else {
             fprintf(stderr, "re2tal demo: unexpected argument '%s'\n", argv[i]);
             usage(stderr);
@@ -102,6 +204,8 @@ static int cmd_demo(int argc, char **argv) {
             return 2;
         }
     }
+    if (!config) config = features ? "configs/demo_features.json" : "configs/demo.json";
+    int steps = features ? 5 : 4;
     double t0 = tal_now_s();
     tal_err err = {0};
     int code = 1;
@@ -112,66 +216,44 @@ static int cmd_demo(int argc, char **argv) {
     if (tal_run_config_read(&rc, config, sets, n_sets, &err) != TAL_OK) goto fail;
     snprintf(rc.annotations, sizeof rc.annotations, "%s/annotations.json", data_dir);
     snprintf(rc.videos, sizeof rc.videos, "%s/videos", data_dir);
-    snprintf(rc.out_dir, sizeof rc.out_dir, "%s/run", out);
+    snprintf(rc.out_dir, sizeof rc.out_dir, "%s/run%s", out, features ? "-features" : "");
+    if (features) snprintf(rc.features, sizeof rc.features, "%s/features", out);
+    else rc.features[0] = 0; /* end to end, whatever the config says */
     /* 1. data (kept between runs: the same options give the same bytes) */
     char signature[512];
     synth_signature(&so, signature, sizeof signature);
     snprintf(path, sizeof path, "%s/synth_options.txt", data_dir);
     if (!synth_matches(path, rc.annotations, signature)) {
         if (!quiet && access(rc.annotations, R_OK) == 0)
-            fprintf(stderr, "1/4 %s was rendered with other options: rendering it again\n",
-                    data_dir);
+            fprintf(stderr, "1/%d %s was rendered with other options: rendering it again\n",
+                    steps, data_dir);
         tal_progress bar;
-        tal_progress_start(&bar, stderr, "1/4 render synthetic videos", "videos", so.n_videos, quiet);
+        char label[64];
+        snprintf(label, sizeof label, "1/%d render synthetic videos", steps);
+        tal_progress_start(&bar, stderr, label, "videos", so.n_videos, quiet);
         if (tal_synth_generate(&so, data_dir, on_synth, &bar, &err) != TAL_OK) goto fail;
         tal_progress_finish(&bar, NULL);
         if (tal_write_file_atomic(path, signature, &err) != TAL_OK) goto fail;
     } else if (!quiet) {
-        fprintf(stderr, "1/4 synthetic videos: reusing %s (same options)\n", data_dir);
+        fprintf(stderr, "1/%d synthetic videos: reusing %s (same options)\n", steps, data_dir);
     }
-    /* 2. train */
-    if (!quiet) fprintf(stderr, "2/4 train end to end (config %s)\n", config);
-    tal_train_opts to = {.config_path = config, .quiet = quiet};
-    tal_train_result tr;
-    if (tal_train_run(&rc, &to, &tr, &err) != TAL_OK) goto fail;
-    if (tr.interrupted) {
-        code = 130;
-        goto out;
-    }
-    /* 3. detect on the held-out videos with the best weights */
-    if (!quiet) fprintf(stderr, "3/4 detect actions in the validation videos\n");
-    {
-        tal_run_data d;
-        if (tal_run_data_load(&d, &rc, &err) != TAL_OK) goto fail;
-        tal_model m;
-        tal_status st = tal_model_create(&m, &rc, d.ds->n_classes, 0, &err);
-        if (!st) {
-            int unused = 0;
-            snprintf(path, sizeof path, "%s/best/model.safetensors", rc.out_dir);
-            st = tal_params_load(m.params, path, NULL, NULL, 0, &unused, &err);
+    if (features) {
+        if (feature_steps(&rc, out, quiet, &err) != TAL_OK) goto fail;
+    } else {
+        /* 2. train */
+        if (!quiet) fprintf(stderr, "2/4 train end to end (config %s)\n", config);
+        tal_train_opts to = {.config_path = config, .quiet = quiet};
+        tal_train_result tr;
+        if (tal_train_run(&rc, &to, &tr, &err) != TAL_OK) goto fail;
+        if (tr.interrupted) {
+            code = 130;
+            goto out;
         }
-        char results[1100], srt[1100];
-        snprintf(results, sizeof results, "%s/results.json", out);
-        snprintf(srt, sizeof srt, "%s/srt", out);
-        int skipped = 0;
-        if (!st) st = tal_infer_videos(&m, &rc, &d, d.val, d.n_val, results, srt, quiet, &skipped, &err);
-        tal_model_destroy(&m);
-        tal_run_data_free(&d);
-        if (st) goto fail;
-        /* 4. evaluate */
-        if (!quiet) fprintf(stderr, "4/4 evaluate\n");
-        char report[1100];
-        snprintf(report, sizeof report, "%s/eval.json", out);
-        double avg = -1, at05 = -1;
-        if (tal_evaluate_results(&rc, results, report, stdout, &avg, &at05, &err) != TAL_OK) goto fail;
-        snprintf(report, sizeof report, "%s/report.html", out);
-        if (tal_evaluate_report(&rc, results, report, &err) != TAL_OK) goto fail;
-        double minutes = (tal_now_s() - t0) / 60;
-        printf("\ndemo: mAP@0.5 %.3f (goal >= 0.70), average mAP %.3f, in %.1f minutes "
-               "(goal <= 15)\n", at05, avg, minutes);
-        printf("results: %s/results.json, subtitles: %s/srt/, table: %s/eval.json, report: %s, "
-               "run: %s\n", out, out, out, report, rc.out_dir);
     }
+    /* 3. detect on the held-out videos with the best weights; 4. evaluate */
+    if (detect_and_evaluate(&rc, out, features ? "-features" : "", quiet, t0, features ? 3 : 15,
+                            &err) != TAL_OK)
+        goto fail;
     code = 0;
     goto out;
 fail:

@@ -1,235 +1,349 @@
-/* app/cmd_extract.c: `re2tal extract --model RUN_DIR VIDEO... --out DIR`: backbone features per
- * video as <id>.npy ([C, T] float32) with <id>.json recording their time grid, for training the
- * head alone on features (feature-based TAL). Under mpirun each rank extracts a share of the
- * videos balanced by duration. */
+/* app/cmd_extract.c: `re2tal extract`: backbone features per video as <id>.npy + a JSON sidecar
+ * (time of every feature, sampling, backbone, checkpoint hash), either from a run folder (its
+ * backbone, its sampler) or from a backbone checkpoint alone (--backbone CKPT --preset NAME),
+ * for training a head on features (data.features). Under mpirun each rank extracts a share of
+ * the videos balanced by duration. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "app/checkpoint.h"
+#include <cjson/cJSON.h>
+
 #include "app/commands.h"
 #include "app/device.h"
 #include "app/dist.h"
+#include "app/extract.h"
 #include "app/model_dir.h"
 #include "app/progress.h"
 #include "app/video_list.h"
+#include "app/weights.h"
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: re2tal extract --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] --out DIR\n"
-            "                      [--device D] [--quiet] [--allow-nonfinite]\n\n"
-            "Runs the trained backbone over each video and writes DIR/<id>.npy (float32 [C, T],\n"
-            "spatially mean-pooled features) and DIR/<id>.json (channels, length, seconds per\n"
-            "feature, frames per feature, duration). Resize configs give one clip spread over the\n"
-            "whole video; truncate configs give consecutive windows, concatenated (windows do not\n"
-            "see across their edges). Unreadable videos are reported and skipped (exit 1 if any).\n"
+            "usage: re2tal extract --backbone CKPT.safetensors --preset NAME VIDEO_OR_FOLDER...\n"
+            "                      [--list FILE] --out DIR\n"
+            "                      [--mode auto|vanilla|reversible] [--set KEY=VALUE ...]\n"
+            "                      [--every N | --fps F] [--frames-per-feature P] [--stride S]\n"
+            "                      [--window W] [--size S] [--crop C] [--layout CT|TC] [--strict]\n"
+            "                      [--device D] [--quiet] [--allow-nonfinite]\n"
+            "       re2tal extract --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] --out DIR\n"
+            "                      [--layout CT|TC] [--device D] [--quiet]\n"
+            "                      [--allow-nonfinite]\n\n"
+            "Writes DIR/<id>.npy (float32 features, [C, T] by default, [T, C] with --layout TC,\n"
+            "ActionFormer's) and DIR/<id>.json: the time of every feature in seconds (times_s:\n"
+            "the centre of the frames it covers, (offset_frames + k * stride_frames) / fps), the\n"
+            "sampling, the backbone and its mode, and the checkpoint's SHA-256. Train a head on\n"
+            "them with data.features=DIR. Unreadable videos are reported and skipped (exit 1).\n"
             "Videos: files, folders (their video files in name order) and --list FILE (one path\n"
             "per line). Under `mpirun -np N` each rank extracts a share balanced by duration.\n"
-            "Weights holding NaN or Inf (a diverged run) are refused unless --allow-nonfinite.\n");
+            "Weights holding NaN or Inf (a diverged run) are refused unless --allow-nonfinite.\n\n"
+            "--backbone: a backbone checkpoint alone (tools/convert_checkpoint.py turns a .pth\n"
+            "into safetensors; mmaction2, Video-Swin and OpenTAD names load), no run folder.\n"
+            "  --preset NAME  a backbone: " TAL_BACKBONE_PRESETS "\n"
+            "  --set KEY=VALUE  changes a backbone key (embed_dim, depths, heads, window, ...:\n"
+            "                 configs/README.md \"backbone\")\n"
+            "  --mode M       vanilla: the original network (what ordinary Kinetics weights were\n"
+            "                 trained as: plain Swin features); reversible: the Re2TAL rewiring\n"
+            "                 (same parameters, different features: what the shipped re2swin\n"
+            "                 configs train). auto (default): reversible when the checkpoint's\n"
+            "                 names are the rewired ones (...inv_block.Fm...), else vanilla\n"
+            "  --every N | --fps F   frames sampled: every N-th frame (default 1) or F per second\n"
+            "  --frames-per-feature P, --stride S   snippets: feature k is the backbone on the P\n"
+            "                 sampled frames from k * S, averaged over time and space (default\n"
+            "                 16 and 4: ActionFormer's I3D grid)\n"
+            "  --window W     instead: windows of W sampled frames one after another, every\n"
+            "                 output step of the backbone a feature (Swin: 2 frames each),\n"
+            "                 averaged over space; the last window ends at the video's end\n"
+            "  --size S, --crop C   short side resized to S (224), centre crop C x C (S)\n"
+            "  --strict       checkpoint tensors the backbone does not use are an error (else\n"
+            "                 they are listed by name and skipped)\n"
+            "Frames are normalised as in training: RGB 0..255, (x - mean) / std with ImageNet's\n"
+            "mean 123.675 116.28 103.53 and std 58.395 57.12 57.375.\n\n"
+            "--device cpu|cuda|cuda:N: where the backbone runs (default: the run's `device` key with\n"
+            "--model, else the CPU); each clip goes up, its features come back (fp32).\n\n"
+            "--model: a run folder's backbone and sampler: truncate configs give consecutive\n"
+            "windows of data.trunc_len frames every data.frame_stride-th frame; resize configs\n"
+            "one window of data.frames frames spread over the whole video.\n");
 }
 
-/* float32 [rows, cols] C-order .npy, written atomically. */
-static tal_status write_npy(const char *path, const float *data, int rows, int cols, tal_err *err) {
-    char header[128];
-    int n = snprintf(header, sizeof header,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
-    int total = 10 + n + 1, pad = (64 - total % 64) % 64; /* header block to a multiple of 64 */
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    unsigned short hlen = (unsigned short)(n + pad + 1);
-    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-    fputc(hlen & 0xff, f);
-    fputc(hlen >> 8, f);
-    fwrite(header, 1, (size_t)n, f);
-    for (int i = 0; i < pad; i++) fputc(' ', f);
-    fputc('\n', f);
-    size_t count = (size_t)rows * cols;
-    int ok = fwrite(data, sizeof(float), count, f) == count;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return tal_err_set(err, TAL_EIO, "%s: write failed", path);
+typedef struct args {
+    const char *model, *ckpt, *preset, *mode, *out;
+    const char **sets;
+    tal_video_list videos;
+    int n_sets, quiet, strict;
+    tal_extract_opts o;
+} args;
+
+static int number(const char *opt, const char *v, double lo, double *out) {
+    char *end;
+    double x = v ? strtod(v, &end) : 0;
+    if (!v || *end || !(x >= lo) || x > 1e9) {
+        fprintf(stderr, "re2tal extract: %s wants a number >= %g\n", opt, lo);
+        return 0;
     }
-    return TAL_OK;
+    *out = x;
+    return 1;
 }
 
-static tal_status extract_one(tal_loaded_model *lm, const char *path, const char *out_dir,
-                              tal_tensor video, tal_err *err) {
-    tal_model *m = &lm->m;
-    const tal_run_config *rc = &lm->rc;
-    tal_video_anno v = {0};
-    tal_status st = tal_video_anno_probe(&v, path, err);
-    if (st) {
-        free(v.id);
-        return st;
-    }
-    const char *id = v.id;
-    int resize = !strcmp(rc->sampler, "resize");
-    tal_run_config wrc = *rc;
-    wrc.window_overlap = 0; /* consecutive windows */
-    int n_windows = 1;
-    if (!resize) {
-        tal_window_opts o;
-        tal_window_opts_default(&o);
-        o.window_len = rc->trunc_len;
-        o.window_stride = rc->trunc_len;
-        o.frame_stride = rc->frame_stride;
-        o.snippet_stride = rc->snippet_stride;
-        n_windows = tal_window_count(v.n_frames, &o);
-    }
-    int T_per = m->feat_len, C = m->feat_ch;
-    float *feats = malloc(sizeof(float) * (size_t)C * T_per * n_windows);
-    float *clip_feats = malloc(sizeof(float) * (size_t)C * T_per); /* from the device */
-    if (!feats || !clip_feats)
-        st = tal_err_set(err, TAL_ENOMEM, "%s: out of memory for %d x %d features", path, C,
-                         T_per * n_windows);
-    int T = 0;
-    tal_rng_key key = {0, 0, 0};
-    for (int w = 0; w < n_windows && !st; w++) {
-        tal_clip clip = {0};
-        st = tal_clip_for(&clip, &wrc, &v, 0, w, key, err);
-        if (!st) st = tal_clip_load(video, &wrc, path, &clip, 0, key, err);
-        if (!st) {
-            tal_model_clip_features(m, video, clip_feats);
-            /* this window's valid features; the right-aligned last window overlaps the one
-             * before it, so its first (T - start) features are already written */
-            int valid = resize ? T_per
-                               : (int)((int64_t)clip.n_valid_frames * T_per / m->clip_frames);
-            int start = resize ? 0
-                               : (int)(clip.time.window_start_frame / rc->frame_stride /
-                                       (m->clip_frames / T_per));
-            int skip = start < T ? T - start : 0;
-            for (int c = 0; c < C; c++)
-                for (int t = skip; t < valid; t++)
-                    feats[(size_t)c * T_per * n_windows + start + t] =
-                        clip_feats[(size_t)c * T_per + t];
-            if (valid > skip) T = start + valid;
+/* 0: ok, 1: --help given, 2: usage error, 3: a bad folder or list (err). */
+static int parse(args *a, int argc, char **argv, tal_err *err) {
+    a->sets = calloc((size_t)argc + 1, sizeof *a->sets);
+    a->mode = "auto";
+    a->o = (tal_extract_opts){.every = 0, .frames_per_feature = 16, .stride = 4,
+                              .short_side = 224, .layout = TAL_FEAT_CT};
+    double every = 0, fps = 0, fpf = 16, stride = 4, window = 0, size = 224, crop = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1, takes = 1, dev_ok;
+        if (tal_is_help(o)) return 1;
+        if (tal_device_option_parse("extract", argc, argv, &i, &dev_ok)) {
+            if (!dev_ok) return 2;
+            continue;
         }
-        tal_clip_free(&clip);
-    }
-    if (!st) { /* compact [C, T_per * n_windows] to [C, T] */
-        for (int c = 1; c < C; c++)
-            memmove(feats + (size_t)c * T, feats + (size_t)c * T_per * n_windows, sizeof(float) * T);
-        char p[1200];
-        snprintf(p, sizeof p, "%s/%s.npy", out_dir, id);
-        st = write_npy(p, feats, C, T, err);
-        if (!st) {
-            double frames_per_feat = resize ? (double)v.n_frames / T
-                                            : (double)m->clip_frames * rc->frame_stride / T_per;
-            char meta[512];
-            snprintf(meta, sizeof meta,
-                     "{\"video\": \"%s\", \"channels\": %d, \"length\": %d, \"fps\": %.6f, "
-                     "\"frames_per_feature\": %.6f, \"seconds_per_feature\": %.6f, "
-                     "\"duration_s\": %.6f, \"sampler\": \"%s\"}\n",
-                     id, C, T, v.fps, frames_per_feat, v.fps > 0 ? frames_per_feat / v.fps : 0,
-                     v.duration_s, rc->sampler);
-            snprintf(p, sizeof p, "%s/%s.json", out_dir, id);
-            st = tal_write_file_atomic(p, meta, err);
+        if (!strcmp(o, "--model")) a->model = v;
+        else if (!strcmp(o, "--backbone")) a->ckpt = v;
+        else if (!strcmp(o, "--preset")) a->preset = v;
+        else if (!strcmp(o, "--mode")) a->mode = v;
+        else if (!strcmp(o, "--out")) a->out = v;
+        else if (!strcmp(o, "--list") && v) {
+            if (tal_video_list_add_file(&a->videos, v, err)) return 3;
         }
+        else if (!strcmp(o, "--set") && v) a->sets[a->n_sets++] = v;
+        else if (!strcmp(o, "--every")) ok = number(o, v, 1, &every);
+        else if (!strcmp(o, "--fps")) ok = number(o, v, 1e-3, &fps);
+        else if (!strcmp(o, "--frames-per-feature")) ok = number(o, v, 1, &fpf);
+        else if (!strcmp(o, "--stride")) ok = number(o, v, 1, &stride);
+        else if (!strcmp(o, "--window")) ok = number(o, v, 1, &window);
+        else if (!strcmp(o, "--size")) ok = number(o, v, 1, &size);
+        else if (!strcmp(o, "--crop")) ok = number(o, v, 1, &crop);
+        else if (!strcmp(o, "--layout")) {
+            int l = v ? tal_feat_layout_parse(v) : -1;
+            ok = l == TAL_FEAT_TC || l == TAL_FEAT_CT;
+            if (!ok) fprintf(stderr, "re2tal extract: --layout wants CT or TC\n");
+            a->o.layout = (tal_feat_layout)l;
+        } else if (!strcmp(o, "--quiet")) {
+            a->quiet = 1, takes = 0;
+        } else if (!strcmp(o, "--strict")) {
+            a->strict = 1, takes = 0;
+        } else if (o[0] == '-') {
+            fprintf(stderr, "re2tal extract: unknown option '%s'\n", o);
+            return 2;
+        } else {
+            if (tal_video_list_add(&a->videos, o, err)) return 3;
+            takes = 0;
+        }
+        if (!ok || (takes && !v)) {
+            if (ok) fprintf(stderr, "re2tal extract: %s needs a value\n", o);
+            return 2;
+        }
+        i += takes;
     }
-    free(feats);
-    free(clip_feats);
-    free(v.id);
+    if (every > 0 && fps > 0) {
+        fprintf(stderr, "re2tal extract: --every or --fps, not both\n");
+        return 2;
+    }
+    a->o.every = fps > 0 ? 0 : every > 0 ? (int)every : 1;
+    a->o.fps = fps;
+    a->o.frames_per_feature = (int)fpf;
+    a->o.stride = (int)stride;
+    a->o.window = (int)window;
+    a->o.short_side = (int)size;
+    a->o.crop = crop > 0 ? (int)crop : (int)size;
+    if (a->o.crop > a->o.short_side) {
+        fprintf(stderr, "re2tal extract: --crop %d is larger than --size %d\n", a->o.crop,
+                a->o.short_side);
+        return 2;
+    }
+    if (!a->out || !a->videos.n || !!a->model == !!a->ckpt || (a->ckpt && !a->preset)) {
+        fprintf(stderr, "re2tal extract: give --out DIR, videos, and either --model RUN_DIR or "
+                        "--backbone CKPT with --preset NAME\n");
+        return 2;
+    }
+    if (strcmp(a->mode, "auto") && strcmp(a->mode, "vanilla") && strcmp(a->mode, "reversible")) {
+        fprintf(stderr, "re2tal extract: --mode wants auto, vanilla or reversible\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* The backbone section: {"preset": NAME, "mode": MODE, KEY: VALUE...} (values as JSON, else
+ * strings). */
+static char *backbone_json(const args *a, const char *mode) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "preset", a->preset);
+    for (int i = 0; i < a->n_sets; i++) {
+        const char *eq = strchr(a->sets[i], '='), *key = a->sets[i];
+        if (!eq) continue;
+        if (!strncmp(key, "backbone.", 9)) key += 9;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - key), key);
+        cJSON *v = cJSON_Parse(eq + 1);
+        if (!v) v = cJSON_CreateString(eq + 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(o, name);
+        cJSON_AddItemToObject(o, name, v);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "mode");
+    cJSON_AddStringToObject(o, "mode", mode);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+/* "reversible" if the checkpoint names the rewired blocks (it was trained rewired). */
+static tal_status detect_mode(const char *path, const char **mode, tal_err *err) {
+    tal_tensor_set set = {0};
+    tal_status st = tal_safetensors_read(&set, path, err);
+    *mode = "vanilla";
+    for (int i = 0; !st && i < set.count; i++)
+        if (strstr(set.items[i].name, "inv_block.")) *mode = "reversible";
+    tal_tensor_set_free(&set);
     return st;
 }
 
+/* What every sidecar says of the weights: checkpoint, its hash, the backbone section. */
+static char *weights_json(const char *ckpt, const char *bb_json, const char *run,
+                          tal_err *err) {
+    char hex[65];
+    if (tal_file_sha256(ckpt, hex, err)) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "backbone", cJSON_Parse(bb_json));
+    cJSON_AddStringToObject(o, "checkpoint", ckpt);
+    cJSON_AddStringToObject(o, "checkpoint_sha256", hex);
+    if (run) cJSON_AddStringToObject(o, "run", run);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+typedef struct source {
+    tal_params *params;         /* --backbone: the store of bb */
+    tal_backbone *bb;
+    tal_loaded_model lm;        /* --model */
+    char *extra;
+} source;
+
+static tal_status open_backbone(source *s, args *a, tal_err *err) {
+    const char *mode = a->mode, *why = "";
+    tal_status st = TAL_OK;
+    if (!strcmp(mode, "auto")) {
+        if ((st = detect_mode(a->ckpt, &mode, err))) return st;
+        why = !strcmp(mode, "reversible") ? ", auto: the checkpoint names rewired blocks"
+                                          : ", auto: the checkpoint has ordinary names (a re2tal "
+                                            "run's reversible weights: --mode reversible)";
+    }
+    char *json = backbone_json(a, mode);
+    tal_backbone_config cfg;
+    if ((st = tal_backbone_config_from_json(&cfg, json, err))) {
+        tal_err_prefix(err, "backbone");
+        free(json);
+        return st;
+    }
+    s->params = tal_params_create();
+    int g = tal_params_add_group(s->params, "backbone", 1, 0);
+    /* loaded on the host, then moved to --device (the backbone prepares on its params' device) */
+    tal_device_spec dev = {TAL_DEV_CPU, 0};
+    const char *want = tal_device_override();
+    if (want && (st = tal_device_spec_parse(&dev, want, err))) return st;
+    if (!(st = tal_backbone_create(&s->bb, &cfg, s->params, g, g, err)) &&
+        !(st = tal_params_allocate(s->params, TAL_DEV_CPU, err)))
+        st = tal_weights_load(s->params, NULL, a->ckpt, tal_backbone_canonical_name, NULL,
+                              !a->strict, stderr, !a->quiet, "backbone", NULL, err);
+    if (!st && dev.dev != TAL_DEV_CPU &&
+        !(st = tal_device_activate(&dev, tal_precision_of("fp32", 0), err)))
+        st = tal_params_move(s->params, dev.dev, err);
+    a->o.device = dev.dev;
+    if (!st) st = tal_backbone_prepare(s->bb, 1, tal_extract_clip_frames(&a->o), a->o.crop,
+                                       a->o.crop, err);
+    if (!st && !(s->extra = weights_json(a->ckpt, json, NULL, err))) st = err->code;
+    if (!st && !a->quiet)
+        fprintf(stderr, "backbone %s, mode %s%s; %s\n", a->preset, mode, why,
+                a->o.window > 0 ? "windows" : "snippets");
+    free(json);
+    return st;
+}
+
+/* The run's backbone and sampler: truncate -> windows every frame_stride-th frame; resize ->
+ * one window spread over the video. */
+static tal_status open_run(source *s, args *a, tal_err *err) {
+    tal_status st = tal_model_open_dir(&s->lm, a->model, err);
+    if (st) return st;
+    const tal_run_config *rc = &s->lm.rc;
+    if (s->lm.m.features)
+        return tal_err_set(err, TAL_EINVAL, "%s was trained on features (data.features): it has "
+                           "no backbone to extract with", a->model);
+    s->bb = s->lm.m.bb;
+    tal_feat_layout layout = a->o.layout;
+    a->o = tal_extract_opts_for_run(rc);
+    a->o.layout = layout;
+    a->o.device = s->lm.m.dev;
+    s->extra = weights_json(s->lm.checkpoint, rc->backbone_json, a->model, err);
+    return s->extra ? TAL_OK : err->code;
+}
+
 static int cmd_extract(int argc, char **argv) {
-    const char *model = NULL, *out = NULL;
-    int quiet = 0;
-    tal_shard sh = tal_dist_shard();
-    tal_video_list list = {0};
+    args a = {0};
     tal_err err = {0};
-    for (int i = 1; i < argc && !err.code; i++) {
-        int dev_ok;
-        if (tal_device_option_parse("extract", argc, argv, &i, &dev_ok)) {
-            if (dev_ok) continue;
-            tal_video_list_free(&list);
-            return 2;
-        }
-        if (tal_is_help(argv[i])) {
-            usage(stdout);
-            tal_video_list_free(&list);
-            return 0;
-        } else if (!strcmp(argv[i], "--list") && i + 1 < argc) {
-            tal_video_list_add_file(&list, argv[++i], &err);
-        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
-            model = argv[++i];
-        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--quiet")) {
-            quiet = 1;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "re2tal extract: unknown option '%s'\n", argv[i]);
-            tal_video_list_free(&list);
-            return 2;
-        } else {
-            tal_video_list_add(&list, argv[i], &err);
-        }
+    int pr = parse(&a, argc, argv, &err);
+    if (pr) {
+        if (pr == 3)
+            fprintf(stderr, "re2tal extract: %s\n", err.msg);
+        else
+            usage(pr == 1 ? stdout : stderr);
+        free(a.sets);
+        tal_video_list_free(&a.videos);
+        return pr == 1 ? 0 : pr == 3 ? 1 : 2;
     }
-    if (err.code) {
-        fprintf(stderr, "re2tal extract: %s\n", err.msg);
-        tal_video_list_free(&list);
-        return 1;
-    }
-    int n_paths = list.n;
-    if (!model || !out || !n_paths) {
-        usage(stderr);
-        tal_video_list_free(&list);
-        return 2;
-    }
-    tal_loaded_model lm;
-    int code = 0, n_bad = 0;
-    tal_arena *buf = NULL;
-    int failed = tal_model_open_dir(&lm, model, &err) != TAL_OK;
-    if (tal_dist_count(failed) > 0) { /* every rank stops, or none */
-        if (failed) fprintf(stderr, "re2tal extract: %s\n", err.msg);
-        tal_model_close_dir(&lm);
-        tal_video_list_free(&list);
-        return 1;
-    }
-    mkdir(out, 0755);
-    size_t floats = (size_t)3 * lm.m.clip_frames * lm.m.crop * lm.m.crop;
-    tal_status bst = lm.m.dev == TAL_DEV_CPU /* on a device: page-locked, one DMA per window */
-                         ? tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, &err)
-                         : tal_arena_create_pinned(&buf, floats * 4 + 64, &err);
-    if (bst != TAL_OK) {
-        fprintf(stderr, "re2tal extract: %s\n", err.msg);
-        tal_dist_abort(1); /* memory on this host: the other ranks would wait at the report */
+    tal_shard sh = tal_dist_shard();
+    if (sh.rank != 0) a.quiet = 1; /* rank 0 speaks for the job */
+    source s = {0};
+    int code = 0, n = a.videos.n;
+    tal_status st = a.model ? open_run(&s, &a, &err) : open_backbone(&s, &a, &err);
+    if (!st && mkdir(a.out, 0755) != 0 && errno != EEXIST)
+        st = tal_err_set(&err, TAL_EIO, "%s: cannot create: %s", a.out, strerror(errno));
+    if (tal_dist_count(st != TAL_OK) > 0) { /* every rank stops, or none */
+        if (st) fprintf(stderr, "re2tal extract: %s\n", err.msg);
+        code = 1;
     } else {
-        tal_tensor video = tal_arena_tensor(buf, 1, (int64_t[]){(int64_t)floats});
-        int *owner = calloc((size_t)n_paths, sizeof *owner), n_mine = 0;
-        char **msgs = calloc((size_t)n_paths, sizeof *msgs);
+        a.o.sidecar_extra = s.extra;
+        int *owner = calloc((size_t)n, sizeof *owner), n_mine = 0;
+        char **msgs = calloc((size_t)n, sizeof *msgs);
         TAL_ASSERT_MSG(owner && msgs, "out of memory");
-        tal_video_list_share(&list, owner);
-        for (int i = 0; i < n_paths; i++) n_mine += owner[i] == sh.rank;
+        tal_video_list_share(&a.videos, owner);
+        for (int i = 0; i < n; i++) n_mine += owner[i] == sh.rank;
         tal_progress bar;
-        tal_progress_start(&bar, stderr, "extract", "videos", n_mine, quiet || sh.rank != 0);
-        for (int i = 0, done = 0; i < n_paths; i++) {
+        tal_progress_start(&bar, stderr, "extract", "videos", n_mine, a.quiet || sh.rank != 0);
+        for (int i = 0, done = 0; i < n; i++) {
             if (owner[i] != sh.rank) continue;
             tal_err e = {0};
-            if (extract_one(&lm, list.paths[i], out, video, &e) != TAL_OK) {
+            if (tal_extract_video(s.bb, &a.o, a.videos.paths[i], a.out, &e) != TAL_OK) {
                 if (sh.world == 1) tal_progress_message(&bar, "warning: skipped video: %s", e.msg);
                 msgs[i] = strdup(e.msg);
+                TAL_ASSERT_MSG(msgs[i], "out of memory");
             }
             tal_progress_update(&bar, ++done, NULL);
         }
         tal_progress_finish(&bar, NULL);
-        n_bad = tal_video_list_report_skipped(&list, msgs);
-        if (!quiet && sh.rank == 0)
-            fprintf(stderr, "features of %d video(s) in %s (%d skipped)\n", n_paths - n_bad, out,
+        int n_bad = tal_video_list_report_skipped(&a.videos, msgs);
+        if (!a.quiet && sh.rank == 0)
+            fprintf(stderr, "features of %d video(s) in %s (%d skipped)\n", n - n_bad, a.out,
                     n_bad);
         if (n_bad) code = 1;
-        for (int i = 0; i < n_paths; i++) free(msgs[i]);
+        for (int i = 0; i < n; i++) free(msgs[i]);
         free(msgs);
         free(owner);
     }
-    tal_arena_destroy(buf);
-    tal_model_close_dir(&lm);
-    tal_video_list_free(&list);
+    free(s.extra);
+    if (a.model) {
+        tal_model_close_dir(&s.lm);
+    } else {
+        tal_backbone_destroy(s.bb);
+        tal_params_destroy(s.params);
+    }
+    free(a.sets);
+    tal_video_list_free(&a.videos);
     return code;
 }
-TAL_COMMAND("extract", 65, "write backbone features of videos as .npy", cmd_extract)
+TAL_COMMAND("extract", 65, "write backbone features of videos as .npy (+ time grid sidecars)",
+            cmd_extract)

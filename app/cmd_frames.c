@@ -1,6 +1,7 @@
 /* app/cmd_frames.c: `re2tal frames VIDEO --fps 8 --size 224 --out DIR`: writes the frames the
  * model would see (sampled by presentation time, resized, optionally centre-cropped) as PNGs,
- * one line per frame on stdout: the file and the sample's time. */
+ * one line per frame on stdout: the file and the sample's time. `--like RUN_DIR`: the frames of
+ * that run's sampler and test-time crop, decoded exactly as its model gets them. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,16 +9,94 @@
 #include <sys/stat.h>
 
 #include "app/commands.h"
+#include "app/model_dir.h"
 #include "decode/decode.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal frames VIDEO --out DIR [--fps F | --every N] [--size S] [--crop C]\n"
             "                     [--start SECONDS] [--max N] [--decode-threads N]\n"
+            "       re2tal frames --like RUN_DIR VIDEO --out DIR [--max N]\n"
             "Writes DIR/000000.png, 000001.png, ...: the frames at START + k / F seconds (each the\n"
             "last frame shown at that time), or every N-th decoded frame; short side resized to S\n"
             "(default 224), then a centre crop of C x C if given. Prints 'FILE TIME_S' per frame.\n"
-            "Defaults: --fps 8, all frames to the end (--max limits the count).\n");
+            "Defaults: --fps 8, all frames to the end (--max limits the count).\n\n"
+            "--like RUN_DIR: exactly the frames that run's model sees at test time, from its\n"
+            "config.json: its sampler (resize: data.frames spread over the video; truncate:\n"
+            "windows of data.trunc_len frames every data.frame_stride-th frame, overlapping by\n"
+            "data.window_overlap), its resize and centre crop (data.short_side, data.crop).\n"
+            "Several windows go to DIR/window_000/, window_001/, ...; frames that pad a short\n"
+            "window (the last frame repeated, masked out) are marked 'padding'.\n");
+}
+
+/* --like: the test windows of the run's sampler, decoded as the model decodes them. */
+static int frames_like(const char *run, const char *video, const char *dir, double max) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/config.json", run);
+    tal_run_config rc;
+    tal_err err = {0};
+    tal_video_anno v = {0};
+    tal_decoder *dec = NULL;
+    float *buf = NULL;
+    double *times = NULL;
+    int code = 1, n_windows = 1;
+    if (tal_run_config_read(&rc, path, NULL, 0, &err)) goto fail;
+    if (tal_run_uses_features(&rc)) {
+        tal_err_set(&err, TAL_EINVAL, "%s trains on features (data.features): its model sees no "
+                    "frames", run);
+        goto fail;
+    }
+    if (tal_video_anno_probe(&v, video, &err) || tal_decoder_open(&dec, video, NULL, &err))
+        goto fail;
+    tal_frame_transform tf;
+    tal_transform_resize_center(&tf, tal_decoder_info(dec), rc.short_side, rc.crop);
+    n_windows = tal_run_window_count(&rc, tal_video_meta_of(&v).n_frames);
+    enum { CHUNK = 16 };
+    buf = malloc(sizeof(float) * 3 * CHUNK * tf.out_h * tf.out_w);
+    if (!buf) {
+        tal_err_set(&err, TAL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    int64_t written = 0;
+    for (int w = 0; w < n_windows && written < (int64_t)max; w++) {
+        tal_clip clip = {0};
+        tal_rng_key key = {0, 0, 0};
+        char sub[1100];
+        snprintf(sub, sizeof sub, "%s/window_%03d", dir, w);
+        if (n_windows > 1 && mkdir(sub, 0755) != 0 && errno != EEXIST) {
+            tal_err_set(&err, TAL_EIO, "%s: cannot create: %s", sub, strerror(errno));
+            goto fail;
+        }
+        tal_status st = tal_clip_for(&clip, &rc, &v, 0, w, key, &err);
+        free(times);
+        times = st ? NULL : malloc(sizeof(double) * (size_t)clip.n_frames);
+        if (!st && !times) st = tal_err_set(&err, TAL_ENOMEM, "out of memory");
+        if (!st) st = tal_clip_times(times, &clip, tal_decoder_info(dec), video, &err);
+        for (int k0 = 0; !st && k0 < clip.n_frames && written < (int64_t)max; k0 += CHUNK) {
+            int n = clip.n_frames - k0 < CHUNK ? clip.n_frames - k0 : CHUNK;
+            tal_tensor out = tal_t4(buf, 3, n, tf.out_h, tf.out_w);
+            st = tal_decoder_read_times(dec, times + k0, n, &tf, out, &err);
+            for (int k = 0; !st && k < n && written < (int64_t)max; k++, written++) {
+                snprintf(path, sizeof path, "%s/%06d.png", n_windows > 1 ? sub : dir, k0 + k);
+                st = tal_frame_write_png(path, out, k, &tf, &err);
+                if (!st)
+                    printf("%s %.3f%s\n", path, times[k0 + k],
+                           k0 + k < clip.n_valid_frames ? "" : " padding");
+            }
+        }
+        tal_clip_free(&clip);
+        if (st) goto fail;
+    }
+    code = 0;
+    goto done;
+fail:
+    fprintf(stderr, "re2tal frames: %s\n", err.msg);
+done:
+    free(buf);
+    free(times);
+    free(v.id);
+    tal_decoder_close(dec);
+    return code;
 }
 
 static int parse_num(const char *opt, const char *v, double lo, double *out) {
@@ -32,7 +111,7 @@ static int parse_num(const char *opt, const char *v, double lo, double *out) {
 }
 
 static int cmd_frames(int argc, char **argv) {
-    const char *video = NULL, *dir = NULL;
+    const char *video = NULL, *dir = NULL, *like = NULL;
     double fps = 8, every = 0, size = 224, crop = 0, start = 0, max = 1e9, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -42,6 +121,9 @@ static int cmd_frames(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--out")) {
             dir = v;
+            ok = v != NULL;
+        } else if (!strcmp(a, "--like")) {
+            like = v;
             ok = v != NULL;
         } else if (!strcmp(a, "--fps")) ok = parse_num(a, v, 1e-3, &fps);
         else if (!strcmp(a, "--every")) ok = parse_num(a, v, 1, &every);
@@ -78,6 +160,7 @@ static int cmd_frames(int argc, char **argv) {
         fprintf(stderr, "re2tal frames: %s: cannot create: %s\n", dir, strerror(errno));
         return 1;
     }
+    if (like) return frames_like(like, video, dir, max);
     tal_decode_opts opts = {.threads = (int)threads};
     tal_decoder *dec = NULL;
     tal_err err = {0};

@@ -1,6 +1,6 @@
 /* app/cmd_infer.c: `re2tal infer --model DIR VIDEO... [--out results.json] [--srt DIR]`: raw
- * videos in, ActivityNet-format results out; corrupt videos are skipped and reported. Under
- * mpirun the videos are shared among the ranks (tal_infer_videos). */
+ * videos (or, --features, feature files) in, ActivityNet-format results out; corrupt inputs are
+ * skipped and reported. Under mpirun the videos are shared among the ranks (tal_infer_videos). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +17,18 @@ static void usage(FILE *out) {
             "usage: re2tal infer --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE]\n"
             "                    [--out results.json] [--srt DIR]\n"
             "                    [--classifier FILE [--classifier-topk K]] [--device D]\n"
-            "                    [--quiet] [--allow-nonfinite]\n\n"
+            "                    [--quiet] [--allow-nonfinite]\n"
+            "       re2tal infer --model RUN_DIR --features NPY_OR_FOLDER... [--list FILE]\n"
+            "                    [--out results.json]\n\n"
             "Finds action segments in raw videos with a trained model (a run folder of re2tal\n"
-            "train: best/ weights, else last/), any length: test windows are decoded one after\n"
-            "another, so memory stays bounded. Writes ActivityNet results JSON (default\n"
-            "results.json) and, with --srt, one subtitle file per video showing the top segments\n"
-            "in any player. Unreadable videos are reported and skipped (exit 1 if any).\n\n"
+            "train or re2tal import: best/ weights, else last/), any length: test windows are\n"
+            "decoded one after another, so memory stays bounded. Writes ActivityNet results JSON\n"
+            "(default results.json) and, with --srt, one subtitle file per video showing the top\n"
+            "segments in any player. Unreadable videos are reported and skipped (exit 1 if any).\n\n"
+            "--features: the model of a feature run (data.features) on feature files instead of\n"
+            "videos (folders: their .npy files), cut into the run's windows. Each file's time\n"
+            "grid comes from its sidecar (<id>.json, written by re2tal extract), else from the\n"
+            "run's data.feature_* keys; its duration from the sidecar, else from the grid.\n\n"
             "A class-agnostic model (data.class_agnostic 1, the ActivityNet recipe) finds\n"
             "\"action\" segments; --classifier FILE (video-level class scores, the CUHK JSON\n"
             "format {\"class\": [...], \"results\": {id: [scores]}}) turns each into the video's\n"
@@ -35,11 +41,30 @@ static void usage(FILE *out) {
             "Weights holding NaN or Inf (a diverged run) are refused unless --allow-nonfinite.\n");
 }
 
+/* A dataset entry for a feature file: id from the name, duration and fps from its sidecar. */
+static tal_status probe_feature_file(tal_video_anno *v, tal_feature_file *ff,
+                                     const tal_run_config *rc, int channels, const char *path,
+                                     tal_err *err) {
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    v->id = strdup(base);
+    char *dot = strrchr(v->id, '.');
+    if (dot && dot != v->id) *dot = 0;
+    v->subset = TAL_SUBSET_TESTING;
+    tal_feature_grid g;
+    tal_status st = tal_feature_sidecar_of(&g, path, err);
+    if (st) return st;
+    v->duration_s = g.duration_s > 0 ? g.duration_s : -1;
+    v->fps = g.fps;
+    int c = channels;
+    return tal_feature_file_open(ff, rc, &c, path, v, err);
+}
+
 static int cmd_infer(int argc, char **argv) {
     const char *model = NULL, *out = "results.json", *srt = NULL, *classifier = NULL;
-    int quiet = 0, topk = 0, rank = tal_dist_shard().rank;
+    int quiet = 0, topk = 0, rank = tal_dist_shard().rank, features = 0;
     tal_video_list list = {0};
     tal_err err = {0};
+    for (int i = 1; i < argc; i++) features |= !strcmp(argv[i], "--features");
     for (int i = 1; i < argc; i++) {
         int dev_ok;
         if (tal_device_option_parse("infer", argc, argv, &i, &dev_ok)) {
@@ -65,12 +90,15 @@ static int cmd_infer(int argc, char **argv) {
             topk = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(argv[i], "--features")) {
+            continue; /* seen above: folders list their .npy files */
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "re2tal infer: unknown option '%s'\n", argv[i]);
             usage(stderr);
             tal_video_list_free(&list);
             return 2;
-        } else if (tal_video_list_add(&list, argv[i], &err) != TAL_OK) {
+        } else if ((features ? tal_video_list_add_features(&list, argv[i], &err)
+                             : tal_video_list_add(&list, argv[i], &err)) != TAL_OK) {
             break;
         }
     }
@@ -94,6 +122,17 @@ static int cmd_infer(int argc, char **argv) {
         tal_video_list_free(&list);
         return 1;
     }
+    if (features != lm.m.features) {
+        if (rank == 0)
+            fprintf(stderr, "re2tal infer: %s %s; %s\n", model,
+                    lm.m.features ? "was trained on features (data.features)"
+                                  : "takes videos (it has a backbone)",
+                    lm.m.features ? "give its feature files with --features"
+                                  : "--features is for runs trained on features");
+        tal_model_close_dir(&lm);
+        tal_video_list_free(&list);
+        return 2;
+    }
     if (classifier) snprintf(lm.rc.classifier, sizeof lm.rc.classifier, "%s", classifier);
     if (topk) lm.rc.classifier_topk = topk;
     tal_run_data d = {0};
@@ -104,12 +143,17 @@ static int cmd_infer(int argc, char **argv) {
     d.ds->n_classes = lm.n_classes;
     d.paths = calloc((size_t)n_paths, sizeof *d.paths);
     d.val = calloc((size_t)n_paths, sizeof *d.val);
+    if (features) d.feat = calloc((size_t)n_paths, sizeof *d.feat);
     int n_bad = 0;
     for (int i = 0; i < n_paths; i++) {
         tal_video_anno *v = &d.ds->videos[d.ds->n_videos];
         tal_err e = {0};
-        if (tal_video_anno_probe(v, paths[i], &e) != TAL_OK) { /* every rank probes all */
-            if (rank == 0) fprintf(stderr, "warning: skipped video: %s\n", e.msg);
+        tal_status ps = features ? probe_feature_file(v, &d.feat[d.ds->n_videos], &lm.rc,
+                                                      lm.m.feat_ch, paths[i], &e)
+                                 : tal_video_anno_probe(v, paths[i], &e);
+        if (ps != TAL_OK) { /* every rank probes all */
+            if (rank == 0)
+                fprintf(stderr, "warning: skipped %s: %s\n", features ? "file" : "video", e.msg);
             free(v->id);
             memset(v, 0, sizeof *v);
             n_bad++;

@@ -38,6 +38,8 @@ static void usage(FILE *out) {
 static tal_status load_config(tal_backbone_config *cfg, const char *arg, int *frames, int *crop,
                               tal_err *err) {
     if (tal_backbone_config_preset(cfg, arg, NULL) == TAL_OK) return TAL_OK;
+    char found[1200];
+    arg = tal_config_locate(arg, found, sizeof found);
     char *text = tal_read_file(arg, err);
     if (!text) /* say both: a mistyped preset reads as a missing file */
         return tal_err_prefix(err, "not a preset (" TAL_BACKBONE_PRESETS "), nor a config file");

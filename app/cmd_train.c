@@ -17,6 +17,9 @@ static void usage(FILE *out) {
             "accumulation, EMA weights; validates every train.eval_every epochs and keeps the\n"
             "best and last checkpoints in train.out_dir (config.json, classes.txt, log.jsonl,\n"
             "last/, best/). Ctrl-C saves a checkpoint; --resume continues exactly where it stopped.\n"
+            "With data.features (a folder of .npy feature files, e.g. from re2tal extract) the\n"
+            "head alone trains on windows of the features instead (configs/*_features.json).\n"
+            "CONFIG may be a shipped config's name (thumos14_re2swin_t.json) from anywhere.\n"
             "Under `mpirun -np N` (or srun) the ranks train data-parallel: optim.batch_size is per\n"
             "rank, gradients are all-reduced (train.deterministic_reduce, train.bucket_mb,\n"
             "train.overlap_reduce), rank 0 writes the run folder; --resume takes any rank count.\n\n"
@@ -94,11 +97,13 @@ static int cmd_train(int argc, char **argv) {
         code = 130;
     } else if (!o.quiet) {
         fprintf(stderr, "done: %lld updates in %.1f s; best validation average mAP %s%.4f\n"
-                        "checkpoints: %s/best and %s/last; run `re2tal infer --model %s VIDEO...`\n",
+                        "checkpoints: %s/best and %s/last; run `re2tal infer --model %s %s...`\n",
                 (long long)res.steps, res.seconds, res.best_map < 0 ? "(not evaluated) " : "",
-                res.best_map < 0 ? 0 : res.best_map, rc.out_dir, rc.out_dir, rc.out_dir);
+                res.best_map < 0 ? 0 : res.best_map, rc.out_dir, rc.out_dir, rc.out_dir,
+                tal_run_uses_features(&rc) ? "--features FILE.npy" : "VIDEO");
     }
     free(sets);
     return code;
 }
-TAL_COMMAND("train", 50, "train backbone + head end to end from video files", cmd_train)
+TAL_COMMAND("train", 50, "train backbone + head end to end from videos, or the head on features",
+            cmd_train)

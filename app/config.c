@@ -6,6 +6,33 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+const char *tal_config_share_dir(char *buf, size_t size) {
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    buf[0] = 0;
+    if (n <= 0) return buf;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return buf;
+    *slash = 0;
+    snprintf(buf, size, "%s/../share/re2tal/configs", exe);
+    return buf;
+}
+
+const char *tal_config_locate(const char *name, char *buf, size_t size) {
+    if (access(name, R_OK) == 0) return name;
+    char dir[1100];
+    if (!tal_config_share_dir(dir, sizeof dir)[0]) return name;
+    const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+    const char *ext[2] = {"", ".json"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, size, "%s/%s%s", dir, base, ext[i]);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    return name;
+}
 
 static const tal_cfg_key *find_key(const tal_cfg_key *keys, int n, const char *key) {
     for (int i = 0; i < n; i++)

@@ -40,6 +40,15 @@ typedef struct tal_cfg_key {
                             * a choice "c:N" allows "c:" and a number of one or two digits */
 } tal_cfg_key;
 
+/* Where a config named on the command line is: `name` itself when it can be read, else the
+ * shipped config of that file name (with or without ".json") in the installed share folder,
+ * <the binary's folder>/../share/re2tal/configs (so `re2tal train thumos14_re2swin_t` works from
+ * anywhere after `make install`). Returns name when neither exists (its error names it), else
+ * buf. */
+const char *tal_config_locate(const char *name, char *buf, size_t size);
+/* The installed configs folder (<binary>/../share/re2tal/configs), or "" if unknown. */
+const char *tal_config_share_dir(char *buf, size_t size);
+
 /* "[0, 1)", "(0, inf]", "resize|truncate", or "" for a free string, into buf; returns buf. */
 const char *tal_cfg_range_str(const tal_cfg_key *k, char *buf, size_t size);
 

@@ -1,8 +1,9 @@
 /* app/infer_videos.c: inference over a list of the run's videos (validation, `re2tal infer`,
- * the demo): every test window, pooled and Soft-NMS'd, optionally labelled by a video-level
- * classifier, written as ActivityNet results JSON and SRT subtitles. Under mpirun each rank takes
- * a share of the videos balanced by duration and writes their subtitles; rank 0 gathers the
- * detections and writes the one results file, byte for byte the one-process file. */
+ * the demo), from the video files or the feature files: every test window, pooled and
+ * Soft-NMS'd, optionally labelled by a video-level classifier, written as ActivityNet results
+ * JSON and SRT subtitles. Under mpirun each rank takes a share of the videos balanced by
+ * duration and writes their subtitles; rank 0 gathers the detections and writes the one results
+ * file, byte for byte the one-process file. */
 #include "app/trainer.h"
 
 #include <stdlib.h>
@@ -112,7 +113,7 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
     }
     float *class_scores = clf ? malloc(sizeof(float) * (size_t)n_names) : NULL;
     tal_arena *buf = NULL;
-    size_t floats = (size_t)3 * m->clip_frames * m->crop * m->crop;
+    size_t floats = tal_model_input_floats(m);
     /* a model on a device: page-locked, so each window's upload is one DMA */
     st = m->dev == TAL_DEV_CPU ? tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, err)
                                : tal_arena_create_pinned(&buf, floats * 4 + 64, err);
@@ -142,9 +143,11 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
         int vi = idx[k];
         const tal_video_anno *v = &d->ds->videos[vi];
         tal_err e = {0};
-        tal_status s = d->paths[vi]
-                           ? tal_model_infer_video(m, rc, d->paths[vi], v, video, &dets[k], &e)
-                           : tal_err_set(&e, TAL_EIO, "video %s: no file", v->id);
+        tal_status s = !d->paths[vi] ? tal_err_set(&e, TAL_EIO, "video %s: no file", v->id)
+                       : m->features ? tal_model_infer_features(m, rc, d->paths[vi], v, &d->feat[vi],
+                                                                video, &dets[k], &e)
+                                     : tal_model_infer_video(m, rc, d->paths[vi], v, video,
+                                                             &dets[k], &e);
         if (!s && clf)
             s = fuse_classifier(clf, v->id, class_scores, rc->classifier_topk, &dets[k], &e);
         if (s) {

@@ -40,9 +40,9 @@ tal_status tal_model_open_dir(tal_loaded_model *lm, const char *dir, tal_err *er
     free(text);
     if (lm->n_classes == 0) return tal_err_set(err, TAL_EFORMAT, "%s: no classes", path);
     if ((st = tal_model_create(&lm->m, &lm->rc, lm->n_classes, 0, err))) return st;
-    snprintf(path, sizeof path, "%s/model.safetensors", ckpt);
+    snprintf(lm->checkpoint, sizeof lm->checkpoint, "%s/model.safetensors", ckpt);
     int unused = 0;
-    return tal_params_load(lm->m.params, path, NULL, NULL, 0, &unused, err);
+    return tal_params_load(lm->m.params, lm->checkpoint, NULL, NULL, 0, &unused, err);
 }
 
 void tal_model_close_dir(tal_loaded_model *lm) {

@@ -10,6 +10,7 @@ typedef struct tal_loaded_model {
     tal_model m;
     char **class_names;
     int n_classes;
+    char checkpoint[1200];     /* the weights file loaded (<ckpt>/model.safetensors) */
 } tal_loaded_model;
 
 /* dir: a run folder (uses best/, else last/) or a checkpoint folder inside one. */

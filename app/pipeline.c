@@ -10,18 +10,28 @@
 
 static int is_resize(const tal_run_config *rc) { return !strcmp(rc->sampler, "resize"); }
 
+int tal_run_uses_features(const tal_run_config *rc) { return rc->features[0] != 0; }
+
 tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_shape *ms,
                              tal_backbone_config *bcfg, tal_head_config *hcfg, tal_err *err) {
     tal_status st;
-    if ((st = tal_backbone_config_from_json(bcfg, rc->backbone_json, err)))
-        return tal_err_prefix(err, "backbone");
-    bcfg->seed = (uint64_t)rc->seed * 7919 + 1;
-    ms->clip_frames = is_resize(rc) ? rc->frames : rc->trunc_len;
-    ms->crop = rc->crop;
-    ms->feat_len = tal_backbone_out_frames(bcfg, ms->clip_frames);
-    ms->feat_ch = tal_backbone_out_channels(bcfg);
-    ms->head_len = is_resize(rc) ? rc->resize_len
-                                 : rc->trunc_len * rc->frame_stride / rc->snippet_stride;
+    memset(ms, 0, sizeof *ms);
+    if (tal_run_uses_features(rc)) { /* the head alone: a window is trunc_len positions */
+        memset(bcfg, 0, sizeof *bcfg);
+        ms->head_len = is_resize(rc) ? rc->resize_len : rc->trunc_len;
+        ms->feat_len = ms->head_len;
+        ms->feat_ch = rc->feature_dim > 0 ? rc->feature_dim : 1; /* 0: known once data is read */
+    } else {
+        if ((st = tal_backbone_config_from_json(bcfg, rc->backbone_json, err)))
+            return tal_err_prefix(err, "backbone");
+        bcfg->seed = (uint64_t)rc->seed * 7919 + 1;
+        ms->clip_frames = is_resize(rc) ? rc->frames : rc->trunc_len;
+        ms->crop = rc->crop;
+        ms->feat_len = tal_backbone_out_frames(bcfg, ms->clip_frames);
+        ms->feat_ch = tal_backbone_out_channels(bcfg);
+        ms->head_len = is_resize(rc) ? rc->resize_len
+                                     : rc->trunc_len * rc->frame_stride / rc->snippet_stride;
+    }
     if (ms->head_len < 1)
         return tal_err_set(err, TAL_EINVAL, "data.trunc_len %d x frame_stride %d / "
                            "snippet_stride %d leaves the head no position", rc->trunc_len,
@@ -95,8 +105,21 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
     tal_model_shape ms;
     tal_status st = tal_model_configs(rc, n_classes, &ms, &m->bcfg, &m->hcfg, err);
     if (st) return st;
+    m->features = tal_run_uses_features(rc);
+    if (m->features && rc->feature_dim < 1) {
+        st = tal_err_set(err, TAL_EINVAL, "data.feature_dim: the feature channels are not known "
+                         "(set them, or let training read them from the files)");
+        memset(m, 0, sizeof *m);
+        return st;
+    }
     tal_device_spec spec;
     if ((st = tal_device_use(rc, &spec, err))) return st;
+    if (m->features && spec.dev != TAL_DEV_CPU) {
+        st = tal_err_set(err, TAL_EINVAL, "device %s: feature mode (data.features) runs on the "
+                         "CPU for now (device cpu)", rc->device);
+        memset(m, 0, sizeof *m);
+        return st;
+    }
     m->clip_frames = ms.clip_frames;
     m->crop = ms.crop;
     m->feat_len = ms.feat_len;
@@ -108,11 +131,13 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
     int g_bb0 = tal_params_add_group(m->params, "backbone_no_decay", (float)rc->lr_backbone, 0);
     int g_h = tal_params_add_group(m->params, "head", (float)rc->lr_head, wd);
     int g_h0 = tal_params_add_group(m->params, "head_no_decay", (float)rc->lr_head, 0);
-    if ((st = tal_backbone_create(&m->bb, &m->bcfg, m->params, g_bb, g_bb0, err))) goto fail;
+    if (!m->features &&
+        (st = tal_backbone_create(&m->bb, &m->bcfg, m->params, g_bb, g_bb0, err)))
+        goto fail;
     m->head_first_param = tal_params_count(m->params);
     if ((st = tal_head_create(&m->head, &m->hcfg, m->params, "head.", g_h, g_h0, 1, err))) goto fail;
     if ((st = tal_params_allocate(m->params, TAL_DEV_CPU, err))) goto fail;
-    if (init) tal_backbone_init(m->bb, m->bcfg.seed);
+    if (init && m->bb) tal_backbone_init(m->bb, m->bcfg.seed);
     if ((st = tal_head_init(m->head, init, err))) goto fail;
     m->dev = spec.dev;
     if (m->dev != TAL_DEV_CPU) { /* refuse what cannot fit before allocating any of it */
@@ -125,7 +150,8 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
                                   (st = tal_head_prepare(m->head, err)) ||
                                   (st = tal_cuda_workspace_reserve(op_workspace_bytes(m), err))))
         goto fail;
-    if ((st = tal_backbone_prepare(m->bb, 1, m->clip_frames, m->crop, m->crop, err))) goto fail;
+    if (m->bb && (st = tal_backbone_prepare(m->bb, 1, m->clip_frames, m->crop, m->crop, err)))
+        goto fail;
     int64_t clip_floats = (int64_t)3 * m->clip_frames * m->crop * m->crop;
     if ((st = tal_arena_create(&m->work, m->dev, work_bytes(m), err))) goto fail;
     m->feats = tal_arena_tensor(m->work, 3, (int64_t[]){1, m->feat_ch, m->feat_len});
@@ -158,6 +184,33 @@ void tal_model_destroy(tal_model *m) {
     memset(m, 0, sizeof *m);
 }
 
+tal_trunc_opts tal_run_trunc_opts(const tal_run_config *rc) {
+    tal_trunc_opts o;
+    tal_trunc_opts_default(&o);
+    o.trunc_len = rc->trunc_len;
+    o.frame_stride = rc->frame_stride;
+    o.snippet_stride = rc->snippet_stride;
+    o.trunc_thresh = rc->trunc_thresh;
+    return o;
+}
+
+tal_window_opts tal_run_window_opts(const tal_run_config *rc) {
+    tal_window_opts o;
+    tal_window_opts_default(&o);
+    o.window_len = rc->trunc_len;
+    o.window_stride = (int)lround(rc->trunc_len * (1.0 - rc->window_overlap));
+    if (o.window_stride < 1) o.window_stride = 1;
+    o.frame_stride = rc->frame_stride;
+    o.snippet_stride = rc->snippet_stride;
+    return o;
+}
+
+int tal_run_window_count(const tal_run_config *rc, int64_t n_frames) {
+    if (is_resize(rc)) return 1;
+    tal_window_opts o = tal_run_window_opts(rc);
+    return tal_window_count(n_frames, &o);
+}
+
 tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_video_anno *v,
                         int training, int window, tal_rng_key key, tal_err *err) {
     tal_video_meta meta = tal_video_meta_of(v);
@@ -172,22 +225,21 @@ tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_vide
         return tal_sample_resize(clip, &meta, &o, err);
     }
     if (training) {
-        tal_trunc_opts o;
-        tal_trunc_opts_default(&o);
-        o.trunc_len = rc->trunc_len;
-        o.frame_stride = rc->frame_stride;
-        o.snippet_stride = rc->snippet_stride;
-        o.trunc_thresh = rc->trunc_thresh;
+        tal_trunc_opts o = tal_run_trunc_opts(rc);
         return tal_sample_trunc(clip, &meta, &o, key, err);
     }
-    tal_window_opts o;
-    tal_window_opts_default(&o);
-    o.window_len = rc->trunc_len;
-    o.window_stride = (int)lround(rc->trunc_len * (1.0 - rc->window_overlap));
-    if (o.window_stride < 1) o.window_stride = 1;
-    o.frame_stride = rc->frame_stride;
-    o.snippet_stride = rc->snippet_stride;
+    tal_window_opts o = tal_run_window_opts(rc);
     return tal_sample_window(clip, &meta, &o, window, err);
+}
+
+tal_status tal_clip_times(double *times, const tal_clip *clip, const tal_video_info *in,
+                          const char *path, tal_err *err) {
+    double fps = in->real_fps > 0 ? in->real_fps : in->avg_fps;
+    if (!(fps > 0) && in->duration_s > 0 && in->n_frames > 0) fps = in->n_frames / in->duration_s;
+    if (!(fps > 0)) return tal_err_set(err, TAL_EFORMAT, "%s: no frame rate", path);
+    /* frame index -> time by the stream's frame rate: the decoder then picks by PTS */
+    for (int k = 0; k < clip->n_frames; k++) times[k] = (clip->frame_idx[k] + 0.5) / fps;
+    return TAL_OK;
 }
 
 /* tal_clip_load, adding the decoder's trouble (corrupt packets, repaired and dropped frames) to
@@ -200,12 +252,6 @@ static tal_status clip_load(tal_tensor video, const tal_run_config *rc, const ch
     tal_status st = tal_decoder_open(&dec, path, &dopts, err);
     if (st) return st;
     const tal_video_info *in = tal_decoder_info(dec);
-    double fps = in->real_fps > 0 ? in->real_fps : in->avg_fps;
-    if (!(fps > 0) && in->duration_s > 0 && in->n_frames > 0) fps = in->n_frames / in->duration_s;
-    if (!(fps > 0)) {
-        tal_decoder_close(dec);
-        return tal_err_set(err, TAL_EFORMAT, "%s: no frame rate", path);
-    }
     tal_frame_transform tf;
     if (training && rc->rrc_scale_min > 0)
         tal_transform_random_resized_crop(&tf, in, rc->crop, rc->rrc_scale_min, rc->rrc_scale_max,
@@ -222,8 +268,11 @@ static tal_status clip_load(tal_tensor video, const tal_run_config *rc, const ch
         tal_decoder_close(dec);
         return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
     }
-    /* frame index -> time by the stream's frame rate: the decoder then picks by PTS */
-    for (int k = 0; k < clip->n_frames; k++) times[k] = (clip->frame_idx[k] + 0.5) / fps;
+    if ((st = tal_clip_times(times, clip, in, path, err))) {
+        free(times);
+        tal_decoder_close(dec);
+        return st;
+    }
     tal_tensor out = tal_tensor_reshape(video, 4, (int64_t[]){3, clip->n_frames, tf.out_h, tf.out_w});
     st = tal_decoder_read_times(dec, times, clip->n_frames, &tf, out, err);
     free(times);
@@ -255,6 +304,11 @@ static tal_tensor video5(const tal_model *m, tal_tensor video) {
     return tal_tensor_reshape(video, 5, (int64_t[]){1, 3, m->clip_frames, m->crop, m->crop});
 }
 
+size_t tal_model_input_floats(const tal_model *m) {
+    if (m->features) return (size_t)m->feat_ch * m->head_len;
+    return (size_t)3 * m->clip_frames * m->crop * m->crop;
+}
+
 /* The clip where the model computes: a host clip is uploaded to the model's device. */
 static tal_tensor on_model_device(tal_model *m, tal_tensor video) {
     if (video.device == m->dev) return video;
@@ -262,11 +316,16 @@ static tal_tensor on_model_device(tal_model *m, tal_tensor video) {
     return m->video_dev;
 }
 
-/* backbone -> [1, C, T'] -> resized to the head's length; mask from the clip. */
+/* backbone -> [1, C, T'] -> resized to the head's length; mask from the clip. Feature mode: the
+ * input already is the head's [C, T]. */
 static void features_forward(tal_model *m, tal_tensor video, const tal_clip *clip, int training) {
     /* the mask first: a copy to the device waits for the queue, which is empty now */
     for (int t = 0; t < m->head_len; t++) m->mask_host[t] = t < clip->n_valid_feat ? 1.0f : 0.0f;
     tal_copy(m->mask, tal_t2(m->mask_host, 1, m->head_len));
+    if (m->features) {
+        tal_copy(m->feats_head, tal_tensor_reshape(video, 3, m->feats_head.shape));
+        return;
+    }
     tal_tensor v5 = video5(m, video);
     if (training && chunked(m))
         tal_backbone_forward_chunked_train(m->bb, m->feats, v5);
@@ -285,7 +344,7 @@ void tal_model_clip_features(tal_model *m, tal_tensor video, float *feats) {
 tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
                                 uint64_t step, float grad_scale, tal_step_stats *st, tal_err *err) {
     video = on_model_device(m, video); /* the chunked backward reads it again */
-    tal_backbone_set_step(m->bb, step);
+    if (m->bb) tal_backbone_set_step(m->bb, step);
     features_forward(m, video, clip, 1);
     tal_head_set_train(m->head, 1, step);
     tal_head_forward(m->head, m->feats_head, m->mask);
@@ -315,9 +374,13 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
             tal_scale(r, r, grad_scale);
         }
     }
-    tal_head_backward(m->head, m->dfeats_head);
+    tal_head_backward(m->head, m->features ? tal_tensor_none() : m->dfeats_head);
     /* the head's gradients are final; the backbone reports its blocks and layers as it goes */
     tal_params_grads_ready(m->params, m->head_first_param, tal_params_count(m->params));
+    if (m->features) { /* no backbone: the input needs no gradient */
+        st->recon_err = -1;
+        return TAL_OK;
+    }
     tal_backbone_resize_backward(m->dfeats, m->dfeats_head);
     if (chunked(m)) {
         tal_backbone_backward_chunked(m->bb, m->dfeats, video5(m, video));
@@ -389,17 +452,7 @@ static tal_status infer_windows_overlapped(tal_model *m, const tal_run_config *r
 tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const char *path,
                                  const tal_video_anno *v, tal_tensor video_buf, tal_dets *out,
                                  tal_err *err) {
-    int n_windows = 1;
-    if (!is_resize(rc)) {
-        tal_window_opts o;
-        tal_window_opts_default(&o);
-        o.window_len = rc->trunc_len;
-        o.window_stride = (int)lround(rc->trunc_len * (1.0 - rc->window_overlap));
-        if (o.window_stride < 1) o.window_stride = 1;
-        o.frame_stride = rc->frame_stride;
-        o.snippet_stride = rc->snippet_stride;
-        n_windows = tal_window_count(tal_video_meta_of(v).n_frames, &o);
-    }
+    int n_windows = tal_run_window_count(rc, tal_video_meta_of(v).n_frames);
     tal_rng_key key = {0, 0, 0};
     tal_decode_stats trouble = {.first_error_s = -1};
     int overlapped = m->dev != TAL_DEV_CPU && n_windows > 1;

@@ -19,6 +19,8 @@ typedef struct tal_model {
     int clip_frames, crop;       /* backbone input [1, 3, clip_frames, crop, crop] */
     int feat_len, head_len;      /* backbone output length, head length */
     int feat_ch;
+    int features;                /* feature mode (data.features): no backbone (bb NULL), the
+                                  * input is the head's [feat_ch, head_len] */
     int head_first_param;        /* the head's parameters are [head_first_param, count) */
     tal_device dev;              /* where it computes (the run config's `device`) */
     tal_arena *work;             /* on dev */
@@ -35,9 +37,12 @@ typedef struct tal_model_shape {
     int head_len;                /* positions the head sees */
 } tal_model_shape;
 
+/* 1 if the run trains and infers on pre-extracted features (data.features). */
+int tal_run_uses_features(const tal_run_config *rc);
+
 /* The backbone and head configurations a run config describes for n_classes (parsed from its
- * sections and checked), and the shapes that follow. No allocation: the config validation runs
- * it before any data is read. */
+ * sections and checked), and the shapes that follow (feature mode: no backbone, clip_frames and
+ * crop 0). No allocation: the config validation runs it before any data is read. */
 tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_shape *ms,
                              tal_backbone_config *bcfg, tal_head_config *hcfg, tal_err *err);
 /* Builds the model for n_classes from the config; init: random initialisation (else the caller
@@ -47,6 +52,16 @@ tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_
 tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classes, int init,
                             tal_err *err);
 void tal_model_destroy(tal_model *m);
+/* Floats of one input sample: a clip [3, clip_frames, crop, crop], or in feature mode the
+ * head's window [feat_ch, head_len]. */
+size_t tal_model_input_floats(const tal_model *m);
+
+/* The truncate sampler's training windows and the test windows of a run config (frames of the
+ * video; feature mode sets both strides to 1), and how many test windows a video of n_frames
+ * gets (1 with the resize sampler). */
+tal_trunc_opts tal_run_trunc_opts(const tal_run_config *rc);
+tal_window_opts tal_run_window_opts(const tal_run_config *rc);
+int tal_run_window_count(const tal_run_config *rc, int64_t n_frames);
 /* What m asks of a device's memory (app/device.h): weights, gradients and activations, and
  * when training AdamW, the EMA, the gradient stash and rc's prefetched clips. From the plans:
  * callable before the model moves. */
@@ -57,6 +72,10 @@ tal_status tal_model_device_need(const tal_model *m, const tal_run_config *rc, i
  * else the test sampling, window w). */
 tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_video_anno *v,
                         int training, int window, tal_rng_key key, tal_err *err);
+/* The times the decoder is asked for, one per clip frame (times [clip->n_frames]): frame
+ * index -> the middle of its display time at the stream's frame rate. */
+tal_status tal_clip_times(double *times, const tal_clip *clip, const tal_video_info *in,
+                          const char *path, tal_err *err);
 /* Decodes the clip's frames from the video file into video [1, 3, clip_frames, crop, crop]. */
 tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char *path,
                          const tal_clip *clip, int training, tal_rng_key key, tal_err *err);

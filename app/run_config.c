@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Every key has a type and a range (numbers) or a set of choices where the value is not a free
  * name or path: checked when a file or --set assigns it, before any data is read. */
@@ -45,6 +46,16 @@ static const tal_cfg_key KEYS[] = {
     KI("data.decode_threads", decode_threads, 0, 256, "FFmpeg decoding threads (0 auto)"),
     KI("data.prefetch", prefetch, 0, 64, "clips decoded ahead by a thread (0: none)"),
     KI("data.class_agnostic", class_agnostic, 0, 1, "1: train one class 'action' (ActivityNet recipe)"),
+    KS("data.features", features, "folder of <id>.npy feature files: train the head alone on them"),
+    KI("data.feature_dim", feature_dim, 0, BIG, "feature channels (0: from the first file)"),
+    KF("data.feature_stride", feature_stride, 0, BIG, R,
+       "video frames between features (0: the files' sidecars)"),
+    KF("data.feature_frames", feature_frames, 0, BIG, R,
+       "video frames one feature covers; its time is their centre (0: sidecar, else the stride)"),
+    KF("data.feature_fps", feature_fps, 0, 1000, R,
+       "frame rate of those frames (0: sidecar, else the annotation's fps)"),
+    KC("data.feature_layout", feature_layout, "auto|TC|CT",
+       "array layout of the .npy files: [T, C], [C, T], or the one whose C matches"),
     KI("optim.epochs", epochs, 1, BIG, "training epochs"),
     KI("optim.batch_size", batch_size, 1, 4096, "clips per step"),
     KI("optim.accum_steps", accum_steps, 1, 4096, "steps whose gradients are accumulated"),
@@ -121,6 +132,7 @@ void tal_run_config_default(tal_run_config *c) {
     memcpy(c->tiou, t, sizeof t);
     c->n_tiou = 10;
     c->classifier_topk = 2;
+    strcpy(c->feature_layout, "auto");
     c->max_nonfinite_steps = 3;
     c->deterministic_reduce = 1;
     c->bucket_mb = 25;
@@ -176,8 +188,16 @@ tal_status tal_run_config_parse(tal_run_config *c, const char *json, const char 
 }
 
 tal_status tal_run_config_load(tal_run_config *c, const char *path, tal_err *err) {
+    char found[1200], share[1100];
+    path = tal_config_locate(path, found, sizeof found);
     char *text; /* a folder or device is refused by name (it once read as "out of memory") */
     tal_status rc = tal_file_read(&text, NULL, path, 0, err);
+    if (rc == TAL_EIO && access(path, F_OK) != 0) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return tal_err_set(err, rc, "%s (nor is it a shipped config in %s)", msg,
+                           tal_config_share_dir(share, sizeof share));
+    }
     if (rc) return rc;
     rc = tal_run_config_parse(c, text, path, err);
     free(text);
@@ -234,6 +254,10 @@ char *tal_run_config_to_json(const tal_run_config *c) {
 tal_status tal_run_config_validate(const tal_run_config *c, const char *where, tal_err *err) {
     if (c->n_tiou < 1)
         return tal_err_set(err, TAL_EINVAL, "%s: eval.tiou: at least one threshold", where);
+    if (c->features[0] && c->pretrained[0])
+        return tal_err_set(err, TAL_EINVAL, "%s: train.pretrained loads backbone weights, but "
+                           "data.features trains the head alone on features: set one of them",
+                           where);
     if (c->rrc_scale_min > 0 && c->rrc_scale_min > c->rrc_scale_max)
         return tal_err_set(err, TAL_EINVAL, "%s: data.rrc_scale_min %g is above "
                            "data.rrc_scale_max %g", where, c->rrc_scale_min, c->rrc_scale_max);

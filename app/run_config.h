@@ -24,6 +24,13 @@ typedef struct tal_run_config {
     double rrc_scale_min, rrc_scale_max, flip; /* train augmentation (rrc_scale_min <= 0: none) */
     int decode_threads, prefetch;   /* FFmpeg threads; clips decoded ahead (0: no thread) */
     int class_agnostic;             /* 1: one class "action" (ANet recipe, + eval.classifier) */
+    /* pre-extracted features instead of videos (data.features set): the head trains alone */
+    char features[TAL_CFG_STR];     /* folder of <id>.npy, with <id>.json sidecars or not */
+    int feature_dim;                /* channels C of every file (0: read from the first one) */
+    double feature_stride;          /* video frames between features (0: from the sidecars) */
+    double feature_frames;          /* video frames a feature covers: its time is their centre */
+    double feature_fps;             /* frame rate the strides count in (0: sidecar / annotation) */
+    char feature_layout[8];         /* "auto", "TC" ([T, C], ActionFormer's) or "CT" */
     /* optimisation */
     int epochs, batch_size, accum_steps;
     double lr_head, lr_backbone, weight_decay, warmup_epochs, min_lr, clip_norm, ema_decay;

@@ -1,5 +1,6 @@
 /* app/run_data.c: the dataset a run trains and validates on: annotations loaded, classes fixed
- * (class list, class-agnostic recipe), blocked videos dropped, video files resolved. */
+ * (class list, class-agnostic recipe), blocked videos dropped, video files (or feature files,
+ * checked and given their time grids) resolved. */
 #include "app/trainer.h"
 
 #include <stdlib.h>
@@ -9,6 +10,7 @@ void tal_run_data_free(tal_run_data *d) {
     if (d->ds && d->paths)
         for (int i = 0; i < d->ds->n_videos; i++) free(d->paths[i]);
     free(d->paths);
+    free(d->feat);
     free(d->train);
     free(d->val);
     tal_dataset_destroy(d->ds);
@@ -65,14 +67,25 @@ tal_status tal_run_data_load(tal_run_data *d, const tal_run_config *rc, tal_err 
         st = tal_err_set(err, TAL_ENOMEM, "out of memory");
         goto fail;
     }
+    int features = tal_run_uses_features(rc);
+    d->feature_dim = rc->feature_dim;
+    if (features && !(d->feat = calloc((size_t)n + 1, sizeof *d->feat))) {
+        st = tal_err_set(err, TAL_ENOMEM, "out of memory");
+        goto fail;
+    }
     for (int i = 0; i < n; i++) {
         const tal_video_anno *v = &d->ds->videos[i];
         char buf[1024];
         tal_err e = {0};
-        if (tal_video_path(buf, sizeof buf, rc->videos, v->id, NULL, &e) != TAL_OK) {
+        if (features ? tal_feature_path(buf, sizeof buf, rc->features, v->id, &e)
+                     : tal_video_path(buf, sizeof buf, rc->videos, v->id, NULL, &e)) {
             d->n_missing++;
             continue;
         }
+        /* a feature file that is there but unusable is an error now, not in epoch 3 */
+        if (features && (st = tal_feature_file_open(&d->feat[i], rc, &d->feature_dim, buf, v,
+                                                    err)))
+            goto fail;
         d->paths[i] = strdup(buf);
         if (v->subset == tr) d->train[d->n_train++] = i;
         if (v->subset == va) d->val[d->n_val++] = i;

@@ -1,5 +1,6 @@
 /* app/train_source.c: the sample plan of an epoch (global order, updates, each rank's share) and
- * the batch source that decodes a rank's clips ahead of the step (see train_loop.h). */
+ * the batch source that decodes a rank's clips (or cuts their windows from feature files) ahead
+ * of the step (see train_loop.h). */
 #include "app/train_loop.h"
 
 #include <stdlib.h>
@@ -37,6 +38,7 @@ void tal_epoch_order(int *order, const tal_run_data *d, const tal_run_config *rc
 struct tal_batch_source {
     const tal_run_config *rc;
     const tal_run_data *d;
+    const tal_model *m;
     int depth;
     tal_arena *arena;         /* the clip buffers */
     tal_tensor *videos;       /* [depth] */
@@ -62,6 +64,19 @@ static tal_rng_key sample_key(const tal_run_config *rc, int epoch, int64_t sampl
     return k;
 }
 
+/* Feature mode: a window of the video's feature file instead of decoded frames. */
+static tal_status produce_features(tal_batch_source *s, int vi, int slot, tal_rng_key key,
+                                   tal_err *err) {
+    const tal_feature_file *ff = &s->d->feat[vi];
+    tal_status st = tal_feature_clip_for(&s->clips[slot], s->rc, &s->d->ds->videos[vi], ff, 1, 0,
+                                         key, err);
+    tal_features f = {0};
+    if (!st) st = tal_features_read(&f, s->d->paths[vi], s->m->feat_ch, ff->layout, err);
+    if (!st) tal_feature_window(s->videos[slot], s->m, &f, &s->clips[slot]);
+    tal_features_free(&f);
+    return st;
+}
+
 static tal_status produce(int64_t item, int slot, void *ctx, tal_err *err) {
     tal_batch_source *s = ctx;
     int64_t g = s->samples[item];
@@ -69,6 +84,7 @@ static tal_status produce(int64_t item, int slot, void *ctx, tal_err *err) {
     const tal_video_anno *v = &s->d->ds->videos[vi];
     tal_clip_free(&s->clips[slot]);
     tal_rng_key key = sample_key(s->rc, s->epoch, g);
+    if (s->m->features) return produce_features(s, vi, slot, key, err);
     tal_status st = tal_clip_for(&s->clips[slot], s->rc, v, 1, 0, key, err);
     if (s->copy) /* the slot's last upload must be done before its host memory changes */
         tal_event_synchronize(s->uploaded[slot]);
@@ -109,8 +125,9 @@ tal_status tal_batch_source_create(tal_batch_source **out, const tal_run_config 
     if (!s) return tal_err_set(err, TAL_ENOMEM, "out of memory");
     s->rc = rc;
     s->d = d;
+    s->m = m;
     s->depth = rc->prefetch > 0 ? rc->prefetch : 1;
-    size_t clip_floats = (size_t)3 * m->clip_frames * m->crop * m->crop;
+    size_t clip_floats = tal_model_input_floats(m);
     s->videos = calloc((size_t)s->depth, sizeof *s->videos);
     s->clips = calloc((size_t)s->depth, sizeof *s->clips);
     s->order = malloc(sizeof(int) * ((size_t)d->n_train + 1));

@@ -169,13 +169,15 @@ static tal_status setup(trainer *t, tal_err *err) {
                                "eval.classifier=FILE)", msg);
         }
     }
+    const char *files = tal_run_uses_features(rc) ? rc->features : rc->videos;
     if (t->d.n_train == 0)
         return tal_err_set(err, TAL_EINVAL, "%s: no '%s' videos with a file in %s",
                            rc->annotations, rc->train_subset,
-                           rc->videos[0] ? rc->videos : "(data.videos unset)");
+                           files[0] ? files : "(data.videos unset)");
     if (t->d.n_missing && !t->quiet)
         fprintf(stderr, "warning: %d annotated videos have no file in %s (skipped)\n",
-                t->d.n_missing, rc->videos);
+                t->d.n_missing, files);
+    if (tal_run_uses_features(rc)) rc->feature_dim = t->d.feature_dim; /* kept in config.json */
     if (make_dirs(rc->out_dir) != 0)
         return tal_err_set(err, TAL_EIO, "%s: cannot create the run folder: %s", rc->out_dir,
                            strerror(errno));
@@ -429,17 +431,22 @@ static tal_status run_epochs(trainer *t, tal_train_result *res, tal_err *err) {
     t->opt.total = plan0.updates * rc->epochs;
     t->opt.warmup = (int64_t)llround(rc->warmup_epochs * (double)plan0.updates);
     t->opt.min_lr = rc->min_lr;
-    char ranks[96] = "";
+    char input[96], ranks[96] = "";
+    if (t->m.features)
+        snprintf(input, sizeof input, "features [%d, %d] (head alone)", t->m.feat_ch,
+                 t->m.head_len);
+    else
+        snprintf(input, sizeof input, "clip [3, %d, %d, %d]", t->m.clip_frames, t->m.crop,
+                 t->m.crop);
     if (t->sh.world > 1) /* train.batch_size is per rank */
         snprintf(ranks, sizeof ranks, " (%d ranks x %d)", t->sh.world, t->per_update);
     if (!t->quiet)
         fprintf(stderr, "training %d videos (%d validation) for %d epochs: %lld updates of %lld "
-                        "clip(s)%s, %lld parameters, clip [3, %d, %d, %d]\n",
+                        "clip(s)%s, %lld parameters, %s\n",
                 t->d.n_train, t->d.n_val, rc->epochs, (long long)t->opt.total, (long long)global,
-                ranks, (long long)tal_params_numel(t->m.params, 1), t->m.clip_frames, t->m.crop,
-                t->m.crop);
+                ranks, (long long)tal_params_numel(t->m.params, 1), input);
     if (!t->quiet && t->m.dev != TAL_DEV_CPU) { /* what crosses the bus for each clip */
-        size_t clip = (size_t)3 * t->m.clip_frames * t->m.crop * t->m.crop * sizeof(float);
+        size_t clip = tal_model_input_floats(&t->m) * sizeof(float);
         size_t mask = (size_t)t->m.head_len * sizeof(float), up, down;
         tal_head_bus_bytes(t->m.head, 1, &up, &down, NULL);
         fprintf(stderr, "device %s (%s), train.precision %s%s: per clip %zu bytes to the device "

@@ -3,7 +3,7 @@
 #ifndef TAL_APP_TRAINER_H
 #define TAL_APP_TRAINER_H
 
-#include "app/pipeline.h"
+#include "app/features.h"
 
 typedef struct tal_train_opts {
     const char *config_path;     /* NULL: defaults (+ sets) only */
@@ -28,9 +28,13 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
 /* The dataset and videos a run uses: annotations loaded, classes fixed, paths resolved. */
 typedef struct tal_run_data {
     tal_dataset *ds;
-    char **paths;                /* [n_videos], NULL where the file is missing */
+    char **paths;                /* [n_videos], NULL where the file is missing (feature mode:
+                                  * the feature files) */
     int *train, *val;            /* indices into ds->videos */
     int n_train, n_val, n_missing;
+    tal_feature_file *feat;      /* [n_videos] in feature mode (data.features), else NULL */
+    int feature_dim;             /* feature mode: the files' channels (data.feature_dim, or read
+                                  * from the first file when that is 0) */
 } tal_run_data;
 tal_status tal_run_data_load(tal_run_data *d, const tal_run_config *rc, tal_err *err);
 void tal_run_data_free(tal_run_data *d);

@@ -38,7 +38,14 @@ static int by_name(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-tal_status tal_video_list_add(tal_video_list *l, const char *arg, tal_err *err) {
+static int is_npy_name(const char *name) {
+    size_t n = strlen(name);
+    return name[0] != '.' && n > 4 && !strcasecmp(name + n - 4, ".npy");
+}
+
+/* `arg` itself, or a folder's files whose names pass `keep`, in name order. */
+static tal_status add_path_or_folder(tal_video_list *l, const char *arg, int (*keep)(const char *),
+                                     const char *what, tal_err *err) {
     struct stat sb;
     if (stat(arg, &sb) != 0 || !S_ISDIR(sb.st_mode)) return push(l, arg, err);
     DIR *dir = opendir(arg);
@@ -49,15 +56,23 @@ tal_status tal_video_list_add(tal_video_list *l, const char *arg, tal_err *err) 
     struct dirent *e;
     char path[4096];
     while (!st && (e = readdir(dir))) {
-        if (!is_video_name(e->d_name)) continue;
+        if (!keep(e->d_name)) continue;
         snprintf(path, sizeof path, "%s/%s", arg, e->d_name);
         if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) st = push(l, path, err);
     }
     closedir(dir);
     if (!st && l->n == from)
-        st = tal_err_set(err, TAL_EINVAL, "%s: no video files in the folder", arg);
+        st = tal_err_set(err, TAL_EINVAL, "%s: no %s in the folder", arg, what);
     if (!st) qsort(l->paths + from, (size_t)(l->n - from), sizeof *l->paths, by_name);
     return st;
+}
+
+tal_status tal_video_list_add(tal_video_list *l, const char *arg, tal_err *err) {
+    return add_path_or_folder(l, arg, is_video_name, "video files", err);
+}
+
+tal_status tal_video_list_add_features(tal_video_list *l, const char *arg, tal_err *err) {
+    return add_path_or_folder(l, arg, is_npy_name, "feature files (.npy)", err);
 }
 
 tal_status tal_video_list_add_file(tal_video_list *l, const char *file, tal_err *err) {

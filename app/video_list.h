@@ -14,6 +14,8 @@ typedef struct tal_video_list {
  * ...) in name order, anything else is taken as a video path (a bad one is reported when
  * opened). */
 tal_status tal_video_list_add(tal_video_list *l, const char *arg, tal_err *err);
+/* The same for feature files: a folder adds its .npy files in name order. */
+tal_status tal_video_list_add_features(tal_video_list *l, const char *arg, tal_err *err);
 /* Appends the paths listed in `file`, one per line (blank lines and lines starting with '#'
  * skipped; relative paths are relative to the current folder). */
 tal_status tal_video_list_add_file(tal_video_list *l, const char *file, tal_err *err);

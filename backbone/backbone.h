@@ -216,8 +216,9 @@ void tal_backbone_resize_backward(tal_tensor dfeats, tal_tensor dout);
 
 /* ---------------------------------------------------------------- checkpoints ----------- */
 /* Loads weights from safetensors, accepting the ordinary mmaction2 / Video-Swin names (with or
- * without "backbone."; final norm "norm" or "norm3"; SlowFast "slow_path." / "fast_path.")
- * and the rewired ones ("...blocks.{b}.inv_block.Fm.norm1..." / "...Gm.mlp...", ResNet
+ * without "backbone.", OpenTAD's "module.backbone.model.backbone."; final norm "norm" or
+ * "norm3"; SlowFast "slow_path." / "fast_path.") and the rewired ones
+ * ("...blocks.{b}.inv_block.Fm.norm1..." / "...Gm.mlp...", ResNet
  * "[slow_path.]layer1.blocks.0.Fm...", "...blocks.0.downsample...",
  * "...blocks.{i}.inv_block.Fm..." as OpenTAD's re2tal_slowfast.py).
  * Buffers (relative_position_index, num_batches_tracked) and heads are ignored (counted in

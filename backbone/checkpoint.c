@@ -29,9 +29,13 @@ static char *pathway_rest(char *name) {
     return name;
 }
 
-/* Strips "backbone." and maps rewired spellings to canonical ones; keeps buffers. */
+/* Strips "module." (DDP), "backbone.model." (OpenTAD's wrapper around mmaction2's recognizer)
+ * and "backbone.", and maps rewired spellings to canonical ones; keeps buffers. */
 static const char *canonical_any(const char *file_name, char *buf, size_t size) {
-    const char *n = starts(file_name, "backbone.") ? file_name + 9 : file_name;
+    const char *n = file_name;
+    if (starts(n, "module.")) n += 7;
+    if (starts(n, "backbone.model.")) n += 15;
+    if (starts(n, "backbone.")) n += 9;
     if (strlen(n) + 1 > size) return NULL;
     strcpy(buf, n);
     if (!strcmp(buf, "norm.weight") || !strcmp(buf, "norm.bias")) { /* Video-Swin release */

@@ -1,6 +1,8 @@
 /* bench/bench_heads_fwdbwd.c: forward + backward time of the ActionFormer head at the THUMOS e2e
  * shape (C_in 768 -> C 512, T 512, 6 levels, global attention, K 20), from the loss seeds of a
- * real loss. Usage: bench_heads_fwdbwd [B] [steps] [threads]; prints one JSON line. */
+ * real loss. Usage: bench_heads_fwdbwd [B] [steps] [threads] [C_in T mha_win]; the last three
+ * give other shapes (ActionFormer's I3D features: 2048 2304 19, where the head trains alone and
+ * d(features) is not computed). Prints one JSON line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -24,6 +26,12 @@ int main(int argc, char **argv) {
     int threads = tal_threads_set(argc > 3 ? atoi(argv[3]) : 0);
     tal_head_config c;
     tal_head_config_thumos(&c);
+    int features = argc > 6; /* the head alone on features: no d(features) */
+    if (features) {
+        c.in_channels = atoi(argv[4]);
+        c.max_seq_len = atoi(argv[5]);
+        c.mha_win = atoi(argv[6]);
+    }
     tal_err err = {0};
     tal_params *pp = tal_params_create();
     int gd = tal_params_add_group(pp, "decay", 1, 0.05f), gn = tal_params_add_group(pp, "no", 1, 0);
@@ -56,7 +64,7 @@ int main(int argc, char **argv) {
         tal_head_losses L;
         tal_head_loss(h, gt, 1, &L, &err);
         tal_params_zero_grad(pp);
-        tal_head_backward(h, dx);
+        tal_head_backward(h, features ? tal_tensor_none() : dx);
         double t = now_s() - t0, cpu = cpu_now_s() - c0;
         if (s == 0) continue; /* warm-up */
         if (cpu < best_cpu) best_cpu = cpu;

@@ -246,6 +246,11 @@ typedef struct tal_trunc_opts {
     double trunc_thresh;    /* fraction of a GT inside the window to keep it (0.75) */
     double crop_ratio_min, crop_ratio_max; /* for videos not longer than the window (0.9, 1) */
     int max_trials;         /* 200 */
+    /* Pre-extracted features instead of frames (NULL for videos): n_frames counts feature
+     * positions, each one "frame" (frame and snippet strides 1); GT seconds become positions
+     * through this map (no flooring), and the clip's time map is this one moved to its window.
+     * Borrowed. Also in tal_window_opts. */
+    const tal_time_map *feat_map;
 } tal_trunc_opts;
 void tal_trunc_opts_default(tal_trunc_opts *o); /* the Re2TAL THUMOS values above */
 /* Draws a window with randomness from `key` (same key, same window). EINVAL on bad opts or a
@@ -273,6 +278,7 @@ typedef struct tal_window_opts {
     int window_stride;      /* sampled frames between window starts (512) */
     int frame_stride;       /* 2 */
     int snippet_stride;     /* 4 */
+    const tal_time_map *feat_map; /* as in tal_trunc_opts (NULL for videos) */
 } tal_window_opts;
 void tal_window_opts_default(tal_window_opts *o);
 /* Number of windows for a video of n_frames. */

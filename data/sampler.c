@@ -23,6 +23,7 @@ void tal_trunc_opts_default(tal_trunc_opts *o) {
     o->crop_ratio_min = 0.9;
     o->crop_ratio_max = 1.0;
     o->max_trials = 200;
+    o->feat_map = NULL;
 }
 
 void tal_resize_opts_default(tal_resize_opts *o) {
@@ -37,6 +38,7 @@ void tal_window_opts_default(tal_window_opts *o) {
     o->window_stride = 512;
     o->frame_stride = 2;
     o->snippet_stride = 4;
+    o->feat_map = NULL;
 }
 
 tal_video_meta tal_video_meta_of(const tal_video_anno *v) {
@@ -84,7 +86,12 @@ static tal_status clip_alloc(tal_clip *c, int n_frames, int n_segments, tal_err 
 
 /* A GT segment in sampled-frame units (original frame floor(t / duration * n_frames)). */
 static void gt_sampled(double *s, double *e, const tal_video_meta *v, const tal_segment *g,
-                       int frame_stride) {
+                       int frame_stride, const tal_time_map *feat_map) {
+    if (feat_map) { /* feature positions, as ActionFormer converts them: no flooring */
+        *s = tal_time_s_to_feat(feat_map, g->start_s) / frame_stride;
+        *e = tal_time_s_to_feat(feat_map, g->end_s) / frame_stride;
+        return;
+    }
     double scale = (double)v->n_frames / v->duration_s;
     *s = floor(g->start_s * scale) / frame_stride;
     *e = floor(g->end_s * scale) / frame_stride;
@@ -100,7 +107,8 @@ static double inside_frac(double s, double e, double w0, double w1) {
 /* Window [start, start + L) in sampled frames: frame indices (padded with the last), mask
  * length, GT kept by `keep` (>= thresh inside, clipped) in feature units. */
 static void fill_window(tal_clip *c, const tal_video_meta *v, int64_t start, int64_t L,
-                        int frame_stride, int snippet_stride, double thresh) {
+                        int frame_stride, int snippet_stride, double thresh,
+                        const tal_time_map *feat_map) {
     int fpf = snippet_stride / frame_stride;
     for (int i = 0; i < c->n_frames; i++)
         c->frame_idx[i] = (start + (i < L ? i : L - 1)) * frame_stride;
@@ -110,7 +118,7 @@ static void fill_window(tal_clip *c, const tal_video_meta *v, int64_t start, int
     c->n_segments = 0;
     for (int i = 0; i < v->n_segments; i++) {
         double s, e;
-        gt_sampled(&s, &e, v, &v->segments[i], frame_stride);
+        gt_sampled(&s, &e, v, &v->segments[i], frame_stride, feat_map);
         double f = inside_frac(s, e, (double)start, (double)(start + L));
         if (f <= 0 || f < thresh) continue;
         tal_segment *g = &c->segments[c->n_segments++];
@@ -124,6 +132,10 @@ static void fill_window(tal_clip *c, const tal_video_meta *v, int64_t start, int
                              .offset_frames = 0,
                              .duration_s = v->duration_s,
                              .resize_len = 0};
+    if (feat_map) { /* position x of this window is position start + x of the file */
+        c->time = *feat_map;
+        c->time.window_start_frame += (double)(start * frame_stride) * feat_map->snippet_stride;
+    }
 }
 
 static int64_t n_sampled(int64_t n_frames, int frame_stride) {
@@ -162,7 +174,8 @@ tal_status tal_sample_trunc(tal_clip *out, const tal_video_meta *v, const tal_tr
     int64_t start = 0;
     for (int t = 0; t < o->max_trials; t++) {
         start = uniform_int(key, draw++, 0, n - L);
-        fill_window(out, v, start, L, o->frame_stride, o->snippet_stride, o->trunc_thresh);
+        fill_window(out, v, start, L, o->frame_stride, o->snippet_stride, o->trunc_thresh,
+                    o->feat_map);
         /* Accept the first window that keeps a GT; without GT any window will do. */
         if (out->n_segments > 0 || v->n_segments == 0) break;
     }
@@ -243,7 +256,7 @@ tal_status tal_sample_window(tal_clip *out, const tal_video_meta *v, const tal_w
         if (start > n - o->window_len) start = n - o->window_len;
     }
     int64_t L = n - start < o->window_len ? n - start : o->window_len;
-    fill_window(out, v, start, L, o->frame_stride, o->snippet_stride, 0.0);
+    fill_window(out, v, start, L, o->frame_stride, o->snippet_stride, 0.0, o->feat_map);
     return TAL_OK;
 }
 

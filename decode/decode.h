@@ -174,4 +174,9 @@ tal_status tal_prefetch_wait(tal_prefetch *pf, int64_t i, int *slot, tal_err *er
 void tal_prefetch_release(tal_prefetch *pf, int64_t i);
 void tal_prefetch_stop(tal_prefetch *pf); /* joins the worker; NULL is fine */
 
+/* --------------------------------------------------------------- checksums -------------- */
+/* SHA-256 of a whole file as 64 lowercase hex digits (what `sha256sum` prints). TAL_EIO if it
+ * cannot be read. */
+tal_status tal_file_sha256(const char *path, char hex[65], tal_err *err);
+
 #endif /* TAL_DECODE_H */

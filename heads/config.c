@@ -27,6 +27,7 @@ static void common(tal_head_config *c) {
     c->pre_nms_topk = 2000;
     c->nms_sigma = 0.7f;
     c->nms_min_score = 0.001f;
+    c->clip_to_window = 0; /* OpenTAD's: measured equal or better (README "post-processing") */
     c->duration_thresh = 0.05f;
 }
 
@@ -97,6 +98,9 @@ tal_status tal_head_config_check(const tal_head_config *c, tal_err *err) {
     if (!(c->duration_thresh >= 0 && isfinite(c->duration_thresh)))
         BAD("duration_thresh %g: expected >= 0 (feature steps; 0 keeps all)", c->duration_thresh);
     if (!isfinite(c->reg_loss_weight)) BAD("reg_loss_weight is not finite");
+    if (c->clip_to_window != 0 && c->clip_to_window != 1)
+        BAD("clip_to_window %d: 1 (clip to the window) or 0 (OpenTAD: to the video)",
+            c->clip_to_window);
     return TAL_OK;
 #undef BAD
 }
@@ -124,7 +128,8 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
         F(center_radius, 0), F(init_loss_norm, 0), F(loss_norm_momentum, 0),
         F(label_smoothing, 0), F(reg_loss_weight, 0), F(focal_alpha, 0), F(focal_gamma, 0),
         F(pre_nms_thresh, 0), F(pre_nms_topk, 1), F(nms_sigma, 0), F(nms_min_score, 0),
-        F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1), F(duration_thresh, 0),
+        F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1), F(clip_to_window, 1),
+        F(duration_thresh, 0),
 #undef F
     };
     for (cJSON *it = root->child; it && rc == TAL_OK; it = it->next) {

@@ -45,6 +45,10 @@ typedef struct tal_head_config {
     int nms_multiclass;       /* 1: Soft-NMS per class; 0: class-agnostic */
     float voting_thresh;      /* class-agnostic only; <= 0: no voting (0.9 ANet) */
     int max_seg_num;          /* per video after NMS: 2000 THUMOS, 100 ANet */
+    int clip_to_window;       /* 0 (default, OpenTAD's): decoded segments are clipped only in
+                               * seconds, to [0, duration], so a sliding window's segment may
+                               * run past the window's end; 1: clipped to the window's valid
+                               * span already in feature units */
     float duration_thresh;    /* decoding keeps segments longer than this, in level-0 feature
                                  steps (ActionFormer's test_duration_thresh, 0.05); 0 keeps all,
                                  zero-length ones too (OpenTAD) */
@@ -177,10 +181,10 @@ tal_status tal_dets_push(tal_dets *d, tal_detection x, tal_err *err);
 void tal_dets_free(tal_dets *d); /* leaves it zeroed; zeroed is fine */
 
 /* Decodes item b of the last forward (spec §8.1): sigmoid scores, threshold + top-k over all
- * levels (K > 1), segments clipped to [0, valid length], then those not longer than
- * duration_thresh dropped (after the top-k, before NMS, as ActionFormer; but measured after the
- * clipping, which ActionFormer does later, so no clipped segment of length 0 survives); appended
- * to out, score order. */
+ * levels (K > 1), segments clipped to [0, valid length] (cfg.clip_to_window; else unclipped
+ * here), then those not longer than duration_thresh dropped (after the top-k, before NMS, as
+ * ActionFormer; but measured after the clipping, which ActionFormer does later, so no clipped
+ * segment of length 0 survives); appended to out, score order. */
 tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err);
 
 typedef struct tal_nms_opts {
@@ -227,16 +231,38 @@ tal_status tal_results_write_srt(const char *path, const tal_dets *dets,
                                  tal_err *err);
 
 /* ================================================================ feature files ========= */
-/* Loads a .npy feature file ([T, C] or [C, T] float32 / float16, C-order or Fortran-order)
- * into out [C, T] (owned: free with tal_features_free). channels: the expected C (when both
- * dims equal C, the file is read as [T, C]). T == 0 is fine. Errors name the file:
- * TAL_EIO unreadable, TAL_EFORMAT bad magic / header / dtype / shape / truncated / NaN or inf
- * (with the position). */
+/* Feature files are 2-D .npy arrays: [T, C] (time first, ActionFormer's layout) or [C, T]
+ * (channels first, what re2tal extract writes by default), float32 or float16, C- or
+ * Fortran-order. In memory they are always [C, T]. */
+typedef enum {
+    TAL_FEAT_AUTO = 0, /* the dimension that equals the expected channels is C ([T, C] if both) */
+    TAL_FEAT_TC = 1,   /* [T, C] */
+    TAL_FEAT_CT = 2,   /* [C, T] */
+} tal_feat_layout;
+const char *tal_feat_layout_name(tal_feat_layout l); /* "auto", "TC", "CT" */
+int tal_feat_layout_parse(const char *s);            /* -1 if unknown */
+
 typedef struct tal_features {
     float *data;  /* [C, T] */
     int C, T;
 } tal_features;
+/* Loads a feature file into out [C, T] (owned: free with tal_features_free). channels: the
+ * expected C. T == 0 is fine. Errors name the file: TAL_EIO unreadable, TAL_EFORMAT bad magic /
+ * header / dtype / shape (a dimension that is not C, read in `layout`) / truncated / NaN or inf
+ * (with the position and channel). */
+tal_status tal_features_read(tal_features *out, const char *path, int channels,
+                             tal_feat_layout layout, tal_err *err);
+/* tal_features_read with TAL_FEAT_AUTO. */
 tal_status tal_features_load(tal_features *out, const char *path, int channels, tal_err *err);
+/* Checks a feature file without reading its values (header, layout, file size): *C and *T get
+ * its shape. channels <= 0: not known, the layout (TC or CT) says which dimension it is. Same
+ * errors as tal_features_read, except non-finite values. */
+tal_status tal_features_probe(const char *path, int channels, tal_feat_layout layout, int *C,
+                              int *T, tal_err *err);
+/* Writes data [C, T] as a float32 C-order .npy in `layout` (TC: transposed to [T, C]; AUTO is
+ * CT), atomically. */
+tal_status tal_features_write(const char *path, const float *data, int C, int T,
+                              tal_feat_layout layout, tal_err *err);
 void tal_features_free(tal_features *f);
 
 #endif /* TAL_HEADS_H */

@@ -54,20 +54,21 @@ static tal_status parse_header(const char *path, const char *hdr, int *f16, int 
     return TAL_OK;
 }
 
-tal_status tal_features_load(tal_features *out, const char *path, int channels, tal_err *err) {
-    memset(out, 0, sizeof *out);
+/* Opens a .npy file (nn's file guard: a regular file) and parses its header; *f is left at the
+ * first value, *file_bytes is the file's size. */
+static tal_status open_npy(FILE **out, size_t *file_bytes, const char *path, int *f16,
+                           int *fortran, int64_t *dims, int *ndim, tal_err *err) {
+    *out = NULL;
     FILE *f = NULL;
-    size_t file_bytes = 0;
-    tal_status rc = tal_file_open(&f, &file_bytes, path, 0, err);
+    tal_status rc = tal_file_open(&f, file_bytes, path, 0, err);
     if (rc) return rc;
     unsigned char pre[10];
     char *hdr = NULL;
-    void *raw = NULL;
+    size_t hlen = 0;
     if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6)) {
         rc = tal_err_set(err, TAL_EFORMAT, "%s: not a .npy file (bad magic or too short)", path);
         goto done;
     }
-    size_t hlen;
     if (pre[6] == 1) {
         hlen = pre[8] | (size_t)pre[9] << 8;
     } else if (pre[6] == 2 || pre[6] == 3) {
@@ -94,38 +95,114 @@ tal_status tal_features_load(tal_features *out, const char *path, int channels, 
         rc = tal_err_set(err, TAL_EFORMAT, "%s: truncated npy header", path);
         goto done;
     }
-    int f16 = 0, fortran = 0, ndim = 0;
-    int64_t dims[4];
-    if ((rc = parse_header(path, hdr, &f16, &fortran, dims, &ndim, err)) != TAL_OK) goto done;
-    if (ndim != 2) {
+    rc = parse_header(path, hdr, f16, fortran, dims, ndim, err);
+done:
+    free(hdr);
+    if (rc != TAL_OK) fclose(f);
+    else *out = f;
+    return rc;
+}
+
+const char *tal_feat_layout_name(tal_feat_layout l) {
+    return l == TAL_FEAT_TC ? "TC" : l == TAL_FEAT_CT ? "CT" : "auto";
+}
+
+int tal_feat_layout_parse(const char *s) {
+    if (!strcmp(s, "TC")) return TAL_FEAT_TC;
+    if (!strcmp(s, "CT")) return TAL_FEAT_CT;
+    if (!strcmp(s, "auto")) return TAL_FEAT_AUTO;
+    return -1;
+}
+
+/* Which dimension is time: *tc = 1 when memory is [T, C]. (r, c): rows and columns as stored.
+ * channels <= 0: unknown, the layout says which dimension it is. */
+static tal_status pick_layout(int *tc, const char *path, const int64_t *dims, int64_t r,
+                              int64_t c, int channels, tal_feat_layout layout, tal_err *err) {
+    if (channels <= 0 && layout == TAL_FEAT_AUTO)
+        return tal_err_set(err, TAL_EINVAL, "%s: shape (%lld, %lld): which dimension holds the "
+                           "channels? (give the channel count or the layout TC / CT)", path,
+                           (long long)dims[0], (long long)dims[1]);
+    if (channels <= 0) {
+        *tc = layout == TAL_FEAT_TC;
+        return TAL_OK;
+    }
+    if (layout == TAL_FEAT_AUTO) {
+        if (c == channels) *tc = 1;
+        else if (r == channels) *tc = 0;
+        else
+            return tal_err_set(err, TAL_EFORMAT, "%s: shape (%lld, %lld): neither dimension is "
+                               "the %d feature channels", path, (long long)dims[0],
+                               (long long)dims[1], channels);
+        return TAL_OK;
+    }
+    *tc = layout == TAL_FEAT_TC;
+    int64_t got = *tc ? c : r;
+    if (got != channels)
+        return tal_err_set(err, TAL_EFORMAT, "%s: shape (%lld, %lld) read as [%s]: %lld "
+                           "channels, expected %d", path, (long long)dims[0], (long long)dims[1],
+                           *tc ? "T, C" : "C, T", (long long)got, channels);
+    return TAL_OK;
+}
+
+/* Header and layout: the shape as [C, T], the element size and the order in memory. */
+static tal_status npy_shape(FILE **f, const char *path, int channels, tal_feat_layout layout,
+                            int64_t *C, int64_t *T, int64_t *n, int *f16, int *tc, tal_err *err) {
+    int fortran = 0, ndim = 0;
+    int64_t dims[4] = {0};
+    size_t file_bytes = 0;
+    tal_status rc = open_npy(f, &file_bytes, path, f16, &fortran, dims, &ndim, err);
+    if (rc != TAL_OK) return rc;
+    if (ndim != 2)
         rc = tal_err_set(err, TAL_EFORMAT, "%s: %d dimensions (expected 2: [T, %d] or [%d, T])",
                          path, ndim, channels, channels);
-        goto done;
-    }
     /* rows, cols of the array as stored in memory (Fortran order = the transpose in C order) */
     int64_t r = fortran ? dims[1] : dims[0], cc = fortran ? dims[0] : dims[1];
-    int tc; /* 1: memory is [T, C] */
-    if (cc == channels) tc = 1;
-    else if (r == channels) tc = 0;
-    else {
-        rc = tal_err_set(err, TAL_EFORMAT, "%s: shape (%lld, %lld): neither dimension is the "
-                         "%d feature channels", path, (long long)dims[0], (long long)dims[1],
-                         channels);
-        goto done;
-    }
-    int64_t T = tc ? r : cc;
-    if (T > (1 << 28)) {
-        rc = tal_err_set(err, TAL_EFORMAT, "%s: %lld positions", path, (long long)T);
-        goto done;
-    }
-    int64_t n = r * cc; /* both bounded now: no overflow */
-    size_t esz = f16 ? 2 : 4, at = (size_t)ftell(f);
-    if ((double)n * esz > (double)(file_bytes - at)) { /* before allocating what it promises */
+    if (rc == TAL_OK) rc = pick_layout(tc, path, dims, r, cc, channels, layout, err);
+    *T = *tc ? r : cc;
+    *C = *tc ? cc : r;
+    if (rc == TAL_OK && *T > (1 << 28))
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: %lld positions", path, (long long)*T);
+    if (rc == TAL_OK && *C > (1 << 20))
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: %lld channels", path, (long long)*C);
+    *n = rc == TAL_OK ? r * cc : 0; /* both bounded now: no overflow */
+    size_t at = (size_t)ftell(*f), esz = *f16 ? 2 : 4;
+    /* every value must be there, checked before anything allocates what the header promises */
+    if (rc == TAL_OK && (double)*n * esz > (double)(file_bytes - at))
         rc = tal_err_set(err, TAL_EFORMAT, "%s: truncated: the header promises %lld values, the "
-                         "file holds %zu bytes after it", path, (long long)n, file_bytes - at);
-        goto done;
+                         "file holds %zu bytes after it", path, (long long)*n, file_bytes - at);
+    if (rc != TAL_OK) {
+        fclose(*f);
+        *f = NULL;
     }
-    raw = malloc((size_t)(n > 0 ? n : 1) * esz);
+    return rc;
+}
+
+tal_status tal_features_probe(const char *path, int channels, tal_feat_layout layout, int *C,
+                              int *T, tal_err *err) {
+    FILE *f = NULL;
+    int64_t c = 0, t = 0, n = 0;
+    int f16 = 0, tc = 0;
+    tal_status rc = npy_shape(&f, path, channels, layout, &c, &t, &n, &f16, &tc, err);
+    if (rc != TAL_OK) return rc;
+    fclose(f);
+    *C = (int)c;
+    *T = (int)t;
+    return TAL_OK;
+}
+
+tal_status tal_features_read(tal_features *out, const char *path, int channels,
+                             tal_feat_layout layout, tal_err *err) {
+    memset(out, 0, sizeof *out);
+    FILE *f = NULL;
+    int64_t C = 0, T = 0, n = 0;
+    int f16 = 0, tc = 0;
+    if (channels <= 0)
+        return tal_err_set(err, TAL_EINVAL, "%s: the expected channel count is needed", path);
+    tal_status rc = npy_shape(&f, path, channels, layout, &C, &T, &n, &f16, &tc, err);
+    if (rc != TAL_OK) return rc;
+    int64_t cc = tc ? channels : T; /* columns in memory */
+    size_t esz = f16 ? 2 : 4;
+    void *raw = malloc((size_t)(n > 0 ? n : 1) * esz);
     out->data = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     if (!raw || !out->data) {
         rc = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
@@ -145,23 +222,64 @@ tal_status tal_features_load(tal_features *out, const char *path, int channels, 
         } else {
             memcpy(&v, (char *)raw + 4 * i, 4);
         }
+        int64_t t = tc ? i / cc : i % cc, ch = tc ? i % cc : i / cc;
         if (!isfinite(v)) {
             rc = tal_err_set(err, TAL_EFORMAT, "%s: value %g at position %lld, channel %lld",
-                             path, v, (long long)(tc ? i / cc : i % cc),
-                             (long long)(tc ? i % cc : i / cc));
+                             path, v, (long long)t, (long long)ch);
             goto done;
         }
-        int64_t t = tc ? i / cc : i % cc, ch = tc ? i % cc : i / cc;
         out->data[ch * T + t] = v;
     }
     out->C = channels;
     out->T = (int)T;
 done:
-    free(hdr);
     free(raw);
     fclose(f);
     if (rc != TAL_OK) tal_features_free(out);
     return rc;
+}
+
+tal_status tal_features_load(tal_features *out, const char *path, int channels, tal_err *err) {
+    return tal_features_read(out, path, channels, TAL_FEAT_AUTO, err);
+}
+
+tal_status tal_features_write(const char *path, const float *data, int C, int T,
+                              tal_feat_layout layout, tal_err *err) {
+    int tc = layout == TAL_FEAT_TC;
+    char header[128], tmp[1100];
+    int n = snprintf(header, sizeof header,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }",
+                     tc ? T : C, tc ? C : T);
+    int total = 10 + n + 1, pad = (64 - total % 64) % 64; /* header block to a multiple of 64 */
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    unsigned hlen = (unsigned)(n + pad + 1);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc((int)(hlen & 0xff), f);
+    fputc((int)(hlen >> 8), f);
+    fwrite(header, 1, (size_t)n, f);
+    for (int i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+    int ok = 1;
+    if (tc) { /* transposed on the way out, one row of C values at a time */
+        float *row = malloc(sizeof(float) * (size_t)(C > 0 ? C : 1));
+        ok = row != NULL;
+        for (int t = 0; ok && t < T; t++) {
+            for (int c = 0; c < C; c++) row[c] = data[(size_t)c * T + t];
+            ok = fwrite(row, sizeof(float), (size_t)C, f) == (size_t)C;
+        }
+        free(row);
+    } else {
+        size_t count = (size_t)C * T;
+        ok = fwrite(data, sizeof(float), count, f) == count;
+    }
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return tal_err_set(err, TAL_EIO, "%s: write failed", path);
+    }
+    return TAL_OK;
 }
 
 /* ---------------------------------------------------------------- writers --------------- */
@@ -180,66 +298,41 @@ static tal_status write_atomic(const char *path, const char *text, tal_err *err)
     return TAL_OK;
 }
 
-/* One video's detections as the JSON array of the results file (caller frees). */
-static char *video_json(const tal_video_dets *v, char *const *class_names, int n_classes,
-                        const char *path, tal_err *err) {
-    cJSON *arr = cJSON_CreateArray();
-    const tal_dets *d = v->dets;
-    for (int i = 0; d && i < d->n && arr; i++) {
-        const tal_detection *x = &d->items[i];
-        if (x->label < 0 || x->label >= n_classes) {
-            tal_err_set(err, TAL_EINVAL, "%s: video %s, detection %d: label %d not in [0, %d)",
-                        path, v->id, i, x->label, n_classes);
-            cJSON_Delete(arr);
-            return NULL;
-        }
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "label", class_names[x->label]);
-        cJSON_AddNumberToObject(o, "score", x->score);
-        cJSON *seg = cJSON_AddArrayToObject(o, "segment");
-        cJSON_AddItemToArray(seg, cJSON_CreateNumber(x->start));
-        cJSON_AddItemToArray(seg, cJSON_CreateNumber(x->end));
-        cJSON_AddItemToArray(arr, o);
-    }
-    char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
-    cJSON_Delete(arr);
-    if (!text) tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-    return text;
-}
-
-/* Written one video at a time, the bytes cJSON prints for the whole object: a tree of every
- * detection of a long run (thousands per video) took more memory than the run itself. */
 tal_status tal_results_write_json(const char *path, const tal_video_dets *videos, int n_videos,
                                   char *const *class_names, int n_classes, tal_err *err) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot write: %s", path, strerror(errno));
+    cJSON *root = cJSON_CreateObject(), *res = NULL;
     tal_status rc = TAL_OK;
-    int ok = fputs("{\"version\":\"VERSION 1.3\",\"results\":{", f) >= 0;
+    if (!root) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    cJSON_AddStringToObject(root, "version", "VERSION 1.3");
+    res = cJSON_AddObjectToObject(root, "results");
     for (int v = 0; v < n_videos && rc == TAL_OK; v++) {
-        cJSON *id = cJSON_CreateString(videos[v].id);
-        char *key = id ? cJSON_PrintUnformatted(id) : NULL; /* quoted and escaped */
-        char *arr = key ? video_json(&videos[v], class_names, n_classes, path, err) : NULL;
-        if (!key) rc = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-        else if (!arr) rc = err ? err->code : TAL_ENOMEM;
-        else ok = ok && fprintf(f, "%s%s:%s", v ? "," : "", key, arr) >= 0;
-        free(key);
-        free(arr);
-        cJSON_Delete(id);
+        cJSON *arr = cJSON_AddArrayToObject(res, videos[v].id);
+        const tal_dets *d = videos[v].dets;
+        for (int i = 0; d && i < d->n && arr; i++) {
+            const tal_detection *x = &d->items[i];
+            if (x->label < 0 || x->label >= n_classes) {
+                rc = tal_err_set(err, TAL_EINVAL, "%s: video %s, detection %d: label %d not in "
+                                 "[0, %d)", path, videos[v].id, i, x->label, n_classes);
+                break;
+            }
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "label", class_names[x->label]);
+            cJSON_AddNumberToObject(o, "score", x->score);
+            cJSON *seg = cJSON_AddArrayToObject(o, "segment");
+            cJSON_AddItemToArray(seg, cJSON_CreateNumber(x->start));
+            cJSON_AddItemToArray(seg, cJSON_CreateNumber(x->end));
+            cJSON_AddItemToArray(arr, o);
+        }
     }
-    ok = ok && fputs("},\"external_data\":{\"used\":false,\"details\":\"re2tal ActionFormer "
-                     "head\"}}", f) >= 0;
-    ok = (fclose(f) == 0) && ok;
-    if (rc != TAL_OK) {
-        remove(tmp);
-        return rc;
-    }
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return tal_err_set(err, TAL_EIO, "%s: write failed: %s", path, strerror(errno));
-    }
-    return TAL_OK;
+    cJSON *ext = cJSON_AddObjectToObject(root, "external_data");
+    cJSON_AddBoolToObject(ext, "used", 0);
+    cJSON_AddStringToObject(ext, "details", "re2tal ActionFormer head");
+    char *text = rc == TAL_OK ? cJSON_PrintUnformatted(root) : NULL;
+    if (rc == TAL_OK && !text) rc = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    if (rc == TAL_OK) rc = write_atomic(path, text, err);
+    free(text);
+    cJSON_Delete(root);
+    return rc;
 }
 
 static void srt_time(char *buf, size_t n, double s) {

@@ -99,8 +99,10 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
         double s = (double)(1 << l), p = (double)rem * s;
         const float *r = reg[l];
         double st = p - r[rem] * s, en = p + r[Tl + rem] * s;
-        st = st < 0 ? 0 : st > valid_len ? valid_len : st;
-        en = en < 0 ? 0 : en > valid_len ? valid_len : en;
+        if (c->clip_to_window) { /* OpenTAD clips only in seconds, to the video */
+            st = st < 0 ? 0 : st > valid_len ? valid_len : st;
+            en = en < 0 ? 0 : en > valid_len ? valid_len : en;
+        }
         /* ActionFormer's seg_areas > test_duration_thresh: a zero-length segment overlaps
          * nothing, so no NMS could ever suppress it */
         if (!isfinite(st) || !isfinite(en)) continue;

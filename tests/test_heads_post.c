@@ -188,9 +188,11 @@ Test(heads_post, seconds_in_resize_and_window_modes) {
 }
 
 /* ---------------------------------------------------------------- decoding -------------- */
-static tal_head *small_head_thresh(tal_params **pp, int K, float duration_thresh) {
+static tal_head *small_head_cfg(tal_params **pp, int K, int clip_to_window,
+                               float duration_thresh) {
     tal_head_config c;
     tal_head_config_thumos(&c);
+    c.clip_to_window = clip_to_window;
     c.duration_thresh = duration_thresh;
     c.in_channels = 4;
     c.channels = 8;
@@ -210,16 +212,28 @@ static tal_head *small_head_thresh(tal_params **pp, int K, float duration_thresh
     return h;
 }
 
-static tal_head *small_head(tal_params **pp, int K) { return small_head_thresh(pp, K, 0.05f); }
+static tal_head *small_head_clip(tal_params **pp, int K, int clip_to_window) {
+    return small_head_cfg(pp, K, clip_to_window, 0.05f);
+}
+static tal_head *small_head_thresh(tal_params **pp, int K, float duration_thresh) {
+    return small_head_cfg(pp, K, 1, duration_thresh);
+}
+static tal_head *small_head(tal_params **pp, int K) { return small_head_cfg(pp, K, 1, 0.05f); }
 
-Test(heads_post, decode_crafted_outputs) {
-    tal_params *pp;
-    tal_head *h = small_head(&pp, 3);
+/* A forward on a window of 32 positions, 24 valid, after which every class score is -20: the
+ * tests then craft the few outputs they decode. */
+static void silent_window(tal_head *h) {
     tal_tensor x = test_tensor(3, (int64_t[]){1, 4, 32}), m = test_tensor(2, (int64_t[]){1, 32});
     test_fill_uniform(x, 3);
     for (int t = 0; t < 24; t++) m.data[t] = 1;
     tal_head_forward(h, x, m);
     for (int l = 0; l < 3; l++) tal_fill(tal_head_cls(h, l), -20.0f);
+}
+
+Test(heads_post, decode_crafted_outputs) {
+    tal_params *pp;
+    tal_head *h = small_head(&pp, 3);
+    silent_window(h);
     tal_tensor c1 = tal_head_cls(h, 1), r1 = tal_head_reg(h, 1);
     c1.data[2 * 16 + 3] = 2.0f;  /* level 1 (stride 2), point 3 (p = 6), class 2 */
     r1.data[3] = 1.5f;
@@ -238,6 +252,42 @@ Test(heads_post, decode_crafted_outputs) {
     cr_assert_eq(d.items[0].label, 2);
     NEAR(d.items[1].start, 21);
     NEAR(d.items[1].end, 24); /* clipped to the valid length */
+    tal_dets_free(&d);
+    tal_head_destroy(h);
+    tal_params_destroy(pp);
+}
+
+/* OpenTAD's clipping (the default): a segment that runs past the window's valid span keeps its
+ * end in feature units and is clipped only to the video's duration in seconds; one that starts
+ * before the window (a later window) keeps its start. */
+Test(heads_post, opentad_clipping_keeps_segments_past_the_window) {
+    tal_params *pp;
+    tal_head *h = small_head_clip(&pp, 3, 0);
+    tal_head_config def;
+    tal_head_config_thumos(&def);
+    cr_assert_eq(def.clip_to_window, 0, "OpenTAD's clipping is the default");
+    silent_window(h);
+    tal_tensor c1 = tal_head_cls(h, 1), r1 = tal_head_reg(h, 1);
+    c1.data[0 * 16 + 11] = 1.0f; /* level 1, point 11 (p = 22): [21, 30], past 24 */
+    r1.data[11] = 0.5f;
+    r1.data[16 + 11] = 4.0f;
+    c1.data[1 * 16 + 1] = 2.0f; /* point 1 (p = 2): [-4, 4], before the window */
+    r1.data[1] = 3.0f;
+    r1.data[16 + 1] = 1.0f;
+    tal_dets d = {0};
+    tal_err err = {0};
+    cr_assert_eq(tal_head_decode(h, 0, &d, &err), TAL_OK);
+    cr_assert_eq(d.n, 2);
+    NEAR(d.items[0].start, -4);
+    NEAR(d.items[0].end, 4);
+    NEAR(d.items[1].start, 21);
+    NEAR(d.items[1].end, 30);
+    /* in seconds (window from frame 8, 4 frames a position, 8 fps): clipped to [0, 12] s */
+    tal_time_map w = {.fps = 8, .snippet_stride = 4, .window_start_frame = 8, .duration_s = 12};
+    tal_dets_to_seconds(&d, 0, &w, 0);
+    NEAR(d.items[0].start, 0);
+    NEAR(d.items[0].end, (4 * 4 + 8) / 8.0);
+    NEAR(d.items[1].end, 12);
     tal_dets_free(&d);
     tal_head_destroy(h);
     tal_params_destroy(pp);
