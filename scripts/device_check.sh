@@ -27,8 +27,9 @@
 # build.log, ffmpeg.log, ctest.log, cuda_bench.jsonl, cuda_bench.md, cuda_bench_errors.log.
 # Record the table in bench/RESULTS.md with the date and the card.
 # Environment: PREFIX (default: a temp dir, removed at the end), BUILD (build-device: FFmpeg is
-# built once into BUILD/ffmin and reused), JOBS (the cores), DEADLINE_S, PYTHON (for the
-# benchmark: python3 with PyTorch 2.x).
+# built once into BUILD/ffmin and reused), JOBS (the cores), DEADLINE_S, BUDGET_SCALE (each
+# phase's budget times it), PYTHON (for the benchmark: python3 with PyTorch 2.x). Dry run on a
+# small machine: BUDGET_SCALE=10 DEADLINE_S=7200 JOBS=2 scripts/device_check.sh --dry-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +62,7 @@ MAX_DEBS_BYTES=$((54 << 20)) # the device tool carries 64 MiB in all, the workin
 BUILD=${BUILD:-build-device}
 JOBS=${JOBS:-$(nproc)}
 DEADLINE_S=${DEADLINE_S:-480}
+BUDGET_SCALE=${BUDGET_SCALE:-1} # a dry run on 2 shared cores: 10, with DEADLINE_S=7200
 # What a program may load from the machine itself: the C and compiler runtimes, OpenMP, the
 # CUDA toolkit and driver. Everything else must come from the prefix.
 BASE_LIBS='^(libc|libm|libdl|librt|libpthread|libresolv|libstdc\+\+|libgcc_s|libgomp|libz'
@@ -73,7 +75,7 @@ case "${1:-}" in
   --fetch) mode=fetch ;;
   --dry-run) mode=dry ;;
   "") ;;
-  -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
   *) echo "device_check: unknown option '$1' (--fetch, --dry-run or none)" >&2; exit 2 ;;
 esac
 
@@ -109,7 +111,7 @@ phases=$BUILD/phases.tsv
 # at the deadline, whichever comes first; records the result; returns FUNCTION's status (124 on
 # a timeout).
 phase() {
-  local name=$1 budget=$2 log=$3 fn=$4
+  local name=$1 budget=$(($2 * BUDGET_SCALE)) log=$3 fn=$4
   local left=$((DEADLINE_S - $(elapsed)))
   ((budget > left)) && budget=$left
   if ((budget < 5)); then
