@@ -6,9 +6,10 @@
 # has no FFmpeg: Debian's FFmpeg packages are 104 MB, the two tarballs 11 MB.
 #
 # It holds what re2tal and its tests use and little more: the H.264, MPEG-4, PNG and raw video
-# decoders and encoders (libx264 and mpeg4 for `re2tal synth`), AAC for the audio-only test
-# file, MP4/MOV, Matroska, MPEG-TS, AVI and raw demuxers and muxers, the lavfi sources and
-# filters the tests' ffmpeg commands name, libswscale and libswresample. x86 assembly is built
+# decoders and encoders (libx264 and mpeg4 for `re2tal synth`), AAC (and the PCM lavfi's sine
+# gives) for the audio-only test file, MP4/MOV/M4A, Matroska, MPEG-TS, AVI, NUT and raw
+# demuxers and muxers, the lavfi sources and filters the tests' ffmpeg commands name,
+# libswscale and libswresample. x86 assembly is built
 # when nasm is on the PATH (the decoder's speed: the input-pipeline benchmark), else left out.
 # The .pc files get their private libraries moved into Libs, so a plain `pkg-config --libs`
 # (what CMake asks) links the static archives. Stamps make a second run with the same
@@ -26,7 +27,7 @@ X264_TAR=x264_0.164.3095+gitbaee400.orig.tar.gz
 ff=/ff # install prefix inside the sysroot: the .pc files say /ff, pkg-config adds the sysroot
 
 COMPONENTS=(
-  --enable-decoder=h264,mpeg4,png,rawvideo,aac,mjpeg
+  --enable-decoder=h264,mpeg4,png,rawvideo,aac,mjpeg,pcm_s16le,pcm_f32le,wrapped_avframe
   --enable-encoder=libx264,mpeg4,png,rawvideo,aac
   --enable-parser=h264,mpeg4video,aac,png,mjpeg
   --enable-demuxer=mov,matroska,mpegts,avi,nut,rawvideo,image2,png_pipe,h264,m4v,aac
