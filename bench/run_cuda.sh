@@ -9,8 +9,9 @@
 # bf16 --drop-path 0` against bench/cuda_swin_torch.py's Swin-T under bf16 autocast: reversible
 # (custom autograd Function) and vanilla (stored activations); torch.compile beside eager at 128
 # frames when time is left; then `re2tal bench decode` on synthetic H.264 (320x240 and 720p):
-# one decoder with FFmpeg's threads and nproc single-threaded decoders at once (the loader's
-# ceiling on this machine's cores), against the step's frames/s. Runs in that order (most
+# the training path's frames/s (decode, resize, normalise) of one decoder with FFmpeg's threads
+# (the trainer's background thread: the goal) and of nproc single-threaded decoders at once
+# (this machine's ceiling), against the step's frames/s. Runs in that order (most
 # important first), each under `timeout`, all within CUDA_BENCH_BUDGET seconds (default 200):
 # a run that would not fit is skipped and reported, never left hanging.
 #
