@@ -224,6 +224,12 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
     double fwd = 0, bwd = 0, best = INFINITY, cpu = 0, bfwd = 0, bbwd = 0, bbest = INFINITY;
     for (int s = 0; s <= steps; s++) { /* step 0 warms up */
         tal_backbone_set_step(bb, (uint64_t)s);
+        /* the backward may work in its gradient's buffer: a fresh one each step, untimed */
+        if (tal_copy_bytes(dfeats.data, dfeats.device, g, TAL_DEV_CPU,
+                           sizeof(float) * (size_t)(C * To), &err)) {
+            fprintf(stderr, "re2tal bench backbone: step %d on %s: %s\n", s, dev_text, err.msg);
+            goto done;
+        }
         double c0 = cpu_s(), t0 = tal_now_s();
         tal_backbone_forward_train(bb, feats, video);
         tal_status st = sync_device(dev, &err);
