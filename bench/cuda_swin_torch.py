@@ -170,6 +170,9 @@ class Mlp(nn.Module):
 
 
 def autocast_state(device_type):
+    """(enabled, dtype) of autocast on that device type, in the API this PyTorch has."""
+    if hasattr(torch, "get_autocast_dtype"):  # 2.4 and later
+        return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
     if device_type == "cuda":
         return torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
     return torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
@@ -375,6 +378,8 @@ def bench(args):
             info.update(status="error", message="torch.compile needs PyTorch 2")
             print(json.dumps(info))
             return 0
+        # every Attention / Mlp shares its forward's code: one compiled entry per instance
+        torch._dynamo.config.cache_size_limit = 64
         if args.mode == "reversible":
             for st in model.stages:
                 st.run_fns = [torch.compile(f) for f in st.fns]
