@@ -39,7 +39,8 @@ for f in frames:
     rev, van = best(f"torch-reversible-{f}-r"), any_run(f"torch-vanilla-{f}-eager")
     if ok(ours):
         step_fps[f] = f / (ours["best_step_ms"] / 1000)
-    for name, peer, want in (("reversible bf16 autocast", rev, 1.2), ("vanilla bf16", van, 1.0)):
+    prec = "fp32" if smoke else "bf16 autocast"
+    for name, peer, want in ((f"reversible {prec}", rev, 1.2), (f"vanilla {prec}", van, 1.0)):
         ratio = peer["best_step_ms"] / ours["best_step_ms"] if ok(ours) and ok(peer) else None
         met = goal(ratio, want)
         if ok(ours) and peer is not None and peer.get("status") == "oom" and not smoke:
