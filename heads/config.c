@@ -27,6 +27,7 @@ static void common(tal_head_config *c) {
     c->pre_nms_topk = 2000;
     c->nms_sigma = 0.7f;
     c->nms_min_score = 0.001f;
+    c->duration_thresh = 0.05f;
 }
 
 void tal_head_config_thumos(tal_head_config *c) {
@@ -93,6 +94,8 @@ tal_status tal_head_config_check(const tal_head_config *c, tal_err *err) {
         BAD("focal_alpha %g not in [0, 1]", c->focal_alpha);
     if (!(c->focal_gamma >= 0)) BAD("focal_gamma %g < 0", c->focal_gamma);
     if (!(c->nms_sigma > 0)) BAD("nms_sigma %g <= 0", c->nms_sigma);
+    if (!(c->duration_thresh >= 0 && isfinite(c->duration_thresh)))
+        BAD("duration_thresh %g: expected >= 0 (feature steps; 0 keeps all)", c->duration_thresh);
     if (!isfinite(c->reg_loss_weight)) BAD("reg_loss_weight is not finite");
     return TAL_OK;
 #undef BAD
@@ -121,7 +124,7 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
         F(center_radius, 0), F(init_loss_norm, 0), F(loss_norm_momentum, 0),
         F(label_smoothing, 0), F(reg_loss_weight, 0), F(focal_alpha, 0), F(focal_gamma, 0),
         F(pre_nms_thresh, 0), F(pre_nms_topk, 1), F(nms_sigma, 0), F(nms_min_score, 0),
-        F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1),
+        F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1), F(duration_thresh, 0),
 #undef F
     };
     for (cJSON *it = root->child; it && rc == TAL_OK; it = it->next) {
@@ -143,15 +146,26 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
                 *(float *)p = (float)v;
             }
         } else if (!strcmp(it->string, "seed")) {
-            if ((rc = num(it, name, &v, err)) == TAL_OK) c->seed = (uint64_t)v;
+            if ((rc = num(it, name, &v, err)) != TAL_OK) break;
+            if (!(v >= 0 && v < 18446744073709551616.0 && v == floor(v))) { /* cast is UB beyond */
+                rc = tal_err_set(err, TAL_EINVAL, "%s: key \"seed\": expected a whole number >= 0, "
+                                 "got %g", name, v);
+                break;
+            }
+            c->seed = (uint64_t)v;
         } else if (!strcmp(it->string, "arch")) {
             if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 3) {
                 rc = tal_err_set(err, TAL_EINVAL, "%s: key \"arch\": expected 3 integers", name);
                 break;
             }
-            for (int k = 0; k < 3 && rc == TAL_OK; k++)
-                if ((rc = num(cJSON_GetArrayItem(it, k), name, &v, err)) == TAL_OK)
+            for (int k = 0; k < 3 && rc == TAL_OK; k++) {
+                if ((rc = num(cJSON_GetArrayItem(it, k), name, &v, err)) != TAL_OK) break;
+                if (v != floor(v) || fabs(v) > 1e9) /* checked before the cast: UB beyond int */
+                    rc = tal_err_set(err, TAL_EINVAL, "%s: key \"arch\": expected 3 integers, "
+                                     "got %g", name, v);
+                else
                     c->arch[k] = (int)v;
+            }
         } else if (!strcmp(it->string, "regression_range")) {
             int n = cJSON_GetArraySize(it);
             if (!cJSON_IsArray(it) || n < 1 || n > TAL_HEAD_MAX_LEVELS) {

@@ -45,6 +45,9 @@ typedef struct tal_head_config {
     int nms_multiclass;       /* 1: Soft-NMS per class; 0: class-agnostic */
     float voting_thresh;      /* class-agnostic only; <= 0: no voting (0.9 ANet) */
     int max_seg_num;          /* per video after NMS: 2000 THUMOS, 100 ANet */
+    float duration_thresh;    /* decoding keeps segments longer than this, in level-0 feature
+                                 steps (ActionFormer's test_duration_thresh, 0.05); 0 keeps all,
+                                 zero-length ones too (OpenTAD) */
 } tal_head_config;
 
 /* Re2TAL THUMOS-14 e2e values (C_in 768, C 512, K 20, T 512, global attention, no PE). */
@@ -165,7 +168,10 @@ tal_status tal_dets_push(tal_dets *d, tal_detection x, tal_err *err);
 void tal_dets_free(tal_dets *d); /* leaves it zeroed; zeroed is fine */
 
 /* Decodes item b of the last forward (spec §8.1): sigmoid scores, threshold + top-k over all
- * levels (K > 1), segments clipped to [0, valid length]; appended to out, score order. */
+ * levels (K > 1), segments clipped to [0, valid length], then those not longer than
+ * duration_thresh dropped (after the top-k, before NMS, as ActionFormer; but measured after the
+ * clipping, which ActionFormer does later, so no clipped segment of length 0 survives); appended
+ * to out, score order. */
 tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err);
 
 typedef struct tal_nms_opts {
@@ -174,6 +180,7 @@ typedef struct tal_nms_opts {
     int multiclass;     /* per class, else class-agnostic */
     float voting_thresh;/* > 0 and class-agnostic: score-weighted voting over pre-NMS segments */
     int max_seg_num;    /* keep the top ones (<= 0: all) */
+    int drop_empty;     /* 1: segments of zero length after rounding to 0.01 s are dropped too */
 } tal_nms_opts;
 /* One window of a video (spec §8.4): decodes item b, converts what it appended to seconds
  * with the window's time map (rounded to 0.01 s / 1e-4 score when `round`), so that the windows
@@ -183,8 +190,9 @@ tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *
 
 tal_nms_opts tal_head_nms_opts(const tal_head_config *c);
 /* Soft-NMS (+ voting) of one video's pooled detections, in place: d ends sorted by score. Ties
- * in score keep the earlier item first. Zero-length segments have IoU 0 with everything
- * but themselves. */
+ * in score keep the earlier item first. Zero-length segments have IoU 0 with everything, and
+ * Gaussian decay never removes a copy, so exact duplicates (same label, start and end) are
+ * removed afterwards, the higher score kept; with drop_empty, so are zero-length segments. */
 tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err);
 /* Feature units -> seconds (clipped to the duration) for items [from, n); round: 0.01 s and
  * score 1e-4 (as OpenTAD's window pooling). */
