@@ -33,13 +33,17 @@ usage: cuda_swin_torch.py [--mode vanilla|rewired|reversible] [--precision fp32|
 """
 import argparse
 import json
-import math
+import os
 import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# the window helpers of the tests' float64 reference (tests/fixtures_backbone.py)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from fixtures_backbone import partition, rel_index, shift_mask, unpartition  # noqa: E402
 
 LN_EPS = 1e-5
 OUT_OF_MEMORY = getattr(torch.cuda, "OutOfMemoryError", MemoryError)  # PyTorch >= 1.13
@@ -63,45 +67,6 @@ def clamp_window(size, window, shifted):
         win.append(min(s, w))
         shift.append(w // 2 if shifted and s > w else 0)
     return win, shift
-
-
-def partition(x, win):
-    B, D, H, W, C = x.shape
-    x = x.view(B, D // win[0], win[0], H // win[1], win[1], W // win[2], win[2], C)
-    return x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, win[0] * win[1] * win[2], C)
-
-
-def unpartition(xw, win, B, D, H, W):
-    C = xw.shape[-1]
-    x = xw.view(B, D // win[0], H // win[1], W // win[2], win[0], win[1], win[2], C)
-    return x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(B, D, H, W, C)
-
-
-def shift_mask(Dp, Hp, Wp, win, shift, device):
-    """[nW, n, n]: -100 between tokens that came from different regions of the rolled grid."""
-    img = torch.zeros(1, Dp, Hp, Wp, 1, device=device)
-    cnt = 0
-
-    def slices(P, w, s):
-        return [slice(0, P - w), slice(P - w, P - s), slice(P - s, P)] if s else [slice(0, P)]
-
-    for d in slices(Dp, win[0], shift[0]):
-        for h in slices(Hp, win[1], shift[1]):
-            for w in slices(Wp, win[2], shift[2]):
-                img[:, d, h, w, :] = cnt
-                cnt += 1
-    ids = partition(img, win).squeeze(-1)
-    m = ids[:, None, :] - ids[:, :, None]
-    return torch.zeros_like(m).masked_fill(m != 0, -100.0)
-
-
-def rel_index(window):
-    fd, fh, fw = window
-    c = torch.stack(torch.meshgrid(torch.arange(fd), torch.arange(fh), torch.arange(fw),
-                                   indexing="ij")).flatten(1)
-    r = (c[:, :, None] - c[:, None, :]).permute(1, 2, 0)
-    return ((r[..., 0] + fd - 1) * (2 * fh - 1) * (2 * fw - 1) + (r[..., 1] + fh - 1) *
-            (2 * fw - 1) + (r[..., 2] + fw - 1))
 
 
 class Attention(nn.Module):
@@ -136,7 +101,7 @@ class Attention(nn.Module):
         if any(shift):
             key = (Dp, Hp, Wp, tuple(win), tuple(shift), str(x.device))
             if key not in self.masks:
-                self.masks[key] = shift_mask(Dp, Hp, Wp, win, shift, x.device)
+                self.masks[key] = shift_mask(Dp, Hp, Wp, win, shift).to(x.device, torch.float32)
             m = self.masks[key]
             nW = m.shape[0]
             bias = (bias[None] + m[:, None]).to(q.dtype)  # [nW, heads, n, n]

@@ -5,15 +5,16 @@
 # files, and the ffmpeg / ffprobe programs the decode tests run. For the GPU machine, whose image
 # has no FFmpeg: Debian's FFmpeg packages are 104 MB, the two tarballs 11 MB.
 #
-# It holds what re2tal and its tests use and little more: the H.264, MPEG-4, PNG and raw video
-# decoders and encoders (libx264 and mpeg4 for `re2tal synth`), AAC (and the PCM lavfi's sine
-# gives) for the audio-only test file, MP4/MOV/M4A, Matroska, MPEG-TS, AVI, NUT and raw
-# demuxers and muxers, the lavfi sources and filters the tests' ffmpeg commands name,
-# libswscale and libswresample. x86 assembly is built
-# when nasm is on the PATH (the decoder's speed: the input-pipeline benchmark), else left out.
-# The .pc files get their private libraries moved into Libs, so a plain `pkg-config --libs`
-# (what CMake asks) links the static archives. Stamps make a second run with the same
-# sources and flags a no-op, and a change to the FFmpeg components rebuild FFmpeg only.
+# It holds what re2tal and its tests use and little more: the H.264, MPEG-4, MPEG-2, PNG, GIF
+# and raw video decoders and encoders (libx264 and mpeg4 for `re2tal synth`), AAC (and the PCM
+# lavfi's sine gives) for the audio-only test file, MP4/MOV/M4A, Matroska, MPEG-TS, AVI, NUT,
+# GIF and raw demuxers and muxers, the lavfi sources and filters the tests' ffmpeg commands
+# name, libswscale and libswresample. A new test that asks the ffmpeg CLI for another codec or
+# format fails on the GPU machine until it is added here. x86 assembly is built when nasm is on
+# the PATH (the decoder's speed: the input-pipeline benchmark), else left out. The .pc files
+# get their private libraries moved into Libs, so a plain `pkg-config --libs` (what CMake asks)
+# links the static archives. Stamps make a second run with the same sources and components a
+# no-op, and a change to the FFmpeg components rebuilds FFmpeg only.
 # Environment: FF_EXTRA_CFLAGS / FF_EXTRA_LDFLAGS for headers and libraries outside the
 # compiler's paths (zlib from the carried packages on the GPU machine).
 set -euo pipefail
@@ -27,15 +28,16 @@ X264_TAR=x264_0.164.3095+gitbaee400.orig.tar.gz
 ff=/ff # install prefix inside the sysroot: the .pc files say /ff, pkg-config adds the sysroot
 
 COMPONENTS=(
-  --enable-decoder=h264,mpeg4,png,rawvideo,aac,mjpeg,pcm_s16le,pcm_f32le,wrapped_avframe
-  --enable-encoder=libx264,mpeg4,png,rawvideo,aac
-  --enable-parser=h264,mpeg4video,aac,png,mjpeg
-  --enable-demuxer=mov,matroska,mpegts,avi,nut,rawvideo,image2,png_pipe,h264,m4v,aac
-  --enable-muxer=mp4,ipod,mov,matroska,mpegts,avi,nut,rawvideo,image2,null,h264
+  --enable-decoder=h264,mpeg4,mpeg1video,mpeg2video,png,gif,rawvideo,aac,mjpeg
+  --enable-decoder=pcm_s16le,pcm_f32le,wrapped_avframe
+  --enable-encoder=libx264,mpeg4,mpeg2video,png,gif,rawvideo,aac
+  --enable-parser=h264,mpeg4video,mpegvideo,aac,png,gif,mjpeg
+  --enable-demuxer=mov,matroska,mpegts,avi,nut,rawvideo,image2,png_pipe,gif,h264,m4v,aac
+  --enable-muxer=mp4,ipod,mov,matroska,mpegts,avi,nut,rawvideo,image2,gif,null,h264
   --enable-protocol=file,pipe
   --enable-bsf=h264_mp4toannexb,aac_adtstoasc,extract_extradata,mpeg4_unpack_bframes
   --enable-indev=lavfi
-  --enable-filter=testsrc2,nullsrc,sine,anullsrc,geq,setpts,asetpts,select,loop,scale,format
+  --enable-filter=testsrc,testsrc2,nullsrc,sine,anullsrc,geq,setpts,asetpts,select,loop,scale,format
   --enable-filter=aformat,aresample,null,anull,transpose,hflip,vflip,copy,trim,atrim,fps,pad
   --enable-filter=crop,settb,split,buffer,buffersink,abuffer,abuffersink
 )
