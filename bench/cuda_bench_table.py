@@ -86,6 +86,10 @@ for spec in ("320x240", "1280x720"):
         print(f"| input pipeline {spec} | {ms(one)} | - | - | >= step f/s | n/a |")
         continue
     ceiling = alln.get("decode_fps") if alln and alln.get("status", "ok") == "ok" else None
+    if not step_fps:
+        print(f"| input pipeline {spec}: one decoder | {one['decode_fps']:.0f} f/s "
+              f"({alln['decoders'] if ceiling else '?'} decoders: "
+              f"{'%.0f' % ceiling if ceiling else '-'}) | no step | - | >= step f/s | n/a |")
     for f, sfps in sorted(step_fps.items()):
         print(f"| input pipeline {spec}: one decoder vs the {f}-frame step | "
               f"{one['decode_fps']:.0f} f/s ({alln['decoders'] if ceiling else '?'} decoders: "

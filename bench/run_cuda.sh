@@ -74,7 +74,7 @@ run() {
     local why="exit $rc"
     ((rc == 124 || rc == 137)) && why="timed out after $max s"
     local msg
-    msg=$(tail -3 "$out/$name.err" | tr '\n"\\' "  /" | cut -c1-300)
+    msg=$(grep -v '^[[:space:]]*$' "$out/$name.err" | tail -1 | tr '"\\\t' "'/ " | cut -c1-300)
     echo "{\"run\": \"$name\", \"seconds\": $secs, \"status\": \"failed\"," \
       "\"message\": \"$why: $msg\"}" | tee -a "$jsonl"
   fi

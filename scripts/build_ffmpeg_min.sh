@@ -11,7 +11,8 @@
 # GIF and raw demuxers and muxers, the lavfi sources and filters the tests' ffmpeg commands
 # name, libswscale and libswresample. A new test that asks the ffmpeg CLI for another codec or
 # format fails on the GPU machine until it is added here. x86 assembly is built when nasm is on
-# the PATH (the decoder's speed: the input-pipeline benchmark), else left out. The .pc files
+# the PATH (the decoder's speed: the input-pipeline benchmark), else left out. The PNG and
+# JPEG XL pipe demuxers only probe: re2tal refuses still images by the demuxer's name. The .pc files
 # get their private libraries moved into Libs, so a plain `pkg-config --libs` (what CMake asks)
 # links the static archives. Stamps make a second run with the same sources and components a
 # no-op, and a change to the FFmpeg components rebuilds FFmpeg only.
@@ -32,7 +33,8 @@ COMPONENTS=(
   --enable-decoder=pcm_s16le,pcm_f32le,wrapped_avframe
   --enable-encoder=libx264,mpeg4,mpeg2video,png,gif,rawvideo,aac
   --enable-parser=h264,mpeg4video,mpegvideo,aac,png,gif,mjpeg
-  --enable-demuxer=mov,matroska,mpegts,avi,nut,rawvideo,image2,png_pipe,gif,h264,m4v,aac
+  --enable-demuxer=mov,matroska,mpegts,avi,nut,rawvideo,image2,gif,h264,m4v,aac
+  --enable-demuxer=image_png_pipe,image_jpegxl_pipe
   --enable-muxer=mp4,ipod,mov,matroska,mpegts,avi,nut,rawvideo,image2,gif,null,h264
   --enable-protocol=file,pipe
   --enable-bsf=h264_mp4toannexb,aac_adtstoasc,extract_extradata,mpeg4_unpack_bframes
@@ -94,6 +96,8 @@ pkgconf=${PKG_CONFIG:-$(command -v pkg-config || command -v pkgconf)}
   --extra-cflags="$extra_cflags" --extra-ldflags="$extra_ldflags" \
   "${COMPONENTS[@]}" "${ff_asm[@]}" > "$work/ffmpeg-configure.log" 2>&1 \
   || { tail -30 "$work/ffmpeg-configure.log"; tail -30 ffbuild/config.log; exit 1; }
+# a misspelt component is only a warning to configure: here it is an error
+if grep 'did not match anything' "$work/ffmpeg-configure.log"; then exit 1; fi
 grep -q '^CONFIG_ZLIB=yes' ffbuild/config.mak \
   || { echo "build_ffmpeg_min: no zlib (the PNG codecs need it; FF_EXTRA_CFLAGS?)" >&2; exit 1; }
 t2=$(date +%s)
