@@ -37,23 +37,48 @@ static int by_score_desc(const void *a, const void *b) {
 
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* Item b of t [B, ...] on the host: its own memory on the CPU, else downloaded to *stage
+ * (advanced past it). */
+static const float *item_on_host(tal_tensor t, int b, float **stage) {
+    tal_tensor item = tal_tensor_slice0(t, b, 1);
+    if (t.device == TAL_DEV_CPU) return item.data;
+    float *dst = *stage;
+    tal_copy(tal_tensor_of(dst, item.ndim, item.shape), item);
+    *stage += tal_tensor_numel(item);
+    return dst;
+}
+
 tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err) {
     const tal_head_config *c = &h->cfg;
     TAL_ASSERT(h->fwd_done && b >= 0 && b < h->B);
     int K = c->n_classes, all = K == 1 || c->pre_nms_topk <= 0;
-    double valid_len = 0;
-    for (int64_t t = 0; t < h->T; t++) valid_len += h->mask[0].data[b * h->T + t] > 0;
     /* candidates (point, class) over all levels, level 0 first */
     int64_t n_all = (int64_t)tal_head_n_points(h) * K;
     cand *cs = malloc((size_t)(n_all > 0 ? n_all : 1) * sizeof *cs);
-    if (!cs) return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
+    /* a device head's outputs come to the host for decoding: classes, offsets, mask */
+    float *stage = h->dev == TAL_DEV_CPU ? NULL
+                   : malloc((size_t)(tal_head_n_points(h) * (K + 2) + h->T) * sizeof(float));
+    if (!cs || (h->dev != TAL_DEV_CPU && !stage)) {
+        free(cs);
+        free(stage);
+        return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
+    }
+    float *next = stage;
+    const float *cls[TAL_HEAD_MAX_LEVELS], *reg[TAL_HEAD_MAX_LEVELS];
+    for (int l = 0; l < h->n_levels; l++) {
+        cls[l] = item_on_host(h->cls_out[l], b, &next);
+        reg[l] = item_on_host(h->reg_out[l], b, &next);
+    }
+    const float *mask0 = item_on_host(h->mask[0], b, &next);
+    double valid_len = 0;
+    for (int64_t t = 0; t < h->T; t++) valid_len += mask0[t] > 0;
     int n = 0;
     int64_t pt = 0;
     for (int l = 0; l < h->n_levels; l++) {
         int64_t Tl = h->mask[l].shape[1];
-        const float *x = h->cls_out[l].data + b * K * Tl;
+        const float *x = cls[l];
         for (int64_t i = 0; i < Tl; i++, pt++) {
-            if (h->mask[l].data[b * Tl + i] <= 0) continue;
+            if (mask0[i << l] <= 0) continue; /* level l's mask: every 2^l-th of level 0's */
             for (int k = 0; k < K; k++) {
                 float s = sigmoidf(x[k * Tl + i]);
                 if (isnan(s) || (!all && !(s > c->pre_nms_thresh))) continue; /* NaN: no order */
@@ -72,7 +97,7 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
         while (rem >= h->mask[l].shape[1]) rem -= h->mask[l].shape[1], l++;
         int64_t Tl = h->mask[l].shape[1];
         double s = (double)(1 << l), p = (double)rem * s;
-        const float *r = h->reg_out[l].data + b * 2 * Tl;
+        const float *r = reg[l];
         double st = p - r[rem] * s, en = p + r[Tl + rem] * s;
         st = st < 0 ? 0 : st > valid_len ? valid_len : st;
         en = en < 0 ? 0 : en > valid_len ? valid_len : en;
@@ -84,6 +109,7 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
         rc = tal_dets_push(out, d, err);
     }
     free(cs);
+    free(stage);
     return rc;
 }
 
