@@ -19,12 +19,13 @@
 #
 # From a session lent a GPU, after --fetch here (and a --dry-run), one call of the device tool:
 #   run(command="scripts/device_check.sh", carry=[".debs"], timeout_s=560)
-# It carries the working tree (5.6 MB, 370 files) and .debs/ (31.3 MB: 38 files, 20.3 MB of
-# packages with nasm, the FFmpeg and x264 sources 11.0 MB): 36.9 MB of the tool's 64 MiB.
-# Budget on 16 cores: FFmpeg ~1.5 min, build ~2 min, tests ~2 min, benchmark the rest; all cut
-# at DEADLINE_S (480 s; timeout_s 560 leaves the tool time to bring $OUT back). What comes
-# back in $OUT (8 files at most): summary.txt (the table), device_check.log (all of stdout),
-# build.log, ffmpeg.log, ctest.log, cuda_bench.jsonl, cuda_bench.md, cuda_bench_errors.log.
+# It carries the working tree (5.9 MB, 451 files) and .debs/ (31.3 MB: 38 files, 20.3 MB of
+# packages with nasm, the FFmpeg and x264 sources 11.0 MB): 37.2 MB of the tool's 64 MiB.
+# Budget on 16 cores: FFmpeg ~1 min, build ~2 min, the CUDA tests, the benchmark (most of what
+# is left), then the other tests; all cut at DEADLINE_S (480 s; timeout_s 560 leaves the tool
+# time to bring $OUT back). What comes back in $OUT (8 files at most): summary.txt (the table),
+# device_check.log (all of stdout), build.log, ffmpeg.log, ctest.log, cuda_bench.jsonl,
+# cuda_bench.md, cuda_bench_errors.log.
 # Record the table in bench/RESULTS.md with the date and the card.
 # Environment: PREFIX (default: a temp dir, removed at the end), BUILD (build-device: FFmpeg is
 # built once into BUILD/ffmin and reused), JOBS (the cores), DEADLINE_S, BUDGET_SCALE (each
@@ -75,7 +76,7 @@ case "${1:-}" in
   --fetch) mode=fetch ;;
   --dry-run) mode=dry ;;
   "") ;;
-  -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
   *) echo "device_check: unknown option '$1' (--fetch, --dry-run or none)" >&2; exit 2 ;;
 esac
 
@@ -268,16 +269,20 @@ if [[ $mode == dry ]]; then
 fi
 
 # ---------------------------------------------------------------- tests -------------------
-# Every test but those needing what the image lacks, in one ctest on all cores (the CUDA ones
-# share the GPU); a CUDA test must pass here: skipped means it saw no GPU.
+# The GPU's tests first (a CUDA test must pass here: skipped means it saw no GPU), then the
+# benchmark on a quiet machine, then every other test but those needing what the image lacks,
+# in what is left of the deadline (they all run on every CPU build too).
 export NOT_HERE
-tests() { cd "$BUILD" && ctest --timeout 150 -j "$JOBS" --output-on-failure -E "$NOT_HERE"; }
-phase tests 200 "$out/ctest.log" tests || true
+gpu_tests() { cd "$BUILD" && ctest --timeout 120 -j "$JOBS" --output-on-failure -R 'cuda|device'; }
+cpu_tests() {
+  cd "$BUILD" && ctest --timeout 120 -j "$JOBS" --output-on-failure -E "cuda|device|$NOT_HERE"
+}
+phase gpu-tests 150 "$out/ctest.log" gpu_tests || true
 
 # ---------------------------------------------------------------- benchmark ---------------
 export DEADLINE_S t0
-bench() {
-  CUDA_BENCH_BUDGET=$((DEADLINE_S - ($(date +%s) - t0) - 15)) \
+bench() { # leaves 60 s of the deadline to the CPU tests
+  CUDA_BENCH_BUDGET=$((DEADLINE_S - ($(date +%s) - t0) - 75)) \
     bench/run_cuda.sh "$BUILD" "$BUILD/cuda_bench"
 }
 phase benchmark 400 "$BUILD/cuda_bench.log" bench || true
@@ -291,6 +296,9 @@ done
     [[ -s $e ]] && { echo "--- $(basename "$e")"; tail -40 "$e"; }
   done
 } > "$out/cuda_bench_errors.log" 2>&1 || true
+
+phase cpu-tests 200 "$BUILD/ctest-cpu.log" cpu_tests || true
+cat "$BUILD/ctest-cpu.log" >> "$out/ctest.log" 2> /dev/null || true
 
 # ---------------------------------------------------------------- the table ---------------
 # ctest's lines: "3/9 Test #12: test_cuda_dense ......   Passed    4.12 sec" (or ***Failed,
