@@ -19,8 +19,8 @@
 #
 # From a session lent a GPU, after --fetch here (and a --dry-run), one call of the device tool:
 #   run(command="scripts/device_check.sh", carry=[".debs"], timeout_s=560)
-# It carries the working tree (5.9 MB, 451 files) and .debs/ (31.3 MB: 38 files, 20.3 MB of
-# packages with nasm, the FFmpeg and x264 sources 11.0 MB): 37.2 MB of the tool's 64 MiB.
+# It carries the working tree (5.9 MB, 461 files) and .debs/ (38.4 MB: 41 files, 27.4 MB of
+# packages with oneDNN and nasm, the FFmpeg and x264 sources 11.0 MB): 44.4 MB of the 64 MiB.
 # Budget on 16 cores: FFmpeg ~1 min, build ~2 min, the CUDA tests, the benchmark (most of what
 # is left), then the other tests; all cut at DEADLINE_S (480 s; timeout_s 560 leaves the tool
 # time to bring $OUT back). What comes back in $OUT (8 files at most): summary.txt (the table),
@@ -37,13 +37,14 @@ cd "$(dirname "$0")/.."
 # What the build needs from Debian (headers, pkg-config files, libraries) and what those
 # libraries load. Base libraries every image has (libc, libstdc++, libgcc_s, libgomp, zlib) are
 # not carried; the -dev packages are those whose .pc files pkg-config walks (criterion ->
-# boxfort, libffi, libgit2 -> libpcre2-8, zlib; nanomsg). nasm assembles FFmpeg's and x264's
+# boxfort, libffi, libgit2 -> libpcre2-8, zlib; nanomsg); oneDNN (CMake finds it by path, told
+# where) loads libOpenCL. nasm assembles FFmpeg's and x264's
 # x86 code (the decoder's speed: the input-pipeline benchmark); zlib1g-dev gives FFmpeg's PNG
 # codecs their zlib.
 PACKAGES=(
   pkgconf pkgconf-bin libpkgconf3
   libopenblas-dev libopenblas-pthread-dev libopenblas0 libopenblas0-pthread libgfortran5
-  libquadmath0
+  libquadmath0 libdnnl-dev libdnnl2 ocl-icd-libopencl1
   libcjson-dev libcjson1
   libcriterion-dev libcriterion3 libboxfort-dev libffi-dev libffi8 libgit2-dev libgit2-1.5
   libpcre2-dev libpcre2-8-0 zlib1g-dev libnanomsg-dev libnanomsg5 libhttp-parser2.9
@@ -203,7 +204,8 @@ EOF
 }
 for p in "${PACKAGES[@]}"; do unpack "$(ls "$DEBS/${p}"_*.deb | head -1)"; done
 LIB=$PREFIX/usr/lib/x86_64-linux-gnu
-for h in criterion/criterion.h cjson/cJSON.h x86_64-linux-gnu/openblas-pthread/cblas.h zlib.h; do
+for h in criterion/criterion.h cjson/cJSON.h x86_64-linux-gnu/openblas-pthread/cblas.h zlib.h \
+  oneapi/dnnl/dnnl.h; do
   [[ -f $PREFIX/usr/include/$h ]] || die "the packages lack include/$h"
 done
 export PATH=$PREFIX/usr/bin:$PATH # nasm, pkgconf
@@ -242,6 +244,7 @@ rm -f "$BUILD/CMakeCache.txt" # it names the last run's prefix (a temp dir, gone
 configure_and_build() {
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRE2TAL_CUDA=ON -DRE2TAL_VIDEO=ON \
     -DRE2TAL_MPI=OFF -DRE2TAL_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DDNNL_INCLUDE_DIR="$PREFIX/usr/include" -DDNNL_LIBRARY="$LIB/libdnnl.so" \
     -DPKG_CONFIG_EXECUTABLE="$PKGCONF" | tee "$BUILD/configure.log" || return 1
   grep -q 're2tal: CUDA ON' "$BUILD/configure.log" \
     || { echo "CUDA is off in this build"; return 1; }
