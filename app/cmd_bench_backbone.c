@@ -1,7 +1,7 @@
 /* app/cmd_bench_backbone.c: `re2tal bench backbone` (dispatched by app/cmd_bench.c): training
  * steps of one Swin stage (patch embedding, N blocks, final norm, spatial mean) or a whole
- * preset in vanilla or reversible mode; prints one JSON line with the step time and the peak
- * memory. */
+ * preset in vanilla or reversible mode, on the CPU or a CUDA device; prints one JSON line with
+ * the step time and the peak memory. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/progress.h"
 #include "backbone/backbone.h"
 
@@ -25,7 +26,8 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal bench backbone [--mode vanilla|reversible|rewired_stored] [--blocks N]"
             "\n         [--frames T] [--dim C] [--heads H] [--size S] [--window T,H,W] "
-            "[--steps K]\n         [--drop-path P] [--preset NAME]\n\n"
+            "[--steps K]\n         [--drop-path P] [--preset NAME] [--device cpu|cuda|cuda:N]"
+            "\n         [--precision fp32|tf32|bf16]\n\n"
             "Times training steps (forward + backward) of one Swin stage on a random clip\n"
             "[1, 3, T, S, S] (patch 2x4x4) and prints one JSON line: mode, blocks, frames,\n"
             "step_ms (mean of K steps after one warm-up), best_step_ms, fwd_ms, bwd_ms,\n"
@@ -37,7 +39,42 @@ static void usage(FILE *out) {
             "Defaults: Swin-T stage 1: reversible, 2 blocks, 16 frames, dim 96, 3 heads,\n"
             "size 224, window 8,7,7, 3 steps, drop-path rate 0.1 (0: no drop-path, as in\n"
             "a plain PyTorch block). --preset swin_t (etc.) times the whole model\n"
-            "instead (all stages in --mode; --blocks, --dim, --heads, --window ignored).\n");
+            "instead (all stages in --mode; --blocks, --dim, --heads, --window ignored).\n\n"
+            "--device cuda[:N] runs the steps on that GPU (weights initialised on the host and\n"
+            "moved; the clip uploaded once) in --precision (fp32 default; tf32 and bf16 run\n"
+            "the matrix products on tensor cores, see README \"GPU\"). Times then include a\n"
+            "device synchronisation after the forward and after the backward; blocks_* are\n"
+            "null (the launches are asynchronous). The line adds device, gpu, precision,\n"
+            "workspace_bytes (the CUDA context's workspaces), device_peak_bytes (parameters,\n"
+            "gradients, clip, features, arena high-water and workspaces: what\n"
+            "torch.cuda.max_memory_allocated counts), device_used_bytes and\n"
+            "device_used_before_bytes (cudaMemGetInfo after the steps and before the model:\n"
+            "their difference is what the run took, allocator and context included) and\n"
+            "device_total_bytes.\n");
+}
+
+static int parse_precision(const char *v, tal_precision *out) {
+    static const tal_precision all[3] = {TAL_PREC_FP32, TAL_PREC_TF32, TAL_PREC_BF16};
+    for (int k = 0; v && k < 3; k++)
+        if (!strcmp(v, tal_precision_name(all[k]))) {
+            *out = all[k];
+            return 1;
+        }
+    fprintf(stderr, "re2tal bench backbone: --precision wants fp32, tf32 or bf16\n");
+    return 0;
+}
+
+/* A device tensor of the shape filled with host's floats (host NULL: left as allocated). */
+static tal_status upload(tal_tensor *out, tal_arena *a, int ndim, const int64_t *shape,
+                         const float *host, tal_err *err) {
+    *out = tal_arena_tensor_uninit(a, ndim, shape);
+    if (!host) return TAL_OK;
+    return tal_copy_bytes(out->data, out->device, host, TAL_DEV_CPU,
+                          sizeof(float) * (size_t)tal_tensor_numel(*out), err);
+}
+
+static tal_status sync_device(tal_device dev, tal_err *err) {
+    return dev == TAL_DEV_CUDA ? tal_cuda_synchronize(err) : TAL_OK;
 }
 
 static int parse_pos(const char *opt, const char *v, int *out) {
@@ -55,6 +92,7 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
     int mode = TAL_STAGE_REVERSIBLE, blocks = 2, frames = 16, dim = 96, heads = 3, size = 224;
     int steps = 3, win[3] = {8, 7, 7};
     float drop_path = 0.1f;
+    tal_precision prec = TAL_PREC_FP32;
     const char *preset = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -62,6 +100,11 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
         if (tal_is_help(a)) {
             usage(stdout);
             return 0;
+        } else if (tal_device_option_parse("bench backbone", argc, argv, &i, &ok)) {
+            if (!ok) return 2;
+            continue;
+        } else if (!strcmp(a, "--precision")) {
+            ok = parse_precision(v, &prec);
         } else if (!strcmp(a, "--mode")) {
             mode = v ? tal_stage_mode_parse(v) : -1;
             if (mode < 0) {
@@ -96,6 +139,28 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
     }
     tal_backbone_config cfg;
     tal_err err = {0};
+    tal_device_spec spec = {TAL_DEV_CPU, 0};
+    const char *dev_text = tal_device_override() ? tal_device_override() : "cpu";
+    if (tal_device_spec_parse(&spec, dev_text, &err)) {
+        fprintf(stderr, "re2tal bench backbone: %s\n", err.msg);
+        return 2;
+    }
+    tal_device dev = spec.dev;
+    if (dev == TAL_DEV_CPU && prec != TAL_PREC_FP32) {
+        fprintf(stderr, "re2tal bench backbone: --precision %s needs --device cuda (the CPU "
+                        "computes in fp32 only)\n", tal_precision_name(prec));
+        return 2;
+    }
+    size_t dev_free = 0, dev_total = 0, used_before = 0;
+    if (dev == TAL_DEV_CUDA) {
+        if (tal_cuda_select(spec.ordinal, &err) ||
+            tal_cuda_mem_info(&dev_free, &dev_total, &err)) {
+            fprintf(stderr, "re2tal bench backbone: device %s: %s\n", dev_text, err.msg);
+            return 1;
+        }
+        used_before = dev_total - dev_free;
+        tal_precision_set(prec);
+    }
     if (preset) {
         if (tal_backbone_config_preset(&cfg, preset, &err)) {
             fprintf(stderr, "re2tal bench backbone: %s\n", err.msg);
@@ -119,36 +184,64 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
     tal_params *p = tal_params_create();
     tal_params_add_group(p, "backbone", 1.0f, 0.0f);
     tal_backbone *bb = NULL;
-    float *v = NULL, *f = NULL;
+    tal_arena *io = NULL; /* the clip, the features and their gradient, on dev */
+    float *v = NULL, *g = NULL;
     int rc = 1;
+    /* weights initialised on the host, then moved: how a trainer puts a model on a GPU */
     if (tal_backbone_create(&bb, &cfg, p, 0, 0, &err) ||
-        tal_params_allocate(p, TAL_DEV_CPU, &err) ||
-        tal_backbone_prepare(bb, 1, frames, size, size, &err)) {
+        tal_params_allocate(p, TAL_DEV_CPU, &err)) {
         fprintf(stderr, "re2tal bench backbone: %s\n", err.msg);
         goto done;
     }
     tal_backbone_init(bb, 1);
+    if ((dev != TAL_DEV_CPU && tal_params_move(p, dev, &err)) ||
+        tal_backbone_prepare(bb, 1, frames, size, size, &err)) {
+        fprintf(stderr, "re2tal bench backbone: %s\n", err.msg);
+        goto done;
+    }
     int64_t C = tal_backbone_out_channels(&cfg), To = tal_backbone_out_frames(&cfg, frames);
-    v = malloc(sizeof(float) * (size_t)3 * frames * size * size);
-    f = malloc(sizeof(float) * (size_t)(C * To));
-    if (!v || !f) {
+    int64_t n_video = (int64_t)3 * frames * size * size;
+    v = malloc(sizeof(float) * (size_t)n_video);
+    g = malloc(sizeof(float) * (size_t)(C * To));
+    if (!v || !g) {
         fprintf(stderr, "re2tal bench backbone: out of memory for the clip\n");
         goto done;
     }
     tal_rng_key key = {1, 0, 0};
-    for (int64_t i = 0; i < (int64_t)3 * frames * size * size; i++)
-        v[i] = 2.0f * tal_rng_uniform(key, (uint64_t)i) - 1.0f;
-    tal_tensor video = tal_t5(v, 1, 3, frames, size, size), feats = tal_t3(f, 1, C, To);
+    for (int64_t i = 0; i < n_video; i++) v[i] = 2.0f * tal_rng_uniform(key, (uint64_t)i) - 1.0f;
+    for (int64_t i = 0; i < C * To; i++) g[i] = 1.0f / (float)(C * To); /* d mean / d feats */
+    size_t io_bytes = tal_arena_round(sizeof(float) * (size_t)n_video) +
+                      2 * tal_arena_round(sizeof(float) * (size_t)(C * To));
+    tal_tensor video, feats, dfeats;
+    if (tal_arena_create(&io, dev, io_bytes, &err) ||
+        upload(&video, io, 5, (int64_t[]){1, 3, frames, size, size}, v, &err) ||
+        upload(&feats, io, 3, (int64_t[]){1, C, To}, NULL, &err) ||
+        upload(&dfeats, io, 3, (int64_t[]){1, C, To}, g, &err)) {
+        fprintf(stderr, "re2tal bench backbone: the clip (%zu bytes on %s): %s\n", io_bytes,
+                dev_text, err.msg);
+        goto done;
+    }
     double fwd = 0, bwd = 0, best = INFINITY, cpu = 0, bfwd = 0, bbwd = 0, bbest = INFINITY;
     double best_cpu = INFINITY;
     for (int s = 0; s <= steps; s++) { /* step 0 warms up */
         tal_backbone_set_step(bb, (uint64_t)s);
+        /* the backward may work in its gradient's buffer: a fresh one each step, untimed */
+        if (tal_copy_bytes(dfeats.data, dfeats.device, g, TAL_DEV_CPU,
+                           sizeof(float) * (size_t)(C * To), &err)) {
+            fprintf(stderr, "re2tal bench backbone: step %d on %s: %s\n", s, dev_text, err.msg);
+            goto done;
+        }
         double c0 = cpu_s(), t0 = tal_now_s();
         tal_backbone_forward_train(bb, feats, video);
+        tal_status st = sync_device(dev, &err);
         double t1 = tal_now_s();
-        for (int64_t i = 0; i < C * To; i++) f[i] = 1.0f / (float)(C * To);
-        tal_backbone_backward(bb, feats, NULL);
+        tal_backbone_backward(bb, dfeats, NULL);
+        if (!st) st = sync_device(dev, &err);
         double t2 = tal_now_s(), c2 = cpu_s();
+        if (st) {
+            fprintf(stderr, "re2tal bench backbone: step %d on %s: %s\n", s, dev_text, err.msg);
+            goto done;
+        }
         if (s) fwd += t1 - t0, bwd += t2 - t1, cpu += c2 - c0;
         if (s && c2 - c0 < best_cpu) best_cpu = c2 - c0;
         if (s && t2 - t0 < best) best = t2 - t0;
@@ -160,27 +253,50 @@ int tal_cmd_bench_backbone(int argc, char **argv) {
     size_t keep = 0, scratch = 0;
     tal_backbone_high_water(bb, &keep, &scratch);
     tal_backbone_plan plan;
-    tal_backbone_plan_memory(&plan, &cfg, 1, frames, size, size, &err);
+    if (tal_backbone_plan_memory_on(&plan, &cfg, dev, 1, frames, size, size, &err)) {
+        fprintf(stderr, "re2tal bench backbone: plan: %s\n", err.msg);
+        goto done;
+    }
+    size_t peak_act = plan.consts_bytes + keep + scratch;
     printf("{\"model\": \"%s\", \"mode\": \"%s\", \"blocks\": %d, \"frames\": %d, "
            "\"dim\": %d, \"heads\": %d, "
            "\"size\": %d, \"threads\": %d, \"step_ms\": %.1f, \"best_step_ms\": %.1f, "
            "\"step_cpu_ms\": %.1f, \"best_step_cpu_ms\": %.1f, \"fwd_ms\": %.1f, "
-           "\"bwd_ms\": %.1f, \"blocks_fwd_ms\": %.1f, \"blocks_bwd_ms\": %.1f, "
-           "\"best_blocks_ms\": %.1f, \"peak_activation_bytes\": %zu, "
-           "\"planned_activation_bytes\": %zu, "
-           "\"params_bytes\": %zu, \"peak_rss_bytes\": %lld}\n",
+           "\"bwd_ms\": %.1f, ",
            preset ? preset : "stage", tal_stage_mode_name((tal_stage_mode)mode), blocks, frames,
-           dim, heads, size,
-           tal_threads_get(), 1000.0 * (fwd + bwd) / steps, 1000.0 * best, 1000.0 * cpu / steps,
-           1000.0 * best_cpu, 1000.0 * fwd / steps,
-           1000.0 * bwd / steps, 1000.0 * bfwd / steps, 1000.0 * bbwd / steps, 1000.0 * bbest,
-           plan.consts_bytes + keep + scratch,
-           plan.consts_bytes + plan.keep_bytes + plan.scratch_bytes, plan.params_bytes,
+           dim, heads, size, tal_threads_get(), 1000.0 * (fwd + bwd) / steps, 1000.0 * best,
+           1000.0 * cpu / steps, 1000.0 * best_cpu, 1000.0 * fwd / steps, 1000.0 * bwd / steps);
+    if (dev == TAL_DEV_CPU)
+        printf("\"blocks_fwd_ms\": %.1f, \"blocks_bwd_ms\": %.1f, \"best_blocks_ms\": %.1f, ",
+               1000.0 * bfwd / steps, 1000.0 * bbwd / steps, 1000.0 * bbest);
+    else
+        printf("\"blocks_fwd_ms\": null, \"blocks_bwd_ms\": null, \"best_blocks_ms\": null, ");
+    printf("\"peak_activation_bytes\": %zu, \"planned_activation_bytes\": %zu, "
+           "\"params_bytes\": %zu, \"peak_rss_bytes\": %lld",
+           peak_act, plan.consts_bytes + plan.keep_bytes + plan.scratch_bytes, plan.params_bytes,
            (long long)tal_peak_rss_bytes());
+    if (dev == TAL_DEV_CUDA) {
+        size_t ws = tal_cuda_workspace_bytes();
+        if (tal_cuda_mem_info(&dev_free, &dev_total, &err)) {
+            fprintf(stderr, "\nre2tal bench backbone: %s\n", err.msg);
+            goto done;
+        }
+        printf(", \"device\": \"cuda:%d\", \"gpu\": \"%s\", \"precision\": \"%s\", "
+               "\"workspace_bytes\": %zu, \"device_peak_bytes\": %zu, "
+               "\"device_used_bytes\": %zu, \"device_used_before_bytes\": %zu, "
+               "\"device_total_bytes\": %zu",
+               spec.ordinal, tal_cuda_device_name(), tal_precision_name(prec), ws,
+               plan.params_bytes + plan.grads_bytes + io_bytes + peak_act + ws,
+               dev_total - dev_free, used_before, dev_total);
+    } else {
+        printf(", \"device\": \"cpu\", \"precision\": \"fp32\"");
+    }
+    printf("}\n");
     rc = 0;
 done:
     free(v);
-    free(f);
+    free(g);
+    tal_arena_destroy(io);
     tal_backbone_destroy(bb);
     tal_params_destroy(p);
     return rc;
