@@ -27,6 +27,7 @@ static void common(tal_head_config *c) {
     c->pre_nms_topk = 2000;
     c->nms_sigma = 0.7f;
     c->nms_min_score = 0.001f;
+    c->clip_segments = 1;
 }
 
 void tal_head_config_thumos(tal_head_config *c) {
@@ -94,6 +95,15 @@ tal_status tal_head_config_check(const tal_head_config *c, tal_err *err) {
     if (!(c->focal_gamma >= 0)) BAD("focal_gamma %g < 0", c->focal_gamma);
     if (!(c->nms_sigma > 0)) BAD("nms_sigma %g <= 0", c->nms_sigma);
     if (!isfinite(c->reg_loss_weight)) BAD("reg_loss_weight is not finite");
+    if (c->variant != TAL_HEAD_OPENTAD && c->variant != TAL_HEAD_ACTIONFORMER)
+        BAD("variant %d: 0 (opentad) or 1 (actionformer)", (int)c->variant);
+    if (c->pre_nms_per_level != 0 && c->pre_nms_per_level != 1)
+        BAD("pre_nms_per_level %d: 0 or 1", c->pre_nms_per_level);
+    if (c->clip_segments != 0 && c->clip_segments != 1)
+        BAD("clip_segments %d: 0 or 1", c->clip_segments);
+    if (c->voting_iou_weight != 0 && c->voting_iou_weight != 1)
+        BAD("voting_iou_weight %d: 0 or 1", c->voting_iou_weight);
+    if (!(c->duration_thresh >= 0)) BAD("duration_thresh %g < 0", c->duration_thresh);
     return TAL_OK;
 #undef BAD
 }
@@ -122,6 +132,8 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
         F(label_smoothing, 0), F(reg_loss_weight, 0), F(focal_alpha, 0), F(focal_gamma, 0),
         F(pre_nms_thresh, 0), F(pre_nms_topk, 1), F(nms_sigma, 0), F(nms_min_score, 0),
         F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1),
+        F(pre_nms_per_level, 1), F(duration_thresh, 0), F(clip_segments, 1),
+        F(voting_iou_weight, 1),
 #undef F
     };
     for (cJSON *it = root->child; it && rc == TAL_OK; it = it->next) {
@@ -142,6 +154,13 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
             } else {
                 *(float *)p = (float)v;
             }
+        } else if (!strcmp(it->string, "variant")) {
+            const char *v_s = cJSON_GetStringValue(it);
+            if (v_s && !strcmp(v_s, "opentad")) c->variant = TAL_HEAD_OPENTAD;
+            else if (v_s && !strcmp(v_s, "actionformer")) c->variant = TAL_HEAD_ACTIONFORMER;
+            else
+                rc = tal_err_set(err, TAL_EINVAL, "%s: key \"variant\": expected \"opentad\" or "
+                                 "\"actionformer\"", name);
         } else if (!strcmp(it->string, "seed")) {
             if ((rc = num(it, name, &v, err)) == TAL_OK) c->seed = (uint64_t)v;
         } else if (!strcmp(it->string, "arch")) {

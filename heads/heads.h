@@ -15,9 +15,16 @@
 
 #define TAL_HEAD_MAX_LEVELS 8
 
+/* Which release the model follows where they differ (only at positions next to padding):
+ * OpenTAD: LN eps 1e-6 in the conv units and the neck, the mask re-applied after each unit's
+ * ReLU; ActionFormer (actionformer_release): eps 1e-5 everywhere and no mask after the ReLU
+ * (padded positions hold relu(beta) and reach the next k = 3 conv at the boundary). */
+typedef enum tal_head_variant { TAL_HEAD_OPENTAD = 0, TAL_HEAD_ACTIONFORMER = 1 } tal_head_variant;
+
 /* ================================================================ configuration ========= */
 typedef struct tal_head_config {
     /* model */
+    tal_head_variant variant; /* JSON "variant": "opentad" (default) or "actionformer" */
     int in_channels;          /* C_in: 768 (Swin-T), 2304 (SlowFast) */
     int channels;             /* C: 512 THUMOS, 256 ANet */
     int n_classes;            /* K */
@@ -40,10 +47,15 @@ typedef struct tal_head_config {
     /* inference */
     float pre_nms_thresh;     /* 0.001 (K > 1 only) */
     int pre_nms_topk;         /* 2000 over all levels (K > 1 only); <= 0: keep all */
+    int pre_nms_per_level;    /* 1: threshold + top-k per level, for any K (ActionFormer) */
+    float duration_thresh;    /* > 0: drop decoded segments not longer (level-0 units; AF 0.05) */
+    int clip_segments;        /* 1: clip decoded segments to [0, valid length] (OpenTAD); 0: not
+                               * (ActionFormer clips in seconds, to the duration, after NMS) */
     float nms_sigma;          /* 0.7 */
     float nms_min_score;      /* 0.001 */
     int nms_multiclass;       /* 1: Soft-NMS per class; 0: class-agnostic */
     float voting_thresh;      /* class-agnostic only; <= 0: no voting (0.9 ANet) */
+    int voting_iou_weight;    /* 1: voting weights score x IoU (ActionFormer), 0: score */
     int max_seg_num;          /* per video after NMS: 2000 THUMOS, 100 ANet */
 } tal_head_config;
 
@@ -165,7 +177,10 @@ tal_status tal_dets_push(tal_dets *d, tal_detection x, tal_err *err);
 void tal_dets_free(tal_dets *d); /* leaves it zeroed; zeroed is fine */
 
 /* Decodes item b of the last forward (spec §8.1): sigmoid scores, threshold + top-k over all
- * levels (K > 1), segments clipped to [0, valid length]; appended to out, score order. */
+ * levels (K > 1), segments clipped to [0, valid length]; appended to out, score order.
+ * ActionFormer's way with cfg.pre_nms_per_level (threshold + top-k within each level, for any
+ * K; out gets level 0's in score order, then level 1's, ...), cfg.clip_segments 0 (no clip)
+ * and cfg.duration_thresh (segments of length <= it dropped after the top-k). */
 tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err);
 
 typedef struct tal_nms_opts {
@@ -174,6 +189,7 @@ typedef struct tal_nms_opts {
     int multiclass;     /* per class, else class-agnostic */
     float voting_thresh;/* > 0 and class-agnostic: score-weighted voting over pre-NMS segments */
     int max_seg_num;    /* keep the top ones (<= 0: all) */
+    int voting_iou_weight; /* weights score x IoU (ActionFormer's seg_voting), else score */
 } tal_nms_opts;
 /* One window of a video (spec §8.4): decodes item b, converts what it appended to seconds
  * with the window's time map (rounded to 0.01 s / 1e-4 score when `round`), so that the windows

@@ -1,5 +1,5 @@
 /* heads/post.c: from head outputs to detections: decoding with threshold and top-k over all
- * levels, Gaussian Soft-NMS (per class or class-agnostic), score voting, seconds, and the
+ * levels (OpenTAD) or per level (ActionFormer), Gaussian Soft-NMS (per class or class-agnostic), score voting, seconds, and the
  * video-level classifier fusion (spec-actionformer.md §8). */
 #include "model.h"
 
@@ -37,34 +37,34 @@ static int by_score_desc(const void *a, const void *b) {
 
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err) {
-    const tal_head_config *c = &h->cfg;
-    TAL_ASSERT(h->fwd_done && b >= 0 && b < h->B);
-    int K = c->n_classes, all = K == 1 || c->pre_nms_topk <= 0;
-    double valid_len = 0;
-    for (int64_t t = 0; t < h->T; t++) valid_len += h->mask[0].data[b * h->T + t] > 0;
-    /* candidates (point, class) over all levels, level 0 first */
-    int64_t n_all = (int64_t)tal_head_n_points(h) * K;
-    cand *cs = malloc((size_t)(n_all > 0 ? n_all : 1) * sizeof *cs);
-    if (!cs) return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
-    int n = 0;
+/* Candidates (point, class) of levels [l0, l1) of item b, level l0 first, in cs from cs[0];
+ * with `thresh`, only scores above cfg.pre_nms_thresh. Returns how many. */
+static int gather(const tal_head *h, int b, int l0, int l1, int thresh, cand *cs) {
+    int K = h->cfg.n_classes, n = 0;
     int64_t pt = 0;
-    for (int l = 0; l < h->n_levels; l++) {
+    for (int l = 0; l < l0; l++) pt += h->mask[l].shape[1];
+    for (int l = l0; l < l1; l++) {
         int64_t Tl = h->mask[l].shape[1];
         const float *x = h->cls_out[l].data + b * K * Tl;
         for (int64_t i = 0; i < Tl; i++, pt++) {
             if (h->mask[l].data[b * Tl + i] <= 0) continue;
             for (int k = 0; k < K; k++) {
                 float s = sigmoidf(x[k * Tl + i]);
-                if (!all && !(s > c->pre_nms_thresh)) continue;
+                if (thresh && !(s > h->cfg.pre_nms_thresh)) continue;
                 cs[n].score = s;
                 cs[n].idx = (int)(pt * K + k);
                 n++;
             }
         }
     }
-    qsort(cs, (size_t)n, sizeof *cs, by_score_desc);
-    if (!all && n > c->pre_nms_topk) n = c->pre_nms_topk;
+    return n;
+}
+
+/* Appends the segments of candidates cs[0..n) (score order) to out. */
+static tal_status emit(const tal_head *h, int b, const cand *cs, int n, double valid_len,
+                       tal_dets *out, tal_err *err) {
+    const tal_head_config *c = &h->cfg;
+    int K = c->n_classes;
     tal_status rc = TAL_OK;
     for (int j = 0; j < n && rc == TAL_OK; j++) {
         int64_t p_idx = cs[j].idx / K, rem = p_idx;
@@ -74,10 +74,35 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
         double s = (double)(1 << l), p = (double)rem * s;
         const float *r = h->reg_out[l].data + b * 2 * Tl;
         double st = p - r[rem] * s, en = p + r[Tl + rem] * s;
-        st = st < 0 ? 0 : st > valid_len ? valid_len : st;
-        en = en < 0 ? 0 : en > valid_len ? valid_len : en;
+        if (c->clip_segments) {
+            st = st < 0 ? 0 : st > valid_len ? valid_len : st;
+            en = en < 0 ? 0 : en > valid_len ? valid_len : en;
+        }
+        if (c->duration_thresh > 0 && !(en - st > c->duration_thresh)) continue;
         tal_detection d = {st, en, cs[j].score, k};
         rc = tal_dets_push(out, d, err);
+    }
+    return rc;
+}
+
+tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err) {
+    const tal_head_config *c = &h->cfg;
+    TAL_ASSERT(h->fwd_done && b >= 0 && b < h->B);
+    int K = c->n_classes, per_level = c->pre_nms_per_level;
+    int all = !per_level && (K == 1 || c->pre_nms_topk <= 0);
+    double valid_len = 0;
+    for (int64_t t = 0; t < h->T; t++) valid_len += h->mask[0].data[b * h->T + t] > 0;
+    int64_t n_all = (int64_t)tal_head_n_points(h) * K;
+    cand *cs = malloc((size_t)(n_all > 0 ? n_all : 1) * sizeof *cs);
+    if (!cs) return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
+    tal_status rc = TAL_OK;
+    /* OpenTAD: one pool over all levels; ActionFormer: each level on its own, in level order */
+    int n_pools = per_level ? h->n_levels : 1;
+    for (int g = 0; g < n_pools && rc == TAL_OK; g++) {
+        int n = per_level ? gather(h, b, g, g + 1, 1, cs) : gather(h, b, 0, h->n_levels, !all, cs);
+        qsort(cs, (size_t)n, sizeof *cs, by_score_desc);
+        if (!all && c->pre_nms_topk > 0 && n > c->pre_nms_topk) n = c->pre_nms_topk;
+        rc = emit(h, b, cs, n, valid_len, out, err);
     }
     free(cs);
     return rc;
@@ -93,7 +118,7 @@ tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *
 
 tal_nms_opts tal_head_nms_opts(const tal_head_config *c) {
     tal_nms_opts o = {c->nms_sigma, c->nms_min_score, c->nms_multiclass, c->voting_thresh,
-                      c->max_seg_num};
+                      c->max_seg_num, c->voting_iou_weight};
     return o;
 }
 
@@ -104,6 +129,14 @@ static double iou_nms(const tal_detection *a, const tal_detection *b) {
     if (inter < 0) inter = 0;
     double la = a->end - a->start + 1e-6, lb = b->end - b->start + 1e-6;
     return inter / (la + lb - inter);
+}
+
+/* IoU without the epsilon, as ActionFormer's seg_voting (0 / 0 for two empty segments at one
+ * point: NaN, which no threshold keeps). */
+static double iou_plain(const tal_detection *a, const tal_detection *b) {
+    double inter = fmin(a->end, b->end) - fmax(a->start, b->start);
+    if (inter < 0) inter = 0;
+    return inter / ((a->end - a->start) + (b->end - b->start) - inter);
 }
 
 /* Gaussian Soft-NMS over items[0..n) (in place); returns how many were kept, in emission
@@ -181,10 +214,13 @@ tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
         for (int i = 0; i < total; i++) {
             double ws = 0, st = 0, en = 0;
             for (int j = 0; j < n; j++) {
-                if (iou_nms(&d->items[i], &pre[j]) < o->voting_thresh) continue;
-                ws += pre[j].score;
-                st += pre[j].score * pre[j].start;
-                en += pre[j].score * pre[j].end;
+                double iou = o->voting_iou_weight ? iou_plain(&d->items[i], &pre[j])
+                                                  : iou_nms(&d->items[i], &pre[j]);
+                if (!(iou >= o->voting_thresh)) continue;
+                double w = o->voting_iou_weight ? pre[j].score * iou : pre[j].score;
+                ws += w;
+                st += w * pre[j].start;
+                en += w * pre[j].end;
             }
             if (ws > 0) {
                 d->items[i].start = st / ws;

@@ -19,7 +19,7 @@ static tal_dets make(const tal_detection *d, int n) {
 }
 
 static tal_nms_opts opts(int multiclass, float vote, int max_seg) {
-    tal_nms_opts o = {0.7f, 0.001f, multiclass, vote, max_seg};
+    tal_nms_opts o = {0.7f, 0.001f, multiclass, vote, max_seg, 0};
     return o;
 }
 
