@@ -294,14 +294,18 @@ Test(heads_model, drop_path_changes_training_output_only) {
     model_free(&m);
 }
 
-Test(heads_model, masked_positions_do_not_leak) {
-    /* Changing features in the padded tail must not change any valid output, except through
-     * the first embedding conv's receptive field (position 17 next to the last valid 16): as in
-     * OpenTAD, the input is not masked before that conv. */
+/* Changing features in the padded tail must not change any valid output, except through the
+ * first embedding conv's receptive field (position 17 next to the last valid 16): as in OpenTAD
+ * and ActionFormer, the input is not masked before that conv. In ActionFormer's variant the
+ * padded positions hold relu(beta) after each conv unit, which does not depend on the input. */
+static void masked_positions_do_not_leak(tal_head_variant variant) {
     tal_head_config cfg;
-    small_config(&cfg, -1, 1, 0, TAL_HEAD_OPENTAD);
+    small_config(&cfg, -1, 1, 0, variant);
     model m;
     model_make(&m, &cfg, 1);
+    for (int i = 0; i < tal_params_count(m.params); i++) /* relu(beta) > 0 in some channels */
+        if (strstr(tal_params_at(m.params, i)->name, "norm.bias"))
+            test_fill_uniform(tal_params_at(m.params, i)->value, 300 + i);
     tal_tensor x = test_tensor(3, (int64_t[]){1, 6, 32}), mask = test_tensor(2, (int64_t[]){1, 32});
     test_fill_uniform(x, 7);
     for (int t = 0; t < 17; t++) mask.data[t] = 1;
@@ -319,6 +323,11 @@ Test(heads_model, masked_positions_do_not_leak) {
         expect_close(tal_head_reg(m.head, l), r0[l], 1e-6, 1e-6);
     }
     model_free(&m);
+}
+
+Test(heads_model, masked_positions_do_not_leak) { masked_positions_do_not_leak(TAL_HEAD_OPENTAD); }
+Test(heads_model, masked_positions_do_not_leak_actionformer) {
+    masked_positions_do_not_leak(TAL_HEAD_ACTIONFORMER);
 }
 
 Test(heads_model, names_and_init_follow_opentad) {

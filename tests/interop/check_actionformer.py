@@ -82,11 +82,13 @@ def perturb(model, g):
                     p.add_(0.01 * r)
 
 
-def actionformer_side(work, t_valid, seed):
+def actionformer_side(work, t_valid, seed, python_nms):
+    import actionformer.utils.nms
+    if python_nms:  # its fallback when the C++ extension is missing
+        actionformer.utils.nms.HAS_CPP_NMS = False
     from actionformer.core.config import load_config
     from actionformer.modeling import make_meta_arch
-    from actionformer.utils import (ModelEma, make_optimizer, make_scheduler, save_checkpoint,
-                                    HAS_CPP_NMS)
+    from actionformer.utils import ModelEma, make_optimizer, make_scheduler, save_checkpoint
     yaml_path = os.path.join(work, "thumos_i3d.yaml")
     with open(yaml_path, "w") as f:
         f.write(THUMOS_I3D_YAML)
@@ -133,7 +135,7 @@ def actionformer_side(work, t_valid, seed):
         h.remove()
     cls = [c[0].numpy() for c in outs["cls"]]
     reg = [o[0].numpy() for o in outs["reg"]]
-    return cfg, ckpt, feats.numpy(), video, cls, reg, dets, HAS_CPP_NMS
+    return cfg, ckpt, feats.numpy(), video, cls, reg, dets, actionformer.utils.nms.HAS_CPP_NMS
 
 
 def ours(build, work, cfg, ckpt_st, feats, video, multiclass):
@@ -186,13 +188,15 @@ def main():
     ap.add_argument("--t-valid", type=int, default=1000, help="valid positions of 2304")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", help="work in this folder and keep it")
+    ap.add_argument("--python-nms", action="store_true",
+                    help="ActionFormer's Python Soft-NMS fallback instead of its C++ kernel")
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or tmp
         os.makedirs(work, exist_ok=True)
         cfg, ckpt, feats, video, af_cls, af_reg, af_dets, cpp_nms = actionformer_side(
-            work, args.t_valid, args.seed)
+            work, args.t_valid, args.seed, args.python_nms)
         st = os.path.join(work, "actionformer.safetensors")
         conv = subprocess.run([sys.executable, os.path.join(root, "tools", "convert_checkpoint.py"),
                                ckpt, st], capture_output=True, text=True)
