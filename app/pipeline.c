@@ -228,11 +228,7 @@ tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *
     features_forward(m, video, clip, 0);
     tal_head_set_train(m->head, 0, 0);
     tal_head_forward(m->head, m->feats_head, m->mask);
-    int from = out->n;
-    tal_status rc = tal_head_decode(m->head, 0, out, err);
-    if (rc) return rc;
-    tal_dets_to_seconds(out, from, &clip->time, 1);
-    return TAL_OK;
+    return tal_head_decode_window(m->head, 0, &clip->time, m->hcfg.round_results, out, err);
 }
 
 tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const char *path,
@@ -258,6 +254,5 @@ tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const c
         tal_clip_free(&clip);
         if (st) return st;
     }
-    tal_nms_opts nms = tal_head_nms_opts(&m->hcfg);
-    return tal_soft_nms(out, &nms, err);
+    return tal_head_nms_video(&m->hcfg, out, tal_video_meta_of(v).duration_s, err);
 }

@@ -28,6 +28,7 @@ static void common(tal_head_config *c) {
     c->nms_sigma = 0.7f;
     c->nms_min_score = 0.001f;
     c->clip_segments = 1;
+    c->round_results = 1;
 }
 
 void tal_head_config_thumos(tal_head_config *c) {
@@ -103,6 +104,8 @@ tal_status tal_head_config_check(const tal_head_config *c, tal_err *err) {
         BAD("clip_segments %d: 0 or 1", c->clip_segments);
     if (c->voting_iou_weight != 0 && c->voting_iou_weight != 1)
         BAD("voting_iou_weight %d: 0 or 1", c->voting_iou_weight);
+    if (c->round_results != 0 && c->round_results != 1)
+        BAD("round_results %d: 0 or 1", c->round_results);
     if (!(c->duration_thresh >= 0)) BAD("duration_thresh %g < 0", c->duration_thresh);
     return TAL_OK;
 #undef BAD
@@ -133,7 +136,7 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
         F(pre_nms_thresh, 0), F(pre_nms_topk, 1), F(nms_sigma, 0), F(nms_min_score, 0),
         F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1),
         F(pre_nms_per_level, 1), F(duration_thresh, 0), F(clip_segments, 1),
-        F(voting_iou_weight, 1),
+        F(voting_iou_weight, 1), F(round_results, 1),
 #undef F
     };
     for (cJSON *it = root->child; it && rc == TAL_OK; it = it->next) {

@@ -56,6 +56,8 @@ typedef struct tal_head_config {
     int nms_multiclass;       /* 1: Soft-NMS per class; 0: class-agnostic */
     float voting_thresh;      /* class-agnostic only; <= 0: no voting (0.9 ANet) */
     int voting_iou_weight;    /* 1: voting weights score x IoU (ActionFormer), 0: score */
+    int round_results;        /* 1: windows' seconds to 0.01 s, scores to 1e-4 before pooling
+                               * (OpenTAD); 0: not (ActionFormer). Used by the app's inference */
     int max_seg_num;          /* per video after NMS: 2000 THUMOS, 100 ANet */
 } tal_head_config;
 
@@ -193,11 +195,17 @@ typedef struct tal_nms_opts {
 } tal_nms_opts;
 /* One window of a video (spec §8.4): decodes item b, converts what it appended to seconds
  * with the window's time map (rounded to 0.01 s / 1e-4 score when `round`), so that the windows
- * of one video can be pooled into `out` and Soft-NMS run once on the pool. */
+ * of one video can be pooled into `out` and Soft-NMS run once on the pool. With
+ * cfg.clip_segments 0 (ActionFormer) the seconds are not clipped to the duration here:
+ * tal_head_nms_video does it after the NMS. */
 tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *map, int round,
                                   tal_dets *out, tal_err *err);
 
 tal_nms_opts tal_head_nms_opts(const tal_head_config *c);
+/* Soft-NMS (+ voting) of one video's pooled detections in seconds with c's options; then, with
+ * c->clip_segments 0 (ActionFormer), segments clipped to [0, duration_s] (> 0). */
+tal_status tal_head_nms_video(const tal_head_config *c, tal_dets *d, double duration_s,
+                              tal_err *err);
 /* Soft-NMS (+ voting) of one video's pooled detections, in place: d ends sorted by score. Ties
  * in score keep the earlier item first. Zero-length segments have IoU 0 with everything
  * but themselves. */

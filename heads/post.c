@@ -108,11 +108,25 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
     return rc;
 }
 
+static void to_seconds(tal_dets *d, int from, const tal_time_map *map, int round, int clip) {
+    for (int i = from; i < d->n; i++) {
+        tal_detection *x = &d->items[i];
+        x->start = clip ? tal_time_feat_to_s(map, x->start)
+                        : tal_time_feat_to_s_unclipped(map, x->start);
+        x->end = clip ? tal_time_feat_to_s(map, x->end) : tal_time_feat_to_s_unclipped(map, x->end);
+        if (round) {
+            x->start = floor(x->start * 100 + 0.5) / 100;
+            x->end = floor(x->end * 100 + 0.5) / 100;
+            x->score = (float)(floor(x->score * 1e4 + 0.5) / 1e4);
+        }
+    }
+}
+
 tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *map, int round,
                                   tal_dets *out, tal_err *err) {
     int from = out->n;
     tal_status rc = tal_head_decode(h, b, out, err);
-    if (rc == TAL_OK) tal_dets_to_seconds(out, from, map, round);
+    if (rc == TAL_OK) to_seconds(out, from, map, round, h->cfg.clip_segments);
     return rc;
 }
 
@@ -235,16 +249,21 @@ tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
 }
 
 void tal_dets_to_seconds(tal_dets *d, int from, const tal_time_map *map, int round) {
-    for (int i = from; i < d->n; i++) {
-        tal_detection *x = &d->items[i];
-        x->start = tal_time_feat_to_s(map, x->start);
-        x->end = tal_time_feat_to_s(map, x->end);
-        if (round) {
-            x->start = floor(x->start * 100 + 0.5) / 100;
-            x->end = floor(x->end * 100 + 0.5) / 100;
-            x->score = (float)(floor(x->score * 1e4 + 0.5) / 1e4);
+    to_seconds(d, from, map, round, 1);
+}
+
+tal_status tal_head_nms_video(const tal_head_config *c, tal_dets *d, double duration_s,
+                              tal_err *err) {
+    tal_nms_opts o = tal_head_nms_opts(c);
+    tal_status rc = tal_soft_nms(d, &o, err);
+    if (rc == TAL_OK && !c->clip_segments)
+        for (int i = 0; i < d->n; i++) {
+            tal_detection *x = &d->items[i];
+            x->start = x->start < 0 ? 0 : duration_s > 0 && x->start > duration_s ? duration_s
+                                                                                  : x->start;
+            x->end = x->end < 0 ? 0 : duration_s > 0 && x->end > duration_s ? duration_s : x->end;
         }
-    }
+    return rc;
 }
 
 tal_status tal_dets_fuse_classifier(tal_dets *out, const tal_dets *agnostic,

@@ -387,7 +387,7 @@ Test(heads_model, config_from_json_and_errors) {
     cr_assert_eq(tal_head_config_from_json(&c, "cfg.json", "[1]", &err), TAL_EINVAL);
     /* ActionFormer's model and post-processing */
     cr_assert_eq(c.variant, TAL_HEAD_OPENTAD);
-    cr_assert_eq(c.clip_segments, 1, "OpenTAD clips by default");
+    cr_assert(c.clip_segments == 1 && c.round_results == 1, "OpenTAD clips and rounds");
     json = "{\"variant\": \"actionformer\", \"pre_nms_per_level\": 1, \"duration_thresh\": 0.05,"
            " \"clip_segments\": 0, \"voting_iou_weight\": 1}";
     cr_assert_eq(tal_head_config_from_json(&c, "cfg.json", json, &err), TAL_OK, "%s", err.msg);
@@ -399,7 +399,8 @@ Test(heads_model, config_from_json_and_errors) {
                                    {"{\"clip_segments\": 2}", "clip_segments"},
                                    {"{\"pre_nms_per_level\": -1}", "pre_nms_per_level"},
                                    {"{\"voting_iou_weight\": 3}", "voting_iou_weight"},
-                                   {"{\"duration_thresh\": -0.1}", "duration_thresh"}};
+                                   {"{\"duration_thresh\": -0.1}", "duration_thresh"},
+                                   {"{\"round_results\": 2}", "round_results"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(tal_head_config_from_json(&c, "cfg.json", bad[i][0], &err), TAL_EINVAL,
                      "%s", bad[i][0]);

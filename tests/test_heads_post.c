@@ -276,6 +276,16 @@ Test(heads_post, decode_per_level_as_actionformer) {
     NEAR(d.items[2].end, 30); /* not clipped */
     cr_assert_eq(d.items[2].label, 0);
     tal_dets_free(&d);
+    /* the app's way: seconds (x * 4 + 0.5 * 16) / 30, unclipped until after the NMS */
+    tal_time_map map = {.fps = 30, .snippet_stride = 4, .offset_frames = 8, .duration_s = 3.5};
+    cr_assert_eq(tal_head_decode_window(h, 0, &map, 0, &d, &err), TAL_OK);
+    NEAR(d.items[2].end, (30 * 4 + 8) / 30.0);
+    cr_assert_eq(tal_head_nms_video(&c, &d, 3.5, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(d.n, 3);
+    NEAR(d.items[0].start, (4 * 4 + 8) / 30.0);
+    NEAR(d.items[2].start, (21 * 4 + 8) / 30.0);
+    NEAR(d.items[2].end, 3.5);
+    tal_dets_free(&d);
     tal_head_destroy(h);
     tal_params_destroy(pp);
 }
