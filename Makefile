@@ -1,11 +1,13 @@
 # re2tal: thin wrapper over CMake. `make test` and `make demo` do all the set-up themselves.
 BUILD      ?= build
 BUILD_SAN  ?= build-sanitize
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 600
 CUDA       ?= AUTO
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo bench sanitize fixtures interop clean
+.PHONY: all deps configure build test demo bench sanitize fuzz fixtures interop clean
 
 all: build
 
@@ -35,6 +37,15 @@ sanitize: deps
 	cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j $(JOBS)
 
+# every libFuzzer target (tests/fuzz_*.c) for FUZZ_SECONDS each, one after another, under ASan +
+# UBSan from its committed seeds (tests/fuzz/); findings are kept in $(BUILD_FUZZ)/fuzz/
+fuzz:
+	@scripts/install-deps.sh --fuzz
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRE2TAL_FUZZ=ON -DRE2TAL_CUDA=OFF \
+		-DCMAKE_C_COMPILER=clang $(CMAKE_ARGS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(notdir $(basename $(wildcard tests/fuzz_*.c)))
+	tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
 fixtures:
 	/usr/bin/python3 tests/make_fixtures.py
 
@@ -55,4 +66,4 @@ interop: build
 	$(ACTIONFORMER_PY) tests/interop/check_actionformer.py --build $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

@@ -26,23 +26,9 @@ tal_status tal_write_file_atomic(const char *path, const char *text, tal_err *er
 }
 
 char *tal_read_file(const char *path, tal_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t got = s ? fread(s, 1, (size_t)n, f) : 0;
-    fclose(f);
-    if (!s) {
-        tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-        return NULL;
-    }
-    s[got] = 0;
-    return s;
+    char *text = NULL;
+    tal_file_read(&text, NULL, path, 0, err);
+    return text;
 }
 
 static void remove_tree(const char *dir) {
@@ -65,32 +51,59 @@ static int complete(const char *dir) {
     return access(p, R_OK) == 0;
 }
 
+/* The weights (EMA: its values under the parameters' names) as named tensors (caller frees the
+ * array; the tensors stay borrowed). */
+static tal_named_tensor *weights_of(const tal_params *p, tal_ema *ema, int *n_out) {
+    int n = tal_params_count(p);
+    tal_named_tensor *items = calloc((size_t)n + 1, sizeof *items);
+    for (int i = 0; items && i < n; i++) {
+        items[i].name = tal_params_at((tal_params *)p, i)->name;
+        items[i].t = ema ? tal_ema_value(ema, i) : tal_params_at((tal_params *)p, i)->value;
+    }
+    *n_out = n;
+    return items;
+}
+
+/* Whatever --allow-nonfinite says, a checkpoint is never written from NaN or Inf weights: a
+ * diverged run's "best" would otherwise replace a good one, and load as garbage detections. */
+static tal_status check_finite(const char *dir, const tal_params *p, tal_ema *ema, tal_err *err) {
+    for (int pass = 0; pass < (ema ? 2 : 1); pass++) {
+        int n;
+        tal_named_tensor *items = weights_of(p, pass ? ema : NULL, &n);
+        if (!items) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", dir);
+        char what[1200];
+        snprintf(what, sizeof what, "%s: not saved: %s", dir,
+                 pass ? "ema.safetensors" : "model.safetensors");
+        tal_status rc = tal_tensors_check_finite(items, n, what, err);
+        free(items);
+        if (rc) return rc;
+    }
+    return TAL_OK;
+}
+
 /* Forward declarations of the optimiser and EMA savers (nn/), typed loosely to keep the header
  * free of them. */
 tal_status tal_ckpt_save(const char *run_dir, const char *name, const tal_params *p,
                          const void *opt, const void *ema, const tal_train_state *st, tal_err *err) {
     char dir[1024], fresh[1100], old[1100], path[1200];
     snprintf(dir, sizeof dir, "%s/%s", run_dir, name);
+    tal_status rc = check_finite(dir, p, (tal_ema *)ema, err);
+    if (rc) return rc;
     snprintf(fresh, sizeof fresh, "%s.new", dir);
     snprintf(old, sizeof old, "%s.old", dir);
     remove_tree(fresh);
     if (mkdir(fresh, 0755) != 0 && errno != EEXIST)
         return tal_err_set(err, TAL_EIO, "%s: cannot create: %s", fresh, strerror(errno));
-    tal_status rc;
     snprintf(path, sizeof path, "%s/model.safetensors", fresh);
     if ((rc = tal_params_save(p, path, NULL, err))) return rc;
     if (opt) {
         snprintf(path, sizeof path, "%s/optim.safetensors", fresh);
         if ((rc = tal_adamw_state_save((const tal_adamw *)opt, path, err))) return rc;
     }
-    if (ema) { /* the EMA weights, under the parameters' names */
-        tal_ema *e = (tal_ema *)ema;
-        int n = tal_params_count(p);
-        tal_named_tensor *items = calloc((size_t)n + 1, sizeof *items);
-        for (int i = 0; i < n; i++) {
-            items[i].name = tal_params_at((tal_params *)p, i)->name;
-            items[i].t = tal_ema_value(e, i);
-        }
+    if (ema) {
+        int n;
+        tal_named_tensor *items = weights_of(p, (tal_ema *)ema, &n);
+        if (!items) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", fresh);
         snprintf(path, sizeof path, "%s/ema.safetensors", fresh);
         rc = tal_safetensors_write(path, items, n, NULL, err);
         free(items);

@@ -19,7 +19,9 @@ typedef struct tal_train_state {
     int best_epoch;
 } tal_train_state;
 
-/* Writes run_dir/name/ (atomically, see above). opt and ema may be NULL. */
+/* Writes run_dir/name/ (atomically, see above). opt and ema may be NULL. Weights or EMA weights
+ * holding NaN or Inf are refused before anything is written (TAL_EFORMAT naming the first such
+ * tensor and how many there are), even under --allow-nonfinite: the previous checkpoint stays. */
 tal_status tal_ckpt_save(const char *run_dir, const char *name, const tal_params *p,
                          const void *opt, const void *ema, const tal_train_state *st, tal_err *err);
 /* Path of the complete checkpoint folder run_dir/name (or its .new / .old twin) into buf;
@@ -28,7 +30,8 @@ tal_status tal_ckpt_find(char *buf, size_t size, const char *run_dir, const char
 tal_status tal_ckpt_read_state(const char *ckpt_dir, tal_train_state *st, tal_err *err);
 /* Writes text to path atomically (temp + rename). */
 tal_status tal_write_file_atomic(const char *path, const char *text, tal_err *err);
-/* Reads a whole file (caller frees). */
+/* Reads a whole JSON or text file (caller frees; tal_file_read's checks and size limit); NULL
+ * with err set on failure. */
 char *tal_read_file(const char *path, tal_err *err);
 
 #endif

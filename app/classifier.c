@@ -2,6 +2,7 @@
 #include "app/classifier.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +107,8 @@ tal_status tal_classifier_scores(const tal_video_classifier *c, const char *vide
                            c->path, video_id, c->n_classes);
     for (int k = 0; k < c->n_classes; k++) {
         cJSON *v = cJSON_GetArrayItem(row, k);
-        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        /* finite as a float too: 5e42 is a finite double but an infinite score (fuzz_app_config) */
+        if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= FLT_MAX))
             return tal_err_set(err, TAL_EINVAL, "%s: results.%s[%d]: expected a finite score",
                                c->path, video_id, k);
         scores[k] = (float)v->valuedouble;

@@ -18,14 +18,15 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal extract --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] --out DIR "
-            "[--quiet]\n\n"
+            "[--quiet] [--allow-nonfinite]\n\n"
             "Runs the trained backbone over each video and writes DIR/<id>.npy (float32 [C, T],\n"
             "spatially mean-pooled features) and DIR/<id>.json (channels, length, seconds per\n"
             "feature, frames per feature, duration). Resize configs give one clip spread over the\n"
             "whole video; truncate configs give consecutive windows, concatenated (windows do not\n"
             "see across their edges). Unreadable videos are reported and skipped (exit 1 if any).\n"
             "Videos: files, folders (their video files in name order) and --list FILE (one path\n"
-            "per line). Under `mpirun -np N` each rank extracts a share balanced by duration.\n");
+            "per line). Under `mpirun -np N` each rank extracts a share balanced by duration.\n"
+            "Weights holding NaN or Inf (a diverged run) are refused unless --allow-nonfinite.\n");
 }
 
 /* float32 [rows, cols] C-order .npy, written atomically. */

@@ -113,6 +113,11 @@ static int cmd_frames(int argc, char **argv) {
         fprintf(stderr, "re2tal frames: %s: %lld corrupt packets skipped (first at %.2f s), %lld "
                 "frames repaired\n", video, (long long)st->corrupt_packets, st->first_error_s,
                 (long long)st->repaired);
+    if (st->dropped_frames)
+        fprintf(stderr, "re2tal frames: %s: %lld frames with an impossible timestamp dropped "
+                "(first stamped %.2f s, the video lasts %.2f s)\n", video,
+                (long long)st->dropped_frames, st->first_dropped_s,
+                tal_decoder_info(dec)->duration_s);
     rc = 0;
     goto done;
 fail:

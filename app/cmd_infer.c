@@ -15,7 +15,8 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal infer --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE]\n"
             "                    [--out results.json] [--srt DIR]\n"
-            "                    [--classifier FILE [--classifier-topk K]] [--quiet]\n\n"
+            "                    [--classifier FILE [--classifier-topk K]] [--quiet]\n"
+            "                    [--allow-nonfinite]\n\n"
             "Finds action segments in raw videos with a trained model (a run folder of re2tal\n"
             "train: best/ weights, else last/), any length: test windows are decoded one after\n"
             "another, so memory stays bounded. Writes ActivityNet results JSON (default\n"
@@ -29,7 +30,8 @@ static void usage(FILE *out) {
             "Videos: files, folders (their video files in name order) and --list FILE (one path\n"
             "per line). Under `mpirun -np N` each rank takes a share balanced by duration and\n"
             "writes its videos' subtitles; rank 0 writes the results file, the same bytes as one\n"
-            "process writes.\n");
+            "process writes.\n"
+            "Weights holding NaN or Inf (a diverged run) are refused unless --allow-nonfinite.\n");
 }
 
 static int cmd_infer(int argc, char **argv) {

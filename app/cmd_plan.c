@@ -39,11 +39,8 @@ static tal_status load_config(tal_backbone_config *cfg, const char *arg, int *fr
                               tal_err *err) {
     if (tal_backbone_config_preset(cfg, arg, NULL) == TAL_OK) return TAL_OK;
     char *text = tal_read_file(arg, err);
-    if (!text)
-        return tal_err_set(err, TAL_EIO,
-                           "%s: not a preset (" TAL_BACKBONE_PRESETS ") and no readable "
-                           "config file",
-                           arg);
+    if (!text) /* say both: a mistyped preset reads as a missing file */
+        return tal_err_prefix(err, "not a preset (" TAL_BACKBONE_PRESETS "), nor a config file");
     tal_status rc;
     cJSON *root = cJSON_Parse(text);
     cJSON *sub = root ? cJSON_GetObjectItemCaseSensitive(root, "backbone") : NULL;

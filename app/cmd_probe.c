@@ -11,8 +11,14 @@
 static void usage(FILE *out) {
     fprintf(out, "usage: re2tal probe [--count] [--decode-threads N] VIDEO...\n"
                  "Prints one JSON line of metadata per video: duration, start, time base, frame\n"
-                 "rates, frame count (exact with --count, which decodes the whole stream), size,\n"
-                 "rotation, codec, whether the frame rate is variable. Exit 1 if any file failed.\n");
+                 "rates, frame count, size, rotation, codec, whether the frame rate is variable.\n"
+                 "The frame count is exact only with --count, which decodes the whole stream\n"
+                 "(n_frames_from \"count\"); otherwise it is the container's (\"header\", when its\n"
+                 "index lies whole inside the file) or an estimate (\"estimate\": duration x fps,\n"
+                 "or the frames indexed inside a file cut short). frames_dropped: frames whose\n"
+                 "timestamp lay far outside the duration or their neighbours (a corrupt stamp);\n"
+                 "corrupt_packets: packets the decoder rejected (both seen only while decoding).\n"
+                 "Exit 1 if any file failed.\n");
 }
 
 static int cmd_probe(int argc, char **argv) {
@@ -53,7 +59,13 @@ static int cmd_probe(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "avg_fps", in->avg_fps);
         cJSON_AddNumberToObject(o, "real_fps", in->real_fps);
         cJSON_AddNumberToObject(o, "n_frames", (double)in->n_frames);
-        cJSON_AddBoolToObject(o, "n_frames_exact", in->n_frames_exact);
+        cJSON_AddBoolToObject(o, "n_frames_exact", in->n_frames_counted);
+        cJSON_AddStringToObject(o, "n_frames_from", in->n_frames_counted ? "count"
+                                                    : in->n_frames_exact ? "header"
+                                                                         : "estimate");
+        const tal_decode_stats *st = tal_decoder_stats(dec);
+        cJSON_AddNumberToObject(o, "frames_dropped", (double)st->dropped_frames);
+        cJSON_AddNumberToObject(o, "corrupt_packets", (double)st->corrupt_packets);
         cJSON_AddNumberToObject(o, "width", in->width);
         cJSON_AddNumberToObject(o, "height", in->height);
         cJSON_AddNumberToObject(o, "rotation", in->rotation);

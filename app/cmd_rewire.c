@@ -8,7 +8,7 @@
 
 static int cmd_rewire(int argc, char **argv) {
     if (argc == 2 && tal_is_help(argv[1])) {
-        printf("usage: re2tal rewire IN.safetensors OUT.safetensors\n\n"
+        printf("usage: re2tal rewire IN.safetensors OUT.safetensors [--allow-nonfinite]\n\n"
                "Renames an ordinary Video Swin / ResNet3D checkpoint (mmaction2 names, with or\n"
                "without 'backbone.') to the rewired names of a Re2TAL checkpoint:\n"
                "  layers.S.blocks.B.norm1|attn.*  -> layers.S.blocks.B.inv_block.Fm.*\n"
@@ -16,7 +16,8 @@ static int cmd_rewire(int argc, char **argv) {
                "  layerS.0.* / layerS.B.*         -> layerS.blocks.0.Fm.* / "
                "layerS.blocks.B.inv_block.Fm.*\n"
                "Values are copied unchanged (the rewiring adds no parameter); other tensors are\n"
-               "kept. Make IN from a .pth with tools/convert_checkpoint.py.\n");
+               "kept. Make IN from a .pth with tools/convert_checkpoint.py. Tensors holding NaN\n"
+               "or Inf are refused unless --allow-nonfinite.\n");
         return 0;
     }
     if (argc != 3) {

@@ -182,19 +182,9 @@ static void line_col(const char *text, size_t at, int *line, int *col) {
 
 tal_status tal_cfg_load_file(void *cfg, const tal_cfg_key *keys, int n_keys, const char *path,
                              tal_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    rewind(f);
-    char *text = malloc((size_t)size + 1);
-    if (!text) {
-        fclose(f);
-        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(text, 1, (size_t)size, f);
-    fclose(f);
-    text[got] = 0;
+    char *text; /* regular files only, size-limited: the readers' one guard (nn/file.c) */
+    tal_status st = tal_file_read(&text, NULL, path, 0, err);
+    if (st) return st;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
     tal_status rc;

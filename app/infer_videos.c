@@ -150,6 +150,8 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
             tal_dets_free(&dets[k]);
             msgs[k] = strdup(e.msg);
             TAL_ASSERT_MSG(msgs[k], "out of memory");
+        } else if (e.msg[0]) { /* answered, but the video decoded with trouble: say which */
+            tal_progress_message(&bar, "warning: %s", e.msg);
         }
         tal_progress_update(&bar, ++done, NULL);
     }

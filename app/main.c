@@ -29,7 +29,7 @@ static void print_usage(FILE *out) {
     fprintf(out,
             "re2tal %s: temporal action localization trained end to end, with reversible video\n"
             "backbones (Re2TAL, CVPR 2023).\n\n"
-            "usage: re2tal [--threads N] COMMAND [ARGS...]\n\n"
+            "usage: re2tal [--threads N] [--allow-nonfinite] COMMAND [ARGS...]\n\n"
             "commands:\n",
             RE2TAL_VERSION);
     for (int i = 0; i < g_n_commands; i++)
@@ -38,7 +38,11 @@ static void print_usage(FILE *out) {
             "\noptions:\n"
             "  --threads N  threads for OpenMP and OpenBLAS (default: RE2TAL_THREADS, else all "
             "cores)\n"
-            "  -h, --help   this text; `re2tal COMMAND --help` explains one command\n");
+            "  --allow-nonfinite  load weights that hold NaN or Inf (refused by default: they\n"
+            "               come from a diverged run); may also stand after the command\n"
+            "  -h, --help   this text; `re2tal COMMAND --help` explains one command\n"
+            "\nenvironment: RE2TAL_MAX_INPUT_BYTES (default 1G) bounds the JSON and text files\n"
+            "read (annotations, results, configs, class lists, .npy features).\n");
 }
 
 static int cmd_version(int argc, char **argv) {
@@ -97,6 +101,9 @@ static int run(int argc, char **argv) {
             }
             threads = (int)n;
             i += 2;
+        } else if (!strcmp(argv[i], "--allow-nonfinite")) {
+            tal_safetensors_allow_nonfinite(1);
+            i++;
         } else if (!strcmp(argv[i], "--version")) {
             return cmd_version(1, argv);
         } else {
@@ -105,6 +112,14 @@ static int run(int argc, char **argv) {
         }
     }
     tal_threads_set(rank_threads(threads));
+    /* every command that loads weights takes --allow-nonfinite: taken out here, once */
+    int n = i;
+    for (int j = i; j < argc; j++) {
+        if (!strcmp(argv[j], "--allow-nonfinite")) tal_safetensors_allow_nonfinite(1);
+        else argv[n++] = argv[j];
+    }
+    argc = n;
+    argv[argc] = NULL;
     if (i >= argc) {
         print_usage(stderr);
         return 2;

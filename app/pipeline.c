@@ -117,8 +117,11 @@ tal_status tal_clip_for(tal_clip *clip, const tal_run_config *rc, const tal_vide
     return tal_sample_window(clip, &meta, &o, window, err);
 }
 
-tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char *path,
-                         const tal_clip *clip, int training, tal_rng_key key, tal_err *err) {
+/* tal_clip_load, adding the decoder's trouble (corrupt packets, repaired and dropped frames) to
+ * *trouble when given. */
+static tal_status clip_load(tal_tensor video, const tal_run_config *rc, const char *path,
+                            const tal_clip *clip, int training, tal_rng_key key,
+                            tal_decode_stats *trouble, tal_err *err) {
     tal_decoder *dec = NULL;
     tal_decode_opts dopts = {.threads = rc->decode_threads};
     tal_status st = tal_decoder_open(&dec, path, &dopts, err);
@@ -151,8 +154,23 @@ tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char 
     tal_tensor out = tal_tensor_reshape(video, 4, (int64_t[]){3, clip->n_frames, tf.out_h, tf.out_w});
     st = tal_decoder_read_times(dec, times, clip->n_frames, &tf, out, err);
     free(times);
+    const tal_decode_stats *ds = tal_decoder_stats(dec);
+    if (trouble) {
+        if (ds->corrupt_packets && trouble->first_error_s < 0)
+            trouble->first_error_s = ds->first_error_s;
+        if (ds->dropped_frames && !trouble->dropped_frames)
+            trouble->first_dropped_s = ds->first_dropped_s;
+        trouble->corrupt_packets += ds->corrupt_packets;
+        trouble->repaired += ds->repaired;
+        trouble->dropped_frames += ds->dropped_frames;
+    }
     tal_decoder_close(dec);
     return st;
+}
+
+tal_status tal_clip_load(tal_tensor video, const tal_run_config *rc, const char *path,
+                         const tal_clip *clip, int training, tal_rng_key key, tal_err *err) {
+    return clip_load(video, rc, path, clip, training, key, NULL, err);
 }
 
 /* A clip longer than backbone.chunk_frames trains chunk by chunk (memory of one chunk). */
@@ -246,13 +264,28 @@ tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const c
         n_windows = tal_window_count(tal_video_meta_of(v).n_frames, &o);
     }
     tal_rng_key key = {0, 0, 0};
+    tal_decode_stats trouble = {.first_error_s = -1};
     for (int w = 0; w < n_windows; w++) {
         tal_clip clip = {0};
         tal_status st = tal_clip_for(&clip, rc, v, 0, w, key, err);
-        if (!st) st = tal_clip_load(video_buf, rc, path, &clip, 0, key, err);
+        if (!st) st = clip_load(video_buf, rc, path, &clip, 0, key, &trouble, err);
         if (!st) st = tal_model_infer_clip(m, video_buf, &clip, out, err);
         tal_clip_free(&clip);
         if (st) return st;
     }
-    return tal_head_nms_video(&m->hcfg, out, tal_video_meta_of(v).duration_s, err);
+    tal_status st = tal_head_nms_video(&m->hcfg, out, tal_video_meta_of(v).duration_s, err);
+    if (!st && (trouble.corrupt_packets || trouble.dropped_frames)) { /* a warning */
+        char corrupt[160] = "", dropped[160] = "";
+        if (trouble.corrupt_packets)
+            snprintf(corrupt, sizeof corrupt, ", %lld corrupt packets skipped (first at %.2f s, "
+                     "%lld frames repaired)", (long long)trouble.corrupt_packets,
+                     trouble.first_error_s, (long long)trouble.repaired);
+        if (trouble.dropped_frames)
+            snprintf(dropped, sizeof dropped, ", %lld frames with an impossible timestamp "
+                     "dropped (first stamped %.2f s)", (long long)trouble.dropped_frames,
+                     trouble.first_dropped_s);
+        tal_err_set(err, TAL_OK, "%s: decoded with trouble%s%s: detections from what decoded",
+                    path, corrupt, dropped);
+    }
+    return st;
 }

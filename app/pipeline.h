@@ -60,7 +60,9 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
 tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
                                 tal_dets *out, tal_err *err);
 
-/* Whole-video inference: every test window, pooled, Soft-NMS'd; out in seconds. */
+/* Whole-video inference: every test window, pooled, Soft-NMS'd; out in seconds. A video that
+ * decoded with trouble (corrupt packets, frames with impossible timestamps) succeeds with a
+ * warning naming it in err->msg (err->code TAL_OK): print it, the user should know. */
 tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const char *path,
                                  const tal_video_anno *v, tal_tensor video_buf, tal_dets *out,
                                  tal_err *err);

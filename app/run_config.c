@@ -168,17 +168,10 @@ tal_status tal_run_config_parse(tal_run_config *c, const char *json, const char 
 }
 
 tal_status tal_run_config_load(tal_run_config *c, const char *path, tal_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    rewind(f);
-    char *text = malloc((size_t)size + 1);
-    size_t got = text ? fread(text, 1, (size_t)size, f) : 0;
-    fclose(f);
-    if (!text) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-    text[got] = 0;
-    tal_status rc = tal_run_config_parse(c, text, path, err);
+    char *text; /* a folder or device is refused by name (it once read as "out of memory") */
+    tal_status rc = tal_file_read(&text, NULL, path, 0, err);
+    if (rc) return rc;
+    rc = tal_run_config_parse(c, text, path, err);
     free(text);
     return rc;
 }

@@ -12,8 +12,10 @@ typedef struct tal_run_config {
     char videos[TAL_CFG_STR];       /* folder of <id>.<ext> */
     char classes[TAL_CFG_STR];      /* optional class list (else the sorted label set) */
     char block_list[TAL_CFG_STR];   /* optional list of video ids left out */
-    char train_subset[32], val_subset[32];
-    char sampler[16];               /* "resize" (ActivityNet) or "truncate" (THUMOS) */
+    /* every string key is a char[TAL_CFG_STR]: config.c copies up to that many bytes (a longer
+     * "train_subset" once overwrote the numbers after it; fuzz_app_config) */
+    char train_subset[TAL_CFG_STR], val_subset[TAL_CFG_STR];
+    char sampler[TAL_CFG_STR];      /* "resize" (ActivityNet) or "truncate" (THUMOS) */
     int frames;                     /* resize: frames spread over the video */
     int resize_len;                 /* resize: head length (feature positions) */
     int trunc_len, frame_stride, snippet_stride; /* truncate / sliding windows */

@@ -61,8 +61,8 @@ tal_status tal_video_list_add(tal_video_list *l, const char *arg, tal_err *err) 
 }
 
 tal_status tal_video_list_add_file(tal_video_list *l, const char *file, tal_err *err) {
-    FILE *f = fopen(file, "r");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open the list: %s", file, strerror(errno));
+    FILE *f; /* /dev/zero once read as endless empty lines: regular files only (nn/file.c) */
+    if (tal_file_open(&f, NULL, file, 0, err)) return tal_err_prefix(err, "the video list");
     char line[4096];
     tal_status st = TAL_OK;
     int line_no = 0;

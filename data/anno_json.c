@@ -125,6 +125,16 @@ static tal_status read_positive(double *out, const cJSON *obj, const char *key, 
     return TAL_OK;
 }
 
+tal_status tal_anno_video_duration(double *out_s, const void *video, const char *file,
+                                   const char *where, tal_err *err) {
+    reader r = {file, {0}, ""};
+    double d = -1;
+    tal_status s = read_positive(&d, video, "duration", err, &r, where);
+    if (s == TAL_OK) s = read_positive(&d, video, "duration_second", err, &r, where);
+    if (s == TAL_OK) *out_s = d;
+    return s;
+}
+
 static tal_status read_video(reader *r, const cJSON *e, tal_err *err) {
     char path[300], p[400];
     snprintf(path, sizeof path, "%s%.120s", r->prefix, e->string);
@@ -144,8 +154,7 @@ static tal_status read_video(reader *r, const cJSON *e, tal_err *err) {
     }
     double d = -1, fps = 0, frames = 0;
     tal_status s;
-    if ((s = read_positive(&d, e, "duration", err, r, path)) != TAL_OK) return s;
-    if ((s = read_positive(&d, e, "duration_second", err, r, path)) != TAL_OK) return s;
+    if ((s = tal_anno_video_duration(&d, e, r->name, path, err)) != TAL_OK) return s;
     if ((s = read_positive(&fps, e, "fps", err, r, path)) != TAL_OK) return s;
     if ((s = read_positive(&frames, e, "frames", err, r, path)) != TAL_OK) return s;
     if ((s = read_positive(&frames, e, "duration_frame", err, r, path)) != TAL_OK) return s;

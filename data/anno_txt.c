@@ -19,8 +19,9 @@ static int cmp_str_ptr(const void *a, const void *b) {
 /* Reads one class file into the builder. label < 0: ambiguous spans. */
 static tal_status read_class_file(anno_builder *b, const char *path, int label, tal_subset subset,
                                   tal_err *err) {
-    FILE *f = fopen(path, "r");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    tal_status open_st = tal_file_open(&f, NULL, path, 0, err);
+    if (open_st) return open_st;
     char line[1024];
     int line_no = 0;
     tal_status s = TAL_OK;
@@ -140,22 +141,11 @@ tal_status tal_dataset_load(tal_dataset **out, const char *path, const char *spl
     if (stat(path, &sb) != 0)
         return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) return load_thumos_txt(out, path, split, err);
-    FILE *f = fopen(path, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t len = (size_t)sb.st_size;
-    char *buf = malloc(len + 1);
-    if (!buf) {
-        fclose(f);
-        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory for %zu bytes", path, len);
-    }
-    size_t got = fread(buf, 1, len, f);
-    fclose(f);
-    if (got != len) {
-        free(buf);
-        return tal_err_set(err, TAL_EIO, "%s: short read (%zu of %zu bytes)", path, got, len);
-    }
-    buf[len] = 0;
-    tal_status s = tal_dataset_parse(out, path, buf, len, err);
+    char *buf = NULL;
+    size_t len = 0;
+    tal_status s = tal_file_read(&buf, &len, path, 0, err);
+    if (s) return s;
+    s = tal_dataset_parse(out, path, buf, len, err);
     free(buf);
     return s;
 }

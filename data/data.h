@@ -80,6 +80,13 @@ tal_status tal_dataset_load(tal_dataset **out, const char *path, const char *spl
 /* Same, from bytes in memory; `name` is used in messages. JSON formats only. */
 tal_status tal_dataset_parse(tal_dataset **out, const char *name, const char *json, size_t len,
                              tal_err *err);
+/* A video entry's duration as annotation JSON gives it ("duration", or "duration_second" which
+ * wins; a number or a string holding one): *out_s = the seconds, or -1 when the entry has none.
+ * TAL_EFORMAT "<file>: <where>.duration: must be a positive number, got 0" when it is there but
+ * not a finite number > 0. video is a cJSON object (void * keeps cJSON out of this header). The
+ * one rule for the dataset reader, check-data and eval's ground truth alike. */
+tal_status tal_anno_video_duration(double *out_s, const void *video, const char *file,
+                                   const char *where, tal_err *err);
 void tal_dataset_destroy(tal_dataset *ds); /* NULL is fine */
 
 /* Index of a video id, or -1. Also accepts the id with / without a "v_" prefix. */

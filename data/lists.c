@@ -13,39 +13,8 @@
 #include "data/data.h"
 
 static char *read_text_file(const char *path, size_t *len, tal_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *p = realloc(buf, 2 * cap + 1);
-        if (!p) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = p;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) {
-        tal_err_set(err, TAL_ENOMEM, "%s: out of memory reading the file", path);
-        return NULL;
-    }
-    if (bad) {
-        free(buf);
-        tal_err_set(err, TAL_EIO, "%s: read error", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    if (len) *len = n;
-    return buf;
+    char *buf;
+    return tal_file_read(&buf, len, path, 0, err) == TAL_OK ? buf : NULL;
 }
 
 /* Calls fn(token, line_no, ctx) for each line's text with blanks trimmed and '#' comments cut.

@@ -29,8 +29,12 @@ typedef struct tal_video_info {
     double time_base;         /* seconds per PTS tick */
     double avg_fps;           /* the container's average frame rate (0 if unknown) */
     double real_fps;          /* the base frame rate (r_frame_rate; 0 if unknown) */
-    int64_t n_frames;         /* frames in the stream: exact if n_frames_exact, else estimated */
-    int n_frames_exact;       /* 1 when counted, or when the container's count is trusted */
+    int64_t n_frames;         /* frames in the stream: counted, the container's count, or an
+                                 estimate (duration x fps; frames indexed inside a cut file) */
+    int n_frames_exact;       /* 1 when counted, or when the container's count is trusted: its
+                                 index lies whole inside the file (a faststart MP4 cut short
+                                 still announces every frame in its header) */
+    int n_frames_counted;     /* 1 once counted by decoding, the only count that is known */
     int variable_fps;         /* 1 if avg and real frame rates disagree; after counting: 1 if
                                  the frame intervals differ (VFR) */
     char codec[32];           /* decoder name, e.g. "h264" */
@@ -74,6 +78,10 @@ typedef struct tal_decode_stats {
     int64_t repaired;         /* requested times whose frame was missing: previous frame used */
     int64_t seeks;
     double first_error_s;     /* time of the first decode error, -1 if none */
+    int64_t dropped_frames;   /* frames whose timestamp lay far outside the container's duration,
+                                 or far from both neighbours (a corrupt stamp): dropped, so the
+                                 work stays bounded by the real duration */
+    double first_dropped_s;   /* the first such frame's (bogus) time, 0 if none */
 } tal_decode_stats;
 
 /* Opens `path`. On failure returns the code (TAL_EIO missing/unreadable, TAL_EFORMAT not a
@@ -81,6 +89,10 @@ typedef struct tal_decode_stats {
  * fills *err with a message naming the file. opts may be NULL. */
 tal_status tal_decoder_open(tal_decoder **out, const char *path, const tal_decode_opts *opts,
                             tal_err *err);
+/* The same for a video held in memory: data (borrowed, size bytes) must outlive the decoder;
+ * name stands for the file in messages and hints the container by its extension. */
+tal_status tal_decoder_open_memory(tal_decoder **out, const char *name, const void *data,
+                                   size_t size, const tal_decode_opts *opts, tal_err *err);
 void tal_decoder_close(tal_decoder *dec); /* NULL is fine */
 /* Writes frame k of frames [3, T, H, W] (or [T, H, W, 3] with tf->channels_last), undoing tf's
  * normalisation, as an 8-bit RGB PNG at path. TAL_EIO if the file cannot be written. */

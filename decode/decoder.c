@@ -13,6 +13,13 @@
 
 #define TIME_EPS_S 1e-6      /* k / fps and pts * time_base differ by rounding only */
 #define FAR_AHEAD_S 4.0      /* further than this ahead, a seek beats decoding forward */
+/* Timestamp sanity: a frame may lie this far outside the container's duration (2 s + 10 %), and
+ * a jump from the previous frame longer than JUMP_S and JUMP_INTERVALS of the interval before
+ * it (a slide show's frames are far apart) is checked against the next frame. */
+#define SLACK_S 2.0
+#define SLACK_FRACTION 0.1
+#define JUMP_S 1.0
+#define JUMP_INTERVALS 8.0
 
 const char *tal_av_error(int code, char *buf, size_t size) {
     av_strerror(code, buf, size);
@@ -31,6 +38,26 @@ static int rotation_of(const AVStream *st) {
     int cw = (int)lround(-ccw) % 360; /* degrees to turn clockwise for display, as ffmpeg */
     if (cw < 0) cw += 360;
     return (cw + 45) / 90 % 4 * 90;
+}
+
+/* How many of the container's indexed frames have their data inside the file, and the time
+ * just past the last of them; -1 when that cannot be told (unknown file size, or an index of
+ * keyframes only, as Matroska's cues: it says nothing of the frames between). */
+static int64_t indexed_frames_present(const tal_decoder *dec, double *end_s) {
+    int n = avformat_index_get_entries_count(dec->st);
+    int64_t file_bytes = dec->fmt->pb ? avio_size(dec->fmt->pb) : -1;
+    if (n <= 0 || n < dec->st->nb_frames || file_bytes <= 0) return -1;
+    int64_t present = 0, last_ts = AV_NOPTS_VALUE;
+    for (int i = 0; i < n; i++) {
+        const AVIndexEntry *e = avformat_index_get_entry(dec->st, i);
+        if (e && e->pos >= 0 && e->pos + e->size <= file_bytes) {
+            present++;
+            if (last_ts == AV_NOPTS_VALUE || e->timestamp > last_ts) last_ts = e->timestamp;
+        }
+    }
+    double fps = dec->info.avg_fps > 0 ? dec->info.avg_fps : dec->info.real_fps;
+    *end_s = last_ts == AV_NOPTS_VALUE ? 0 : pts_seconds(dec, last_ts) + (fps > 0 ? 1 / fps : 0);
+    return present;
 }
 
 static void fill_info(tal_decoder *dec) {
@@ -52,7 +79,13 @@ static void fill_info(tal_decoder *dec) {
     else if (dec->fmt->duration != AV_NOPTS_VALUE && dec->fmt->duration > 0)
         in->duration_s = (double)dec->fmt->duration / AV_TIME_BASE;
     double fps = in->avg_fps > 0 ? in->avg_fps : in->real_fps;
-    if (st->nb_frames > 0) {
+    double indexed_end_s = 0;
+    int64_t indexed = indexed_frames_present(dec, &indexed_end_s);
+    if (st->nb_frames > 0 && indexed >= 0 && indexed < st->nb_frames) {
+        /* the file was cut after its header was written: what is there is an estimate */
+        in->n_frames = indexed;
+        if (indexed_end_s < in->duration_s) in->duration_s = indexed_end_s;
+    } else if (st->nb_frames > 0) {
         in->n_frames = st->nb_frames;
         in->n_frames_exact = 1;
     } else {
@@ -60,6 +93,12 @@ static void fill_info(tal_decoder *dec) {
     }
     in->variable_fps = in->avg_fps > 0 && in->real_fps > 0 &&
                        fabs(in->avg_fps - in->real_fps) > 0.01 * in->real_fps;
+    /* a duration guessed from the bit rate says nothing about where frames may lie */
+    int trusted = in->duration_s > 0 &&
+                  dec->fmt->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE;
+    double slack = SLACK_S + SLACK_FRACTION * in->duration_s;
+    dec->min_pts_s = trusted ? -slack : -INFINITY;
+    dec->max_pts_s = trusted ? in->duration_s + slack : INFINITY;
     snprintf(in->codec, sizeof in->codec, "%s", dec->cc->codec->name);
     const char *pf = av_get_pix_fmt_name(dec->cc->pix_fmt);
     snprintf(in->pix_fmt, sizeof in->pix_fmt, "%s", pf ? pf : "unknown");
@@ -67,6 +106,12 @@ static void fill_info(tal_decoder *dec) {
 
 tal_status tal_decoder_open(tal_decoder **out, const char *path, const tal_decode_opts *opts,
                             tal_err *err) {
+    return tal_decoder_open_io(out, path, NULL, NULL, opts, err);
+}
+
+tal_status tal_decoder_open_io(tal_decoder **out, const char *path, AVIOContext *io,
+                               void (*release_io)(AVIOContext *io), const tal_decode_opts *opts,
+                               tal_err *err) {
     *out = NULL;
     tal_decode_opts defaults = {0};
     if (!opts) opts = &defaults;
@@ -76,17 +121,49 @@ tal_status tal_decoder_open(tal_decoder **out, const char *path, const tal_decod
     tal_status rc = TAL_OK;
     if (!dec || !(dec->path = strdup(path))) {
         free(dec);
+        if (io && release_io) release_io(io);
         return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
     }
+    dec->io = io;
+    dec->release_io = release_io;
     dec->stats.first_error_s = -1;
+    if (!io) { /* a folder, a device or a pipe is no video file: say so before libav tries */
+        FILE *f;
+        if ((rc = tal_file_open(&f, NULL, path, SIZE_MAX, err)) != TAL_OK) {
+            tal_decoder_close(dec);
+            return rc;
+        }
+        fclose(f);
+    } else {
+        if (!(dec->fmt = avformat_alloc_context())) {
+            tal_decoder_close(dec);
+            return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+        }
+        dec->fmt->pb = io; /* custom I/O: avformat never closes it, release_io does */
+    }
     int ret = avformat_open_input(&dec->fmt, path, NULL, NULL);
     if (ret < 0) {
-        int io = ret == AVERROR(ENOENT) || ret == AVERROR(EACCES) || ret == AVERROR(EISDIR) ||
-                 ret == AVERROR(ENOTDIR) || ret == AVERROR(EPERM) || ret == AVERROR(EIO);
-        rc = tal_err_set(err, io ? TAL_EIO : TAL_EFORMAT, "%s: cannot open as a video: %s", path,
-                         tal_av_error(ret, e, sizeof e));
+        int unreadable = ret == AVERROR(ENOENT) || ret == AVERROR(EACCES) ||
+                         ret == AVERROR(EISDIR) || ret == AVERROR(ENOTDIR) ||
+                         ret == AVERROR(EPERM) || ret == AVERROR(EIO);
+        rc = tal_err_set(err, unreadable ? TAL_EIO : TAL_EFORMAT, "%s: cannot open as a video: %s",
+                         path, tal_av_error(ret, e, sizeof e));
         goto fail;
     }
+    /* Before any decoding (find_stream_info decodes): a still image is no video; and libjxl
+     * 0.7 (Debian 12) dereferences NULL on some broken JPEG XL codestreams, 11 bytes were
+     * enough (fuzz_decode_video), so JPEG XL is never decoded */
+    const char *demuxer = dec->fmt->iformat->name;
+    size_t dl = strlen(demuxer);
+    if (!strcmp(demuxer, "image2") || (dl > 5 && !strcmp(demuxer + dl - 5, "_pipe"))) {
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: a still image (%s), not a video", path, demuxer);
+        goto fail;
+    }
+    for (unsigned i = 0; i < dec->fmt->nb_streams; i++)
+        if (dec->fmt->streams[i]->codecpar->codec_id == AV_CODEC_ID_JPEGXL) {
+            rc = tal_err_set(err, TAL_EFORMAT, "%s: JPEG XL, not a video codec", path);
+            goto fail;
+        }
     if ((ret = avformat_find_stream_info(dec->fmt, NULL)) < 0) {
         rc = tal_err_set(err, TAL_EFORMAT, "%s: cannot read stream info: %s", path,
                          tal_av_error(ret, e, sizeof e));
@@ -103,6 +180,7 @@ tal_status tal_decoder_open(tal_decoder **out, const char *path, const tal_decod
                          path);
         goto fail;
     }
+
     dec->st = dec->fmt->streams[dec->stream];
     for (unsigned i = 0; i < dec->fmt->nb_streams; i++) /* demux only what we decode */
         if ((int)i != dec->stream) dec->fmt->streams[i]->discard = AVDISCARD_ALL;
@@ -128,7 +206,8 @@ tal_status tal_decoder_open(tal_decoder **out, const char *path, const tal_decod
     dec->pkt = av_packet_alloc();
     dec->cur = av_frame_alloc();
     dec->next = av_frame_alloc();
-    if (!dec->pkt || !dec->cur || !dec->next) {
+    dec->held = av_frame_alloc();
+    if (!dec->pkt || !dec->cur || !dec->next || !dec->held) {
         rc = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
@@ -150,9 +229,11 @@ void tal_decoder_close(tal_decoder *dec) {
     if (!dec) return;
     av_frame_free(&dec->cur);
     av_frame_free(&dec->next);
+    av_frame_free(&dec->held);
     av_packet_free(&dec->pkt);
     avcodec_free_context(&dec->cc);
     avformat_close_input(&dec->fmt);
+    if (dec->io && dec->release_io) dec->release_io(dec->io);
     tal_convert_free(&dec->conv);
     free(dec->path);
     free(dec);
@@ -169,7 +250,7 @@ static void note_error(tal_decoder *dec, double t_s) {
 
 /* Next decoded frame into dst: 1 got one, 0 end of stream. Corrupt packets and frames are
  * skipped and counted; only the end of the stream stops it. */
-static int decode_next(tal_decoder *dec, AVFrame *dst, double *pts_s) {
+static int decode_raw(tal_decoder *dec, AVFrame *dst, double *pts_s) {
     for (;;) {
         int ret = avcodec_receive_frame(dec->cc, dst);
         if (ret == 0) {
@@ -230,13 +311,63 @@ static int decode_next(tal_decoder *dec, AVFrame *dst, double *pts_s) {
     }
 }
 
+static void drop_frame(tal_decoder *dec, AVFrame *f, double t_s) {
+    if (dec->stats.dropped_frames++ == 0) dec->stats.first_dropped_s = t_s;
+    av_frame_unref(f);
+}
+
+/* decode_raw, less the frames whose timestamp cannot be right: outside the container's duration
+ * (with slack), or far from the frame before while the frame after is back near it (one
+ * corrupt stamp, e.g. a flipped bit in a PES header). Such a frame would make a reader by
+ * presentation time walk thousands of seconds past the end, or count frames that were never
+ * there. A frame far from its predecessor with nothing after it is dropped too. */
+static int decode_next(tal_decoder *dec, AVFrame *dst, double *pts_s) {
+    for (;;) {
+        double t;
+        if (dec->have_held) {
+            av_frame_unref(dst);
+            av_frame_move_ref(dst, dec->held);
+            t = dec->held_pts;
+            dec->have_held = 0;
+        } else if (!decode_raw(dec, dst, &t)) {
+            return 0;
+        }
+        if (t < dec->min_pts_s || t > dec->max_pts_s) {
+            drop_frame(dec, dst, t);
+            continue;
+        }
+        double jump = fmax(JUMP_S, JUMP_INTERVALS * dec->prev_dt);
+        if (dec->have_prev && fabs(t - dec->prev_pts) > jump) {
+            double after;
+            int more = decode_raw(dec, dec->held, &after);
+            dec->have_held = more;
+            dec->held_pts = after;
+            if (!more || fabs(after - dec->prev_pts) < fabs(after - t)) {
+                drop_frame(dec, dst, t);
+                continue;
+            }
+        }
+        dec->prev_dt = dec->have_prev ? fabs(t - dec->prev_pts) : 0;
+        dec->prev_pts = t;
+        dec->have_prev = 1;
+        *pts_s = t;
+        return 1;
+    }
+}
+
 /* Back to a position at or before t (t < 0: the start), with no frames held. */
 static void seek_to(tal_decoder *dec, double t_s) {
     int64_t ts = dec->start_pts;
     if (t_s > 0) ts += (int64_t)floor(t_s / dec->info.time_base);
-    if (av_seek_frame(dec->fmt, dec->stream, ts, AVSEEK_FLAG_BACKWARD) < 0)
+    /* MPEG-TS / PS seek by timestamp lands on the second keyframe when asked for the first:
+     * to rewind, go back to byte 0, where their demuxers start anyway */
+    int rewound = t_s < 0 && (dec->fmt->iformat->flags & AVFMT_TS_DISCONT) &&
+                  av_seek_frame(dec->fmt, -1, 0, AVSEEK_FLAG_BYTE) >= 0;
+    if (!rewound && av_seek_frame(dec->fmt, dec->stream, ts, AVSEEK_FLAG_BACKWARD) < 0)
         av_seek_frame(dec->fmt, dec->stream, dec->start_pts, AVSEEK_FLAG_BACKWARD | AVSEEK_FLAG_ANY);
     avcodec_flush_buffers(dec->cc);
+    av_frame_unref(dec->held);
+    dec->have_held = dec->have_prev = 0;
     dec->seen_pts_s = -1e300;
     dec->demux_eof = 0;
     dec->read_errors = 0;
@@ -328,7 +459,7 @@ tal_status tal_decoder_count_frames(tal_decoder *dec, int64_t *n, tal_err *err) 
         return tal_err_set(err, TAL_EFORMAT, "%s: the video stream has no decodable frame",
                            dec->path);
     dec->info.n_frames = count;
-    dec->info.n_frames_exact = 1;
+    dec->info.n_frames_exact = dec->info.n_frames_counted = 1;
     *n = count;
     return TAL_OK;
 }

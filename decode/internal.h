@@ -39,6 +39,8 @@ typedef struct tal_convert {
 struct tal_decoder {
     char *path;
     AVFormatContext *fmt;
+    AVIOContext *io;             /* custom I/O (memory), NULL for files; released by release_io */
+    void (*release_io)(AVIOContext *io);
     AVCodecContext *cc;
     AVStream *st;
     int stream;
@@ -46,6 +48,11 @@ struct tal_decoder {
     AVFrame *cur, *next;         /* cur: last frame with pts <= the time asked; next: lookahead */
     int have_cur, have_next;
     double cur_pts, next_pts, last_pts_s;
+    AVFrame *held;               /* a frame decoded to judge the one before it (timestamp check) */
+    int have_held, have_prev;
+    double held_pts, prev_pts;   /* held's time; the last frame handed out since the last seek */
+    double prev_dt;              /* the interval before it */
+    double min_pts_s, max_pts_s; /* frames stamped outside are dropped (container duration) */
     int64_t start_pts;
     int demux_eof, read_errors;
     int at_start;                /* demuxer at the stream's start, decoder empty, no frame held */
@@ -59,6 +66,13 @@ struct tal_decoder {
     tal_video_info info;
     tal_decode_stats stats;
 };
+
+/* tal_decoder_open on bytes from io instead of the file `path` (which names it in messages);
+ * io is released with release_io when the decoder closes, or at once if opening fails.
+ * io NULL: the file. */
+tal_status tal_decoder_open_io(tal_decoder **out, const char *path, AVIOContext *io,
+                               void (*release_io)(AVIOContext *io), const tal_decode_opts *opts,
+                               tal_err *err);
 
 /* Writes frame f, transformed by tf, as frame k of the n frames in out. */
 tal_status tal_convert_frame(tal_convert *c, const AVFrame *f, const tal_video_info *info,

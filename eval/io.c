@@ -9,54 +9,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data/data.h"
 #include "eval/internal.h"
 
 /* ---------------------------------------------------------------- helpers --------------- */
-static tal_status read_file(const char *path, char **out, size_t *size, tal_err *err) {
-    *out = NULL;
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return tal_err_set(err, TAL_EIO, "%s: is a folder, not a file", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = (size_t)sb.st_size + 1, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        return tal_err_set(err, TAL_ENOMEM, "%s: out of memory (%zu bytes)", path, cap);
-    }
-    for (;;) {
-        if (n + 1 >= cap) { /* the file grew while we read it */
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return tal_err_set(err, TAL_EIO, "%s: read error", path);
-    }
-    buf[n] = 0;
-    *out = buf;
-    *size = n;
-    return TAL_OK;
-}
-
 static tal_status parse_json(cJSON **out, const char *path, const char *text, size_t size,
                              tal_err *err) {
     const char *end = NULL;
-    *out = cJSON_ParseWithLengthOpts(text, size + 1, &end, 1); /* + the NUL read_file adds */
+    *out = cJSON_ParseWithLengthOpts(text, size + 1, &end, 1); /* + the NUL tal_file_read adds */
     if (*out) return TAL_OK;
     if (!end) end = text;
     int line = 1, col = 1;
@@ -155,7 +115,7 @@ static tal_status gt_from_json(tal_eval_gt *gt, const char *subset_arg, tal_err 
     char *text = NULL;
     size_t size = 0;
     cJSON *root = NULL;
-    tal_status st = read_file(gt->path, &text, &size, err);
+    tal_status st = tal_file_read(&text, &size, gt->path, 0, err);
     if (st) return st;
     st = parse_json(&root, gt->path, text, size, err);
     free(text);
@@ -210,6 +170,11 @@ static tal_status gt_from_json(tal_eval_gt *gt, const char *subset_arg, tal_err 
                              where, id);
             goto done;
         }
+        /* the official kit ignores durations; a file check-data rejects is rejected here too */
+        char at[300];
+        double duration_s;
+        snprintf(at, sizeof at, "%s%s%.200s", where, *where ? "." : "", id);
+        if ((st = tal_anno_video_duration(&duration_s, v, gt->path, at, err))) goto done;
         if (strcmp(sub->valuestring, subset)) continue;
         int vid = strtab_intern(&gt->videos, id);
         if (vid < 0 || (st = gt_set_duration(gt, vid, v, err))) {
@@ -252,7 +217,7 @@ done:
 static tal_status gt_read_txt(tal_eval_gt *gt, const char *file, const char *label, tal_err *err) {
     char *text = NULL;
     size_t size = 0;
-    tal_status st = read_file(file, &text, &size, err);
+    tal_status st = tal_file_read(&text, &size, file, 0, err);
     if (st) return st;
     int line_no = 0;
     for (char *line = text, *next; line && *line; line = next) {
@@ -283,7 +248,7 @@ static tal_status gt_read_txt(tal_eval_gt *gt, const char *file, const char *lab
 static tal_status read_classlist(const char *path, char ***names_out, int *n_ids, tal_err *err) {
     char *text = NULL;
     size_t size = 0;
-    tal_status st = read_file(path, &text, &size, err);
+    tal_status st = tal_file_read(&text, &size, path, 0, err);
     if (st) return st;
     int cap = 1000;
     char **names = calloc((size_t)cap, sizeof *names);
@@ -495,7 +460,7 @@ tal_status tal_eval_dets_load(tal_eval_dets *d, const char *path, const char *cl
                               tal_err *err) {
     char *text = NULL;
     size_t size = 0;
-    tal_status st = read_file(path, &text, &size, err);
+    tal_status st = tal_file_read(&text, &size, path, 0, err);
     if (st) return st;
     size_t skip = strspn(text, " \t\r\n");
     if (skip == size)

@@ -27,6 +27,8 @@ static void common(tal_head_config *c) {
     c->pre_nms_topk = 2000;
     c->nms_sigma = 0.7f;
     c->nms_min_score = 0.001f;
+    c->duration_thresh = 0.05f;
+    c->remove_duplicates = 1;
     c->clip_segments = 1;
     c->round_results = 1;
 }
@@ -95,6 +97,8 @@ tal_status tal_head_config_check(const tal_head_config *c, tal_err *err) {
         BAD("focal_alpha %g not in [0, 1]", c->focal_alpha);
     if (!(c->focal_gamma >= 0)) BAD("focal_gamma %g < 0", c->focal_gamma);
     if (!(c->nms_sigma > 0)) BAD("nms_sigma %g <= 0", c->nms_sigma);
+    if (!(c->duration_thresh >= 0 && isfinite(c->duration_thresh)))
+        BAD("duration_thresh %g: expected >= 0 (feature steps; 0 keeps all)", c->duration_thresh);
     if (!isfinite(c->reg_loss_weight)) BAD("reg_loss_weight is not finite");
     if (c->variant != TAL_HEAD_OPENTAD && c->variant != TAL_HEAD_ACTIONFORMER)
         BAD("variant %d: 0 (opentad) or 1 (actionformer)", (int)c->variant);
@@ -106,7 +110,8 @@ tal_status tal_head_config_check(const tal_head_config *c, tal_err *err) {
         BAD("voting_iou_weight %d: 0 or 1", c->voting_iou_weight);
     if (c->round_results != 0 && c->round_results != 1)
         BAD("round_results %d: 0 or 1", c->round_results);
-    if (!(c->duration_thresh >= 0)) BAD("duration_thresh %g < 0", c->duration_thresh);
+    if (c->remove_duplicates != 0 && c->remove_duplicates != 1)
+        BAD("remove_duplicates %d: 0 or 1", c->remove_duplicates);
     return TAL_OK;
 #undef BAD
 }
@@ -134,9 +139,9 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
         F(center_radius, 0), F(init_loss_norm, 0), F(loss_norm_momentum, 0),
         F(label_smoothing, 0), F(reg_loss_weight, 0), F(focal_alpha, 0), F(focal_gamma, 0),
         F(pre_nms_thresh, 0), F(pre_nms_topk, 1), F(nms_sigma, 0), F(nms_min_score, 0),
-        F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1),
-        F(pre_nms_per_level, 1), F(duration_thresh, 0), F(clip_segments, 1),
-        F(voting_iou_weight, 1), F(round_results, 1),
+        F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1), F(duration_thresh, 0),
+        F(pre_nms_per_level, 1), F(clip_segments, 1), F(voting_iou_weight, 1),
+        F(round_results, 1), F(remove_duplicates, 1),
 #undef F
     };
     for (cJSON *it = root->child; it && rc == TAL_OK; it = it->next) {
@@ -165,15 +170,26 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
                 rc = tal_err_set(err, TAL_EINVAL, "%s: key \"variant\": expected \"opentad\" or "
                                  "\"actionformer\"", name);
         } else if (!strcmp(it->string, "seed")) {
-            if ((rc = num(it, name, &v, err)) == TAL_OK) c->seed = (uint64_t)v;
+            if ((rc = num(it, name, &v, err)) != TAL_OK) break;
+            if (!(v >= 0 && v < 18446744073709551616.0 && v == floor(v))) { /* cast is UB beyond */
+                rc = tal_err_set(err, TAL_EINVAL, "%s: key \"seed\": expected a whole number >= 0, "
+                                 "got %g", name, v);
+                break;
+            }
+            c->seed = (uint64_t)v;
         } else if (!strcmp(it->string, "arch")) {
             if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 3) {
                 rc = tal_err_set(err, TAL_EINVAL, "%s: key \"arch\": expected 3 integers", name);
                 break;
             }
-            for (int k = 0; k < 3 && rc == TAL_OK; k++)
-                if ((rc = num(cJSON_GetArrayItem(it, k), name, &v, err)) == TAL_OK)
+            for (int k = 0; k < 3 && rc == TAL_OK; k++) {
+                if ((rc = num(cJSON_GetArrayItem(it, k), name, &v, err)) != TAL_OK) break;
+                if (v != floor(v) || fabs(v) > 1e9) /* checked before the cast: UB beyond int */
+                    rc = tal_err_set(err, TAL_EINVAL, "%s: key \"arch\": expected 3 integers, "
+                                     "got %g", name, v);
+                else
                     c->arch[k] = (int)v;
+            }
         } else if (!strcmp(it->string, "regression_range")) {
             int n = cJSON_GetArraySize(it);
             if (!cJSON_IsArray(it) || n < 1 || n > TAL_HEAD_MAX_LEVELS) {

@@ -48,7 +48,6 @@ typedef struct tal_head_config {
     float pre_nms_thresh;     /* 0.001 (K > 1 only) */
     int pre_nms_topk;         /* 2000 over all levels (K > 1 only); <= 0: keep all */
     int pre_nms_per_level;    /* 1: threshold + top-k per level, for any K (ActionFormer) */
-    float duration_thresh;    /* > 0: drop decoded segments not longer (level-0 units; AF 0.05) */
     int clip_segments;        /* 1: clip decoded segments to [0, valid length] (OpenTAD); 0: not
                                * (ActionFormer clips in seconds, to the duration, after NMS) */
     float nms_sigma;          /* 0.7 */
@@ -59,6 +58,10 @@ typedef struct tal_head_config {
     int round_results;        /* 1: windows' seconds to 0.01 s, scores to 1e-4 before pooling
                                * (OpenTAD); 0: not (ActionFormer). Used by the app's inference */
     int max_seg_num;          /* per video after NMS: 2000 THUMOS, 100 ANet */
+    float duration_thresh;    /* decoding keeps segments longer than this, in level-0 feature
+                                 steps (ActionFormer's test_duration_thresh, 0.05); 0 keeps all,
+                                 zero-length ones too (OpenTAD) */
+    int remove_duplicates;    /* 1: exact copies removed after Soft-NMS; 0: kept (ActionFormer) */
 } tal_head_config;
 
 /* Re2TAL THUMOS-14 e2e values (C_in 768, C 512, K 20, T 512, global attention, no PE). */
@@ -179,10 +182,12 @@ tal_status tal_dets_push(tal_dets *d, tal_detection x, tal_err *err);
 void tal_dets_free(tal_dets *d); /* leaves it zeroed; zeroed is fine */
 
 /* Decodes item b of the last forward (spec §8.1): sigmoid scores, threshold + top-k over all
- * levels (K > 1), segments clipped to [0, valid length]; appended to out, score order.
- * ActionFormer's way with cfg.pre_nms_per_level (threshold + top-k within each level, for any
- * K; out gets level 0's in score order, then level 1's, ...), cfg.clip_segments 0 (no clip)
- * and cfg.duration_thresh (segments of length <= it dropped after the top-k). */
+ * levels (K > 1), segments clipped to [0, valid length], then those not longer than
+ * duration_thresh dropped (after the top-k, before NMS, as ActionFormer; but measured after the
+ * clipping, which ActionFormer does later, so no clipped segment of length 0 survives); appended
+ * to out, score order. ActionFormer's way with cfg.pre_nms_per_level (threshold + top-k within
+ * each level, for any K; out gets level 0's in score order, then level 1's, ...) and
+ * cfg.clip_segments 0 (no clip: duration_thresh measures the segment as decoded). */
 tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err);
 
 typedef struct tal_nms_opts {
@@ -191,7 +196,9 @@ typedef struct tal_nms_opts {
     int multiclass;     /* per class, else class-agnostic */
     float voting_thresh;/* > 0 and class-agnostic: score-weighted voting over pre-NMS segments */
     int max_seg_num;    /* keep the top ones (<= 0: all) */
+    int drop_empty;     /* 1: segments of zero length after rounding to 0.01 s are dropped too */
     int voting_iou_weight; /* weights score x IoU (ActionFormer's seg_voting), else score */
+    int keep_duplicates;   /* exact copies stay (ActionFormer), else removed */
 } tal_nms_opts;
 /* One window of a video (spec §8.4): decodes item b, converts what it appended to seconds
  * with the window's time map (rounded to 0.01 s / 1e-4 score when `round`), so that the windows
@@ -207,8 +214,10 @@ tal_nms_opts tal_head_nms_opts(const tal_head_config *c);
 tal_status tal_head_nms_video(const tal_head_config *c, tal_dets *d, double duration_s,
                               tal_err *err);
 /* Soft-NMS (+ voting) of one video's pooled detections, in place: d ends sorted by score. Ties
- * in score keep the earlier item first. Zero-length segments have IoU 0 with everything
- * but themselves. */
+ * in score keep the earlier item first. Zero-length segments have IoU 0 with everything, and
+ * Gaussian decay never removes a copy, so exact duplicates (same label, start and end) are
+ * removed afterwards (unless keep_duplicates), the higher score kept; with drop_empty, so are
+ * zero-length segments. */
 tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err);
 /* Feature units -> seconds (clipped to the duration) for items [from, n); round: 0.01 s and
  * score 1e-4 (as OpenTAD's window pooling). */

@@ -56,9 +56,10 @@ static tal_status parse_header(const char *path, const char *hdr, int *f16, int 
 
 tal_status tal_features_load(tal_features *out, const char *path, int channels, tal_err *err) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    tal_status rc = TAL_OK;
+    FILE *f = NULL;
+    size_t file_bytes = 0;
+    tal_status rc = tal_file_open(&f, &file_bytes, path, 0, err);
+    if (rc) return rc;
     unsigned char pre[10];
     char *hdr = NULL;
     void *raw = NULL;
@@ -112,12 +113,18 @@ tal_status tal_features_load(tal_features *out, const char *path, int channels, 
                          channels);
         goto done;
     }
-    int64_t T = tc ? r : cc, n = r * cc;
+    int64_t T = tc ? r : cc;
     if (T > (1 << 28)) {
         rc = tal_err_set(err, TAL_EFORMAT, "%s: %lld positions", path, (long long)T);
         goto done;
     }
-    size_t esz = f16 ? 2 : 4;
+    int64_t n = r * cc; /* both bounded now: no overflow */
+    size_t esz = f16 ? 2 : 4, at = (size_t)ftell(f);
+    if ((double)n * esz > (double)(file_bytes - at)) { /* before allocating what it promises */
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: truncated: the header promises %lld values, the "
+                         "file holds %zu bytes after it", path, (long long)n, file_bytes - at);
+        goto done;
+    }
     raw = malloc((size_t)(n > 0 ? n : 1) * esz);
     out->data = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     if (!raw || !out->data) {
@@ -173,41 +180,66 @@ static tal_status write_atomic(const char *path, const char *text, tal_err *err)
     return TAL_OK;
 }
 
+/* One video's detections as the JSON array of the results file (caller frees). */
+static char *video_json(const tal_video_dets *v, char *const *class_names, int n_classes,
+                        const char *path, tal_err *err) {
+    cJSON *arr = cJSON_CreateArray();
+    const tal_dets *d = v->dets;
+    for (int i = 0; d && i < d->n && arr; i++) {
+        const tal_detection *x = &d->items[i];
+        if (x->label < 0 || x->label >= n_classes) {
+            tal_err_set(err, TAL_EINVAL, "%s: video %s, detection %d: label %d not in [0, %d)",
+                        path, v->id, i, x->label, n_classes);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "label", class_names[x->label]);
+        cJSON_AddNumberToObject(o, "score", x->score);
+        cJSON *seg = cJSON_AddArrayToObject(o, "segment");
+        cJSON_AddItemToArray(seg, cJSON_CreateNumber(x->start));
+        cJSON_AddItemToArray(seg, cJSON_CreateNumber(x->end));
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    if (!text) tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    return text;
+}
+
+/* Written one video at a time, the bytes cJSON prints for the whole object: a tree of every
+ * detection of a long run (thousands per video) took more memory than the run itself. */
 tal_status tal_results_write_json(const char *path, const tal_video_dets *videos, int n_videos,
                                   char *const *class_names, int n_classes, tal_err *err) {
-    cJSON *root = cJSON_CreateObject(), *res = NULL;
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot write: %s", path, strerror(errno));
     tal_status rc = TAL_OK;
-    if (!root) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-    cJSON_AddStringToObject(root, "version", "VERSION 1.3");
-    res = cJSON_AddObjectToObject(root, "results");
+    int ok = fputs("{\"version\":\"VERSION 1.3\",\"results\":{", f) >= 0;
     for (int v = 0; v < n_videos && rc == TAL_OK; v++) {
-        cJSON *arr = cJSON_AddArrayToObject(res, videos[v].id);
-        const tal_dets *d = videos[v].dets;
-        for (int i = 0; d && i < d->n && arr; i++) {
-            const tal_detection *x = &d->items[i];
-            if (x->label < 0 || x->label >= n_classes) {
-                rc = tal_err_set(err, TAL_EINVAL, "%s: video %s, detection %d: label %d not in "
-                                 "[0, %d)", path, videos[v].id, i, x->label, n_classes);
-                break;
-            }
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "label", class_names[x->label]);
-            cJSON_AddNumberToObject(o, "score", x->score);
-            cJSON *seg = cJSON_AddArrayToObject(o, "segment");
-            cJSON_AddItemToArray(seg, cJSON_CreateNumber(x->start));
-            cJSON_AddItemToArray(seg, cJSON_CreateNumber(x->end));
-            cJSON_AddItemToArray(arr, o);
-        }
+        cJSON *id = cJSON_CreateString(videos[v].id);
+        char *key = id ? cJSON_PrintUnformatted(id) : NULL; /* quoted and escaped */
+        char *arr = key ? video_json(&videos[v], class_names, n_classes, path, err) : NULL;
+        if (!key) rc = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+        else if (!arr) rc = err ? err->code : TAL_ENOMEM;
+        else ok = ok && fprintf(f, "%s%s:%s", v ? "," : "", key, arr) >= 0;
+        free(key);
+        free(arr);
+        cJSON_Delete(id);
     }
-    cJSON *ext = cJSON_AddObjectToObject(root, "external_data");
-    cJSON_AddBoolToObject(ext, "used", 0);
-    cJSON_AddStringToObject(ext, "details", "re2tal ActionFormer head");
-    char *text = rc == TAL_OK ? cJSON_PrintUnformatted(root) : NULL;
-    if (rc == TAL_OK && !text) rc = tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
-    if (rc == TAL_OK) rc = write_atomic(path, text, err);
-    free(text);
-    cJSON_Delete(root);
-    return rc;
+    ok = ok && fputs("},\"external_data\":{\"used\":false,\"details\":\"re2tal ActionFormer "
+                     "head\"}}", f) >= 0;
+    ok = (fclose(f) == 0) && ok;
+    if (rc != TAL_OK) {
+        remove(tmp);
+        return rc;
+    }
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return tal_err_set(err, TAL_EIO, "%s: write failed: %s", path, strerror(errno));
+    }
+    return TAL_OK;
 }
 
 static void srt_time(char *buf, size_t n, double s) {

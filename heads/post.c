@@ -50,7 +50,7 @@ static int gather(const tal_head *h, int b, int l0, int l1, int thresh, cand *cs
             if (h->mask[l].data[b * Tl + i] <= 0) continue;
             for (int k = 0; k < K; k++) {
                 float s = sigmoidf(x[k * Tl + i]);
-                if (thresh && !(s > h->cfg.pre_nms_thresh)) continue;
+                if (isnan(s) || (thresh && !(s > h->cfg.pre_nms_thresh))) continue; /* NaN */
                 cs[n].score = s;
                 cs[n].idx = (int)(pt * K + k);
                 n++;
@@ -78,6 +78,9 @@ static tal_status emit(const tal_head *h, int b, const cand *cs, int n, double v
             st = st < 0 ? 0 : st > valid_len ? valid_len : st;
             en = en < 0 ? 0 : en > valid_len ? valid_len : en;
         }
+        /* ActionFormer's seg_areas > test_duration_thresh: a zero-length segment overlaps
+         * nothing, so no NMS could ever suppress it */
+        if (!isfinite(st) || !isfinite(en)) continue;
         if (c->duration_thresh > 0 && !(en - st > c->duration_thresh)) continue;
         tal_detection d = {st, en, cs[j].score, k};
         rc = tal_dets_push(out, d, err);
@@ -132,7 +135,8 @@ tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *
 
 tal_nms_opts tal_head_nms_opts(const tal_head_config *c) {
     tal_nms_opts o = {c->nms_sigma, c->nms_min_score, c->nms_multiclass, c->voting_thresh,
-                      c->max_seg_num, c->voting_iou_weight};
+                      c->max_seg_num, c->duration_thresh > 0, c->voting_iou_weight,
+                      !c->remove_duplicates};
     return o;
 }
 
@@ -197,6 +201,45 @@ static tal_status stable_sort(tal_detection *it, int n, int by_label, tal_err *e
     return TAL_OK;
 }
 
+typedef struct seg_key {
+    int label, idx;
+    double start, end;
+} seg_key;
+
+static int by_segment(const void *a, const void *b) {
+    const seg_key *x = a, *y = b;
+    if (x->label != y->label) return x->label < y->label ? -1 : 1;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+/* Keeps the first of each run of exact duplicates (same label, start, end) in it[0..n) (with
+ * copies) and, with drop_empty, no segment with end <= start; the order of the rest stays.
+ * Returns the new count, or -1 out of memory. */
+static int drop_duplicates(tal_detection *it, int n, int drop_empty, int copies) {
+    seg_key *keys = malloc((size_t)(n > 0 ? n : 1) * sizeof *keys);
+    char *drop = calloc((size_t)(n > 0 ? n : 1), 1);
+    if (!keys || !drop) {
+        free(keys);
+        free(drop);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) keys[i] = (seg_key){it[i].label, i, it[i].start, it[i].end};
+    qsort(keys, (size_t)n, sizeof *keys, by_segment);
+    for (int i = 1; i < n; i++) {
+        const seg_key *a = &keys[i - 1], *b = &keys[i];
+        if (copies && a->label == b->label && a->start == b->start && a->end == b->end)
+            drop[b->idx] = 1;
+    }
+    int w = 0;
+    for (int i = 0; i < n; i++)
+        if (!drop[i] && !(drop_empty && !(it[i].end > it[i].start))) it[w++] = it[i];
+    free(keys);
+    free(drop);
+    return w;
+}
+
 tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
     if (!(o->sigma > 0)) return tal_err_set(err, TAL_EINVAL, "soft-nms: sigma %g <= 0", o->sigma);
     int n = d->n;
@@ -244,7 +287,22 @@ tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
     free(pre);
     d->n = total;
     if (rc == TAL_OK) rc = stable_sort(d->items, total, 0, err);
+    if (rc == TAL_OK && (!o->keep_duplicates || o->drop_empty)) {
+        /* in score order now: the first of a set of duplicates scores highest */
+        int kept = drop_duplicates(d->items, d->n, o->drop_empty, !o->keep_duplicates);
+        if (kept < 0) rc = tal_err_set(err, TAL_ENOMEM, "soft-nms: out of memory");
+        else d->n = kept;
+    }
     if (o->max_seg_num > 0 && d->n > o->max_seg_num) d->n = o->max_seg_num;
+    /* a video's pooled candidates (thousands per window) shrink to what is kept: inference over
+     * many videos holds every video's detections until the results file is written */
+    if (d->capacity > 2 * d->n + 16) {
+        tal_detection *p = realloc(d->items, (size_t)(d->n > 0 ? d->n : 1) * sizeof *p);
+        if (p) {
+            d->items = p;
+            d->capacity = d->n > 0 ? d->n : 1;
+        }
+    }
     return rc;
 }
 

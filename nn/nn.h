@@ -51,6 +51,21 @@ void tal_assert_fail(const char *file, int line, const char *cond, const char *f
         if (!(cond)) tal_assert_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                 \
     } while (0)
 
+/* ---------------------------------------------------------------- input files ----------- */
+/* Every reader of a user's file opens it through these: the path must be a regular file (a
+ * folder, device or pipe is an error naming the path, not an endless read) of at most max_bytes
+ * (0: tal_file_limit_bytes()). TAL_EIO: missing, unreadable, not a regular file; TAL_EFORMAT:
+ * larger than the limit. */
+tal_status tal_file_open(FILE **out, size_t *size_bytes, const char *path, size_t max_bytes,
+                         tal_err *err);
+/* Reads the whole file into *out (caller frees), NUL-terminated; *size_bytes (may be NULL)
+ * excludes the NUL. */
+tal_status tal_file_read(char **out, size_t *size_bytes, const char *path, size_t max_bytes,
+                         tal_err *err);
+/* The limit for JSON and text inputs (annotations, results, configs, class lists, .npy):
+ * RE2TAL_MAX_INPUT_BYTES (bytes, or with a K / M / G suffix) if set, else 1 GiB. */
+size_t tal_file_limit_bytes(void);
+
 /* ---------------------------------------------------------------- tensors --------------- */
 typedef enum { TAL_DEV_CPU = 0, TAL_DEV_CUDA = 1 } tal_device;
 
@@ -482,6 +497,17 @@ tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *
  * host buffer). */
 tal_status tal_safetensors_write(const char *path, const tal_named_tensor *items, int count,
                                  const char *metadata_json, tal_err *err);
+/* Weights with NaN or Inf in them come from a run that diverged: by default reading a safetensors
+ * file refuses them (TAL_EFORMAT naming the first such tensor, its first bad value and how many
+ * tensors are affected), and so does writing one. 1 lets them through (`--allow-nonfinite`);
+ * process-wide, set it before loading. */
+void tal_safetensors_allow_nonfinite(int allow);
+int tal_safetensors_nonfinite_allowed(void);
+/* TAL_EFORMAT if any of the count host tensors holds a NaN or Inf: "<what>: tensor '<name>':
+ * <n> non-finite values (first at index <i>: nan); <k> of <count> tensors have some". Tensors in
+ * device memory are not looked at. */
+tal_status tal_tensors_check_finite(const tal_named_tensor *items, int count, const char *what,
+                                    tal_err *err);
 /* Finds by exact name; NULL if absent. Borrowed. */
 const tal_named_tensor *tal_tensor_set_find(const tal_tensor_set *set, const char *name);
 /* Adds a host copy of t (on any device) under name. */

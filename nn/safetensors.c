@@ -94,6 +94,49 @@ static void convert_to_f32(float *dst, const unsigned char *src, int64_t n, cons
     }
 }
 
+static int allow_nonfinite;
+
+static void append(tal_err *err, const char *text) {
+    if (!err) return;
+    size_t len = strlen(err->msg);
+    snprintf(err->msg + len, sizeof err->msg - len, "%s", text);
+}
+
+void tal_safetensors_allow_nonfinite(int allow) { allow_nonfinite = allow != 0; }
+int tal_safetensors_nonfinite_allowed(void) { return allow_nonfinite; }
+
+/* Non-finite values among x[0..n): their count, and the index of the first in *first. */
+static int64_t count_nonfinite(const float *x, int64_t n, int64_t *first) {
+    int64_t bad = 0;
+    *first = -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) && bad++ == 0) *first = i;
+    return bad;
+}
+
+tal_status tal_tensors_check_finite(const tal_named_tensor *items, int count, const char *what,
+                                    tal_err *err) {
+    int first_tensor = -1, n_tensors = 0;
+    int64_t first_bad = -1, n_bad = 0;
+    for (int i = 0; i < count; i++) {
+        if (items[i].t.device != TAL_DEV_CPU || !items[i].t.data) continue;
+        int64_t at, bad = count_nonfinite(items[i].t.data, tal_tensor_numel(items[i].t), &at);
+        if (!bad) continue;
+        if (n_tensors++ == 0) {
+            first_tensor = i;
+            first_bad = at;
+            n_bad = bad;
+        }
+    }
+    if (!n_tensors) return TAL_OK;
+    const tal_named_tensor *it = &items[first_tensor];
+    return tal_err_set(err, TAL_EFORMAT,
+                       "%s: tensor '%s': %lld non-finite value%s (first at index %lld: %g); %d of "
+                       "%d tensors have some (weights of a run that diverged?)",
+                       what, it->name, (long long)n_bad, n_bad == 1 ? "" : "s",
+                       (long long)first_bad, (double)it->t.data[first_bad], n_tensors, count);
+}
+
 const tal_named_tensor *tal_tensor_set_find(const tal_tensor_set *set, const char *name) {
     for (int i = 0; i < set->count; i++)
         if (!strcmp(set->items[i].name, name)) return &set->items[i];
@@ -203,17 +246,13 @@ tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *
     unsigned char *buf = NULL;
     char *header = NULL;
     cJSON *root = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return tal_err_set(err, TAL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        rc = tal_err_set(err, TAL_EIO, "%s: cannot seek: %s", path, strerror(errno));
-        goto done;
-    }
-    long size = ftell(f);
-    rewind(f);
+    FILE *f = NULL;
+    size_t size = 0;
+    /* checkpoints are as large as models get: no limit beyond the file's own size */
+    if ((rc = tal_file_open(&f, &size, path, SIZE_MAX, err))) return rc;
     unsigned char len8[8];
     if (size < 8 || fread(len8, 1, 8, f) != 8) {
-        rc = tal_err_set(err, TAL_EFORMAT, "%s: %ld bytes: too short for a safetensors header "
+        rc = tal_err_set(err, TAL_EFORMAT, "%s: %zu bytes: too short for a safetensors header "
                          "(truncated or not a checkpoint)", path, size);
         goto done;
     }
@@ -221,7 +260,7 @@ tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
     if (hlen > MAX_HEADER_BYTES || hlen > (uint64_t)size - 8) {
         rc = tal_err_set(err, TAL_EFORMAT,
-                         "%s: header length %llu does not fit the %ld-byte file (truncated or "
+                         "%s: header length %llu does not fit the %zu-byte file (truncated or "
                          "not a safetensors file)", path, (unsigned long long)hlen, size);
         goto done;
     }
@@ -247,6 +286,11 @@ tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *
     }
     for (cJSON *e = root->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) {
+            if (out->metadata_json) { /* the second one's text leaked over the first (fuzzer) */
+                rc = tal_err_set(err, TAL_EFORMAT, "%s: '__metadata__' appears twice in the "
+                                 "header", path);
+                goto done;
+            }
             out->metadata_json = cJSON_PrintUnformatted(e);
             continue;
         }
@@ -263,12 +307,14 @@ tal_status tal_safetensors_read(tal_tensor_set *out, const char *path, tal_err *
         rc = read_entry(out, path, e, buf, data_bytes, err);
         if (rc != TAL_OK) goto done;
     }
+    if (!allow_nonfinite && (rc = tal_tensors_check_finite(out->items, out->count, path, err)))
+        append(err, "; --allow-nonfinite loads it anyway");
 done:
     if (rc != TAL_OK) tal_tensor_set_free(out);
     cJSON_Delete(root);
     free(header);
     free(buf);
-    fclose(f);
+    if (f) fclose(f);
     return rc;
 }
 
@@ -281,6 +327,10 @@ tal_status tal_safetensors_write(const char *path, const tal_named_tensor *items
     FILE *f = NULL;
     tal_status rc = TAL_OK;
     if (!root) return tal_err_set(err, TAL_ENOMEM, "%s: out of memory", path);
+    if (!allow_nonfinite && (rc = tal_tensors_check_finite(items, count, path, err))) {
+        append(err, "; not written");
+        goto done;
+    }
     if (metadata_json) {
         cJSON *meta = cJSON_Parse(metadata_json);
         if (!meta || !cJSON_IsObject(meta)) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages re2tal builds and tests with, if any is missing (idempotent).
 # Needs root (or sudo). Python/PyTorch are only for regenerating fixtures and for comparisons
-# in `make bench`: pass --dev to install them too.
+# in `make bench`: pass --dev to install them too; --fuzz adds what `make fuzz` needs.
 set -euo pipefail
 
 # chromium (+ a font for its text): the tests open the HTML report in headless Chromium
@@ -13,6 +13,8 @@ packages=(cmake make gcc pkg-config
           libopenmpi-dev openmpi-bin)  # MPI: optional at build time, tested when present
 if [[ "${1:-}" == "--dev" ]]; then
   packages+=(python3-torch python3-numpy python3-pandas python3-av clang valgrind)
+elif [[ "${1:-}" == "--fuzz" ]]; then # make fuzz: clang and its libFuzzer / sanitizer runtimes
+  packages+=(clang libclang-rt-14-dev libomp-14-dev)
 fi
 
 missing=()

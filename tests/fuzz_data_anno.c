@@ -1,7 +1,7 @@
 /* tests/fuzz_data_anno.c: libFuzzer target for the annotation JSON reader: any bytes must give
  * either a dataset or an error naming the input, never a crash, leak or undefined behaviour.
  * Build: cmake -DRE2TAL_FUZZ=ON -DCMAKE_C_COMPILER=clang-14; run: fuzz_data_anno -max_len=4096
- * with tests/fixtures/data_fuzz_seeds as the seed corpus. */
+ * with tests/fuzz/data_anno as the seed corpus (tests/fuzz/README.md). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

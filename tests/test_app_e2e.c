@@ -6,7 +6,6 @@
 #include "app_cli.h"
 
 #include <math.h>
-
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "backbone/backbone.h"
+#include "nn/nn.h"
 
 static void setup(void) { app_make_tiny_set("e2e"); }
 
@@ -199,9 +199,10 @@ Test(app_e2e, check_data_reads_the_run_config_like_train) {
     free(out);
 }
 
-/* Backbone weights with a NaN: every update's loss is non-finite, so each is skipped (weights
- * untouched) and after train.max_nonfinite_steps in a row training stops with a message and a
- * non-zero exit, writing no checkpoint from the bad weights. */
+/* Backbone weights with a NaN (loaded with --allow-nonfinite: refused otherwise): every update's
+ * loss is non-finite, so each is skipped (weights untouched) and after train.max_nonfinite_steps
+ * in a row training stops with a message and a non-zero exit, writing no checkpoint from the bad
+ * weights. */
 Test(app_e2e, non_finite_losses_stop_training_loudly) {
     tal_backbone_config bc;
     tal_err err = {0};
@@ -217,11 +218,14 @@ Test(app_e2e, non_finite_losses_stop_training_loudly) {
     tal_params_at(p, 0)->value.data[0] = NAN;
     char path[1200];
     snprintf(path, sizeof path, "%s/nan.safetensors", g_dir);
+    tal_safetensors_allow_nonfinite(1);
     cr_assert_eq(tal_params_save(p, path, NULL, &err), TAL_OK, "%s", err.msg);
+    tal_safetensors_allow_nonfinite(0);
     tal_backbone_destroy(bb);
     tal_params_destroy(p);
     cr_expect_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=nan --set "
-                    "optim.batch_size=1 --set train.pretrained=nan.safetensors --quiet 2> e"), 1);
+                    "optim.batch_size=1 --set train.pretrained=nan.safetensors --allow-nonfinite "
+                    "--quiet 2> e"), 1);
     char *e = slurp("e"), *log = slurp("nan/log.jsonl");
     cr_expect(e && strstr(e, "3 updates in a row") && strstr(e, "non-finite") &&
               strstr(e, "lr scale"), "%s", e);
@@ -397,4 +401,96 @@ Test(app_e2e, shipped_configs_parse) {
     char *e = slurp("e");
     cr_expect(e && strstr(e, "cuhk_val_simp_7.json"), "%s", e);
     free(e);
+}
+
+/* Copies a safetensors file of the test folder with one value of `tensor_index` made NaN. */
+static void poison(const char *from, const char *to, int tensor_index) {
+    char a[1200], b[1200];
+    snprintf(a, sizeof a, "%s/%s", g_dir, from);
+    snprintf(b, sizeof b, "%s/%s", g_dir, to);
+    tal_tensor_set set;
+    tal_err err = {0};
+    tal_safetensors_allow_nonfinite(1);
+    cr_assert_eq(tal_safetensors_read(&set, a, &err), TAL_OK, "%s", err.msg);
+    cr_assert(tensor_index < set.count);
+    set.items[tensor_index].t.data[0] = NAN;
+    cr_assert_eq(tal_safetensors_write(b, set.items, set.count, set.metadata_json, &err), TAL_OK,
+                 "%s", err.msg);
+    tal_safetensors_allow_nonfinite(0);
+    tal_tensor_set_free(&set);
+}
+
+/* A checkpoint with NaN weights once gave detections silently: every command that loads weights
+ * refuses it, naming the tensor, unless --allow-nonfinite (global, or after the command). */
+Test(app_e2e, nonfinite_weights_are_refused_unless_allowed) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=w --set optim.epochs=1 "
+                    "--quiet"), 0);
+    cr_assert_eq(sh("cp -r w nanrun && rm -rf nanrun/best*"), 0);
+    poison("w/last/model.safetensors", "nanrun/last/model.safetensors", 3);
+    const char *cmds[] = {
+        " infer --model nanrun data/videos/synth_00000.mp4 --out r.json --quiet",
+        " extract --model nanrun data/videos/synth_00000.mp4 --out f --quiet",
+        " rewire nanrun/last/model.safetensors re.safetensors",
+    };
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(sh(BIN "%s 2> e", cmds[i]), 1, "%s", cmds[i]);
+        char *e = slurp("e");
+        cr_expect(e && strstr(e, "nanrun/last/model.safetensors: tensor '") &&
+                      strstr(e, "1 non-finite value (first at index 0: nan); 1 of ") &&
+                      strstr(e, "--allow-nonfinite"),
+                  "%s: %s", cmds[i], e);
+        free(e);
+        cr_expect_eq(sh(BIN "%s --allow-nonfinite > /dev/null 2> e", cmds[i]), 0,
+                     "%s --allow-nonfinite",
+                     cmds[i]);
+    }
+    cr_expect_eq(sh(RE2TAL_BIN " --allow-nonfinite --threads 1 rewire nanrun/last/model.safetensors "
+                    "re2.safetensors > /dev/null"), 0, "the global spelling");
+    /* train --resume and train.pretrained load through the same reader */
+    cr_expect_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=nanrun --set optim.epochs=2 "
+                    "--resume --quiet 2> e"), 1);
+    char *e = slurp("e");
+    cr_expect(e && strstr(e, "non-finite"), "%s", e);
+    free(e);
+    cr_expect_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=p --set optim.epochs=1 "
+                    "--set train.pretrained=re.safetensors --quiet 2> e"), 1);
+    e = slurp("e");
+    cr_expect(e && strstr(e, "re.safetensors: tensor '"), "%s", e);
+    free(e);
+}
+
+/* A learning rate of 1e39 makes the loss NaN from the second step; whatever the trainer then
+ * does, no checkpoint it leaves holds a non-finite tensor. */
+Test(app_e2e, a_diverged_run_never_saves_nonfinite_weights) {
+    sh(BIN " train tiny.json " DATA " --set train.out_dir=div --set optim.lr_head=1e39 "
+       "--set optim.lr_backbone=1e39 --quiet 2> div.err");
+    const char *files[] = {"div/last/model.safetensors", "div/last/ema.safetensors",
+                           "div/best/model.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", g_dir, files[i]);
+        if (access(path, F_OK) != 0) continue;
+        tal_tensor_set set;
+        tal_err err = {0};
+        cr_expect_eq(tal_safetensors_read(&set, path, &err), TAL_OK, "%s", err.msg);
+        tal_tensor_set_free(&set);
+    }
+}
+
+/* A video with flipped bits still gets detections, and a warning naming it (corrupt packets). */
+Test(app_e2e, infer_names_a_video_that_decoded_with_trouble) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=t --set optim.epochs=1 "
+                    "--quiet"), 0);
+    char in[1200], out[1200];
+    snprintf(in, sizeof in, "%s/data/videos/synth_00001.mp4", g_dir);
+    snprintf(out, sizeof out, "%s/flipped.mp4", g_dir);
+    test_flip_bits(in, out, 40, 11);
+    cr_expect_eq(sh(BIN " infer --model t flipped.mp4 --out fl.json --quiet 2> fl.err"), 0);
+    char *e = slurp("fl.err"), *res = slurp("fl.json");
+    cr_expect(e && strstr(e, "warning: flipped.mp4: decoded with trouble, ") &&
+                  strstr(e, "corrupt packets skipped"),
+              "%s", e);
+    cr_expect(res && strstr(res, "\"flipped\""), "answered: %s", res);
+    free(e);
+    free(res);
 }

@@ -126,3 +126,35 @@ Test(app_eval, bad_input_exit_1_naming_the_problem) {
                      "--json /nonexistent/dir/x.json", RE2TAL_BIN, FIXTURES, FIXTURES), 1);
     cr_expect(strstr(out_text, "/nonexistent/dir/x.json"), "%s", out_text);
 }
+
+/* Inputs that are not files, and GT durations check-data rejects: exit 1 and one line naming the
+ * path (`--pred /dev/zero` once read until memory ran out). */
+Test(app_eval, devices_folders_and_bad_durations_are_one_line_errors) {
+    cr_expect_eq(run("%s eval --gt %s/eval_worked_gt.json --pred /dev/zero", RE2TAL_BIN, FIXTURES),
+                 1);
+    cr_expect_str_eq(out_text, "re2tal eval: /dev/zero: is a character device, not a file\n");
+    cr_expect_eq(run("%s eval --gt %s/eval_worked_gt.json --pred %s", RE2TAL_BIN, FIXTURES,
+                     FIXTURES), 1);
+    cr_expect(strstr(out_text, FIXTURES ": is a folder, not a file\n"), "%s", out_text);
+    cr_expect_eq(run("RE2TAL_MAX_INPUT_BYTES=100 %s eval --gt %s/eval_worked_gt.json --pred "
+                     "%s/eval_worked_pred.json", RE2TAL_BIN, FIXTURES, FIXTURES), 1);
+    cr_expect(strstr(out_text, "limit for this input"), "%s", out_text);
+    const char *durations[] = {"0", "-5", "\"abc\""};
+    for (int i = 0; i < 3; i++) {
+        const char *gt = test_tmp_path("app_eval_duration.json");
+        FILE *f = fopen(gt, "w");
+        cr_assert(f);
+        fprintf(f, "{\"database\": {\"v1\": {\"subset\": \"validation\", \"duration\": %s, "
+                   "\"annotations\": [{\"segment\": [1, 2], \"label\": \"A\"}]}}}", durations[i]);
+        fclose(f);
+        cr_expect_eq(run("%s eval --gt %s --pred %s/eval_worked_pred.json", RE2TAL_BIN, gt,
+                         FIXTURES), 1, "duration %s: %s", durations[i], out_text);
+        cr_expect(strstr(out_text, "app_eval_duration.json: database.v1.duration: "),
+                  "duration %s: %s", durations[i], out_text);
+        /* check-data says the same of the same file: one rule */
+        char eval_msg[512];
+        snprintf(eval_msg, sizeof eval_msg, "%s", strstr(out_text, "app_eval_duration.json"));
+        run("%s check-data %s", RE2TAL_BIN, gt);
+        cr_expect(strstr(out_text, eval_msg), "check-data: %s\neval: %s", out_text, eval_msg);
+    }
+}

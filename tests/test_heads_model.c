@@ -400,7 +400,8 @@ Test(heads_model, config_from_json_and_errors) {
                                    {"{\"pre_nms_per_level\": -1}", "pre_nms_per_level"},
                                    {"{\"voting_iou_weight\": 3}", "voting_iou_weight"},
                                    {"{\"duration_thresh\": -0.1}", "duration_thresh"},
-                                   {"{\"round_results\": 2}", "round_results"}};
+                                   {"{\"round_results\": 2}", "round_results"},
+                                   {"{\"remove_duplicates\": 2}", "remove_duplicates"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(tal_head_config_from_json(&c, "cfg.json", bad[i][0], &err), TAL_EINVAL,
                      "%s", bad[i][0]);

@@ -19,7 +19,7 @@ static tal_dets make(const tal_detection *d, int n) {
 }
 
 static tal_nms_opts opts(int multiclass, float vote, int max_seg) {
-    tal_nms_opts o = {0.7f, 0.001f, multiclass, vote, max_seg, 0};
+    tal_nms_opts o = {0.7f, 0.001f, multiclass, vote, max_seg, 0, 0, 0};
     return o;
 }
 
@@ -28,7 +28,7 @@ static tal_nms_opts opts(int multiclass, float vote, int max_seg) {
               (double)(a), (double)(b))
 
 Test(heads_nms, overlapping_same_class_is_decayed) {
-    tal_detection in[] = {{0, 10, 0.8f, 0}, {0, 10, 0.9f, 0}, {20, 30, 0.5f, 0}};
+    tal_detection in[] = {{0, 9, 0.8f, 0}, {0, 10, 0.9f, 0}, {20, 30, 0.5f, 0}};
     tal_dets d = make(in, 3);
     tal_nms_opts o = opts(1, 0, 0);
     tal_err err = {0};
@@ -36,7 +36,7 @@ Test(heads_nms, overlapping_same_class_is_decayed) {
     cr_assert_eq(d.n, 3);
     NEAR(d.items[0].score, 0.9f);
     NEAR(d.items[1].score, 0.5f); /* disjoint: untouched */
-    double iou = 10.0 / (20 + 2e-6 - 10);
+    double iou = 9.0 / (19 + 2e-6 - 9);
     NEAR(d.items[2].score, 0.8 * exp(-iou * iou / 0.7));
     NEAR(d.items[2].start, 0);
     tal_dets_free(&d);
@@ -71,7 +71,7 @@ Test(heads_nms, identical_scores_keep_the_earlier_first) {
 }
 
 Test(heads_nms, zero_length_segments_suppress_nothing) {
-    tal_detection in[] = {{3, 3, 0.9f, 0}, {0, 10, 0.8f, 0}, {3, 3, 0.7f, 0}};
+    tal_detection in[] = {{3, 3, 0.9f, 0}, {0, 10, 0.8f, 0}, {4, 4, 0.7f, 0}};
     tal_err err = {0};
     tal_dets d = make(in, 3);
     tal_nms_opts o = opts(1, 0, 0);
@@ -79,6 +79,52 @@ Test(heads_nms, zero_length_segments_suppress_nothing) {
     cr_assert_eq(d.n, 3);
     NEAR(d.items[1].score, 0.8f);
     NEAR(d.items[2].score, 0.7f);
+    tal_dets_free(&d);
+    /* drop_empty (duration_thresh > 0): none of them survives */
+    d = make(in, 3);
+    o.drop_empty = 1;
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert_eq(d.n, 1);
+    NEAR(d.items[0].end, 10);
+    tal_dets_free(&d);
+}
+
+/* Gaussian decay never removes a copy (IoU 1 leaves exp(-1 / 0.7) = 0.24 of the score; IoU 0
+ * of a zero-length pair leaves all of it): exact copies are removed after NMS, the higher score
+ * kept, before the cap; same segment with another label is no copy. */
+Test(heads_nms, exact_duplicates_are_removed_keeping_the_higher_score) {
+    tal_detection in[] = {{3, 3, 0.5f, 0}, {1, 2, 0.6f, 0}, {1, 2, 0.6f, 1}, {3, 3, 0.7f, 0},
+                          {1, 2, 0.9f, 0}, {1, 2, 0.6f, 0}, {8, 9, 0.1f, 0}};
+    tal_err err = {0};
+    tal_dets d = make(in, 7);
+    tal_nms_opts o = opts(1, 0, 3);
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert_eq(d.n, 3, "[1, 2] label 0 once, label 1, [3, 3] once (cap 3 after removal)");
+    NEAR(d.items[0].score, 0.9f);
+    cr_assert_eq(d.items[0].label, 0);
+    NEAR(d.items[1].score, 0.7f);
+    NEAR(d.items[1].start, 3);
+    NEAR(d.items[2].score, 0.6f);
+    cr_assert_eq(d.items[2].label, 1);
+    for (int i = 0; i < d.n; i++)
+        for (int j = 0; j < i; j++)
+            cr_assert(d.items[i].label != d.items[j].label ||
+                      d.items[i].start != d.items[j].start || d.items[i].end != d.items[j].end,
+                      "items %d and %d are copies", j, i);
+    tal_dets_free(&d);
+}
+
+/* ActionFormer keeps exact copies: Gaussian decay (IoU 1) leaves exp(-1 / 0.7) of the score */
+Test(heads_nms, exact_duplicates_kept_as_actionformer) {
+    tal_detection in[] = {{1, 2, 0.9f, 0}, {1, 2, 0.6f, 0}};
+    tal_err err = {0};
+    tal_dets d = make(in, 2);
+    tal_nms_opts o = opts(1, 0, 0);
+    o.keep_duplicates = 1;
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert_eq(d.n, 2);
+    double iou = 1.0 / (1 + 2e-6);
+    NEAR(d.items[1].score, 0.6 * exp(-iou * iou / 0.7));
     tal_dets_free(&d);
 }
 
@@ -106,12 +152,11 @@ Test(heads_nms, voting_averages_overlapping_pre_nms_segments) {
     tal_dets d = make(in, 3);
     tal_nms_opts o = opts(0, 0.5f, 0);
     cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
-    cr_assert_eq(d.n, 3);
+    cr_assert_eq(d.n, 2, "the decayed [1, 11] votes to the same [0.4, 10.4]: a copy, removed");
     NEAR(d.items[0].start, 0.4);
     NEAR(d.items[0].end, 10.4);
     NEAR(d.items[0].score, 0.9f);
     NEAR(d.items[1].start, 50); /* alone: unchanged */
-    NEAR(d.items[2].start, 0.4);
     tal_dets_free(&d);
     /* multiclass: voting never runs */
     d = make(in, 3);
@@ -200,7 +245,13 @@ static tal_head *small_head_of(tal_params **pp, tal_head_config c) {
     return h;
 }
 
-static tal_head *small_head(tal_params **pp, int K) { return small_head_of(pp, small_config(K)); }
+static tal_head *small_head_thresh(tal_params **pp, int K, float duration_thresh) {
+    tal_head_config c = small_config(K);
+    c.duration_thresh = duration_thresh;
+    return small_head_of(pp, c);
+}
+
+static tal_head *small_head(tal_params **pp, int K) { return small_head_thresh(pp, K, 0.05f); }
 
 Test(heads_post, decode_crafted_outputs) {
     tal_params *pp;
@@ -288,6 +339,69 @@ Test(heads_post, decode_per_level_as_actionformer) {
     tal_dets_free(&d);
     tal_head_destroy(h);
     tal_params_destroy(pp);
+}
+
+/* Decodes three crafted segments of level 0 with the given threshold: [5, 5] (length 0, class
+ * 0), [6, 6.05] (0.05 exactly, class 1), [6.97, 7.03] (0.06, class 2); returns how many stay
+ * and the label of the last one in *last_label. */
+static int decode_three(float duration_thresh, int *last_label) {
+    tal_params *pp;
+    tal_head *h = small_head_thresh(&pp, 3, duration_thresh);
+    tal_tensor x = test_tensor(3, (int64_t[]){1, 4, 32}), m = test_tensor(2, (int64_t[]){1, 32});
+    for (int t = 0; t < 24; t++) m.data[t] = 1;
+    tal_head_forward(h, x, m);
+    for (int l = 0; l < 3; l++) {
+        tal_fill(tal_head_cls(h, l), -20.0f);
+        tal_fill(tal_head_reg(h, l), 0.0f);
+    }
+    tal_tensor c0 = tal_head_cls(h, 0), r0 = tal_head_reg(h, 0);
+    c0.data[0 * 32 + 5] = 3.0f;
+    c0.data[1 * 32 + 6] = 2.0f;
+    r0.data[32 + 6] = 0.05f;
+    c0.data[2 * 32 + 7] = 1.0f;
+    r0.data[7] = 0.03f;
+    r0.data[32 + 7] = 0.03f;
+    tal_dets d = {0};
+    tal_err err = {0};
+    cr_assert_eq(tal_head_decode(h, 0, &d, &err), TAL_OK);
+    int n = d.n;
+    *last_label = n ? d.items[n - 1].label : -1;
+    tal_dets_free(&d);
+    tal_head_destroy(h);
+    tal_params_destroy(pp);
+    return n;
+}
+
+/* ActionFormer's test_duration_thresh: segments not longer than 0.05 feature steps are dropped
+ * in decoding, zero-length ones made by clipping included; 0 keeps them all (OpenTAD). */
+Test(heads_post, decode_drops_segments_not_longer_than_the_threshold) {
+    int label;
+    cr_assert_eq(decode_three(0.05f, &label), 1);
+    cr_assert_eq(label, 2);
+    cr_assert_eq(decode_three(0.0f, &label), 3);
+    tal_head_config c;
+    tal_head_config_thumos(&c);
+    cr_assert_eq(c.duration_thresh, 0.05f, "ActionFormer's default");
+    tal_err err = {0};
+    cr_assert_eq(tal_head_config_from_json(&c, "cfg", "{\"duration_thresh\": 0}", &err), TAL_OK,
+                 "%s", err.msg);
+    cr_assert_eq(c.duration_thresh, 0.0f);
+    cr_assert_eq(tal_head_config_from_json(&c, "cfg", "{\"duration_thresh\": -1}", &err),
+                 TAL_EINVAL);
+    cr_assert(strstr(err.msg, "duration_thresh"), "%s", err.msg);
+}
+
+/* Numbers a float-to-int cast cannot hold are refused before the cast (undefined behaviour). */
+Test(heads_post, config_numbers_out_of_range_are_errors) {
+    const char *bad[] = {"{\"seed\": -1}", "{\"seed\": 1e30}", "{\"seed\": 0.5}",
+                         "{\"arch\": [1e22, 1, 2]}", "{\"arch\": [2, 1.5, 2]}"};
+    for (int i = 0; i < 5; i++) {
+        tal_head_config c;
+        tal_head_config_thumos(&c);
+        tal_err err = {0};
+        cr_expect_eq(tal_head_config_from_json(&c, "cfg", bad[i], &err), TAL_EINVAL, "%s", bad[i]);
+        cr_expect(strstr(err.msg, "cfg"), "%s: %s", bad[i], err.msg);
+    }
 }
 
 Test(heads_post, decode_empty_video_gives_nothing) {
@@ -491,9 +605,15 @@ Test(heads_post, windows_of_a_video_pool_into_one_nms) {
     NEAR(video.items[1].start, (2 * 4 + 64) / 32.0);
     NEAR(video.items[1].end, video.items[0].end);
     tal_nms_opts o = tal_head_nms_opts(tal_head_cfg(h));
+    tal_dets copy = {0};
+    for (int i = 0; i < video.n; i++) tal_dets_push(&copy, video.items[i], &err);
     cr_assert_eq(tal_soft_nms(&video, &o, &err), TAL_OK);
-    cr_assert_eq(video.n, 2);
-    cr_assert(video.items[1].score < 0.3f * video.items[0].score, "the duplicate is decayed");
+    cr_assert_eq(video.n, 1, "the second window's copy is removed, not only decayed");
+    copy.items[1].end += 0.01; /* not quite a copy: decayed and kept */
+    cr_assert_eq(tal_soft_nms(&copy, &o, &err), TAL_OK);
+    cr_assert_eq(copy.n, 2);
+    cr_assert(copy.items[1].score < 0.3f * copy.items[0].score, "the near-copy is decayed");
+    tal_dets_free(&copy);
     tal_dets_free(&video);
     tal_head_destroy(h);
     tal_params_destroy(pp);

@@ -204,6 +204,11 @@ Test(nn_safetensors, bad_headers_name_the_tensor) {
               "{\"same\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
               "\"same\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", d, 16);
     expect_read_error(g_path, TAL_EFORMAT, "same", "twice");
+    /* two metadata objects: the first one's text once leaked (fuzz_nn_safetensors) */
+    write_raw(tmp("meta_twice.safetensors"),
+              "{\"__metadata__\":{\"a\":\"1\"},\"__metadata__\":{\"a\":\"2\"},"
+              "\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", d, 16);
+    expect_read_error(g_path, TAL_EFORMAT, "__metadata__", "twice");
     /* the second tensor is bad: the first one read before it must be freed, not leaked */
     write_raw(tmp("second_bad.safetensors"),
               "{\"ok\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"

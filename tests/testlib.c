@@ -13,7 +13,11 @@ void fixture_load(fixture *fx, const char *name) {
     memset(fx, 0, sizeof *fx);
     snprintf(fx->path, sizeof fx->path, "%s/%s.safetensors", FIXTURES, name);
     tal_err err = {0};
+    /* reference tensors are no weights: masks of -inf and inf / NaN cases are wanted there */
+    int allowed = tal_safetensors_nonfinite_allowed();
+    tal_safetensors_allow_nonfinite(1);
     tal_status rc = tal_safetensors_read(&fx->set, fx->path, &err);
+    tal_safetensors_allow_nonfinite(allowed);
     cr_assert_eq(rc, TAL_OK, "fixture %s: %s (regenerate with tests/make_fixtures.py)", fx->path,
                  err.msg);
 }
@@ -203,4 +207,23 @@ const char *test_write_tmp_in(const char *dir, const char *name, const char *tex
     fputs(text, f);
     fclose(f);
     return path;
+}
+
+void test_flip_bits(const char *from, const char *to, int n_bits, uint64_t seed) {
+    FILE *f = fopen(from, "rb");
+    cr_assert(f, "cannot read %s", from);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    unsigned char *b = malloc((size_t)n + 1);
+    cr_assert(b && fread(b, 1, (size_t)n, f) == (size_t)n, "cannot read %s", from);
+    fclose(f);
+    tal_rng_key key = {seed, 0, 0};
+    for (int i = 0; i < n_bits && n >= 4; i++)
+        b[n / 4 + (long)(tal_rng_u64(key, 2 * (uint64_t)i) % (uint64_t)(n / 2))] ^=
+            (unsigned char)(1u << (tal_rng_u64(key, 2 * (uint64_t)i + 1) % 8));
+    f = fopen(to, "wb");
+    cr_assert(f && fwrite(b, 1, (size_t)n, f) == (size_t)n, "cannot write %s", to);
+    fclose(f);
+    free(b);
 }

@@ -86,5 +86,8 @@ const char *test_write_tmp_in(const char *dir, const char *name, const char *tex
 int test_sh_in(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The contents of dir/name (caller frees), or NULL if it cannot be read. */
 char *test_slurp_in(const char *dir, const char *name);
+/* Copies the file `from` to `to` with n_bits bits flipped in its middle half (a video's frames,
+ * not its header or an index at the end); the same seed flips the same bits. */
+void test_flip_bits(const char *from, const char *to, int n_bits, uint64_t seed);
 
 #endif

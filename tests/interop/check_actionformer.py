@@ -59,7 +59,7 @@ def head_config(cfg, multiclass):
             "pre_nms_per_level": 1, "duration_thresh": t["duration_thresh"],
             "clip_segments": 0, "nms_sigma": t["nms_sigma"], "nms_min_score": t["min_score"],
             "nms_multiclass": int(multiclass), "voting_thresh": t["voting_thresh"],
-            "voting_iou_weight": 1, "max_seg_num": t["max_seg_num"]}
+            "voting_iou_weight": 1, "max_seg_num": t["max_seg_num"], "remove_duplicates": 0}
 
 
 def perturb(model, g):
