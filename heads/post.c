@@ -1,6 +1,7 @@
 /* heads/post.c: from head outputs to detections: decoding with threshold and top-k over all
- * levels (OpenTAD) or per level (ActionFormer), Gaussian Soft-NMS (per class or class-agnostic), score voting, seconds, and the
- * video-level classifier fusion (spec-actionformer.md §8). */
+ * levels (OpenTAD) or per level (ActionFormer), Gaussian Soft-NMS (per class or
+ * class-agnostic), score voting, seconds, and the video-level classifier fusion
+ * (spec-actionformer.md §8). */
 #include "model.h"
 
 #include <math.h>
