@@ -10,6 +10,7 @@
 
 #include "app/checkpoint.h"
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/progress.h"
 #include "app/report.h"
 #include "app/trainer.h"
@@ -17,11 +18,12 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal demo [--config configs/demo.json] [--out demo-out] [--videos N]\n"
-            "                   [--classes K] [--set KEY=VALUE ...] [--quiet]\n\n"
-            "The whole pipeline on built-in data, on a CPU: renders the synthetic action dataset\n"
-            "(re2tal synth: classes that differ only in motion direction), trains a small\n"
-            "reversible Video Swin + ActionFormer head end to end from the encoded videos,\n"
-            "detects actions in the held-out videos and evaluates them. Writes into OUT:\n"
+            "                   [--classes K] [--set KEY=VALUE ...] [--device D] [--quiet]\n\n"
+            "The whole pipeline on built-in data, on a CPU (--device cuda: a GPU): renders the\n"
+            "synthetic action dataset (re2tal synth: classes that differ only in motion\n"
+            "direction), trains a small reversible Video Swin + ActionFormer head end to end\n"
+            "from the encoded videos, detects actions in the held-out videos and evaluates\n"
+            "them. Writes into OUT:\n"
             "data/ (videos + annotations), run/ (checkpoints, log), results.json, srt/ (subtitles\n"
             "of the top segments per video), eval.json (the mAP table, as re2tal eval --json) and\n"
             "report.html (re2tal report of the results, with the training curves).\n");
@@ -71,6 +73,12 @@ static int cmd_demo(int argc, char **argv) {
     so.max_instances = 3;
     so.seed = 2023;
     for (int i = 1; i < argc; i++) {
+        int dev_ok;
+        if (tal_device_option_parse("demo", argc, argv, &i, &dev_ok)) {
+            if (dev_ok) continue;
+            free(sets);
+            return 2;
+        }
         if (tal_is_help(argv[i])) {
             usage(stdout);
             free(sets);

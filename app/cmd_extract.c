@@ -10,6 +10,7 @@
 
 #include "app/checkpoint.h"
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/dist.h"
 #include "app/model_dir.h"
 #include "app/progress.h"
@@ -17,8 +18,8 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: re2tal extract --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] --out DIR "
-            "[--quiet] [--allow-nonfinite]\n\n"
+            "usage: re2tal extract --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE] --out DIR\n"
+            "                      [--device D] [--quiet] [--allow-nonfinite]\n\n"
             "Runs the trained backbone over each video and writes DIR/<id>.npy (float32 [C, T],\n"
             "spatially mean-pooled features) and DIR/<id>.json (channels, length, seconds per\n"
             "feature, frames per feature, duration). Resize configs give one clip spread over the\n"
@@ -82,6 +83,10 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
     }
     int T_per = m->feat_len, C = m->feat_ch;
     float *feats = malloc(sizeof(float) * (size_t)C * T_per * n_windows);
+    float *clip_feats = malloc(sizeof(float) * (size_t)C * T_per); /* from the device */
+    if (!feats || !clip_feats)
+        st = tal_err_set(err, TAL_ENOMEM, "%s: out of memory for %d x %d features", path, C,
+                         T_per * n_windows);
     int T = 0;
     tal_rng_key key = {0, 0, 0};
     for (int w = 0; w < n_windows && !st; w++) {
@@ -89,8 +94,7 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
         st = tal_clip_for(&clip, &wrc, &v, 0, w, key, err);
         if (!st) st = tal_clip_load(video, &wrc, path, &clip, 0, key, err);
         if (!st) {
-            tal_tensor v5 = tal_tensor_reshape(video, 5, (int64_t[]){1, 3, m->clip_frames, m->crop, m->crop});
-            tal_backbone_forward(m->bb, m->feats, v5);
+            tal_model_clip_features(m, video, clip_feats);
             /* this window's valid features; the right-aligned last window overlaps the one
              * before it, so its first (T - start) features are already written */
             int valid = resize ? T_per
@@ -102,7 +106,7 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
             for (int c = 0; c < C; c++)
                 for (int t = skip; t < valid; t++)
                     feats[(size_t)c * T_per * n_windows + start + t] =
-                        m->feats.data[(size_t)c * T_per + t];
+                        clip_feats[(size_t)c * T_per + t];
             if (valid > skip) T = start + valid;
         }
         tal_clip_free(&clip);
@@ -128,6 +132,7 @@ static tal_status extract_one(tal_loaded_model *lm, const char *path, const char
         }
     }
     free(feats);
+    free(clip_feats);
     free(v.id);
     return st;
 }
@@ -139,6 +144,12 @@ static int cmd_extract(int argc, char **argv) {
     tal_video_list list = {0};
     tal_err err = {0};
     for (int i = 1; i < argc && !err.code; i++) {
+        int dev_ok;
+        if (tal_device_option_parse("extract", argc, argv, &i, &dev_ok)) {
+            if (dev_ok) continue;
+            tal_video_list_free(&list);
+            return 2;
+        }
         if (tal_is_help(argv[i])) {
             usage(stdout);
             tal_video_list_free(&list);
@@ -182,7 +193,10 @@ static int cmd_extract(int argc, char **argv) {
     }
     mkdir(out, 0755);
     size_t floats = (size_t)3 * lm.m.clip_frames * lm.m.crop * lm.m.crop;
-    if (tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, &err) != TAL_OK) {
+    tal_status bst = lm.m.dev == TAL_DEV_CPU /* on a device: page-locked, one DMA per window */
+                         ? tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, &err)
+                         : tal_arena_create_pinned(&buf, floats * 4 + 64, &err);
+    if (bst != TAL_OK) {
         fprintf(stderr, "re2tal extract: %s\n", err.msg);
         tal_dist_abort(1); /* memory on this host: the other ranks would wait at the report */
     } else {

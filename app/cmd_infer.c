@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/dist.h"
 #include "app/model_dir.h"
 #include "app/trainer.h"
@@ -15,8 +16,8 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: re2tal infer --model RUN_DIR VIDEO_OR_FOLDER... [--list FILE]\n"
             "                    [--out results.json] [--srt DIR]\n"
-            "                    [--classifier FILE [--classifier-topk K]] [--quiet]\n"
-            "                    [--allow-nonfinite]\n\n"
+            "                    [--classifier FILE [--classifier-topk K]] [--device D]\n"
+            "                    [--quiet] [--allow-nonfinite]\n\n"
             "Finds action segments in raw videos with a trained model (a run folder of re2tal\n"
             "train: best/ weights, else last/), any length: test windows are decoded one after\n"
             "another, so memory stays bounded. Writes ActivityNet results JSON (default\n"
@@ -40,6 +41,12 @@ static int cmd_infer(int argc, char **argv) {
     tal_video_list list = {0};
     tal_err err = {0};
     for (int i = 1; i < argc; i++) {
+        int dev_ok;
+        if (tal_device_option_parse("infer", argc, argv, &i, &dev_ok)) {
+            if (dev_ok) continue;
+            tal_video_list_free(&list);
+            return 2;
+        }
         if (tal_is_help(argv[i])) {
             usage(stdout);
             tal_video_list_free(&list);

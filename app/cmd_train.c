@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/trainer.h"
 
 static void usage(FILE *out) {
@@ -20,6 +21,7 @@ static void usage(FILE *out) {
             "rank, gradients are all-reduced (train.deterministic_reduce, train.bucket_mb,\n"
             "train.overlap_reduce), rank 0 writes the run folder; --resume takes any rank count.\n\n"
             "  --set KEY=VALUE  override a config key (backbone.X and head.X edit those sections)\n"
+            "  --device D       cpu, cuda or cuda:N (overrides the config's `device` key)\n"
             "  --resume         continue from train.out_dir/last\n"
             "  --quiet          no progress bar\n"
             "  --log-json       also print the JSON log lines on stdout\n"
@@ -31,6 +33,12 @@ static int cmd_train(int argc, char **argv) {
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     tal_train_opts o = {0};
     for (int i = 1; i < argc; i++) {
+        int dev_ok;
+        if (tal_device_option_parse("train", argc, argv, &i, &dev_ok)) {
+            if (dev_ok) continue;
+            free(sets);
+            return 2;
+        }
         if (tal_is_help(argv[i])) {
             usage(stdout);
             free(sets);

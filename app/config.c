@@ -71,6 +71,15 @@ static tal_status out_of_range(const tal_cfg_key *k, double x, int index, const 
                        k->doc);
 }
 
+/* A choice "name:N" takes "name:" followed by one or two digits (a device number). */
+static int is_numbered_choice(const char *choice, size_t len, const char *s) {
+    if (len < 2 || strncmp(choice + len - 2, ":N", 2) != 0) return 0;
+    if (strncmp(choice, s, len - 1) != 0) return 0; /* "name:" */
+    const char *digits = s + len - 1;
+    size_t n = strspn(digits, "0123456789");
+    return n >= 1 && n <= 2 && digits[n] == 0;
+}
+
 /* A string key with choices takes one of them, exactly. */
 static int is_choice(const char *choices, const char *s) {
     size_t n = strlen(s);
@@ -78,6 +87,7 @@ static int is_choice(const char *choices, const char *s) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
         if (len == n && !strncmp(p, s, n)) return 1;
+        if (is_numbered_choice(p, len, s)) return 1;
         if (!bar) break;
         p = bar + 1;
     }

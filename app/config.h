@@ -36,7 +36,8 @@ typedef struct tal_cfg_key {
     const char *doc;       /* one line, shown by `--help-config` and in configs/README.md */
     double lo, hi;         /* numbers (and each list element): allowed range, see flags */
     unsigned flags;        /* TAL_CFG_RANGED | TAL_CFG_LO_OPEN | TAL_CFG_HI_OPEN */
-    const char *choices;   /* strings: the allowed values "a|b|c", or NULL (any: paths, names) */
+    const char *choices;   /* strings: the allowed values "a|b|c", or NULL (any: paths, names);
+                            * a choice "c:N" allows "c:" and a number of one or two digits */
 } tal_cfg_key;
 
 /* "[0, 1)", "(0, inf]", "resize|truncate", or "" for a free string, into buf; returns buf. */

@@ -113,7 +113,10 @@ tal_status tal_infer_videos(tal_model *m, const tal_run_config *rc, const tal_ru
     float *class_scores = clf ? malloc(sizeof(float) * (size_t)n_names) : NULL;
     tal_arena *buf = NULL;
     size_t floats = (size_t)3 * m->clip_frames * m->crop * m->crop;
-    if ((st = tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, err))) {
+    /* a model on a device: page-locked, so each window's upload is one DMA */
+    st = m->dev == TAL_DEV_CPU ? tal_arena_create(&buf, TAL_DEV_CPU, floats * 4 + 64, err)
+                               : tal_arena_create_pinned(&buf, floats * 4 + 64, err);
+    if (st) {
         free(class_scores);
         tal_classifier_destroy(clf);
         return st;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "app/commands.h"
+#include "app/device.h"
 #include "app/dist.h"
 #include "nn/nn.h"
 
@@ -29,7 +30,7 @@ static void print_usage(FILE *out) {
     fprintf(out,
             "re2tal %s: temporal action localization trained end to end, with reversible video\n"
             "backbones (Re2TAL, CVPR 2023).\n\n"
-            "usage: re2tal [--threads N] [--allow-nonfinite] COMMAND [ARGS...]\n\n"
+            "usage: re2tal [--threads N] [--device D] [--allow-nonfinite] COMMAND [ARGS...]\n\n"
             "commands:\n",
             RE2TAL_VERSION);
     for (int i = 0; i < g_n_commands; i++)
@@ -38,6 +39,8 @@ static void print_usage(FILE *out) {
             "\noptions:\n"
             "  --threads N  threads for OpenMP and OpenBLAS (default: RE2TAL_THREADS, else all "
             "cores)\n"
+            "  --device D   where models compute: cpu, cuda (device 0) or cuda:N; overrides the\n"
+            "               run config's `device` key (train, infer, extract, demo, plan, bench)\n"
             "  --allow-nonfinite  load weights that hold NaN or Inf (refused by default: they\n"
             "               come from a diverged run); may also stand after the command\n"
             "  -h, --help   this text; `re2tal COMMAND --help` explains one command\n"
@@ -100,6 +103,13 @@ static int run(int argc, char **argv) {
                 return 2;
             }
             threads = (int)n;
+            i += 2;
+        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            tal_err err = {0};
+            if (tal_device_override_set(argv[i + 1], &err) != TAL_OK) {
+                fprintf(stderr, "re2tal: --device: %s\n", err.msg);
+                return 2;
+            }
             i += 2;
         } else if (!strcmp(argv[i], "--allow-nonfinite")) {
             tal_safetensors_allow_nonfinite(1);

@@ -2,6 +2,8 @@
  * clip sampling and loading, one training step, and inference (see pipeline.h). */
 #include "app/pipeline.h"
 
+#include "app/device.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +40,63 @@ tal_status tal_model_configs(const tal_run_config *rc, int n_classes, tal_model_
     return TAL_OK;
 }
 
+/* The work arena: features, their gradients, the mask, and on a device the clip. */
+static size_t work_bytes(const tal_model *m) {
+    size_t clip = (size_t)3 * m->clip_frames * m->crop * m->crop * sizeof(float);
+    return tal_arena_round((size_t)m->feat_ch * m->feat_len * 4) * 2 +
+           tal_arena_round((size_t)m->feat_ch * m->head_len * 4) * 2 +
+           tal_arena_round((size_t)m->head_len * 4) + 4096 +
+           (m->dev != TAL_DEV_CPU ? tal_arena_round(clip) : 0);
+}
+
+/* The CUDA op workspace the largest op asks for, reserved before the first step so that it never
+ * has to grow (and fail) mid-step: Swin's patch embedding unfolds one clip (or chunk) into
+ * [3 kt kh kw, positions] floats. 0 for the other backbones (their convs use arenas). */
+static size_t op_workspace_bytes(const tal_model *m) {
+    const tal_backbone_config *c = &m->bcfg;
+    if (c->arch != TAL_ARCH_SWIN) return 0;
+    int64_t T = c->chunk_frames > 0 && c->chunk_frames < m->clip_frames ? c->chunk_frames
+                                                                          : m->clip_frames;
+    int64_t kt = c->patch[0], kh = c->patch[1], kw = c->patch[2];
+    int64_t positions = (T + kt - 1) / kt * ((m->crop + kh - 1) / kh) * ((m->crop + kw - 1) / kw);
+    return (size_t)(3 * kt * kh * kw * positions) * sizeof(float);
+}
+
+tal_status tal_model_device_need(const tal_model *m, const tal_run_config *rc, int training,
+                                 tal_device_need *need, tal_err *err) {
+    memset(need, 0, sizeof *need);
+    need->frames = m->clip_frames;
+    need->crop = m->crop;
+    need->batch = 1;
+    tal_backbone_plan bp;
+    tal_status st = tal_backbone_plan_memory_on(&bp, &m->bcfg, m->dev == TAL_DEV_CPU ? TAL_DEV_CUDA
+                                                : m->dev, 1, m->clip_frames, m->crop, m->crop, err);
+    if (st) return st;
+    int64_t all = tal_params_numel(m->params, 0), trainable = tal_params_numel(m->params, 1);
+    size_t head_bwd = 0, head_act = tal_head_arena_bytes(m->head, &head_bwd);
+    need->weights = (size_t)(all + trainable) * sizeof(float);
+    /* the backbone prepares its training arenas for inference too (they serve both) */
+    need->activations = bp.consts_bytes + bp.keep_bytes + bp.scratch_bytes + head_act + head_bwd +
+                        work_bytes(m) + op_workspace_bytes(m);
+    if (!training) return TAL_OK;
+    /* AdamW's two moments, the EMA, the deterministic stash; the prefetched clips */
+    need->optimizer = (size_t)trainable * sizeof(float) * 2 +
+                      (rc->ema_decay > 0 ? (size_t)all * sizeof(float) : 0) +
+                      (rc->deterministic_reduce && rc->batch_size * rc->accum_steps > 1
+                           ? (size_t)trainable * sizeof(float) : 0);
+    need->data = (size_t)(rc->prefetch > 0 ? rc->prefetch : 1) * 3 * m->clip_frames * m->crop *
+                 m->crop * sizeof(float);
+    return TAL_OK;
+}
+
 tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classes, int init,
                             tal_err *err) {
     memset(m, 0, sizeof *m);
     tal_model_shape ms;
     tal_status st = tal_model_configs(rc, n_classes, &ms, &m->bcfg, &m->hcfg, err);
     if (st) return st;
+    tal_device_spec spec;
+    if ((st = tal_device_use(rc, &spec, err))) return st;
     m->clip_frames = ms.clip_frames;
     m->crop = ms.crop;
     m->feat_len = ms.feat_len;
@@ -61,18 +114,36 @@ tal_status tal_model_create(tal_model *m, const tal_run_config *rc, int n_classe
     if ((st = tal_params_allocate(m->params, TAL_DEV_CPU, err))) goto fail;
     if (init) tal_backbone_init(m->bb, m->bcfg.seed);
     if ((st = tal_head_init(m->head, init, err))) goto fail;
+    m->dev = spec.dev;
+    if (m->dev != TAL_DEV_CPU) { /* refuse what cannot fit before allocating any of it */
+        tal_device_need need;
+        if ((st = tal_model_device_need(m, rc, 0, &need, err)) ||
+            (st = tal_device_check_fit(rc->device, &need, err)))
+            goto fail;
+    }
+    if (m->dev != TAL_DEV_CPU && ((st = tal_params_move(m->params, m->dev, err)) ||
+                                  (st = tal_head_prepare(m->head, err)) ||
+                                  (st = tal_cuda_workspace_reserve(op_workspace_bytes(m), err))))
+        goto fail;
     if ((st = tal_backbone_prepare(m->bb, 1, m->clip_frames, m->crop, m->crop, err))) goto fail;
-    size_t bytes = tal_arena_round((size_t)m->feat_ch * m->feat_len * 4) * 2 +
-                   tal_arena_round((size_t)m->feat_ch * m->head_len * 4) * 2 +
-                   tal_arena_round((size_t)m->head_len * 4) + 4096;
-    if ((st = tal_arena_create(&m->work, TAL_DEV_CPU, bytes, err))) goto fail;
+    int64_t clip_floats = (int64_t)3 * m->clip_frames * m->crop * m->crop;
+    if ((st = tal_arena_create(&m->work, m->dev, work_bytes(m), err))) goto fail;
     m->feats = tal_arena_tensor(m->work, 3, (int64_t[]){1, m->feat_ch, m->feat_len});
     m->dfeats = tal_arena_like(m->work, m->feats);
     m->feats_head = tal_arena_tensor(m->work, 3, (int64_t[]){1, m->feat_ch, m->head_len});
     m->dfeats_head = tal_arena_like(m->work, m->feats_head);
     m->mask = tal_arena_tensor(m->work, 2, (int64_t[]){1, m->head_len});
+    if (m->dev != TAL_DEV_CPU) m->video_dev = tal_arena_tensor(m->work, 1, &clip_floats);
+    m->mask_host = malloc(sizeof(float) * (size_t)m->head_len);
+    if (!m->mask_host) {
+        st = tal_err_set(err, TAL_ENOMEM, "out of memory");
+        goto fail;
+    }
     return TAL_OK;
 fail:
+    if (m->dev != TAL_DEV_CPU) /* most often the device's memory: say what asked for it */
+        tal_err_prefix(err, "model on %s: clips of %d frames at %dx%d, batch 1 (clips go through "
+                       "one at a time)", rc->device, m->clip_frames, m->crop, m->crop);
     tal_model_destroy(m);
     return st;
 }
@@ -82,6 +153,8 @@ void tal_model_destroy(tal_model *m) {
     tal_backbone_destroy(m->bb);
     tal_params_destroy(m->params);
     tal_arena_destroy(m->work);
+    tal_arena_destroy(m->pinned);
+    free(m->mask_host);
     memset(m, 0, sizeof *m);
 }
 
@@ -182,8 +255,18 @@ static tal_tensor video5(const tal_model *m, tal_tensor video) {
     return tal_tensor_reshape(video, 5, (int64_t[]){1, 3, m->clip_frames, m->crop, m->crop});
 }
 
+/* The clip where the model computes: a host clip is uploaded to the model's device. */
+static tal_tensor on_model_device(tal_model *m, tal_tensor video) {
+    if (video.device == m->dev) return video;
+    tal_copy(m->video_dev, tal_tensor_reshape(video, 1, m->video_dev.shape));
+    return m->video_dev;
+}
+
 /* backbone -> [1, C, T'] -> resized to the head's length; mask from the clip. */
 static void features_forward(tal_model *m, tal_tensor video, const tal_clip *clip, int training) {
+    /* the mask first: a copy to the device waits for the queue, which is empty now */
+    for (int t = 0; t < m->head_len; t++) m->mask_host[t] = t < clip->n_valid_feat ? 1.0f : 0.0f;
+    tal_copy(m->mask, tal_t2(m->mask_host, 1, m->head_len));
     tal_tensor v5 = video5(m, video);
     if (training && chunked(m))
         tal_backbone_forward_chunked_train(m->bb, m->feats, v5);
@@ -192,11 +275,16 @@ static void features_forward(tal_model *m, tal_tensor video, const tal_clip *cli
     else
         tal_backbone_forward(m->bb, m->feats, v5);
     tal_backbone_resize_forward(m->feats_head, m->feats);
-    for (int t = 0; t < m->head_len; t++) m->mask.data[t] = t < clip->n_valid_feat ? 1.0f : 0.0f;
+}
+
+void tal_model_clip_features(tal_model *m, tal_tensor video, float *feats) {
+    tal_backbone_forward(m->bb, m->feats, video5(m, on_model_device(m, video)));
+    tal_copy(tal_t3(feats, 1, m->feat_ch, m->feat_len), m->feats);
 }
 
 tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
                                 uint64_t step, float grad_scale, tal_step_stats *st, tal_err *err) {
+    video = on_model_device(m, video); /* the chunked backward reads it again */
     tal_backbone_set_step(m->bb, step);
     features_forward(m, video, clip, 1);
     tal_head_set_train(m->head, 1, step);
@@ -237,16 +325,61 @@ tal_status tal_model_train_clip(tal_model *m, tal_tensor video, const tal_clip *
     } else {
         tal_backbone_backward(m->bb, m->dfeats, &st->recon_err);
     }
+    st->n_stages = tal_backbone_recon_errors(m->bb, st->recon_stages);
     tal_params_grads_ready(m->params, 0, tal_params_count(m->params)); /* all: the stem too */
     return TAL_OK;
 }
 
-tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
-                                tal_dets *out, tal_err *err) {
-    features_forward(m, video, clip, 0);
+/* Inference in two halves: queue the clip's work (on a device it runs while the host goes on),
+ * then decode its detections (waits for it). */
+static void infer_queue(tal_model *m, tal_tensor video, const tal_clip *clip) {
+    features_forward(m, on_model_device(m, video), clip, 0);
     tal_head_set_train(m->head, 0, 0);
     tal_head_forward(m->head, m->feats_head, m->mask);
+}
+
+static tal_status infer_decode(tal_model *m, const tal_clip *clip, tal_dets *out, tal_err *err) {
     return tal_head_decode_window(m->head, 0, &clip->time, m->hcfg.round_results, out, err);
+}
+
+tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
+                                tal_dets *out, tal_err *err) {
+    infer_queue(m, video, clip);
+    return infer_decode(m, clip, out, err);
+}
+
+/* On a device: window w + 1 is decoded from the file into the other pinned buffer while the
+ * device computes window w. */
+static tal_status infer_windows_overlapped(tal_model *m, const tal_run_config *rc,
+                                           const char *path, const tal_video_anno *v,
+                                           tal_tensor video_buf, int n_windows,
+                                           tal_decode_stats *trouble, tal_dets *out,
+                                           tal_err *err) {
+    if (!m->pinned) {
+        tal_status st = tal_arena_create_pinned(&m->pinned, tal_tensor_bytes(video_buf) + 64,
+                                                err);
+        if (st) return st;
+        m->video_host2 = tal_arena_like(m->pinned, video_buf);
+    }
+    tal_tensor bufs[2] = {video_buf, m->video_host2};
+    tal_clip clips[2] = {{0}, {0}};
+    tal_rng_key key = {0, 0, 0};
+    tal_status st = tal_clip_for(&clips[0], rc, v, 0, 0, key, err);
+    if (!st) st = clip_load(bufs[0], rc, path, &clips[0], 0, key, trouble, err);
+    for (int w = 0; w < n_windows && !st; w++) {
+        int cur = w % 2, nxt = 1 - cur;
+        infer_queue(m, bufs[cur], &clips[cur]);
+        if (w + 1 < n_windows) { /* the host decodes while the device computes */
+            tal_clip_free(&clips[nxt]);
+            st = tal_clip_for(&clips[nxt], rc, v, 0, w + 1, key, err);
+            if (!st) st = clip_load(bufs[nxt], rc, path, &clips[nxt], 0, key, trouble, err);
+        }
+        tal_status ds = infer_decode(m, &clips[cur], out, err);
+        if (!st) st = ds;
+    }
+    tal_clip_free(&clips[0]);
+    tal_clip_free(&clips[1]);
+    return st;
 }
 
 tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const char *path,
@@ -265,7 +398,13 @@ tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const c
     }
     tal_rng_key key = {0, 0, 0};
     tal_decode_stats trouble = {.first_error_s = -1};
-    for (int w = 0; w < n_windows; w++) {
+    int overlapped = m->dev != TAL_DEV_CPU && n_windows > 1;
+    if (overlapped) {
+        tal_status st = infer_windows_overlapped(m, rc, path, v, video_buf, n_windows, &trouble,
+                                                 out, err);
+        if (st) return st;
+    }
+    for (int w = 0; w < n_windows && !overlapped; w++) {
         tal_clip clip = {0};
         tal_status st = tal_clip_for(&clip, rc, v, 0, w, key, err);
         if (!st) st = clip_load(video_buf, rc, path, &clip, 0, key, &trouble, err);

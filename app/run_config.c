@@ -1,6 +1,7 @@
 /* app/run_config.c: the run configuration's keys, defaults and JSON round trip. */
 #include "app/run_config.h"
 
+#include "app/device.h"
 #include "app/pipeline.h"
 
 #include <cjson/cJSON.h>
@@ -73,6 +74,11 @@ static const tal_cfg_key KEYS[] = {
      "tIoU thresholds of the mAP", 0, 1, LO_OPEN, NULL},
     KS("eval.classifier", classifier, "video-level class scores (CUHK JSON) for class-agnostic models"),
     KI("eval.classifier_topk", classifier_topk, 1, 1000, "classes each class-agnostic detection becomes"),
+    KC("device", device, TAL_DEVICE_CHOICES,
+       "where the model computes: cpu, cuda (device 0) or cuda:N (--device overrides it)"),
+    KC("train.precision", precision, "fp32|bf16",
+       "bf16: CUDA products on bf16 inputs, fp32 accumulation (CUDA only)"),
+    KI("train.tf32", tf32, 0, 1, "1: fp32 CUDA products may use TF32 tensor cores"),
 };
 
 const tal_cfg_key *tal_run_config_keys(int *n) {
@@ -119,6 +125,8 @@ void tal_run_config_default(tal_run_config *c) {
     c->deterministic_reduce = 1;
     c->bucket_mb = 25;
     c->overlap_reduce = 1;
+    strcpy(c->device, "cpu");
+    strcpy(c->precision, "fp32");
     strcpy(c->backbone_json, "{\"preset\": \"swin_t\"}");
     strcpy(c->head_json, "{}");
 }
@@ -229,6 +237,12 @@ tal_status tal_run_config_validate(const tal_run_config *c, const char *where, t
     if (c->rrc_scale_min > 0 && c->rrc_scale_min > c->rrc_scale_max)
         return tal_err_set(err, TAL_EINVAL, "%s: data.rrc_scale_min %g is above "
                            "data.rrc_scale_max %g", where, c->rrc_scale_min, c->rrc_scale_max);
+    tal_device_spec dev;
+    if (tal_device_spec_parse(&dev, c->device, err)) return tal_err_prefix(err, "%s", where);
+    if (dev.dev == TAL_DEV_CPU && !strcmp(c->precision, "bf16"))
+        return tal_err_set(err, TAL_EINVAL, "%s: train.precision bf16 needs a CUDA device (device "
+                           "%s computes in fp32 only): use --device cuda, or train.precision "
+                           "fp32", where, c->device);
     /* the sections, as the model will read them (a placeholder class count: the dataset is not
      * read yet, and no backbone or head rule depends on it beyond >= 1) */
     tal_model_shape ms;
@@ -243,6 +257,8 @@ tal_status tal_run_config_read(tal_run_config *c, const char *path, const char *
     tal_run_config_default(c);
     tal_status rc = path ? tal_run_config_load(c, path, err) : TAL_OK;
     for (int i = 0; !rc && i < n_sets; i++) rc = tal_run_config_set(c, sets[i], err);
+    if (!rc && tal_device_override()) /* --device: over the file and --set */
+        snprintf(c->device, sizeof c->device, "%s", tal_device_override());
     if (!rc) rc = tal_run_config_validate(c, path ? path : "config", err);
     return rc;
 }

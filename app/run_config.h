@@ -39,6 +39,10 @@ typedef struct tal_run_config {
     int n_tiou;
     char classifier[TAL_CFG_STR];   /* video-level class scores fused into class-agnostic output */
     int classifier_topk;            /* classes per detection from that file (2) */
+    /* where and how the model computes (app/device.h); --device overrides `device` */
+    char device[16];                /* "cpu", "cuda", "cuda:N" */
+    char precision[8];              /* train.precision: "fp32" or "bf16" (CUDA only) */
+    int tf32;                       /* train.tf32: fp32 products may use TF32 (CUDA only) */
     /* model sections as JSON object text (owned by the struct's user; see run_config_free) */
     char backbone_json[4096], head_json[4096];
 } tal_run_config;

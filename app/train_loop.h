@@ -77,6 +77,8 @@ typedef struct tal_update_acc {
     double n_loss;            /* clips that gave a loss */
     double n_nonfinite;       /* clips whose loss was not finite */
     double recon_max;         /* worst reversible reconstruction error (-1: none) */
+    double recon_stages[TAL_BACKBONE_MAX_STAGES]; /* the same per backbone stage */
+    int n_stages;
     double stop;              /* ranks asking to stop after this update (Ctrl-C on any rank) */
     /* Slot i: max(positives, 1) of the update's i-th global clip, 0 where no loss came (another
      * rank's clip before the reduction): the head's loss normaliser moves by these, in global
@@ -118,6 +120,7 @@ tal_status tal_update_apply(const tal_optimizer *o, tal_params *p, const tal_gra
 typedef struct tal_grad_span {
     float *data;
     int64_t n;
+    tal_device device;        /* the gradients'; the stash must be there too */
 } tal_grad_span;
 tal_grad_span tal_params_grad_span(tal_params *p);
 void tal_grads_set_aside(tal_grad_span g, float *stash);      /* stash = g; g = 0 */

@@ -46,6 +46,13 @@ struct tal_batch_source {
     int64_t n_items, next;    /* items this epoch (from the start), next one to hand out */
     int epoch, slot;
     tal_prefetch *pf;
+    /* a model on a device: the decoder fills pinned host slots (arena) and queues each clip's
+     * upload into its device slot on the copy stream; the step's stream waits for uploaded[],
+     * the next upload into a device slot for consumed[] (the step done reading it) */
+    tal_arena *dev_arena;
+    tal_tensor *dev_videos;   /* [depth] */
+    tal_stream *copy;
+    tal_event **uploaded, **consumed;
 };
 
 /* Augmentation and window keys come from the global sample, so they do not depend on how the
@@ -63,8 +70,36 @@ static tal_status produce(int64_t item, int slot, void *ctx, tal_err *err) {
     tal_clip_free(&s->clips[slot]);
     tal_rng_key key = sample_key(s->rc, s->epoch, g);
     tal_status st = tal_clip_for(&s->clips[slot], s->rc, v, 1, 0, key, err);
+    if (s->copy) /* the slot's last upload must be done before its host memory changes */
+        tal_event_synchronize(s->uploaded[slot]);
     if (!st) st = tal_clip_load(s->videos[slot], s->rc, s->d->paths[vi], &s->clips[slot], 1, key, err);
+    if (!st && s->copy) { /* on the copy stream, overlapping the step in flight */
+        tal_stream_wait_event(s->copy, s->consumed[slot]);
+        tal_copy_async(s->dev_videos[slot], s->videos[slot], s->copy);
+        tal_event_record(s->uploaded[slot], s->copy);
+    }
     return st;
+}
+
+/* Device slots, the copy stream and its events for a model on dev. */
+static tal_status make_device_feed(tal_batch_source *s, tal_device dev, size_t clip_floats,
+                                   tal_err *err) {
+    s->dev_videos = calloc((size_t)s->depth, sizeof *s->dev_videos);
+    s->uploaded = calloc((size_t)s->depth, sizeof *s->uploaded);
+    s->consumed = calloc((size_t)s->depth, sizeof *s->consumed);
+    if (!s->dev_videos || !s->uploaded || !s->consumed)
+        return tal_err_set(err, TAL_ENOMEM, "out of memory");
+    tal_status st = tal_arena_create(&s->dev_arena, dev,
+                                     (size_t)s->depth * tal_arena_round(clip_floats * 4), err);
+    if (!st) st = tal_stream_create(&s->copy, err);
+    for (int i = 0; !st && i < s->depth; i++) {
+        s->dev_videos[i] = tal_arena_tensor(s->dev_arena, 1, (int64_t[]){(int64_t)clip_floats});
+        if (!(st = tal_event_create(&s->uploaded[i], err)))
+            st = tal_event_create(&s->consumed[i], err);
+    }
+    return st ? tal_err_prefix(err, "data.prefetch %d clips of %zu bytes on the device",
+                               s->depth, clip_floats * 4)
+              : TAL_OK;
 }
 
 tal_status tal_batch_source_create(tal_batch_source **out, const tal_run_config *rc,
@@ -81,11 +116,13 @@ tal_status tal_batch_source_create(tal_batch_source **out, const tal_run_config 
     s->order = malloc(sizeof(int) * ((size_t)d->n_train + 1));
     s->samples = malloc(sizeof(int64_t) * ((size_t)d->n_train + 1));
     tal_status st = TAL_OK;
+    size_t bytes = (size_t)s->depth * tal_arena_round(clip_floats * 4);
     if (!s->videos || !s->clips || !s->order || !s->samples)
         st = tal_err_set(err, TAL_ENOMEM, "out of memory");
-    else
-        st = tal_arena_create(&s->arena, TAL_DEV_CPU,
-                              (size_t)s->depth * tal_arena_round(clip_floats * 4), err);
+    else if (m->dev == TAL_DEV_CPU)
+        st = tal_arena_create(&s->arena, TAL_DEV_CPU, bytes, err);
+    else if (!(st = tal_arena_create_pinned(&s->arena, bytes, err)))
+        st = make_device_feed(s, m->dev, clip_floats, err);
     if (st) {
         tal_batch_source_destroy(s);
         return st;
@@ -105,6 +142,15 @@ void tal_batch_source_destroy(tal_batch_source *s) {
     free(s->videos);
     free(s->order);
     free(s->samples);
+    tal_stream_destroy(s->copy); /* waits for its uploads */
+    for (int i = 0; i < s->depth; i++) {
+        if (s->uploaded) tal_event_destroy(s->uploaded[i]);
+        if (s->consumed) tal_event_destroy(s->consumed[i]);
+    }
+    free(s->uploaded);
+    free(s->consumed);
+    free(s->dev_videos);
+    tal_arena_destroy(s->dev_arena);
     tal_arena_destroy(s->arena);
     free(s);
 }
@@ -131,12 +177,18 @@ tal_status tal_batch_source_next(tal_batch_source *s, tal_train_item *item, tal_
     item->sample = g;
     item->video_index = s->order[g];
     tal_status st = tal_prefetch_wait(s->pf, s->next, &s->slot, err);
-    item->video = st ? tal_tensor_none() : s->videos[s->slot];
+    item->video = st ? tal_tensor_none() : s->copy ? s->dev_videos[s->slot] : s->videos[s->slot];
     item->clip = st ? NULL : &s->clips[s->slot];
+    if (!st && s->copy) /* the step's work waits on the device, not the host */
+        tal_stream_wait_event(NULL, s->uploaded[s->slot]);
     return st;
 }
 
-void tal_batch_source_release(tal_batch_source *s) { tal_prefetch_release(s->pf, s->next++); }
+void tal_batch_source_release(tal_batch_source *s) {
+    if (s->copy) /* after the step's reads of the device slot */
+        tal_event_record(s->consumed[s->slot], NULL);
+    tal_prefetch_release(s->pf, s->next++);
+}
 
 void tal_batch_source_stop(tal_batch_source *s) {
     tal_prefetch_stop(s->pf);

@@ -12,6 +12,7 @@ void tal_update_acc_clear(tal_update_acc *a) {
     int n_slots = a->n_slots;
     memset(a, 0, sizeof *a);
     a->recon_max = -1;
+    for (int i = 0; i < TAL_BACKBONE_MAX_STAGES; i++) a->recon_stages[i] = -1;
     a->slots = slots, a->n_slots = n_slots;
     for (int i = 0; i < n_slots; i++) slots[i] = 0;
 }
@@ -27,6 +28,9 @@ void tal_update_acc_add(tal_update_acc *a, const tal_step_stats *ss) {
     a->reg += l->reg;
     a->n_loss++;
     if (ss->recon_err > a->recon_max) a->recon_max = ss->recon_err;
+    a->n_stages = ss->n_stages;
+    for (int i = 0; i < ss->n_stages; i++)
+        if (ss->recon_stages[i] > a->recon_stages[i]) a->recon_stages[i] = ss->recon_stages[i];
 }
 
 tal_status tal_update_apply(const tal_optimizer *o, tal_params *p, const tal_grad_reducer *red,
@@ -67,25 +71,44 @@ tal_status tal_update_apply(const tal_optimizer *o, tal_params *p, const tal_gra
 
 tal_grad_span tal_params_grad_span(tal_params *p) {
     int n = tal_params_count(p);
-    tal_grad_span g = {NULL, 0};
+    tal_grad_span g = {NULL, 0, TAL_DEV_CPU};
     if (n == 0) return g;
     g.data = tal_params_at(p, 0)->grad.data;
+    g.device = tal_params_at(p, 0)->grad.device;
     for (int i = 0; i < n; i++) {
         tal_tensor t = tal_params_at(p, i)->grad;
-        TAL_ASSERT_MSG(t.device == TAL_DEV_CPU && t.data >= g.data + g.n,
+        TAL_ASSERT_MSG(t.device == g.device && t.data >= g.data + g.n,
                        "gradient of %s outside the span", tal_params_at(p, i)->name);
         g.n = t.data + tal_tensor_numel(t) - g.data;
     }
     return g;
 }
 
+/* A span of n floats at data on dev, as a tensor for the ops. */
+static tal_tensor span_tensor(float *data, int64_t n, tal_device dev) {
+    tal_tensor t = tal_t1(data, n);
+    t.device = dev;
+    return t;
+}
+
 void tal_grads_set_aside(tal_grad_span g, float *stash) {
+    if (g.device != TAL_DEV_CPU) {
+        tal_tensor gt = span_tensor(g.data, g.n, g.device);
+        tal_copy(span_tensor(stash, g.n, g.device), gt);
+        tal_fill(gt, 0.0f);
+        return;
+    }
     memcpy(stash, g.data, sizeof(float) * (size_t)g.n);
     memset(g.data, 0, sizeof(float) * (size_t)g.n);
 }
 
 void tal_grads_add_back(tal_grad_span g, const float *stash) {
     float *x = g.data;
+    if (g.device != TAL_DEV_CPU) { /* the same single additions */
+        tal_tensor gt = span_tensor(x, g.n, g.device);
+        tal_add(gt, gt, span_tensor((float *)stash, g.n, g.device));
+        return;
+    }
 #pragma omp parallel for schedule(static) if (g.n > 65536)
     for (int64_t i = 0; i < g.n; i++) x[i] += stash[i];
 }
@@ -96,11 +119,7 @@ int64_t tal_params_count_nonfinite(const tal_params *p, const char **first_name)
     tal_params *q = (tal_params *)p; /* read only: the accessors take a non-const store */
     for (int i = 0; i < tal_params_count(q); i++) {
         tal_param *it = tal_params_at(q, i);
-        int64_t k = 0, count = tal_tensor_numel(it->value);
-        const float *v = it->value.data;
-        TAL_ASSERT(it->value.device == TAL_DEV_CPU);
-#pragma omp parallel for reduction(+ : k) schedule(static) if (count > 65536)
-        for (int64_t j = 0; j < count; j++) k += !isfinite(v[j]);
+        int64_t k = tal_count_nonfinite(it->value); /* on the parameters' device */
         if (k && first_name && !*first_name) *first_name = it->name;
         n += k;
     }

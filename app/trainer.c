@@ -88,6 +88,7 @@ typedef struct trainer {
     double *norm_slots;          /* [per_update x world]: see tal_update_acc.slots */
     tal_grad_span grads;         /* every gradient, one span */
     float *stash;                /* deterministic sums over several clips: the earlier clips */
+    tal_arena *stash_arena;      /* the stash when the gradients are on a device */
     int agreed;                  /* the error returned is every rank's: no need to abort */
     int stop;                    /* stop after this update: agreed by every rank */
 } trainer;
@@ -186,6 +187,15 @@ static tal_status setup(trainer *t, tal_err *err) {
         if ((st = tal_ckpt_read_state(ckpt, &t->ts, err))) return st;
     }
     if ((st = tal_model_create(&t->m, rc, t->d.ds->n_classes, !o->resume, err))) return st;
+    if (t->m.dev != TAL_DEV_CPU && t->sh.world > 1) /* the MPI reducer sums host gradients */
+        return tal_err_set(err, TAL_EINVAL, "device %s with %d MPI ranks: ranks train on the CPU "
+                           "only for now (use --device cpu)", rc->device, t->sh.world);
+    if (t->m.dev != TAL_DEV_CPU) { /* the model is there: training's own state must fit too */
+        tal_device_need need;
+        if ((st = tal_model_device_need(&t->m, rc, 1, &need, err))) return st;
+        need.weights = need.activations = 0;
+        if ((st = tal_device_check_fit(rc->device, &need, err))) return st;
+    }
     tal_adamw_config ac = {1.0f, 0.9f, 0.999f, 1e-8f};
     if ((st = tal_adamw_create(&t->opt.adamw, t->m.params, ac, err))) return st;
     if (o->resume) {
@@ -248,17 +258,24 @@ static void advance_normalizer(trainer *t, float start, const tal_update_acc *a)
 
 static void log_update(trainer *t, int epoch, const tal_update_acc *a,
                        const tal_update_result *r) {
-    char line[640], ranks[96] = "";
+    char line[800], ranks[96] = "", stages[160] = "";
     double n = a->n_loss;
+    if (a->n_stages > 0) { /* "recon_err" stays the worst: readers such as `re2tal report` */
+        int k = snprintf(stages, sizeof stages, ", \"recon_err_stages\": [");
+        for (int i = 0; i < a->n_stages; i++)
+            k += snprintf(stages + k, sizeof stages - (size_t)k, "%s%.3g", i ? ", " : "",
+                          a->recon_stages[i]);
+        snprintf(stages + k, sizeof stages - (size_t)k, "]");
+    }
     if (t->dist) /* data-parallel: what this rank waited for the reduction, in its last update */
         snprintf(ranks, sizeof ranks, ", \"ranks\": %d, \"reduce_wait_ms\": %.1f", t->sh.world,
                  1e3 * tal_dist_reducer_take_wait_s(t->dist));
     snprintf(line, sizeof line,
              "{\"epoch\": %d, \"step\": %lld, \"loss\": %.6f, \"cls\": %.6f, \"reg\": %.6f, "
-             "\"lr_scale\": %.6g, \"grad_norm\": %.4f, \"recon_err\": %.3g, "
+             "\"lr_scale\": %.6g, \"grad_norm\": %.4f, \"recon_err\": %.3g%s, "
              "\"peak_rss\": %lld%s%s}",
              epoch + 1, (long long)t->ts.step, n ? a->loss / n : NAN, n ? a->cls / n : NAN,
-             n ? a->reg / n : NAN, r->lr_scale, r->grad_norm, a->recon_max,
+             n ? a->reg / n : NAN, r->lr_scale, r->grad_norm, a->recon_max, stages,
              (long long)tal_peak_rss_bytes(), ranks, r->applied ? "" : ", \"skipped\": true");
     log_line(t->log, t->json_out, line);
 }
@@ -421,6 +438,15 @@ static tal_status run_epochs(trainer *t, tal_train_result *res, tal_err *err) {
                 t->d.n_train, t->d.n_val, rc->epochs, (long long)t->opt.total, (long long)global,
                 ranks, (long long)tal_params_numel(t->m.params, 1), t->m.clip_frames, t->m.crop,
                 t->m.crop);
+    if (!t->quiet && t->m.dev != TAL_DEV_CPU) { /* what crosses the bus for each clip */
+        size_t clip = (size_t)3 * t->m.clip_frames * t->m.crop * t->m.crop * sizeof(float);
+        size_t mask = (size_t)t->m.head_len * sizeof(float), up, down;
+        tal_head_bus_bytes(t->m.head, 1, &up, &down, NULL);
+        fprintf(stderr, "device %s (%s), train.precision %s%s: per clip %zu bytes to the device "
+                        "(clip %zu, mask %zu, loss targets %zu), %zu back (mask and loss sums)\n",
+                rc->device, tal_cuda_device_name(), rc->precision,
+                rc->tf32 ? " with TF32" : "", clip + mask + up, clip, mask, up, down);
+    }
     tal_status st = TAL_OK;
     for (int epoch = t->ts.epoch; epoch < rc->epochs && !stopping(t); epoch++) {
         tal_epoch_plan plan = plan0;
@@ -495,9 +521,17 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
     t.agreed = failed > 0;
     if (!st && rc->deterministic_reduce && t.per_update > 1) {
         t.grads = tal_params_grad_span(t.m.params);
-        if (!(t.stash = malloc(sizeof(float) * (size_t)t.grads.n)))
+        if (t.grads.device != TAL_DEV_CPU) { /* next to the gradients */
+            if (!(st = tal_arena_create(&t.stash_arena, t.grads.device,
+                                        tal_arena_round(sizeof(float) * (size_t)t.grads.n),
+                                        err)))
+                t.stash = tal_arena_floats(t.stash_arena, t.grads.n);
+            else
+                tal_err_prefix(err, "a copy of the gradients (train.deterministic_reduce)");
+        } else if (!(t.stash = malloc(sizeof(float) * (size_t)t.grads.n))) {
             st = tal_err_set(err, TAL_ENOMEM, "out of memory for a copy of the gradients "
                              "(%lld floats, train.deterministic_reduce)", (long long)t.grads.n);
+        }
     }
     if (!st && t.sh.world > 1) { /* collective: only once every rank is set up */
         tal_dist_reduce_opts ro = {rc->bucket_mb, rc->deterministic_reduce, rc->overlap_reduce};
@@ -521,7 +555,8 @@ tal_status tal_train_run(tal_run_config *rc, const tal_train_opts *o, tal_train_
     tal_batch_source_destroy(t.src);
     tal_dist_reducer_destroy(t.dist);
     free(t.norm_slots);
-    free(t.stash);
+    if (t.stash_arena) tal_arena_destroy(t.stash_arena);
+    else free(t.stash);
     if (t.log) fclose(t.log);
     tal_ema_destroy(t.opt.ema);
     tal_adamw_destroy(t.opt.adamw);

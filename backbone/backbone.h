@@ -196,6 +196,10 @@ void tal_backbone_forward_train(tal_backbone *bb, tal_tensor feats, tal_tensor v
  * Reports the worst stage-input reconstruction error of reversible stages in *recon_err (if
  * non-NULL; -1 when no stage is reversible). */
 void tal_backbone_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err);
+/* The last backward's reconstruction error per stage into out[0..n_stages) (the worst of its
+ * blocks, both pathways for SlowFast; -1 where none was measured: vanilla stages, a backward
+ * without recon_err, chunked clips); returns n_stages. */
+int tal_backbone_recon_errors(const tal_backbone *bb, double *out);
 /* Chunked training for long clips, in two calls: the features of the whole clip, chunk by chunk,
  * keeping nothing but with the training step's drop-path masks (set the step first); then, after
  * the head, for each chunk a training forward and a backward with that chunk's slice of dfeats,

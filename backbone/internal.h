@@ -159,6 +159,7 @@ struct tal_backbone {
     uint64_t step;
     int features_for_training;  /* a chunked training step's first, keep-nothing forward */
     double block_fwd_s, block_bwd_s; /* last training step's time inside the residual chains */
+    double recon_stage[TAL_BACKBONE_MAX_STAGES]; /* last backward's, per stage (-1: none) */
     tal_tensor chunk, chunk_feats; /* chunk_frames > 0: one chunk's clip and features */
     /* Swin */
     int pe_w, pe_b, pe_nw, pe_nb, fin_w, fin_b;
@@ -170,6 +171,14 @@ struct tal_backbone {
     /* SlowFast */
     slowfast_model *sf;
 };
+
+/* A stage's reconstruction error e (-1: none): into the backward's worst (*recon_err, when
+ * asked for) and stage s's (both pathways of SlowFast: their worst). */
+static inline void bb_note_recon(tal_backbone *bb, int s, double e, double *recon_err) {
+    if (!recon_err) return;
+    if (e > *recon_err) *recon_err = e;
+    if (e > bb->recon_stage[s]) bb->recon_stage[s] = e;
+}
 
 /* Swin parts (swin3d.c). */
 tal_status swin_declare(tal_backbone *bb, tal_err *err);

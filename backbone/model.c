@@ -437,6 +437,7 @@ static void run_forward(tal_backbone *bb, tal_tensor feats, tal_tensor video, in
 
 static void run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
     bb->block_bwd_s = 0;
+    for (int s = 0; s < TAL_BACKBONE_MAX_STAGES; s++) bb->recon_stage[s] = -1;
     if (bb->cfg.arch == TAL_ARCH_SWIN)
         swin_run_backward(bb, dfeats, recon_err);
     else if (bb->cfg.arch == TAL_ARCH_SLOWFAST)
@@ -676,4 +677,9 @@ void tal_backbone_resize_backward(tal_tensor dfeats, tal_tensor dout) {
         tal_copy(dfeats, dout);
     else
         tal_interp1d_backward(dfeats, dout);
+}
+
+int tal_backbone_recon_errors(const tal_backbone *bb, double *out) {
+    for (int s = 0; s < bb->cfg.n_stages; s++) out[s] = bb->recon_stage[s];
+    return bb->cfg.n_stages;
 }

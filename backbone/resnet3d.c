@@ -438,9 +438,11 @@ void rn_stage_backward(tal_backbone *bb, rn_pathway *pw, int s, tal_tensor dx, t
                               st->mode == TAL_STAGE_REVERSIBLE ? tal_tensor_none() : st->z0, sc,
                               bb->step, recon_err ? &e : NULL);
         if (!bb_planning(dy)) bb_count_block_time(bb, st->rs, 0);
-        if (recon_err && e > *recon_err) *recon_err = e;
+        bb_note_recon(bb, s, e, recon_err);
     }
-    first_block_backward(bb, st, dx, dz, bb->step, recon_err);
+    double e0 = -1;
+    first_block_backward(bb, st, dx, dz, bb->step, recon_err ? &e0 : NULL);
+    bb_note_recon(bb, s, e0, recon_err);
     if (!bb_planning(dy)) /* the first block and the projection: declared together */
         tal_params_grads_ready(bb->params, st->first.conv[0], st->proj_bn[3] + 1);
     tal_arena_release(sc, m);

@@ -259,7 +259,7 @@ void swin_run_backward(tal_backbone *bb, tal_tensor dfeats, double *recon_err) {
         tal_revstage_backward(st->fns, 2 * st->depth, c->mode[s], st->rs, dx, dy, st->x, sc,
                               bb->step, recon_err ? &e : NULL);
         if (!plan) bb_count_block_time(bb, st->rs, 0);
-        if (recon_err && e > *recon_err) *recon_err = e;
+        bb_note_recon(bb, s, e, recon_err);
         if (s > 0) {
             swin_stage *pv = &bb->st[s - 1];
             int64_t C = pv->C;

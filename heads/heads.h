@@ -95,6 +95,15 @@ tal_status tal_head_create(tal_head **out, const tal_head_config *cfg, tal_param
  * kaiming-uniform weights, zero biases, LN 1/0, layer scales 1e-4, Scale 1, cls prior bias
  * -4.595) from cfg->seed unless `init` is 0 (values loaded later), and allocates the arenas. */
 tal_status tal_head_init(tal_head *h, int init, tal_err *err);
+/* (Re)makes the arenas and the position table where the head's parameters are now: after
+ * tal_params_move, call it again (tal_head_init calls it once). On a device the head's steps
+ * run there; label assignment, the loss normaliser and decoding stay on the host (their inputs
+ * and outputs cross the bus: tal_head_bus_bytes). */
+tal_status tal_head_prepare(tal_head *h, tal_err *err);
+/* Bytes one training step's loss sends to the device (targets, positives) and reads back (the
+ * mask, on a device), and one decoded item reads back; 0, 0 and 0 on the CPU. For B items. */
+void tal_head_bus_bytes(const tal_head *h, int64_t B, size_t *loss_up, size_t *loss_down,
+                        size_t *decode_down);
 void tal_head_destroy(tal_head *h); /* NULL is fine */
 /* A tal_name_map_fn for tal_params_load (ctx = the head): maps an OpenTAD checkpoint name
  * ("module.rpn_head.cls_head.bias", "projection.stem.0.ln1.weight") to this head's parameter

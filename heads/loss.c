@@ -10,52 +10,21 @@ double tal_focal_loss(float *dx, const float *x, const float *t, int64_t n, floa
                       float gamma, float gscale) {
     double sum = 0;
     for (int64_t i = 0; i < n; i++) {
-        double xi = x[i], ti = t[i];
-        double p = 1.0 / (1.0 + exp(-xi));
-        /* stable BCE with logits: max(x, 0) - x t + log(1 + exp(-|x|)) */
-        double ce = (xi > 0 ? xi : 0) - xi * ti + log1p(exp(-fabs(xi)));
-        double q = p + ti - 2 * p * ti; /* 1 - p_t */
-        double at = alpha * ti + (1 - alpha) * (1 - ti);
-        double qg = pow(q, gamma);
-        sum += at * qg * ce;
-        if (dx) {
-            double dq = (1 - 2 * ti) * p * (1 - p);
-            double dqg = gamma == 0 ? 0 : gamma * pow(q, gamma - 1) * dq;
-            dx[i] = (float)(gscale * at * (dqg * ce + qg * (p - ti)));
-        }
+        float d;
+        sum += tal_focal_loss_one(x[i], t[i], alpha, gamma, gscale, &d);
+        if (dx) dx[i] = d;
     }
     return sum;
 }
 
 double tal_diou_loss(float *dpred, const float *pred, const float *target, int64_t n,
                      float gscale) {
-    const double eps = 1e-7;
     double sum = 0;
     for (int64_t i = 0; i < n; i++) {
-        double ps = pred[2 * i], pe = pred[2 * i + 1], gs = target[2 * i], ge = target[2 * i + 1];
-        double lo = ps > gs ? ps : gs, hi = pe < ge ? pe : ge;
-        double inter = hi - lo > 0 ? hi - lo : 0;
-        double uni = (pe - ps) + (ge - gs) - inter;
-        double U = uni > eps ? uni : eps;
-        double iou = inter / U;
-        double cl = ps < gs ? ps : gs, cr = pe > ge ? pe : ge;
-        double c2 = (cr - cl) * (cr - cl);
-        double C2 = c2 > eps ? c2 : eps;
-        double rho = 0.5 * (ps + pe) - 0.5 * (gs + ge);
-        sum += 1 - iou + rho * rho / C2;
-        if (!dpred) continue;
-        /* d/d(ps), d/d(pe) through inter, union, enclosing length and centre distance */
-        double dI_ps = inter > 0 && ps > gs ? -1 : 0, dI_pe = inter > 0 && pe < ge ? 1 : 0;
-        double dU_ps = uni > eps ? -1 - dI_ps : 0, dU_pe = uni > eps ? 1 - dI_pe : 0;
-        double diou_ps = (dI_ps * U - inter * dU_ps) / (U * U);
-        double diou_pe = (dI_pe * U - inter * dU_pe) / (U * U);
-        double dc_ps = ps < gs ? -1 : 0, dc_pe = pe > ge ? 1 : 0;
-        double dC2_ps = c2 > eps ? 2 * (cr - cl) * dc_ps : 0;
-        double dC2_pe = c2 > eps ? 2 * (cr - cl) * dc_pe : 0;
-        double dr_ps = (rho / C2) - rho * rho * dC2_ps / (C2 * C2);
-        double dr_pe = (rho / C2) - rho * rho * dC2_pe / (C2 * C2);
-        dpred[2 * i] = (float)(gscale * (-diou_ps + dr_ps));
-        dpred[2 * i + 1] = (float)(gscale * (-diou_pe + dr_pe));
+        float d0, d1;
+        sum += tal_diou_loss_one(pred[2 * i], pred[2 * i + 1], target[2 * i], target[2 * i + 1],
+                                 gscale, &d0, &d1);
+        if (dpred) dpred[2 * i] = d0, dpred[2 * i + 1] = d1;
     }
     return sum;
 }
@@ -97,12 +66,48 @@ void tal_head_targets(const tal_head *h, const tal_head_gt *gt, float *cls_targe
     }
 }
 
+/* The level-0 mask of the last forward on the host (downloaded from a device). Level l's mask
+ * at point i is the level-0 mask at i 2^l (each level takes every 2nd of the one before). */
+static const float *mask_on_host(tal_head *h) {
+    if (h->mask[0].device == TAL_DEV_CPU) return h->mask[0].data;
+    tal_copy(tal_t2(h->host_mask, h->B, h->T), h->mask[0]);
+    return h->host_mask;
+}
+
+/* Level l's targets of every item, from the label assignment (point-major, all levels) into
+ * h->t_cls[l] (smoothed), t_reg[l] and t_pos[l] (valid and assigned), through host memory. */
+static void upload_level_targets(tal_head *h, const float *mask0, int l, int64_t level_start) {
+    const tal_head_config *c = &h->cfg;
+    int K = c->n_classes;
+    int64_t B = h->B, T = h->T, P = tal_head_n_points(h), Tl = T >> l;
+    float eps = c->label_smoothing;
+    float *tc = h->host_stage, *tr = tc + B * K * Tl, *tp = tr + B * 2 * Tl;
+    for (int64_t b = 0; b < B; b++) {
+        const float *ct = h->cls_target + b * P * K, *rt = h->reg_target + b * P * 2;
+        for (int64_t i = 0; i < Tl; i++) {
+            int64_t pt = level_start + i;
+            int pos = 0;
+            for (int k = 0; k < K; k++) {
+                float t = ct[pt * K + k];
+                pos |= t > 0;
+                tc[(b * K + k) * Tl + i] = t * (1 - eps) + eps / (K + 1);
+            }
+            tr[b * 2 * Tl + i] = rt[pt * 2];
+            tr[b * 2 * Tl + Tl + i] = rt[pt * 2 + 1];
+            tp[b * Tl + i] = pos && mask0[b * T + (i << l)] > 0 ? 1.0f : 0.0f;
+        }
+    }
+    tal_copy(h->t_cls[l], tal_t3(tc, B, K, Tl));
+    tal_copy(h->t_reg[l], tal_t3(tr, B, 2, Tl));
+    tal_copy(h->t_pos[l], tal_t2(tp, B, Tl));
+}
+
 tal_status tal_head_loss(tal_head *h, const tal_head_gt *gt, int train, tal_head_losses *out,
                          tal_err *err) {
     const tal_head_config *c = &h->cfg;
     TAL_ASSERT_MSG(h->fwd_done, "loss without forward");
     int K = c->n_classes;
-    int64_t B = h->B, P = tal_head_n_points(h);
+    int64_t B = h->B, T = h->T, P = tal_head_n_points(h);
     for (int64_t b = 0; b < B; b++)
         for (int g = 0; g < gt[b].n; g++) {
             float st = gt[b].segments[2 * g], en = gt[b].segments[2 * g + 1];
@@ -113,6 +118,8 @@ tal_status tal_head_loss(tal_head *h, const tal_head_gt *gt, int train, tal_head
                 return tal_err_set(err, TAL_EINVAL, "head loss: item %lld, segment %d: label %d "
                                    "not in [0, %d)", (long long)b, g, gt[b].labels[g], K);
         }
+    /* label assignment and the normaliser on the host */
+    const float *mask0 = mask_on_host(h);
     int num_pos = 0;
     for (int64_t b = 0; b < B; b++) {
         float *ct = h->cls_target + b * P * K, *rt = h->reg_target + b * P * 2;
@@ -120,7 +127,7 @@ tal_status tal_head_loss(tal_head *h, const tal_head_gt *gt, int train, tal_head
         int64_t pt = 0;
         for (int l = 0; l < h->n_levels; l++)
             for (int64_t i = 0; i < h->mask[l].shape[1]; i++, pt++) {
-                if (h->mask[l].data[b * h->mask[l].shape[1] + i] <= 0) continue;
+                if (mask0[b * T + (i << l)] <= 0) continue;
                 for (int k = 0; k < K; k++)
                     if (ct[pt * K + k] > 0) {
                         num_pos++;
@@ -136,43 +143,21 @@ tal_status tal_head_loss(tal_head *h, const tal_head_gt *gt, int train, tal_head
     } else {
         norm = (float)(num_pos > 1 ? num_pos : 1);
     }
+    /* the losses and their seeds where the head computes, level by level */
     double cls = 0, reg = 0;
-    float eps = c->label_smoothing, w = c->reg_loss_weight;
-    for (int64_t b = 0; b < B; b++) {
-        const float *ct = h->cls_target + b * P * K, *rt = h->reg_target + b * P * 2;
-        int64_t pt = 0;
-        for (int l = 0; l < h->n_levels; l++) {
-            int64_t Tl = h->mask[l].shape[1];
-            double s = (double)(1 << l);
-            const float *x = h->cls_out[l].data + b * K * Tl, *r = h->reg_out[l].data + b * 2 * Tl;
-            float *dx = h->d_cls[l].data + b * K * Tl, *dr = h->d_reg[l].data + b * 2 * Tl;
-            memset(dx, 0, (size_t)(K * Tl) * sizeof(float));
-            memset(dr, 0, (size_t)(2 * Tl) * sizeof(float));
-            for (int64_t i = 0; i < Tl; i++, pt++) {
-                if (h->mask[l].data[b * Tl + i] <= 0) continue;
-                int pos = 0;
-                for (int k = 0; k < K; k++) {
-                    float t = ct[pt * K + k], xv = x[k * Tl + i], d;
-                    pos |= t > 0;
-                    t = t * (1 - eps) + eps / (K + 1);
-                    cls += tal_focal_loss(&d, &xv, &t, 1, c->focal_alpha, c->focal_gamma,
-                                          1.0f / norm);
-                    dx[k * Tl + i] = d;
-                }
-                if (!pos) continue;
-                double p = (double)i * s;
-                float pred[2] = {(float)(p - r[i] * s), (float)(p + r[Tl + i] * s)};
-                float tgt[2] = {(float)(p - rt[pt * 2] * s), (float)(p + rt[pt * 2 + 1] * s)};
-                float dp[2];
-                reg += tal_diou_loss(dp, pred, tgt, 1, 1.0f / norm);
-                dr[i] = (float)(-dp[0] * s);
-                dr[Tl + i] = (float)(dp[1] * s);
-            }
-        }
+    int64_t level_start = 0;
+    for (int l = 0; l < h->n_levels; l++) {
+        upload_level_targets(h, mask0, l, level_start);
+        cls += tal_focal_loss_masked(h->d_cls[l], h->cls_out[l], h->t_cls[l], h->mask[l],
+                                     c->focal_alpha, c->focal_gamma, 1.0f / norm);
+        reg += tal_diou_loss_offsets(h->d_reg[l], h->reg_out[l], h->t_reg[l], h->t_pos[l],
+                                     (float)(1 << l), 1.0f / norm);
+        level_start += h->mask[l].shape[1];
     }
     out->cls = (float)(cls / norm);
     out->reg = (float)(reg / norm);
     /* w <= 0: automatic balancing, w = cls (no gradient) / max(reg, 0.01) */
+    float w = c->reg_loss_weight;
     float weff = w > 0 ? w : out->cls / (out->reg > 0.01f ? out->reg : 0.01f);
     for (int l = 0; l < h->n_levels; l++) tal_scale(h->d_reg[l], h->d_reg[l], weff);
     out->num_pos = num_pos;

@@ -173,15 +173,43 @@ static void init_params(tal_head *h) {
 
 tal_status tal_head_init(tal_head *h, int init, tal_err *err) {
     if (init) init_params(h);
+    return tal_head_prepare(h, err);
+}
+
+/* Points of all levels for T positions. */
+static int64_t points_of(const tal_head *h, int64_t T) {
+    int64_t P = 0;
+    for (int l = 0; l < h->n_levels; l++) P += T >> l;
+    return P;
+}
+
+static void free_arenas(tal_head *h) {
+    tal_arena_destroy(h->act);
+    tal_arena_destroy(h->bwd);
+    tal_arena_destroy(h->scratch);
+    tal_arena_destroy(h->pe_arena);
+    h->act = h->bwd = h->scratch = h->pe_arena = NULL;
+    h->pe = tal_tensor_none();
+    free(h->cls_target);
+    free(h->reg_target);
+    free(h->host_mask);
+    free(h->host_stage);
+    h->cls_target = h->reg_target = h->host_mask = h->host_stage = NULL;
+}
+
+tal_status tal_head_prepare(tal_head *h, tal_err *err) {
     const tal_head_config *c = &h->cfg;
+    free_arenas(h);
+    h->dev = V(h, h->cls_w).device;
     /* planner pass: forward + loss + backward at the largest shape, counting every block */
-    h->act = tal_arena_create_planner();
-    h->bwd = tal_arena_create_planner();
-    h->scratch = tal_arena_create_planner();
+    h->act = tal_arena_create_planner_on(h->dev);
+    h->bwd = tal_arena_create_planner_on(h->dev);
+    h->scratch = tal_arena_create_planner_on(h->dev);
     h->plan = 1;
-    int64_t B = h->max_batch, T = c->max_seq_len;
+    int64_t B = h->max_batch, T = c->max_seq_len, K = c->n_classes, P = points_of(h, T);
     tal_tensor x = tal_tensor_of(NULL, 3, (int64_t[]){B, c->in_channels, T});
     tal_tensor m = tal_tensor_of(NULL, 2, (int64_t[]){B, T});
+    x.device = m.device = h->dev;
     tal_head_forward(h, x, m);
     tal_head_backward_from(h, h->d_cls, h->d_reg, x);
     size_t a = tal_arena_high_water(h->act), b = tal_arena_high_water(h->bwd);
@@ -192,27 +220,47 @@ tal_status tal_head_init(tal_head *h, int init, tal_err *err) {
     h->act = h->bwd = h->scratch = NULL;
     h->plan = 0;
     h->fwd_done = 0;
-    tal_status rc = tal_arena_create(&h->act, TAL_DEV_CPU, a + 4096, err);
-    if (rc == TAL_OK) rc = tal_arena_create(&h->bwd, TAL_DEV_CPU, b + 4096, err);
-    if (rc == TAL_OK) rc = tal_arena_create(&h->scratch, TAL_DEV_CPU, s + 4096, err);
+    tal_status rc = tal_arena_create(&h->act, h->dev, a + 4096, err);
+    if (rc == TAL_OK) rc = tal_arena_create(&h->bwd, h->dev, b + 4096, err);
+    if (rc == TAL_OK) rc = tal_arena_create(&h->scratch, h->dev, s + 4096, err);
     if (rc == TAL_OK && c->use_abs_pe) {
-        rc = tal_arena_create(&h->pe_arena, TAL_DEV_CPU,
-                              tal_arena_round((size_t)c->channels * T * sizeof(float)), err);
-        if (rc == TAL_OK) {
-            h->pe = tal_arena_floats(h->pe_arena, (int64_t)c->channels * T);
-            fill_pe(h->pe, c->channels, (int)T);
+        int64_t n = (int64_t)c->channels * T;
+        rc = tal_arena_create(&h->pe_arena, h->dev, tal_arena_round((size_t)n * sizeof(float)),
+                              err);
+        if (rc == TAL_OK) { /* made on the host, then where the head computes */
+            float *host = malloc((size_t)n * sizeof(float));
+            TAL_ASSERT_MSG(host != NULL, "out of memory for the position table");
+            fill_pe(host, c->channels, (int)T);
+            h->pe = tal_arena_tensor(h->pe_arena, 2, (int64_t[]){c->channels, T});
+            tal_copy(h->pe, tal_t2(host, c->channels, T));
+            free(host);
         }
     }
     if (rc != TAL_OK) return tal_err_prefix(err, "head: arenas");
+    h->cls_target = malloc((size_t)(B * P * K) * sizeof(float));
+    h->reg_target = malloc((size_t)(B * P * 2) * sizeof(float));
+    h->host_mask = malloc((size_t)(B * T) * sizeof(float));
+    h->host_stage = malloc((size_t)(B * T * (K + 3)) * sizeof(float));
+    if (!h->cls_target || !h->reg_target || !h->host_mask || !h->host_stage)
+        return tal_err_set(err, TAL_ENOMEM, "head: out of memory for the targets of %lld items",
+                           (long long)B);
     return TAL_OK;
+}
+
+void tal_head_bus_bytes(const tal_head *h, int64_t B, size_t *loss_up, size_t *loss_down,
+                        size_t *decode_down) {
+    int64_t T = h->cfg.max_seq_len, K = h->cfg.n_classes, P = points_of(h, T);
+    int dev = h->dev != TAL_DEV_CPU;
+    /* up: per level smoothed classes, offsets, positives; down: the level-0 mask and two sums
+     * of the losses; decoding: the item's classes, offsets and mask */
+    if (loss_up) *loss_up = dev ? (size_t)(B * P * (K + 3)) * sizeof(float) : 0;
+    if (loss_down) *loss_down = dev ? (size_t)(B * T) * sizeof(float) + 2 * h->n_levels * 8 : 0;
+    if (decode_down) *decode_down = dev ? (size_t)(P * (K + 2) + T) * sizeof(float) : 0;
 }
 
 void tal_head_destroy(tal_head *h) {
     if (!h) return;
-    tal_arena_destroy(h->act);
-    tal_arena_destroy(h->bwd);
-    tal_arena_destroy(h->scratch);
-    tal_arena_destroy(h->pe_arena);
+    free_arenas(h);
     free(h);
 }
 
@@ -267,31 +315,6 @@ static tal_conv1d_geom geom(int stride, int pad, int groups) {
     return g;
 }
 
-/* y[b, c, t] = g[c] * x[b, c, t] */
-static void scale_channels(tal_tensor y, tal_tensor x, const float *g) {
-    int64_t B = x.shape[0], C = x.shape[1], T = x.shape[2];
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t t = 0; t < T; t++) {
-                int64_t i = (b * C + c) * T + t;
-                y.data[i] = g[c] * x.data[i];
-            }
-}
-
-/* dg[c] += sum dy * x */
-static void scale_channels_grad(float *dg, tal_tensor dy, tal_tensor x) {
-    int64_t B = x.shape[0], C = x.shape[1], T = x.shape[2];
-    for (int64_t c = 0; c < C; c++) {
-        double s = 0;
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t t = 0; t < T; t++) {
-                int64_t i = (b * C + c) * T + t;
-                s += (double)dy.data[i] * x.data[i];
-            }
-        dg[c] += (float)s;
-    }
-}
-
 static tal_rng_key dp_key(const tal_head *h, int blk, int which) {
     tal_rng_key k = {h->cfg.seed, h->step, 7000 + 2 * (uint64_t)blk + (uint64_t)which};
     return k;
@@ -318,7 +341,7 @@ static void unit_forward(tal_head *h, const conv_unit *u, unit_saved *s, tal_ten
     tal_layernorm_ct_forward(s->z, s->mean, s->rstd, s->u, V(h, u->ln[0]), V(h, u->ln[1]),
                              unit_eps(h));
     tal_relu_forward(s->z, s->z);
-    if (h->cfg.variant != TAL_HEAD_ACTIONFORMER) mask_columns(s->z, m);
+    if (h->cfg.variant != TAL_HEAD_ACTIONFORMER) tal_mask_columns(s->z, s->z, m);
 }
 
 /* dz is consumed (overwritten); writes dx (may be none). Either variant: ReLU's backward reads
@@ -364,14 +387,14 @@ static void block_forward(tal_head *h, int bi, tal_tensor x, tal_tensor mo) {
         tal_conv1d_forward(s->lin[i], s->dwn[i], V(h, bl->lin_w[i]), V(h, bl->lin_b[i]),
                            tal_tensor_none(), geom(1, 0, 1), h->scratch);
     }
-    if (!h->plan) mask_columns(s->lin[2], mo); /* v * kv_mask */
-    int64_t cols = mhca_probs_cols(To, c->mha_win);
+    if (!h->plan) tal_mask_columns(s->lin[2], s->lin[2], mo); /* v * kv_mask */
+    int64_t cols = tal_attention_ct_probs_cols(To, c->mha_win);
     s->probs = tal_arena_tensor(a, 4, (int64_t[]){B, c->n_head, To, cols});
     s->att = new3(h, a, B, C, To);
     s->a = new3(h, a, B, C, To);
     if (!h->plan)
-        mhca_attention_forward(s->att, s->probs, s->lin[0], s->lin[1], s->lin[2], mo, mo,
-                               c->n_head, c->mha_win);
+        tal_attention_ct_forward(s->att, s->probs, s->lin[0], s->lin[1], s->lin[2], mo, mo,
+                                 c->n_head, c->mha_win);
     tal_conv1d_forward(s->a, s->att, V(h, bl->lin_w[3]), V(h, bl->lin_b[3]), mo, geom(1, 0, 1),
                        h->scratch);
     /* x1 = skip(x) * m' + DP(gamma * a) */
@@ -392,9 +415,9 @@ static void block_forward(tal_head *h, int bi, tal_tensor x, tal_tensor mo) {
     size_t mark = tal_arena_mark(h->scratch);
     tal_tensor tmp = tal_arena_tensor(h->scratch, 3, (int64_t[]){B, C, To});
     if (!h->plan) {
-        mask_columns(s->x1, mo);
+        tal_mask_columns(s->x1, s->x1, mo);
         if (bl->gamma[0] >= 0) {
-            scale_channels(tmp, s->a, V(h, bl->gamma[0]).data);
+            tal_channel_scale_forward(tmp, s->a, V(h, bl->gamma[0]));
             if (h->train) tal_drop_path_forward(tmp, tmp, c->path_pdrop, dp_key(h, bi, 0));
             tal_add(s->x1, s->x1, tmp);
         } else {
@@ -411,7 +434,7 @@ static void block_forward(tal_head *h, int bi, tal_tensor x, tal_tensor mo) {
                        h->scratch);
     if (h->plan) return;
     if (bl->gamma[1] >= 0) {
-        scale_channels(s->out, s->mo, V(h, bl->gamma[1]).data);
+        tal_channel_scale_forward(s->out, s->mo, V(h, bl->gamma[1]));
         if (h->train) tal_drop_path_forward(s->out, s->out, c->path_pdrop, dp_key(h, bi, 1));
         tal_add(s->out, s->out, s->x1);
     } else {
@@ -435,8 +458,7 @@ static void block_backward(tal_head *h, int bi, tal_tensor dx, tal_tensor dout, 
         if (bl->gamma[1] >= 0) {
             if (h->train) tal_drop_path_backward(d, dout, c->path_pdrop, dp_key(h, bi, 1));
             else tal_copy(d, dout);
-            scale_channels_grad(G(h, bl->gamma[1]).data, d, s->mo);
-            scale_channels(d, d, V(h, bl->gamma[1]).data);
+            tal_channel_scale_backward(d, G(h, bl->gamma[1]), d, s->mo, V(h, bl->gamma[1]));
         } else {
             tal_copy(d, dout);
         }
@@ -458,8 +480,7 @@ static void block_backward(tal_head *h, int bi, tal_tensor dx, tal_tensor dout, 
         if (bl->gamma[0] >= 0) {
             if (h->train) tal_drop_path_backward(d, dx1, c->path_pdrop, dp_key(h, bi, 0));
             else tal_copy(d, dx1);
-            scale_channels_grad(G(h, bl->gamma[0]).data, d, s->a);
-            scale_channels(d, d, V(h, bl->gamma[0]).data);
+            tal_channel_scale_backward(d, G(h, bl->gamma[0]), d, s->a, V(h, bl->gamma[0]));
         } else {
             tal_copy(d, dx1);
         }
@@ -471,9 +492,9 @@ static void block_backward(tal_head *h, int bi, tal_tensor dx, tal_tensor dout, 
     for (int i = 0; i < 3; i++) dlin[i] = new3(h, a, B, C, To);
     tal_tensor dlogits = tal_arena_like(a, s->probs);
     if (run) {
-        mhca_attention_backward(dlin[0], dlin[1], dlin[2], dlogits, datt, s->lin[0], s->lin[1],
-                                s->lin[2], s->probs, c->n_head, c->mha_win);
-        mask_columns(dlin[2], mo);
+        tal_attention_ct_backward(dlin[0], dlin[1], dlin[2], dlogits, datt, s->lin[0],
+                                  s->lin[1], s->lin[2], s->probs, c->n_head, c->mha_win);
+        tal_mask_columns(dlin[2], dlin[2], mo);
     }
     for (int i = 0; i < 3; i++) {
         tal_conv1d_backward(d, G(h, bl->lin_w[i]), G(h, bl->lin_b[i]), dlin[i], s->dwn[i],
@@ -490,7 +511,7 @@ static void block_backward(tal_head *h, int bi, tal_tensor dx, tal_tensor dout, 
         tal_layernorm_ct_backward(dx, G(h, bl->ln1[0]), G(h, bl->ln1[1]), dh1, s->x,
                                   V(h, bl->ln1[0]), s->mean1, s->rstd1);
         /* skip path: x1 = skip(x) * m' */
-        mask_columns(dx1, mo);
+        tal_mask_columns(dx1, dx1, mo);
         if (bl->stride > 1) {
             tal_maxpool1d_backward(dh1_part, dx1, s->pool_arg);
             tal_add(dx, dx, dh1_part);
@@ -502,12 +523,6 @@ static void block_backward(tal_head *h, int bi, tal_tensor dx, tal_tensor dout, 
 }
 
 /* ---------------------------------------------------------------- whole model ----------- */
-static void downsample_mask(tal_tensor dst, tal_tensor src) {
-    int64_t B = src.shape[0], T = src.shape[1], To = dst.shape[1];
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t t = 0; t < To; t++) dst.data[b * To + t] = src.data[b * T + 2 * t];
-}
-
 void tal_head_forward(tal_head *h, tal_tensor x, tal_tensor mask) {
     const tal_head_config *c = &h->cfg;
     int64_t B = x.shape[0], T = x.shape[2], C = c->channels, K = c->n_classes;
@@ -522,7 +537,7 @@ void tal_head_forward(tal_head *h, tal_tensor x, tal_tensor mask) {
     h->mask[0] = mask;
     for (int l = 1; l < h->n_levels; l++) {
         h->mask[l] = new2(h->act, B, T >> l);
-        if (!h->plan) downsample_mask(h->mask[l], h->mask[l - 1]);
+        if (!h->plan) tal_take_every(h->mask[l], h->mask[l - 1], 2);
     }
     tal_tensor cur = x;
     for (int i = 0; i < c->arch[0]; i++) {
@@ -532,13 +547,7 @@ void tal_head_forward(tal_head *h, tal_tensor x, tal_tensor mask) {
     if (c->use_abs_pe) { /* x += PE[:, :T] * mask, into its own buffer (z stays ReLU's) */
         tal_tensor pe = new3(h, h->act, B, C, T);
         if (!h->plan)
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t ch = 0; ch < C; ch++)
-                    for (int64_t t = 0; t < T; t++) {
-                        int64_t i = (b * C + ch) * T + t;
-                        pe.data[i] = cur.data[i] +
-                                     h->pe[ch * c->max_seq_len + t] * mask.data[b * T + t];
-                    }
+            tal_add_position_table(pe, cur, h->pe, mask);
         cur = pe;
     }
     /* stem blocks keep level 0; each branch block makes the next level */
@@ -579,16 +588,15 @@ void tal_head_forward(tal_head *h, tal_tensor x, tal_tensor mask) {
                            geom(1, 1, 1), h->scratch);
         tal_conv1d_forward(h->reg_raw[l], rc, V(h, h->reg_w), V(h, h->reg_b), h->mask[l],
                            geom(1, 1, 1), h->scratch);
-        if (!h->plan) {
-            tal_scale(h->reg_out[l], h->reg_raw[l], V(h, h->scale[l]).data[0]);
-            tal_relu_forward(h->reg_out[l], h->reg_out[l]);
-        }
+        if (!h->plan) tal_scale_relu_forward(h->reg_out[l], h->reg_raw[l], V(h, h->scale[l]));
     }
-    /* loss scratch: targets of every item */
-    int64_t P = 0;
-    for (int l = 0; l < h->n_levels; l++) P += T >> l;
-    h->cls_target = tal_arena_floats(h->act, B * P * K);
-    h->reg_target = tal_arena_floats(h->act, B * P * 2);
+    /* the loss's targets, filled from the host by tal_head_loss */
+    for (int l = 0; l < h->n_levels; l++) {
+        int64_t Tl = T >> l;
+        h->t_cls[l] = new3(h, h->act, B, K, Tl);
+        h->t_reg[l] = new3(h, h->act, B, 2, Tl);
+        h->t_pos[l] = new2(h->act, B, Tl);
+    }
     h->fwd_done = 1;
 }
 
@@ -612,17 +620,9 @@ void tal_head_backward_from(tal_head *h, const tal_tensor *d_cls, const tal_tens
         tal_tensor drr = new3(h, a, B, 2, Tl);
         tal_conv1d_backward(dc, G(h, h->cls_w), G(h, h->cls_b), d_cls[l], h->cls_in[l],
                             V(h, h->cls_w), m, geom(1, 1, 1), h->scratch);
-        if (run) { /* reg = relu(s * raw) */
-            float sc = V(h, h->scale[l]).data[0];
-            double ds = 0;
-            int64_t n = tal_tensor_numel(drr);
-            for (int64_t i = 0; i < n; i++) {
-                float g = h->reg_out[l].data[i] > 0.0f ? d_reg[l].data[i] : 0.0f;
-                ds += (double)g * h->reg_raw[l].data[i];
-                drr.data[i] = g * sc;
-            }
-            G(h, h->scale[l]).data[0] += (float)ds;
-        }
+        if (run) /* reg = relu(s * raw) */
+            tal_scale_relu_backward(drr, G(h, h->scale[l]), d_reg[l], h->reg_out[l],
+                                    h->reg_raw[l], V(h, h->scale[l]));
         tal_conv1d_backward(dr, G(h, h->reg_w), G(h, h->reg_b), drr, h->reg_in[l],
                             V(h, h->reg_w), m, geom(1, 1, 1), h->scratch);
         for (int i = c->n_head_convs - 1; i >= 0; i--) {

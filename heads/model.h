@@ -3,7 +3,7 @@
 #ifndef TAL_HEADS_MODEL_H
 #define TAL_HEADS_MODEL_H
 
-#include "internal.h"
+#include "heads.h"
 
 #define MAX_UNITS 4
 #define MAX_BLOCKS 16
@@ -39,8 +39,9 @@ struct tal_head {
     conv_unit cls_units[MAX_UNITS], reg_units[MAX_UNITS];
     int cls_w, cls_b, reg_w, reg_b, scale[TAL_HEAD_MAX_LEVELS];
 
+    tal_device dev;                      /* where the parameters and arenas are */
     tal_arena *act, *bwd, *scratch, *pe_arena;
-    float *pe; /* [C, max_seq_len] */
+    tal_tensor pe;                       /* [C, max_seq_len], on dev */
     int plan, train, fwd_done;
     uint64_t step;
     float loss_norm;
@@ -56,7 +57,12 @@ struct tal_head {
     tal_tensor cls_out[TAL_HEAD_MAX_LEVELS], reg_raw[TAL_HEAD_MAX_LEVELS],
         reg_out[TAL_HEAD_MAX_LEVELS];
     tal_tensor d_cls[TAL_HEAD_MAX_LEVELS], d_reg[TAL_HEAD_MAX_LEVELS]; /* loss seeds */
-    float *cls_target, *reg_target; /* [B, P, K], [B, P, 2] */
+    /* the loss's targets per level, on dev: smoothed classes [B, K, Tl], offsets [B, 2, Tl],
+     * positives [B, Tl] (valid and assigned) */
+    tal_tensor t_cls[TAL_HEAD_MAX_LEVELS], t_reg[TAL_HEAD_MAX_LEVELS], t_pos[TAL_HEAD_MAX_LEVELS];
+    /* host memory (malloc, for max_batch): label assignment [B, P, K] and [B, P, 2], the
+     * level-0 mask [B, T], and one level's targets before they go to dev */
+    float *cls_target, *reg_target, *host_mask, *host_stage;
 };
 
 static inline tal_param *P(const tal_head *h, int idx) { return tal_params_at(h->params, idx); }

@@ -38,17 +38,34 @@ static int by_score_desc(const void *a, const void *b) {
 
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* Candidates (point, class) of levels [l0, l1) of item b, level l0 first, in cs from cs[0];
- * with `thresh`, only scores above cfg.pre_nms_thresh. Returns how many. */
-static int gather(const tal_head *h, int b, int l0, int l1, int thresh, cand *cs) {
+/* Item b of t [B, ...] on the host: its own memory on the CPU, else downloaded to *stage
+ * (advanced past it). */
+static const float *item_on_host(tal_tensor t, int b, float **stage) {
+    tal_tensor item = tal_tensor_slice0(t, b, 1);
+    if (t.device == TAL_DEV_CPU) return item.data;
+    float *dst = *stage;
+    tal_copy(tal_tensor_of(dst, item.ndim, item.shape), item);
+    *stage += tal_tensor_numel(item);
+    return dst;
+}
+
+/* One item's outputs on the host. */
+typedef struct host_outputs {
+    const float *cls[TAL_HEAD_MAX_LEVELS], *reg[TAL_HEAD_MAX_LEVELS], *mask0;
+} host_outputs;
+
+/* Candidates (point, class) of levels [l0, l1), level l0 first, in cs from cs[0]; with
+ * `thresh`, only scores above cfg.pre_nms_thresh. Returns how many. */
+static int gather(const tal_head *h, const host_outputs *o, int l0, int l1, int thresh,
+                  cand *cs) {
     int K = h->cfg.n_classes, n = 0;
     int64_t pt = 0;
     for (int l = 0; l < l0; l++) pt += h->mask[l].shape[1];
     for (int l = l0; l < l1; l++) {
         int64_t Tl = h->mask[l].shape[1];
-        const float *x = h->cls_out[l].data + b * K * Tl;
+        const float *x = o->cls[l];
         for (int64_t i = 0; i < Tl; i++, pt++) {
-            if (h->mask[l].data[b * Tl + i] <= 0) continue;
+            if (o->mask0[i << l] <= 0) continue; /* level l's mask: every 2^l-th of level 0's */
             for (int k = 0; k < K; k++) {
                 float s = sigmoidf(x[k * Tl + i]);
                 if (isnan(s) || (thresh && !(s > h->cfg.pre_nms_thresh))) continue; /* NaN */
@@ -62,8 +79,8 @@ static int gather(const tal_head *h, int b, int l0, int l1, int thresh, cand *cs
 }
 
 /* Appends the segments of candidates cs[0..n) (score order) to out. */
-static tal_status emit(const tal_head *h, int b, const cand *cs, int n, double valid_len,
-                       tal_dets *out, tal_err *err) {
+static tal_status emit(const tal_head *h, const host_outputs *o, const cand *cs, int n,
+                       double valid_len, tal_dets *out, tal_err *err) {
     const tal_head_config *c = &h->cfg;
     int K = c->n_classes;
     tal_status rc = TAL_OK;
@@ -73,7 +90,7 @@ static tal_status emit(const tal_head *h, int b, const cand *cs, int n, double v
         while (rem >= h->mask[l].shape[1]) rem -= h->mask[l].shape[1], l++;
         int64_t Tl = h->mask[l].shape[1];
         double s = (double)(1 << l), p = (double)rem * s;
-        const float *r = h->reg_out[l].data + b * 2 * Tl;
+        const float *r = o->reg[l];
         double st = p - r[rem] * s, en = p + r[Tl + rem] * s;
         if (c->clip_segments) {
             st = st < 0 ? 0 : st > valid_len ? valid_len : st;
@@ -94,21 +111,37 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
     TAL_ASSERT(h->fwd_done && b >= 0 && b < h->B);
     int K = c->n_classes, per_level = c->pre_nms_per_level;
     int all = !per_level && (K == 1 || c->pre_nms_topk <= 0);
-    double valid_len = 0;
-    for (int64_t t = 0; t < h->T; t++) valid_len += h->mask[0].data[b * h->T + t] > 0;
     int64_t n_all = (int64_t)tal_head_n_points(h) * K;
     cand *cs = malloc((size_t)(n_all > 0 ? n_all : 1) * sizeof *cs);
-    if (!cs) return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
+    /* a device head's outputs come to the host for decoding: classes, offsets, mask */
+    float *stage = h->dev == TAL_DEV_CPU ? NULL
+                   : malloc((size_t)(tal_head_n_points(h) * (K + 2) + h->T) * sizeof(float));
+    if (!cs || (h->dev != TAL_DEV_CPU && !stage)) {
+        free(cs);
+        free(stage);
+        return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
+    }
+    float *next = stage;
+    host_outputs o;
+    for (int l = 0; l < h->n_levels; l++) {
+        o.cls[l] = item_on_host(h->cls_out[l], b, &next);
+        o.reg[l] = item_on_host(h->reg_out[l], b, &next);
+    }
+    o.mask0 = item_on_host(h->mask[0], b, &next);
+    double valid_len = 0;
+    for (int64_t t = 0; t < h->T; t++) valid_len += o.mask0[t] > 0;
     tal_status rc = TAL_OK;
     /* OpenTAD: one pool over all levels; ActionFormer: each level on its own, in level order */
     int n_pools = per_level ? h->n_levels : 1;
     for (int g = 0; g < n_pools && rc == TAL_OK; g++) {
-        int n = per_level ? gather(h, b, g, g + 1, 1, cs) : gather(h, b, 0, h->n_levels, !all, cs);
+        int n = per_level ? gather(h, &o, g, g + 1, 1, cs)
+                          : gather(h, &o, 0, h->n_levels, !all, cs);
         qsort(cs, (size_t)n, sizeof *cs, by_score_desc);
         if (!all && c->pre_nms_topk > 0 && n > c->pre_nms_topk) n = c->pre_nms_topk;
-        rc = emit(h, b, cs, n, valid_len, out, err);
+        rc = emit(h, &o, cs, n, valid_len, out, err);
     }
     free(cs);
+    free(stage);
     return rc;
 }
 

@@ -13,6 +13,7 @@ struct tal_arena {
     size_t capacity;     /* SIZE_MAX for a planner */
     size_t used, high_water;
     tal_device device;
+    int pinned;          /* host memory from cudaMallocHost (tal_arena_create_pinned) */
 };
 
 size_t tal_arena_round(size_t n) { return (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN; }
@@ -51,6 +52,30 @@ tal_status tal_arena_create(tal_arena **out, tal_device dev, size_t bytes, tal_e
     return TAL_OK;
 }
 
+tal_status tal_arena_create_pinned(tal_arena **out, size_t bytes, tal_err *err) {
+    *out = NULL;
+#ifdef TAL_HAVE_CUDA
+    tal_arena *a = calloc(1, sizeof *a);
+    if (!a) return tal_err_set(err, TAL_ENOMEM, "arena: out of memory");
+    bytes = tal_arena_round(bytes);
+    void *p = NULL;
+    if (cuda_host_alloc(&p, bytes, err) != TAL_OK) {
+        free(a);
+        return tal_err_prefix(err, "pinned arena");
+    }
+    if (bytes) memset(p, 0, bytes);
+    a->base = p;
+    a->capacity = bytes;
+    a->device = TAL_DEV_CPU;
+    a->pinned = 1;
+    *out = a;
+    return TAL_OK;
+#else
+    (void)bytes;
+    return tal_err_set(err, TAL_EDEVICE, "pinned arena: this build has no CUDA (RE2TAL_CUDA=OFF)");
+#endif
+}
+
 tal_arena *tal_arena_create_planner_on(tal_device dev) {
     tal_arena *a = calloc(1, sizeof *a);
     TAL_ASSERT_MSG(a != NULL, "out of memory for a planner");
@@ -67,6 +92,8 @@ void tal_arena_destroy(tal_arena *a) {
 #ifdef TAL_HAVE_CUDA
         if (a->device == TAL_DEV_CUDA)
             cuda_free_bytes(a->base);
+        else if (a->pinned)
+            cuda_host_free(a->base);
         else
 #endif
             free(a->base);

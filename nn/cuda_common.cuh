@@ -50,6 +50,11 @@ void *tal_cuda_blas_symbol(const char *name);
 /* After every kernel launch: a bad configuration shows here, at its own line. */
 #define TAL_LAUNCH_CHECK() TAL_CUDA_CHECK(cudaGetLastError())
 
+/* Starts the context if needed and makes its device current on the calling thread (the
+ * current device is per host thread: a decoder thread's copies need it). TAL_EDEVICE as
+ * tal_cuda_select. */
+tal_status cuda_make_current(tal_err *err);
+
 /* The context (started: every device tensor came from a device arena, which started it). All
  * ops launch on this stream, so they run in call order. */
 cudaStream_t tal_cuda_stream(void);

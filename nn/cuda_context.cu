@@ -228,6 +228,13 @@ tal_status tal_cuda_workspace_reserve(size_t bytes, tal_err *err) {
     return st != TAL_OK ? st : grow_workspace(TAL_WS_OP, bytes, err);
 }
 
+tal_status cuda_make_current(tal_err *err) {
+    tal_status st = start(err);
+    if (st != TAL_OK) return st;
+    TAL_CUDA_CHECK(cudaSetDevice(g.ordinal));
+    return TAL_OK;
+}
+
 /* ---------------------------------------------------------------- memory ---------------- */
 tal_status cuda_malloc_bytes(void **out, size_t bytes, tal_err *err) {
     *out = NULL;
@@ -277,6 +284,7 @@ tal_status cuda_copy_bytes(void *dst, tal_device dst_dev, const void *src, tal_d
     }
     /* host memory is the caller's again on return (a source may be freed, a destination read) */
     if (rc == cudaSuccess && kind != cudaMemcpyDeviceToDevice) rc = cudaStreamSynchronize(g.stream);
+    if (rc == cudaSuccess) cuda_count_bus(dst_dev, src_dev, bytes);
     if (rc != cudaSuccess)
         return tal_err_set(err, TAL_EDEVICE, "CUDA copy of %zu bytes (%s): %s", bytes,
                            kind == cudaMemcpyHostToDevice   ? "host to device"

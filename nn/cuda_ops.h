@@ -23,6 +23,22 @@ void cuda_memset_bytes(void *p, int byte, size_t bytes);
 tal_status cuda_copy_bytes(void *dst, tal_device dst_dev, const void *src, tal_device src_dev,
                            size_t bytes, tal_err *err);
 
+/* ---- stream.cu: pinned memory, the copy stream and events (nn.h), callable from any host
+ * thread (each sets the context's device first) ---- */
+tal_status cuda_host_alloc(void **out, size_t bytes, tal_err *err);
+void cuda_host_free(void *p);
+tal_status cuda_stream_create(void **out, tal_err *err);
+void cuda_stream_destroy(void *s);
+tal_status cuda_event_create(void **out, tal_err *err);
+void cuda_event_destroy(void *e);
+/* s NULL: the compute stream */
+void cuda_copy_async(void *dst, tal_device dst_dev, const void *src, size_t bytes, void *s);
+void cuda_event_record(void *e, void *s);
+void cuda_stream_wait_event(void *s, void *e);
+void cuda_event_synchronize(void *e);
+/* adds a copy's bytes to tal_cuda_bus_bytes' counters */
+void cuda_count_bus(tal_device dst_dev, tal_device src_dev, size_t bytes);
+
 /* ---- elementwise.cu: flat, y may alias inputs ---- */
 void add_cuda(tal_tensor y, tal_tensor a, tal_tensor b);
 void sub_cuda(tal_tensor y, tal_tensor a, tal_tensor b);
@@ -146,6 +162,28 @@ void batchnorm_frozen_forward_cuda(tal_tensor y, tal_tensor x, tal_tensor w, tal
 void batchnorm_frozen_backward_cuda(tal_tensor dx, tal_tensor dy, tal_tensor w, tal_tensor var,
                                     float eps);
 double max_abs_diff_cuda(tal_tensor a, tal_tensor b); /* waits for the result */
+
+/* ---- sequence.cu, attention_ct.cu, losses.cu: the head's ops (nn.h "ops: sequences") ---- */
+void mask_columns_cuda(tal_tensor y, tal_tensor x, tal_tensor mask);
+void channel_scale_cuda(tal_tensor y, tal_tensor x, tal_tensor g);
+void channel_scale_grad_cuda(tal_tensor dg, tal_tensor dy, tal_tensor x); /* dg += */
+void add_position_table_cuda(tal_tensor y, tal_tensor x, tal_tensor table, tal_tensor mask);
+void take_every_cuda(tal_tensor dst, tal_tensor src, int stride);
+void scale_relu_forward_cuda(tal_tensor y, tal_tensor x, tal_tensor s);
+void scale_relu_backward_cuda(tal_tensor dx, tal_tensor ds, tal_tensor dy, tal_tensor y,
+                              tal_tensor x, tal_tensor s);
+int64_t count_nonfinite_cuda(tal_tensor t); /* waits for the count */
+void attention_ct_forward_cuda(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
+                               tal_tensor vm, tal_tensor qmask, tal_tensor kvmask, int n_head,
+                               int window);
+void attention_ct_backward_cuda(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tensor dlogits,
+                                tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor vm,
+                                tal_tensor probs, int n_head, int window);
+/* both wait for their sum */
+double focal_loss_masked_cuda(tal_tensor dx, tal_tensor x, tal_tensor t, tal_tensor mask,
+                              float alpha, float gamma, float gscale);
+double diou_loss_offsets_cuda(tal_tensor dr, tal_tensor r, tal_tensor rt, tal_tensor pos,
+                              float stride, float gscale);
 
 /* ---- attention.cu: the views and sizes of attention_layout.h; mask_of on the device ---- */
 void attention_forward_cuda(attn_view out, float *probs, attn_view q, attn_view k, attn_view v,

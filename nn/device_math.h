@@ -271,4 +271,71 @@ TAL_HD void frozen_bn_affine(float w, float b, float mean, float var, float eps,
 #endif
 }
 
+/* ---------------------------------------------------------------- detection head -------- */
+/* Key j of entry o of query i's band in local attention of half width hw (entry o covers key
+ * i - hw + o; outside [0, T) it is padding). */
+TAL_HD int64_t band_key(int64_t i, int64_t o, int64_t hw) { return i - hw + o; }
+/* The band entry of key j in query i's row (o in [0, 2 hw] when j is in the band). */
+TAL_HD int64_t band_entry(int64_t i, int64_t j, int64_t hw) { return j - i + hw; }
+
+/* Sigmoid focal loss of one logit x against its (smoothed) target t, in double; *dx (when not
+ * NULL) = gscale d(loss)/dx. spec-actionformer.md §7 (torchvision's sigmoid_focal_loss). */
+TAL_HD double focal_loss_term(float x, float t, float alpha, float gamma, float gscale,
+                              float *dx) {
+    double xi = x, ti = t;
+    double p = 1.0 / (1.0 + exp(-xi));
+    /* stable BCE with logits: max(x, 0) - x t + log(1 + exp(-|x|)) */
+    double ce = (xi > 0 ? xi : 0) - xi * ti + log1p(exp(-fabs(xi)));
+    double q = p + ti - 2 * p * ti; /* 1 - p_t */
+    double at = alpha * ti + (1 - alpha) * (1 - ti);
+    double qg = pow(q, (double)gamma);
+    if (dx) {
+        double dq = (1 - 2 * ti) * p * (1 - p);
+        /* gamma - 1 in float, then double: what the C expression pow(q, gamma - 1) does */
+        double dqg = gamma == 0 ? 0 : gamma * pow(q, (double)(gamma - 1)) * dq;
+        *dx = (float)(gscale * at * (dqg * ce + qg * (p - ti)));
+    }
+    return at * qg * ce;
+}
+
+/* 1-D DIoU loss of the predicted segment [ps, pe] against the target [gs, ge], in double;
+ * *dps, *dpe (when dps is not NULL) = gscale d(loss)/d(ps), d(loss)/d(pe). */
+TAL_HD double diou_loss_term(float ps_f, float pe_f, float gs_f, float ge_f, float gscale,
+                             float *dps, float *dpe) {
+    const double eps = 1e-7;
+    double ps = ps_f, pe = pe_f, gs = gs_f, ge = ge_f;
+    double lo = ps > gs ? ps : gs, hi = pe < ge ? pe : ge;
+    double inter = hi - lo > 0 ? hi - lo : 0;
+    double uni = (pe - ps) + (ge - gs) - inter;
+    double U = uni > eps ? uni : eps;
+    double iou = inter / U;
+    double cl = ps < gs ? ps : gs, cr = pe > ge ? pe : ge;
+    double c2 = (cr - cl) * (cr - cl);
+    double C2 = c2 > eps ? c2 : eps;
+    double rho = 0.5 * (ps + pe) - 0.5 * (gs + ge);
+    if (dps) { /* through inter, union, enclosing length and centre distance */
+        double dI_ps = inter > 0 && ps > gs ? -1 : 0, dI_pe = inter > 0 && pe < ge ? 1 : 0;
+        double dU_ps = uni > eps ? -1 - dI_ps : 0, dU_pe = uni > eps ? 1 - dI_pe : 0;
+        double diou_ps = (dI_ps * U - inter * dU_ps) / (U * U);
+        double diou_pe = (dI_pe * U - inter * dU_pe) / (U * U);
+        double dc_ps = ps < gs ? -1 : 0, dc_pe = pe > ge ? 1 : 0;
+        double dC2_ps = c2 > eps ? 2 * (cr - cl) * dc_ps : 0;
+        double dC2_pe = c2 > eps ? 2 * (cr - cl) * dc_pe : 0;
+        double dr_ps = (rho / C2) - rho * rho * dC2_ps / (C2 * C2);
+        double dr_pe = (rho / C2) - rho * rho * dC2_pe / (C2 * C2);
+        *dps = (float)(gscale * (-diou_ps + dr_ps));
+        *dpe = (float)(gscale * (-diou_pe + dr_pe));
+    }
+    return 1 - iou + rho * rho / C2;
+}
+
+/* Point i of a level with stride s: its predicted (or target) segment from the offsets
+ * (start, end) = (p - left s, p + right s), p = i s, rounded to float as the head does. */
+TAL_HD void offsets_to_segment(int64_t i, double s, float left, float right, float *start,
+                               float *end) {
+    double p = (double)i * s;
+    *start = (float)(p - left * s);
+    *end = (float)(p + right * s);
+}
+
 #endif /* TAL_DEVICE_MATH_H */

@@ -203,6 +203,39 @@ size_t tal_cuda_workspace_bytes(void);
  * later op does not allocate); TAL_EDEVICE naming the byte count if it cannot. */
 tal_status tal_cuda_workspace_reserve(size_t bytes, tal_err *err);
 
+/* Bytes copied host -> device and device -> host since the process started: every copy
+ * across the bus (tal_copy, tal_copy_bytes, tal_copy_async, the scalars ops and checkpoints
+ * read back). 0 and 0 without CUDA. */
+void tal_cuda_bus_bytes(uint64_t *to_device, uint64_t *to_host);
+
+/* Feeding the device while it computes. Ops run in order on the compute stream; a *copy
+ * stream* runs host <-> device copies beside it, and *events* order the two on the device
+ * (a stream waits for an event recorded on the other, the host waits for neither). Copies
+ * overlap the ops only from pinned host memory (tal_arena_create_pinned). These functions may
+ * be called from any thread (a decoder thread uploads its clips). Without CUDA the create
+ * functions return TAL_EDEVICE. */
+typedef struct tal_stream tal_stream; /* opaque: a CUDA stream of the context's device */
+typedef struct tal_event tal_event;   /* opaque: a CUDA event */
+/* A CPU arena in page-locked host memory (cudaMallocHost): tensors from it are CPU tensors
+ * whose copies to the device can run asynchronously. TAL_EDEVICE (no GPU, no CUDA) or
+ * TAL_ENOMEM naming the bytes. tal_arena_destroy frees it. */
+tal_status tal_arena_create_pinned(tal_arena **out, size_t bytes, tal_err *err);
+tal_status tal_stream_create(tal_stream **out, tal_err *err);
+void tal_stream_destroy(tal_stream *s); /* waits for its copies; NULL is fine */
+tal_status tal_event_create(tal_event **out, tal_err *err);
+void tal_event_destroy(tal_event *e);   /* NULL is fine */
+/* Queues dst <- src (same numel: a device tensor and a host one, the host one pinned, either
+ * way) on s and returns at once: the host tensor must stay untouched until an event recorded
+ * on s after the copy has completed. */
+void tal_copy_async(tal_tensor dst, tal_tensor src, tal_stream *s);
+/* Marks on s (NULL: the compute stream) the work queued there so far. */
+void tal_event_record(tal_event *e, tal_stream *s);
+/* s (NULL: the compute stream) runs nothing queued after this call until the work before e's
+ * latest record is done; the host does not wait. An event never recorded is no wait. */
+void tal_stream_wait_event(tal_stream *s, tal_event *e);
+/* The host waits until the work before e's latest record is done. */
+void tal_event_synchronize(tal_event *e);
+
 /* How the CUDA matrix products (gemm, bmm, linear, convs via GEMM, the attention's products)
  * compute; a process-wide mode, like PyTorch's autocast. Tensors stay float32 in memory.
  *   FP32: cuBLAS in pedantic fp32 (no TF32): CUDA matches the CPU to ~1e-5 relative.
@@ -474,6 +507,72 @@ void tal_batchnorm_frozen_backward(tal_tensor dx, tal_tensor dy, tal_tensor w, t
 /* max |a - b| over all elements, in double (NaNs skipped), for the reversible backward's
  * reconstruction check; a device pair is waited for. */
 double tal_max_abs_diff(tal_tensor a, tal_tensor b);
+
+/* ---------------------------------------------------------------- ops: sequences -------- */
+/* The detection head's steps on channel-first sequences x [B, C, T] with a length mask [B, T]
+ * (1 valid, 0 padded; nn/sequence.c, attention_ct.c, losses.c). Copies and products of two
+ * floats give the same bits on both devices; sums say how they add up. */
+
+/* y[b, c, t] = x[b, c, t] mask[b, t]; y may alias x. */
+void tal_mask_columns(tal_tensor y, tal_tensor x, tal_tensor mask);
+/* Per-channel scale (layer scale): y[b, c, t] = g[c] x[b, c, t], g of C elements; y may alias
+ * x. */
+void tal_channel_scale_forward(tal_tensor y, tal_tensor x, tal_tensor g);
+/* dg[c] += sum over b, t of dy x (double; b then t in order on the CPU, per-block partials on
+ * the device), then dx = g[c] dy (dx may be dy itself). dg, dx: none skips. */
+void tal_channel_scale_backward(tal_tensor dx, tal_tensor dg, tal_tensor dy, tal_tensor x,
+                                tal_tensor g);
+/* y[b, c, t] = x[b, c, t] + table[c, t] mask[b, t], table [C, Tt] with Tt >= T (an absolute
+ * position embedding, its first T columns); y may alias x. */
+void tal_add_position_table(tal_tensor y, tal_tensor x, tal_tensor table, tal_tensor mask);
+/* dst[a, t] = src[a, t stride] along the last dim: src [..., T], dst [..., To] with the same
+ * leading dims and (To - 1) stride < T (a mask at the next pyramid level). */
+void tal_take_every(tal_tensor dst, tal_tensor src, int stride);
+/* y = max(s x, 0) with s one element on the tensors' device (the head's learned regression
+ * scale); y may alias x. Backward: dx = (y > 0 ? dy : 0) s, ds[0] += sum of (y > 0 ? dy : 0) x
+ * (double; flat order on the CPU); dx may be dy itself, ds none skips. */
+void tal_scale_relu_forward(tal_tensor y, tal_tensor x, tal_tensor s);
+void tal_scale_relu_backward(tal_tensor dx, tal_tensor ds, tal_tensor dy, tal_tensor y,
+                             tal_tensor x, tal_tensor s);
+/* Elements of t that are NaN or infinite (a device tensor is counted there, then waited for). */
+int64_t tal_count_nonfinite(tal_tensor t);
+
+/* Multi-head attention on channel-first q, k, vm [B, C, T], channel c = h hd + d of head h
+ * (OpenTAD's view(B, H, hd, T)), hd = C / n_head, logits scaled by 1 / sqrt(hd); qmask, kvmask
+ * [B, T]; vm is v already multiplied by kvmask. window < 0: global attention, invalid keys get
+ * -inf (a query without a valid key gets zeros); probs [B, H, T, T]. window w > 0 (odd): query
+ * i sees keys |i - j| <= w / 2, invalid keys get -1e4 and the rows of invalid queries are zeroed
+ * after the softmax (ActionFormer's local MHCA); probs [B, H, T, w] hold the band only (entry
+ * (i, o) is key i - w/2 + o). Device: batched products in the precision mode (global) or one
+ * thread per query row (band), softmax rows in fp32 with double sums, no atomics. */
+void tal_attention_ct_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
+                              tal_tensor vm, tal_tensor qmask, tal_tensor kvmask, int n_head,
+                              int window);
+/* Writes dq, dk, dvm; dlogits (shaped as probs) is scratch. The band's dk and dvm add each
+ * query's term in query order on both devices (gathered per key on the device). */
+void tal_attention_ct_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tensor dlogits,
+                               tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor vm,
+                               tal_tensor probs, int n_head, int window);
+/* Columns of probs: T (global) or w (band). */
+int64_t tal_attention_ct_probs_cols(int64_t T, int window);
+
+/* Sigmoid focal loss (spec-actionformer.md §7) of logits x against (smoothed) targets t, both
+ * [B, K, T], over the columns (b, t) where mask [B, T] > 0 (mask none: all): returns the sum, in
+ * double (the CPU adds b, t, k in order; the device adds per-element terms in a fixed tree);
+ * writes dx = gscale d(sum)/dx there and 0 in the masked columns (dx none: skipped). The
+ * element's math is focal_loss_term (device_math.h) on both devices. */
+double tal_focal_loss_masked(tal_tensor dx, tal_tensor x, tal_tensor t, tal_tensor mask,
+                             float alpha, float gamma, float gscale);
+/* 1-D DIoU loss of the segments that offsets r [B, 2, T] (left, right) predict at points
+ * p = t stride against target offsets rt [B, 2, T], over the points where pos [B, T] > 0:
+ * segment (p - left stride, p + right stride) rounded to float; returns the sum in double and
+ * writes dr = gscale d(sum)/dr there, 0 elsewhere (dr none: skipped). */
+double tal_diou_loss_offsets(tal_tensor dr, tal_tensor r, tal_tensor rt, tal_tensor pos,
+                             float stride, float gscale);
+/* The same terms on plain arrays (one logit / one segment), for code that loops itself. */
+double tal_focal_loss_one(float x, float t, float alpha, float gamma, float gscale, float *dx);
+double tal_diou_loss_one(float ps, float pe, float gs, float ge, float gscale, float *dps,
+                         float *dpe);
 
 /* ---------------------------------------------------------------- safetensors ----------- */
 /* A set of named tensors read from / written to a safetensors file. Reading converts F32, F16,

@@ -494,3 +494,22 @@ Test(app_e2e, infer_names_a_video_that_decoded_with_trouble) {
     free(e);
     free(res);
 }
+
+/* log.jsonl: each update's reconstruction error per backbone stage, its worst as recon_err. */
+Test(app_e2e, log_has_the_reconstruction_error_per_stage) {
+    cr_assert_eq(sh(BIN " train tiny.json " DATA " --set train.out_dir=s --set optim.epochs=1 "
+                        "--quiet"), 0);
+    char *log = slurp("s/log.jsonl");
+    cr_assert_not_null(log);
+    int lines = 0;
+    for (char *p = log; (p = strstr(p, "\"recon_err\": ")); p++, lines++) {
+        double worst = strtod(p + 13, NULL), s0, s1;
+        char *q = strstr(p, "\"recon_err_stages\": [");
+        cr_assert_not_null(q, "no per-stage errors: %s", p);
+        cr_assert_eq(sscanf(q + 21, "%lf, %lf]", &s0, &s1), 2, "two stages: %.60s", q);
+        cr_expect(s0 >= 0 && s1 >= 0 && worst == (s0 > s1 ? s0 : s1),
+                  "stages %g, %g, worst %g", s0, s1, worst);
+    }
+    cr_expect_eq(lines, 2, "one line per update");
+    free(log);
+}

@@ -193,6 +193,15 @@ static run_out run_model(const tal_backbone_config *cfg, tal_stage_mode mode, in
     tal_backbone_forward(bb, r.feats, video); /* the scratch arena serves inference too */
     tal_backbone_forward_train(bb, r.feats, video);
     tal_backbone_backward(bb, wts, &r.recon);
+    /* the worst stage's reconstruction error is the one reported */
+    double stages[TAL_BACKBONE_MAX_STAGES], worst = -1;
+    int n_stages = tal_backbone_recon_errors(bb, stages);
+    cr_assert_eq(n_stages, c.n_stages);
+    for (int s = 0; s < n_stages; s++) worst = stages[s] > worst ? stages[s] : worst;
+    cr_expect_eq(worst, r.recon, "per stage: worst %g, reported %g", worst, r.recon);
+    if (mode == TAL_STAGE_REVERSIBLE)
+        for (int s = 0; s < n_stages; s++)
+            cr_expect(stages[s] >= 0 && stages[s] < 1e-4, "stage %d: %g", s, stages[s]);
     tal_backbone_high_water(bb, &r.keep_hw, &r.scratch_hw);
     tal_backbone_plan plan;
     cr_assert_eq(tal_backbone_plan_memory(&plan, &c, B, T, H, W, &err), TAL_OK, "%s", err.msg);

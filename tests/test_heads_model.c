@@ -7,33 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heads/heads.h"
-#include "testlib.h"
+#include "heads_check.h"
 
 typedef struct model {
     tal_head_config cfg;
     tal_params *params;
     tal_head *head;
 } model;
-
-static void small_config(tal_head_config *c, int win, int pe, float smoothing,
-                         tal_head_variant variant) {
-    tal_head_config_thumos(c);
-    c->variant = variant;
-    c->in_channels = 6;
-    c->channels = 8;
-    c->n_classes = 3;
-    c->max_seq_len = 32;
-    c->arch[0] = 2;
-    c->arch[1] = 1;
-    c->arch[2] = 2;
-    c->n_head = 2;
-    c->mha_win = win;
-    c->use_abs_pe = pe;
-    c->label_smoothing = smoothing;
-    float rr[3][2] = {{0, 4}, {4, 8}, {8, 10000}};
-    memcpy(c->regression_range, rr, sizeof rr);
-}
 
 static void model_make(model *m, const tal_head_config *cfg, int max_batch) {
     tal_err err = {0};
@@ -63,18 +43,6 @@ static void load_params(model *m, const fixture *fx) {
     }
 }
 
-static void gt_of(const fixture *fx, int b, tal_head_gt *gt, int *labels) {
-    char n[64];
-    snprintf(n, sizeof n, "gt.%d.segments", b);
-    tal_tensor s = fixture_get(fx, n);
-    snprintf(n, sizeof n, "gt.%d.labels", b);
-    tal_tensor l = fixture_get(fx, n);
-    gt->segments = s.data;
-    gt->n = (int)l.shape[0];
-    for (int i = 0; i < gt->n; i++) labels[i] = (int)l.data[i];
-    gt->labels = labels;
-}
-
 /* Video b of a [B, P, K] fixture tensor, as the [P, K] the head fills per video. */
 static tal_tensor video_of(tal_tensor batch, int b) {
     cr_assert_eq(batch.ndim, 3);
@@ -86,7 +54,8 @@ static void check_fixture(const char *name, int win, int pe, float smoothing,
     fixture fx;
     fixture_load(&fx, name);
     tal_head_config cfg;
-    small_config(&cfg, win, pe, smoothing, variant);
+    small_config(&cfg, win, pe, smoothing);
+    cfg.variant = variant;
     model m;
     model_make(&m, &cfg, 2);
     load_params(&m, &fx);
@@ -215,7 +184,8 @@ static void fd_check(fd_ctx *c, const char *what, tal_tensor value, tal_tensor g
 
 static void fd_run(int win, int pe, tal_head_variant variant, uint64_t step) {
     tal_head_config cfg;
-    small_config(&cfg, win, pe, 0, variant);
+    small_config(&cfg, win, pe, 0);
+    cfg.variant = variant;
     cfg.path_pdrop = 0.5f; /* drop-path on: some samples dropped in some blocks */
     cfg.seed = 11;
     model m;
@@ -271,7 +241,7 @@ Test(heads_model, backward_matches_finite_differences_actionformer) {
 
 Test(heads_model, drop_path_changes_training_output_only) {
     tal_head_config cfg;
-    small_config(&cfg, -1, 0, 0, TAL_HEAD_OPENTAD);
+    small_config(&cfg, -1, 0, 0);
     cfg.path_pdrop = 0.5f;
     model m;
     model_make(&m, &cfg, 2);
@@ -294,13 +264,43 @@ Test(heads_model, drop_path_changes_training_output_only) {
     model_free(&m);
 }
 
+/* tal_head_prepare again (what follows tal_params_move) remakes the arenas and the position
+ * table: the same outputs, bit for bit. */
+Test(heads_model, prepare_again_gives_the_same_outputs) {
+    tal_head_config cfg;
+    small_config(&cfg, 5, 1, 0);
+    model m;
+    model_make(&m, &cfg, 2);
+    tal_tensor x = test_tensor(3, (int64_t[]){2, 6, 32}), mask = test_tensor(2, (int64_t[]){2, 32});
+    test_fill_uniform(x, 9);
+    for (int t = 0; t < 32; t++) mask.data[t] = 1, mask.data[32 + t] = t < 20;
+    tal_head_forward(m.head, x, mask);
+    tal_tensor c[3], r[3];
+    for (int l = 0; l < 3; l++) {
+        c[l] = test_clone(tal_head_cls(m.head, l));
+        r[l] = test_clone(tal_head_reg(m.head, l));
+    }
+    tal_err err = {0};
+    cr_assert_eq(tal_head_prepare(m.head, &err), TAL_OK, "%s", err.msg);
+    tal_head_forward(m.head, x, mask);
+    for (int l = 0; l < 3; l++) {
+        expect_close(tal_head_cls(m.head, l), c[l], 0, 0);
+        expect_close(tal_head_reg(m.head, l), r[l], 0, 0);
+    }
+    size_t up = 1, down = 1, dec = 1; /* a CPU head moves nothing across a bus */
+    tal_head_bus_bytes(m.head, 2, &up, &down, &dec);
+    cr_expect(up == 0 && down == 0 && dec == 0);
+    model_free(&m);
+}
+
 /* Changing features in the padded tail must not change any valid output, except through the
  * first embedding conv's receptive field (position 17 next to the last valid 16): as in OpenTAD
  * and ActionFormer, the input is not masked before that conv. In ActionFormer's variant the
  * padded positions hold relu(beta) after each conv unit, which does not depend on the input. */
 static void masked_positions_do_not_leak(tal_head_variant variant) {
     tal_head_config cfg;
-    small_config(&cfg, -1, 1, 0, variant);
+    small_config(&cfg, -1, 1, 0);
+    cfg.variant = variant;
     model m;
     model_make(&m, &cfg, 1);
     for (int i = 0; i < tal_params_count(m.params); i++) /* relu(beta) > 0 in some channels */

@@ -39,6 +39,28 @@ Test(nn_device, device_memory_without_gpu_is_an_error) {
     cr_assert_arr_eq(back, host, sizeof host);
 }
 
+/* Pinned memory, copy streams and events: TAL_EDEVICE, never a crash; no bytes crossed. */
+Test(nn_device, feeding_without_gpu_is_an_error) {
+    if (tal_cuda_device_count() > 0) cr_skip_test("a GPU is here: test_cuda_stream covers it");
+    tal_err err = {0};
+    tal_arena *a = (tal_arena *)1;
+    cr_expect_eq(tal_arena_create_pinned(&a, 1024, &err), TAL_EDEVICE, "%s", err.msg);
+    cr_expect_null(a);
+    cr_expect(strlen(err.msg) > 0);
+    tal_stream *s = (tal_stream *)1;
+    cr_expect_eq(tal_stream_create(&s, &err), TAL_EDEVICE, "%s", err.msg);
+    cr_expect_null(s);
+    tal_event *e = (tal_event *)1;
+    cr_expect_eq(tal_event_create(&e, &err), TAL_EDEVICE, "%s", err.msg);
+    cr_expect_null(e);
+    tal_stream_destroy(NULL);
+    tal_event_destroy(NULL);
+    uint64_t up = 1, down = 1;
+    tal_cuda_bus_bytes(&up, &down);
+    cr_expect(up == 0 && down == 0, "%llu bytes up, %llu down without a device",
+              (unsigned long long)up, (unsigned long long)down);
+}
+
 Test(nn_device, failed_move_leaves_the_parameters_usable) {
     if (tal_cuda_device_count() > 0) cr_skip_test("a GPU is here: test_cuda_memory moves for real");
     tal_params *p = test_small_params();

@@ -146,6 +146,30 @@ static void call_bn_bwd(tal_tensor *t) {
 }
 static void call_max_abs_diff(tal_tensor *t) { (void)tal_max_abs_diff(t[0], t[1]); }
 static void call_interp_bwd(tal_tensor *t) { tal_interp1d_backward(t[0], t[1]); }
+static void call_mask_columns(tal_tensor *t) { tal_mask_columns(t[0], t[1], t[2]); }
+static void call_chscale_fwd(tal_tensor *t) { tal_channel_scale_forward(t[0], t[1], t[2]); }
+static void call_chscale_bwd(tal_tensor *t) {
+    tal_channel_scale_backward(t[0], t[1], t[2], t[3], t[4]);
+}
+static void call_pos_table(tal_tensor *t) { tal_add_position_table(t[0], t[1], t[2], t[3]); }
+static void call_take_every(tal_tensor *t) { tal_take_every(t[0], t[1], 2); }
+static void call_scale_relu_fwd(tal_tensor *t) { tal_scale_relu_forward(t[0], t[1], t[2]); }
+static void call_scale_relu_bwd(tal_tensor *t) {
+    tal_scale_relu_backward(t[0], t[1], t[2], t[3], t[4], t[5]);
+}
+static void call_count_nonfinite(tal_tensor *t) { (void)tal_count_nonfinite(t[0]); }
+static void call_attn_ct_fwd(tal_tensor *t) {
+    tal_attention_ct_forward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], 1, 3);
+}
+static void call_attn_ct_bwd(tal_tensor *t) {
+    tal_attention_ct_backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], 1, 3);
+}
+static void call_focal(tal_tensor *t) {
+    (void)tal_focal_loss_masked(t[0], t[1], t[2], t[3], 0.25f, 2.0f, 1.0f);
+}
+static void call_diou(tal_tensor *t) {
+    (void)tal_diou_loss_offsets(t[0], t[1], t[2], t[3], 2.0f, 1.0f);
+}
 
 #define S1(a) {1, {a}}
 #define S2(a, b) {2, {a, b}}
@@ -157,6 +181,9 @@ static void call_interp_bwd(tal_tensor *t) { tal_interp1d_backward(t[0], t[1]); 
 #define ATT_B S3(1, 4, 4)    /* bias, mask */
 #define QKV S3(1, 4, 6)      /* packed qkv of 1 head of d = 2 */
 #define X5 S5(1, 3, 2, 2, 2)
+#define SEQ S3(1, 2, 5)       /* [B, C, T] */
+#define SEQ_M S2(1, 5)        /* its mask */
+#define SEQ_P S4(1, 1, 5, 3)  /* band probabilities, window 3 */
 
 static const op_case OPS[] = {
     {"add", 3, {S1(6), S1(6), S1(6)}, call_add},
@@ -228,6 +255,19 @@ static const op_case OPS[] = {
      call_bn_fwd},
     {"batchnorm_frozen_backward", 4, {S3(1, 2, 3), S3(1, 2, 3), S1(2), S1(2)}, call_bn_bwd},
     {"max_abs_diff", 2, {S1(6), S1(6)}, call_max_abs_diff},
+    {"mask_columns", 3, {SEQ, SEQ, SEQ_M}, call_mask_columns},
+    {"channel_scale_forward", 3, {SEQ, SEQ, S1(2)}, call_chscale_fwd},
+    {"channel_scale_backward", 5, {SEQ, S1(2), SEQ, SEQ, S1(2)}, call_chscale_bwd},
+    {"add_position_table", 4, {SEQ, SEQ, S2(2, 6), SEQ_M}, call_pos_table},
+    {"take_every", 2, {S2(1, 3), SEQ_M}, call_take_every},
+    {"scale_relu_forward", 3, {SEQ, SEQ, S1(1)}, call_scale_relu_fwd},
+    {"scale_relu_backward", 6, {SEQ, S1(1), SEQ, SEQ, SEQ, S1(1)}, call_scale_relu_bwd},
+    {"count_nonfinite", 1, {SEQ}, call_count_nonfinite},
+    {"attention_ct_forward", 7, {SEQ, SEQ_P, SEQ, SEQ, SEQ, SEQ_M, SEQ_M}, call_attn_ct_fwd},
+    {"attention_ct_backward", 9, {SEQ, SEQ, SEQ, SEQ_P, SEQ, SEQ, SEQ, SEQ, SEQ_P},
+     call_attn_ct_bwd},
+    {"focal_loss_masked", 4, {SEQ, SEQ, SEQ, SEQ_M}, call_focal},
+    {"diou_loss_offsets", 4, {SEQ, SEQ, SEQ, SEQ_M}, call_diou},
 };
 #define N_OPS (int)(sizeof OPS / sizeof OPS[0])
 

@@ -1,8 +1,13 @@
-/* heads/mhca.c: the attention core of ActionFormer's masked multi-head conv-attention, on
- * channel-first [B, C, T] tensors so no transposes are needed: per (batch, head) the logits are
- * Q^T K with Q = q[b, h*hd:(h+1)*hd, :] ([hd, T] rows), the output V P^T. Global attention as
- * OpenTAD's MaskedMHCA, local as ActionFormer's LocalMaskedMHCA (only the band is stored). */
-#include "internal.h"
+/* nn/attention_ct.c: multi-head attention on channel-first [B, C, T] tensors, the core of
+ * ActionFormer's masked MHCA (nn.h "ops: sequences"), so no transposes are needed: per (batch,
+ * head) the logits are Q^T K with Q = q[b, h*hd:(h+1)*hd, :] ([hd, T] rows), the output V P^T.
+ * Global attention as OpenTAD's MaskedMHCA, local as ActionFormer's LocalMaskedMHCA (only the
+ * band is stored). The CPU code is the head's own (heads/mhca.c before it moved here: the same
+ * bits); the CUDA twin is attention_ct.cu. */
+#include "nn.h"
+#include "cuda_ops.h"
+#include "device_math.h"
+#include "dispatch.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -12,17 +17,6 @@ static void gemm1(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, 
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-}
-
-void mask_columns(tal_tensor x, tal_tensor m) {
-    int64_t B = x.shape[0], C = x.shape[1], T = x.shape[2];
-    TAL_ASSERT(tal_tensor_numel(m) == B * T);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t c = 0; c < C; c++) {
-            float *r = x.data + (b * C + c) * T;
-            const float *mr = m.data + b * T;
-            for (int64_t t = 0; t < T; t++) r[t] *= mr[t];
-        }
 }
 
 static void dense_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
@@ -104,7 +98,7 @@ static void band_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_ten
         for (int64_t i = 0; i < T; i++) {
             float *row = probs.data + (bh * T + i) * w, mx = -INFINITY;
             for (int64_t o = 0; o < w; o++) {
-                int64_t j = i - half + o;
+                int64_t j = band_key(i, o, half);
                 if (j < 0 || j >= T) {
                     row[o] = -INFINITY;
                     continue;
@@ -127,7 +121,7 @@ static void band_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_ten
             for (int64_t d = 0; d < hd; d++) {
                 float acc = 0;
                 for (int64_t o = 0; o < w; o++) {
-                    int64_t j = i - half + o;
+                    int64_t j = band_key(i, o, half);
                     if (j >= 0 && j < T) acc += row[o] * V[d * T + j];
                 }
                 O[d * T + i] = acc;
@@ -154,7 +148,7 @@ static void band_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tens
             float *ds = dlogits.data + (bh * T + i) * w;
             double dot = 0;
             for (int64_t o = 0; o < w; o++) {
-                int64_t j = i - half + o;
+                int64_t j = band_key(i, o, half);
                 ds[o] = 0;
                 if (j < 0 || j >= T || pr[o] == 0.0f) continue;
                 float acc = 0;
@@ -169,7 +163,7 @@ static void band_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tens
             for (int64_t d = 0; d < hd; d++) {
                 float acc = 0;
                 for (int64_t o = 0; o < w; o++) {
-                    int64_t j = i - half + o;
+                    int64_t j = band_key(i, o, half);
                     if (j < 0 || j >= T || ds[o] == 0.0f) continue;
                     acc += ds[o] * K[d * T + j];
                     dK[d * T + j] += scale * ds[o] * Q[d * T + i];
@@ -180,18 +174,59 @@ static void band_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tens
     }
 }
 
-void mhca_attention_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
-                            tal_tensor vm, tal_tensor qmask, tal_tensor kvmask, int n_head,
-                            int window) {
+
+int64_t tal_attention_ct_probs_cols(int64_t T, int window) { return window > 0 ? window : T; }
+
+static void check(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k, tal_tensor vm,
+                  int n_head, int window) {
+    TAL_ASSERT(q.ndim == 3 && n_head >= 1 && q.shape[1] % n_head == 0);
+    TAL_ASSERT_SAME_SHAPE(k, q);
+    TAL_ASSERT_SAME_SHAPE(vm, q);
+    TAL_ASSERT_SAME_SHAPE(out, q);
+    TAL_ASSERT_MSG(window <= 0 || window % 2 == 1, "local attention window %d is not odd",
+                   window);
+    int64_t B = q.shape[0], T = q.shape[2];
+    TAL_ASSERT_MSG(probs.ndim == 4 && probs.shape[0] == B && probs.shape[1] == n_head &&
+                       probs.shape[2] == T &&
+                       probs.shape[3] == tal_attention_ct_probs_cols(T, window),
+                   "attention_ct: probs for B %lld, heads %d, T %lld, window %d", (long long)B,
+                   n_head, (long long)T, window);
+}
+
+void tal_attention_ct_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,
+                              tal_tensor vm, tal_tensor qmask, tal_tensor kvmask, int n_head,
+                              int window) {
+    check(out, probs, q, k, vm, n_head, window);
+    TAL_ASSERT(tal_tensor_numel(qmask) == q.shape[0] * q.shape[2]);
+    TAL_ASSERT(tal_tensor_numel(kvmask) == q.shape[0] * q.shape[2]);
+    tal_device dev = OP_DEVICE(out, probs, q, k, vm, qmask, kvmask);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        attention_ct_forward_cuda(out, probs, q, k, vm, qmask, kvmask, n_head, window);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     if (window > 0) band_forward(out, probs, q, k, vm, qmask, kvmask, n_head, window);
     else dense_forward(out, probs, q, k, vm, qmask, kvmask, n_head, window);
 }
 
-void mhca_attention_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tensor dlogits,
-                             tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor vm,
-                             tal_tensor probs, int n_head, int window) {
+void tal_attention_ct_backward(tal_tensor dq, tal_tensor dk, tal_tensor dvm, tal_tensor dlogits,
+                               tal_tensor dout, tal_tensor q, tal_tensor k, tal_tensor vm,
+                               tal_tensor probs, int n_head, int window) {
+    check(dout, probs, q, k, vm, n_head, window);
+    TAL_ASSERT_SAME_SHAPE(dq, q);
+    TAL_ASSERT_SAME_SHAPE(dk, q);
+    TAL_ASSERT_SAME_SHAPE(dvm, q);
+    TAL_ASSERT_SAME_SHAPE(dlogits, probs);
+    tal_device dev = OP_DEVICE(dq, dk, dvm, dlogits, dout, q, k, vm, probs);
+#ifdef TAL_HAVE_CUDA
+    if (dev == TAL_DEV_CUDA) {
+        attention_ct_backward_cuda(dq, dk, dvm, dlogits, dout, q, k, vm, probs, n_head, window);
+        return;
+    }
+#endif
+    ASSERT_CPU_PATH(dev);
     if (window > 0) band_backward(dq, dk, dvm, dlogits, dout, q, k, vm, probs, n_head, window);
     else dense_backward(dq, dk, dvm, dlogits, dout, q, k, vm, probs, n_head);
 }
-
-int64_t mhca_probs_cols(int64_t T, int window) { return window > 0 ? window : T; }
