@@ -1,15 +1,21 @@
 /* bench/bench_common.h: the timing harness the nn benchmarks share (one translation unit
- * each): a monotonic clock, random tensors from a bench-owned arena, best-of-N timing. */
+ * each): a clock, random tensors from a bench-owned arena, best-of-N timing. */
 #ifndef TAL_BENCH_COMMON_H
 #define TAL_BENCH_COMMON_H
 
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "nn/nn.h"
 
+/* Wall time, or with BENCH_CLOCK=cpu the process' CPU time (all its threads): on a shared
+ * machine other processes' load stretches wall time, not CPU time (compare at 1 thread). */
 static inline double now_s(void) {
+    static int cpu = -1;
+    if (cpu < 0) cpu = getenv("BENCH_CLOCK") && !strcmp(getenv("BENCH_CLOCK"), "cpu");
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -27,17 +33,22 @@ static inline tal_tensor make(int ndim, const int64_t *shape, uint64_t seed) {
 
 typedef void (*run_fn)(void *ctx);
 
-/* Best of `reps` timed runs after one warm-up (first touch of the buffers excluded). */
-static inline double best_time(run_fn f, void *ctx, int reps) {
-    f(ctx);
+/* Seconds by the clock `seconds` of the fastest of `reps` calls of f (no warm-up). */
+static inline double best_by(double (*seconds)(void), run_fn f, void *ctx, int reps) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = seconds();
         f(ctx);
-        double dt = now_s() - t0;
+        double dt = seconds() - t0;
         if (dt < best) best = dt;
     }
     return best;
+}
+
+/* Best of `reps` timed runs after one warm-up (first touch of the buffers excluded). */
+static inline double best_time(run_fn f, void *ctx, int reps) {
+    f(ctx);
+    return best_by(now_s, f, ctx, reps);
 }
 
 #endif

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # bench/run_backbone.sh BUILD: training-step time and peak memory of one Swin stage, vanilla vs
 # reversible (Re2TAL), over depth (2, 6, 12, 24 blocks) and clip length (8..64 frames) at the
-# Swin-T stage-1 shape (dim 96, 3 heads, window 8x7x7); then one Swin-T stage-1 block
-# (1x8x56x56 tokens) forward+backward against PyTorch CPU in the same run (when Debian's
-# python3-torch is there). Threads: RE2TAL_THREADS (default 2).
+# Swin-T stage-1 shape (dim 96, 3 heads, window 8x7x7) (BENCH_BACKBONE_SWEEPS=0 skips them);
+# then one Swin-T stage-1 block (1x8x56x56 tokens) and the whole Swin-T (16x224x224) forward +
+# backward against PyTorch 2.x CPU (bench/swin_torch.py in build/venv: eager at its best
+# settings, and torch.compile) in the same run, alternating rounds. Threads: RE2TAL_THREADS
+# (default 2).
 set -uo pipefail
 build="$(cd "${1:-build}" && pwd)"
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/peers.sh"
 bin="$build/app/re2tal"
 threads="${RE2TAL_THREADS:-2}"
 size="${BENCH_BACKBONE_SIZE:-112}"   # 112 -> 28x28 tokens per frame pair (fits 24 GiB)
 bench=("$bin" --threads "$threads" bench backbone)
 
+if [[ "${BENCH_BACKBONE_SWEEPS:-1}" != 0 ]]; then
 echo "# depth sweep: frames 16, size $size, threads $threads"
 for blocks in 2 6 12 24; do
   for mode in vanilla reversible; do
@@ -23,96 +28,100 @@ for frames in 8 16 32 64; do
     "${bench[@]}" --mode $mode --blocks 12 --frames $frames --size "$size" --steps 2 || exit 1
   done
 done
-
-echo "# one Swin-T stage-1 block, input 1x8x56x56x96 (16 frames at 224), fwd+bwd: best of 8"
-echo "# steps, two rounds alternating with PyTorch; best_blocks_ms times the block alone, as"
-echo "# PyTorch's block is timed (best_step_ms adds the patch embedding and pooling around it)"
-num() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
-min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b < a) ? b : a }'; }
-have_torch=0
-if [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  have_torch=1
-  block_py="$(mktemp)"
-  cat > "$block_py" <<'PY'
-import sys, time, torch, torch.nn as nn, torch.nn.functional as F
-torch.set_num_threads(int(sys.argv[1]))
-C, heads, win, shift = 96, 3, (8, 7, 7), (0, 3, 3)   # odd block: spatial shift, D = 8 clamps t
-class Block(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.norm1, s.norm2 = nn.LayerNorm(C), nn.LayerNorm(C)
-        s.qkv, s.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-        s.fc1, s.fc2 = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
-        s.table = nn.Parameter(torch.zeros(15 * 13 * 13, heads).normal_(0, 0.02))
-        c = torch.stack(torch.meshgrid(*[torch.arange(w) for w in win], indexing="ij")).flatten(1)
-        r = (c[:, :, None] - c[:, None, :]).permute(1, 2, 0)
-        s.idx = (r[..., 0] + 7) * 169 + (r[..., 1] + 6) * 13 + r[..., 2] + 6
-    def attn(s, x):
-        B, D, H, W, _ = x.shape
-        u = torch.roll(s.norm1(x), (-shift[0], -shift[1], -shift[2]), (1, 2, 3))
-        u = u.view(B, D // 8, 8, H // 7, 7, W // 7, 7, C).permute(0, 1, 3, 5, 2, 4, 6, 7)
-        u = u.reshape(-1, 392, C)
-        q, k, v = s.qkv(u).reshape(-1, 392, 3, heads, 32).permute(2, 0, 3, 1, 4)
-        a = (q * 32 ** -0.5) @ k.transpose(-2, -1)
-        a = a + s.table[s.idx.reshape(-1)].reshape(392, 392, heads).permute(2, 0, 1)
-        o = (a.softmax(-1) @ v).transpose(1, 2).reshape(-1, 392, C)
-        o = s.proj(o).view(B, D // 8, H // 7, W // 7, 8, 7, 7, C).permute(0, 1, 4, 2, 5, 3, 6, 7)
-        return torch.roll(o.reshape(B, D, H, W, C), shift, (1, 2, 3))
-    def forward(s, x):
-        x = x + s.attn(x)
-        return x + s.fc2(F.gelu(s.fc1(s.norm2(x))))
-blk = Block()
-x = torch.randn(1, 8, 56, 56, C, requires_grad=True)
-times = []
-for i in range(9):  # one warm-up, 8 timed: its best is noisy on a shared machine with fewer
-    t0 = time.perf_counter()
-    blk(x).sum().backward()
-    times.append(time.perf_counter() - t0)
-print('{"pytorch_block_fwd_bwd_ms": %.1f, "pytorch_best_ms": %.1f, "threads": %s, "torch": "%s", '
-      '"allocator": "%s"}' % (1000 * sum(times[1:]) / 8, 1000 * min(times[1:]), sys.argv[1],
-                              torch.__version__, sys.argv[2]))
-PY
 fi
-ours=""
-theirs=""
-for round in 1 2; do
-  line="$("${bench[@]}" --mode vanilla --blocks 1 --frames 16 --size 224 --steps 8)" || exit 1
-  echo "$line"
-  ours="$(min "$ours" "$(echo "$line" | num best_blocks_ms)")"
-  (( have_torch )) || continue
-  (( round == 1 )) && /usr/bin/python3 "$block_py" "$threads" default
-  # PyTorch at its best: glibc malloc told to keep freed memory (no page faults per step)
-  line="$(MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=100000000000 \
-    MALLOC_TOP_PAD_=1073741824 /usr/bin/python3 "$block_py" "$threads" keep-freed-memory)"
-  echo "$line"
-  theirs="$(min "$theirs" "$(echo "$line" | num pytorch_best_ms)")"
+
+py="$(peer_python "$build")"
+torch_version="$([[ -n "$py" ]] && peer_version "$py" torch)"
+if [[ -z "$torch_version" ]]; then
+  echo "(no Python with torch: PyTorch peers skipped; scripts/install-deps.sh --dev makes them)"
+  exit 0
+fi
+rounds="${BENCH_ROUNDS:-2}"
+# Threads pinned for both sides (one OpenMP thread per core, in order), waiting passively at
+# barriers unless OMP_WAIT_POLICY says otherwise: on a loaded machine the default spinning made
+# both sides 2-4x slower at 2 threads than at 1 (bench/RESULTS.md "peers").
+pin=(env OMP_PROC_BIND=close OMP_PLACES=cores OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}")
+peer=("${pin[@]}" "$py" "$here/swin_torch.py")
+ours_bench() {
+  "${pin[@]}" "$bin" --threads "$1" bench backbone --mode vanilla --drop-path 0 "${@:2}"
+}
+
+# PyTorch's allocator and backend settings: each tried once on the block at 1 thread (process
+# CPU time, which counts the page faults an allocator causes); the best is the "eager" peer.
+jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+glibc_keep="MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=100000000000"
+glibc_keep+=" MALLOC_TOP_PAD_=1073741824"
+je_conf="oversize_threshold:1,background_thread:false,metadata_thp:auto,dirty_decay_ms:-1"
+je_conf+=",muzzy_decay_ms:-1"  # Intel's recommended jemalloc settings for PyTorch
+settings=("default|" "glibc-keep-freed|$glibc_keep")
+[[ -e "$jemalloc" ]] && settings+=("jemalloc|LD_PRELOAD=$jemalloc MALLOC_CONF=$je_conf")
+[[ -e "$tcmalloc" ]] && settings+=("tcmalloc|LD_PRELOAD=$tcmalloc")
+echo "# PyTorch $torch_version ($py) settings for the block, 1 thread, 3 steps (best CPU ms;"
+echo "# load average $(load_average))"
+best_label="" best_env="" best_cpu="" best_flag=""
+for entry in "${settings[@]}"; do
+  label="${entry%%|*}" envs="${entry#*|}"
+  # BENCH_PEER_SETTINGS="default jemalloc" tries only those (a short dry run)
+  [[ -n "${BENCH_PEER_SETTINGS:-}" && " $BENCH_PEER_SETTINGS " != *" $label "* ]] && continue
+  for flag in "" --no-mkldnn; do
+    line="$(env $envs "${peer[@]}" block 1 3 $flag --label "$label")" || continue
+    echo "$line"
+    c="$(json_num best_cpu_ms <<< "$line")"
+    if [[ -z "$best_cpu" ]] || awk -v a="$c" -v b="$best_cpu" 'BEGIN { exit !(a < b) }'; then
+      best_cpu="$c" best_label="$label" best_env="$envs" best_flag="$flag"
+    fi
+  done
 done
-if (( have_torch )); then
-  rm -f "$block_py"
-  awk -v o="$ours" -v t="$theirs" 'BEGIN { printf "{\"block_best_ms\": %s, \"pytorch_best_ms\": %s, \"speedup\": %.2f}\n", o, t, t / o }'
-else
-  echo "(no /usr/bin/python3 with torch: PyTorch baseline skipped)"
-fi
+echo "# best eager settings: $best_label ${best_flag:-(mkldnn on)}"
 
+# compare WHAT THREADS STEPS OURS_ARGS...: alternating rounds (ours, eager, torch.compile);
+# at 1 thread by process CPU time, at more threads by wall time; per-round ratios and medians.
+compare() {
+  local what="$1" t="$2" steps="$3"; shift 3
+  local key=best_ms ours_key=best_step_ms
+  (( t == 1 )) && key=best_cpu_ms ours_key=best_step_cpu_ms
+  [[ "$what" == block && $t -gt 1 ]] && ours_key=best_blocks_ms
+  local r_eager=() r_comp=() o e c line rc
+  for round in $(seq "$rounds"); do
+    line="$(ours_bench "$t" "$@" --steps "$steps")" || return 1
+    echo "$line"
+    o="$(json_num "$ours_key" <<< "$line")"
+    line="$(env $best_env "${peer[@]}" "$what" "$t" "$steps" $best_flag --label "$best_label")"
+    echo "$line"
+    e="$(json_num "$key" <<< "$line")"
+    r_eager+=("$(ratio "$e" "$o")")
+    c="n/a" rc="n/a"
+    if [[ "${BENCH_COMPILE:-1}" != 0 ]]; then
+      # Inductor with its own defaults (mkldnn on) and the best allocator
+      line="$(env $best_env "${peer[@]}" "$what" "$t" "$steps" --compile default \
+              --label "$best_label" 2>/dev/null)" || line='{"best_ms": 0, "best_cpu_ms": 0}'
+      echo "$line"
+      c="$(json_num "$key" <<< "$line")"
+      rc="$(ratio "$c" "$o")"
+      r_comp+=("$rc")
+    fi
+    echo "round $round ($what, $t thread(s), $key, load $(load_average)): ours $o ms," \
+         "eager $e ms (${r_eager[-1]}x), compile $c ms (${rc}x)"
+  done
+  local me mc
+  me="$(median "${r_eager[@]}")"
+  mc="$( ((${#r_comp[@]})) && median "${r_comp[@]}")"
+  for pair in "pytorch $torch_version eager ($best_label ${best_flag:-mkldnn on})|$me" \
+              "pytorch $torch_version torch.compile ($best_label)|${mc:-nan}"; do
+    awk -v p="${pair%%|*}" -v r="${pair#*|}" -v w="$what" -v t="$t" 'BEGIN {
+      if (r == "nan" || r == 0) { printf "%s, %d thread(s): %s did not run\n", w, t, p; exit }
+      printf "%s, %d thread(s): re2tal %s %s by %.2fx (median of rounds)\n", w, t,
+             (r >= 1 ? "beats" : "loses to"), p, (r >= 1 ? r : 1 / r) }'
+  done
+}
+
+echo "# one Swin-T stage-1 block, 1x8x56x56x96 tokens (16 frames at 224), fwd+bwd, no drop-path"
+echo "# (ours: best_step_cpu_ms includes the patch embedding and pooling around the block)"
+for t in 1 "$threads"; do
+  compare block "$t" 4 --blocks 1 --frames 16 --size 224
+done
 echo "# full Swin-T, one clip 16x224x224, fwd+bwd"
-for mode in vanilla reversible; do
-  "${bench[@]}" --preset swin_t --mode $mode --frames 16 --size 224 --steps 2 || exit 1
+for t in 1 "$threads"; do
+  compare swin_t "$t" 2 --preset swin_t --frames 16 --size 224
 done
-if [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  /usr/bin/python3 - "$threads" "$(dirname "$0")/../tests" <<'PY'
-import sys, time, torch
-torch.set_num_threads(int(sys.argv[1]))
-sys.path.insert(0, sys.argv[2])
-from fixtures_backbone import Swin   # the reference the tests check against, here in float32
-m = Swin(embed=96, depths=[2, 2, 6, 2], heads=[3, 6, 12, 24], window=[8, 7, 7], patch=[2, 4, 4])
-m.p = {k: (0.02 * torch.randn(v.shape)).requires_grad_() for k, v in m.p.items()}
-x = torch.randn(1, 3, 16, 224, 224)
-times = []
-for i in range(3):
-    t0 = time.perf_counter()
-    m.forward(x, rewired=False).sum().backward()
-    times.append(time.perf_counter() - t0)
-print('{"pytorch_swin_t_fwd_bwd_ms": %.1f, "pytorch_best_ms": %.1f, "threads": %s}'
-      % (1000 * sum(times[1:]) / 2, 1000 * min(times[1:]), sys.argv[1]))
-PY
-fi

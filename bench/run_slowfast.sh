@@ -4,8 +4,9 @@
 # `re2tal plan --measure`). (2) One SlowFast-R101 training step (forward + backward) on a clip of
 # BENCH_SF_FRAMES (32) frames at BENCH_SF_SIZE (224) against PyTorch CPU, in BENCH_SF_ROUNDS (2)
 # alternating rounds (ours, theirs), BENCH_SF_STEPS (1) timed steps after one warm-up each,
-# wall and process CPU time. PyTorch: BENCH_TORCH_PYTHON, else build/venv (a pip torch 2.x),
-# else Debian's python3-torch. Threads: RE2TAL_THREADS (default 2).
+# wall and process CPU time. PyTorch: the pinned PyPI set in build/venv (scripts/install-deps.sh
+# --dev; BENCH_PEER_PYTHON overrides), else Debian's python3-torch. Threads: RE2TAL_THREADS
+# (default 2).
 set -uo pipefail
 build="$(cd "${1:-build}" && pwd)"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,11 +16,8 @@ frames="${BENCH_SF_FRAMES:-32}"
 size="${BENCH_SF_SIZE:-224}"
 rounds="${BENCH_SF_ROUNDS:-2}"
 steps="${BENCH_SF_STEPS:-1}"
-py="${BENCH_TORCH_PYTHON:-}"
-if [[ -z "$py" ]]; then
-  py=/usr/bin/python3
-  "$build/venv/bin/python" -c "import torch" 2>/dev/null && py="$build/venv/bin/python"
-fi
+source "$here/peers.sh"
+py="$(peer_python "$build")"
 
 echo "# activation memory (MiB, planned = measured arena peaks), 224x224, batch 1"
 echo "| model | frames | vanilla | reversible | vanilla / reversible |"
@@ -39,17 +37,19 @@ done
 torch_version="$("$py" -c 'import torch; print(torch.__version__)')"
 echo "# SlowFast-R101 training step, 1x3x${frames}x${size}x${size}, threads $threads," \
      "torch $torch_version"
+wall=() cpu=()
 for round in $(seq "$rounds"); do
   ours="$("$bin" --threads "$threads" bench backbone --preset slowfast_r101 --mode vanilla \
           --frames "$frames" --size "$size" --steps "$steps")" || exit 1
   echo "$ours"
   theirs="$("$py" "$here/slowfast_torch.py" "$threads" "$frames" "$size" "$steps")" || exit 1
   echo "$theirs"
-  o="$(sed -n 's/.*"best_step_ms": \([0-9.]*\).*/\1/p' <<< "$ours")"
-  oc="$(sed -n 's/.*"step_cpu_ms": \([0-9.]*\).*/\1/p' <<< "$ours")"
-  t="$(sed -n 's/.*"pytorch_best_ms": \([0-9.]*\).*/\1/p' <<< "$theirs")"
-  tc="$(sed -n 's/.*"pytorch_best_cpu_ms": \([0-9.]*\).*/\1/p' <<< "$theirs")"
-  awk -v r="$round" -v o="$o" -v t="$t" -v oc="$oc" -v tc="$tc" 'BEGIN {
-    printf "round %d: ours %.0f ms, PyTorch %.0f ms: %.2fx (wall); CPU %.0f vs %.0f ms: %.2fx\n",
-           r, o, t, t / o, oc, tc, tc / oc }'
+  o="$(json_num best_step_ms <<< "$ours")" oc="$(json_num best_step_cpu_ms <<< "$ours")"
+  t="$(json_num pytorch_best_ms <<< "$theirs")" tc="$(json_num pytorch_best_cpu_ms <<< "$theirs")"
+  wall+=("$(ratio "$t" "$o")") cpu+=("$(ratio "$tc" "$oc")")
+  echo "round $round (load $(load_average)): ours $o ms, PyTorch $t ms: ${wall[-1]}x (wall);" \
+       "CPU $oc vs $tc ms: ${cpu[-1]}x"
 done
+awk -v w="$(median "${wall[@]}")" -v c="$(median "${cpu[@]}")" -v v="$torch_version" 'BEGIN {
+  printf "SlowFast-R101 step: re2tal %s PyTorch %s by %.2fx in CPU time (%.2fx wall; medians)\n",
+         (c >= 1 ? "beats" : "loses to"), v, (c >= 1 ? c : 1 / c), w }'

@@ -1,17 +1,16 @@
 /* nn/attention.c: scaled dot-product attention on [B, H, N, d] with an optional additive bias
  * [H, N, Nk] (relative position bias) and mask [M, N, Nk] (item b uses mask[b % M], as Swin's
  * shifted windows do). Work is split over the (b, h) pairs, each done in blocks of query rows
- * with 1-thread GEMMs: a block's logits, softmax and products stay in L2 (its keys and values
- * are packed once per pair), and the probabilities a later backward needs are streamed out to
- * memory without being read first. */
+ * with 1-thread GEMMs (oneDNN: nn/gemm.c): a block's logits, softmax and products stay in L2,
+ * and the probabilities a later backward needs are streamed out to memory without being read
+ * first. */
 #include "nn.h"
 #include "attention_layout.h"
 #include "cuda_ops.h"
 #include "dispatch.h"
-#include "gemm_thin.h"
+#include "sgemm.h"
 #include "simd_math.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,48 +136,56 @@ static int64_t row_block(int64_t N, int64_t Nk) {
     return rb < N ? rb : N;
 }
 
-/* op(B) of the row-block products of one (b, h) pair: copied once into the thin kernel's
- * panels (prep_b_make), or a small row-major B read where it lies (prep_b_in_place); OpenBLAS
- * takes either where the kernel does not run (no AVX-512, or a B too big for its panels). */
+/* op(B) of a row-block product: B with row stride ldb, transposed or not. */
 typedef struct prep_b {
     const float *b;
     int64_t ldb;
     int trans;
-    float *packed;
-    int in_place;
 } prep_b;
 
-static prep_b prep_b_make(int trans_b, int64_t N, int64_t K, const float *B, int64_t ldb) {
-    prep_b p = {B, ldb, trans_b,
-                tal_gemm_thin_available() && N > 0 && K > 0
-                    ? tal_gemm_thin_pack(trans_b, N, K, B, ldb)
-                    : NULL,
-                0};
+static prep_b prep_b_make(int trans_b, const float *B, int64_t ldb) {
+    prep_b p = {B, ldb, trans_b};
     return p;
 }
 
-static prep_b prep_b_in_place(const float *B, int64_t ldb) {
-    prep_b p = {B, ldb, 0, NULL, tal_gemm_thin_available()};
-    return p;
-}
-
-/* C = alpha op(A) op(B) + beta C with op(B) prepared. */
+/* C = alpha op(A) op(B) + beta C on this thread. */
 static void gemm_prep(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                       int64_t lda, prep_b b, float beta, float *C, int64_t ldc) {
-    if (M == 0 || N == 0) return;
-    if (K == 0) { /* empty sum (d = 0 or Nk = 0) */
-        if (beta == 0)
-            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+    tal_sgemm1(ta, b.trans, M, N, K, alpha, A, lda, b.b, b.ldb, beta, C, ldc);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* dst row r = src row r * scale[r] for rows [rows, n] (both contiguous), with streaming stores
+ * (no read of dst's lines first) from each row's first 32-byte boundary on: for probabilities
+ * written once and read much later by the backward. AVX (every x86-64 CPU this runs on fast). */
+__attribute__((target("avx"))) static void scale_rows_streaming_avx(float *dst, const float *src,
+                                                                    const float *scale,
+                                                                    int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *d = dst + r * n;
+        const float *sr = src + r * n;
+        __m256 k = _mm256_set1_ps(scale[r]);
+        int64_t j = 0;
+        for (; j < n && ((uintptr_t)(d + j) & 31) != 0; j++) d[j] = sr[j] * scale[r];
+        for (; j + 8 <= n; j += 8)
+            _mm256_stream_ps(d + j, _mm256_mul_ps(_mm256_loadu_ps(sr + j), k));
+        for (; j < n; j++) d[j] = sr[j] * scale[r];
+    }
+    _mm_sfence(); /* streaming stores are weakly ordered: done before anyone reads dst */
+}
+#endif
+
+static void scale_rows_streaming(float *dst, const float *src, const float *scale, int64_t rows,
+                                 int64_t n) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("avx")) {
+        scale_rows_streaming_avx(dst, src, scale, rows, n);
         return;
     }
-    if (b.packed || b.in_place) {
-        tal_gemm_thin_with(ta, M, N, K, alpha, A, lda, b.packed ? b.packed : b.b, b.ldb,
-                           b.packed != NULL, beta, C, ldc);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                b.trans ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda,
-                b.b, (int)b.ldb, beta, C, (int)ldc);
+#endif
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++) dst[r * n + j] = src[r * n + j] * scale[r];
 }
 
 /* Item b uses mask[mask_of[b]] when mask_of is given, else mask[b % M]. */
@@ -206,8 +213,8 @@ static void attention_forward_cpu(attn_view out, float *probs, int stream, attn_
             const float *bias_h = bias.data ? bias.data + h * nn : NULL;
             const float *mask_b =
                 mask.data ? mask.data + (mask_of ? mask_of[b] : b % M) * nn : NULL;
-            prep_b kt = prep_b_make(1, Nk, d, view_at(k, b, h), k.ld);
-            prep_b vv = prep_b_make(0, d, Nk, view_at(v, b, h), v.ld);
+            prep_b kt = prep_b_make(1, view_at(k, b, h), k.ld);
+            prep_b vv = prep_b_make(0, view_at(v, b, h), v.ld);
             for (int64_t r0 = 0; r0 < N; r0 += rb) {
                 int64_t r = N - r0 < rb ? N - r0 : rb;
                 float *sb = blk ? blk : p + r0 * Nk; /* no blk: p is there (asserted) */
@@ -218,11 +225,9 @@ static void attention_forward_cpu(attn_view out, float *probs, int stream, attn_
                 gemm_prep(0, r, d, Nk, 1.0f, sb, Nk, vv, 0.0f, ob + r0 * out.ld, out.ld);
                 scale_rows(ob + r0 * out.ld, out.ld, inv, r, d);
                 if (!p) continue; /* inference: nobody reads the probabilities */
-                if (sb == blk) tal_scale_rows_streaming(p + r0 * Nk, sb, inv, r, Nk);
+                if (sb == blk) scale_rows_streaming(p + r0 * Nk, sb, inv, r, Nk);
                 else scale_rows(sb, Nk, inv, r, Nk);
             }
-            free(kt.packed);
-            free(vv.packed);
         }
         free(blk);
     }
@@ -296,8 +301,8 @@ static void attention_backward_cpu(attn_view dq, attn_view dk, attn_view dv, tal
             const float *p = probs + bh * nn, *go = view_at(dout, b, h), *qb = view_at(q, b, h);
             float *dqb = view_at(dq, b, h), *dkb = view_at(dk, b, h), *dvb = view_at(dv, b, h);
             float *db = !dbias.data ? NULL : h == shared_h ? edge : dbias.data + h * nn;
-            prep_b vt = prep_b_make(1, Nk, d, view_at(v, b, h), v.ld);
-            prep_b kk = prep_b_make(0, d, Nk, view_at(k, b, h), k.ld);
+            prep_b vt = prep_b_make(1, view_at(v, b, h), v.ld);
+            prep_b kk = prep_b_make(0, view_at(k, b, h), k.ld);
             for (int64_t r0 = 0; r0 < N; r0 += rb) {
                 int64_t r = N - r0 < rb ? N - r0 : rb;
                 const float *pb = p + r0 * Nk, *gob = go + r0 * dout.ld;
@@ -306,15 +311,13 @@ static void attention_backward_cpu(attn_view dq, attn_view dk, attn_view dv, tal
                 /* the softmax gradient first: its row-wise pass brings the block of P from
                  * memory into L2 for P^T dO, whose column-wise reads would stall on it */
                 softmax_grad_rows(ds, pb, db ? db + r0 * Nk : NULL, r, Nk);
-                gemm_prep(1, Nk, d, r, 1.0f, pb, Nk, prep_b_in_place(gob, dout.ld), beta, dvb,
+                gemm_prep(1, Nk, d, r, 1.0f, pb, Nk, prep_b_make(0, gob, dout.ld), beta, dvb,
                           dv.ld); /* P^T dO */
                 gemm_prep(0, r, d, Nk, scale, ds, Nk, kk, 0.0f, dqb + r0 * dq.ld,
                           dq.ld); /* dS k */
-                gemm_prep(1, Nk, d, r, scale, ds, Nk, prep_b_in_place(qb + r0 * q.ld, q.ld), beta,
+                gemm_prep(1, Nk, d, r, scale, ds, Nk, prep_b_make(0, qb + r0 * q.ld, q.ld), beta,
                           dkb, dk.ld); /* dS^T q */
             }
-            free(vt.packed);
-            free(kk.packed);
         }
     }
     if (dbias.data)

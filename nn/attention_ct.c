@@ -9,14 +9,13 @@
 #include "device_math.h"
 #include "dispatch.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
+/* Called inside the loops over (batch, head) pairs: tal_gemm runs there on one thread. */
 static void gemm1(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    tal_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 static void dense_forward(tal_tensor out, tal_tensor probs, tal_tensor q, tal_tensor k,

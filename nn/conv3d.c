@@ -1,8 +1,11 @@
 /* nn/conv3d.c: 3-D convolutions on [B, C, T, H, W]. The patch embedding (stride = kernel, no
  * padding) gathers one output row of patches at a time into a small stack tile and multiplies
- * it with the [Co, Ci*kt*kh*kw] weight matrix; the general conv uses im2col + GEMM per sample
- * (1x1x1 stride-1 convs multiply the sample itself: no im2col, no scratch). */
+ * it with the [Co, Ci*kt*kh*kw] weight matrix. The general conv runs on oneDNN's convolution
+ * primitives on the CPU (nn/conv3d_dnnl.c) and as im2col + GEMM on the device; 1x1x1 stride-1
+ * convs multiply the sample itself on the CPU (no scratch: faster than oneDNN's 1x1 kernels
+ * with the reorders they need, bench_nn_conv_libs). */
 #include "nn.h"
+#include "conv3d_dnnl.h"
 #include "cuda_ops.h"
 #include "dispatch.h"
 
@@ -190,9 +193,10 @@ static gdims general_dims(tal_tensor y, tal_tensor x, tal_tensor w, tal_conv3d_g
     return d;
 }
 
-/* The column matrix is built for a chunk of output positions [p0, p0 + n) at a time, so the
- * scratch stays near CHUNK_FLOATS whatever the clip size (a 7x7 stem over 32 x 112 x 112
- * outputs would otherwise take 236 MB); chunks keep at least MIN_CHUNK columns for the GEMM. */
+/* On the device the column matrix is built for a chunk of output positions [p0, p0 + n) at a
+ * time, so the scratch stays near CHUNK_FLOATS whatever the clip size (a 7x7 stem over
+ * 32 x 112 x 112 outputs would otherwise take 236 MB); chunks keep at least MIN_CHUNK columns
+ * for the GEMM. */
 #define CHUNK_FLOATS (1 << 21)
 #define MIN_CHUNK 256
 
@@ -200,53 +204,6 @@ static int64_t chunk_cols(gdims d) {
     int64_t n = CHUNK_FLOATS / d.K;
     if (n < MIN_CHUNK) n = MIN_CHUNK;
     return n < d.P ? n : d.P;
-}
-
-/* Row (ci, dt, dh, dw) of the chunk cols [K, n] (positions p0 .. p0 + n) for sample xb
- * [Ci, T, H, W]; add != 0 scatters it back (col2im, +=). */
-static void im2col3d_row(float *cols, float *xb, gdims d, tal_conv3d_geom g, int64_t ci,
-                         int64_t dt, int64_t dh, int64_t dw, int64_t p0, int64_t n, int add) {
-    float *row = cols + (((ci * d.kt + dt) * d.kh + dh) * d.kw + dw) * n;
-    for (int64_t r = p0 / d.Wo; r * d.Wo < p0 + n; r++) { /* r = t * Ho + h */
-        int64_t t = r / d.Ho, h = r % d.Ho;
-        int64_t w0 = p0 - r * d.Wo > 0 ? p0 - r * d.Wo : 0;
-        int64_t w1 = p0 + n - r * d.Wo < d.Wo ? p0 + n - r * d.Wo : d.Wo;
-        int64_t st = t * g.stride[0] + dt - g.padding[0];
-        int64_t sh = h * g.stride[1] + dh - g.padding[1];
-        float *rr = row + (r * d.Wo + w0 - p0); /* rr[i] is position r * Wo + w0 + i */
-        int inside = st >= 0 && st < d.T && sh >= 0 && sh < d.H;
-        const int64_t base = ((ci * d.T + st) * d.H + sh) * d.W;
-        for (int64_t wo = w0; wo < w1; wo++) {
-            int64_t sw = wo * g.stride[2] + dw - g.padding[2];
-            int ok = inside && sw >= 0 && sw < d.W;
-            if (add) {
-                if (ok) xb[base + sw] += rr[wo - w0];
-            } else {
-                rr[wo - w0] = ok ? xb[base + sw] : 0.0f;
-            }
-        }
-    }
-}
-
-/* im2col: every row is written by one thread. col2im: the rows of one input channel add into
- * the same part of xb, so threads own input channels. */
-static void im2col3d(float *cols, float *xb, gdims d, tal_conv3d_geom g, int64_t p0, int64_t n,
-                     int add) {
-    if (!add) {
-#pragma omp parallel for collapse(2) schedule(static) if (d.K * n > 65536)
-        for (int64_t ci = 0; ci < d.Ci; ci++)
-            for (int64_t dt = 0; dt < d.kt; dt++)
-                for (int64_t dh = 0; dh < d.kh; dh++)
-                    for (int64_t dw = 0; dw < d.kw; dw++)
-                        im2col3d_row(cols, xb, d, g, ci, dt, dh, dw, p0, n, 0);
-    } else {
-#pragma omp parallel for schedule(static) if (d.K * n > 65536)
-        for (int64_t ci = 0; ci < d.Ci; ci++)
-            for (int64_t dt = 0; dt < d.kt; dt++)
-                for (int64_t dh = 0; dh < d.kh; dh++)
-                    for (int64_t dw = 0; dw < d.kw; dw++)
-                        im2col3d_row(cols, xb, d, g, ci, dt, dh, dw, p0, n, 1);
-    }
 }
 
 /* The column chunk from the scratch arena, which lives where the tensors do (a planner counts
@@ -270,37 +227,36 @@ void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
     TAL_ASSERT(!b.data || tal_tensor_numel(b) == d.Co);
     tal_device dev = OP_DEVICE(y, x, w, b);
     const int direct = pointwise(d, g);
+    if (tal_arena_is_planner(scratch) ? tal_arena_device(scratch) == TAL_DEV_CPU
+                                      : dev == TAL_DEV_CPU) {
+        ASSERT_CPU_PATH(dev);
+        if (!direct) {
+            conv3d_forward_dnnl(y, x, w, b, g, scratch); /* a planner: counts its buffers */
+            return;
+        }
+        if (tal_arena_is_planner(scratch)) return;
+        for (int64_t bi = 0; bi < d.B; bi++) { /* 1x1x1: the sample is the column matrix */
+            float *xb = x.data + bi * d.Ci * d.T * d.H * d.W;
+            float *yb = y.data + bi * d.Co * d.P;
+            if (b.data)
+                for (int64_t c = 0; c < d.Co; c++)
+                    for (int64_t p = 0; p < d.P; p++) yb[c * d.P + p] = b.data[c];
+            tal_gemm(0, 0, d.Co, d.P, d.K, 1.0f, w.data, d.K, xb, d.P, b.data ? 1.0f : 0.0f, yb,
+                     d.P);
+        }
+        return;
+    }
+    /* the device: im2col chunks and its GEMMs (a planner counts the chunk) */
     const int64_t nc = chunk_cols(d);
     size_t mark = tal_arena_mark(scratch);
     float *cols = direct ? NULL : take_cols(scratch, dev, d.K * nc);
-    if (tal_arena_is_planner(scratch)) {
-        tal_arena_release(scratch, mark);
-        return;
-    }
+    if (!tal_arena_is_planner(scratch)) {
 #ifdef TAL_HAVE_CUDA
-    if (dev == TAL_DEV_CUDA) {
         conv3d_forward_cuda(y, x, w, b, g, cols, nc);
-        tal_arena_release(scratch, mark);
-        return;
-    }
+#else
+        (void)cols;
+        ASSERT_CPU_PATH(dev);
 #endif
-    ASSERT_CPU_PATH(dev);
-    for (int64_t bi = 0; bi < d.B; bi++) {
-        float *xb = x.data + bi * d.Ci * d.T * d.H * d.W;
-        float *yb = y.data + bi * d.Co * d.P;
-        if (b.data)
-            for (int64_t c = 0; c < d.Co; c++)
-                for (int64_t p = 0; p < d.P; p++) yb[c * d.P + p] = b.data[c];
-        const float beta = b.data ? 1.0f : 0.0f;
-        if (direct) {
-            tal_gemm(0, 0, d.Co, d.P, d.K, 1.0f, w.data, d.K, xb, d.P, beta, yb, d.P);
-            continue;
-        }
-        for (int64_t p0 = 0; p0 < d.P; p0 += nc) {
-            int64_t n = d.P - p0 < nc ? d.P - p0 : nc;
-            im2col3d(cols, xb, d, g, p0, n, 0);
-            tal_gemm(0, 0, d.Co, n, d.K, 1.0f, w.data, d.K, cols, n, beta, yb + p0, d.P);
-        }
     }
     tal_arena_release(scratch, mark);
 }
@@ -314,44 +270,39 @@ void tal_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor
     TAL_ASSERT(!db.data || tal_tensor_numel(db) == d.Co);
     tal_device dev = OP_DEVICE(dx, dw, db, dy, x, w);
     const int direct = pointwise(d, g);
+    if (tal_arena_is_planner(scratch) ? tal_arena_device(scratch) == TAL_DEV_CPU
+                                      : dev == TAL_DEV_CPU) {
+        ASSERT_CPU_PATH(dev);
+        if (!direct) {
+            if (db.data && !tal_arena_is_planner(scratch))
+                sum_bias_grad(db.data, dy.data, d.B, d.Co, d.P);
+            conv3d_backward_dnnl(dx, dw, dy, x, w, g, scratch); /* a planner: counts */
+            return;
+        }
+        if (tal_arena_is_planner(scratch)) return;
+        if (db.data) sum_bias_grad(db.data, dy.data, d.B, d.Co, d.P);
+        for (int64_t bi = 0; bi < d.B; bi++) { /* 1x1x1: plain products per sample */
+            const float *gb = dy.data + bi * d.Co * d.P;
+            float *xb = x.data + bi * d.Ci * d.T * d.H * d.W;
+            if (dw.data)
+                tal_gemm(0, 1, d.Co, d.K, d.P, 1.0f, gb, d.P, xb, d.P, 1.0f, dw.data, d.K);
+            if (dx.data)
+                tal_gemm(1, 0, d.K, d.P, d.Co, 1.0f, w.data, d.K, gb, d.P, 0.0f,
+                         dx.data + bi * d.Ci * d.T * d.H * d.W, d.P);
+        }
+        return;
+    }
+    /* the device: im2col chunks and its GEMMs (a planner counts the chunk) */
     const int64_t nc = chunk_cols(d);
     size_t mark = tal_arena_mark(scratch);
     float *cols = direct ? NULL : take_cols(scratch, dev, d.K * nc);
-    if (tal_arena_is_planner(scratch)) {
-        tal_arena_release(scratch, mark);
-        return;
-    }
+    if (!tal_arena_is_planner(scratch)) {
 #ifdef TAL_HAVE_CUDA
-    if (dev == TAL_DEV_CUDA) {
         conv3d_backward_cuda(dx, dw, db, dy, x, w, g, cols, nc);
-        tal_arena_release(scratch, mark);
-        return;
-    }
+#else
+        (void)cols;
+        ASSERT_CPU_PATH(dev);
 #endif
-    ASSERT_CPU_PATH(dev);
-    if (db.data) sum_bias_grad(db.data, dy.data, d.B, d.Co, d.P);
-    if (dx.data && !direct) memset(dx.data, 0, tal_tensor_bytes(dx));
-    for (int64_t bi = 0; bi < d.B; bi++) {
-        const float *gb = dy.data + bi * d.Co * d.P;
-        float *xb = x.data + bi * d.Ci * d.T * d.H * d.W;
-        float *dxb = dx.data ? dx.data + bi * d.Ci * d.T * d.H * d.W : NULL;
-        if (direct) {
-            if (dw.data)
-                tal_gemm(0, 1, d.Co, d.K, d.P, 1.0f, gb, d.P, xb, d.P, 1.0f, dw.data, d.K);
-            if (dxb) tal_gemm(1, 0, d.K, d.P, d.Co, 1.0f, w.data, d.K, gb, d.P, 0.0f, dxb, d.P);
-            continue;
-        }
-        for (int64_t p0 = 0; p0 < d.P; p0 += nc) {
-            int64_t n = d.P - p0 < nc ? d.P - p0 : nc;
-            if (dw.data) { /* dW += dy[:, chunk] cols^T */
-                im2col3d(cols, xb, d, g, p0, n, 0);
-                tal_gemm(0, 1, d.Co, d.K, n, 1.0f, gb + p0, d.P, cols, n, 1.0f, dw.data, d.K);
-            }
-            if (dxb) { /* dcols = W^T dy[:, chunk], scattered back */
-                tal_gemm(1, 0, d.K, n, d.Co, 1.0f, w.data, d.K, gb + p0, d.P, 0.0f, cols, n);
-                im2col3d(cols, dxb, d, g, p0, n, 1);
-            }
-        }
     }
     tal_arena_release(scratch, mark);
 }

@@ -1,12 +1,18 @@
-/* nn/gemm.c: matrix products on OpenBLAS. Rows of C are split over the OpenMP threads, each
- * calling a 1-thread cblas_sgemm: measured here that beats OpenBLAS's own threading on the
- * Swin shapes (148-179 vs 72-136 GFLOP/s on 2 cores). */
+/* nn/gemm.c: matrix products on oneDNN's dnnl_sgemm (OpenBLAS with RE2TAL_GEMM=openblas). Rows
+ * of C are split over the OpenMP threads, each calling a 1-thread sgemm: measured here that
+ * beats the libraries' own threading on the Swin shapes. oneDNN against OpenBLAS and the
+ * hand-written kernel it replaced (nn/gemm_thin.c), one core, every product shape a Swin-T step
+ * makes: 1.8-2.7x OpenBLAS, 1.0-2.3x the thin kernel (bench/bench_nn_gemm_libs, bench/RESULTS.md
+ * "peers"). */
 #include "nn.h"
 #include "cuda_ops.h"
 #include "dispatch.h"
-#include "gemm_thin.h"
+#include "sgemm.h"
 
 #include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <stdlib.h>
+#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -22,21 +28,51 @@ static int threads_here(void) {
     return 1;
 }
 
-/* One single-threaded sgemm; K = 0 (an empty sum) still applies beta, which not every BLAS
- * build does, so it is done here. */
-static void sgemm1(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                   int64_t ldc) {
+static int use_openblas(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RE2TAL_GEMM");
+        on = e && !strcmp(e, "openblas");
+    }
+    return on;
+}
+
+static void library_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                          float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                          float beta, float *C, int64_t ldc) {
+    if (use_openblas()) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
+                    (int)lda, B, (int)ldb, beta, C, (int)ldc);
+        return;
+    }
+    dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda,
+                                  B, ldb, beta, C, ldc);
+    TAL_ASSERT_MSG(st == dnnl_success, "dnnl_sgemm %lld x %lld x %lld: status %d", (long long)M,
+                   (long long)N, (long long)K, (int)st);
+}
+
+/* K = 0 (an empty sum) still applies beta, which not every BLAS build does, so it is done
+ * here. oneDNN runs a call on omp_get_max_threads() threads of its own unless it is made
+ * inside an active parallel region: outside one, the thread count is set to 1 for the call
+ * (an ICV of the calling thread only). */
+void tal_sgemm1(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
         return;
     }
-    if (tal_gemm_thin(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda, B,
-                (int)ldb, beta, C, (int)ldc);
+#ifdef _OPENMP
+    int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (threads > 1) omp_set_num_threads(1);
+#endif
+    library_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#ifdef _OPENMP
+    if (threads > 1) omp_set_num_threads(threads);
+#endif
 }
 
 void tal_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -52,7 +88,7 @@ void tal_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
     int threads = threads_here();
     if (threads > 1 && macs / threads < SPLIT_MIN_MACS) threads = (int)(macs / SPLIT_MIN_MACS);
     if (threads <= 1) {
-        sgemm1(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        tal_sgemm1(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     /* Rows of C when there are enough of them (each thread reads a slab of op(A) and all of B);
@@ -69,12 +105,12 @@ void tal_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
         if (by_rows) {
             int64_t r0 = M * t / nt, r1 = M * (t + 1) / nt;
             const float *a = trans_a ? A + r0 : A + r0 * lda;
-            sgemm1(trans_a, trans_b, r1 - r0, N, K, alpha, a, lda, B, ldb, beta, C + r0 * ldc,
-                   ldc);
+            tal_sgemm1(trans_a, trans_b, r1 - r0, N, K, alpha, a, lda, B, ldb, beta,
+                       C + r0 * ldc, ldc);
         } else {
             int64_t c0 = N * t / nt, c1 = N * (t + 1) / nt;
             const float *b = trans_b ? B + c0 * ldb : B + c0;
-            sgemm1(trans_a, trans_b, M, c1 - c0, K, alpha, A, lda, b, ldb, beta, C + c0, ldc);
+            tal_sgemm1(trans_a, trans_b, M, c1 - c0, K, alpha, A, lda, b, ldb, beta, C + c0, ldc);
         }
     }
 }
@@ -88,8 +124,8 @@ static void bmm_cpu(tal_tensor c, tal_tensor a, tal_tensor b, int trans_a, int t
         /* Whole products per thread: no split inside one (small window GEMMs lose to it). */
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (int64_t i = 0; i < nb; i++)
-            sgemm1(trans_a, trans_b, M, N, K, alpha, a.data + i * ar * ac, ac,
-                   b.data + i * br * bc, bc, beta, c.data + i * M * N, N);
+            tal_sgemm1(trans_a, trans_b, M, N, K, alpha, a.data + i * ar * ac, ac,
+                       b.data + i * br * bc, bc, beta, c.data + i * M * N, N);
     } else {
         for (int64_t i = 0; i < nb; i++) /* few, large products: split each one's rows */
             tal_gemm(trans_a, trans_b, M, N, K, alpha, a.data + i * ar * ac, ac,

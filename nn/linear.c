@@ -3,9 +3,8 @@
 #include "nn.h"
 #include "cuda_ops.h"
 #include "dispatch.h"
-#include "gemm_thin.h"
+#include "sgemm.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -26,23 +25,6 @@ static void linear_forward_cpu(tal_tensor y, tal_tensor x, tal_tensor w, tal_ten
         tal_gemm(0, 1, rows, cout, cin, 1.0f, x.data, cin, w.data, cin, 0.0f, y.data, cout);
         return;
     }
-    float *packed = cin > 0 ? tal_gemm_thin_pack(1, cout, cin, w.data, cin) : NULL;
-    if (packed) { /* W^T copied once for every row block; the bias starts each sum */
-#pragma omp parallel if (rows * cout * cin > (1 << 18))
-        {
-#ifdef _OPENMP
-            int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-            int64_t t = 0, nt = 1;
-#endif
-            int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-            if (r1 > r0)
-                tal_gemm_thin_run(r1 - r0, cout, cin, x.data + r0 * cin, cin, packed, b.data,
-                                  y.data + r0 * cout, cout);
-        }
-        free(packed);
-        return;
-    }
     int64_t nblk = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(static) if (rows * cout * cin > (1 << 18))
     for (int64_t blk = 0; blk < nblk; blk++) {
@@ -54,9 +36,8 @@ static void linear_forward_cpu(tal_tensor y, tal_tensor x, tal_tensor w, tal_ten
 #pragma omp simd
             for (int64_t o = 0; o < cout; o++) yr[o] = bb[o];
         }
-        if (cin > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)cout, (int)cin,
-                        1.0f, x.data + r0 * cin, (int)cin, w.data, (int)cin, 1.0f, yb, (int)cout);
+        tal_sgemm1(0, 1, nr, cout, cin, 1.0f, x.data + r0 * cin, cin, w.data, cin, 1.0f, yb,
+                   cout);
     }
 }
 
@@ -114,34 +95,13 @@ static void bias_grad(float *db, const float *dy, int64_t rows, int64_t cout) {
     }
 }
 
-/* dW += dy^T x (K = rows). The thin kernel takes it when dW has at most 128 columns (cin); a
- * layer that narrows (cin > 128 >= cout: the Swin MLP's fc2, 384 -> 96) goes as
- * dW^T = x^T dy into a buffer added to dW transposed, instead of OpenBLAS packing both tall
- * operands first (measured at Swin-T stage 1, 25088 rows, 2 threads: fc2's dW 13.3 -> 9.2 ms,
- * its whole backward 23.3 -> 19.0 ms). */
-static void weight_grad(float *dw, const float *dy, const float *x, int64_t rows, int64_t cin,
-                        int64_t cout) {
-    if (tal_gemm_thin_available() && cin > 128 && cin <= 512 && cout <= 128 && rows >= 1024) {
-        float *t = malloc(sizeof(float) * (size_t)(cin * cout));
-        if (t) {
-            tal_gemm(1, 0, cin, cout, rows, 1.0f, x, cin, dy, cout, 0.0f, t, cout);
-            for (int64_t o = 0; o < cout; o++) {
-                float *restrict d = dw + o * cin;
-                for (int64_t i = 0; i < cin; i++) d[i] += t[i * cout + o];
-            }
-            free(t);
-            return;
-        }
-    }
-    tal_gemm(1, 0, cout, cin, rows, 1.0f, dy, cout, x, cin, 1.0f, dw, cin);
-}
-
 static void linear_backward_cpu(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,
                                 tal_tensor x, tal_tensor w) {
     int64_t rows = tal_tensor_rows(x), cin = tal_tensor_cols(x), cout = w.shape[0];
     if (tal_tensor_present(dx)) /* dx = dy W */
         tal_gemm(0, 0, rows, cin, cout, 1.0f, dy.data, cout, w.data, cin, 0.0f, dx.data, cin);
-    if (tal_tensor_present(dw)) weight_grad(dw.data, dy.data, x.data, rows, cin, cout);
+    if (tal_tensor_present(dw)) /* dW += dy^T x (K = rows) */
+        tal_gemm(1, 0, cout, cin, rows, 1.0f, dy.data, cout, x.data, cin, 1.0f, dw.data, cin);
     if (tal_tensor_present(db)) bias_grad(db.data, dy.data, rows, cout);
 }
 

@@ -381,10 +381,12 @@ typedef struct tal_conv3d_geom {
     int stride[3];   /* t, h, w */
     int padding[3];  /* zero padding, both sides */
 } tal_conv3d_geom;
-/* General conv3d via im2col + GEMM: x [B, Ci, T, H, W], w [Co, Ci, kt, kh, kw]. scratch:
- * arena for the im2col columns of one chunk of output positions (max(2^21, 256 K) floats at
- * most, K = Ci kt kh kw; none for 1x1x1, stride 1), released before returning. Backward writes
- * dx, accumulates dw and db (each skipped if none). */
+/* General conv3d: x [B, Ci, T, H, W], w [Co, Ci, kt, kh, kw]. CPU: oneDNN's convolution
+ * primitives, scratch holding the operands in oneDNN's layouts and its scratchpad (about the
+ * size of x, w and y together); 1x1x1 stride-1 convs are plain GEMMs (no scratch). Device:
+ * im2col + GEMM, scratch for the columns of one chunk of output positions (max(2^21, 256 K)
+ * floats at most, K = Ci kt kh kw). Scratch is released before returning; a planner arena
+ * counts it. Backward writes dx, accumulates dw and db (each skipped if none). */
 void tal_conv3d_forward(tal_tensor y, tal_tensor x, tal_tensor w, tal_tensor b,
                         tal_conv3d_geom g, tal_arena *scratch);
 void tal_conv3d_backward(tal_tensor dx, tal_tensor dw, tal_tensor db, tal_tensor dy,

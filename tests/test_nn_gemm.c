@@ -72,10 +72,9 @@ Test(nn_gemm, all_transposes_strided_one_and_two_threads) {
             }
 }
 
-/* Shapes at the thin-product kernel's edges (nn/gemm_thin.c, where the CPU has AVX-512): rows
- * not a multiple of its 6-row tiles, columns around its 16- and 32-wide vectors and panels, the
- * window attention's 392 x 392 x 32 and 392 x 32 x 392, the smallest K it takes, and op(B)
- * too big to copy (read in place: a window group's weight gradients). */
+/* Shapes around the vector widths and blocks of the GEMM kernels (rows not a multiple of 6 or
+ * 8, columns around 16 and 32), the window attention's 392 x 392 x 32 and 392 x 32 x 392, short
+ * sums, and a long sum with a small C (a window group's weight gradients). */
 Test(nn_gemm, thin_product_edges) {
     static const int64_t shapes[][3] = {{24, 1, 16},  {25, 15, 17},  {29, 16, 40}, {30, 17, 33},
                                         {31, 31, 64}, {35, 33, 100}, {41, 96, 96}, {47, 130, 20},
