@@ -70,13 +70,20 @@ package: deps
 	@ls $(BUILD_PKG)/*.deb
 
 # Dev check, not a test: mmaction2's SlowFast-101 (its module files from PyPI's wheel) and, with
-# OPENTAD=<checkout>, OpenTAD's rewired one, converted and compared with our features.
+# OPENTAD=<checkout>, OpenTAD's rewired one, converted and compared with our features; then the
+# ActionFormer package's THUMOS-14 I3D model, converted and compared with our head, run by
+# ACTIONFORMER_PY (a Python with torch and the `actionformer` package: the dev venv).
 MMACTION_WHL = $(BUILD)/interop/mmaction2-1.2.0-py2.py3-none-any.whl
+ACTIONFORMER_PY ?= $(BUILD)/venv/bin/python
 interop: build
-	cmake --build $(BUILD) --target interop_extract -j $(JOBS)
+	cmake --build $(BUILD) --target interop_extract interop_af_head -j $(JOBS)
 	@test -f $(MMACTION_WHL) || python3 -m pip download mmaction2==1.2.0 --no-deps -d $(BUILD)/interop
 	/usr/bin/python3 tests/interop/check_slowfast.py --build $(BUILD) --mmaction-whl $(MMACTION_WHL) \
 		$(if $(OPENTAD),--opentad $(OPENTAD))
+	@$(ACTIONFORMER_PY) -c "import actionformer" 2>/dev/null || { echo "make interop: \
+	$(ACTIONFORMER_PY) lacks the actionformer package: run scripts/install-deps.sh --dev \
+	or set ACTIONFORMER_PY=<python with it>"; exit 1; }
+	$(ACTIONFORMER_PY) tests/interop/check_actionformer.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) $(BUILD_PKG)

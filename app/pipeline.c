@@ -402,11 +402,7 @@ static void infer_queue(tal_model *m, tal_tensor video, const tal_clip *clip) {
 }
 
 static tal_status infer_decode(tal_model *m, const tal_clip *clip, tal_dets *out, tal_err *err) {
-    int from = out->n;
-    tal_status rc = tal_head_decode(m->head, 0, out, err);
-    if (rc) return rc;
-    tal_dets_to_seconds(out, from, &clip->time, 1);
-    return TAL_OK;
+    return tal_head_decode_window(m->head, 0, &clip->time, m->hcfg.round_results, out, err);
 }
 
 tal_status tal_model_infer_clip(tal_model *m, tal_tensor video, const tal_clip *clip,
@@ -469,8 +465,7 @@ tal_status tal_model_infer_video(tal_model *m, const tal_run_config *rc, const c
         tal_clip_free(&clip);
         if (st) return st;
     }
-    tal_nms_opts nms = tal_head_nms_opts(&m->hcfg);
-    tal_status st = tal_soft_nms(out, &nms, err);
+    tal_status st = tal_head_nms_video(&m->hcfg, out, tal_video_meta_of(v).duration_s, err);
     if (!st && (trouble.corrupt_packets || trouble.dropped_frames)) { /* a warning */
         char corrupt[160] = "", dropped[160] = "";
         if (trouble.corrupt_packets)

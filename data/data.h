@@ -206,6 +206,8 @@ typedef struct tal_time_map {
 } tal_time_map;
 
 double tal_time_feat_to_s(const tal_time_map *m, double feat_index);
+/* The same without the clipping (ActionFormer clips after NMS). */
+double tal_time_feat_to_s_unclipped(const tal_time_map *m, double feat_index);
 /* The inverse (no clipping of the feature index; t is clipped to [0, duration] first). */
 double tal_time_s_to_feat(const tal_time_map *m, double t_s);
 

@@ -9,15 +9,14 @@ static double clip_seconds(const tal_time_map *m, double t) {
     return t < 0 ? 0 : t;
 }
 
+double tal_time_feat_to_s_unclipped(const tal_time_map *m, double feat_index) {
+    if (m->resize_len > 0) return feat_index / m->resize_len * m->duration_s;
+    TAL_ASSERT_MSG(m->fps > 0, "time map without fps (%g)", m->fps);
+    return (feat_index * m->snippet_stride + m->window_start_frame + m->offset_frames) / m->fps;
+}
+
 double tal_time_feat_to_s(const tal_time_map *m, double feat_index) {
-    double t;
-    if (m->resize_len > 0) {
-        t = feat_index / m->resize_len * m->duration_s;
-    } else {
-        TAL_ASSERT_MSG(m->fps > 0, "time map without fps (%g)", m->fps);
-        t = (feat_index * m->snippet_stride + m->window_start_frame + m->offset_frames) / m->fps;
-    }
-    return clip_seconds(m, t);
+    return clip_seconds(m, tal_time_feat_to_s_unclipped(m, feat_index));
 }
 
 double tal_time_s_to_feat(const tal_time_map *m, double t_s) {

@@ -29,6 +29,9 @@ static void common(tal_head_config *c) {
     c->nms_min_score = 0.001f;
     c->clip_to_window = 0; /* OpenTAD's: measured equal or better (README "post-processing") */
     c->duration_thresh = 0.05f;
+    c->remove_duplicates = 1;
+    c->clip_segments = 1;
+    c->round_results = 1;
 }
 
 void tal_head_config_thumos(tal_head_config *c) {
@@ -101,6 +104,18 @@ tal_status tal_head_config_check(const tal_head_config *c, tal_err *err) {
     if (c->clip_to_window != 0 && c->clip_to_window != 1)
         BAD("clip_to_window %d: 1 (clip to the window) or 0 (OpenTAD: to the video)",
             c->clip_to_window);
+    if (c->variant != TAL_HEAD_OPENTAD && c->variant != TAL_HEAD_ACTIONFORMER)
+        BAD("variant %d: 0 (opentad) or 1 (actionformer)", (int)c->variant);
+    if (c->pre_nms_per_level != 0 && c->pre_nms_per_level != 1)
+        BAD("pre_nms_per_level %d: 0 or 1", c->pre_nms_per_level);
+    if (c->clip_segments != 0 && c->clip_segments != 1)
+        BAD("clip_segments %d: 0 or 1", c->clip_segments);
+    if (c->voting_iou_weight != 0 && c->voting_iou_weight != 1)
+        BAD("voting_iou_weight %d: 0 or 1", c->voting_iou_weight);
+    if (c->round_results != 0 && c->round_results != 1)
+        BAD("round_results %d: 0 or 1", c->round_results);
+    if (c->remove_duplicates != 0 && c->remove_duplicates != 1)
+        BAD("remove_duplicates %d: 0 or 1", c->remove_duplicates);
     return TAL_OK;
 #undef BAD
 }
@@ -129,7 +144,8 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
         F(label_smoothing, 0), F(reg_loss_weight, 0), F(focal_alpha, 0), F(focal_gamma, 0),
         F(pre_nms_thresh, 0), F(pre_nms_topk, 1), F(nms_sigma, 0), F(nms_min_score, 0),
         F(nms_multiclass, 1), F(voting_thresh, 0), F(max_seg_num, 1), F(clip_to_window, 1),
-        F(duration_thresh, 0),
+        F(duration_thresh, 0), F(pre_nms_per_level, 1), F(clip_segments, 1),
+        F(voting_iou_weight, 1), F(round_results, 1), F(remove_duplicates, 1),
 #undef F
     };
     for (cJSON *it = root->child; it && rc == TAL_OK; it = it->next) {
@@ -150,6 +166,13 @@ tal_status tal_head_config_from_json(tal_head_config *out, const char *name, con
             } else {
                 *(float *)p = (float)v;
             }
+        } else if (!strcmp(it->string, "variant")) {
+            const char *v_s = cJSON_GetStringValue(it);
+            if (v_s && !strcmp(v_s, "opentad")) c->variant = TAL_HEAD_OPENTAD;
+            else if (v_s && !strcmp(v_s, "actionformer")) c->variant = TAL_HEAD_ACTIONFORMER;
+            else
+                rc = tal_err_set(err, TAL_EINVAL, "%s: key \"variant\": expected \"opentad\" or "
+                                 "\"actionformer\"", name);
         } else if (!strcmp(it->string, "seed")) {
             if ((rc = num(it, name, &v, err)) != TAL_OK) break;
             if (!(v >= 0 && v < 18446744073709551616.0 && v == floor(v))) { /* cast is UB beyond */

@@ -15,9 +15,16 @@
 
 #define TAL_HEAD_MAX_LEVELS 8
 
+/* Which release the model follows where they differ (only at positions next to padding):
+ * OpenTAD: LN eps 1e-6 in the conv units and the neck, the mask re-applied after each unit's
+ * ReLU; ActionFormer (actionformer_release): eps 1e-5 everywhere and no mask after the ReLU
+ * (padded positions hold relu(beta) and reach the next k = 3 conv at the boundary). */
+typedef enum tal_head_variant { TAL_HEAD_OPENTAD = 0, TAL_HEAD_ACTIONFORMER = 1 } tal_head_variant;
+
 /* ================================================================ configuration ========= */
 typedef struct tal_head_config {
     /* model */
+    tal_head_variant variant; /* JSON "variant": "opentad" (default) or "actionformer" */
     int in_channels;          /* C_in: 768 (Swin-T), 2304 (SlowFast) */
     int channels;             /* C: 512 THUMOS, 256 ANet */
     int n_classes;            /* K */
@@ -40,10 +47,17 @@ typedef struct tal_head_config {
     /* inference */
     float pre_nms_thresh;     /* 0.001 (K > 1 only) */
     int pre_nms_topk;         /* 2000 over all levels (K > 1 only); <= 0: keep all */
+    int pre_nms_per_level;    /* 1: threshold + top-k per level, for any K (ActionFormer) */
+    int clip_segments;        /* 1: seconds clipped to [0, duration] before NMS (OpenTAD); 0:
+                               * only after NMS (ActionFormer). Decode-time clipping in feature
+                               * units is clip_to_window's */
     float nms_sigma;          /* 0.7 */
     float nms_min_score;      /* 0.001 */
     int nms_multiclass;       /* 1: Soft-NMS per class; 0: class-agnostic */
     float voting_thresh;      /* class-agnostic only; <= 0: no voting (0.9 ANet) */
+    int voting_iou_weight;    /* 1: voting weights score x IoU (ActionFormer), 0: score */
+    int round_results;        /* 1: windows' seconds to 0.01 s, scores to 1e-4 before pooling
+                               * (OpenTAD); 0: not (ActionFormer). Used by the app's inference */
     int max_seg_num;          /* per video after NMS: 2000 THUMOS, 100 ANet */
     int clip_to_window;       /* 0 (default, OpenTAD's): decoded segments are clipped only in
                                * seconds, to [0, duration], so a sliding window's segment may
@@ -52,6 +66,7 @@ typedef struct tal_head_config {
     float duration_thresh;    /* decoding keeps segments longer than this, in level-0 feature
                                  steps (ActionFormer's test_duration_thresh, 0.05); 0 keeps all,
                                  zero-length ones too (OpenTAD) */
+    int remove_duplicates;    /* 1: exact copies removed after Soft-NMS; 0: kept (ActionFormer) */
 } tal_head_config;
 
 /* Re2TAL THUMOS-14 e2e values (C_in 768, C 512, K 20, T 512, global attention, no PE). */
@@ -184,7 +199,10 @@ void tal_dets_free(tal_dets *d); /* leaves it zeroed; zeroed is fine */
  * levels (K > 1), segments clipped to [0, valid length] (cfg.clip_to_window; else unclipped
  * here), then those not longer than duration_thresh dropped (after the top-k, before NMS, as
  * ActionFormer; but measured after the clipping, which ActionFormer does later, so no clipped
- * segment of length 0 survives); appended to out, score order. */
+ * segment of length 0 survives); appended to out, score order. ActionFormer's way with
+ * cfg.pre_nms_per_level (threshold + top-k within each level, for any K; out gets level 0's in
+ * score order, then level 1's, ...) and cfg.clip_segments 0 (seconds clipped to the video only
+ * after NMS). */
 tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err);
 
 typedef struct tal_nms_opts {
@@ -194,18 +212,27 @@ typedef struct tal_nms_opts {
     float voting_thresh;/* > 0 and class-agnostic: score-weighted voting over pre-NMS segments */
     int max_seg_num;    /* keep the top ones (<= 0: all) */
     int drop_empty;     /* 1: segments of zero length after rounding to 0.01 s are dropped too */
+    int voting_iou_weight; /* weights score x IoU (ActionFormer's seg_voting), else score */
+    int keep_duplicates;   /* exact copies stay (ActionFormer), else removed */
 } tal_nms_opts;
 /* One window of a video (spec §8.4): decodes item b, converts what it appended to seconds
  * with the window's time map (rounded to 0.01 s / 1e-4 score when `round`), so that the windows
- * of one video can be pooled into `out` and Soft-NMS run once on the pool. */
+ * of one video can be pooled into `out` and Soft-NMS run once on the pool. With
+ * cfg.clip_segments 0 (ActionFormer) the seconds are not clipped to the duration here:
+ * tal_head_nms_video does it after the NMS. */
 tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *map, int round,
                                   tal_dets *out, tal_err *err);
 
 tal_nms_opts tal_head_nms_opts(const tal_head_config *c);
+/* Soft-NMS (+ voting) of one video's pooled detections in seconds with c's options; then, with
+ * c->clip_segments 0 (ActionFormer), segments clipped to [0, duration_s] (> 0). */
+tal_status tal_head_nms_video(const tal_head_config *c, tal_dets *d, double duration_s,
+                              tal_err *err);
 /* Soft-NMS (+ voting) of one video's pooled detections, in place: d ends sorted by score. Ties
  * in score keep the earlier item first. Zero-length segments have IoU 0 with everything, and
  * Gaussian decay never removes a copy, so exact duplicates (same label, start and end) are
- * removed afterwards, the higher score kept; with drop_empty, so are zero-length segments. */
+ * removed afterwards (unless keep_duplicates), the higher score kept; with drop_empty, so are
+ * zero-length segments. */
 tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err);
 /* Feature units -> seconds (clipped to the duration) for items [from, n); round: 0.01 s and
  * score 1e-4 (as OpenTAD's window pooling). */

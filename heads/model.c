@@ -1,7 +1,8 @@
 /* heads/model.c: ActionFormer's projection (masked conv embedding, transformer stem and branch
  * with MHCA), FPN identity neck and the shared cls / reg heads, forward and backward on
- * [B, C, T] with masks (spec-actionformer.md §2-§5, OpenTAD variant: LN eps 1e-6 in conv units
- * and the neck, 1e-5 in the blocks, mask re-applied after every activation). */
+ * [B, C, T] with masks (spec-actionformer.md §2-§5). OpenTAD variant: LN eps 1e-6 in conv units
+ * and the neck, 1e-5 in the blocks, mask re-applied after every activation; ActionFormer
+ * variant: eps 1e-5 everywhere, no mask after the conv units' ReLU. */
 #include "model.h"
 
 #include <math.h>
@@ -320,7 +321,13 @@ static tal_rng_key dp_key(const tal_head *h, int blk, int which) {
 }
 
 /* ---------------------------------------------------------------- conv unit ------------- */
-/* conv (k3, no bias) -> mask -> LN (eps 1e-6) -> ReLU -> mask */
+/* LN eps of the conv units and the neck (the blocks use 1e-5 in both variants). */
+static float unit_eps(const tal_head *h) {
+    return h->cfg.variant == TAL_HEAD_ACTIONFORMER ? 1e-5f : 1e-6f;
+}
+
+/* conv (k3, no bias) -> mask -> LN -> ReLU -> mask (OpenTAD; ActionFormer leaves the padded
+ * positions at relu(beta), which the next conv reads at the boundary) */
 static void unit_forward(tal_head *h, const conv_unit *u, unit_saved *s, tal_tensor x,
                          tal_tensor m) {
     int64_t B = x.shape[0], T = x.shape[2], C = V(h, u->w).shape[0];
@@ -331,12 +338,14 @@ static void unit_forward(tal_head *h, const conv_unit *u, unit_saved *s, tal_ten
     s->z = new3(h, h->act, B, C, T);
     tal_conv1d_forward(s->u, x, V(h, u->w), tal_tensor_none(), m, geom(1, 1, 1), h->scratch);
     if (h->plan) return;
-    tal_layernorm_ct_forward(s->z, s->mean, s->rstd, s->u, V(h, u->ln[0]), V(h, u->ln[1]), 1e-6f);
+    tal_layernorm_ct_forward(s->z, s->mean, s->rstd, s->u, V(h, u->ln[0]), V(h, u->ln[1]),
+                             unit_eps(h));
     tal_relu_forward(s->z, s->z);
-    tal_mask_columns(s->z, s->z, m);
+    if (h->cfg.variant != TAL_HEAD_ACTIONFORMER) tal_mask_columns(s->z, s->z, m);
 }
 
-/* dz is consumed (overwritten); writes dx (may be none). */
+/* dz is consumed (overwritten); writes dx (may be none). Either variant: ReLU's backward reads
+ * z, which is 0 where the forward masked it. */
 static void unit_backward(tal_head *h, const conv_unit *u, const unit_saved *s, tal_tensor dx,
                           tal_tensor dz, tal_tensor m) {
     size_t mark = tal_arena_mark(h->bwd);
@@ -560,7 +569,7 @@ void tal_head_forward(tal_head *h, tal_tensor x, tal_tensor mask) {
         ns->rstd = new2(h->act, B, Tl);
         if (!h->plan)
             tal_layernorm_ct_forward(ns->y, ns->mean, ns->rstd, h->feat[l], V(h, h->fpn_ln[l][0]),
-                                     V(h, h->fpn_ln[l][1]), 1e-6f);
+                                     V(h, h->fpn_ln[l][1]), unit_eps(h));
         tal_tensor cc = ns->y, rc = ns->y;
         for (int i = 0; i < c->n_head_convs; i++) {
             unit_forward(h, &h->cls_units[i], &h->cs[l][i], cc, h->mask[l]);

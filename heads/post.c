@@ -1,6 +1,7 @@
 /* heads/post.c: from head outputs to detections: decoding with threshold and top-k over all
- * levels, Gaussian Soft-NMS (per class or class-agnostic), score voting, seconds, and the
- * video-level classifier fusion (spec-actionformer.md §8). */
+ * levels (OpenTAD) or per level (ActionFormer), Gaussian Soft-NMS (per class or
+ * class-agnostic), score voting, seconds, and the video-level classifier fusion
+ * (spec-actionformer.md §8). */
 #include "model.h"
 
 #include <math.h>
@@ -48,48 +49,40 @@ static const float *item_on_host(tal_tensor t, int b, float **stage) {
     return dst;
 }
 
-tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err) {
-    const tal_head_config *c = &h->cfg;
-    TAL_ASSERT(h->fwd_done && b >= 0 && b < h->B);
-    int K = c->n_classes, all = K == 1 || c->pre_nms_topk <= 0;
-    /* candidates (point, class) over all levels, level 0 first */
-    int64_t n_all = (int64_t)tal_head_n_points(h) * K;
-    cand *cs = malloc((size_t)(n_all > 0 ? n_all : 1) * sizeof *cs);
-    /* a device head's outputs come to the host for decoding: classes, offsets, mask */
-    float *stage = h->dev == TAL_DEV_CPU ? NULL
-                   : malloc((size_t)(tal_head_n_points(h) * (K + 2) + h->T) * sizeof(float));
-    if (!cs || (h->dev != TAL_DEV_CPU && !stage)) {
-        free(cs);
-        free(stage);
-        return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
-    }
-    float *next = stage;
-    const float *cls[TAL_HEAD_MAX_LEVELS], *reg[TAL_HEAD_MAX_LEVELS];
-    for (int l = 0; l < h->n_levels; l++) {
-        cls[l] = item_on_host(h->cls_out[l], b, &next);
-        reg[l] = item_on_host(h->reg_out[l], b, &next);
-    }
-    const float *mask0 = item_on_host(h->mask[0], b, &next);
-    double valid_len = 0;
-    for (int64_t t = 0; t < h->T; t++) valid_len += mask0[t] > 0;
-    int n = 0;
+/* One item's outputs on the host. */
+typedef struct host_outputs {
+    const float *cls[TAL_HEAD_MAX_LEVELS], *reg[TAL_HEAD_MAX_LEVELS], *mask0;
+} host_outputs;
+
+/* Candidates (point, class) of levels [l0, l1), level l0 first, in cs from cs[0]; with
+ * `thresh`, only scores above cfg.pre_nms_thresh. Returns how many. */
+static int gather(const tal_head *h, const host_outputs *o, int l0, int l1, int thresh,
+                  cand *cs) {
+    int K = h->cfg.n_classes, n = 0;
     int64_t pt = 0;
-    for (int l = 0; l < h->n_levels; l++) {
+    for (int l = 0; l < l0; l++) pt += h->mask[l].shape[1];
+    for (int l = l0; l < l1; l++) {
         int64_t Tl = h->mask[l].shape[1];
-        const float *x = cls[l];
+        const float *x = o->cls[l];
         for (int64_t i = 0; i < Tl; i++, pt++) {
-            if (mask0[i << l] <= 0) continue; /* level l's mask: every 2^l-th of level 0's */
+            if (o->mask0[i << l] <= 0) continue; /* level l's mask: every 2^l-th of level 0's */
             for (int k = 0; k < K; k++) {
                 float s = sigmoidf(x[k * Tl + i]);
-                if (isnan(s) || (!all && !(s > c->pre_nms_thresh))) continue; /* NaN: no order */
+                if (isnan(s) || (thresh && !(s > h->cfg.pre_nms_thresh))) continue; /* NaN */
                 cs[n].score = s;
                 cs[n].idx = (int)(pt * K + k);
                 n++;
             }
         }
     }
-    qsort(cs, (size_t)n, sizeof *cs, by_score_desc);
-    if (!all && n > c->pre_nms_topk) n = c->pre_nms_topk;
+    return n;
+}
+
+/* Appends the segments of candidates cs[0..n) (score order) to out. */
+static tal_status emit(const tal_head *h, const host_outputs *o, const cand *cs, int n,
+                       double valid_len, tal_dets *out, tal_err *err) {
+    const tal_head_config *c = &h->cfg;
+    int K = c->n_classes;
     tal_status rc = TAL_OK;
     for (int j = 0; j < n && rc == TAL_OK; j++) {
         int64_t p_idx = cs[j].idx / K, rem = p_idx;
@@ -97,7 +90,7 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
         while (rem >= h->mask[l].shape[1]) rem -= h->mask[l].shape[1], l++;
         int64_t Tl = h->mask[l].shape[1];
         double s = (double)(1 << l), p = (double)rem * s;
-        const float *r = reg[l];
+        const float *r = o->reg[l];
         double st = p - r[rem] * s, en = p + r[Tl + rem] * s;
         if (c->clip_to_window) { /* OpenTAD clips only in seconds, to the video */
             st = st < 0 ? 0 : st > valid_len ? valid_len : st;
@@ -110,22 +103,74 @@ tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err
         tal_detection d = {st, en, cs[j].score, k};
         rc = tal_dets_push(out, d, err);
     }
+    return rc;
+}
+
+tal_status tal_head_decode(const tal_head *h, int b, tal_dets *out, tal_err *err) {
+    const tal_head_config *c = &h->cfg;
+    TAL_ASSERT(h->fwd_done && b >= 0 && b < h->B);
+    int K = c->n_classes, per_level = c->pre_nms_per_level;
+    int all = !per_level && (K == 1 || c->pre_nms_topk <= 0);
+    int64_t n_all = (int64_t)tal_head_n_points(h) * K;
+    cand *cs = malloc((size_t)(n_all > 0 ? n_all : 1) * sizeof *cs);
+    /* a device head's outputs come to the host for decoding: classes, offsets, mask */
+    float *stage = h->dev == TAL_DEV_CPU ? NULL
+                   : malloc((size_t)(tal_head_n_points(h) * (K + 2) + h->T) * sizeof(float));
+    if (!cs || (h->dev != TAL_DEV_CPU && !stage)) {
+        free(cs);
+        free(stage);
+        return tal_err_set(err, TAL_ENOMEM, "decode: out of memory");
+    }
+    float *next = stage;
+    host_outputs o;
+    for (int l = 0; l < h->n_levels; l++) {
+        o.cls[l] = item_on_host(h->cls_out[l], b, &next);
+        o.reg[l] = item_on_host(h->reg_out[l], b, &next);
+    }
+    o.mask0 = item_on_host(h->mask[0], b, &next);
+    double valid_len = 0;
+    for (int64_t t = 0; t < h->T; t++) valid_len += o.mask0[t] > 0;
+    tal_status rc = TAL_OK;
+    /* OpenTAD: one pool over all levels; ActionFormer: each level on its own, in level order */
+    int n_pools = per_level ? h->n_levels : 1;
+    for (int g = 0; g < n_pools && rc == TAL_OK; g++) {
+        int n = per_level ? gather(h, &o, g, g + 1, 1, cs)
+                          : gather(h, &o, 0, h->n_levels, !all, cs);
+        qsort(cs, (size_t)n, sizeof *cs, by_score_desc);
+        if (!all && c->pre_nms_topk > 0 && n > c->pre_nms_topk) n = c->pre_nms_topk;
+        rc = emit(h, &o, cs, n, valid_len, out, err);
+    }
     free(cs);
     free(stage);
     return rc;
+}
+
+static void to_seconds(tal_dets *d, int from, const tal_time_map *map, int round, int clip) {
+    for (int i = from; i < d->n; i++) {
+        tal_detection *x = &d->items[i];
+        x->start = clip ? tal_time_feat_to_s(map, x->start)
+                        : tal_time_feat_to_s_unclipped(map, x->start);
+        x->end = clip ? tal_time_feat_to_s(map, x->end) : tal_time_feat_to_s_unclipped(map, x->end);
+        if (round) {
+            x->start = floor(x->start * 100 + 0.5) / 100;
+            x->end = floor(x->end * 100 + 0.5) / 100;
+            x->score = (float)(floor(x->score * 1e4 + 0.5) / 1e4);
+        }
+    }
 }
 
 tal_status tal_head_decode_window(const tal_head *h, int b, const tal_time_map *map, int round,
                                   tal_dets *out, tal_err *err) {
     int from = out->n;
     tal_status rc = tal_head_decode(h, b, out, err);
-    if (rc == TAL_OK) tal_dets_to_seconds(out, from, map, round);
+    if (rc == TAL_OK) to_seconds(out, from, map, round, h->cfg.clip_segments);
     return rc;
 }
 
 tal_nms_opts tal_head_nms_opts(const tal_head_config *c) {
     tal_nms_opts o = {c->nms_sigma, c->nms_min_score, c->nms_multiclass, c->voting_thresh,
-                      c->max_seg_num, c->duration_thresh > 0};
+                      c->max_seg_num, c->duration_thresh > 0, c->voting_iou_weight,
+                      !c->remove_duplicates};
     return o;
 }
 
@@ -136,6 +181,14 @@ static double iou_nms(const tal_detection *a, const tal_detection *b) {
     if (inter < 0) inter = 0;
     double la = a->end - a->start + 1e-6, lb = b->end - b->start + 1e-6;
     return inter / (la + lb - inter);
+}
+
+/* IoU without the epsilon, as ActionFormer's seg_voting (0 / 0 for two empty segments at one
+ * point: NaN, which no threshold keeps). */
+static double iou_plain(const tal_detection *a, const tal_detection *b) {
+    double inter = fmin(a->end, b->end) - fmax(a->start, b->start);
+    if (inter < 0) inter = 0;
+    return inter / ((a->end - a->start) + (b->end - b->start) - inter);
 }
 
 /* Gaussian Soft-NMS over items[0..n) (in place); returns how many were kept, in emission
@@ -195,10 +248,10 @@ static int by_segment(const void *a, const void *b) {
     return x->idx - y->idx;
 }
 
-/* Keeps the first of each run of exact duplicates (same label, start, end) in it[0..n) and,
- * with drop_empty, no segment with end <= start; the order of the rest stays. Returns the new
- * count, or -1 out of memory. */
-static int drop_duplicates(tal_detection *it, int n, int drop_empty) {
+/* Keeps the first of each run of exact duplicates (same label, start, end) in it[0..n) (with
+ * copies) and, with drop_empty, no segment with end <= start; the order of the rest stays.
+ * Returns the new count, or -1 out of memory. */
+static int drop_duplicates(tal_detection *it, int n, int drop_empty, int copies) {
     seg_key *keys = malloc((size_t)(n > 0 ? n : 1) * sizeof *keys);
     char *drop = calloc((size_t)(n > 0 ? n : 1), 1);
     if (!keys || !drop) {
@@ -210,7 +263,8 @@ static int drop_duplicates(tal_detection *it, int n, int drop_empty) {
     qsort(keys, (size_t)n, sizeof *keys, by_segment);
     for (int i = 1; i < n; i++) {
         const seg_key *a = &keys[i - 1], *b = &keys[i];
-        if (a->label == b->label && a->start == b->start && a->end == b->end) drop[b->idx] = 1;
+        if (copies && a->label == b->label && a->start == b->start && a->end == b->end)
+            drop[b->idx] = 1;
     }
     int w = 0;
     for (int i = 0; i < n; i++)
@@ -251,10 +305,13 @@ tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
         for (int i = 0; i < total; i++) {
             double ws = 0, st = 0, en = 0;
             for (int j = 0; j < n; j++) {
-                if (iou_nms(&d->items[i], &pre[j]) < o->voting_thresh) continue;
-                ws += pre[j].score;
-                st += pre[j].score * pre[j].start;
-                en += pre[j].score * pre[j].end;
+                double iou = o->voting_iou_weight ? iou_plain(&d->items[i], &pre[j])
+                                                  : iou_nms(&d->items[i], &pre[j]);
+                if (!(iou >= o->voting_thresh)) continue;
+                double w = o->voting_iou_weight ? pre[j].score * iou : pre[j].score;
+                ws += w;
+                st += w * pre[j].start;
+                en += w * pre[j].end;
             }
             if (ws > 0) {
                 d->items[i].start = st / ws;
@@ -264,8 +321,9 @@ tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
     free(pre);
     d->n = total;
     if (rc == TAL_OK) rc = stable_sort(d->items, total, 0, err);
-    if (rc == TAL_OK) { /* in score order now: the first of a set of duplicates scores highest */
-        int kept = drop_duplicates(d->items, d->n, o->drop_empty);
+    if (rc == TAL_OK && (!o->keep_duplicates || o->drop_empty)) {
+        /* in score order now: the first of a set of duplicates scores highest */
+        int kept = drop_duplicates(d->items, d->n, o->drop_empty, !o->keep_duplicates);
         if (kept < 0) rc = tal_err_set(err, TAL_ENOMEM, "soft-nms: out of memory");
         else d->n = kept;
     }
@@ -283,16 +341,21 @@ tal_status tal_soft_nms(tal_dets *d, const tal_nms_opts *o, tal_err *err) {
 }
 
 void tal_dets_to_seconds(tal_dets *d, int from, const tal_time_map *map, int round) {
-    for (int i = from; i < d->n; i++) {
-        tal_detection *x = &d->items[i];
-        x->start = tal_time_feat_to_s(map, x->start);
-        x->end = tal_time_feat_to_s(map, x->end);
-        if (round) {
-            x->start = floor(x->start * 100 + 0.5) / 100;
-            x->end = floor(x->end * 100 + 0.5) / 100;
-            x->score = (float)(floor(x->score * 1e4 + 0.5) / 1e4);
+    to_seconds(d, from, map, round, 1);
+}
+
+tal_status tal_head_nms_video(const tal_head_config *c, tal_dets *d, double duration_s,
+                              tal_err *err) {
+    tal_nms_opts o = tal_head_nms_opts(c);
+    tal_status rc = tal_soft_nms(d, &o, err);
+    if (rc == TAL_OK && !c->clip_segments)
+        for (int i = 0; i < d->n; i++) {
+            tal_detection *x = &d->items[i];
+            x->start = x->start < 0 ? 0 : duration_s > 0 && x->start > duration_s ? duration_s
+                                                                                  : x->start;
+            x->end = x->end < 0 ? 0 : duration_s > 0 && x->end > duration_s ? duration_s : x->end;
         }
-    }
+    return rc;
 }
 
 tal_status tal_dets_fuse_classifier(tal_dets *out, const tal_dets *agnostic,

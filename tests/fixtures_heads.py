@@ -87,10 +87,11 @@ def pos_encoding(C, T):
     return pe / math.sqrt(C)
 
 
-def unit(x, m, p, pre):
+def unit(x, m, p, pre, af):
+    """OpenTAD: LN eps 1e-6, masked after the ReLU; ActionFormer (af): eps 1e-5, not masked."""
     y = F.conv1d(x, p[pre + ".conv.weight"], None, padding=1) * m
-    y = ln_c(y, p[pre + ".norm.weight"], p[pre + ".norm.bias"], 1e-6)
-    return F.relu(y) * m
+    y = ln_c(y, p[pre + ".norm.weight"], p[pre + ".norm.bias"], 1e-5 if af else 1e-6)
+    return F.relu(y) if af else F.relu(y) * m
 
 
 def block(x, m, p, pre, stride, n_head, win):
@@ -131,9 +132,10 @@ def block(x, m, p, pre, stride, n_head, win):
 
 def forward(cfg, p, x, mask):
     e, s, br = cfg["arch"]
+    af = cfg.get("variant") == "actionformer"
     m = mask[:, None, :]
     for i in range(e):
-        x = unit(x, m, p, f"projection.embed.{i}")
+        x = unit(x, m, p, f"projection.embed.{i}", af)
     if cfg["use_abs_pe"]:
         x = x + pos_encoding(cfg["channels"], x.shape[2]) * m
     feats, masks = [], []
@@ -147,11 +149,12 @@ def forward(cfg, p, x, mask):
         masks.append(m)
     cls, reg = [], []
     for l, (f, m) in enumerate(zip(feats, masks)):
-        n = ln_c(f, p[f"neck.fpn_norms.{l}.weight"], p[f"neck.fpn_norms.{l}.bias"], 1e-6)
+        n = ln_c(f, p[f"neck.fpn_norms.{l}.weight"], p[f"neck.fpn_norms.{l}.bias"],
+                 1e-5 if af else 1e-6)
         c, r = n, n
         for i in range(2):
-            c = unit(c, m, p, f"rpn_head.cls_convs.{i}")
-            r = unit(r, m, p, f"rpn_head.reg_convs.{i}")
+            c = unit(c, m, p, f"rpn_head.cls_convs.{i}", af)
+            r = unit(r, m, p, f"rpn_head.reg_convs.{i}", af)
         cls.append(F.conv1d(c, p["rpn_head.cls_head.weight"], p["rpn_head.cls_head.bias"], padding=1) * m)
         rr = F.conv1d(r, p["rpn_head.reg_head.weight"], p["rpn_head.reg_head.bias"], padding=1) * m
         reg.append(F.relu(p[f"rpn_head.scale.{l}.scale"] * rr))
@@ -238,18 +241,21 @@ def losses(cfg, cls, reg, masks, gts, norm0):
     return cls_loss, reg_loss, ct, rt, num_pos, norm
 
 
-def config(win, pe, smoothing):
-    return dict(in_channels=6, channels=8, n_classes=3, arch=(2, 1, 2), n_head=2, mha_win=win,
-                use_abs_pe=pe, center_radius=1.5, label_smoothing=smoothing,
-                regression_range=[(0, 4), (4, 8), (8, 10000)])
+def config(win, pe, smoothing, variant):
+    cfg = dict(in_channels=6, channels=8, n_classes=3, arch=(2, 1, 2), n_head=2, mha_win=win,
+               use_abs_pe=pe, center_radius=1.5, label_smoothing=smoothing,
+               regression_range=[(0, 4), (4, 8), (8, 10000)])
+    if variant != "opentad":
+        cfg["variant"] = variant
+    return cfg
 
 
 GTS = [([(2.0, 5.5), (9.0, 19.0), (20.0, 29.0), (21.0, 30.0)], [0, 2, 1, 1]),
        ([(1.0, 3.0), (4.0, 16.0), (4.0, 16.0005)], [1, 0, 2])]
 
 
-def one(name, win, pe, smoothing, seed):
-    cfg = config(win, pe, smoothing)
+def one(name, win, pe, smoothing, seed, variant="opentad"):
+    cfg = config(win, pe, smoothing, variant)
     g = torch.Generator().manual_seed(seed)
     p = make_params(cfg, g)
     B, T = 2, 32
@@ -289,3 +295,5 @@ def generate():
     torch.manual_seed(0)
     one("heads_global", -1, True, 0.1, 1)
     one("heads_local", 9, False, 0.0, 2)  # level 2 has T = 8 < 9: the band runs off both ends
+    # ActionFormer's release: padded positions of the conv units hold relu(beta)
+    one("heads_actionformer", 5, False, 0.0, 3, variant="actionformer")

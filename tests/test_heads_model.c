@@ -1,5 +1,6 @@
 /* tests/test_heads_model.c: the ActionFormer head against the PyTorch reference of
- * tests/fixtures_heads.py (global attention + PE + label smoothing; local window 5): forward
+ * tests/fixtures_heads.py (global attention + PE + label smoothing; local window 9; the
+ * ActionFormer variant with window 5): forward
  * per level, gradients of every parameter and of the input, targets, losses and their
  * gradients; finite differences of the backward in training mode (drop-path on); planning. */
 #include <math.h>
@@ -48,11 +49,13 @@ static tal_tensor video_of(tal_tensor batch, int b) {
     return tal_tensor_reshape(tal_tensor_slice0(batch, b, 1), 2, &batch.shape[1]);
 }
 
-static void check_fixture(const char *name, int win, int pe, float smoothing) {
+static void check_fixture(const char *name, int win, int pe, float smoothing,
+                          tal_head_variant variant) {
     fixture fx;
     fixture_load(&fx, name);
     tal_head_config cfg;
     small_config(&cfg, win, pe, smoothing);
+    cfg.variant = variant;
     model m;
     model_make(&m, &cfg, 2);
     load_params(&m, &fx);
@@ -121,8 +124,15 @@ static void check_fixture(const char *name, int win, int pe, float smoothing) {
     fixture_free(&fx);
 }
 
-Test(heads_model, global_attention_pe_matches_torch) { check_fixture("heads_global", -1, 1, 0.1f); }
-Test(heads_model, local_attention_matches_torch) { check_fixture("heads_local", 9, 0, 0.0f); }
+Test(heads_model, global_attention_pe_matches_torch) {
+    check_fixture("heads_global", -1, 1, 0.1f, TAL_HEAD_OPENTAD);
+}
+Test(heads_model, local_attention_matches_torch) {
+    check_fixture("heads_local", 9, 0, 0.0f, TAL_HEAD_OPENTAD);
+}
+Test(heads_model, actionformer_variant_matches_torch) {
+    check_fixture("heads_actionformer", 5, 0, 0.0f, TAL_HEAD_ACTIONFORMER);
+}
 
 /* ---------------------------------------------------------------- finite differences ---- */
 typedef struct fd_ctx {
@@ -172,9 +182,10 @@ static void fd_check(fd_ctx *c, const char *what, tal_tensor value, tal_tensor g
     g_checked += checked;
 }
 
-static void fd_run(int win, int pe) {
+static void fd_run(int win, int pe, tal_head_variant variant, uint64_t step) {
     tal_head_config cfg;
     small_config(&cfg, win, pe, 0);
+    cfg.variant = variant;
     cfg.path_pdrop = 0.5f; /* drop-path on: some samples dropped in some blocks */
     cfg.seed = 11;
     model m;
@@ -183,6 +194,9 @@ static void fd_run(int win, int pe) {
     for (int i = 0; i < tal_params_count(m.params); i++) {
         tal_param *p = tal_params_at(m.params, i);
         if (strstr(p->name, "drop_path")) test_fill_uniform(p->value, 100 + i);
+        /* ActionFormer: LN biases off 0, so padded positions hold relu(beta) off the kink */
+        if (variant == TAL_HEAD_ACTIONFORMER && strstr(p->name, "norm.bias"))
+            tal_fill(p->value, 0.25f);
     }
     fd_ctx c = {.m = &m};
     g_ok = g_checked = 0;
@@ -197,7 +211,7 @@ static void fd_run(int win, int pe) {
         test_fill_uniform(c.w_cls[l], 20 + l);
         test_fill_uniform(c.w_reg[l], 30 + l);
     }
-    tal_head_set_train(m.head, 1, 3);
+    tal_head_set_train(m.head, 1, step);
     objective(&c);
     tal_params_zero_grad(m.params);
     tal_tensor dx = test_tensor_like(c.x);
@@ -212,8 +226,18 @@ static void fd_run(int win, int pe) {
     model_free(&m);
 }
 
-Test(heads_model, backward_matches_finite_differences_global) { fd_run(-1, 1); }
-Test(heads_model, backward_matches_finite_differences_local) { fd_run(3, 0); }
+Test(heads_model, backward_matches_finite_differences_global) {
+    fd_run(-1, 1, TAL_HEAD_OPENTAD, 3);
+}
+Test(heads_model, backward_matches_finite_differences_local) {
+    fd_run(3, 0, TAL_HEAD_OPENTAD, 3);
+}
+/* Item 1 is padded from 23: the unmasked relu(beta) reaches the next conv at the boundary.
+ * Drop-path step 4: step 3's dropped samples put a kink right at these parameters (either
+ * variant, once the LN biases are 0.25), which central differences cannot see through. */
+Test(heads_model, backward_matches_finite_differences_actionformer) {
+    fd_run(3, 0, TAL_HEAD_ACTIONFORMER, 4);
+}
 
 Test(heads_model, drop_path_changes_training_output_only) {
     tal_head_config cfg;
@@ -269,14 +293,19 @@ Test(heads_model, prepare_again_gives_the_same_outputs) {
     model_free(&m);
 }
 
-Test(heads_model, masked_positions_do_not_leak) {
-    /* Changing features in the padded tail must not change any valid output, except through
-     * the first embedding conv's receptive field (position 17 next to the last valid 16): as in
-     * OpenTAD, the input is not masked before that conv. */
+/* Changing features in the padded tail must not change any valid output, except through the
+ * first embedding conv's receptive field (position 17 next to the last valid 16): as in OpenTAD
+ * and ActionFormer, the input is not masked before that conv. In ActionFormer's variant the
+ * padded positions hold relu(beta) after each conv unit, which does not depend on the input. */
+static void masked_positions_do_not_leak(tal_head_variant variant) {
     tal_head_config cfg;
     small_config(&cfg, -1, 1, 0);
+    cfg.variant = variant;
     model m;
     model_make(&m, &cfg, 1);
+    for (int i = 0; i < tal_params_count(m.params); i++) /* relu(beta) > 0 in some channels */
+        if (strstr(tal_params_at(m.params, i)->name, "norm.bias"))
+            test_fill_uniform(tal_params_at(m.params, i)->value, 300 + i);
     tal_tensor x = test_tensor(3, (int64_t[]){1, 6, 32}), mask = test_tensor(2, (int64_t[]){1, 32});
     test_fill_uniform(x, 7);
     for (int t = 0; t < 17; t++) mask.data[t] = 1;
@@ -294,6 +323,11 @@ Test(heads_model, masked_positions_do_not_leak) {
         expect_close(tal_head_reg(m.head, l), r0[l], 1e-6, 1e-6);
     }
     model_free(&m);
+}
+
+Test(heads_model, masked_positions_do_not_leak) { masked_positions_do_not_leak(TAL_HEAD_OPENTAD); }
+Test(heads_model, masked_positions_do_not_leak_actionformer) {
+    masked_positions_do_not_leak(TAL_HEAD_ACTIONFORMER);
 }
 
 Test(heads_model, names_and_init_follow_opentad) {
@@ -351,4 +385,27 @@ Test(heads_model, config_from_json_and_errors) {
                  TAL_EINVAL);
     cr_assert(strstr(err.msg, "max_seq_len"), "%s", err.msg);
     cr_assert_eq(tal_head_config_from_json(&c, "cfg.json", "[1]", &err), TAL_EINVAL);
+    /* ActionFormer's model and post-processing */
+    cr_assert_eq(c.variant, TAL_HEAD_OPENTAD);
+    cr_assert(c.clip_segments == 1 && c.round_results == 1, "OpenTAD clips and rounds");
+    json = "{\"variant\": \"actionformer\", \"pre_nms_per_level\": 1, \"duration_thresh\": 0.05,"
+           " \"clip_segments\": 0, \"voting_iou_weight\": 1}";
+    cr_assert_eq(tal_head_config_from_json(&c, "cfg.json", json, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(c.variant, TAL_HEAD_ACTIONFORMER);
+    cr_assert(c.pre_nms_per_level == 1 && c.clip_segments == 0 && c.voting_iou_weight == 1);
+    cr_assert_float_eq(c.duration_thresh, 0.05f, 1e-9);
+    static const char *bad[][2] = {{"{\"variant\": \"af\"}", "variant"},
+                                   {"{\"variant\": 1}", "variant"},
+                                   {"{\"clip_segments\": 2}", "clip_segments"},
+                                   {"{\"pre_nms_per_level\": -1}", "pre_nms_per_level"},
+                                   {"{\"voting_iou_weight\": 3}", "voting_iou_weight"},
+                                   {"{\"duration_thresh\": -0.1}", "duration_thresh"},
+                                   {"{\"round_results\": 2}", "round_results"},
+                                   {"{\"remove_duplicates\": 2}", "remove_duplicates"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(tal_head_config_from_json(&c, "cfg.json", bad[i][0], &err), TAL_EINVAL,
+                     "%s", bad[i][0]);
+        cr_assert(strstr(err.msg, bad[i][1]) && strstr(err.msg, "cfg.json"), "%s", err.msg);
+    }
+    cr_assert_eq(c.variant, TAL_HEAD_ACTIONFORMER, "a failed parse leaves the config as it was");
 }

@@ -19,7 +19,7 @@ static tal_dets make(const tal_detection *d, int n) {
 }
 
 static tal_nms_opts opts(int multiclass, float vote, int max_seg) {
-    tal_nms_opts o = {0.7f, 0.001f, multiclass, vote, max_seg, 0};
+    tal_nms_opts o = {0.7f, 0.001f, multiclass, vote, max_seg, 0, 0, 0};
     return o;
 }
 
@@ -114,6 +114,20 @@ Test(heads_nms, exact_duplicates_are_removed_keeping_the_higher_score) {
     tal_dets_free(&d);
 }
 
+/* ActionFormer keeps exact copies: Gaussian decay (IoU 1) leaves exp(-1 / 0.7) of the score */
+Test(heads_nms, exact_duplicates_kept_as_actionformer) {
+    tal_detection in[] = {{1, 2, 0.9f, 0}, {1, 2, 0.6f, 0}};
+    tal_err err = {0};
+    tal_dets d = make(in, 2);
+    tal_nms_opts o = opts(1, 0, 0);
+    o.keep_duplicates = 1;
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert_eq(d.n, 2);
+    double iou = 1.0 / (1 + 2e-6);
+    NEAR(d.items[1].score, 0.6 * exp(-iou * iou / 0.7));
+    tal_dets_free(&d);
+}
+
 Test(heads_nms, empty_min_score_and_cap) {
     tal_err err = {0};
     tal_dets d = {0};
@@ -149,6 +163,24 @@ Test(heads_nms, voting_averages_overlapping_pre_nms_segments) {
     o = opts(1, 0.5f, 0);
     cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
     NEAR(d.items[0].start, 0);
+    tal_dets_free(&d);
+}
+
+/* ActionFormer's seg_voting: weights score x IoU over the pre-NMS segments with IoU >= thresh */
+Test(heads_nms, voting_weighted_by_iou_as_actionformer) {
+    tal_detection in[] = {{0, 10, 0.9f, 0}, {1, 11, 0.6f, 0}, {50, 60, 0.4f, 0}};
+    tal_err err = {0};
+    tal_dets d = make(in, 3);
+    tal_nms_opts o = opts(0, 0.5f, 0);
+    o.voting_iou_weight = 1;
+    cr_assert_eq(tal_soft_nms(&d, &o, &err), TAL_OK);
+    cr_assert_eq(d.n, 3);
+    double iou = 9.0 / 11.0, w = 0.6 * iou;
+    NEAR(d.items[0].start, w / (0.9 + w));
+    NEAR(d.items[0].end, 10 + w / (0.9 + w));
+    NEAR(d.items[1].start, 50);
+    w = 0.9 * iou; /* the kept [1, 11]: itself at weight 0.6, [0, 10] at 0.9 x IoU */
+    NEAR(d.items[2].start, 0.6 / (0.6 + w));
     tal_dets_free(&d);
 }
 
@@ -188,12 +220,10 @@ Test(heads_post, seconds_in_resize_and_window_modes) {
 }
 
 /* ---------------------------------------------------------------- decoding -------------- */
-static tal_head *small_head_cfg(tal_params **pp, int K, int clip_to_window,
-                               float duration_thresh) {
+static tal_head_config small_config(int K) {
     tal_head_config c;
     tal_head_config_thumos(&c);
-    c.clip_to_window = clip_to_window;
-    c.duration_thresh = duration_thresh;
+    c.clip_to_window = 1; /* the decoding tests below read segments clipped to the window */
     c.in_channels = 4;
     c.channels = 8;
     c.n_classes = K;
@@ -201,6 +231,10 @@ static tal_head *small_head_cfg(tal_params **pp, int K, int clip_to_window,
     c.arch[1] = 1;
     c.arch[2] = 2;
     c.n_head = 2;
+    return c;
+}
+
+static tal_head *small_head_of(tal_params **pp, tal_head_config c) {
     tal_err err = {0};
     tal_head *h = NULL;
     *pp = tal_params_create();
@@ -212,13 +246,19 @@ static tal_head *small_head_cfg(tal_params **pp, int K, int clip_to_window,
     return h;
 }
 
-static tal_head *small_head_clip(tal_params **pp, int K, int clip_to_window) {
-    return small_head_cfg(pp, K, clip_to_window, 0.05f);
-}
 static tal_head *small_head_thresh(tal_params **pp, int K, float duration_thresh) {
-    return small_head_cfg(pp, K, 1, duration_thresh);
+    tal_head_config c = small_config(K);
+    c.duration_thresh = duration_thresh;
+    return small_head_of(pp, c);
 }
-static tal_head *small_head(tal_params **pp, int K) { return small_head_cfg(pp, K, 1, 0.05f); }
+
+static tal_head *small_head_clip(tal_params **pp, int K, int clip_to_window) {
+    tal_head_config c = small_config(K);
+    c.clip_to_window = clip_to_window;
+    return small_head_of(pp, c);
+}
+
+static tal_head *small_head(tal_params **pp, int K) { return small_head_thresh(pp, K, 0.05f); }
 
 /* A forward on a window of 32 positions, 24 valid, after which every class score is -20: the
  * tests then craft the few outputs they decode. */
@@ -288,6 +328,64 @@ Test(heads_post, opentad_clipping_keeps_segments_past_the_window) {
     NEAR(d.items[0].start, 0);
     NEAR(d.items[0].end, (4 * 4 + 8) / 8.0);
     NEAR(d.items[1].end, 12);
+    tal_dets_free(&d);
+    tal_head_destroy(h);
+    tal_params_destroy(pp);
+}
+
+/* ActionFormer's decoding: threshold + top-k within each level, level by level; segments not
+ * clipped to the valid length; segments not longer than duration_thresh dropped after the
+ * top-k. */
+Test(heads_post, decode_per_level_as_actionformer) {
+    tal_head_config c = small_config(3);
+    c.pre_nms_per_level = 1;
+    c.pre_nms_topk = 2;
+    c.duration_thresh = 0.5f;
+    c.clip_segments = 0;
+    c.clip_to_window = 0;
+    tal_params *pp;
+    tal_head *h = small_head_of(&pp, c);
+    tal_tensor x = test_tensor(3, (int64_t[]){1, 4, 32}), m = test_tensor(2, (int64_t[]){1, 32});
+    test_fill_uniform(x, 3);
+    for (int t = 0; t < 24; t++) m.data[t] = 1;
+    tal_head_forward(h, x, m);
+    for (int l = 0; l < 3; l++) tal_fill(tal_head_cls(h, l), -20.0f);
+    tal_tensor c0 = tal_head_cls(h, 0), r0 = tal_head_reg(h, 0);
+    tal_tensor c1 = tal_head_cls(h, 1), r1 = tal_head_reg(h, 1);
+    c0.data[1 * 32 + 5] = 1.0f; /* A: level 0, p 5, class 1: [4, 6] */
+    r0.data[5] = 1;
+    r0.data[32 + 5] = 1;
+    c0.data[2 * 32 + 9] = 0.8f; /* B: p 9, class 2: [8, 11] */
+    r0.data[9] = 1;
+    r0.data[32 + 9] = 2;
+    c0.data[0 * 32 + 7] = 0.5f; /* C: third on level 0: over the per-level top-2 */
+    c1.data[2 * 16 + 3] = 3.0f; /* D: best overall, [5.8, 6.2]: 0.4 long, dropped */
+    r1.data[3] = 0.1f;
+    r1.data[16 + 3] = 0.1f;
+    c1.data[0 * 16 + 11] = -1.0f; /* E: level 1, p 22: [21, 30], past the valid 24 */
+    r1.data[11] = 0.5f;
+    r1.data[16 + 11] = 4.0f;
+    tal_dets d = {0};
+    tal_err err = {0};
+    cr_assert_eq(tal_head_decode(h, 0, &d, &err), TAL_OK);
+    cr_assert_eq(d.n, 3, "A, B from level 0, then E (D too short, C over level 0's top-k)");
+    NEAR(d.items[0].start, 4);
+    NEAR(d.items[0].score, 1 / (1 + exp(-1.0)));
+    cr_assert_eq(d.items[0].label, 1);
+    NEAR(d.items[1].end, 11);
+    NEAR(d.items[2].start, 21);
+    NEAR(d.items[2].end, 30); /* not clipped */
+    cr_assert_eq(d.items[2].label, 0);
+    tal_dets_free(&d);
+    /* the app's way: seconds (x * 4 + 0.5 * 16) / 30, unclipped until after the NMS */
+    tal_time_map map = {.fps = 30, .snippet_stride = 4, .offset_frames = 8, .duration_s = 3.5};
+    cr_assert_eq(tal_head_decode_window(h, 0, &map, 0, &d, &err), TAL_OK);
+    NEAR(d.items[2].end, (30 * 4 + 8) / 30.0);
+    cr_assert_eq(tal_head_nms_video(&c, &d, 3.5, &err), TAL_OK, "%s", err.msg);
+    cr_assert_eq(d.n, 3);
+    NEAR(d.items[0].start, (4 * 4 + 8) / 30.0);
+    NEAR(d.items[2].start, (21 * 4 + 8) / 30.0);
+    NEAR(d.items[2].end, 3.5);
     tal_dets_free(&d);
     tal_head_destroy(h);
     tal_params_destroy(pp);

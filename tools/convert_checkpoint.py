@@ -12,10 +12,14 @@ two wrappers: DDP's leading "module." is dropped, and an OpenTAD detector's
                    else "model" / "module" / the top level
   --weights ema    "state_dict_ema" (an error if absent)
   --weights model  "state_dict" (the live weights, not the EMA ones)
+An ActionFormer (actionformer_release) detector's state dict is recognised by its
+"cls_head.cls_head.conv.weight" and renamed to the head's OpenTAD names, LayerNorms (1, C, 1)
+-> (C) (its model then needs "variant": "actionformer" in the head config).
 The choice is printed and kept in the file's metadata ("weights", "ema_available"), where
 `re2tal import` reads it. Usage:
     tools/convert_checkpoint.py IN.pth OUT.safetensors [--weights auto|ema|model]"""
 import json
+import re
 import struct
 import sys
 
@@ -47,9 +51,42 @@ def pick_state(ckpt, weights):
     return ckpt, "(top level)", has_ema
 
 
+def actionformer_to_opentad(sd):
+    """ActionFormer's PtTransformer names -> re2tal's (OpenTAD's) head names, or sd unchanged
+    when it is not an ActionFormer state dict. Fails naming any tensor it cannot place."""
+    if "cls_head.cls_head.conv.weight" not in sd:
+        return sd
+    rules = [(r"backbone\.embd\.(\d+)\.conv\.", r"projection.embed.\1.conv."),
+             (r"backbone\.embd_norm\.(\d+)\.", r"projection.embed.\1.norm."),
+             (r"backbone\.(stem|branch)\.", r"projection.\1."),
+             (r"neck\.fpn_norms\.", r"neck.fpn_norms."),
+             (r"(cls|reg)_head\.head\.(\d+)\.conv\.", r"rpn_head.\1_convs.\2.conv."),
+             (r"(cls|reg)_head\.norm\.(\d+)\.", r"rpn_head.\1_convs.\2.norm."),
+             (r"cls_head\.cls_head\.conv\.", r"rpn_head.cls_head."),
+             (r"reg_head\.offset_head\.conv\.", r"rpn_head.reg_head."),
+             (r"reg_head\.scale\.", r"rpn_head.scale.")]
+    out = {}
+    for name, t in sd.items():
+        for pat, rep in rules:
+            if re.match(pat, name):
+                new = re.sub("^" + pat, rep, name)
+                break
+        else:
+            sys.exit(f"convert_checkpoint: ActionFormer tensor {name!r}: no re2tal name (only "
+                     "the convTransformer backbone, identity neck and PtTransformer heads map)")
+        is_norm = re.search(r"(\.norm|_norm|\.ln[12]|fpn_norms\.\d+)\.(weight|bias)$", new)
+        if is_norm and t.dim() == 3:
+            t = t.reshape(-1)
+        out[new] = t
+    print(f"ActionFormer state dict: {len(out)} tensors renamed to re2tal's head names "
+          "(set \"variant\": \"actionformer\" in the head config)")
+    return out
+
+
 def main(src, dst, weights):
     ckpt = torch.load(src, map_location="cpu")
     state, key, has_ema = pick_state(ckpt, weights)
+    state = actionformer_to_opentad({plain_name(k): v for k, v in state.items()})
     meta = {"source": src, "weights": key, "ema_available": "yes" if has_ema else "no"}
     header, blobs, offset = {"__metadata__": meta}, [], 0
     for name, t in state.items():
