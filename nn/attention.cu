@@ -41,19 +41,7 @@ __global__ void bias_mask_softmax_rows(float *l, int64_t rows, int64_t N, int64_
         row[j] = v;
         m = fmaxf(m, v);
     }
-    m = warp_max_float(m);
-    if (m == -INFINITY) { /* nothing to attend to */
-        for (int64_t j = lane; j < Nk; j += 32) row[j] = 0.0f;
-        return;
-    }
-    double s = 0;
-    for (int64_t j = lane; j < Nk; j += 32) {
-        float e = expf(row[j] - m);
-        row[j] = e;
-        s += e;
-    }
-    float inv = (float)(1.0 / warp_sum_double(s)); /* sum >= 1: the maximum's term is e^0 */
-    for (int64_t j = lane; j < Nk; j += 32) row[j] *= inv;
+    warp_softmax_row_finish(row, Nk, m, lane);
 }
 
 /* dP -> dS = P (dP - rowsum(dP P)) in place (the row sum in double, as the CPU), and
@@ -63,17 +51,7 @@ __global__ void softmax_grad_rows(float *ds, const float *p, float *dbias, int64
     int64_t r = (int64_t)blockIdx.x * ROW_WARPS + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     if (r >= rows) return;
-    float *dr = ds + r * Nk;
-    const float *pr = p + r * Nk;
-    double s = 0;
-    for (int64_t j = lane; j < Nk; j += 32) s += (double)dr[j] * pr[j];
-    float sf = (float)warp_sum_double(s);
-    float *db = dbias ? dbias + r * Nk : NULL;
-    for (int64_t j = lane; j < Nk; j += 32) {
-        float g = __fmul_rn(pr[j], __fsub_rn(dr[j], sf));
-        dr[j] = g;
-        if (db) db[j] = __fadd_rn(db[j], g);
-    }
+    warp_softmax_grad_row(ds + r * Nk, p + r * Nk, dbias ? dbias + r * Nk : NULL, Nk, lane);
 }
 
 /* ---------------------------------------------------------------- fused forward --------- */

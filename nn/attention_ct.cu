@@ -24,19 +24,7 @@ __global__ void masked_softmax_rows(float *p, const float *kvmask, int64_t rows,
         row[j] = v;
         m = fmaxf(m, v);
     }
-    m = warp_max_float(m);
-    if (m == -INFINITY) {
-        for (int64_t j = lane; j < T; j += 32) row[j] = 0.0f;
-        return;
-    }
-    double s = 0;
-    for (int64_t j = lane; j < T; j += 32) {
-        float e = expf(row[j] - m);
-        row[j] = e;
-        s += e;
-    }
-    float inv = (float)(1.0 / warp_sum_double(s));
-    for (int64_t j = lane; j < T; j += 32) row[j] = __fmul_rn(row[j], inv);
+    warp_softmax_row_finish(row, T, m, lane);
 }
 
 /* dP -> dS = P (dP - rowsum(dP P)) in place (the row sum in double). */
@@ -44,12 +32,7 @@ __global__ void softmax_grad_rows_ct(float *ds, const float *p, int64_t rows, in
     int64_t r = (int64_t)blockIdx.x * ROW_WARPS + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     if (r >= rows) return;
-    float *dr = ds + r * T;
-    const float *pr = p + r * T;
-    double s = 0;
-    for (int64_t j = lane; j < T; j += 32) s += (double)dr[j] * pr[j];
-    float sf = (float)warp_sum_double(s);
-    for (int64_t j = lane; j < T; j += 32) dr[j] = __fmul_rn(pr[j], __fsub_rn(dr[j], sf));
+    warp_softmax_grad_row(ds + r * T, p + r * T, NULL, T, lane);
 }
 
 static unsigned row_blocks(int64_t rows) {

@@ -18,6 +18,39 @@ __device__ static inline float warp_max_float(float v) {
     return v;
 }
 
+/* The tail of a softmax over one row held by a warp, after the lanes wrote the logits to row
+ * and each kept its own maximum in m: exp(x - max) / sum, the sum in double (fixed order, so the
+ * same bits every run); a row with nothing to attend to (every logit -inf) becomes zeros. */
+__device__ static inline void warp_softmax_row_finish(float *row, int64_t n, float m, int lane) {
+    m = warp_max_float(m);
+    if (m == -INFINITY) {
+        for (int64_t j = lane; j < n; j += 32) row[j] = 0.0f;
+        return;
+    }
+    double s = 0;
+    for (int64_t j = lane; j < n; j += 32) {
+        float e = expf(row[j] - m);
+        row[j] = e;
+        s += e;
+    }
+    float inv = (float)(1.0 / warp_sum_double(s)); /* sum >= 1: the maximum's term is e^0 */
+    for (int64_t j = lane; j < n; j += 32) row[j] = __fmul_rn(row[j], inv);
+}
+
+/* One row of the softmax gradient by a warp, in place: dS = P (dP - rowsum(dP P)), the row sum
+ * in double as the CPU; dbias (may be NULL) accumulates dS (one lane per element: no atomics). */
+__device__ static inline void warp_softmax_grad_row(float *dr, const float *pr, float *db,
+                                                     int64_t n, int lane) {
+    double s = 0;
+    for (int64_t j = lane; j < n; j += 32) s += (double)dr[j] * pr[j];
+    float sf = (float)warp_sum_double(s);
+    for (int64_t j = lane; j < n; j += 32) {
+        float g = __fmul_rn(pr[j], __fsub_rn(dr[j], sf));
+        dr[j] = g;
+        if (db) db[j] = __fadd_rn(db[j], g);
+    }
+}
+
 #define REDUCE_BLOCK 256        /* threads per block of the partial-sum pass */
 #define REDUCE_CHUNK 8192       /* elements of one channel one block sums, at least */
 #define REDUCE_MAX_CHUNKS 256   /* blocks per channel, at most */
